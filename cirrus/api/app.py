@@ -1,0 +1,89 @@
+"""The ASGI application: one Starlette app with each OpenStack service under its own prefix."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cirrus.api.errors import error_response
+from cirrus.context import new_request_id, reset_request_id, set_request_id
+
+log = logging.getLogger("cirrus.api.access")
+
+SERVICES = ("identity", "compute", "image")
+
+
+def _service_of(path: str) -> str:
+    for name in SERVICES:
+        if path.startswith(f"/{name}"):
+            return name
+    return "identity"
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, sets it for the logs, returns it in the headers, logs the call."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        token = set_request_id(request_id)
+        started = time.perf_counter()
+        status = 500
+        extra = [(b"x-openstack-request-id", request_id.encode())]
+        if scope["path"].startswith("/compute"):
+            extra.append((b"x-compute-request-id", request_id.encode()))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "%s %s %s", scope["method"], scope["path"], status,
+                    extra={"fields": {"method": scope["method"], "path": scope["path"],
+                                      "status": status,
+                                      "duration_ms": round((time.perf_counter() - started) * 1000, 2)}},
+                )
+            reset_request_id(token)
+
+
+async def _http_error(request: Request, exc: Exception) -> object:
+    assert isinstance(exc, HTTPException)
+    service = _service_of(request.url.path)
+    message = {404: "The resource could not be found.",
+               405: f"The method {request.method} is not allowed for this resource."}.get(
+        exc.status_code, str(exc.detail))
+    return error_response(service, exc.status_code, message)
+
+
+def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
+    from cirrus.api import compute, identity, image
+
+    app = Starlette(
+        routes=[
+            Mount("/identity", routes=identity.routes()),
+            Mount("/compute", routes=compute.routes()),
+            Mount("/image", routes=image.routes()),
+        ],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.cloud = cloud
+    app.add_middleware(RequestIdMiddleware)
+    return app

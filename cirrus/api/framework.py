@@ -1,0 +1,192 @@
+"""The one readable path of every API handler: authenticate, authorise, validate, act, serialise.
+
+Handlers are plain synchronous functions `handler(req: ApiRequest, **path_params)` run in a
+worker thread. They return a `Reply` (or a dict for a 200 JSON body, or a Starlette
+`Response` for streams) and raise `cirrus.errors` exceptions, which are mapped to HTTP here.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cirrus.api.errors import error_response
+from cirrus.context import RequestContext, current_request_id
+from cirrus.errors import BadRequest, CirrusError, Forbidden
+from cirrus.identity.tokens import TokenClaims
+
+if TYPE_CHECKING:
+    from cirrus.runtime import Cloud
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ApiRequest:
+    cloud: Cloud
+    method: str
+    path: str
+    url: str
+    headers: Any  # starlette Headers (case-insensitive)
+    query: Any  # starlette QueryParams (multi-dict)
+    raw_body: bytes
+    ctx: RequestContext
+    claims: TokenClaims | None
+    microversion: tuple[int, int] = (2, 1)
+    _json: Any = None
+
+    @property
+    def json(self) -> Any:
+        """The parsed body; BadRequest if it is not JSON."""
+        if self._json is None:
+            if not self.raw_body:
+                raise BadRequest("The request body is empty; a JSON body is required.")
+            try:
+                self._json = json.loads(self.raw_body)
+            except ValueError as exc:
+                raise BadRequest(f"Malformed request body: {exc}") from exc
+        return self._json
+
+    def mv_at_least(self, major: int, minor: int) -> bool:
+        return self.microversion >= (major, minor)
+
+    @property
+    def base_url(self) -> str:
+        return self.cloud.settings.effective_public_url
+
+    def require_project(self) -> str:
+        if not self.ctx.project_id:
+            raise Forbidden("This action needs a project-scoped token.")
+        return self.ctx.project_id
+
+
+def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
+    return RequestContext(
+        request_id=request_id,
+        user_id=claims.user_id,
+        user_name=claims.user_name,
+        project_id=claims.project_id,
+        project_name=claims.project_name,
+        domain_id=claims.user_domain_id,
+        roles=claims.role_names,
+    )
+
+
+Negotiator = Callable[[Request], tuple[tuple[int, int], dict[str, str]]]
+
+
+def endpoint(
+    handler: Callable[..., Any],
+    *,
+    service: str,
+    auth: bool = True,
+    negotiate: Negotiator | None = None,
+) -> Callable[[Request], Any]:
+    """Wrap a synchronous handler as a Starlette endpoint."""
+
+    async def run(request: Request) -> Response:
+        cloud: Cloud = request.app.state.cloud
+        extra_headers: dict[str, str] = {}
+        try:
+            microversion = (2, 1)
+            if negotiate is not None:
+                microversion, extra_headers = negotiate(request)
+            raw = await request.body()
+            request_id = current_request_id() or ""
+            claims = None
+            if auth:
+                claims = cloud.tokens.authenticate(request.headers.get("x-auth-token"))
+                ctx = context_from_claims(claims, request_id)
+            else:
+                ctx = RequestContext(request_id=request_id)
+            req = ApiRequest(
+                cloud=cloud, method=request.method, path=request.url.path, url=str(request.url),
+                headers=request.headers, query=request.query_params, raw_body=raw, ctx=ctx,
+                claims=claims, microversion=microversion,
+            )
+            call = contextvars.copy_context().run
+            result = await anyio.to_thread.run_sync(
+                lambda: call(handler, req, **request.path_params)
+            )
+        except CirrusError as exc:
+            if exc.status >= 500:
+                log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+            headers = dict(extra_headers)
+            if exc.status == 401 and service == "identity":
+                headers["WWW-Authenticate"] = f'Keystone uri="{cloud.settings.effective_public_url}/identity"'
+            return error_response(service, exc.status, exc.message, headers)
+        except Exception:
+            log.exception("%s %s raised", request.method, request.url.path)
+            return error_response(
+                service, 500, "An unexpected error occurred; the request id in the logs says more.",
+                extra_headers,
+            )
+        return _to_response(result, extra_headers)
+
+    return run
+
+
+def _to_response(result: Any, extra_headers: dict[str, str]) -> Response:
+    if isinstance(result, Response):
+        result.headers.update(extra_headers)
+        return result
+    if isinstance(result, Reply):
+        headers = {**extra_headers, **result.headers}
+        if result.body is None:
+            return Response(status_code=result.status, headers=headers)
+        return JSONResponse(result.body, status_code=result.status, headers=headers)
+    if result is None:
+        return Response(status_code=204, headers=extra_headers)
+    return JSONResponse(result, headers=extra_headers)
+
+
+def make_routes(
+    table: list[tuple[str, str, Callable[..., Any]]] | list[tuple],
+    *,
+    service: str,
+    negotiate: Negotiator | None = None,
+) -> list[Route]:
+    """Build Starlette routes from (method(s), path, handler[, {"auth": False}]) rows.
+
+    Rows with the same path are merged into one Route, so an unknown method answers 405.
+    """
+    by_path: dict[str, dict[str, Callable]] = {}
+    for row in table:
+        methods, path, handler = row[0], row[1], row[2]
+        options = row[3] if len(row) > 3 else {}
+        wrapped = endpoint(handler, service=service, negotiate=negotiate, **options)
+        for method in methods.split(","):
+            by_path.setdefault(path, {})[method.strip().upper()] = wrapped
+    routes = []
+    for path, handlers in by_path.items():
+        routes.append(Route(path, _dispatch(handlers, service), methods=None))
+    return routes
+
+
+def _dispatch(handlers: dict[str, Callable], service: str) -> Callable:
+    if "GET" in handlers and "HEAD" not in handlers:
+        handlers = {**handlers, "HEAD": handlers["GET"]}
+
+    async def route(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            return error_response(service, 405, f"The method {request.method} is not allowed.")
+        return await handler(request)
+
+    return route

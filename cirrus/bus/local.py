@@ -1,0 +1,123 @@
+"""The in-process bus: a queue and a pool of worker threads per topic.
+
+Messages are encoded to JSON and decoded again on delivery, exactly as the AMQP bus will,
+so nothing that works here can depend on sharing Python objects between roles.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
+from cirrus.context import RequestContext, reset_request_id, set_request_id
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class _Consumer:
+    def __init__(self, topic: str, handlers: dict[str, Handler], workers: int) -> None:
+        self.topic = topic
+        self.handlers = handlers
+        self.queue: queue.Queue = queue.Queue()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"bus-{topic}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+            raw, reply = item
+            message = Message.decode(raw)
+            ctx = RequestContext.from_dict(message.context)
+            token = set_request_id(ctx.request_id)
+            try:
+                handler = self.handlers.get(message.method)
+                if handler is None:
+                    raise AttributeError(f"no handler for {self.topic}.{message.method}")
+                result = handler(ctx, message.payload)
+                if reply is not None:
+                    reply.set_result(_roundtrip(result))
+            except Exception as exc:  # a handler failure must never kill the worker
+                if reply is not None:
+                    reply.set_exception(RemoteError(type(exc).__name__, str(exc)))
+                else:
+                    log.exception("cast %s.%s failed", self.topic, message.method)
+            finally:
+                reset_request_id(token)
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(_STOP)
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+def _roundtrip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value)) if value is not None else None
+
+
+class LocalBus(Bus):
+    def __init__(self, default_timeout: float = 60.0) -> None:
+        self.default_timeout = default_timeout
+        self._consumers: dict[str, _Consumer] = {}
+        self._fanout: dict[str, list[_Consumer]] = {}
+        self._lock = threading.Lock()
+
+    def _deliver(self, ctx: RequestContext, topic: str, method: str, payload: dict,
+                 reply: Future | None) -> None:
+        raw = Message(topic, method, payload, ctx.to_dict()).encode()
+        consumer = self._consumers.get(topic)
+        if consumer is None:
+            raise BusTimeout(f"nobody is listening on topic {topic!r}")
+        consumer.queue.put((raw, reply))
+
+    def call(self, ctx: RequestContext, topic: str, method: str, payload: dict,
+             timeout: float | None = None) -> Any:
+        reply: Future = Future()
+        self._deliver(ctx, topic, method, payload, reply)
+        try:
+            return reply.result(timeout=timeout or self.default_timeout)
+        except TimeoutError as exc:
+            raise BusTimeout(f"no answer from {topic}.{method} in time") from exc
+
+    def cast(self, ctx: RequestContext, topic: str, method: str, payload: dict) -> None:
+        self._deliver(ctx, topic, method, payload, None)
+
+    def fanout(self, ctx: RequestContext, topic: str, method: str, payload: dict) -> None:
+        raw = Message(topic, method, payload, ctx.to_dict()).encode()
+        for consumer in self._fanout.get(topic, []):
+            consumer.queue.put((raw, None))
+
+    def subscribe(self, topic: str, handlers: dict[str, Handler], *, workers: int = 4,
+                  fanout: bool = False) -> None:
+        consumer = _Consumer(topic, handlers, workers)
+        with self._lock:
+            if fanout:
+                self._fanout.setdefault(topic, []).append(consumer)
+            else:
+                if topic in self._consumers:
+                    raise ValueError(f"topic {topic!r} already has a consumer")
+                self._consumers[topic] = consumer
+
+    def unsubscribe(self, topic: str) -> None:
+        with self._lock:
+            consumer = self._consumers.pop(topic, None)
+            fans = self._fanout.pop(topic, [])
+        for c in ([consumer] if consumer else []) + fans:
+            c.stop()
+
+    def stop(self) -> None:
+        for topic in list(self._consumers) + list(self._fanout):
+            self.unsubscribe(topic)

@@ -1,0 +1,97 @@
+"""Instance states and every allowed transition, in one place.
+
+An instance has a vm_state (what it is), a task_state (what is being done to it, or None)
+and a power_state (what the hypervisor last said). An API action may start only from the
+states listed in ACTIONS; the workflow that carries it out always ends by clearing the
+task_state, and the conductor's sweeper clears any task_state older than its timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cirrus.errors import Conflict
+
+# vm_state
+BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "error", "deleted"
+
+# task_state
+SCHEDULING = "scheduling"
+SPAWNING = "spawning"
+POWERING_OFF = "powering-off"
+POWERING_ON = "powering-on"
+REBOOTING = "rebooting"
+REBOOTING_HARD = "rebooting_hard"
+DELETING = "deleting"
+
+# power_state (Nova's numbers, which clients show)
+NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
+POWER_STATE_NAMES = {NOSTATE: "pending", RUNNING: "running", PAUSED: "paused",
+                     SHUTDOWN: "shutdown", CRASHED: "crashed", SUSPENDED: "suspended"}
+
+
+@dataclass(frozen=True)
+class Transition:
+    vm_states: tuple[str, ...]
+    task_states: tuple[str | None, ...]
+    task_state: str
+
+
+ACTIONS: dict[str, Transition] = {
+    "stop": Transition((ACTIVE, ERROR), (None,), POWERING_OFF),
+    "start": Transition((STOPPED,), (None,), POWERING_ON),
+    "reboot": Transition((ACTIVE,), (None, REBOOTING), REBOOTING),
+    "reboot_hard": Transition((ACTIVE, STOPPED, ERROR), (None, REBOOTING, REBOOTING_HARD),
+                              REBOOTING_HARD),
+    # Delete is allowed from every state, a build or another delete included.
+    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR),
+                         (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
+                          REBOOTING_HARD, DELETING), DELETING),
+}
+
+# What a finished task leaves behind: task -> (vm_state, power_state) on success.
+TASK_RESULTS: dict[str, tuple[str, int]] = {
+    SPAWNING: (ACTIVE, RUNNING),
+    POWERING_OFF: (STOPPED, SHUTDOWN),
+    POWERING_ON: (ACTIVE, RUNNING),
+    REBOOTING: (ACTIVE, RUNNING),
+    REBOOTING_HARD: (ACTIVE, RUNNING),
+}
+
+
+def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) -> Transition:
+    """Raise Conflict, in Nova's words, if `action` may not start from these states."""
+    transition = ACTIONS[action]
+    shown = action.replace("_hard", "")
+    if vm_state not in transition.vm_states:
+        raise Conflict(f"Cannot '{shown}' instance {uuid} while it is in vm_state {vm_state}")
+    if task_state not in transition.task_states:
+        raise Conflict(f"Cannot '{shown}' instance {uuid} while it is in task_state {task_state}")
+    return transition
+
+
+_STATUS = {
+    BUILDING: {None: "BUILD"},
+    ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE"},
+    STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF"},
+    ERROR: {None: "ERROR"},
+    DELETED: {None: "DELETED"},
+}
+
+
+def api_status(vm_state: str, task_state: str | None) -> str:
+    """The `status` a client sees, as Nova derives it."""
+    table = _STATUS.get(vm_state, {None: "UNKNOWN"})
+    return table.get(task_state, table[None])
+
+
+# The reverse, for `?status=` filters: status -> (vm_states, task_states or None for any).
+STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]] = {
+    "BUILD": ((BUILDING,), None),
+    "ACTIVE": ((ACTIVE,), tuple(t for t in (None, POWERING_OFF, POWERING_ON, DELETING))),
+    "REBOOT": ((ACTIVE,), (REBOOTING,)),
+    "HARD_REBOOT": ((ACTIVE, STOPPED), (REBOOTING_HARD,)),
+    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, DELETING)),
+    "ERROR": ((ERROR,), None),
+    "DELETED": ((DELETED,), None),
+}

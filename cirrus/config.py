@@ -1,0 +1,124 @@
+"""Settings: defaults, then an optional TOML file, then CIRRUS_* environment variables.
+
+Every option lives in `Settings` with its default; docs/configuration.md lists them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class FakeHostSettings:
+    """Capacity and behaviour of the simulated hosts of the fake virt driver."""
+
+    count: int = 3
+    vcpus: int = 16
+    memory_mb: int = 65536
+    local_gb: int = 1000
+    boot_delay: float = 0.0
+    failure_rate: float = 0.0
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("./cirrus-data")
+    database_url: str = ""  # empty: sqlite:///<data_dir>/cirrus.db
+    api_host: str = "127.0.0.1"
+    api_port: int = 8774
+    public_url: str = ""  # empty: http://<api_host>:<api_port>
+    region: str = "RegionOne"
+    log_level: str = "INFO"
+    log_file: str = ""  # empty: stderr
+    token_ttl: int = 3600
+    admin_user: str = "admin"
+    admin_password: str = ""  # empty on first start: generated and written to clouds.yaml
+    admin_project: str = "admin"
+    virt_driver: str = "fake"
+    default_availability_zone: str = "nova"
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    scheduler_host_subset_size: int = 1
+    build_max_attempts: int = 3
+    build_timeout: float = 600.0  # seconds before a BUILD is given up and set to ERROR
+    task_timeout: float = 600.0  # seconds before any other task state is cleared
+    rpc_timeout: float = 60.0
+    service_down_time: float = 60.0
+    heartbeat_interval: float = 10.0
+    sync_interval: float = 60.0
+    quota_instances: int = 10
+    quota_cores: int = 20
+    quota_ram: int = 51200
+    quota_key_pairs: int = 100
+    quota_metadata_items: int = 128
+    image_dir: str = ""  # empty: <data_dir>/images
+    fake: FakeHostSettings = field(default_factory=FakeHostSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'cirrus.db'}"
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def effective_image_dir(self) -> Path:
+        return Path(self.image_dir) if self.image_dir else Path(self.data_dir) / "images"
+
+
+def _coerce(value: str, current: object) -> object:
+    if isinstance(current, bool):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, Path):
+        return Path(value)
+    return value
+
+
+def _apply(target: object, values: dict, prefix: str = "") -> None:
+    for f in dataclasses.fields(target):
+        if f.name not in values:
+            continue
+        current = getattr(target, f.name)
+        value = values[f.name]
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"setting {prefix}{f.name} must be a table")
+            _apply(current, value, prefix=f"{prefix}{f.name}.")
+        elif isinstance(value, str) and not isinstance(current, str):
+            setattr(target, f.name, _coerce(value, current))
+        else:
+            setattr(target, f.name, type(current)(value) if current is not None else value)
+
+
+def _env_overrides(target: object, prefix: str = "CIRRUS_") -> None:
+    for f in dataclasses.fields(target):
+        current = getattr(target, f.name)
+        name = f"{prefix}{f.name.upper()}"
+        if dataclasses.is_dataclass(current):
+            _env_overrides(current, prefix=f"{name}_")
+        elif name in os.environ:
+            setattr(target, f.name, _coerce(os.environ[name], current))
+
+
+def load_settings(config_file: str | os.PathLike | None = None, **overrides: object) -> Settings:
+    """Build settings: defaults < config file < environment < explicit overrides."""
+    settings = Settings()
+    path = config_file or os.environ.get("CIRRUS_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            _apply(settings, tomllib.load(fh))
+    _env_overrides(settings)
+    _apply(settings, {k: v for k, v in overrides.items() if v is not None})
+    return settings

@@ -1,0 +1,123 @@
+"""Engines and transactions that behave the same on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain postgresql:// and mysql:// URLs and pick the driver Cirrus ships with."""
+    parsed = make_url(url)
+    driver = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+              "mysql": "mysql+pymysql", "mariadb": "mysql+pymysql"}.get(parsed.drivername)
+    if driver:
+        parsed = parsed.set(drivername=driver)
+    if parsed.drivername.startswith("mysql") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=16,
+            max_overflow=32,
+        )
+        _make_sqlite_behave(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=3600)
+
+
+def _make_sqlite_behave(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # noqa: ANN001
+        # Writers take the lock up front: a deferred transaction that upgrades to a
+        # write lock fails at once with SQLITE_BUSY instead of waiting its turn.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return any(
+        marker in text
+        for marker in (
+            "deadlock",  # MariaDB 1213, PostgreSQL 40P01
+            "could not serialize",  # PostgreSQL 40001
+            "lock wait timeout",  # MariaDB 1205
+            "database is locked",  # SQLite busy after timeout
+        )
+    )
+
+
+class Database:
+    """Owns the engine and hands out sessions: `writer()` for changes, `reader()` for reads."""
+
+    def __init__(self, url: str, max_retries: int = 5) -> None:
+        self.url = normalize_url(url)
+        self.engine = make_engine(self.url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.max_retries = max_retries
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
+            self._reader = sessionmaker(read_engine, expire_on_commit=False)
+        else:
+            self._reader = self._writer
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Session]:
+        with self._writer() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Session]:
+        with self._reader() as session, session.begin():
+            yield session
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in one write transaction, retrying deadlocks and serialization failures."""
+        attempt = 0
+        while True:
+            try:
+                with self.writer() as session:
+                    return work(session)
+            except (OperationalError, DBAPIError) as exc:
+                attempt += 1
+                if not _is_retryable(exc) or attempt > self.max_retries:
+                    raise
+                delay = min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0)
+                log.warning("retrying transaction after %s (attempt %d)", type(exc.orig).__name__, attempt)
+                time.sleep(delay)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,12 @@
+"""Scheduler (stub, being written)."""
+
+
+class Scheduler:
+    def __init__(self, cloud) -> None:  # noqa: ANN001
+        self.cloud = cloud
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

@@ -1,0 +1,70 @@
+"""The one boundary to a hypervisor. Every driver (fake, libvirt) implements this."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+
+@dataclass
+class InstanceSpec:
+    """What a driver needs to build one VM: plain data from the conductor."""
+
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    image_ref: str | None = None
+    user_data: str | None = None
+    key_data: str | None = None
+    metadata: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class HostStats:
+    hypervisor_type: str
+    hypervisor_version: int
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    host_ip: str = "127.0.0.1"
+    cpu_info: dict = field(default_factory=dict)
+
+
+class SpawnError(Exception):
+    """The hypervisor could not build the VM; the message is shown in the server's fault."""
+
+
+class VirtDriver(abc.ABC):
+    @abc.abstractmethod
+    def host_stats(self) -> HostStats: ...
+
+    @abc.abstractmethod
+    def list_instances(self) -> dict[str, int]:
+        """uuid -> power_state of every VM this host has."""
+
+    @abc.abstractmethod
+    def spawn(self, spec: InstanceSpec) -> None: ...
+
+    @abc.abstractmethod
+    def destroy(self, uuid: str) -> None:
+        """Remove the VM and everything it had; a VM that does not exist is not an error."""
+
+    @abc.abstractmethod
+    def power_off(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    def power_on(self, uuid: str) -> None: ...
+
+    @abc.abstractmethod
+    def reboot(self, uuid: str, hard: bool) -> None: ...
+
+    @abc.abstractmethod
+    def console_output(self, uuid: str, length: int | None = None) -> str: ...
+
+    def power_state(self, uuid: str) -> int:
+        from cirrus.compute.states import NOSTATE
+
+        return self.list_instances().get(uuid, NOSTATE)

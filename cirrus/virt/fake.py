@@ -1,0 +1,100 @@
+"""FAKE virt driver: simulated VMs for tests and for simulating hundreds of hosts.
+
+Nothing runs: a VM is a record in memory, saved to `<data_dir>/fake-hosts/<host>.json` so a
+restarted agent finds the VMs its host "still runs". Boot delay, failure rate and capacity
+are settings (`[fake]` in the config file, CIRRUS_FAKE_* in the environment).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+
+from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
+from cirrus.config import FakeHostSettings
+from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
+
+
+class FakeDriver(VirtDriver):
+    def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None) -> None:
+        self.host = host
+        self.options = options
+        self._lock = threading.Lock()
+        self._path = (state_dir / f"{host}.json") if state_dir else None
+        self._vms: dict[str, dict] = {}
+        if self._path and self._path.exists():
+            self._vms = json.loads(self._path.read_text())
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._vms))
+        tmp.replace(self._path)
+
+    def host_stats(self) -> HostStats:
+        return HostStats(hypervisor_type="fake", hypervisor_version=1000, vcpus=self.options.vcpus,
+                         memory_mb=self.options.memory_mb, local_gb=self.options.local_gb,
+                         cpu_info={"arch": "x86_64", "model": "fake", "vendor": "Cirrus",
+                                   "topology": {"cores": self.options.vcpus, "threads": 1,
+                                                "sockets": 1}, "features": []})
+
+    def list_instances(self) -> dict[str, int]:
+        with self._lock:
+            return {uuid: vm["power_state"] for uuid, vm in self._vms.items()}
+
+    def _log(self, vm: dict, line: str) -> None:
+        vm["console"].append(f"[{time.time() - vm['booted_at']:10.6f}] {line}")
+
+    def spawn(self, spec: InstanceSpec) -> None:
+        if self.options.boot_delay > 0:
+            time.sleep(self.options.boot_delay)
+        if self.options.failure_rate > 0 and random.random() < self.options.failure_rate:
+            raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
+        with self._lock:
+            vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
+                  "console": []}
+            self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
+            self._log(vm, f"{spec.name} login:")
+            self._vms[spec.uuid] = vm
+            self._save()
+
+    def destroy(self, uuid: str) -> None:
+        with self._lock:
+            if self._vms.pop(uuid, None) is not None:
+                self._save()
+
+    def _set_power(self, uuid: str, state: int, line: str) -> None:
+        with self._lock:
+            vm = self._vms.get(uuid)
+            if vm is None:
+                raise SpawnError(f"fake driver on {self.host}: no VM {uuid}")
+            vm["power_state"] = state
+            self._log(vm, line)
+            self._save()
+
+    def power_off(self, uuid: str) -> None:
+        self._set_power(uuid, SHUTDOWN, "reboot: Power down")
+
+    def power_on(self, uuid: str) -> None:
+        self._set_power(uuid, RUNNING, "Booting fake guest")
+
+    def reboot(self, uuid: str, hard: bool) -> None:
+        self._set_power(uuid, RUNNING, "reboot: hard reset" if hard else "reboot: Restarting system")
+
+    def console_output(self, uuid: str, length: int | None = None) -> str:
+        with self._lock:
+            vm = self._vms.get(uuid)
+            lines = list(vm["console"]) if vm else []
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    def power_state(self, uuid: str) -> int:
+        with self._lock:
+            vm = self._vms.get(uuid)
+            return vm["power_state"] if vm else NOSTATE
