@@ -1,12 +1,153 @@
-"""Agent (stub, being written)."""
+"""The host agent: drives the virt driver for one host. Talks to the rest only through the bus.
+
+On start it reports its capacity and every VM the driver has, so the conductor can reconcile
+what the database says with what really runs; then it heartbeats and re-reports periodically.
+Work on one instance is serialised by a per-instance lock, and a destroyed instance is
+remembered so that a spawn arriving after its destroy is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import traceback
+from collections import OrderedDict
+
+from cirrus.bus import Bus
+from cirrus.config import Settings
+from cirrus.context import RequestContext
+from cirrus.virt.driver import InstanceSpec, VirtDriver
+
+log = logging.getLogger(__name__)
+CONDUCTOR = "conductor"
+
+
+def agent_topic(host: str) -> str:
+    return f"agent.{host}"
 
 
 class Agent:
-    def __init__(self, settings, bus, host, driver) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver) -> None:
+        self.settings = settings
+        self.bus = bus
         self.host = host
+        self.driver = driver
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._destroyed: OrderedDict[str, None] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
+    # ---- lifecycle
     def start(self) -> None:
-        pass
+        self.bus.subscribe(agent_topic(self.host), {
+            "spawn": self.spawn,
+            "destroy": self.destroy,
+            "power": self.power,
+            "console_output": self.console_output,
+            "list_instances": lambda ctx, payload: self.driver.list_instances(),
+        }, workers=4)
+        self.report(RequestContext.admin(), full=True)
+        self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
+                                        daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        self._stop.set()
+        self.bus.unsubscribe(agent_topic(self.host))
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _periodic(self) -> None:
+        since_sync = 0.0
+        interval = self.settings.heartbeat_interval
+        while not self._stop.wait(interval):
+            since_sync += interval
+            full = since_sync >= self.settings.sync_interval
+            if full:
+                since_sync = 0.0
+            try:
+                self.report(RequestContext.admin(), full=full)
+            except Exception:
+                log.exception("agent %s: report failed", self.host)
+
+    def report(self, ctx: RequestContext, full: bool) -> None:
+        """Heartbeat; with `full`, also capacity and every VM, for the conductor to reconcile."""
+        payload: dict = {"host": self.host}
+        if full:
+            payload["stats"] = dataclasses.asdict(self.driver.host_stats())
+            payload["instances"] = self.driver.list_instances()
+        self.bus.cast(ctx, CONDUCTOR, "agent_report", payload)
+
+    # ---- work
+    def _lock(self, uuid: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(uuid)
+            if lock is None:
+                lock = self._locks[uuid] = threading.Lock()
+            return lock
+
+    def _forget_lock(self, uuid: str) -> None:
+        with self._locks_guard:
+            self._locks.pop(uuid, None)
+
+    def spawn(self, ctx: RequestContext, payload: dict) -> None:
+        spec = InstanceSpec(**payload["spec"])
+        result = {"uuid": spec.uuid, "host": self.host, "ok": False, "error": None,
+                  "details": None}
+        with self._lock(spec.uuid):
+            if spec.uuid in self._destroyed:
+                result["error"] = "The instance was deleted before it was built."
+            else:
+                try:
+                    self.driver.spawn(spec)
+                    result["ok"] = True
+                    result["power_state"] = self.driver.power_state(spec.uuid)
+                except Exception as exc:
+                    log.warning("spawn of %s on %s failed: %s", spec.uuid, self.host, exc)
+                    result["error"] = str(exc) or type(exc).__name__
+                    result["details"] = traceback.format_exc()
+                    self._safe_destroy(spec.uuid)
+        self.bus.cast(ctx, CONDUCTOR, "spawn_result", result)
+
+    def _safe_destroy(self, uuid: str) -> None:
+        try:
+            self.driver.destroy(uuid)
+        except Exception:
+            log.exception("clean-up of %s on %s failed", uuid, self.host)
+
+    def destroy(self, ctx: RequestContext, payload: dict) -> dict:
+        uuid = payload["uuid"]
+        with self._lock(uuid):
+            self._destroyed[uuid] = None
+            while len(self._destroyed) > 10000:
+                self._destroyed.popitem(last=False)
+            self.driver.destroy(uuid)
+        self._forget_lock(uuid)
+        return {"uuid": uuid, "destroyed": True}
+
+    def power(self, ctx: RequestContext, payload: dict) -> None:
+        uuid, task = payload["uuid"], payload["task"]
+        result = {"uuid": uuid, "host": self.host, "task": task, "ok": False, "error": None}
+        with self._lock(uuid):
+            try:
+                action = payload["action"]
+                if action == "stop":
+                    self.driver.power_off(uuid)
+                elif action == "start":
+                    self.driver.power_on(uuid)
+                elif action in ("reboot", "reboot_hard"):
+                    self.driver.reboot(uuid, hard=action == "reboot_hard")
+                else:
+                    raise ValueError(f"unknown power action {action!r}")
+                result["ok"] = True
+            except Exception as exc:
+                log.warning("%s of %s on %s failed: %s", payload.get("action"), uuid, self.host, exc)
+                result["error"] = str(exc) or type(exc).__name__
+                result["details"] = traceback.format_exc()
+            result["power_state"] = self.driver.power_state(uuid)
+        self.bus.cast(ctx, CONDUCTOR, "task_result", result)
+
+    def console_output(self, ctx: RequestContext, payload: dict) -> dict:
+        return {"output": self.driver.console_output(payload["uuid"], payload.get("length"))}

@@ -88,6 +88,8 @@ def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
     )
 
 
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
 Negotiator = Callable[[Request], tuple[tuple[int, int], dict[str, str]]]
 
 
@@ -175,7 +177,8 @@ def make_routes(
             by_path.setdefault(path, {})[method.strip().upper()] = wrapped
     routes = []
     for path, handlers in by_path.items():
-        routes.append(Route(path, _dispatch(handlers, service), methods=None))
+        # Every method reaches _dispatch, which answers 405 in the service's own error shape.
+        routes.append(Route(path, _dispatch(handlers, service), methods=ALL_METHODS))
     return routes
 
 

@@ -1,12 +1,392 @@
-"""Conductor (stub, being written)."""
+"""The conductor role: runs the build, delete and power workflows, and is the only writer of
+instance state on behalf of hosts.
+
+Every step is a conditional update on (uuid, task_state[, host]), so a step that lost a race
+(a delete during a build, a second conductor, a late message) changes nothing and cleans up.
+The sweeper ends any task that has run past its timeout, so nothing stays in a task state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import socket
+import threading
+
+from sqlalchemy import select, update
+
+from cirrus.agent.service import agent_topic
+from cirrus.bus import BusTimeout, RemoteError
+from cirrus.compute import actions, states
+from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
+from cirrus.context import RequestContext
+from cirrus.db.models import ComputeNode, Instance, utcnow
+from cirrus.scheduler import claims
+from cirrus.virt.driver import InstanceSpec
+
+log = logging.getLogger(__name__)
+TOPIC = "conductor"
+
+BUILD_EVENT = "compute__do_build_and_run_instance"
+TASK_EVENTS = {
+    states.POWERING_OFF: "compute_stop_instance",
+    states.POWERING_ON: "compute_start_instance",
+    states.REBOOTING: "compute_reboot_instance",
+    states.REBOOTING_HARD: "compute_reboot_instance",
+}
+ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
+                  states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
+
+
+def instance_spec(inst: Instance) -> dict:
+    return dataclasses.asdict(InstanceSpec(
+        uuid=inst.uuid, name=inst.hostname or inst.display_name, vcpus=inst.vcpus,
+        memory_mb=inst.memory_mb, root_gb=inst.root_gb, image_ref=inst.image_ref,
+        user_data=inst.user_data, key_data=inst.key_data, metadata=dict(inst.metadata_items or {}),
+    ))
 
 
 class Conductor:
-    def __init__(self, cloud) -> None:  # noqa: ANN001
+    def __init__(self, cloud) -> None:  # noqa: ANN001 - cirrus.runtime.Cloud
         self.cloud = cloud
+        self.db = cloud.db
+        self.bus = cloud.bus
+        self.settings = cloud.settings
+        self.hostname = socket.gethostname()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
+    # ---- lifecycle
     def start(self) -> None:
-        pass
+        self.bus.subscribe(TOPIC, {
+            "build_instances": self.build_instances,
+            "spawn_result": self.spawn_result,
+            "delete_instance": self.delete_instance,
+            "power_action": self.power_action,
+            "task_result": self.task_result,
+            "agent_report": self.agent_report,
+        }, workers=8)
+        self._heartbeat()
+        self._thread = threading.Thread(target=self._periodic, name="conductor-loop", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        pass
+        self._stop.set()
+        self.bus.unsubscribe(TOPIC)
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _heartbeat(self) -> None:
+        def work(s):  # noqa: ANN001, ANN202
+            record_heartbeat(s, self.hostname, "cirrus-conductor", TOPIC)
+            record_heartbeat(s, self.hostname, "cirrus-scheduler", "scheduler")
+
+        self.db.run(work)
+
+    def _periodic(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_interval):
+            try:
+                self._heartbeat()
+                self.sweep()
+            except Exception:
+                log.exception("conductor periodic task failed")
+
+    # ---- build
+    def build_instances(self, ctx: RequestContext, payload: dict) -> None:
+        for uuid in payload["uuids"]:
+            try:
+                self._build(ctx, uuid)
+            except Exception as exc:
+                log.exception("build of %s failed unexpectedly", uuid)
+                self._fail_build(ctx, uuid, f"Unexpected error while building: {exc}", code=500)
+
+    def _build(self, ctx: RequestContext, uuid: str) -> None:
+        with self.db.reader() as s:
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
+                return
+            request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
+                       "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
+                       "exclude_hosts": list(inst.tried_hosts or [])}
+        try:
+            choice = self.bus.call(ctx, "scheduler", "select_destination", request,
+                                   timeout=self.settings.rpc_timeout)
+        except (BusTimeout, RemoteError) as exc:
+            self._fail_build(ctx, uuid, f"The scheduler did not answer: {exc}", code=500)
+            return
+        if choice["host"] is None:
+            self._fail_build(ctx, uuid, choice["reason"], code=500)
+            return
+        host, node = choice["host"], choice["node"]
+
+        def place(s):  # noqa: ANN001, ANN202
+            done = s.execute(
+                update(Instance)
+                .where(Instance.uuid == uuid, Instance.task_state == states.SCHEDULING,
+                       Instance.deleted.is_(False))
+                .values(host=host, node=node, task_state=states.SPAWNING, task_started_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not done:
+                claims.release(s, uuid)  # deleted while we were scheduling
+                return None
+            return instance_spec(s.scalar(select(Instance).where(Instance.uuid == uuid)))
+
+        spec = self.db.run(place)
+        if spec is not None:
+            self.bus.cast(ctx, agent_topic(host), "spawn", {"spec": spec})
+
+    def spawn_result(self, ctx: RequestContext, result: dict) -> None:
+        uuid, host = result["uuid"], result["host"]
+        if result["ok"]:
+            def finish(s):  # noqa: ANN001, ANN202
+                done = s.execute(
+                    update(Instance)
+                    .where(Instance.uuid == uuid, Instance.host == host,
+                           Instance.task_state == states.SPAWNING, Instance.deleted.is_(False))
+                    .values(vm_state=states.ACTIVE, task_state=None, task_started_at=None,
+                            power_state=result.get("power_state", states.RUNNING),
+                            launched_at=utcnow(), progress=100)
+                    .execution_options(synchronize_session=False)
+                ).rowcount
+                if done:
+                    actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host, actions.SUCCESS)
+                return done
+
+            if not self.db.run(finish):
+                # Deleted (or moved) while it was being built: this VM is not wanted.
+                self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+            return
+        self._spawn_failed(ctx, uuid, host, result.get("error") or "unknown error",
+                           result.get("details") or "")
+
+    def _spawn_failed(self, ctx: RequestContext, uuid: str, host: str, error: str,
+                      details: str) -> None:
+        max_attempts = max(1, self.settings.build_max_attempts)
+
+        def retry_or_fail(s):  # noqa: ANN001, ANN202
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted or inst.task_state != states.SPAWNING or inst.host != host:
+                return "gone"  # deleted or moved on meanwhile; that path owns the claim
+            claims.release(s, uuid)
+            tried = list(inst.tried_hosts or []) + [host]
+            inst.tried_hosts = tried
+            inst.build_attempts = (inst.build_attempts or 0) + 1
+            if inst.build_attempts < max_attempts:
+                inst.host = inst.node = None
+                inst.task_state = states.SCHEDULING
+                inst.task_started_at = utcnow()
+                return "retry"
+            message = (f"Build of instance {uuid} failed after {inst.build_attempts} attempt(s) "
+                       f"on {', '.join(tried)}: {error}")
+            self._set_error(s, ctx, inst, message, details, host)
+            return "failed"
+
+        outcome = self.db.run(retry_or_fail)
+        log.warning("spawn of %s on %s failed (%s): %s", uuid, host, outcome, error)
+        if outcome == "retry":
+            self._build(ctx, uuid)
+
+    def _set_error(self, s, ctx: RequestContext, inst: Instance, message: str, details: str,  # noqa: ANN001
+                   host: str | None, code: int = 500) -> None:
+        inst.vm_state = states.ERROR
+        inst.task_state = None
+        inst.task_started_at = None
+        inst.power_state = states.NOSTATE
+        actions.add_fault(s, inst.uuid, code, message, details, host)
+        actions.record_event(s, inst.uuid, ctx.request_id, BUILD_EVENT, host, actions.ERROR,
+                             traceback=details or message)
+
+    def _fail_build(self, ctx: RequestContext, uuid: str, message: str, code: int = 500) -> None:
+        def fail(s):  # noqa: ANN001, ANN202
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted or inst.task_state not in (states.SCHEDULING,
+                                                                      states.SPAWNING):
+                return None
+            host = inst.host
+            claims.release(s, uuid)
+            self._set_error(s, ctx, inst, message, "", host, code)
+            return host
+
+        host = self.db.run(fail)
+        if host:
+            self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+
+    # ---- delete
+    def delete_instance(self, ctx: RequestContext, payload: dict) -> None:
+        uuid = payload["uuid"]
+        with self.db.reader() as s:
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted:
+                return
+            host = inst.host
+        if host:
+            try:
+                self.bus.call(ctx, agent_topic(host), "destroy", {"uuid": uuid},
+                              timeout=self.settings.rpc_timeout)
+            except (BusTimeout, RemoteError) as exc:
+                # The agent's next report finds the VM orphaned and destroys it.
+                log.warning("destroy of %s on %s failed, deleting the record anyway: %s",
+                            uuid, host, exc)
+
+        def finish(s):  # noqa: ANN001, ANN202
+            claims.release(s, uuid)
+            now = utcnow()
+            done = s.execute(
+                update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
+                .values(deleted=True, deleted_at=now, terminated_at=now, vm_state=states.DELETED,
+                        task_state=None, task_started_at=None, power_state=states.NOSTATE)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if done:
+                actions.record_event(s, uuid, ctx.request_id, "compute_terminate_instance", host,
+                                     actions.SUCCESS)
+
+        self.db.run(finish)
+        log.info("instance %s deleted", uuid)
+
+    # ---- power
+    def power_action(self, ctx: RequestContext, payload: dict) -> None:
+        uuid, task = payload["uuid"], payload["task"]
+        with self.db.reader() as s:
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted or inst.task_state != task:
+                return
+            host = inst.host
+        if not host:
+            self.task_result(ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
+                                   "error": "The instance has no host."})
+            return
+        self.bus.cast(ctx, agent_topic(host), "power",
+                      {"uuid": uuid, "task": task, "action": ACTION_OF_TASK[task]})
+
+    def task_result(self, ctx: RequestContext, result: dict) -> None:
+        uuid, task = result["uuid"], result["task"]
+
+        def finish(s):  # noqa: ANN001, ANN202
+            values: dict = {"task_state": None, "task_started_at": None}
+            if result["ok"]:
+                vm_state, power_state = states.TASK_RESULTS[task]
+                values.update(vm_state=vm_state, power_state=result.get("power_state", power_state))
+            elif result.get("power_state") is not None:
+                values["power_state"] = result["power_state"]
+            done = s.execute(
+                update(Instance).where(Instance.uuid == uuid, Instance.task_state == task,
+                                       Instance.deleted.is_(False))
+                .values(**values).execution_options(synchronize_session=False)
+            ).rowcount
+            if done:
+                actions.record_event(
+                    s, uuid, ctx.request_id, TASK_EVENTS.get(task, task), result.get("host"),
+                    actions.SUCCESS if result["ok"] else actions.ERROR,
+                    traceback=None if result["ok"] else result.get("details") or result.get("error"))
+
+        self.db.run(finish)
+
+    # ---- hosts
+    def agent_report(self, ctx: RequestContext, report: dict) -> None:
+        host = report["host"]
+        stats = report.get("stats")
+
+        def record(s):  # noqa: ANN001, ANN202
+            record_heartbeat(s, host, AGENT_BINARY, agent_topic(host),
+                             self.settings.default_availability_zone)
+            if stats:
+                self._record_node(s, host, stats)
+
+        self.db.run(record)
+        if report.get("instances") is not None:
+            self.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()})
+
+    def _record_node(self, s, host: str, stats: dict) -> None:  # noqa: ANN001
+        import uuid as uuidlib
+
+        node = s.scalar(select(ComputeNode).where(ComputeNode.hypervisor_hostname == host))
+        if node is None:
+            node = ComputeNode(
+                uuid=str(uuidlib.uuid4()), host=host, hypervisor_hostname=host,
+                availability_zone=self.settings.default_availability_zone,
+                cpu_allocation_ratio=self.settings.cpu_allocation_ratio,
+                ram_allocation_ratio=self.settings.ram_allocation_ratio,
+                disk_allocation_ratio=self.settings.disk_allocation_ratio,
+                vcpus_used=0, memory_mb_used=0, local_gb_used=0, running_vms=0)
+            s.add(node)
+        node.vcpus = stats["vcpus"]
+        node.memory_mb = stats["memory_mb"]
+        node.local_gb = stats["local_gb"]
+        node.hypervisor_type = stats["hypervisor_type"]
+        node.hypervisor_version = stats["hypervisor_version"]
+        node.host_ip = stats.get("host_ip")
+        node.cpu_info = stats.get("cpu_info") or {}
+
+    def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int]) -> None:
+        """Make the database and the host agree after an agent (re)start or a periodic sync."""
+        to_destroy: list[str] = []
+        to_rebuild: list[tuple[str, str]] = []
+
+        def work(s):  # noqa: ANN001, ANN202
+            live = {i.uuid: i for i in s.scalars(
+                select(Instance).where(Instance.host == host, Instance.deleted.is_(False)))}
+            for uuid in running:
+                if uuid not in live:
+                    to_destroy.append(uuid)  # deleted in the database, or never known
+            for uuid, inst in live.items():
+                power = running.get(uuid)
+                if inst.task_state == states.DELETING:
+                    to_destroy.append(uuid)
+                elif inst.task_state == states.SPAWNING:
+                    if power is None:
+                        to_rebuild.append((uuid, "the agent restarted during the build"))
+                    else:
+                        inst.vm_state, inst.task_state, inst.task_started_at = states.ACTIVE, None, None
+                        inst.power_state, inst.launched_at = power, inst.launched_at or utcnow()
+                        actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host,
+                                             actions.SUCCESS)
+                elif inst.task_state is None and inst.vm_state in (states.ACTIVE, states.STOPPED):
+                    if power is None:
+                        message = (f"The VM is no longer on host {host}: found missing when the "
+                                   "agent reported. Delete the server or rebuild it.")
+                        inst.vm_state, inst.power_state = states.ERROR, states.NOSTATE
+                        actions.add_fault(s, uuid, 500, message, "", host)
+                        log.warning("instance %s: %s", uuid, message)
+                    elif inst.vm_state == states.ACTIVE and power == states.SHUTDOWN:
+                        inst.vm_state, inst.power_state = states.STOPPED, power
+                    else:
+                        inst.power_state = power
+
+        self.db.run(work)
+        for uuid in to_destroy:
+            log.info("reconcile: destroying %s on %s", uuid, host)
+            self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+        for uuid, why in to_rebuild:
+            self._spawn_failed(ctx, uuid, host, why, "")
+
+    # ---- sweeper
+    def sweep(self) -> int:
+        """End every task that has run past its timeout. Returns how many were ended."""
+        now = utcnow()
+        build_cutoff = now - dt.timedelta(seconds=self.settings.build_timeout)
+        task_cutoff = now - dt.timedelta(seconds=self.settings.task_timeout)
+        with self.db.reader() as s:
+            stuck = s.execute(
+                select(Instance.uuid, Instance.task_state, Instance.task_started_at)
+                .where(Instance.deleted.is_(False), Instance.task_state.is_not(None),
+                       Instance.task_started_at < max(build_cutoff, task_cutoff))
+            ).all()
+        ended = 0
+        ctx = RequestContext.admin()
+        for uuid, task, started in stuck:
+            if task in (states.SCHEDULING, states.SPAWNING):
+                if started < build_cutoff:
+                    self._fail_build(ctx, uuid, f"Build timed out after "
+                                     f"{self.settings.build_timeout:g} s in task_state {task}.")
+                    ended += 1
+            elif started < task_cutoff:
+                if task == states.DELETING:
+                    self.delete_instance(ctx, {"uuid": uuid})
+                else:
+                    self.task_result(ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
+                                           "error": f"{task} timed out"})
+                ended += 1
+        return ended

@@ -10,21 +10,43 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
-from cirrus.db.models import Instance, KeyPair, QuotaLimit
-from cirrus.errors import QuotaExceeded
+from cirrus.db.models import Instance, KeyPair, Project, QuotaLimit
+from cirrus.errors import BadRequest, QuotaExceeded
 
-RESOURCES = ("instances", "cores", "ram", "key_pairs", "metadata_items")
+# Every quota Nova's os-quota-sets names, in Nova's order. Only instances, cores, ram,
+# key_pairs and metadata_items are enforced; the rest are reported (and settable) so that
+# clients written for Nova find the keys they expect.
+RESOURCES = ("instances", "cores", "ram", "floating_ips", "fixed_ips", "metadata_items",
+             "injected_files", "injected_file_content_bytes", "injected_file_path_bytes",
+             "key_pairs", "security_groups", "security_group_rules", "server_groups",
+             "server_group_members")
 UNLIMITED = -1
+MAX_LIMIT = 0x7FFFFFFF
+
+# Nova's defaults for the quotas Settings does not carry.
+_FIXED_DEFAULTS = {
+    "floating_ips": 10,
+    "fixed_ips": UNLIMITED,
+    "injected_files": 5,
+    "injected_file_content_bytes": 10240,
+    "injected_file_path_bytes": 255,
+    "security_groups": 10,
+    "security_group_rules": 20,
+    "server_groups": 10,
+    "server_group_members": 10,
+}
 
 
 def defaults(settings: Settings) -> dict[str, int]:
-    return {
+    values = {
         "instances": settings.quota_instances,
         "cores": settings.quota_cores,
         "ram": settings.quota_ram,
         "key_pairs": settings.quota_key_pairs,
         "metadata_items": settings.quota_metadata_items,
+        **_FIXED_DEFAULTS,
     }
+    return {name: values[name] for name in RESOURCES}
 
 
 def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int]:
@@ -37,6 +59,8 @@ def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int
 
 def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
     for resource, limit in values.items():
+        if resource not in RESOURCES:
+            raise BadRequest(f"Unknown quota resource {resource!r}.")
         row = s.get(QuotaLimit, (project_id, resource))
         if row is None:
             s.add(QuotaLimit(project_id=project_id, resource=resource, hard_limit=limit))
@@ -83,3 +107,38 @@ def check_instances(s: Session, settings: Settings, project_id: str, count: int,
         detail = "; ".join(f"{r}: requested {d}, but already used {u} of {lim}"
                            for r, d, u, lim in over)
         raise QuotaExceeded(f"Quota exceeded for {names}: {detail}.")
+
+
+def get_usage_report(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:
+    """In-use counts for every resource in RESOURCES (0 for those Cirrus does not track).
+
+    key_pairs belong to users, so they are counted for `user_id` (0 without one).
+    """
+    usage = {name: 0 for name in RESOURCES}
+    usage.update(get_usage(s, project_id, user_id))
+    return usage
+
+
+def check_new_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
+    """Raise BadRequest if a new project limit is below what the project already uses."""
+    usage = get_usage(s, project_id)
+    for resource, limit in values.items():
+        used = usage.get(resource, 0)
+        if limit != UNLIMITED and limit < used:
+            raise BadRequest(f"Quota limit {limit} for {resource} must be greater than or "
+                             f"equal to already used and reserved {used}.")
+
+
+def check_key_pairs(s: Session, settings: Settings, project_id: str | None, user_id: str) -> None:
+    """Raise QuotaExceeded if the user may not own one more key pair."""
+    limit = (get_limits(s, settings, project_id)["key_pairs"] if project_id
+             else defaults(settings)["key_pairs"])
+    used = get_usage(s, project_id or "", user_id)["key_pairs"]
+    if limit != UNLIMITED and used + 1 > limit:
+        raise QuotaExceeded("Quota exceeded, too many key pairs.")
+
+
+def verify_project(s: Session, project_id: str) -> None:
+    """BadRequest unless the project exists (Nova asks Keystone the same question)."""
+    if s.get(Project, project_id) is None:
+        raise BadRequest(f"Project ID {project_id} is not a valid project.")

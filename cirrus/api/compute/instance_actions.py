@@ -1,0 +1,86 @@
+"""os-instance-actions: what was done to a server, by whom, and each step's result."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cirrus.api.compute.servers import _parse_time
+from cirrus.api.compute.views import iso_micro
+from cirrus.api.framework import ApiRequest
+from cirrus.compute import instances
+from cirrus.db.models import InstanceAction, InstanceActionEvent
+from cirrus.errors import BadRequest, NotFound
+from cirrus.identity.policy import READ, authorize
+
+
+def _action_view(req: ApiRequest, action: InstanceAction) -> dict:
+    view = {"action": action.action, "instance_uuid": action.instance_uuid,
+            "request_id": action.request_id, "user_id": action.user_id,
+            "project_id": action.project_id, "start_time": iso_micro(action.start_time),
+            "message": action.message}
+    if req.mv_at_least(2, 58):
+        view["updated_at"] = iso_micro(action.updated_at or action.start_time)
+    return view
+
+
+def _event_view(req: ApiRequest, event: InstanceActionEvent) -> dict:
+    view = {"event": event.event, "start_time": iso_micro(event.start_time),
+            "finish_time": iso_micro(event.finish_time), "result": event.result}
+    if req.ctx.is_admin:
+        view["traceback"] = event.traceback
+    return view
+
+
+def _instance(req: ApiRequest, s, server_id: str):  # noqa: ANN001, ANN202
+    # 2.21: the actions of a deleted server stay readable.
+    return instances.get(s, req.ctx, server_id, include_deleted=req.mv_at_least(2, 21))
+
+
+def list_actions(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:os-instance-actions:list")
+    with req.cloud.db.reader() as s:
+        _instance(req, s, server_id)
+        q = (select(InstanceAction).where(InstanceAction.instance_uuid == server_id)
+             .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc()))
+        if req.mv_at_least(2, 58):
+            if "changes-since" in req.query:
+                q = q.where(InstanceAction.updated_at >= _parse_time(req.query["changes-since"],
+                                                                     "changes-since"))
+            marker = req.query.get("marker")
+            if marker:
+                row = s.scalar(select(InstanceAction).where(
+                    InstanceAction.instance_uuid == server_id, InstanceAction.request_id == marker))
+                if row is None:
+                    raise BadRequest(f"Marker {marker} could not be found.")
+                q = q.where(InstanceAction.id < row.id)
+            if "limit" in req.query:
+                try:
+                    q = q.limit(int(req.query["limit"]))
+                except ValueError as exc:
+                    raise BadRequest("limit must be an integer") from exc
+        rows = list(s.scalars(q))
+        return {"instanceActions": [_action_view(req, a) for a in rows]}
+
+
+def show_action(req: ApiRequest, server_id: str, request_id: str) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:os-instance-actions:show")
+    with req.cloud.db.reader() as s:
+        _instance(req, s, server_id)
+        action = s.scalar(select(InstanceAction).where(InstanceAction.instance_uuid == server_id,
+                                                       InstanceAction.request_id == request_id))
+        if action is None:
+            raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
+        view = _action_view(req, action)
+        # Before 2.51 only admins see events; from 2.51 everyone does (without tracebacks).
+        if req.ctx.is_admin or req.mv_at_least(2, 51):
+            events = s.scalars(select(InstanceActionEvent)
+                               .where(InstanceActionEvent.action_id == action.id)
+                               .order_by(InstanceActionEvent.id))
+            view["events"] = [_event_view(req, e) for e in events]
+        return {"instanceAction": view}
+
+
+ROUTES = [
+    ("GET", "/v2.1/servers/{server_id}/os-instance-actions", list_actions),
+    ("GET", "/v2.1/servers/{server_id}/os-instance-actions/{request_id}", show_action),
+]

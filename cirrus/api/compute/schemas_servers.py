@@ -1,0 +1,137 @@
+"""JSON schemas for the servers API (create, update, metadata, actions)."""
+
+from __future__ import annotations
+
+from cirrus.api.validation import boolean, metadata, name, positive_int
+
+_network = {
+    "type": "object",
+    "properties": {
+        "uuid": {"type": "string"},
+        "port": {"type": ["string", "null"]},
+        "fixed_ip": {"type": "string"},
+        "tag": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+server_create = {
+    "type": "object",
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "imageRef": {"type": "string", "maxLength": 255},
+                "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                "adminPass": {"type": "string"},
+                "metadata": metadata,
+                "networks": {
+                    "oneOf": [
+                        {"type": "array", "items": _network},
+                        {"type": "string", "enum": ["none", "auto"]},
+                    ]
+                },
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+                "accessIPv4": {"type": "string", "format": "ipv4"},
+                "accessIPv6": {"type": "string", "format": "ipv6"},
+                "personality": {"type": "array"},
+                "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "user_data": {"type": "string", "maxLength": 65535},
+                "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
+                "block_device_mapping": {"type": "array"},
+                "block_device_mapping_v2": {"type": "array"},
+                "config_drive": boolean,
+                "min_count": positive_int,
+                "max_count": positive_int,
+                "return_reservation_id": boolean,
+                "security_groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}},
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    },
+                },
+                "description": {"type": ["string", "null"], "maxLength": 255},
+                "tags": {"type": "array", "maxItems": 50,
+                         "items": {"type": "string", "minLength": 1, "maxLength": 60,
+                                   "pattern": "^[^,/]*$"}},
+                "hostname": {"type": "string", "minLength": 1, "maxLength": 255},
+            },
+            "required": ["name", "flavorRef"],
+            "additionalProperties": False,
+        },
+        "os:scheduler_hints": {"type": "object"},
+        "OS-SCH-HNT:scheduler_hints": {"type": "object"},
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+server_update = {
+    "type": "object",
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "description": {"type": ["string", "null"], "maxLength": 255},
+                "accessIPv4": {"type": "string", "format": "ipv4"},
+                "accessIPv6": {"type": "string", "format": "ipv6"},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+metadata_body = {
+    "type": "object",
+    "properties": {"metadata": metadata},
+    "required": ["metadata"],
+    "additionalProperties": False,
+}
+
+metadata_item = {
+    "type": "object",
+    "properties": {"meta": {**metadata, "minProperties": 1, "maxProperties": 1}},
+    "required": ["meta"],
+    "additionalProperties": False,
+}
+
+reboot = {
+    "type": "object",
+    "properties": {
+        "reboot": {
+            "type": "object",
+            "properties": {"type": {"type": "string", "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}},
+            "required": ["type"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["reboot"],
+    "additionalProperties": False,
+}
+
+console_output = {
+    "type": "object",
+    "properties": {
+        "os-getConsoleOutput": {
+            "type": "object",
+            "properties": {
+                "length": {"anyOf": [{"type": "integer", "minimum": -1},
+                                     {"type": "string", "pattern": "^-?[0-9]+$"},
+                                     {"type": "null"}]},
+            },
+            "additionalProperties": False,
+        }
+    },
+    "required": ["os-getConsoleOutput"],
+    "additionalProperties": False,
+}
+
+no_body_action = {"type": ["object", "null"]}

@@ -1,0 +1,313 @@
+"""Servers: create, list, show, update, delete, metadata."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+
+from sqlalchemy import select
+
+from cirrus.api.compute import schemas_servers as schemas
+from cirrus.api.compute.views import server_brief, server_detail
+from cirrus.api.framework import ApiRequest, Reply
+from cirrus.api.validation import to_bool, validate
+from cirrus.compute import actions, instances, states
+from cirrus.compute.liveness import AGENT_BINARY, service_is_up
+from cirrus.db.models import Service
+from cirrus.errors import BadRequest, Forbidden
+from cirrus.identity.policy import READ, WRITE, authorize
+
+MAX_LIMIT = 1000
+
+
+def _reject_before(req: ApiRequest, body: dict, field: str, version: tuple[int, int]) -> None:
+    if field in body and not req.mv_at_least(*version):
+        raise BadRequest(f"Invalid input for field/attribute server. Additional properties are "
+                         f"not allowed ('{field}' was unexpected)")
+
+
+def create_server(req: ApiRequest) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:create")
+    req.require_project()
+    body = req.json
+    validate(schemas.server_create, body)
+    server = body["server"]
+    _reject_before(req, server, "description", (2, 19))
+    _reject_before(req, server, "tags", (2, 52))
+    if "personality" in server and req.mv_at_least(2, 57):
+        raise BadRequest("Invalid input for field/attribute server. Additional properties are "
+                         "not allowed ('personality' was unexpected)")
+    if server.get("personality"):
+        raise BadRequest("File injection (personality) is not supported; use user_data.")
+    if req.mv_at_least(2, 37) and "networks" not in server:
+        raise BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
+    if server.get("block_device_mapping_v2") or server.get("block_device_mapping"):
+        raise BadRequest("Block device mappings are not supported until volumes land; boot from "
+                         "an image.")
+    user_data = server.get("user_data")
+    if user_data is not None:
+        try:
+            base64.b64decode(user_data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("Invalid input for field/attribute user_data. Value: "
+                             f"{user_data[:64]}. It is not base64 encoded.") from exc
+    networks = server.get("networks", "auto")
+    min_count = int(server.get("min_count", 1))
+    max_count = int(server.get("max_count", min_count))
+    request = instances.CreateRequest(
+        name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=server.get("imageRef"),
+        networks=networks, min_count=min_count, max_count=max_count,
+        key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
+        availability_zone=server.get("availability_zone"), description=server.get("description"),
+        tags=server.get("tags", []),
+        security_groups=[g["name"] for g in server.get("security_groups", [])] or ["default"],
+        config_drive=to_bool(server.get("config_drive", False)),
+        access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
+        admin_pass=server.get("adminPass"),
+    )
+    created, reservation_id = instances.create(req.cloud, req.ctx, request)
+    if to_bool(server.get("return_reservation_id", False)):
+        return Reply(202, {"reservation_id": reservation_id})
+    first = created[0]
+    view = {**server_brief(req, first), "OS-DCF:diskConfig": server.get("OS-DCF:diskConfig", "MANUAL"),
+            "security_groups": [{"name": n} for n in request.security_groups],
+            "adminPass": request.admin_pass or _generated_password()}
+    del view["name"]
+    return Reply(202, {"server": view}, {"Location": view["links"][0]["href"]})
+
+
+def _generated_password() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(9)
+
+
+def _parse_time(value: str, field: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError as exc:
+        raise BadRequest(f"Invalid input for query parameters {field}. Value: {value}. "
+                         "It is not a valid ISO 8601 date-time.") from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _filters(req: ApiRequest) -> instances.ListFilters:
+    q = req.query
+    f = instances.ListFilters()
+    if "all_tenants" in q and (q["all_tenants"] == "" or to_bool(q["all_tenants"])):
+        if not req.ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants "
+                            "to be performed.")
+        f.all_tenants = True
+    f.project_id = q.get("project_id") or q.get("tenant_id")
+    if f.project_id and not req.ctx.is_admin:
+        f.project_id = None
+    elif f.project_id:
+        f.all_tenants = True
+    f.name = q.get("name")
+    status = q.get("status")
+    if status:
+        status = status.upper()
+        if status not in states.STATUS_FILTERS:
+            if req.mv_at_least(2, 38):
+                raise BadRequest(f"Invalid status value: {q.get('status')}")
+            status = "__none__"
+        f.status = status
+    f.host = q.get("host") if req.ctx.is_admin else None
+    if "changes-since" in q:
+        f.changes_since = _parse_time(q["changes-since"], "changes-since")
+    if "changes-before" in q:
+        f.changes_before = _parse_time(q["changes-before"], "changes-before")
+    if f.changes_since and f.changes_before and f.changes_before < f.changes_since:
+        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    f.image = q.get("image")
+    f.flavor = q.get("flavor")
+    f.reservation_id = q.get("reservation_id")
+    f.availability_zone = q.get("availability_zone")
+    if "deleted" in q and req.ctx.is_admin:
+        f.deleted = to_bool(q["deleted"])
+    if "limit" in q:
+        try:
+            f.limit = int(q["limit"])
+        except ValueError as exc:
+            raise BadRequest(f"Invalid input for query parameters limit. Value: {q['limit']}. "
+                             "It is not an integer.") from exc
+        if f.limit < 0:
+            raise BadRequest("limit must be >= 0")
+        f.limit = min(f.limit, MAX_LIMIT)
+    else:
+        f.limit = MAX_LIMIT
+    f.marker = q.get("marker")
+    sort_key = q.get("sort_key", "created_at")
+    if sort_key not in instances.SORT_KEYS:
+        raise BadRequest(f"Invalid sort_key {sort_key!r}")
+    f.sort_key = sort_key
+    sort_dir = q.get("sort_dir", "desc")
+    if sort_dir not in ("asc", "desc"):
+        raise BadRequest(f"Invalid sort_dir {sort_dir!r}")
+    f.sort_dir = sort_dir
+    return f
+
+
+def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection: str) -> list[dict]:
+    if f.limit is None or len(rows) < f.limit or not rows:
+        return []
+    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
+    params.append(("marker", rows[-1].uuid))
+    from urllib.parse import urlencode
+
+    return [{"rel": "next", "href": f"{req.base_url}/compute/v2.1/{collection}?{urlencode(params)}"}]
+
+
+def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:  # noqa: ANN001
+    if not (req.ctx.is_admin and req.mv_at_least(2, 16)):
+        return {}
+    hosts = {r.host for r in rows if r.host}
+    if not hosts:
+        return {}
+    statuses = {}
+    down_time = req.cloud.settings.service_down_time
+    for svc in s.scalars(select(Service).where(Service.binary == AGENT_BINARY,
+                                               Service.host.in_(hosts))):
+        if svc.forced_down:
+            statuses[svc.host] = "DOWN"
+        elif svc.disabled:
+            statuses[svc.host] = "MAINTENANCE"
+        else:
+            statuses[svc.host] = "UP" if service_is_up(svc, down_time) else "UNKNOWN"
+    return statuses
+
+
+def list_servers(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:servers:index")
+    f = _filters(req)
+    with req.cloud.db.reader() as s:
+        rows = [] if f.status == "__none__" else instances.list_(s, req.ctx, f)
+    body: dict = {"servers": [server_brief(req, r) for r in rows]}
+    next_links = _next_link(req, rows, f, "servers")
+    if next_links:
+        body["servers_links"] = next_links
+    return body
+
+
+def list_servers_detail(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:servers:detail")
+    f = _filters(req)
+    with req.cloud.db.reader() as s:
+        rows = [] if f.status == "__none__" else instances.list_(s, req.ctx, f)
+        faults = actions.latest_faults(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
+        host_status = _host_statuses(req, s, rows)
+        servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"))
+                   for r in rows]
+    body: dict = {"servers": servers}
+    next_links = _next_link(req, rows, f, "servers/detail")
+    if next_links:
+        body["servers_links"] = next_links
+    return body
+
+
+def show_server(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:servers:show")
+    with req.cloud.db.reader() as s:
+        inst = instances.get(s, req.ctx, server_id)
+        fault = actions.latest_faults(s, [inst.uuid]).get(inst.uuid) if inst.vm_state == states.ERROR else None
+        host_status = _host_statuses(req, s, [inst]).get(inst.host or "", "UNKNOWN")
+        return {"server": server_detail(req, inst, fault, host_status)}
+
+
+def update_server(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:update")
+    body = req.json
+    validate(schemas.server_update, body)
+    server = body["server"]
+    _reject_before(req, server, "description", (2, 19))
+    values = {}
+    if "name" in server:
+        values["display_name"] = server["name"]
+    if "description" in server:
+        values["display_description"] = server["description"]
+    if "accessIPv4" in server:
+        values["access_ip_v4"] = server["accessIPv4"]
+    if "accessIPv6" in server:
+        values["access_ip_v6"] = server["accessIPv6"]
+    instances.update_fields(req.cloud, req.ctx, server_id, values)
+    return show_server(req, server_id)
+
+
+def delete_server(req: ApiRequest, server_id: str) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:delete")
+    instances.request_delete(req.cloud, req.ctx, server_id)
+    return Reply(204)
+
+
+# ---- metadata
+
+
+def _read_metadata(req: ApiRequest, server_id: str) -> dict:
+    with req.cloud.db.reader() as s:
+        return dict(instances.get(s, req.ctx, server_id).metadata_items or {})
+
+
+def list_metadata(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:server-metadata:index")
+    return {"metadata": _read_metadata(req, server_id)}
+
+
+def update_metadata(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, WRITE, "os_compute_api:server-metadata:create")
+    validate(schemas.metadata_body, req.json)
+    return {"metadata": instances.set_metadata(req.cloud, req.ctx, server_id,
+                                               req.json["metadata"], replace=False)}
+
+
+def replace_metadata(req: ApiRequest, server_id: str) -> dict:
+    authorize(req.ctx, WRITE, "os_compute_api:server-metadata:update_all")
+    validate(schemas.metadata_body, req.json)
+    return {"metadata": instances.set_metadata(req.cloud, req.ctx, server_id,
+                                               req.json["metadata"], replace=True)}
+
+
+def show_metadata_item(req: ApiRequest, server_id: str, key: str) -> dict:
+    authorize(req.ctx, READ, "os_compute_api:server-metadata:show")
+    items = _read_metadata(req, server_id)
+    if key not in items:
+        from cirrus.errors import NotFound
+
+        raise NotFound(f"Metadata item was not found: {key}")
+    return {"meta": {key: items[key]}}
+
+
+def set_metadata_item(req: ApiRequest, server_id: str, key: str) -> dict:
+    authorize(req.ctx, WRITE, "os_compute_api:server-metadata:update")
+    validate(schemas.metadata_item, req.json)
+    meta = req.json["meta"]
+    if key not in meta:
+        raise BadRequest("Request body and URI mismatch")
+    instances.set_metadata(req.cloud, req.ctx, server_id, {key: meta[key]}, replace=False)
+    return {"meta": {key: meta[key]}}
+
+
+def delete_metadata_item(req: ApiRequest, server_id: str, key: str) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:server-metadata:delete")
+    instances.set_metadata(req.cloud, req.ctx, server_id, {}, replace=False, delete_key=key)
+    return Reply(204)
+
+
+
+ROUTES = [
+    ("POST", "/v2.1/servers", create_server),
+    ("GET", "/v2.1/servers", list_servers),
+    ("GET", "/v2.1/servers/detail", list_servers_detail),
+    ("GET", "/v2.1/servers/{server_id}", show_server),
+    ("PUT", "/v2.1/servers/{server_id}", update_server),
+    ("DELETE", "/v2.1/servers/{server_id}", delete_server),
+    ("GET", "/v2.1/servers/{server_id}/metadata", list_metadata),
+    ("POST", "/v2.1/servers/{server_id}/metadata", update_metadata),
+    ("PUT", "/v2.1/servers/{server_id}/metadata", replace_metadata),
+    ("GET", "/v2.1/servers/{server_id}/metadata/{key}", show_metadata_item),
+    ("PUT", "/v2.1/servers/{server_id}/metadata/{key}", set_metadata_item),
+    ("DELETE", "/v2.1/servers/{server_id}/metadata/{key}", delete_metadata_item),
+]

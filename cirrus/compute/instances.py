@@ -1,0 +1,349 @@
+"""Servers: the writes and queries behind the compute API. Knows nothing of HTTP."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid as uuidlib
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from cirrus.compute import actions, quotas, states
+from cirrus.context import RequestContext
+from cirrus.db.models import Flavor, FlavorProject, Image, Instance, KeyPair, utcnow
+from cirrus.errors import BadRequest, Conflict, NotFound
+from cirrus.identity.policy import owns
+
+CONDUCTOR = "conductor"
+
+
+@dataclass
+class CreateRequest:
+    name: str
+    flavor_ref: str
+    image_ref: str | None
+    networks: object = "auto"
+    min_count: int = 1
+    max_count: int = 1
+    key_name: str | None = None
+    metadata: dict = field(default_factory=dict)
+    user_data: str | None = None
+    availability_zone: str | None = None
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=lambda: ["default"])
+    config_drive: bool = False
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
+    admin_pass: str | None = None
+    hostname: str | None = None
+
+
+def sanitize_hostname(name: str) -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return host[:63] or "server"
+
+
+def _flavor_for(s: Session, ctx: RequestContext, flavor_ref: str) -> Flavor:
+    ref = flavor_ref.rstrip("/").rsplit("/", 1)[-1]
+    flavor = s.scalar(select(Flavor).where(Flavor.flavorid == ref))
+    if flavor is None or flavor.disabled:
+        raise BadRequest(f"Flavor {ref} could not be found.")
+    if not flavor.is_public and not ctx.is_admin:
+        allowed = s.get(FlavorProject, (flavor.id, ctx.project_id))
+        if allowed is None:
+            raise BadRequest(f"Flavor {ref} could not be found.")
+    return flavor
+
+
+def _image_for(s: Session, ctx: RequestContext, image_ref: str | None) -> Image:
+    if not image_ref:
+        raise BadRequest("An image is required: booting from volume is not supported yet.")
+    ref = image_ref.rstrip("/").rsplit("/", 1)[-1]
+    image = s.get(Image, ref)
+    visible = image is not None and (
+        owns(ctx, image.owner) or image.visibility in ("public", "community"))
+    if not visible:
+        raise BadRequest(f"Image {ref} could not be found.")
+    if image.status != "active":
+        raise BadRequest(f"Image {ref} is not active.")
+    return image
+
+
+def flavor_snapshot(flavor: Flavor) -> dict:
+    return {"flavorid": flavor.flavorid, "name": flavor.name, "vcpus": flavor.vcpus,
+            "ram": flavor.memory_mb, "disk": flavor.root_gb, "ephemeral": flavor.ephemeral_gb,
+            "swap": flavor.swap, "extra_specs": dict(flavor.extra_specs or {})}
+
+
+def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instance], str]:  # noqa: ANN001
+    """Record the instances (BUILD/scheduling) and hand them to the conductor."""
+    if req.networks not in ("auto", "none"):
+        raise BadRequest("Networking is not available in this release: use networks 'none' "
+                         "or 'auto' (a server with no NIC).")
+    if req.min_count > req.max_count:
+        raise BadRequest("min_count must be <= max_count")
+    settings = cloud.settings
+    reservation_id = f"r-{secrets.token_hex(4)}"
+    project_id = ctx.project_id
+
+    def work(s: Session) -> list[Instance]:
+        flavor = _flavor_for(s, ctx, req.flavor_ref)
+        image = _image_for(s, ctx, req.image_ref)
+        if flavor.root_gb and image.min_disk and image.min_disk > flavor.root_gb:
+            raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is "
+                             f"{flavor.root_gb} GB, minimum requested disk is {image.min_disk} GB.")
+        if image.min_ram and image.min_ram > flavor.memory_mb:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        key_data = None
+        if req.key_name:
+            key = s.scalar(select(KeyPair).where(KeyPair.user_id == ctx.user_id,
+                                                 KeyPair.name == req.key_name))
+            if key is None:
+                raise BadRequest("Invalid key_name provided.")
+            key_data = key.public_key
+        limits = quotas.get_limits(s, settings, project_id)
+        if limits["metadata_items"] != quotas.UNLIMITED and len(req.metadata) > limits["metadata_items"]:
+            raise quotas.QuotaExceeded(
+                f"Quota exceeded for metadata_items: {len(req.metadata)} requested, "
+                f"{limits['metadata_items']} allowed.")
+        count = _count_within_quota(s, settings, project_id, req, flavor)
+        now = utcnow()
+        created = []
+        for index in range(count):
+            name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
+            inst = Instance(
+                uuid=str(uuidlib.uuid4()), display_name=name, display_description=req.description,
+                hostname=sanitize_hostname(req.hostname or name), project_id=project_id,
+                user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
+                memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
+                key_name=req.key_name, key_data=key_data, user_data=req.user_data,
+                availability_zone=req.availability_zone, vm_state=states.BUILDING,
+                task_state=states.SCHEDULING, task_started_at=now, power_state=states.NOSTATE,
+                reservation_id=reservation_id, launch_index=index,
+                config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
+                access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
+                system_metadata={"image_min_disk": str(image.min_disk or 0)},
+                tags=list(req.tags), security_groups=list(req.security_groups),
+                request_spec={"networks": req.networks}, tried_hosts=[], build_attempts=0,
+                created_at=now, updated_at=now,
+            )
+            s.add(inst)
+            created.append(inst)
+        s.flush()
+        # Re-count with the new rows in: a concurrent create cannot slip past the quota.
+        quotas.check_instances(s, settings, project_id, count, flavor.vcpus, flavor.memory_mb,
+                               already_added=True)
+        for inst in created:
+            actions.start_action(s, ctx, inst.uuid, "create")
+        return created
+
+    created = cloud.db.run(work)
+    cloud.bus.cast(ctx, CONDUCTOR, "build_instances", {"uuids": [i.uuid for i in created]})
+    return created, reservation_id
+
+
+def _count_within_quota(s: Session, settings, project_id: str, req: CreateRequest,  # noqa: ANN001
+                        flavor: Flavor) -> int:
+    """Nova's rule: build max_count if quota allows, else as many as fit, but at least min_count."""
+    for count in range(req.max_count, req.min_count - 1, -1):
+        try:
+            quotas.check_instances(s, settings, project_id, count, flavor.vcpus, flavor.memory_mb)
+            return count
+        except quotas.QuotaExceeded:
+            if count == req.min_count:
+                raise
+    raise AssertionError("unreachable")
+
+
+def get(s: Session, ctx: RequestContext, uuid: str, *, include_deleted: bool = False) -> Instance:
+    inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+    if inst is None or (inst.deleted and not include_deleted) or not owns(ctx, inst.project_id):
+        raise NotFound(f"Instance {uuid} could not be found.")
+    return inst
+
+
+@dataclass
+class ListFilters:
+    all_tenants: bool = False
+    project_id: str | None = None
+    name: str | None = None
+    status: str | None = None
+    host: str | None = None
+    changes_since: object = None
+    changes_before: object = None
+    image: str | None = None
+    flavor: str | None = None
+    reservation_id: str | None = None
+    availability_zone: str | None = None
+    deleted: bool = False
+    limit: int | None = None
+    marker: str | None = None
+    sort_key: str = "created_at"
+    sort_dir: str = "desc"
+
+
+SORT_KEYS = {"created_at": Instance.created_at, "updated_at": Instance.updated_at,
+             "display_name": Instance.display_name, "uuid": Instance.uuid,
+             "vm_state": Instance.vm_state, "host": Instance.host, "launched_at": Instance.launched_at,
+             "task_state": Instance.task_state, "power_state": Instance.power_state}
+
+
+def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
+    q = select(Instance)
+    if not (f.all_tenants and ctx.is_admin):
+        q = q.where(Instance.project_id == ctx.project_id)
+    elif f.project_id:
+        q = q.where(Instance.project_id == f.project_id)
+    if f.changes_since is not None or f.changes_before is not None or f.deleted:
+        if f.changes_since is not None:
+            q = q.where(Instance.updated_at >= f.changes_since)
+        if f.changes_before is not None:
+            q = q.where(Instance.updated_at <= f.changes_before)
+        if f.deleted and f.changes_since is None:
+            q = q.where(Instance.deleted.is_(True))
+    else:
+        q = q.where(Instance.deleted.is_(False))
+    if f.status:
+        vm_states, task_states = states.STATUS_FILTERS[f.status]
+        q = q.where(Instance.vm_state.in_(vm_states))
+        if task_states is not None:
+            known = [t for t in task_states if t is not None]
+            cond = Instance.task_state.in_(known) if known else None
+            if None in task_states:
+                cond = or_(Instance.task_state.is_(None), cond) if cond is not None else Instance.task_state.is_(None)
+            q = q.where(cond)
+    if f.host and ctx.is_admin:
+        q = q.where(Instance.host == f.host)
+    if f.image:
+        q = q.where(Instance.image_ref == f.image.rstrip("/").rsplit("/", 1)[-1])
+    if f.reservation_id:
+        q = q.where(Instance.reservation_id == f.reservation_id)
+    if f.availability_zone:
+        q = q.where(Instance.availability_zone == f.availability_zone)
+    column = SORT_KEYS.get(f.sort_key, Instance.created_at)
+    descending = f.sort_dir == "desc"
+    q = q.order_by(column.desc() if descending else column.asc(),
+                   Instance.id.desc() if descending else Instance.id.asc())
+    name_re = None
+    if f.name:
+        try:
+            name_re = re.compile(f.name)
+        except re.error as exc:
+            raise BadRequest(f"Invalid name filter {f.name!r}: {exc}") from exc
+    if f.marker:
+        marker = s.scalar(select(Instance).where(Instance.uuid == f.marker))
+        if marker is None or not owns(ctx, marker.project_id):
+            raise BadRequest(f"marker [{f.marker}] not found")
+        mval = getattr(marker, column.key)
+        if descending:
+            q = q.where(or_(column < mval, and_(column == mval, Instance.id < marker.id)))
+        else:
+            q = q.where(or_(column > mval, and_(column == mval, Instance.id > marker.id)))
+    if name_re is None and f.limit is not None:
+        q = q.limit(f.limit)
+    rows = list(s.scalars(q))
+    if name_re is not None:
+        rows = [r for r in rows if name_re.search(r.display_name or "")]
+        if f.flavor:
+            pass
+        if f.limit is not None:
+            rows = rows[: f.limit]
+    if f.flavor:
+        rows = [r for r in rows if (r.flavor or {}).get("flavorid") == f.flavor]
+    return rows
+
+
+def update_fields(cloud, ctx: RequestContext, uuid: str, values: dict) -> None:  # noqa: ANN001
+    def work(s: Session) -> None:
+        inst = get(s, ctx, uuid)
+        for key, value in values.items():
+            setattr(inst, key, value)
+        if "display_name" in values and values["display_name"]:
+            inst.hostname = inst.hostname or sanitize_hostname(values["display_name"])
+        inst.updated_at = utcnow()
+
+    cloud.db.run(work)
+
+
+def set_metadata(cloud, ctx: RequestContext, uuid: str, items: dict, *, replace: bool,  # noqa: ANN001
+                 delete_key: str | None = None) -> dict:
+    settings = cloud.settings
+
+    def work(s: Session) -> dict:
+        inst = get(s, ctx, uuid)
+        if inst.task_state == states.DELETING:
+            raise Conflict(f"Cannot change metadata of instance {uuid} while it is being deleted")
+        current = {} if replace else dict(inst.metadata_items or {})
+        if delete_key is not None:
+            if delete_key not in current:
+                raise NotFound(f"Metadata item was not found: {delete_key}")
+            del current[delete_key]
+        current.update(items)
+        limit = quotas.get_limits(s, settings, inst.project_id)["metadata_items"]
+        if limit != quotas.UNLIMITED and len(current) > limit:
+            raise quotas.QuotaExceeded(f"Quota exceeded for metadata_items: {len(current)} "
+                                       f"items, {limit} allowed.")
+        inst.metadata_items = current
+        inst.updated_at = utcnow()
+        return current
+
+    return cloud.db.run(work)
+
+
+def request_delete(cloud, ctx: RequestContext, uuid: str) -> None:  # noqa: ANN001
+    def work(s: Session) -> None:
+        inst = get(s, ctx, uuid)
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {uuid} is locked")
+        states.check_action("delete", uuid, inst.vm_state, inst.task_state)
+        s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
+                  .values(task_state=states.DELETING, task_started_at=utcnow(), updated_at=utcnow())
+                  .execution_options(synchronize_session=False))
+        actions.start_action(s, ctx, uuid, "delete")
+
+    cloud.db.run(work)
+    cloud.bus.cast(ctx, CONDUCTOR, "delete_instance", {"uuid": uuid})
+
+
+def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> None:  # noqa: ANN001
+    """stop, start, reboot or reboot_hard: check the transition, set the task, tell the conductor."""
+    def work(s: Session) -> str:
+        inst = get(s, ctx, uuid)
+        if inst.locked and not ctx.is_admin:
+            raise Conflict(f"Instance {uuid} is locked")
+        transition = states.check_action(action, uuid, inst.vm_state, inst.task_state)
+        done = s.execute(
+            update(Instance).where(Instance.uuid == uuid, Instance.vm_state == inst.vm_state,
+                                   (Instance.task_state.is_(None) if inst.task_state is None
+                                    else Instance.task_state == inst.task_state),
+                                   Instance.deleted.is_(False))
+            .values(task_state=transition.task_state, task_started_at=utcnow(), updated_at=utcnow())
+            .execution_options(synchronize_session=False)).rowcount
+        if not done:
+            raise Conflict(f"Instance {uuid} changed state while the request was processed; "
+                           "try again.")
+        actions.start_action(s, ctx, uuid, "reboot" if action.startswith("reboot") else action)
+        return transition.task_state
+
+    task = cloud.db.run(work)
+    cloud.bus.cast(ctx, CONDUCTOR, "power_action", {"uuid": uuid, "task": task})
+
+
+def console_output(cloud, ctx: RequestContext, uuid: str, length: int | None) -> str:  # noqa: ANN001
+    with cloud.db.reader() as s:
+        inst = get(s, ctx, uuid)
+        host = inst.host
+        if inst.vm_state == states.BUILDING or not host:
+            raise Conflict(f"Instance {uuid} is not ready: it has no console yet.")
+    from cirrus.agent.service import agent_topic
+    from cirrus.bus import BusTimeout, RemoteError
+
+    try:
+        result = cloud.bus.call(ctx, agent_topic(host), "console_output",
+                                {"uuid": uuid, "length": length}, timeout=10)
+    except (BusTimeout, RemoteError) as exc:
+        raise Conflict(f"The console of instance {uuid} is not available: {exc}") from exc
+    return result["output"]
