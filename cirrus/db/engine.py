@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -88,6 +89,9 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self.max_retries = max_retries
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer at a time and its busy handler polls with sleeps of up to
+        # 100 ms; queueing this process's writers on a lock wakes the next one at once.
+        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
         if self.is_sqlite:
             read_engine = self.engine.execution_options(sqlite_begin="DEFERRED")
             self._reader = sessionmaker(read_engine, expire_on_commit=False)
@@ -96,7 +100,7 @@ class Database:
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Session]:
-        with self._writer() as session, session.begin():
+        with self._write_lock, self._writer() as session, session.begin():
             yield session
 
     @contextlib.contextmanager

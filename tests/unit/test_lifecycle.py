@@ -1,0 +1,100 @@
+"""Reconciliation after an agent restart, and the sweeper that ends stuck tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from sqlalchemy import select, update
+
+from cirrus.agent.service import Agent
+from cirrus.compute import states
+from cirrus.db.models import Instance, InstanceFault
+from cirrus.virt import load_driver
+from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
+
+
+def _boot(api, cloud, member, name="vm"):
+    flavor, image = add_flavor(cloud, name=f"f-{name}"), add_image(cloud)
+    r = api.post("/compute/v2.1/servers", json=server_body(flavor, image, name=name),
+                 headers=member.compute())
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    return wait_for_status(api, member.compute(), sid, "ACTIVE")
+
+
+def _restart_agent(cloud, host):
+    agent = next(r for r in cloud.roles if isinstance(r, Agent) and r.host == host)
+    agent.stop()
+    cloud.roles.remove(agent)
+    fresh = Agent(cloud.settings, cloud.bus, host, load_driver(cloud.settings, host))
+    cloud.roles.append(fresh)
+    return fresh
+
+
+def _wait(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_restarted_agent_finds_vm_missing_and_server_goes_error_with_fault(api, cloud, member):
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    fresh = _restart_agent(cloud, host)
+    fresh.driver.destroy(server["id"])  # the VM vanished while the agent was down
+    fresh.start()
+    shown = wait_for_status(api, member.compute(), server["id"], "ERROR")
+    assert f"no longer on host {host}" in shown["fault"]["message"]
+
+
+def test_restarted_agent_destroys_vm_the_database_deleted(api, cloud, member):
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    fresh = _restart_agent(cloud, host)
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"])
+                                     .values(deleted=True, vm_state=states.DELETED)))
+    fresh.start()
+    assert _wait(lambda: server["id"] not in fresh.driver.list_instances())
+
+
+def test_restarted_agent_marks_vm_that_shut_down_as_stopped(api, cloud, member):
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    fresh = _restart_agent(cloud, host)
+    fresh.driver.power_off(server["id"])
+    fresh.start()
+    wait_for_status(api, member.compute(), server["id"], "SHUTOFF")
+
+
+def test_sweeper_ends_a_build_that_never_finishes(api, cloud, member):
+    server = _boot(api, cloud, member)
+    long_ago = dt.datetime(2000, 1, 1)
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"]).values(
+        vm_state=states.BUILDING, task_state=states.SPAWNING, task_started_at=long_ago)))
+    conductor = next(r for r in cloud.roles if type(r).__name__ == "Conductor")
+    assert conductor.sweep() == 1
+    with cloud.db.reader() as s:
+        inst = s.scalar(select(Instance).where(Instance.uuid == server["id"]))
+        assert (inst.vm_state, inst.task_state) == (states.ERROR, None)
+        fault = s.scalar(select(InstanceFault).where(InstanceFault.instance_uuid == inst.uuid))
+        assert "Build timed out" in fault.message
+
+
+def test_sweeper_clears_a_power_task_that_never_finishes(api, cloud, member):
+    server = _boot(api, cloud, member)
+    long_ago = dt.datetime(2000, 1, 1)
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"]).values(
+        task_state=states.POWERING_OFF, task_started_at=long_ago)))
+    conductor = next(r for r in cloud.roles if type(r).__name__ == "Conductor")
+    assert conductor.sweep() == 1
+    shown = wait_for_status(api, member.compute(), server["id"], "ACTIVE")
+    assert shown["OS-EXT-STS:task_state"] is None
+
+
+def _host_of(cloud, uuid):
+    with cloud.db.reader() as s:
+        return s.scalar(select(Instance.host).where(Instance.uuid == uuid))
