@@ -10,7 +10,7 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,23 +76,6 @@ def get_flavor_for_project(s: Session, flavor_id: str, ctx: RequestContext) -> F
     if flavor.disabled:
         raise BadRequest(f"Flavor {flavorid} is disabled and cannot be used.")
     return flavor
-
-
-def snapshot(flavor: Flavor) -> dict[str, Any]:
-    """The flavor as plain data, for an instance to keep what it was built with."""
-    return {
-        "flavorid": flavor.flavorid,
-        "name": flavor.name,
-        "vcpus": flavor.vcpus,
-        "memory_mb": flavor.memory_mb,
-        "root_gb": flavor.root_gb,
-        "ephemeral_gb": flavor.ephemeral_gb,
-        "swap": flavor.swap,
-        "rxtx_factor": flavor.rxtx_factor,
-        "is_public": flavor.is_public,
-        "description": flavor.description,
-        "extra_specs": dict(flavor.extra_specs or {}),
-    }
 
 
 def list_flavors(s: Session, ctx: RequestContext, flt: FlavorFilter) -> list[Flavor]:
@@ -199,8 +182,7 @@ def update_description(s: Session, flavorid: str, description: str | None,
 def delete_flavor(s: Session, flavorid: str, ctx: RequestContext) -> None:
     """Delete a flavor. Servers keep the copy of it they were built with."""
     flavor = get_flavor(s, flavorid, ctx)
-    for row in s.scalars(select(FlavorProject).where(FlavorProject.flavor_id == flavor.id)):
-        s.delete(row)
+    s.execute(delete(FlavorProject).where(FlavorProject.flavor_id == flavor.id))
     s.delete(flavor)
     s.flush()
 

@@ -1,4 +1,5 @@
-"""Compute quotas (instances, cores, ram, key_pairs, metadata_items), counted from the records.
+"""Compute quotas: instances, cores, ram, key_pairs and metadata_items enforced, counted from
+the records; Nova's other quota names reported and settable (see RESOURCES).
 
 Usage is never stored: it is counted from live instances in the same transaction that adds
 new ones, so a deleted or failed instance can never leave usage behind.

@@ -62,7 +62,7 @@ def _make_sqlite_behave(engine: Engine) -> None:
         # Writers take the lock up front: a deferred transaction that upgrades to a
         # write lock fails at once with SQLITE_BUSY instead of waiting its turn.
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.connection.driver_connection.execute(f"BEGIN {mode}")
 
 
 def _is_retryable(exc: BaseException) -> bool:

@@ -26,7 +26,8 @@ def expand_roles(names: list[str]) -> list[str]:
 
 def authorize(ctx: RequestContext, level: str, action: str = "this action") -> None:
     """Raise Forbidden unless the caller holds the role `level` (reader, member or admin)."""
-    if level not in ctx.roles and "admin" not in ctx.roles:
+    # Expand here too: a context need not come from a token that already carries implied roles.
+    if level not in expand_roles(ctx.roles) and "admin" not in ctx.roles:
         raise Forbidden(f"Policy does not allow {action} to be performed.")
 
 

@@ -80,6 +80,7 @@ class TokenProvider:
         self._revoked_audit: set[str] = set()
         self._revoked_users: dict[str, list[tuple[str | None, float]]] = {}
         self._revocations_loaded_at = 0.0
+        self._keys_loaded_at = 0.0
 
     # ---- keys
     def _load_keys(self) -> None:
@@ -88,6 +89,7 @@ class TokenProvider:
         self._keys = {row.id: row.key for row in rows}
         active = [row.id for row in rows if row.active]
         self._active_key_id = max(active) if active else None
+        self._keys_loaded_at = time.monotonic()
 
     def ensure_key(self) -> None:
         """Create the first signing key if the database has none."""
@@ -100,7 +102,9 @@ class TokenProvider:
 
     def _key(self, key_id: int) -> bytes | None:
         key = self._keys.get(key_id)
-        if key is None:
+        # An unknown key may be a new one from another process: reload, but not more often
+        # than REVOCATION_REFRESH, so forged key ids cannot send every request to the database.
+        if key is None and time.monotonic() - self._keys_loaded_at >= REVOCATION_REFRESH:
             with self._lock:
                 self._load_keys()
             key = self._keys.get(key_id)
@@ -126,6 +130,8 @@ class TokenProvider:
         try:
             payload, sig = token.split(".", 1)
             data = json.loads(_b64d(payload))
+            if not isinstance(data, dict):
+                raise ValueError("claims are not an object")
             key = self._key(int(data.pop("k")))
             if key is None:
                 raise ValueError("unknown signing key")

@@ -1,0 +1,112 @@
+"""Quota sets (os-quota-sets), Nova v2.1 up to 2.60.
+
+Members read their own project's quotas; admins read and change any project's. Microversion
+2.36 drops fixed_ips, floating_ips, security_groups and security_group_rules; 2.57 drops the
+injected_file* quotas (from bodies and responses alike).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cirrus.api.compute import schemas_misc as schemas
+from cirrus.api.framework import ApiRequest, Reply
+from cirrus.api.validation import to_bool, validate
+from cirrus.compute import quotas
+from cirrus.errors import BadRequest, Forbidden
+from cirrus.identity.policy import ADMIN, READ, authorize
+
+
+def _shown(req: ApiRequest) -> tuple[str, ...]:
+    dropped: tuple[str, ...] = ()
+    if req.mv_at_least(2, 57):
+        dropped = schemas.QUOTAS_DROPPED_AT_2_36 + schemas.QUOTAS_DROPPED_AT_2_57
+    elif req.mv_at_least(2, 36):
+        dropped = schemas.QUOTAS_DROPPED_AT_2_36
+    return tuple(name for name in quotas.RESOURCES if name not in dropped)
+
+
+def _authorize_read(req: ApiRequest, project_id: str, action: str) -> None:
+    authorize(req.ctx, READ)
+    if project_id != req.ctx.project_id and not req.ctx.is_admin:
+        raise Forbidden(f"Policy doesn't allow os_compute_api:os-quota-sets:{action} "
+                        "to be performed.")
+
+
+def _quota_set(req: ApiRequest, project_id: str | None, values: dict[str, Any]) -> dict:
+    body: dict[str, Any] = {"id": project_id} if project_id is not None else {}
+    body.update({name: values[name] for name in _shown(req)})
+    return {"quota_set": body}
+
+
+def show_quotas(req: ApiRequest, project_id: str) -> dict:
+    _authorize_read(req, project_id, "show")
+    with req.cloud.db.reader() as s:
+        quotas.verify_project(s, project_id)
+        return _quota_set(req, project_id, quotas.get_limits(s, req.cloud.settings, project_id))
+
+
+def show_quota_details(req: ApiRequest, project_id: str) -> dict:
+    _authorize_read(req, project_id, "detail")
+    # Key pairs are a user's: count those of the user an admin names, else the caller's own.
+    user_id = req.query.get("user_id") if req.ctx.is_admin else None
+    if not user_id and project_id == req.ctx.project_id:
+        user_id = req.ctx.user_id
+    with req.cloud.db.reader() as s:
+        quotas.verify_project(s, project_id)
+        limits = quotas.get_limits(s, req.cloud.settings, project_id)
+        usage = quotas.get_usage_report(s, project_id, user_id)
+    return _quota_set(req, project_id, {
+        name: {"in_use": usage[name], "limit": limits[name], "reserved": 0}
+        for name in quotas.RESOURCES})
+
+
+def show_default_quotas(req: ApiRequest, project_id: str) -> dict:
+    authorize(req.ctx, READ)
+    with req.cloud.db.reader() as s:
+        quotas.verify_project(s, project_id)
+    return _quota_set(req, project_id, quotas.defaults(req.cloud.settings))
+
+
+def update_quotas(req: ApiRequest, project_id: str) -> dict:
+    authorize(req.ctx, ADMIN, "os_compute_api:os-quota-sets:update")
+    if req.query.get("user_id"):
+        raise BadRequest("Per-user quotas are not supported; set the project's quotas.")
+    body = req.json
+    validate(schemas.quota_update_v257 if req.mv_at_least(2, 57)
+             else schemas.quota_update_v236 if req.mv_at_least(2, 36)
+             else schemas.quota_update, body)
+    requested = dict(body["quota_set"])
+    force = to_bool(requested.pop("force", False))
+    values = {name: int(value) for name, value in requested.items()}
+    for name, value in values.items():
+        if not quotas.UNLIMITED <= value <= quotas.MAX_LIMIT:
+            raise BadRequest(f"Quota limit {value} for {name} must be -1 (unlimited) or between "
+                             f"0 and {quotas.MAX_LIMIT}.")
+
+    def work(s):  # noqa: ANN001, ANN202
+        quotas.verify_project(s, project_id)
+        if not force:
+            quotas.check_new_limits(s, project_id, values)
+        quotas.set_limits(s, project_id, values)
+        return quotas.get_limits(s, req.cloud.settings, project_id)
+
+    # Nova leaves the id out of the update response.
+    return _quota_set(req, None, req.cloud.db.run(work))
+
+
+def delete_quotas(req: ApiRequest, project_id: str) -> Reply:
+    authorize(req.ctx, ADMIN, "os_compute_api:os-quota-sets:delete")
+    if req.query.get("user_id"):
+        raise BadRequest("Per-user quotas are not supported; delete the project's quotas.")
+    req.cloud.db.run(lambda s: quotas.delete_limits(s, project_id))
+    return Reply(202)
+
+
+ROUTES = [
+    ("GET", "/v2.1/os-quota-sets/{project_id}", show_quotas),
+    ("PUT", "/v2.1/os-quota-sets/{project_id}", update_quotas),
+    ("DELETE", "/v2.1/os-quota-sets/{project_id}", delete_quotas),
+    ("GET", "/v2.1/os-quota-sets/{project_id}/defaults", show_default_quotas),
+    ("GET", "/v2.1/os-quota-sets/{project_id}/detail", show_quota_details),
+]

@@ -1,0 +1,220 @@
+"""What the operator sees of the fleet: services, compute nodes and availability zones.
+
+Rows are written by the conductor when agents register and heartbeat; this module reads
+them, and changes only what an operator may change (enable, disable, force down, delete).
+A service is up when its last heartbeat is within `service_down_time` and it is not forced
+down (cirrus.compute.liveness).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cirrus.config import Settings
+from cirrus.db.models import Allocation, ComputeNode, Instance, Service, utcnow
+from cirrus.errors import BadRequest, Conflict, NotFound
+
+from .liveness import AGENT_BINARY, service_is_up
+
+INTERNAL_ZONE = "internal"
+# Names Nova tools use for the hypervisor service, accepted wherever a binary is named.
+BINARY_ALIASES = {"nova-compute": AGENT_BINARY}
+
+
+def canonical_binary(binary: str) -> str:
+    return BINARY_ALIASES.get(binary, binary)
+
+
+def is_up(svc: Service, settings: Settings, now: dt.datetime | None = None) -> bool:
+    return service_is_up(svc, settings.service_down_time, now)
+
+
+def service_zone(svc: Service, settings: Settings) -> str:
+    """Agents live in their availability zone; every other role in the "internal" zone."""
+    if svc.binary != AGENT_BINARY:
+        return INTERNAL_ZONE
+    return svc.availability_zone or settings.default_availability_zone
+
+
+def last_update(svc: Service) -> dt.datetime | None:
+    return svc.updated_at or svc.last_seen_up
+
+
+# ---------------------------------------------------------------- services
+
+
+def list_services(s: Session, host: str | None = None, binary: str | None = None) -> list[Service]:
+    query = select(Service).order_by(Service.id)
+    if host:
+        query = query.where(Service.host == host)
+    if binary:
+        query = query.where(Service.binary == canonical_binary(binary))
+    return list(s.scalars(query))
+
+
+def get_service(s: Session, service_id: str, *, by_uuid: bool) -> Service:
+    """A service by uuid (2.53+) or integer id; NotFound otherwise."""
+    if by_uuid:
+        svc = s.scalar(select(Service).where(Service.uuid == service_id))
+    else:
+        svc = s.get(Service, int(service_id)) if str(service_id).isdigit() else None
+    if svc is None:
+        raise NotFound(f"Service {service_id} could not be found.")
+    return svc
+
+
+def find_service(s: Session, host: str, binary: str) -> Service:
+    svc = s.scalar(select(Service).where(Service.host == host,
+                                         Service.binary == canonical_binary(binary)))
+    if svc is None:
+        raise NotFound(f"Compute host {host} with binary {binary} could not be found.")
+    return svc
+
+
+def ensure_updatable(svc: Service) -> None:
+    """Only hypervisor agents can be enabled, disabled or forced down."""
+    if svc.binary != AGENT_BINARY:
+        raise BadRequest(f"Updating a {svc.binary} service is not supported. Only "
+                         f"{AGENT_BINARY} services can be updated.")
+
+
+def set_status(s: Session, svc: Service, *, disabled: bool, reason: str | None = None) -> None:
+    ensure_updatable(svc)
+    svc.disabled = disabled
+    svc.disabled_reason = reason if disabled else None
+    svc.updated_at = utcnow()
+    s.flush()
+
+
+def set_forced_down(s: Session, svc: Service, forced_down: bool) -> None:
+    ensure_updatable(svc)
+    svc.forced_down = forced_down
+    svc.updated_at = utcnow()
+    s.flush()
+
+
+def delete_service(s: Session, svc: Service) -> None:
+    """Delete a service record; an agent's also takes its compute nodes.
+
+    Conflict while the agent's host still has servers or claims on it.
+    """
+    if svc.binary == AGENT_BINARY:
+        if instances_on_host(s, svc.host):
+            raise Conflict("Unable to delete compute service that is hosting instances. "
+                           "Migrate or delete the instances first.")
+        nodes = list(s.scalars(select(ComputeNode).where(ComputeNode.host == svc.host)))
+        node_ids = [n.id for n in nodes]
+        if node_ids and s.scalar(select(func.count()).select_from(Allocation)
+                                 .where(Allocation.compute_node_id.in_(node_ids))):
+            raise Conflict("Unable to delete compute service that still has resources "
+                           "claimed on it. Delete the instances first.")
+        for node in nodes:
+            s.delete(node)
+    s.delete(svc)
+    s.flush()
+
+
+# ---------------------------------------------------------------- compute nodes
+
+
+def agent_services(s: Session) -> dict[str, Service]:
+    """The agent service of each host, by host name."""
+    return {svc.host: svc for svc in s.scalars(select(Service)
+                                               .where(Service.binary == AGENT_BINARY))}
+
+
+def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | None = None,
+                       marker_is_uuid: bool = False,
+                       hostname_pattern: str | None = None) -> list[ComputeNode]:
+    """Compute nodes by id; a page after `marker`, or those whose hostname contains a pattern."""
+    query = select(ComputeNode).order_by(ComputeNode.id)
+    if hostname_pattern is not None:
+        query = query.where(ComputeNode.hypervisor_hostname.contains(hostname_pattern,
+                                                                     autoescape=True))
+    if marker is not None:
+        if marker_is_uuid:
+            anchor = s.scalar(select(ComputeNode.id).where(ComputeNode.uuid == marker))
+        else:
+            anchor = int(marker) if marker.isdigit() and s.get(ComputeNode, int(marker)) else None
+        if anchor is None:
+            raise BadRequest(f"marker [{marker}] not found")
+        query = query.where(ComputeNode.id > anchor)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(s.scalars(query))
+
+
+def get_compute_node(s: Session, node_id: str, *, by_uuid: bool) -> ComputeNode:
+    if by_uuid:
+        node = s.scalar(select(ComputeNode).where(ComputeNode.uuid == node_id))
+    else:
+        node = s.get(ComputeNode, int(node_id)) if str(node_id).isdigit() else None
+    if node is None:
+        raise NotFound(f"Hypervisor with ID '{node_id}' could not be found.")
+    return node
+
+
+def instances_on_host(s: Session, host: str) -> list[tuple[str, str]]:
+    """(uuid, name) of the live servers on a host."""
+    rows = s.execute(select(Instance.uuid, Instance.display_name)
+                     .where(Instance.host == host, Instance.deleted.is_(False))
+                     .order_by(Instance.id)).all()
+    return [(row.uuid, row.display_name) for row in rows]
+
+
+def statistics(s: Session) -> dict[str, int]:
+    """Totals over the compute nodes of enabled agents, as Nova's hypervisor statistics."""
+    services = agent_services(s)
+    nodes = [n for n in s.scalars(select(ComputeNode))
+             if n.host in services and not services[n.host].disabled]
+    total: dict[str, int] = {key: 0 for key in (
+        "count", "vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
+        "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload", "running_vms",
+        "disk_available_least")}
+    for n in nodes:
+        total["count"] += 1
+        total["vcpus"] += n.vcpus
+        total["memory_mb"] += n.memory_mb
+        total["local_gb"] += n.local_gb
+        total["vcpus_used"] += n.vcpus_used
+        total["memory_mb_used"] += n.memory_mb_used
+        total["local_gb_used"] += n.local_gb_used
+        total["free_ram_mb"] += n.memory_mb - n.memory_mb_used
+        total["free_disk_gb"] += n.local_gb - n.local_gb_used
+        total["running_vms"] += n.running_vms
+        total["disk_available_least"] += n.local_gb - n.local_gb_used
+    return total
+
+
+# ---------------------------------------------------------------- availability zones
+
+
+@dataclass
+class Zone:
+    name: str
+    available: bool
+    # host -> binary -> {"available", "active", "updated_at"}; enabled services only
+    hosts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def availability_zones(s: Session, settings: Settings) -> list[Zone]:
+    """Zones with an enabled service that is up (available) first, then the others; each
+    sorted by name."""
+    now = utcnow()
+    zones: dict[str, Zone] = {}
+    for svc in s.scalars(select(Service).order_by(Service.host, Service.binary)):
+        name = service_zone(svc, settings)
+        zone = zones.setdefault(name, Zone(name, False))
+        if svc.disabled:
+            continue
+        up = is_up(svc, settings, now)
+        zone.available = zone.available or up
+        zone.hosts.setdefault(svc.host, {})[svc.binary] = {
+            "available": up, "active": True, "updated_at": last_update(svc)}
+    return (sorted((z for z in zones.values() if z.available), key=lambda z: z.name)
+            + sorted((z for z in zones.values() if not z.available), key=lambda z: z.name))
