@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def _serve_http(cloud, host: str, port: int) -> None:  # noqa: ANN001
         http="httptools", loop="uvloop", lifespan="off", timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers
+    # it found installed; installing no-op ones lets Cirrus stop its roles and exit 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     server.run()  # returns after SIGINT/SIGTERM
 
 
@@ -40,6 +45,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
                   service="cirrus-all-in-one")
     cloud = Cloud(settings)
     cloud.upgrade_schema()
+    cloud.recover_after_restart()
     clouds_yaml = data_dir / "clouds.yaml"
     password = admin_password_for(settings, clouds_yaml)
     cloud.bootstrap(password)

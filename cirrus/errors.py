@@ -7,8 +7,9 @@ class CirrusError(Exception):
     status = 500
     default_message = "An unexpected error occurred."
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, headers: dict[str, str] | None = None) -> None:
         self.message = message or self.default_message
+        self.headers = headers or {}  # extra response headers the edge should send
         super().__init__(self.message)
 
 

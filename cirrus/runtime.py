@@ -35,6 +35,13 @@ class Cloud:
     def check_schema(self) -> None:
         migrate.check_schema(self.db.engine)
 
+    def recover_after_restart(self) -> None:
+        """Undo what a crash of the only API process left half-done (interrupted uploads)."""
+        from cirrus.storage import images
+        from cirrus.storage.filestore import FileStore
+
+        images.recover_interrupted_uploads(self.db, FileStore(self.settings.effective_image_dir))
+
     def bootstrap(self, admin_password: str) -> None:
         s = self.settings
         self.db.run(lambda session: identity.bootstrap(session, s.admin_user, admin_password,

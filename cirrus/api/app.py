@@ -17,6 +17,9 @@ from cirrus.context import new_request_id, reset_request_id, set_request_id
 log = logging.getLogger("cirrus.api.access")
 
 SERVICES = ("identity", "compute", "image")
+# A bare service root ("/compute") is served as its mount root ("/compute/") instead of the
+# redirect a Starlette Mount would answer: clients ask for both.
+_BARE_ROOTS = {f"/{name}" for name in SERVICES}
 
 
 def _service_of(path: str) -> str:
@@ -36,6 +39,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] in _BARE_ROOTS:
+            scope = {**scope, "path": scope["path"] + "/", "raw_path": scope["path"].encode() + b"/"}
         request_id = new_request_id()
         token = set_request_id(request_id)
         started = time.perf_counter()

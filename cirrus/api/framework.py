@@ -129,7 +129,7 @@ def endpoint(
         except CirrusError as exc:
             if exc.status >= 500:
                 log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-            headers = dict(extra_headers)
+            headers = {**extra_headers, **exc.headers}
             if exc.status == 401 and service == "identity":
                 headers["WWW-Authenticate"] = f'Keystone uri="{cloud.settings.effective_public_url}/identity"'
             return error_response(service, exc.status, exc.message, headers)

@@ -536,9 +536,3 @@ def _data_routes() -> list[Route]:
 
 def routes() -> list[Route]:
     return make_routes(ROUTES, service=SERVICE) + _data_routes()
-
-
-def root_routes() -> list[Route]:
-    """The version document at the bare /image (no trailing slash), for the app to place
-    before its /image mount: a Mount alone answers that path with a redirect."""
-    return make_routes([("GET", "/image", version_document, {"auth": False})], service=SERVICE)

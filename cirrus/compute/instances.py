@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from cirrus.compute import actions, quotas, states
+from cirrus.compute import actions, flavors, keypairs, quotas, states
 from cirrus.context import RequestContext
-from cirrus.db.models import Flavor, FlavorProject, Image, Instance, KeyPair, utcnow
+from cirrus.db.models import Flavor, Image, Instance, utcnow
 from cirrus.errors import BadRequest, Conflict, NotFound
 from cirrus.identity.policy import owns
 
@@ -47,15 +47,10 @@ def sanitize_hostname(name: str) -> str:
 
 
 def _flavor_for(s: Session, ctx: RequestContext, flavor_ref: str) -> Flavor:
-    ref = flavor_ref.rstrip("/").rsplit("/", 1)[-1]
-    flavor = s.scalar(select(Flavor).where(Flavor.flavorid == ref))
-    if flavor is None or flavor.disabled:
-        raise BadRequest(f"Flavor {ref} could not be found.")
-    if not flavor.is_public and not ctx.is_admin:
-        allowed = s.get(FlavorProject, (flavor.id, ctx.project_id))
-        if allowed is None:
-            raise BadRequest(f"Flavor {ref} could not be found.")
-    return flavor
+    try:
+        return flavors.get_flavor_for_project(s, flavor_ref, ctx)
+    except NotFound as exc:  # Nova answers an unusable flavorRef with 400
+        raise BadRequest(exc.message) from exc
 
 
 def _image_for(s: Session, ctx: RequestContext, image_ref: str | None) -> Image:
@@ -99,11 +94,10 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             raise BadRequest("Flavor's memory is too small for requested image.")
         key_data = None
         if req.key_name:
-            key = s.scalar(select(KeyPair).where(KeyPair.user_id == ctx.user_id,
-                                                 KeyPair.name == req.key_name))
-            if key is None:
-                raise BadRequest("Invalid key_name provided.")
-            key_data = key.public_key
+            try:
+                key_data = keypairs.get_keypair(s, ctx.user_id, req.key_name).public_key
+            except NotFound as exc:
+                raise BadRequest("Invalid key_name provided.") from exc
         limits = quotas.get_limits(s, settings, project_id)
         if limits["metadata_items"] != quotas.UNLIMITED and len(req.metadata) > limits["metadata_items"]:
             raise quotas.QuotaExceeded(

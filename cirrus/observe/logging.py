@@ -13,7 +13,7 @@ from cirrus.context import current_request_id
 
 # Values of these keys are replaced in log messages, whatever the caller passed.
 _SECRET_RE = re.compile(
-    r'(?i)("?(?:password|passwd|secret|token|x-auth-token|x-subject-token|admin_pass|adminPass)"?\s*[:=]\s*)("[^"]*"|\'[^\']*\'|[^\s,}]+)'
+    r"""(?i)(["']?(?:password|passwd|secret|token|x-auth-token|x-subject-token|admin_pass|adminPass)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,}]+)"""
 )
 
 

@@ -227,3 +227,25 @@ def test_instance_actions_record_events(api, member, admin, flavor, image):
 def test_unsupported_microversion_is_406(api, member):
     r = api.get("/compute/v2.1/servers", headers=member.compute("2.99"))
     assert r.status_code == 406
+
+
+def test_key_name_must_be_the_callers_keypair(api, member, other_member, flavor, image):
+    r = api.post("/compute/v2.1/os-keypairs", json={"keypair": {"name": "k1"}},
+                 headers=member.compute())
+    assert r.status_code in (200, 201), r.text
+    sid = create(api, member, flavor, image, key_name="k1")
+    assert wait_for_status(api, member.compute(), sid, "ACTIVE")["key_name"] == "k1"
+    r = api.post("/compute/v2.1/servers", json=server_body(flavor, image, key_name="k1"),
+                 headers=other_member.compute())
+    assert r.status_code == 400 and "Invalid key_name" in r.json()["badRequest"]["message"]
+
+
+def test_406_announces_the_version_asked_for(api, member):
+    r = api.get("/compute/v2.1/servers", headers=member.compute("2.99"))
+    assert r.headers["OpenStack-API-Version"] == "compute 2.99"
+
+
+def test_bare_service_roots_answer_without_redirect(api):
+    for path in ("/compute", "/identity", "/image"):
+        r = api.get(path, follow_redirects=False)
+        assert r.status_code in (200, 300), (path, r.status_code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.compute import schemas_misc as schemas
-from cirrus.api.compute.versions import (
+from cirrus.api.compute.common import (
     available,
     next_links,
     page_limit_and_marker,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.compute import schemas_misc as schemas
-from cirrus.api.compute.versions import next_links, page_limit_and_marker
+from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate

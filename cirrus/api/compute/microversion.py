@@ -46,13 +46,10 @@ def negotiate(request: Request) -> tuple[tuple[int, int], dict[str, str]]:
     if not MIN_VERSION <= version <= MAX_VERSION:
         headers = {**headers, "OpenStack-API-Version": f"compute {fmt(version)}",
                    "X-OpenStack-Nova-API-Version": fmt(version)}
-        raise _NotAcceptableWithHeaders(
+        raise NotAcceptable(
             f"Version {fmt(version)} is not supported by the API. Minimum is {fmt(MIN_VERSION)} "
-            f"and maximum is {fmt(MAX_VERSION)}.")
+            f"and maximum is {fmt(MAX_VERSION)}.", headers=headers)
     headers["OpenStack-API-Version"] = f"compute {fmt(version)}"
     headers["X-OpenStack-Nova-API-Version"] = fmt(version)
     return version, headers
 
-
-class _NotAcceptableWithHeaders(NotAcceptable):
-    pass

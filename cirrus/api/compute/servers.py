@@ -9,6 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from cirrus.api.compute import schemas_servers as schemas
+from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.views import server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
@@ -17,8 +18,6 @@ from cirrus.compute.liveness import AGENT_BINARY, service_is_up
 from cirrus.db.models import Service
 from cirrus.errors import BadRequest, Forbidden
 from cirrus.identity.policy import READ, WRITE, authorize
-
-MAX_LIMIT = 1000
 
 
 def _reject_before(req: ApiRequest, body: dict, field: str, version: tuple[int, int]) -> None:
@@ -129,18 +128,7 @@ def _filters(req: ApiRequest) -> instances.ListFilters:
     f.availability_zone = q.get("availability_zone")
     if "deleted" in q and req.ctx.is_admin:
         f.deleted = to_bool(q["deleted"])
-    if "limit" in q:
-        try:
-            f.limit = int(q["limit"])
-        except ValueError as exc:
-            raise BadRequest(f"Invalid input for query parameters limit. Value: {q['limit']}. "
-                             "It is not an integer.") from exc
-        if f.limit < 0:
-            raise BadRequest("limit must be >= 0")
-        f.limit = min(f.limit, MAX_LIMIT)
-    else:
-        f.limit = MAX_LIMIT
-    f.marker = q.get("marker")
+    f.limit, f.marker = page_limit_and_marker(req)
     sort_key = q.get("sort_key", "created_at")
     if sort_key not in instances.SORT_KEYS:
         raise BadRequest(f"Invalid sort_key {sort_key!r}")
@@ -153,13 +141,7 @@ def _filters(req: ApiRequest) -> instances.ListFilters:
 
 
 def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection: str) -> list[dict]:
-    if f.limit is None or len(rows) < f.limit or not rows:
-        return []
-    params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
-    params.append(("marker", rows[-1].uuid))
-    from urllib.parse import urlencode
-
-    return [{"rel": "next", "href": f"{req.base_url}/compute/v2.1/{collection}?{urlencode(params)}"}]
+    return next_links(req, collection, len(rows), rows[-1].uuid if rows else None, f.limit or 0)
 
 
 def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:  # noqa: ANN001
