@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import String, Text, literal, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
@@ -19,26 +19,30 @@ def start_action(s: Session, ctx: RequestContext, uuid: str, action: str) -> Ins
     return row
 
 
-def _action_for(s: Session, uuid: str, request_id: str) -> InstanceAction | None:
-    return s.scalar(select(InstanceAction).where(InstanceAction.instance_uuid == uuid,
-                                                 InstanceAction.request_id == request_id)
-                    .order_by(InstanceAction.id.desc()).limit(1))
-
-
 def record_event(s: Session, uuid: str, request_id: str, event: str, host: str | None,
-                 result: str, traceback: str | None = None,
-                 started: object | None = None) -> None:
-    """Record a finished event of the action started by `request_id` and finish the action."""
-    action = _action_for(s, uuid, request_id)
-    if action is None:
-        return
+                 result: str, traceback: str | None = None) -> None:
+    """Record a finished event of the action started by `request_id` and finish the action.
+
+    Two statements whatever the history: an INSERT ... SELECT finds the action, an UPDATE
+    finishes it. Nothing happens if the request started no action.
+    """
     now = utcnow()
-    s.add(InstanceActionEvent(action_id=action.id, event=event, start_time=started or action.start_time,
-                              finish_time=now, result=result, traceback=traceback, host=host))
+    action_id = (select(InstanceAction.id)
+                 .where(InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id)
+                 .order_by(InstanceAction.id.desc()).limit(1).scalar_subquery())
+    events = InstanceActionEvent.__table__
+    s.execute(events.insert().from_select(
+        ["action_id", "event", "start_time", "finish_time", "result", "traceback", "host"],
+        select(InstanceAction.id, literal(event), InstanceAction.start_time, literal(now),
+               literal(result), literal(traceback, type_=Text), literal(host, type_=String))
+        .where(InstanceAction.id == action_id)))
     values: dict = {"finish_time": now, "updated_at": now}
     if result == ERROR:
         values["message"] = ERROR
-    s.execute(update(InstanceAction).where(InstanceAction.id == action.id).values(**values))
+    # By (instance, request), not by id: MariaDB cannot UPDATE a table it sub-selects from.
+    s.execute(update(InstanceAction)
+              .where(InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id)
+              .values(**values).execution_options(synchronize_session=False))
 
 
 def add_fault(s: Session, uuid: str, code: int, message: str, details: str = "",

@@ -109,33 +109,20 @@ class Conductor:
             request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                        "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
                        "exclude_hosts": list(inst.tried_hosts or [])}
+            spec = instance_spec(inst)
         try:
             choice = self.bus.call(ctx, "scheduler", "select_destination", request,
                                    timeout=self.settings.rpc_timeout)
         except (BusTimeout, RemoteError) as exc:
             self._fail_build(ctx, uuid, f"The scheduler did not answer: {exc}", code=500)
             return
+        if choice.get("gone"):
+            return
         if choice["host"] is None:
             self._fail_build(ctx, uuid, choice["reason"], code=500)
             return
-        host, node = choice["host"], choice["node"]
-
-        def place(s):  # noqa: ANN001, ANN202
-            done = s.execute(
-                update(Instance)
-                .where(Instance.uuid == uuid, Instance.task_state == states.SCHEDULING,
-                       Instance.deleted.is_(False))
-                .values(host=host, node=node, task_state=states.SPAWNING, task_started_at=utcnow())
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if not done:
-                claims.release(s, uuid)  # deleted while we were scheduling
-                return None
-            return instance_spec(s.scalar(select(Instance).where(Instance.uuid == uuid)))
-
-        spec = self.db.run(place)
-        if spec is not None:
-            self.bus.cast(ctx, agent_topic(host), "spawn", {"spec": spec})
+        # The scheduler has claimed the resources and recorded the host (task spawning).
+        self.bus.cast(ctx, agent_topic(choice["host"]), "spawn", {"spec": spec})
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
         uuid, host = result["uuid"], result["host"]

@@ -84,7 +84,9 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     reservation_id = f"r-{secrets.token_hex(4)}"
     project_id = ctx.project_id
 
-    def work(s: Session) -> list[Instance]:
+    # Everything that only reads runs before the write transaction: on SQLite the write lock
+    # is the one thing every role queues on, so it is held for the inserts alone.
+    with cloud.db.reader() as s:
         flavor = _flavor_for(s, ctx, req.flavor_ref)
         image = _image_for(s, ctx, req.image_ref)
         if flavor.root_gb and image.min_disk and image.min_disk > flavor.root_gb:
@@ -103,33 +105,35 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             raise quotas.QuotaExceeded(
                 f"Quota exceeded for metadata_items: {len(req.metadata)} requested, "
                 f"{limits['metadata_items']} allowed.")
-        count = _count_within_quota(s, settings, project_id, req, flavor)
-        now = utcnow()
-        created = []
-        for index in range(count):
-            name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
-            inst = Instance(
-                uuid=str(uuidlib.uuid4()), display_name=name, display_description=req.description,
-                hostname=sanitize_hostname(req.hostname or name), project_id=project_id,
-                user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
-                memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
-                key_name=req.key_name, key_data=key_data, user_data=req.user_data,
-                availability_zone=req.availability_zone, vm_state=states.BUILDING,
-                task_state=states.SCHEDULING, task_started_at=now, power_state=states.NOSTATE,
-                reservation_id=reservation_id, launch_index=index,
-                config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
-                access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
-                system_metadata={"image_min_disk": str(image.min_disk or 0)},
-                tags=list(req.tags), security_groups=list(req.security_groups),
-                request_spec={"networks": req.networks}, tried_hosts=[], build_attempts=0,
-                created_at=now, updated_at=now,
-            )
-            s.add(inst)
-            created.append(inst)
+        count = _count_within_quota(s, limits, project_id, req, flavor)
+    now = utcnow()
+    rows = []
+    for index in range(count):
+        name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
+        rows.append(dict(
+            uuid=str(uuidlib.uuid4()), display_name=name, display_description=req.description,
+            hostname=sanitize_hostname(req.hostname or name), project_id=project_id,
+            user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
+            memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
+            key_name=req.key_name, key_data=key_data, user_data=req.user_data,
+            availability_zone=req.availability_zone, vm_state=states.BUILDING,
+            task_state=states.SCHEDULING, task_started_at=now, power_state=states.NOSTATE,
+            reservation_id=reservation_id, launch_index=index,
+            config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
+            access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
+            system_metadata={"image_min_disk": str(image.min_disk or 0)},
+            tags=list(req.tags), security_groups=list(req.security_groups),
+            request_spec={"networks": req.networks}, tried_hosts=[], build_attempts=0,
+            created_at=now, updated_at=now,
+        ))
+
+    def work(s: Session) -> list[Instance]:
+        created = [Instance(**row) for row in rows]
+        s.add_all(created)
         s.flush()
         # Re-count with the new rows in: a concurrent create cannot slip past the quota.
         quotas.check_instances(s, settings, project_id, count, flavor.vcpus, flavor.memory_mb,
-                               already_added=True)
+                               already_added=True, limits=limits)
         for inst in created:
             actions.start_action(s, ctx, inst.uuid, "create")
         return created
@@ -139,16 +143,18 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     return created, reservation_id
 
 
-def _count_within_quota(s: Session, settings, project_id: str, req: CreateRequest,  # noqa: ANN001
-                        flavor: Flavor) -> int:
+def _count_within_quota(s: Session, limits: dict[str, int], project_id: str,
+                        req: CreateRequest, flavor: Flavor) -> int:
     """Nova's rule: build max_count if quota allows, else as many as fit, but at least min_count."""
+    if all(limits[r] == quotas.UNLIMITED for r in ("instances", "cores", "ram")):
+        return req.max_count
+    usage = quotas.get_usage(s, project_id)
     for count in range(req.max_count, req.min_count - 1, -1):
-        try:
-            quotas.check_instances(s, settings, project_id, count, flavor.vcpus, flavor.memory_mb)
+        over = quotas.instance_overage(limits, usage, count, flavor.vcpus, flavor.memory_mb)
+        if not over:
             return count
-        except quotas.QuotaExceeded:
-            if count == req.min_count:
-                raise
+        if count == req.min_count:
+            quotas.raise_overage(over)
     raise AssertionError("unreachable")
 
 

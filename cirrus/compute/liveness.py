@@ -9,11 +9,15 @@ from cirrus.db.models import Service, utcnow
 AGENT_BINARY = "cirrus-agent"
 
 
-def service_is_up(service: Service, down_time: float, now: dt.datetime | None = None) -> bool:
-    if service.forced_down or service.last_seen_up is None:
+def is_up(forced_down: bool | None, last_seen_up: dt.datetime | None, down_time: float,
+          now: dt.datetime | None = None) -> bool:
+    if forced_down or last_seen_up is None:
         return False
-    now = now or utcnow()
-    return (now - service.last_seen_up).total_seconds() <= down_time
+    return ((now or utcnow()) - last_seen_up).total_seconds() <= down_time
+
+
+def service_is_up(service: Service, down_time: float, now: dt.datetime | None = None) -> bool:
+    return is_up(service.forced_down, service.last_seen_up, down_time, now)
 
 
 def record_heartbeat(s, host: str, binary: str, topic: str | None = None,  # noqa: ANN001

@@ -87,15 +87,13 @@ def get_usage(s: Session, project_id: str, user_id: str | None = None) -> dict[s
     return usage
 
 
-def check_instances(s: Session, settings: Settings, project_id: str, count: int, vcpus: int,
-                    memory_mb: int, *, already_added: bool = False) -> None:
-    """Raise QuotaExceeded if `count` more instances of this size do not fit.
+def instance_overage(limits: dict[str, int], usage: dict[str, int], count: int, vcpus: int,
+                     memory_mb: int, *, already_added: bool = False) -> list[tuple]:
+    """(resource, requested, used, limit) for each quota that `count` more instances break.
 
-    With `already_added`, the new instances are in the session already (the re-check after
-    insert that catches concurrent creates), so usage includes them.
+    With `already_added`, `usage` already includes the new instances (the re-check after
+    insert that catches concurrent creates).
     """
-    limits = get_limits(s, settings, project_id)
-    usage = get_usage(s, project_id)
     wanted = {"instances": count, "cores": count * vcpus, "ram": count * memory_mb}
     over = []
     for resource, delta in wanted.items():
@@ -103,11 +101,26 @@ def check_instances(s: Session, settings: Settings, project_id: str, count: int,
         used = usage[resource] - (delta if already_added else 0)
         if limit != UNLIMITED and used + delta > limit:
             over.append((resource, delta, used, limit))
+    return over
+
+
+def raise_overage(over: list[tuple]) -> None:
     if over:
         names = ", ".join(r for r, *_ in over)
         detail = "; ".join(f"{r}: requested {d}, but already used {u} of {lim}"
                            for r, d, u, lim in over)
         raise QuotaExceeded(f"Quota exceeded for {names}: {detail}.")
+
+
+def check_instances(s: Session, settings: Settings, project_id: str, count: int, vcpus: int,
+                    memory_mb: int, *, already_added: bool = False,
+                    limits: dict[str, int] | None = None) -> None:
+    """Raise QuotaExceeded if `count` more instances of this size do not fit."""
+    limits = limits if limits is not None else get_limits(s, settings, project_id)
+    if all(limits[r] == UNLIMITED for r in ("instances", "cores", "ram")):
+        return
+    raise_overage(instance_overage(limits, get_usage(s, project_id), count, vcpus, memory_mb,
+                                   already_added=already_added))
 
 
 def get_usage_report(s: Session, project_id: str, user_id: str | None = None) -> dict[str, int]:

@@ -8,10 +8,10 @@ Allocation row says, once.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Allocation, ComputeNode
+from cirrus.db.models import Allocation, ComputeNode, utcnow
 
 
 def claim(s: Session, node_id: int, instance_uuid: str, vcpus: int, memory_mb: int,
@@ -31,9 +31,9 @@ def claim(s: Session, node_id: int, instance_uuid: str, vcpus: int, memory_mb: i
     )
     if result.rowcount != 1:
         return False
-    s.add(Allocation(instance_uuid=instance_uuid, compute_node_id=node_id, vcpus=vcpus,
-                     memory_mb=memory_mb, disk_gb=disk_gb))
-    s.flush()
+    s.execute(insert(Allocation).values(instance_uuid=instance_uuid, compute_node_id=node_id,
+                                        vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb,
+                                        created_at=utcnow()))
     return True
 
 
@@ -57,3 +57,17 @@ def release(s: Session, instance_uuid: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     return True
+
+
+def place(s: Session, instance_uuid: str, host: str, node: str) -> bool:
+    """Record where a claimed instance goes; False if it is no longer waiting to be scheduled."""
+    from cirrus.compute import states
+    from cirrus.db.models import Instance
+
+    return s.execute(
+        update(Instance)
+        .where(Instance.uuid == instance_uuid, Instance.task_state == states.SCHEDULING,
+               Instance.deleted.is_(False))
+        .values(host=host, node=node, task_state=states.SPAWNING, task_started_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1

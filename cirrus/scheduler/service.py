@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from sqlalchemy import select
 
-from cirrus.compute.liveness import AGENT_BINARY, service_is_up
+from cirrus.compute.liveness import AGENT_BINARY, is_up
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Service, utcnow
 from cirrus.scheduler import claims
@@ -49,6 +49,10 @@ def filter_hosts(hosts: list[HostState], spec: RequestSpec,
     return passed, dict(refusals)
 
 
+class _InstanceGone(Exception):
+    pass
+
+
 class Scheduler:
     def __init__(self, cloud) -> None:  # noqa: ANN001 - cirrus.runtime.Cloud
         self.cloud = cloud
@@ -62,28 +66,39 @@ class Scheduler:
         self.cloud.bus.unsubscribe(TOPIC)
 
     def load_hosts(self, s) -> list[HostState]:  # noqa: ANN001
+        """Every compute node with its agent's liveness, in one query."""
         now = utcnow()
-        services = {svc.host: svc for svc in s.scalars(
-            select(Service).where(Service.binary == AGENT_BINARY))}
-        hosts = []
-        for cn in s.scalars(select(ComputeNode)):
-            svc = services.get(cn.host)
-            hosts.append(HostState(
-                node_id=cn.id, host=cn.host, node=cn.hypervisor_hostname,
-                availability_zone=cn.availability_zone or self.settings.default_availability_zone,
-                vcpus=cn.vcpus, memory_mb=cn.memory_mb, local_gb=cn.local_gb,
-                vcpus_used=cn.vcpus_used, memory_mb_used=cn.memory_mb_used,
-                local_gb_used=cn.local_gb_used, cpu_allocation_ratio=cn.cpu_allocation_ratio,
-                ram_allocation_ratio=cn.ram_allocation_ratio,
-                disk_allocation_ratio=cn.disk_allocation_ratio,
-                service_up=svc is not None and service_is_up(svc, self.settings.service_down_time, now),
-                service_disabled=bool(svc and svc.disabled),
-                disabled_reason=svc.disabled_reason if svc else None,
-            ))
-        return hosts
+        down_time = self.settings.service_down_time
+        default_zone = self.settings.default_availability_zone
+        cn, svc = ComputeNode, Service
+        rows = s.execute(
+            select(cn.id, cn.host, cn.hypervisor_hostname, cn.availability_zone, cn.vcpus,
+                   cn.memory_mb, cn.local_gb, cn.vcpus_used, cn.memory_mb_used, cn.local_gb_used,
+                   cn.cpu_allocation_ratio, cn.ram_allocation_ratio, cn.disk_allocation_ratio,
+                   svc.forced_down, svc.last_seen_up, svc.disabled, svc.disabled_reason)
+            .outerjoin(svc, (svc.host == cn.host) & (svc.binary == AGENT_BINARY))
+        ).all()
+        return [
+            HostState(
+                node_id=r.id, host=r.host, node=r.hypervisor_hostname,
+                availability_zone=r.availability_zone or default_zone,
+                vcpus=r.vcpus, memory_mb=r.memory_mb, local_gb=r.local_gb,
+                vcpus_used=r.vcpus_used, memory_mb_used=r.memory_mb_used,
+                local_gb_used=r.local_gb_used, cpu_allocation_ratio=r.cpu_allocation_ratio,
+                ram_allocation_ratio=r.ram_allocation_ratio,
+                disk_allocation_ratio=r.disk_allocation_ratio,
+                service_up=is_up(r.forced_down, r.last_seen_up, down_time, now),
+                service_disabled=bool(r.disabled), disabled_reason=r.disabled_reason,
+            )
+            for r in rows
+        ]
 
     def select_destination(self, ctx: RequestContext, payload: dict) -> dict:
-        """Pick and claim a host. Returns {"host", "node"} or {"host": None, "reason"}."""
+        """Pick a host, claim its resources and place the instance there, in one transaction.
+
+        Returns {"host", "node"}, or {"host": None, "reason"} when nothing fits, or
+        {"host": None, "gone": True} when the instance was deleted meanwhile.
+        """
         spec = RequestSpec.from_dict(payload)
 
         def work(s):  # noqa: ANN001, ANN202
@@ -95,12 +110,17 @@ class Scheduler:
                 pick = random.choice(ranked[:subset])
                 if claims.claim(s, pick.node_id, spec.instance_uuid, spec.vcpus,
                                 spec.memory_mb, spec.disk_gb):
+                    if not claims.place(s, spec.instance_uuid, pick.host, pick.node):
+                        raise _InstanceGone
                     return {"host": pick.host, "node": pick.node}
                 refusals.setdefault("Claim", []).append((pick.node, "filled up by a concurrent claim"))
                 ranked.remove(pick)
             return {"host": None, "reason": explain(len(hosts), refusals)}
 
-        result = self.cloud.db.run(work)
+        try:
+            result = self.cloud.db.run(work)
+        except _InstanceGone:  # deleted while waiting to be scheduled: the claim rolled back
+            return {"host": None, "gone": True, "reason": "The instance was deleted."}
         if result["host"] is None:
             log.warning("no host for %s: %s", spec.instance_uuid, result["reason"])
         else:
