@@ -14,8 +14,14 @@ from cirrus.observe.logging import setup_logging
 log = logging.getLogger("cirrus")
 
 
-def _serve_http(cloud, host: str, port: int) -> None:  # noqa: ANN001
+def _serve_http(cloud, host: str, port: int, on_ready=None) -> None:  # noqa: ANN001
     import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:  # noqa: ANN001
+            await super().startup(sockets=sockets)
+            if on_ready is not None and not self.should_exit:
+                on_ready()  # only now does the port accept connections
 
     from cirrus.api.app import create_app
 
@@ -23,7 +29,7 @@ def _serve_http(cloud, host: str, port: int) -> None:  # noqa: ANN001
         create_app(cloud), host=host, port=port, log_config=None, access_log=False,
         http="httptools", loop="uvloop", lifespan="off", timeout_keep_alive=30,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers
     # it found installed; installing no-op ones lets Cirrus stop its roles and exit 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,11 +58,14 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
                       settings.admin_user, password, settings.admin_project, settings.region)
     cloud.start_roles(["scheduler", "conductor", "agent"], agent_hosts=fake_host_names(settings))
-    print(f"Cirrus all-in-one listening on {settings.effective_public_url}", flush=True)
-    print(f"clouds.yaml: {clouds_yaml}", flush=True)
-    print(f"  export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=cirrus", flush=True)
+
+    def ready() -> None:
+        print(f"Cirrus all-in-one listening on {settings.effective_public_url}", flush=True)
+        print(f"clouds.yaml: {clouds_yaml}", flush=True)
+        print(f"  export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=cirrus", flush=True)
+
     try:
-        _serve_http(cloud, settings.api_host, settings.api_port)
+        _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
     finally:
         cloud.stop()
         print("Cirrus stopped.", flush=True)
