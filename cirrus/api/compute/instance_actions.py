@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.servers import _parse_time
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest
@@ -38,11 +39,13 @@ def _instance(req: ApiRequest, s, server_id: str):  # noqa: ANN001, ANN202
 
 def list_actions(req: ApiRequest, server_id: str) -> dict:
     authorize(req.ctx, READ, "os_compute_api:os-instance-actions:list")
+    paged = req.mv_at_least(2, 58)
+    limit = page_limit_and_marker(req)[0] if paged else 0
     with req.cloud.db.reader() as s:
         _instance(req, s, server_id)
         q = (select(InstanceAction).where(InstanceAction.instance_uuid == server_id)
              .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc()))
-        if req.mv_at_least(2, 58):
+        if paged:
             if "changes-since" in req.query:
                 q = q.where(InstanceAction.updated_at >= _parse_time(req.query["changes-since"],
                                                                      "changes-since"))
@@ -53,13 +56,16 @@ def list_actions(req: ApiRequest, server_id: str) -> dict:
                 if row is None:
                     raise BadRequest(f"Marker {marker} could not be found.")
                 q = q.where(InstanceAction.id < row.id)
-            if "limit" in req.query:
-                try:
-                    q = q.limit(int(req.query["limit"]))
-                except ValueError as exc:
-                    raise BadRequest("limit must be an integer") from exc
+            q = q.limit(limit)
         rows = list(s.scalars(q))
-        return {"instanceActions": [_action_view(req, a) for a in rows]}
+        body: dict = {"instanceActions": [_action_view(req, a) for a in rows]}
+    if paged:
+        # 2.58: a full page links to the next one, keyed by request id (as Nova pages).
+        links = next_links(req, f"servers/{server_id}/os-instance-actions", len(rows),
+                           rows[-1].request_id if rows else None, limit)
+        if links:
+            body["links"] = links
+    return body
 
 
 def show_action(req: ApiRequest, server_id: str, request_id: str) -> dict:

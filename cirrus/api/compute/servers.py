@@ -193,11 +193,16 @@ def list_servers_detail(req: ApiRequest) -> dict:
 
 def show_server(req: ApiRequest, server_id: str) -> dict:
     authorize(req.ctx, READ, "os_compute_api:servers:show")
+    return _server_view(req, server_id, extended=True)
+
+
+def _server_view(req: ApiRequest, server_id: str, *, extended: bool) -> dict:
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
         fault = actions.latest_faults(s, [inst.uuid]).get(inst.uuid) if inst.vm_state == states.ERROR else None
-        host_status = _host_statuses(req, s, [inst]).get(inst.host or "", "UNKNOWN")
-        return {"server": server_detail(req, inst, fault, host_status)}
+        host_status = (_host_statuses(req, s, [inst]).get(inst.host or "", "UNKNOWN")
+                       if extended else None)
+        return {"server": server_detail(req, inst, fault, host_status, extended=extended)}
 
 
 def update_server(req: ApiRequest, server_id: str) -> dict:
@@ -216,7 +221,8 @@ def update_server(req: ApiRequest, server_id: str) -> dict:
     if "accessIPv6" in server:
         values["access_ip_v6"] = server["accessIPv6"]
     instances.update_fields(req.cloud, req.ctx, server_id, values)
-    return show_server(req, server_id)
+    # Until 2.75 Nova answers an update with the basic view, without extended attributes.
+    return _server_view(req, server_id, extended=False)
 
 
 def delete_server(req: ApiRequest, server_id: str) -> Reply:

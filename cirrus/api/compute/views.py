@@ -54,8 +54,20 @@ def _fault(req: ApiRequest, fault: InstanceFault) -> dict:
     return view
 
 
+# Nova's view shows `progress` only in these statuses and `fault` only in the last two.
+PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
+FAULT_STATUSES = ("ERROR", "DELETED")
+
+
 def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None = None,
-                  host_status: str | None = None) -> dict:
+                  host_status: str | None = None, *, extended: bool = True) -> dict:
+    """A server as GET /servers/{id} shows it.
+
+    `extended=False` is the smaller view that PUT /servers/{id} answers with before 2.75:
+    Nova leaves out the availability zone, config drive, key name, usage, security group,
+    extended status, volume and host attributes there (Tempest's update_server schema
+    forbids them).
+    """
     status = states.api_status(inst.vm_state, inst.task_state)
     view: dict = {
         "id": inst.uuid,
@@ -75,8 +87,26 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "",
         "links": links(req, "servers", inst.uuid),
-        "key_name": inst.key_name,
         "OS-DCF:diskConfig": "MANUAL",
+    }
+    if status in PROGRESS_STATUSES:
+        view["progress"] = inst.progress or 0
+    if fault is not None and status in FAULT_STATUSES:
+        view["fault"] = _fault(req, fault)
+    if extended:
+        view.update(_extended_attributes(req, inst, host_status))
+    if req.mv_at_least(2, 9):
+        view["locked"] = bool(inst.locked)
+    if req.mv_at_least(2, 19):
+        view["description"] = inst.display_description
+    if req.mv_at_least(2, 26):
+        view["tags"] = list(inst.tags or [])
+    return view
+
+
+def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | None) -> dict:
+    view: dict = {
+        "key_name": inst.key_name,
         "OS-EXT-AZ:availability_zone": inst.availability_zone
         or (req.cloud.settings.default_availability_zone if inst.host else ""),
         "OS-EXT-STS:power_state": inst.power_state,
@@ -89,10 +119,6 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
     }
     if not inst.deleted:
         view["security_groups"] = [{"name": n} for n in (inst.security_groups or ["default"])]
-    if status in ("BUILD", "ACTIVE", "REBOOT", "HARD_REBOOT"):
-        view["progress"] = inst.progress or 0
-    if fault is not None and inst.vm_state in (states.ERROR, states.DELETED):
-        view["fault"] = _fault(req, fault)
     if req.ctx.is_admin:
         view["OS-EXT-SRV-ATTR:host"] = inst.host
         view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
@@ -107,12 +133,6 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
                 "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if inst.host else None,
                 "OS-EXT-SRV-ATTR:user_data": inst.user_data,
             })
-    if req.mv_at_least(2, 9):
-        view["locked"] = bool(inst.locked)
-    if req.mv_at_least(2, 16) and req.ctx.is_admin:
-        view["host_status"] = host_status if inst.host else ""
-    if req.mv_at_least(2, 19):
-        view["description"] = inst.display_description
-    if req.mv_at_least(2, 26):
-        view["tags"] = list(inst.tags or [])
+        if req.mv_at_least(2, 16):
+            view["host_status"] = host_status if inst.host else ""
     return view
