@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,9 +27,20 @@ def make_settings(tmp_path, **overrides) -> Settings:  # noqa: ANN001
     return settings
 
 
+# CIRRUS_TEST_DATABASE=postgresql|mariadb runs every test that uses the `cloud` fixture on a
+# fresh database of that server (CI does, after the SQLite run); default: SQLite.
+TEST_DATABASE = os.environ.get("CIRRUS_TEST_DATABASE", "sqlite")
+
+
 @pytest.fixture
-def settings(tmp_path) -> Settings:  # noqa: ANN001
-    return make_settings(tmp_path)
+def settings(tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+    if TEST_DATABASE == "sqlite":
+        yield make_settings(tmp_path)
+        return
+    from tests.dbfixtures import fresh_database
+
+    with fresh_database(TEST_DATABASE) as url:
+        yield make_settings(tmp_path, database_url=url)
 
 
 @pytest.fixture
