@@ -50,8 +50,26 @@ def cloud(settings: Settings) -> Iterator[Cloud]:
     c.upgrade_schema()
     c.bootstrap(ADMIN_PASSWORD)
     c.start_roles(["scheduler", "conductor", "agent"], agent_hosts=fake_host_names(settings))
+    _wait_for_agents(c, settings.fake.count)
     yield c
     c.stop()
+
+
+def _wait_for_agents(c: Cloud, count: int, timeout: float = 10.0) -> None:
+    """Agents register through the bus; tests start once every fake host is known."""
+    import time
+
+    from sqlalchemy import func
+
+    from cirrus.db.models import ComputeNode
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with c.db.reader() as s:
+            if s.scalar(select(func.count()).select_from(ComputeNode)) >= count:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{count} fake agents did not register within {timeout} s")
 
 
 @pytest.fixture

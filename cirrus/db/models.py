@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -27,6 +28,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# MariaDB's DATETIME keeps whole seconds unless told otherwise; orderings and changes-since
+# need microseconds on every database.
+Timestamp = DateTime().with_variant(MYSQL_DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def utcnow() -> dt.datetime:
@@ -38,8 +44,8 @@ class Base(DeclarativeBase):
 
 
 class TimestampMixin:
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
-    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp, onupdate=utcnow)
 
 
 # ---------------------------------------------------------------- identity
@@ -76,7 +82,7 @@ class User(TimestampMixin, Base):
     email: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
     default_project_id: Mapped[str | None] = mapped_column(String(64))
-    password_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    password_expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
@@ -109,8 +115,8 @@ class TokenRevocation(Base):
     audit_id: Mapped[str | None] = mapped_column(String(64), index=True)
     user_id: Mapped[str | None] = mapped_column(String(64), index=True)
     project_id: Mapped[str | None] = mapped_column(String(64))
-    issued_before: Mapped[dt.datetime] = mapped_column(DateTime)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)  # safe to purge after this
+    issued_before: Mapped[dt.datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)  # safe to purge after this
 
 
 class SigningKey(Base):
@@ -119,7 +125,7 @@ class SigningKey(Base):
     __tablename__ = "signing_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[bytes] = mapped_column(LargeBinary(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -186,7 +192,7 @@ class KeyPair(Base):
     fingerprint: Mapped[str] = mapped_column(String(255))
     public_key: Mapped[str] = mapped_column(Text)
     type: Mapped[str] = mapped_column(String(16), default="ssh")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Service(TimestampMixin, Base):
@@ -202,7 +208,7 @@ class Service(TimestampMixin, Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_seen_up: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_seen_up: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     report_count: Mapped[int] = mapped_column(Integer, default=0)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
 
@@ -241,7 +247,7 @@ class Allocation(Base):
     vcpus: Mapped[int] = mapped_column(Integer)
     memory_mb: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class Instance(TimestampMixin, Base):
@@ -272,11 +278,11 @@ class Instance(TimestampMixin, Base):
     vm_state: Mapped[str] = mapped_column(String(32))
     task_state: Mapped[str | None] = mapped_column(String(32))
     power_state: Mapped[int] = mapped_column(Integer, default=0)
-    task_started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    launched_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    terminated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    task_started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     reservation_id: Mapped[str | None] = mapped_column(String(255))
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -302,7 +308,7 @@ class InstanceFault(Base):
     message: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     host: Mapped[str | None] = mapped_column(String(255))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
 class InstanceAction(TimestampMixin, Base):
@@ -313,8 +319,8 @@ class InstanceAction(TimestampMixin, Base):
     action: Mapped[str] = mapped_column(String(255))
     project_id: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(String(64))
-    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    start_time: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     message: Mapped[str | None] = mapped_column(String(255))
 
 
@@ -325,8 +331,8 @@ class InstanceActionEvent(Base):
         ForeignKey("instance_actions.id", ondelete="CASCADE"), index=True
     )
     event: Mapped[str] = mapped_column(String(255))
-    start_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    finish_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    start_time: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
+    finish_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     result: Mapped[str | None] = mapped_column(String(32))
     traceback: Mapped[str | None] = mapped_column(Text)
     host: Mapped[str | None] = mapped_column(String(255))

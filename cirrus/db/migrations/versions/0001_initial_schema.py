@@ -6,6 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
@@ -36,8 +37,20 @@ def upgrade() -> None:
         sa.Column("ram_allocation_ratio", sa.Float(), nullable=False),
         sa.Column("disk_allocation_ratio", sa.Float(), nullable=False),
         sa.Column("cpu_info", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_compute_nodes")),
         sa.UniqueConstraint(
             "hypervisor_hostname", name=op.f("uq_compute_nodes_hypervisor_hostname")
@@ -53,8 +66,20 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_domains")),
         sa.UniqueConstraint("name", name=op.f("uq_domains_name")),
     )
@@ -73,8 +98,20 @@ def upgrade() -> None:
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("extra_specs", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_flavors")),
         sa.UniqueConstraint("flavorid", name=op.f("uq_flavors_flavorid")),
         sa.UniqueConstraint("name", name=op.f("uq_flavors_name")),
@@ -100,8 +137,20 @@ def upgrade() -> None:
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("properties", sa.JSON(), nullable=False),
         sa.Column("location", sa.Text(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_images")),
     )
     with op.batch_alter_table("images", schema=None) as batch_op:
@@ -115,11 +164,35 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=255), nullable=False),
         sa.Column("project_id", sa.String(length=64), nullable=True),
         sa.Column("user_id", sa.String(length=64), nullable=True),
-        sa.Column("start_time", sa.DateTime(), nullable=False),
-        sa.Column("finish_time", sa.DateTime(), nullable=True),
+        sa.Column(
+            "start_time",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "finish_time",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("message", sa.String(length=255), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instance_actions")),
     )
     with op.batch_alter_table("instance_actions", schema=None) as batch_op:
@@ -135,7 +208,13 @@ def upgrade() -> None:
         sa.Column("message", sa.String(length=255), nullable=False),
         sa.Column("details", sa.Text(), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instance_faults")),
     )
     with op.batch_alter_table("instance_faults", schema=None) as batch_op:
@@ -166,11 +245,35 @@ def upgrade() -> None:
         sa.Column("vm_state", sa.String(length=32), nullable=False),
         sa.Column("task_state", sa.String(length=32), nullable=True),
         sa.Column("power_state", sa.Integer(), nullable=False),
-        sa.Column("task_started_at", sa.DateTime(), nullable=True),
-        sa.Column("launched_at", sa.DateTime(), nullable=True),
-        sa.Column("terminated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "task_started_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "launched_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "terminated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "deleted_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("reservation_id", sa.String(length=255), nullable=True),
         sa.Column("launch_index", sa.Integer(), nullable=False),
         sa.Column("locked", sa.Boolean(), nullable=False),
@@ -186,8 +289,20 @@ def upgrade() -> None:
         sa.Column("system_metadata", sa.JSON(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("security_groups", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_instances")),
         sa.UniqueConstraint("uuid", name=op.f("uq_instances_uuid")),
     )
@@ -206,7 +321,13 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=255), nullable=False),
         sa.Column("public_key", sa.Text(), nullable=False),
         sa.Column("type", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_key_pairs")),
         sa.UniqueConstraint("user_id", "name", name="uq_key_pairs_user_name"),
     )
@@ -223,8 +344,20 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("domain_id", sa.String(length=64), nullable=True),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
@@ -238,11 +371,29 @@ def upgrade() -> None:
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("disabled_reason", sa.String(length=255), nullable=True),
         sa.Column("forced_down", sa.Boolean(), nullable=False),
-        sa.Column("last_seen_up", sa.DateTime(), nullable=True),
+        sa.Column(
+            "last_seen_up",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("report_count", sa.Integer(), nullable=False),
         sa.Column("availability_zone", sa.String(length=255), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_services")),
         sa.UniqueConstraint("host", "binary", name="uq_services_host_binary"),
         sa.UniqueConstraint("uuid", name=op.f("uq_services_uuid")),
@@ -251,7 +402,13 @@ def upgrade() -> None:
         "signing_keys",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("key", sa.LargeBinary(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_signing_keys")),
     )
@@ -261,8 +418,20 @@ def upgrade() -> None:
         sa.Column("audit_id", sa.String(length=64), nullable=True),
         sa.Column("user_id", sa.String(length=64), nullable=True),
         sa.Column("project_id", sa.String(length=64), nullable=True),
-        sa.Column("issued_before", sa.DateTime(), nullable=False),
-        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "issued_before",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "expires_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_token_revocations")),
     )
     with op.batch_alter_table("token_revocations", schema=None) as batch_op:
@@ -278,7 +447,13 @@ def upgrade() -> None:
         sa.Column("vcpus", sa.Integer(), nullable=False),
         sa.Column("memory_mb", sa.Integer(), nullable=False),
         sa.Column("disk_gb", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
             ["compute_node_id"],
             ["compute_nodes.id"],
@@ -308,8 +483,20 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("action_id", sa.Integer(), nullable=False),
         sa.Column("event", sa.String(length=255), nullable=False),
-        sa.Column("start_time", sa.DateTime(), nullable=False),
-        sa.Column("finish_time", sa.DateTime(), nullable=True),
+        sa.Column(
+            "start_time",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "finish_time",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("result", sa.String(length=32), nullable=True),
         sa.Column("traceback", sa.Text(), nullable=True),
         sa.Column("host", sa.String(length=255), nullable=True),
@@ -335,8 +522,20 @@ def upgrade() -> None:
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("parent_id", sa.String(length=64), nullable=True),
         sa.Column("extra", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.ForeignKeyConstraint(
             ["domain_id"], ["domains.id"], name=op.f("fk_projects_domain_id_domains")
         ),
@@ -374,10 +573,28 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=255), nullable=True),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("default_project_id", sa.String(length=64), nullable=True),
-        sa.Column("password_expires_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "password_expires_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.Column("extra", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
         sa.ForeignKeyConstraint(
             ["domain_id"], ["domains.id"], name=op.f("fk_users_domain_id_domains")
         ),
