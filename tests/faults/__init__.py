@@ -1,0 +1,1 @@
+"""Helpers that inject faults (network cuts, silent drops) between Cirrus and its services."""
