@@ -6,9 +6,11 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 
-from cirrus.config import load_settings
+from cirrus.config import Settings, load_settings
+from cirrus.observe import stackdump
 from cirrus.observe.logging import setup_logging
 
 log = logging.getLogger("cirrus")
@@ -37,6 +39,55 @@ def _serve_http(cloud, host: str, port: int, on_ready=None) -> None:  # noqa: AN
     server.run()  # returns after SIGINT/SIGTERM
 
 
+def _wait_for_stop() -> None:
+    """Block the main thread until SIGINT or SIGTERM (roles without HTTP)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):  # a timeout keeps the main thread answering signals promptly
+        pass
+
+
+def _fail(command: str, message: str, code: int = 1) -> int:
+    if logging.getLogger().handlers:  # the JSON log too, once it is set up
+        log.error("%s: %s", command, message)
+    print(f"cirrus {command}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _ensure_sqlite_dir(settings: Settings) -> None:
+    """SQLite creates the file, not the directory it lives in."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.effective_database_url)
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _schema_problem(settings: Settings) -> str | None:
+    """Why this database cannot be served (out of date or unreachable), or None."""
+    from sqlalchemy.exc import OperationalError
+
+    from cirrus.db import migrate
+    from cirrus.db.engine import Database
+    from cirrus.observe.logging import redact
+
+    db = Database(settings.effective_database_url)
+    try:
+        migrate.check_schema(db.engine)
+    except migrate.SchemaOutOfDate as exc:
+        return exc.message
+    except OperationalError as exc:
+        return (f"cannot reach the database {redact(db.url)}: {exc.orig}. Check "
+                "database_url (CIRRUS_DATABASE_URL) and that the server is up.")
+    finally:
+        db.dispose()
+    return None
+
+
+# ---------------------------------------------------------------- all-in-one
+
+
 def cmd_all_in_one(args: argparse.Namespace) -> int:
     from cirrus.runtime import Cloud, admin_password_for, fake_host_names, write_clouds_yaml
 
@@ -49,6 +100,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     settings.data_dir = data_dir
     setup_logging(settings.log_level, settings.log_file or str(data_dir / "cirrus.log"),
                   service="cirrus-all-in-one")
+    stackdump.install()
     cloud = Cloud(settings)
     cloud.upgrade_schema()
     cloud.recover_after_restart()
@@ -72,15 +124,131 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cirrus.runtime import ROLES, Cloud, ConfigurationError, check_bus_for_roles, parse_roles
+
+    try:
+        roles = parse_roles(args.role)
+    except ConfigurationError as exc:
+        return _fail("serve", str(exc), 2)
+    settings = load_settings(args.config, api_host=args.host, api_port=args.port,
+                             host_name=args.host_name)
+    setup_logging(settings.log_level, settings.log_file, service="cirrus-" + "+".join(roles))
+    try:
+        check_bus_for_roles(settings, roles)
+    except ConfigurationError as exc:
+        return _fail("serve", str(exc), 2)
+    if roles != ["agent"]:  # an agent talks to the bus only, never to the database
+        problem = _schema_problem(settings)
+        if problem:
+            return _fail("serve", problem)
+    stackdump.install()
+    try:
+        cloud = Cloud(settings)
+    except ConfigurationError as exc:
+        return _fail("serve", str(exc), 2)
+    single_process = set(roles) == set(ROLES) and not settings.broker_urls
+    try:
+        if single_process:
+            cloud.recover_after_restart()  # the only API process: nobody else is uploading
+        agent_hosts = [settings.effective_host_name] if "agent" in roles else []
+        cloud.start_roles(roles, agent_hosts=agent_hosts)
+        log.info("cirrus serve: roles %s running as host %s", ",".join(roles),
+                 settings.effective_host_name)
+        if "api" in roles:
+            url = f"http://{settings.api_host}:{settings.api_port}"
+
+            def ready() -> None:
+                print(f"Cirrus {','.join(roles)} listening on {url}", flush=True)
+
+            _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
+        else:
+            print(f"Cirrus {','.join(roles)} running as host {settings.effective_host_name}",
+                  flush=True)
+            _wait_for_stop()
+    finally:
+        cloud.stop()
+        print("Cirrus stopped.", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- db, bootstrap
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from cirrus.db import migrate
     from cirrus.db.engine import Database
 
     settings = load_settings(args.config)
+    _ensure_sqlite_dir(settings)
     db = Database(settings.effective_database_url)
-    migrate.upgrade(db.engine)
-    print(f"schema at revision {migrate.current_revision(db.engine)}")
+    try:
+        migrate.upgrade(db.engine)
+        print(f"schema at revision {migrate.current_revision(db.engine)}")
+    finally:
+        db.dispose()
     return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from cirrus.bus.local import LocalBus
+    from cirrus.runtime import Cloud, write_clouds_yaml
+
+    settings = load_settings(args.config)
+    password = args.admin_password or settings.admin_password
+    if not password:
+        return _fail("bootstrap", "give the admin password: --admin-password P, or "
+                     "CIRRUS_ADMIN_PASSWORD / admin_password in the config file", 2)
+    api_url = (args.api_url or settings.effective_public_url).rstrip("/")
+    problem = _schema_problem(settings)
+    if problem:
+        return _fail("bootstrap", problem)
+    cloud = Cloud(settings, bus=LocalBus())  # bootstrapping needs the database only
+    try:
+        changed = cloud.bootstrap(password, reset_password=True)
+    finally:
+        cloud.stop()
+    clouds_yaml = Path(args.clouds_yaml)
+    write_clouds_yaml(clouds_yaml, f"{api_url}/identity/v3", settings.admin_user, password,
+                      settings.admin_project, settings.region)
+    if changed:
+        print(f"the password of {settings.admin_user} was changed to the one given")
+    print(f"bootstrapped: user {settings.admin_user}, project {settings.admin_project}")
+    print(f"clouds.yaml: {clouds_yaml} (cloud cirrus, {api_url}/identity/v3)")
+    return 0
+
+
+# ---------------------------------------------------------------- log-level
+
+
+def cmd_log_level(args: argparse.Namespace) -> int:
+    from cirrus.observe.adminclient import AdminClientError, admin_session
+
+    try:
+        session = admin_session(args.os_cloud, url=args.url, clouds_yaml=args.clouds_yaml)
+        if args.level is None:
+            result = session.request("GET", "/cirrus/v1/log-level")
+        else:
+            body: dict = {"level": args.level}
+            if args.logger:
+                body["logger"] = args.logger
+            result = session.request("PUT", "/cirrus/v1/log-level", body)
+    except AdminClientError as exc:
+        print(f"cirrus log-level: {exc}", file=sys.stderr)
+        return 1
+    print(f"root: {result['level']}")
+    for name, level in result.get("loggers", {}).items():
+        print(f"{name}: {level}")
+    if result.get("propagated") is False:
+        print("warning: the other Cirrus processes could not be told (bus unavailable); "
+              "only the API process that answered changed", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,10 +262,48 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--data-dir", default=None, help="where the database, images and clouds.yaml live")
     aio.set_defaults(func=cmd_all_in_one)
 
+    serve = sub.add_parser(
+        "serve", help="run some roles in this process (production: a database and RabbitMQ)")
+    serve.add_argument("--role", required=True,
+                       help="comma-separated: api, conductor, scheduler, agent")
+    serve.add_argument("--host", default=None, help="api: listen address (default api_host)")
+    serve.add_argument("--port", type=int, default=None, help="api: port (default api_port)")
+    serve.add_argument("--host-name", default=None,
+                       help="this host's name in os-services; an agent's hypervisor name "
+                            "(default host_name, else the machine's host name)")
+    serve.set_defaults(func=cmd_serve)
+
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations")
     up.set_defaults(func=cmd_db_upgrade)
+
+    boot = sub.add_parser("bootstrap",
+                          help="create the admin user and project and write a clouds.yaml")
+    boot.add_argument("--admin-password", default=None,
+                      help="the admin's password (default: admin_password / "
+                           "CIRRUS_ADMIN_PASSWORD); an existing admin's is reset to it")
+    boot.add_argument("--api-url", default=None,
+                      help="the URL clients reach the API at, e.g. the load balancer "
+                           "(default: public_url)")
+    boot.add_argument("--clouds-yaml", default="clouds.yaml",
+                      help="where to write the clouds.yaml (default ./clouds.yaml)")
+    boot.set_defaults(func=cmd_bootstrap)
+
+    lvl = sub.add_parser("log-level",
+                         help="show or change the log level of every running Cirrus process")
+    lvl.add_argument("level", nargs="?", default=None,
+                     help="DEBUG, INFO, WARNING, ERROR, CRITICAL (NOTSET with --logger: "
+                          "inherit); omitted: show the current levels")
+    lvl.add_argument("--logger", default=None, help="one logger, e.g. cirrus.compute")
+    lvl.add_argument("--url", default=None,
+                     help="Cirrus API base URL (default: from the cloud's auth_url)")
+    lvl.add_argument("--os-cloud", default=None,
+                     help="cloud in clouds.yaml (default: $OS_CLOUD, else cirrus)")
+    lvl.add_argument("--clouds-yaml", default=None,
+                     help="clouds.yaml path (default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, "
+                          "~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml)")
+    lvl.set_defaults(func=cmd_log_level)
     return parser
 
 

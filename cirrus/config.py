@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,16 @@ class Settings:
     quota_key_pairs: int = 100
     quota_metadata_items: int = 128
     image_dir: str = ""  # empty: <data_dir>/images
+    # Production mode (`cirrus serve`): the broker and this process's host name.
+    broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
+    amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off
+    amqp_queue_prefix: str = "cirrus."  # queues and exchanges: one cloud per prefix/vhost
+    tcp_keepalive: bool = True
+    tcp_keepidle: int = 60  # seconds idle before the first keepalive probe
+    tcp_keepintvl: int = 10  # seconds between probes
+    tcp_keepcnt: int = 9  # unanswered probes before the connection is dropped
+    tcp_user_timeout: float = 30.0  # seconds unacknowledged data may wait before a drop
+    host_name: str = ""  # empty: socket.gethostname()
     fake: FakeHostSettings = field(default_factory=FakeHostSettings)
 
     @property
@@ -73,10 +84,28 @@ class Settings:
     def effective_image_dir(self) -> Path:
         return Path(self.image_dir) if self.image_dir else Path(self.data_dir) / "images"
 
+    @property
+    def effective_host_name(self) -> str:
+        return self.host_name or socket.gethostname()
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _split_list(value: str) -> list[str]:
+    """`a, b,,c` -> ["a", "b", "c"]: how a list setting is written in one variable."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
 
 def _coerce(value: str, current: object) -> object:
     if isinstance(current, bool):
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        text = value.strip().lower()
+        if text not in _TRUE + _FALSE:
+            raise ValueError(f"{value!r} is not a boolean (use true or false)")
+        return text in _TRUE
+    if isinstance(current, list):
+        return _split_list(value)
     if isinstance(current, int):
         return int(value)
     if isinstance(current, float):
@@ -98,6 +127,12 @@ def _apply(target: object, values: dict, prefix: str = "") -> None:
             _apply(current, value, prefix=f"{prefix}{f.name}.")
         elif isinstance(value, str) and not isinstance(current, str):
             setattr(target, f.name, _coerce(value, current))
+        elif isinstance(current, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"setting {prefix}{f.name} must be a list of strings")
+            setattr(target, f.name, [v.strip() for v in value if v.strip()])
+        elif isinstance(current, bool) and not isinstance(value, bool):
+            raise ValueError(f"setting {prefix}{f.name} must be true or false")
         else:
             setattr(target, f.name, type(current)(value) if current is not None else value)
 

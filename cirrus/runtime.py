@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from pathlib import Path
 
 import yaml
@@ -16,17 +17,87 @@ from cirrus.db import migrate
 from cirrus.db.engine import Database
 from cirrus.identity import service as identity
 from cirrus.identity.tokens import TokenProvider
+from cirrus.observe.logging import ADMIN_TOPIC, on_set_log_level
 
 log = logging.getLogger(__name__)
+
+ROLES = ("api", "conductor", "scheduler", "agent")
+
+
+class ConfigurationError(Exception):
+    """The settings or the command line ask for something that cannot run; says what to fix."""
+
+
+def parse_roles(text: str) -> list[str]:
+    """`api,conductor` -> ["api", "conductor"], in ROLES order; unknown names are refused."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ROLES]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"unknown role(s) {', '.join(unknown) or '(none given)'}; roles are "
+            f"{', '.join(ROLES)} (comma-separated, e.g. --role conductor,scheduler)")
+    return [role for role in ROLES if role in names]
+
+
+def check_bus_for_roles(settings: Settings, roles: list[str]) -> None:
+    """The in-process bus only connects roles that share this process."""
+    if settings.broker_urls or set(roles) == set(ROLES):
+        return
+    raise ConfigurationError(
+        f"--role {','.join(roles)} needs a message broker to reach the other roles, but "
+        "broker_urls is empty (the in-process bus only works when one process runs all of "
+        "api,conductor,scheduler,agent). Set broker_urls in the config file or "
+        "CIRRUS_BROKER_URLS=amqp://user:password@rabbit:5672/ (comma-separated, tried in "
+        "order), or run `cirrus serve --role api,conductor,scheduler,agent`.")
+
+
+def make_bus(settings: Settings) -> Bus:
+    """AMQP when broker URLs are set, else the in-process bus."""
+    if not settings.broker_urls:
+        return LocalBus(default_timeout=settings.rpc_timeout)
+    try:
+        from cirrus.bus.amqp import AmqpBus
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"broker_urls is set but the AMQP bus cannot be loaded ({exc}); install Cirrus "
+            "with kombu, or leave broker_urls empty to use the in-process bus") from exc
+    return AmqpBus(
+        settings.broker_urls, heartbeat=settings.amqp_heartbeat,
+        tcp_keepalive=settings.tcp_keepalive, tcp_keepidle=settings.tcp_keepidle,
+        tcp_keepintvl=settings.tcp_keepintvl, tcp_keepcnt=settings.tcp_keepcnt,
+        tcp_user_timeout=settings.tcp_user_timeout, default_timeout=settings.rpc_timeout,
+        queue_prefix=settings.amqp_queue_prefix,
+    )
 
 
 class Cloud:
     def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings.effective_database_url)
-        self.bus = bus or LocalBus(default_timeout=settings.rpc_timeout)
-        self.tokens = TokenProvider(self.db, ttl=settings.token_ttl)
+        self.bus = bus or make_bus(settings)
         self.roles: list = []
+        self._admin_subscribed = False
+        self._db: Database | None = None
+        self._tokens: TokenProvider | None = None
+        self._open_lock = threading.Lock()
+
+    # The database is opened on first use: an agent-only process never touches it (nor
+    # needs its driver installed).
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            with self._open_lock:
+                if self._db is None:
+                    self._db = Database(self.settings.effective_database_url)
+        return self._db
+
+    @property
+    def tokens(self) -> TokenProvider:
+        if self._tokens is None:
+            db = self.db
+            with self._open_lock:
+                if self._tokens is None:
+                    self._tokens = TokenProvider(db, ttl=self.settings.token_ttl)
+        return self._tokens
 
     # ---- first start
     def upgrade_schema(self) -> None:
@@ -42,23 +113,46 @@ class Cloud:
 
         images.recover_interrupted_uploads(self.db, FileStore(self.settings.effective_image_dir))
 
-    def bootstrap(self, admin_password: str) -> None:
+    def bootstrap(self, admin_password: str, reset_password: bool = False) -> bool:
+        """Default domain, roles, admin user and project, first signing key. With
+        `reset_password`, an existing admin gets `admin_password` too (as keystone-manage
+        bootstrap does); returns whether it was changed."""
+        from cirrus.identity.passwords import hash_password, verify_password
+
         s = self.settings
-        self.db.run(lambda session: identity.bootstrap(session, s.admin_user, admin_password,
-                                                       s.admin_project))
+
+        def work(session) -> bool:  # noqa: ANN001
+            user = identity.bootstrap(session, s.admin_user, admin_password, s.admin_project)
+            if reset_password and not verify_password(user.password_hash, admin_password):
+                user.password_hash = hash_password(admin_password)
+                return True
+            return False
+
+        changed = self.db.run(work)
         self.tokens.ensure_key()
+        return changed
 
     # ---- roles
     def start_roles(self, roles: list[str], agent_hosts: list[str] | None = None) -> None:
+        """Start `roles` in this process ("api" needs nothing here but the admin topic:
+        the caller serves HTTP). Agents run one per name in `agent_hosts`."""
         from cirrus.agent.service import Agent
         from cirrus.compute.conductor import Conductor
+        from cirrus.observe.heartbeat import ServiceHeartbeat
+        from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
         from cirrus.scheduler.service import Scheduler
         from cirrus.virt import load_driver
 
+        self.subscribe_admin()
+        host_name = self.settings.effective_host_name
         if "scheduler" in roles:
             self.roles.append(Scheduler(self))
+            self.roles.append(ServiceHeartbeat(self.db, host_name, "cirrus-scheduler",
+                                               SCHEDULER_TOPIC, self.settings.heartbeat_interval))
         if "conductor" in roles:
-            self.roles.append(Conductor(self))
+            conductor = Conductor(self)
+            conductor.hostname = host_name
+            self.roles.append(conductor)
         if "agent" in roles:
             for host in agent_hosts or []:
                 driver = load_driver(self.settings, host)
@@ -66,6 +160,13 @@ class Cloud:
         for role in self.roles:
             role.start()
         log.info("started roles %s", ", ".join(type(r).__name__ for r in self.roles))
+
+    def subscribe_admin(self) -> None:
+        """Every role process takes the admin fanout (run-time log level), once."""
+        if not self._admin_subscribed:
+            self.bus.subscribe(ADMIN_TOPIC, {"set_log_level": on_set_log_level}, workers=1,
+                               fanout=True)
+            self._admin_subscribed = True
 
     def stop(self) -> None:
         for role in reversed(self.roles):
@@ -75,7 +176,8 @@ class Cloud:
                 log.exception("stopping %s failed", type(role).__name__)
         self.roles.clear()
         self.bus.stop()
-        self.db.dispose()
+        if self._db is not None:
+            self._db.dispose()
 
     def admin_context(self) -> RequestContext:
         return RequestContext.admin()

@@ -79,13 +79,14 @@ async def _http_error(request: Request, exc: Exception) -> object:
 
 
 def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
-    from cirrus.api import compute, identity, image
+    from cirrus.api import admin, compute, identity, image
 
     app = Starlette(
         routes=[
             Mount("/identity", routes=identity.routes()),
             Mount("/compute", routes=compute.routes()),
             Mount("/image", routes=image.routes()),
+            Mount("/cirrus", routes=admin.routes()),
         ],
         exception_handlers={HTTPException: _http_error},
     )

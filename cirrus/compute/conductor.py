@@ -78,11 +78,8 @@ class Conductor:
             self._thread.join(timeout=5)
 
     def _heartbeat(self) -> None:
-        def work(s):  # noqa: ANN001, ANN202
-            record_heartbeat(s, self.hostname, "cirrus-conductor", TOPIC)
-            record_heartbeat(s, self.hostname, "cirrus-scheduler", "scheduler")
-
-        self.db.run(work)
+        # Only its own row: the scheduler role records cirrus-scheduler from its own process.
+        self.db.run(lambda s: record_heartbeat(s, self.hostname, "cirrus-conductor", TOPIC))
 
     def _periodic(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval):
