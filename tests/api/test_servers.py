@@ -249,3 +249,26 @@ def test_bare_service_roots_answer_without_redirect(api):
     for path in ("/compute", "/identity", "/image"):
         r = api.get(path, follow_redirects=False)
         assert r.status_code in (200, 300), (path, r.status_code)
+
+
+def test_image_given_as_local_root_mapping_boots(api, member, flavor, image):
+    body = server_body(flavor, image)
+    del body["server"]["imageRef"]
+    body["server"]["block_device_mapping_v2"] = [{"uuid": image, "boot_index": 0,
+                                                  "source_type": "image",
+                                                  "destination_type": "local",
+                                                  "delete_on_termination": True}]
+    r = api.post("/compute/v2.1/servers", json=body, headers=member.compute())
+    assert r.status_code == 202, r.text
+    server = wait_for_status(api, member.compute(), r.json()["server"]["id"], "ACTIVE")
+    assert server["image"]["id"] == image
+
+
+def test_volume_mappings_are_refused_until_volumes_land(api, member, flavor, image):
+    body = server_body(flavor, image)
+    body["server"]["block_device_mapping_v2"] = [{"uuid": image, "boot_index": 0,
+                                                  "source_type": "image",
+                                                  "destination_type": "volume",
+                                                  "volume_size": 1}]
+    r = api.post("/compute/v2.1/servers", json=body, headers=member.compute())
+    assert r.status_code == 400 and "until volumes land" in r.json()["badRequest"]["message"]

@@ -15,6 +15,25 @@ _network = {
     "additionalProperties": False,
 }
 
+_block_device_mapping = {
+    "type": "object",
+    "properties": {
+        "uuid": {"type": "string", "minLength": 1, "maxLength": 255},
+        "source_type": {"type": "string", "enum": ["image", "volume", "snapshot", "blank"]},
+        "destination_type": {"type": "string", "enum": ["local", "volume"]},
+        "boot_index": {"type": ["integer", "string", "null"]},
+        "delete_on_termination": {"type": ["boolean", "string"]},
+        "volume_size": {"type": ["integer", "string"]},
+        "device_name": {"type": "string"},
+        "device_type": {"type": "string"},
+        "disk_bus": {"type": "string"},
+        "guest_format": {"type": "string"},
+        "tag": {"type": "string"},
+        "volume_type": {"type": ["string", "null"]},
+    },
+    "additionalProperties": False,
+}
+
 server_create = {
     "type": "object",
     "properties": {
@@ -40,7 +59,7 @@ server_create = {
                 "user_data": {"type": "string", "maxLength": 65535},
                 "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},
                 "block_device_mapping": {"type": "array"},
-                "block_device_mapping_v2": {"type": "array"},
+                "block_device_mapping_v2": {"type": "array", "items": _block_device_mapping},
                 "config_drive": boolean,
                 "min_count": positive_int,
                 "max_count": positive_int,

@@ -41,9 +41,7 @@ def create_server(req: ApiRequest) -> Reply:
         raise BadRequest("File injection (personality) is not supported; use user_data.")
     if req.mv_at_least(2, 37) and "networks" not in server:
         raise BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
-    if server.get("block_device_mapping_v2") or server.get("block_device_mapping"):
-        raise BadRequest("Block device mappings are not supported until volumes land; boot from "
-                         "an image.")
+    image_ref = _root_image(server)
     user_data = server.get("user_data")
     if user_data is not None:
         try:
@@ -55,7 +53,7 @@ def create_server(req: ApiRequest) -> Reply:
     min_count = int(server.get("min_count", 1))
     max_count = int(server.get("max_count", min_count))
     request = instances.CreateRequest(
-        name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=server.get("imageRef"),
+        name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
         key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
         availability_zone=server.get("availability_zone"), description=server.get("description"),
@@ -74,6 +72,26 @@ def create_server(req: ApiRequest) -> Reply:
             "adminPass": request.admin_pass or _generated_password()}
     del view["name"]
     return Reply(202, {"server": view}, {"Location": view["links"][0]["href"]})
+
+
+def _root_image(server: dict) -> str | None:
+    """The image to boot: imageRef, or the one mapping of an image to a local root disk that
+    the openstack CLI sends as block_device_mapping_v2. Volumes are not supported yet."""
+    if server.get("block_device_mapping"):
+        raise BadRequest("Legacy block_device_mapping is not supported; use "
+                         "block_device_mapping_v2 or imageRef.")
+    image_ref = server.get("imageRef") or None
+    for mapping in server.get("block_device_mapping_v2") or []:
+        local_image_root = (mapping.get("source_type") == "image"
+                            and mapping.get("destination_type", "local") == "local"
+                            and str(mapping.get("boot_index")) == "0")
+        if not local_image_root:
+            raise BadRequest("Only a root disk from an image (source_type image, destination_type "
+                             "local, boot_index 0) is supported until volumes land.")
+        if image_ref and mapping.get("uuid") and mapping["uuid"] != image_ref:
+            raise BadRequest("imageRef and the block_device_mapping_v2 image differ.")
+        image_ref = image_ref or mapping.get("uuid")
+    return image_ref
 
 
 def _generated_password() -> str:
