@@ -103,6 +103,7 @@ class Agent:
                 try:
                     self.driver.spawn(spec)
                     result["ok"] = True
+                    log.info("spawned %s on %s", spec.uuid, self.host)
                     result["power_state"] = self.driver.power_state(spec.uuid)
                 except Exception as exc:
                     log.warning("spawn of %s on %s failed: %s", spec.uuid, self.host, exc)
@@ -125,6 +126,7 @@ class Agent:
                 self._destroyed.popitem(last=False)
             self.driver.destroy(uuid)
         self._forget_lock(uuid)
+        log.info("destroyed %s on %s", uuid, self.host)
         return {"uuid": uuid, "destroyed": True}
 
     def power(self, ctx: RequestContext, payload: dict) -> None:
