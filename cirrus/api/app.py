@@ -12,6 +12,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cirrus.api.errors import error_response
+from cirrus.api.framework import IndexedRouter
 from cirrus.context import new_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("cirrus.api.access")
@@ -83,10 +84,10 @@ def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
 
     app = Starlette(
         routes=[
-            Mount("/identity", routes=identity.routes()),
-            Mount("/compute", routes=compute.routes()),
-            Mount("/image", routes=image.routes()),
-            Mount("/cirrus", routes=admin.routes()),
+            Mount("/identity", app=IndexedRouter(identity.routes())),
+            Mount("/compute", app=IndexedRouter(compute.routes())),
+            Mount("/image", app=IndexedRouter(image.routes())),
+            Mount("/cirrus", app=IndexedRouter(admin.routes())),
         ],
         exception_handlers={HTTPException: _http_error},
     )

@@ -491,9 +491,9 @@ async def _chunks(fh: BinaryIO) -> AsyncIterator[bytes]:
 # ---------------------------------------------------------------- routes
 
 ROUTES: list = [
-    ("GET", "/", version_document, {"auth": False}),
-    ("GET", "/v2", version_document, {"auth": False}),
-    ("GET", "/v2/", version_document, {"auth": False}),
+    ("GET", "/", version_document, {"auth": False, "inline": True}),
+    ("GET", "/v2", version_document, {"auth": False, "inline": True}),
+    ("GET", "/v2/", version_document, {"auth": False, "inline": True}),
     ("GET", "/v2/images", list_images),
     ("POST", "/v2/images", create_image),
     ("GET", "/v2/images/{image_id}", show_image),

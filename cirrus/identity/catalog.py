@@ -7,6 +7,7 @@ A capability that starts serving a new API adds one row to `SERVICES`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ class Region:
     parent_region_id: str | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def _stable_id(*parts: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, ":".join(parts)).hex
 
@@ -74,8 +76,12 @@ def services(settings: Settings) -> list[Service]:
 
 
 def endpoints(settings: Settings) -> list[Endpoint]:
-    base = settings.effective_public_url
-    region = settings.region
+    return list(_endpoints(settings.effective_public_url, settings.region))
+
+
+@functools.lru_cache(maxsize=16)
+def _endpoints(base: str, region: str) -> tuple[Endpoint, ...]:
+    """Every token carries the catalog: built once per (public URL, region), not per token."""
     result = []
     for row in SERVICES:
         service_id = _stable_id("service", row.type)
@@ -85,8 +91,24 @@ def endpoints(settings: Settings) -> list[Endpoint]:
                 service_type=row.type, service_name=row.name, interface=interface, region=region,
                 url=f"{base}{row.path}",
             ))
-    return result
+    return tuple(result)
 
 
 def regions(settings: Settings) -> list[Region]:
     return [Region(id=settings.region)]
+
+
+@functools.lru_cache(maxsize=16)
+def token_catalog(base: str, region: str) -> list[dict]:
+    """The catalog in a token body; the same for every token of one deployment, so built once.
+
+    Callers serialise it and must not change it.
+    """
+    by_service: dict[str, list[dict]] = {}
+    for ep in _endpoints(base, region):
+        by_service.setdefault(ep.service_id, []).append(
+            {"id": ep.id, "interface": ep.interface, "region": ep.region, "region_id": ep.region,
+             "url": ep.url})
+    return [{"id": svc.id, "type": svc.type, "name": svc.name,
+             "endpoints": by_service.get(svc.id, [])}
+            for svc in services(None)]  # type: ignore[arg-type]

@@ -46,7 +46,7 @@ def show_version(req: ApiRequest) -> dict:
     return {"version": doc}
 
 
-PUBLIC = {"auth": False}
+PUBLIC = {"auth": False, "inline": True}  # no I/O: served on the event loop
 ROUTES = [
     ("GET", "/", list_versions, PUBLIC),
     ("GET", "/v2.1", show_version, PUBLIC),
