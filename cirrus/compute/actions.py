@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, Text, literal, select, update
+from sqlalchemy import String, Text, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
-from cirrus.db.models import InstanceAction, InstanceActionEvent, InstanceFault, utcnow
+from cirrus.db.models import (
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    Timestamp,
+    utcnow,
+)
 
 SUCCESS, ERROR = "Success", "Error"
 
@@ -19,6 +25,30 @@ def start_action(s: Session, ctx: RequestContext, uuid: str, action: str) -> Ins
     return row
 
 
+def _event_statements():  # noqa: ANN202
+    actions, events = InstanceAction.__table__, InstanceActionEvent.__table__
+    mine = (actions.c.instance_uuid == bindparam("b_uuid"),
+            actions.c.request_id == bindparam("b_request_id"))
+    latest = (select(actions.c.id).where(*mine).order_by(actions.c.id.desc()).limit(1)
+              .scalar_subquery())
+    insert_event = events.insert().from_select(
+        ["action_id", "event", "start_time", "finish_time", "result", "traceback", "host"],
+        select(actions.c.id, bindparam("b_event", type_=String),
+               actions.c.start_time, bindparam("b_now", type_=Timestamp),
+               bindparam("b_result", type_=String), bindparam("b_traceback", type_=Text),
+               bindparam("b_host", type_=String))
+        .where(actions.c.id == latest))
+    # By (instance, request), not by id: MariaDB cannot UPDATE a table it sub-selects from.
+    finish = (update(actions).where(*mine)
+              .values(finish_time=bindparam("b_now"), updated_at=bindparam("b_now"),
+                      message=bindparam("b_message")))
+    return insert_event, finish
+
+
+# Built once: every workflow step records an event.
+_INSERT_EVENT, _FINISH_ACTION = _event_statements()
+
+
 def record_event(s: Session, uuid: str, request_id: str, event: str, host: str | None,
                  result: str, traceback: str | None = None) -> None:
     """Record a finished event of the action started by `request_id` and finish the action.
@@ -26,23 +56,11 @@ def record_event(s: Session, uuid: str, request_id: str, event: str, host: str |
     Two statements whatever the history: an INSERT ... SELECT finds the action, an UPDATE
     finishes it. Nothing happens if the request started no action.
     """
-    now = utcnow()
-    action_id = (select(InstanceAction.id)
-                 .where(InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id)
-                 .order_by(InstanceAction.id.desc()).limit(1).scalar_subquery())
-    events = InstanceActionEvent.__table__
-    s.execute(events.insert().from_select(
-        ["action_id", "event", "start_time", "finish_time", "result", "traceback", "host"],
-        select(InstanceAction.id, literal(event), InstanceAction.start_time, literal(now),
-               literal(result), literal(traceback, type_=Text), literal(host, type_=String))
-        .where(InstanceAction.id == action_id)))
-    values: dict = {"finish_time": now, "updated_at": now}
-    if result == ERROR:
-        values["message"] = ERROR
-    # By (instance, request), not by id: MariaDB cannot UPDATE a table it sub-selects from.
-    s.execute(update(InstanceAction)
-              .where(InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id)
-              .values(**values).execution_options(synchronize_session=False))
+    params = {"b_uuid": uuid, "b_request_id": request_id, "b_event": event, "b_now": utcnow(),
+              "b_result": result, "b_traceback": traceback, "b_host": host,
+              "b_message": ERROR if result == ERROR else None}
+    s.execute(_INSERT_EVENT, params)
+    s.execute(_FINISH_ACTION, params)
 
 
 def add_fault(s: Session, uuid: str, code: int, message: str, details: str = "",

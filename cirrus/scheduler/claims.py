@@ -8,32 +8,41 @@ Allocation row says, once.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.db.models import Allocation, ComputeNode, utcnow
 
+_nodes = ComputeNode.__table__
+_allocations = Allocation.__table__
+# Built once: the scheduler runs these for every server, and building the expression costs
+# more than running it.
+_CLAIM = (
+    update(_nodes)
+    .where(
+        _nodes.c.id == bindparam("b_node_id"),
+        _nodes.c.vcpus_used + bindparam("b_vcpus") <= _nodes.c.vcpus * _nodes.c.cpu_allocation_ratio,
+        _nodes.c.memory_mb_used + bindparam("b_memory_mb")
+        <= _nodes.c.memory_mb * _nodes.c.ram_allocation_ratio,
+        _nodes.c.local_gb_used + bindparam("b_disk_gb")
+        <= _nodes.c.local_gb * _nodes.c.disk_allocation_ratio,
+    )
+    .values(vcpus_used=_nodes.c.vcpus_used + bindparam("b_vcpus"),
+            memory_mb_used=_nodes.c.memory_mb_used + bindparam("b_memory_mb"),
+            local_gb_used=_nodes.c.local_gb_used + bindparam("b_disk_gb"),
+            running_vms=_nodes.c.running_vms + 1)
+)
+_ALLOCATE = insert(_allocations)
+
 
 def claim(s: Session, node_id: int, instance_uuid: str, vcpus: int, memory_mb: int,
           disk_gb: int) -> bool:
-    cn = ComputeNode
-    result = s.execute(
-        update(cn)
-        .where(
-            cn.id == node_id,
-            cn.vcpus_used + vcpus <= cn.vcpus * cn.cpu_allocation_ratio,
-            cn.memory_mb_used + memory_mb <= cn.memory_mb * cn.ram_allocation_ratio,
-            cn.local_gb_used + disk_gb <= cn.local_gb * cn.disk_allocation_ratio,
-        )
-        .values(vcpus_used=cn.vcpus_used + vcpus, memory_mb_used=cn.memory_mb_used + memory_mb,
-                local_gb_used=cn.local_gb_used + disk_gb, running_vms=cn.running_vms + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+    if s.execute(_CLAIM, {"b_node_id": node_id, "b_vcpus": vcpus, "b_memory_mb": memory_mb,
+                          "b_disk_gb": disk_gb}).rowcount != 1:
         return False
-    s.execute(insert(Allocation).values(instance_uuid=instance_uuid, compute_node_id=node_id,
-                                        vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb,
-                                        created_at=utcnow()))
+    s.execute(_ALLOCATE, {"instance_uuid": instance_uuid, "compute_node_id": node_id,
+                          "vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb,
+                          "created_at": utcnow()})
     return True
 
 
@@ -61,13 +70,20 @@ def release(s: Session, instance_uuid: str) -> bool:
 
 def place(s: Session, instance_uuid: str, host: str, node: str) -> bool:
     """Record where a claimed instance goes; False if it is no longer waiting to be scheduled."""
+    return s.execute(_PLACE, {"b_uuid": instance_uuid, "b_host": host, "b_node": node,
+                              "b_started": utcnow()}).rowcount == 1
+
+
+def _place_statement():  # noqa: ANN202
     from cirrus.compute import states
     from cirrus.db.models import Instance
 
-    return s.execute(
-        update(Instance)
-        .where(Instance.uuid == instance_uuid, Instance.task_state == states.SCHEDULING,
-               Instance.deleted.is_(False))
-        .values(host=host, node=node, task_state=states.SPAWNING, task_started_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    t = Instance.__table__
+    return (update(t)
+            .where(t.c.uuid == bindparam("b_uuid"), t.c.task_state == states.SCHEDULING,
+                   t.c.deleted.is_(False))
+            .values(host=bindparam("b_host"), node=bindparam("b_node"), task_state=states.SPAWNING,
+                    task_started_at=bindparam("b_started")))
+
+
+_PLACE = _place_statement()
