@@ -44,7 +44,6 @@ class ApiRequest:
     cloud: Cloud
     method: str
     path: str
-    url: str
     headers: Any  # starlette Headers (case-insensitive)
     query: Any  # starlette QueryParams (multi-dict)
     raw_body: bytes
@@ -126,7 +125,7 @@ def endpoint(
             else:
                 ctx = RequestContext(request_id=request_id)
             req = ApiRequest(
-                cloud=cloud, method=request.method, path=request.url.path, url=str(request.url),
+                cloud=cloud, method=request.method, path=request.scope["path"],
                 headers=request.headers, query=request.query_params, raw_body=raw, ctx=ctx,
                 claims=claims, microversion=microversion,
             )
