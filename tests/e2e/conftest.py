@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
+# How the CLI says a server does not exist (osc-lib's or openstacksdk's words, or the 404).
+NOT_FOUND = re.compile(r"No server with a name or ID|No Server found|HTTP 404|Not ?Found", re.I)
 
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 10.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Cli, unique, wait_for_status
+from tests.e2e.conftest import NOT_FOUND, Cli, unique, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -111,4 +111,5 @@ def test_console_log_show(cli: Cli, server: dict) -> None:
 def test_server_delete_wait_removes_it(cli: Cli, server: dict) -> None:
     cli.run("server", "delete", "--wait", server["id"])
     assert server["id"] not in {s["ID"] for s in cli.json("server", "list")}
-    assert "No server" in cli.fails("server", "show", server["id"]).stderr
+    failed = cli.fails("server", "show", server["id"])
+    assert NOT_FOUND.search(failed.stderr), failed.stderr

@@ -3,16 +3,13 @@ with only the reader role cannot create one."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Cli, Users, unique
+from tests.e2e.conftest import NOT_FOUND, Cli, Users, unique
 
 pytestmark = pytest.mark.e2e
-
-NOT_FOUND = re.compile(r"No server with a name or ID|No Server found|HTTP 404|Not ?Found", re.I)
 
 
 @pytest.fixture(scope="module")

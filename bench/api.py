@@ -1,0 +1,64 @@
+"""The few REST calls the benchmarks need, as the admin of the all-in-one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+COMPUTE_VERSION = "compute 2.60"
+
+
+@dataclass
+class Session:
+    url: str  # the all-in-one's root URL
+    token: str
+    project_id: str
+
+    @property
+    def compute(self) -> str:
+        return f"{self.url}/compute/v2.1"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Auth-Token": self.token, "OpenStack-API-Version": COMPUTE_VERSION}
+
+
+def password_auth_body(auth: dict) -> dict:
+    """The Keystone v3 password body for a clouds.yaml `auth` section, project-scoped."""
+    return {"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "password": auth["password"],
+            "domain": {"name": auth.get("user_domain_name", "Default")}}}},
+        "scope": {"project": {"name": auth["project_name"],
+                              "domain": {"name": auth.get("project_domain_name", "Default")}}},
+    }}
+
+
+def login(url: str, auth: dict) -> Session:
+    r = httpx.post(f"{url}/identity/v3/auth/tokens", json=password_auth_body(auth), timeout=30)
+    r.raise_for_status()
+    return Session(url, r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"])
+
+
+def create_flavor(s: Session) -> str:
+    name = f"bench.{uuid.uuid4().hex[:6]}"
+    r = httpx.post(f"{s.compute}/flavors", headers=s.headers, timeout=30, json={"flavor": {
+        "name": name, "vcpus": 1, "ram": 64, "disk": 1}})
+    r.raise_for_status()
+    return r.json()["flavor"]["id"]
+
+
+def create_image(s: Session) -> str:
+    headers = {"X-Auth-Token": s.token}
+    r = httpx.post(f"{s.url}/image/v2/images", headers=headers, timeout=30, json={
+        "name": f"bench-{uuid.uuid4().hex[:6]}", "disk_format": "raw",
+        "container_format": "bare"})
+    r.raise_for_status()
+    image_id = r.json()["id"]
+    r = httpx.put(f"{s.url}/image/v2/images/{image_id}/file", content=os.urandom(4096),
+                  headers={**headers, "Content-Type": "application/octet-stream"}, timeout=30)
+    r.raise_for_status()
+    return image_id

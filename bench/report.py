@@ -1,0 +1,98 @@
+"""Statistics, the published baselines and the results table."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    key: str  # the key of the measured value in the results
+    unit: str
+    nova: float | None = None  # the published Nova 34 figure, if there is one
+    goal: float | None = None
+    higher_is_better: bool = True
+    note: str = ""
+
+
+# From issue 2: Nova 34 with Placement and its fake driver on a machine like these.
+ROWS = [
+    Row("create to ACTIVE, N=200 C=20", "create_200x20_rate", "servers/s", 1.87, 50),
+    Row("  latency p50", "create_200x20_p50", "s", None, None, False),
+    Row("  latency p99", "create_200x20_p99", "s", 23.9, 1.0, False),
+    Row("delete to gone, N=200 C=20", "delete_200x20_rate", "servers/s", None, None),
+    Row("create to ACTIVE, N=100 C=10", "create_100x10_rate", "servers/s", 2.5, None),
+    Row("  latency p50", "create_100x10_p50", "s", 3.5, None, False),
+    Row("  latency p99", "create_100x10_p99", "s", 9.4, None, False),
+    Row("delete to gone, N=100 C=10", "delete_100x10_rate", "servers/s", 3.8, None),
+    Row("token issue (HTTP, C=4)", "token_issue_rate", "tokens/s"),
+    Row("token validate (HTTP, C=20)", "token_validate_rate", "tokens/s", None, 5000),
+    Row("token validate (in-process)", "token_validate_inproc_rate", "tokens/s", None, 5000),
+    Row("HTTP floor: GET /compute/v2.1 (C=20)", "http_floor_rate", "requests/s",
+        note="baseline measured in the same run"),
+    Row("  server cost in floor round trips", "create_200x20_floor_cost", "round trips",
+        higher_is_better=False, note="HTTP floor rate / create rate, both from this run"),
+    Row("peak RSS during the server runs", "peak_rss_servers_mb", "MB", 1350, 250, False,
+        note="maximum, not a median; 'runs' is the peak so far after each repetition. "
+             "Nova: 1,350-1,580 MB for five control services alone"),
+    Row("peak RSS, whole bench (with token issue)", "peak_rss_mb", "MB", 1350, 250, False),
+]
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None or value != value:  # None or nan
+        return "-"
+    if unit == "s":
+        return f"{value:.3f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _ratio(row: Row, value: float | None) -> str:
+    if row.nova is None or value is None or value != value or value == 0:
+        return "-"
+    ratio = value / row.nova if row.higher_is_better else row.nova / value
+    return f"{ratio:,.1f}x"
+
+
+def _goal(row: Row, value: float | None) -> str:
+    if row.goal is None or value is None or value != value:
+        return "-"
+    op = ">=" if row.higher_is_better else "<"
+    met = value >= row.goal if row.higher_is_better else value < row.goal
+    return f"{op} {row.goal:g} {'met' if met else 'NOT met'}"
+
+
+def table(results: dict[str, float], runs: dict[str, list[float]], markdown: bool) -> str:
+    header = ["metric", "Cirrus (median)", "runs", "unit", "Nova 34", "Cirrus vs Nova", "goal"]
+    lines = []
+    for row in ROWS:
+        value = results.get(row.key)
+        each = ", ".join(_fmt(v, row.unit) for v in runs.get(row.key, []))
+        lines.append([row.metric, _fmt(value, row.unit), each, row.unit,
+                      _fmt(row.nova, row.unit), _ratio(row, value), _goal(row, value)])
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cells) + " |" for cells in lines]
+        return "\n".join(out)
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), *(fmt.format(*cells) for cells in lines)])

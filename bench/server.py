@@ -1,0 +1,134 @@
+"""Start and stop the all-in-one under test, and watch its memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+import yaml
+
+# Capacity and quotas for hundreds of servers on the fake driver, with no boot delay.
+BENCH_ENV = {
+    "CIRRUS_FAKE_BOOT_DELAY": "0",
+    "CIRRUS_FAKE_FAILURE_RATE": "0",
+    "CIRRUS_FAKE_COUNT": "8",
+    "CIRRUS_FAKE_VCPUS": "4096",
+    "CIRRUS_FAKE_MEMORY_MB": "8388608",
+    "CIRRUS_FAKE_LOCAL_GB": "1000000",
+    "CIRRUS_QUOTA_INSTANCES": "-1",
+    "CIRRUS_QUOTA_CORES": "-1",
+    "CIRRUS_QUOTA_RAM": "-1",
+    "CIRRUS_LOG_LEVEL": "WARNING",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _high_water_mark_kb(pid: int) -> int:
+    """The kernel's record of the process's peak RSS (Linux), 0 where there is none."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class MemoryWatch:
+    """Samples a process's resident set size with psutil; on Linux the kernel's high-water
+    mark (VmHWM) also catches a peak between two samples."""
+
+    pid: int
+    interval: float = 0.1
+    samples: list[int] = field(default_factory=list)  # bytes
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> MemoryWatch:
+        threading.Thread(target=self._run, daemon=True, name="rss-watch").start()
+        return self
+
+    def _run(self) -> None:
+        process = psutil.Process(self.pid)
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append(process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def peak_mb(self) -> float:
+        return max([_high_water_mark_kb(self.pid) * 1024, *self.samples]) / 2**20
+
+    def current_mb(self) -> float:
+        try:
+            return psutil.Process(self.pid).memory_info().rss / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class AllInOne:
+    process: subprocess.Popen
+    url: str
+    data_dir: Path
+    log: Path
+
+    @property
+    def cloud(self) -> dict:
+        return yaml.safe_load((self.data_dir / "clouds.yaml").read_text())["clouds"]["cirrus"]
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+
+def start(data_dir: Path, extra_env: dict[str, str] | None = None,
+          timeout: float = 120.0) -> AllInOne:
+    """Run `cirrus all-in-one` on a free loopback port; return when its API answers."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "all-in-one.out"
+    env = {**os.environ, **BENCH_ENV, **(extra_env or {})}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cirrus.cli", "all-in-one", "--host", "127.0.0.1",
+             "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = AllInOne(proc, f"http://127.0.0.1:{port}", data_dir, log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"cirrus all-in-one exited with {proc.returncode}:\n"
+                               f"{log.read_text()[-3000:]}")
+        if (data_dir / "clouds.yaml").exists():
+            try:
+                if httpx.get(f"{server.url}/identity/v3", timeout=2).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"cirrus all-in-one did not answer within {timeout:.0f}s")
