@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import traceback
 from collections import OrderedDict
 
 from cirrus.bus import Bus
+from cirrus.compute.states import NOSTATE
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.virt.driver import InstanceSpec, VirtDriver
@@ -48,7 +50,7 @@ class Agent:
             "console_output": self.console_output,
             "list_instances": lambda ctx, payload: self.driver.list_instances(),
         }, workers=4)
-        self.report(RequestContext.admin(), full=True)
+        self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
                                         daemon=True)
         self._thread.start()
@@ -72,12 +74,18 @@ class Agent:
             except Exception:
                 log.exception("agent %s: report failed", self.host)
 
-    def report(self, ctx: RequestContext, full: bool) -> None:
-        """Heartbeat; with `full`, also capacity and every VM, for the conductor to reconcile."""
+    def report(self, ctx: RequestContext, full: bool, startup: bool = False) -> None:
+        """Heartbeat; with `full`, also capacity and every VM, for the conductor to reconcile.
+
+        `taken_at` says when the VM list was read, so the conductor can leave alone what
+        changed after; `startup` says no work from before this agent started is in flight.
+        """
         payload: dict = {"host": self.host}
         if full:
             payload["stats"] = dataclasses.asdict(self.driver.host_stats())
+            payload["taken_at"] = time.time()
             payload["instances"] = self.driver.list_instances()
+            payload["startup"] = startup
         self.bus.cast(ctx, CONDUCTOR, "agent_report", payload)
 
     # ---- work
@@ -99,6 +107,10 @@ class Agent:
         with self._lock(spec.uuid):
             if spec.uuid in self._destroyed:
                 result["error"] = "The instance was deleted before it was built."
+            elif self.driver.power_state(spec.uuid) != NOSTATE:
+                # A spawn delivered twice (bus redelivery, reconcile re-drive): already built.
+                result["ok"] = True
+                result["power_state"] = self.driver.power_state(spec.uuid)
             else:
                 try:
                     self.driver.spawn(spec)

@@ -281,7 +281,8 @@ class Conductor:
 
         self.db.run(record)
         if report.get("instances") is not None:
-            self.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()})
+            self.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()},
+                           startup=bool(report.get("startup")), taken_at=report.get("taken_at"))
 
     def _record_node(self, s, host: str, stats: dict) -> None:  # noqa: ANN001
         import uuid as uuidlib
@@ -304,10 +305,31 @@ class Conductor:
         node.host_ip = stats.get("host_ip")
         node.cpu_info = stats.get("cpu_info") or {}
 
-    def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int]) -> None:
-        """Make the database and the host agree after an agent (re)start or a periodic sync."""
+    # Instances changed this close to (or after) the moment the agent read its VM list are
+    # left to the next sync: the list may predate the change. Covers modest clock skew too.
+    RECONCILE_SETTLE = dt.timedelta(seconds=5)
+
+    def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
+                  startup: bool = False, taken_at: float | None = None) -> None:
+        """Make the database and the host agree after an agent (re)start or a periodic sync.
+
+        On a periodic sync, instances changed since shortly before the list was read are left
+        alone; on the first report after a start the list is fresh and everything is checked.
+
+        - VMs the database deleted or never knew are destroyed.
+        - A build the agent has finished is completed; on the agent's first report after it
+          started, a build it does not have is sent again (nothing of it is in flight).
+        - An active VM that shut down by itself becomes stopped.
+        - A VM missing from the host is confirmed with a fresh query before its server goes
+          to ERROR with a fault.
+        """
+        settled_before = None
+        if taken_at is not None and not startup:
+            taken = dt.datetime.fromtimestamp(float(taken_at), dt.UTC).replace(tzinfo=None)
+            settled_before = taken - self.RECONCILE_SETTLE
         to_destroy: list[str] = []
-        to_rebuild: list[tuple[str, str]] = []
+        to_respawn: list[dict] = []
+        suspects: list[str] = []
 
         def work(s):  # noqa: ANN001, ANN202
             live = {i.uuid: i for i in s.scalars(
@@ -320,31 +342,59 @@ class Conductor:
                 if inst.task_state == states.DELETING:
                     to_destroy.append(uuid)
                 elif inst.task_state == states.SPAWNING:
-                    if power is None:
-                        to_rebuild.append((uuid, "the agent restarted during the build"))
-                    else:
+                    if power is not None:
                         inst.vm_state, inst.task_state, inst.task_started_at = states.ACTIVE, None, None
                         inst.power_state, inst.launched_at = power, inst.launched_at or utcnow()
                         actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host,
                                              actions.SUCCESS)
+                    elif startup:
+                        to_respawn.append(instance_spec(inst))
+                elif settled_before is not None and (inst.updated_at or inst.created_at) >= settled_before:
+                    continue  # changed after the list was read: the next sync decides
                 elif inst.task_state is None and inst.vm_state in (states.ACTIVE, states.STOPPED):
                     if power is None:
-                        message = (f"The VM is no longer on host {host}: found missing when the "
-                                   "agent reported. Delete the server or rebuild it.")
-                        inst.vm_state, inst.power_state = states.ERROR, states.NOSTATE
-                        actions.add_fault(s, uuid, 500, message, "", host)
-                        log.warning("instance %s: %s", uuid, message)
+                        suspects.append(uuid)
                     elif inst.vm_state == states.ACTIVE and power == states.SHUTDOWN:
                         inst.vm_state, inst.power_state = states.STOPPED, power
-                    else:
+                    elif inst.power_state != power:
                         inst.power_state = power
 
         self.db.run(work)
         for uuid in to_destroy:
             log.info("reconcile: destroying %s on %s", uuid, host)
             self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
-        for uuid, why in to_rebuild:
-            self._spawn_failed(ctx, uuid, host, why, "")
+        for spec in to_respawn:
+            log.info("reconcile: building %s on %s again after the agent restarted", spec["uuid"], host)
+            self.bus.cast(ctx, agent_topic(host), "spawn", {"spec": spec})
+        if suspects:
+            self._confirm_missing(ctx, host, suspects)
+
+    def _confirm_missing(self, ctx: RequestContext, host: str, suspects: list[str]) -> None:
+        try:
+            present = self.bus.call(ctx, agent_topic(host), "list_instances", {},
+                                    timeout=self.settings.rpc_timeout)
+        except (BusTimeout, RemoteError) as exc:
+            log.warning("reconcile: cannot confirm missing VMs on %s: %s", host, exc)
+            return
+        gone = [uuid for uuid in suspects if uuid not in present]
+        message = (f"The VM is no longer on host {host}: found missing when the agent reported. "
+                   "Delete the server or rebuild it.")
+
+        def mark(s):  # noqa: ANN001, ANN202
+            for uuid in gone:
+                done = s.execute(
+                    update(Instance)
+                    .where(Instance.uuid == uuid, Instance.host == host,
+                           Instance.task_state.is_(None), Instance.deleted.is_(False),
+                           Instance.vm_state.in_((states.ACTIVE, states.STOPPED)))
+                    .values(vm_state=states.ERROR, power_state=states.NOSTATE)
+                    .execution_options(synchronize_session=False)).rowcount
+                if done:
+                    actions.add_fault(s, uuid, 500, message, "", host)
+                    log.warning("instance %s: %s", uuid, message)
+
+        if gone:
+            self.db.run(mark)
 
     # ---- sweeper
     def sweep(self) -> int:

@@ -98,3 +98,58 @@ def test_sweeper_clears_a_power_task_that_never_finishes(api, cloud, member):
 def _host_of(cloud, uuid):
     with cloud.db.reader() as s:
         return s.scalar(select(Instance.host).where(Instance.uuid == uuid))
+
+
+def _conductor(cloud):
+    return next(r for r in cloud.roles if type(r).__name__ == "Conductor")
+
+
+def test_periodic_sync_with_a_list_older_than_the_build_leaves_the_server_alone(api, cloud, member):
+    from cirrus.context import RequestContext
+
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    # The agent read its VM list a moment before this server finished building.
+    _conductor(cloud).reconcile(RequestContext.admin(), host, {}, taken_at=time.time() - 1)
+    assert wait_for_status(api, member.compute(), server["id"], "ACTIVE")["status"] == "ACTIVE"
+
+
+def test_periodic_sync_confirms_a_missing_vm_before_setting_error(api, cloud, member):
+    from cirrus.context import RequestContext
+
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"])
+                                     .values(updated_at=dt.datetime(2000, 1, 1))))
+    # A stale list without the VM: the fresh query finds it, so nothing changes.
+    _conductor(cloud).reconcile(RequestContext.admin(), host, {}, taken_at=time.time())
+    with cloud.db.reader() as s:
+        assert s.scalar(select(Instance.vm_state).where(Instance.uuid == server["id"])) == "active"
+
+
+def test_periodic_sync_does_not_fail_a_build_in_flight(api, cloud, member):
+    from cirrus.context import RequestContext
+
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"]).values(
+        vm_state=states.BUILDING, task_state=states.SPAWNING, updated_at=dt.datetime(2000, 1, 1))))
+    agent = next(r for r in cloud.roles if isinstance(r, Agent) and r.host == host)
+    agent.driver.destroy(server["id"])  # not built yet, as far as the stale list knows
+    _conductor(cloud).reconcile(RequestContext.admin(), host, {}, taken_at=time.time())
+    with cloud.db.reader() as s:
+        inst = s.scalar(select(Instance).where(Instance.uuid == server["id"]))
+        assert (inst.vm_state, inst.task_state, inst.build_attempts) == (
+            states.BUILDING, states.SPAWNING, 0)
+
+
+def test_restarted_agent_builds_again_what_it_lost(api, cloud, member):
+    server = _boot(api, cloud, member)
+    host = _host_of(cloud, server["id"])
+    cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == server["id"]).values(
+        vm_state=states.BUILDING, task_state=states.SPAWNING)))
+    fresh = _restart_agent(cloud, host)
+    fresh.driver.destroy(server["id"])  # the build was lost with the old agent
+    fresh.start()
+    assert wait_for_status(api, member.compute(), server["id"], "ACTIVE")["status"] == "ACTIVE"
+    assert server["id"] in fresh.driver.list_instances()
