@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from starlette.responses import JSONResponse
+from cirrus.api.responses import FastJSONResponse as JSONResponse
 
 # Nova's fault names by status code.
 _COMPUTE_NAMES = {

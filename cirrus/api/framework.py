@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from cirrus.api.errors import error_response
+from cirrus.api.responses import FastJSONResponse as JSONResponse
 from cirrus.context import RequestContext, current_request_id
 from cirrus.errors import BadRequest, CirrusError, Forbidden
 from cirrus.identity.tokens import TokenClaims
