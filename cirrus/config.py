@@ -49,6 +49,8 @@ class Settings:
     build_timeout: float = 600.0  # seconds before a BUILD is given up and set to ERROR
     task_timeout: float = 600.0  # seconds before any other task state is cleared
     rpc_timeout: float = 60.0
+    db_reconnect_timeout: float = 30.0  # seconds a transaction waits out an unreachable database
+    task_redrive_after: float = 120.0  # seconds before the conductor re-sends a stalled task
     service_down_time: float = 60.0
     heartbeat_interval: float = 10.0
     sync_interval: float = 60.0

@@ -68,3 +68,25 @@ class NoValidHost(CirrusError):
 class ServiceUnavailable(CirrusError):
     status = 503
     default_message = "The service is temporarily unavailable."
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database could not be reached (restarting, failing over, network down).
+
+    `transient`: the same work may succeed later, so the bus redelivers a message whose
+    handler raised this instead of dropping it, and the API answers 503.
+    """
+
+    transient = True
+    default_message = "The database is unavailable; try again shortly."
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True if `exc`, or an exception it was raised from, says the work may succeed later."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if getattr(exc, "transient", False):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

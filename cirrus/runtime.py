@@ -87,7 +87,8 @@ class Cloud:
         if self._db is None:
             with self._open_lock:
                 if self._db is None:
-                    self._db = Database(self.settings.effective_database_url)
+                    self._db = Database(self.settings.effective_database_url,
+                                        reconnect_timeout=self.settings.db_reconnect_timeout)
         return self._db
 
     @property

@@ -18,7 +18,9 @@ Delivery is therefore at least once; each consumer remembers the message ids it 
 the handler of one process once. Handlers must still be idempotent across processes.
 A cast whose handler raises is logged and rejected without requeue: dead-lettered if the
 operator set a dead-letter policy on the queue, dropped otherwise; never redelivered
-forever. Order is not guaranteed: workers run concurrently and redeliveries come late.
+forever. The exception is a transient failure (`cirrus.errors.is_transient`: the database
+is unreachable): that message goes back to the queue after `requeue_delay` seconds, so
+nothing is lost while the database restarts. Order is not guaranteed: workers run concurrently and redeliveries come late.
 Fanout is best effort: a subscriber that is reconnecting misses what is sent meanwhile.
 Unlike LocalBus, a cast to a topic nobody serves yet is kept, not refused; a call to a
 topic whose queue does not exist fails at once with BusTimeout("nobody is listening").
@@ -53,6 +55,7 @@ from amqp.exceptions import AccessRefused, PreconditionFailed
 from kombu import Consumer, Exchange, Producer, Queue
 
 from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
+from cirrus.errors import is_transient
 from cirrus.context import RequestContext, reset_request_id, set_request_id
 
 log = logging.getLogger(__name__)
@@ -286,11 +289,14 @@ class _DoneIds:
             self._running[message_id] = threading.Event()
             return True
 
-    def finish(self, message_id: str | None) -> None:
+    def finish(self, message_id: str | None, handled: bool = True) -> None:
+        """The worker is done; `handled=False` (sent back to the queue) lets a copy run."""
         if not message_id:
             return
         with self._lock:
             self._running.pop(message_id).set()
+            if not handled:
+                return
             self._done[message_id] = None
             while len(self._done) > self.size:
                 self._done.popitem(last=False)
@@ -395,6 +401,8 @@ class _ConsumerLoop:
                 message.ack()
             elif action == "reject":
                 message.reject(requeue=False)
+            elif action == "requeue":
+                message.reject(requeue=True)
 
 
 class _Subscription(_ConsumerLoop):
@@ -470,10 +478,12 @@ class _Subscription(_ConsumerLoop):
         if isinstance(claim, threading.Event):
             claim.wait()
             return "ack"
+        action = "reject"
         try:
-            return self._run_handler(message, delivery.properties)
+            action = self._run_handler(message, delivery.properties)
+            return action
         finally:
-            self._done.finish(message_id)
+            self._done.finish(message_id, handled=action != "requeue")
 
     def _run_handler(self, message: Message, properties: dict) -> str:
         reply_to = properties.get("reply_to")
@@ -488,6 +498,13 @@ class _Subscription(_ConsumerLoop):
                 action = "ack"
             except Exception as exc:  # a handler failure must never kill the worker
                 if not reply_to:
+                    if is_transient(exc):
+                        # Not recorded for a passing reason (the database is restarting):
+                        # back to the queue, after a pause so it does not spin meanwhile.
+                        log.warning("cast %s.%s not handled now (%s); it will be redelivered",
+                                    self.topic, message.method, exc)
+                        self.stopping.wait(self.bus.requeue_delay)
+                        return "requeue"
                     log.exception("cast %s.%s failed", self.topic, message.method)
                     return "reject"
                 log.debug("call %s.%s raised", self.topic, message.method, exc_info=True)
@@ -549,6 +566,7 @@ class AmqpBus(Bus):
         ready_timeout: float = 10.0,
         stop_grace: float = 10.0,
         dedupe_window: int = 10000,
+        requeue_delay: float = 1.0,
     ) -> None:
         if queue_type not in ("classic", "quorum"):
             raise ValueError(f"queue_type must be classic or quorum, not {queue_type!r}")
@@ -563,6 +581,7 @@ class AmqpBus(Bus):
         self.default_timeout = default_timeout
         self.publish_timeout = publish_timeout or default_timeout
         self.confirm_publish = confirm_publish
+        self.requeue_delay = requeue_delay
         self.confirm_timeout = confirm_timeout
         self.prefetch = prefetch
         self.queue_prefix = queue_prefix

@@ -14,9 +14,11 @@ from typing import Any
 
 from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
 from cirrus.context import RequestContext, reset_request_id, set_request_id
+from cirrus.errors import is_transient
 
 log = logging.getLogger(__name__)
 _STOP = object()
+RETRY_DELAY = 1.0  # seconds before a cast that failed for a transient reason runs again
 
 
 class _Consumer:
@@ -24,6 +26,7 @@ class _Consumer:
         self.topic = topic
         self.handlers = handlers
         self.queue: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
         self.threads = [
             threading.Thread(target=self._work, name=f"bus-{topic}-{i}", daemon=True)
             for i in range(workers)
@@ -44,7 +47,7 @@ class _Consumer:
                 handler = self.handlers.get(message.method)
                 if handler is None:
                     raise AttributeError(f"no handler for {self.topic}.{message.method}")
-                result = handler(ctx, message.payload)
+                result = self._run(handler, ctx, message.payload, reply is None)
                 if reply is not None:
                     reply.set_result(_roundtrip(result))
             except Exception as exc:  # a handler failure must never kill the worker
@@ -55,7 +58,20 @@ class _Consumer:
             finally:
                 reset_request_id(token)
 
+    def _run(self, handler: Handler, ctx: RequestContext, payload: dict, is_cast: bool) -> Any:
+        """Run a handler; a cast that failed for a transient reason runs again later, as the
+        AMQP bus redelivers it (a call's caller decides for itself)."""
+        while True:
+            try:
+                return handler(ctx, payload)
+            except Exception as exc:
+                if not (is_cast and is_transient(exc)) or self.stopping.is_set():
+                    raise
+                log.warning("cast %s not handled now (%s); retrying", self.topic, exc)
+                self.stopping.wait(RETRY_DELAY)
+
     def stop(self) -> None:
+        self.stopping.set()
         for _ in self.threads:
             self.queue.put(_STOP)
         for thread in self.threads:

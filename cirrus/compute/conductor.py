@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
 import socket
 import threading
+import time
 
 from sqlalchemy import select, update
 
@@ -22,6 +24,7 @@ from cirrus.compute import actions, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Instance, utcnow
+from cirrus.errors import is_transient
 from cirrus.scheduler import claims
 from cirrus.virt.driver import InstanceSpec
 
@@ -56,6 +59,7 @@ class Conductor:
         self.hostname = socket.gethostname()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._redriven: dict[tuple[str, str], float] = {}
 
     # ---- lifecycle
     def start(self) -> None:
@@ -95,13 +99,23 @@ class Conductor:
             try:
                 self._build(ctx, uuid)
             except Exception as exc:
+                if is_transient(exc):
+                    raise  # the bus redelivers the message; builds already sent are skipped
                 log.exception("build of %s failed unexpectedly", uuid)
                 self._fail_build(ctx, uuid, f"Unexpected error while building: {exc}", code=500)
 
     def _build(self, ctx: RequestContext, uuid: str) -> None:
         with self.db.reader() as s:
             inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
-            if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
+            if inst is None or inst.deleted:
+                return
+            if inst.task_state == states.SPAWNING and inst.host:
+                # Scheduled already, by a conductor that may have died before telling the
+                # agent (this is a redelivery or a re-drive). Spawning is idempotent.
+                log.info("build of %s: already on %s, sending the spawn again", uuid, inst.host)
+                self.bus.cast(ctx, agent_topic(inst.host), "spawn", {"spec": instance_spec(inst)})
+                return
+            if inst.task_state != states.SCHEDULING:
                 return
             request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                        "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
@@ -125,6 +139,7 @@ class Conductor:
         uuid, host = result["uuid"], result["host"]
         if result["ok"]:
             def finish(s):  # noqa: ANN001, ANN202
+                """True: built. False: the VM is not wanted. None: a duplicate report."""
                 done = s.execute(
                     update(Instance)
                     .where(Instance.uuid == uuid, Instance.host == host,
@@ -136,9 +151,14 @@ class Conductor:
                 ).rowcount
                 if done:
                     actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host, actions.SUCCESS)
-                return done
+                    return True
+                inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+                if (inst is not None and not inst.deleted and inst.host == host
+                        and inst.vm_state in (states.ACTIVE, states.STOPPED)):
+                    return None  # a second spawn of a VM already running here: nothing to do
+                return False
 
-            if not self.db.run(finish):
+            if self.db.run(finish) is False:
                 # Deleted (or moved) while it was being built: this VM is not wanted.
                 self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
             return
@@ -398,29 +418,61 @@ class Conductor:
 
     # ---- sweeper
     def sweep(self) -> int:
-        """End every task that has run past its timeout. Returns how many were ended."""
+        """Re-drive stalled tasks and end those past their timeout. Returns how many ended.
+
+        A task whose message was lost (a process killed between its commit and its send, a
+        broker that refused it) makes no progress; after `task_redrive_after` seconds, and
+        again every as long, it is sent again. Every step is conditional, so a duplicate of
+        a message still in flight changes nothing.
+        """
         now = utcnow()
         build_cutoff = now - dt.timedelta(seconds=self.settings.build_timeout)
         task_cutoff = now - dt.timedelta(seconds=self.settings.task_timeout)
+        redrive_cutoff = now - dt.timedelta(seconds=self.settings.task_redrive_after)
         with self.db.reader() as s:
             stuck = s.execute(
                 select(Instance.uuid, Instance.task_state, Instance.task_started_at)
                 .where(Instance.deleted.is_(False), Instance.task_state.is_not(None),
-                       Instance.task_started_at < max(build_cutoff, task_cutoff))
+                       Instance.task_started_at < max(build_cutoff, task_cutoff, redrive_cutoff))
             ).all()
         ended = 0
         ctx = RequestContext.admin()
         for uuid, task, started in stuck:
-            if task in (states.SCHEDULING, states.SPAWNING):
-                if started < build_cutoff:
-                    self._fail_build(ctx, uuid, f"Build timed out after "
-                                     f"{self.settings.build_timeout:g} s in task_state {task}.")
-                    ended += 1
-            elif started < task_cutoff:
-                if task == states.DELETING:
-                    self.delete_instance(ctx, {"uuid": uuid})
-                else:
-                    self.task_result(ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
-                                           "error": f"{task} timed out"})
-                ended += 1
+            building = task in (states.SCHEDULING, states.SPAWNING)
+            if started < (build_cutoff if building else task_cutoff):
+                ended += self._end_task(ctx, uuid, task)
+            elif started < redrive_cutoff and self._due_for_redrive(uuid, task):
+                log.warning("instance %s: %s has made no progress since %s; sending it again",
+                            uuid, task, started)
+                self._redrive(ctx, uuid, task)
         return ended
+
+    def _due_for_redrive(self, uuid: str, task: str) -> bool:
+        """Once per `task_redrive_after` per (instance, task), in this process."""
+        now = time.monotonic()
+        key = (uuid, task)
+        if now - self._redriven.get(key, -math.inf) < self.settings.task_redrive_after:
+            return False
+        self._redriven[key] = now
+        if len(self._redriven) > 10000:
+            self._redriven.clear()
+        return True
+
+    def _redrive(self, ctx: RequestContext, uuid: str, task: str) -> None:
+        if task in (states.SCHEDULING, states.SPAWNING):
+            self._build(ctx, uuid)
+        elif task == states.DELETING:
+            self.delete_instance(ctx, {"uuid": uuid})
+        elif task in ACTION_OF_TASK:
+            self.power_action(ctx, {"uuid": uuid, "task": task})
+
+    def _end_task(self, ctx: RequestContext, uuid: str, task: str) -> int:
+        if task in (states.SCHEDULING, states.SPAWNING):
+            self._fail_build(ctx, uuid, f"Build timed out after "
+                             f"{self.settings.build_timeout:g} s in task_state {task}.")
+        elif task == states.DELETING:
+            self.delete_instance(ctx, {"uuid": uuid})
+        else:
+            self.task_result(ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
+                                   "error": f"{task} timed out"})
+        return 1

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.compute import actions, flavors, keypairs, quotas, states
 from cirrus.context import RequestContext
-from cirrus.db.models import Flavor, Image, Instance, utcnow
-from cirrus.errors import BadRequest, Conflict, NotFound
+from cirrus.bus import BusTimeout
+from cirrus.db.models import (
+    Flavor,
+    Image,
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    utcnow,
+)
+from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import owns
 
+log = logging.getLogger(__name__)
 CONDUCTOR = "conductor"
 
 
@@ -139,8 +150,38 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
         return created
 
     created = cloud.db.run(work)
-    cloud.bus.cast(ctx, CONDUCTOR, "build_instances", {"uuids": [i.uuid for i in created]})
+    uuids = [i.uuid for i in created]
+    try:
+        cloud.bus.cast(ctx, CONDUCTOR, "build_instances", {"uuids": uuids})
+    except BusTimeout as exc:
+        # No broker took the build: undo the records, so the client's retry cannot make a
+        # second server and nothing waits for a build that will never come.
+        discarded = cloud.db.run(lambda s: _discard(s, uuids))
+        if len(discarded) == len(uuids):
+            log.warning("create of %s undone: the build could not be sent (%s)", uuids, exc)
+            raise ServiceUnavailable("The message broker is unavailable: the server was not "
+                                     "created. Try again shortly.") from exc
+        # The message got through after all (only its confirmation was lost): the conductor
+        # is building; what it had not reached yet was undone and it will skip.
+        log.warning("build of %s sent despite %s; %s undone", uuids, exc, discarded)
+        created = [i for i in created if i.uuid not in discarded]
     return created, reservation_id
+
+
+def _discard(s: Session, uuids: list[str]) -> list[str]:
+    """Remove the instances among `uuids` that no conductor has scheduled yet; their uuids.
+
+    If the build message reaches a conductor later, it finds no instance and does nothing."""
+    waiting = list(s.scalars(select(Instance.uuid).where(
+        Instance.uuid.in_(uuids), Instance.task_state == states.SCHEDULING,
+        Instance.host.is_(None)).with_for_update()))
+    if waiting:
+        action_ids = select(InstanceAction.id).where(InstanceAction.instance_uuid.in_(waiting))
+        s.execute(delete(InstanceActionEvent).where(InstanceActionEvent.action_id.in_(action_ids)))
+        for model in (InstanceAction, InstanceFault):
+            s.execute(delete(model).where(model.instance_uuid.in_(waiting)))
+        s.execute(delete(Instance).where(Instance.uuid.in_(waiting)))
+    return waiting
 
 
 def _count_within_quota(s: Session, limits: dict[str, int], project_id: str,
@@ -305,7 +346,17 @@ def request_delete(cloud, ctx: RequestContext, uuid: str) -> None:  # noqa: ANN0
         actions.start_action(s, ctx, uuid, "delete")
 
     cloud.db.run(work)
-    cloud.bus.cast(ctx, CONDUCTOR, "delete_instance", {"uuid": uuid})
+    _send_task(cloud, ctx, "delete_instance", {"uuid": uuid})
+
+
+def _send_task(cloud, ctx: RequestContext, method: str, payload: dict) -> None:  # noqa: ANN001
+    """Tell the conductor about a recorded task. If no broker takes the message, the task
+    stays recorded and the conductor's sweeper sends it again after `task_redrive_after`:
+    the request was accepted, so it is not undone."""
+    try:
+        cloud.bus.cast(ctx, CONDUCTOR, method, payload)
+    except BusTimeout as exc:
+        log.warning("%s %s left to the conductor's re-drive: %s", method, payload, exc)
 
 
 def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> None:  # noqa: ANN001
@@ -329,7 +380,7 @@ def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> 
         return transition.task_state
 
     task = cloud.db.run(work)
-    cloud.bus.cast(ctx, CONDUCTOR, "power_action", {"uuid": uuid, "task": task})
+    _send_task(cloud, ctx, "power_action", {"uuid": uuid, "task": task})
 
 
 def console_output(cloud, ctx: RequestContext, uuid: str, length: int | None) -> str:  # noqa: ANN001

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cirrus.errors import DatabaseUnavailable
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -80,14 +82,44 @@ def _is_retryable(exc: BaseException) -> bool:
     )
 
 
+# What PostgreSQL, MariaDB and their drivers say when the server went away or cannot be
+# reached: a restart, a failover, a network cut. SQLAlchemy flags most of these as
+# `connection_invalidated`; connection attempts that fail outright are matched by text.
+_UNREACHABLE = (
+    "connection refused",  # psycopg and PyMySQL (errno 111) while the server is down
+    "can't connect",  # MariaDB 2003
+    "lost connection",  # MariaDB 2013
+    "server has gone away",  # MariaDB 2006
+    "server closed the connection",  # libpq
+    "terminating connection",  # PostgreSQL 57P01 on shutdown or restart
+    "the database system is",  # ... starting up / shutting down / in recovery mode
+    "connection is closed",
+    "consuming input failed",
+    "connection failed",
+    "could not connect",
+)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when `exc` means the database was unreachable, not that the work was wrong."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return any(marker in text for marker in _UNREACHABLE)
+
+
 class Database:
     """Owns the engine and hands out sessions: `writer()` for changes, `reader()` for reads."""
 
-    def __init__(self, url: str, max_retries: int = 5) -> None:
+    def __init__(self, url: str, max_retries: int = 5, reconnect_timeout: float = 30.0) -> None:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.max_retries = max_retries
+        # How long `run` keeps retrying while the database cannot be reached (a restart).
+        self.reconnect_timeout = reconnect_timeout
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer at a time and its busy handler polls with sleeps of up to
         # 100 ms; queueing this process's writers on a lock wakes the next one at once.
@@ -105,17 +137,40 @@ class Database:
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:
-        with self._reader() as session, session.begin():
-            yield session
+        """A read transaction. An unreachable database raises DatabaseUnavailable (a 503 at
+        the API, a later redelivery on the bus); the pool drops the dead connections."""
+        try:
+            with self._reader() as session, session.begin():
+                yield session
+        except DBAPIError as exc:
+            if is_disconnect(exc):
+                raise DatabaseUnavailable() from exc
+            raise
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one write transaction, retrying deadlocks and serialization failures."""
+        """Run `work` in one write transaction, retrying deadlocks and serialization failures
+        (up to `max_retries`) and an unreachable database (for up to `reconnect_timeout`
+        seconds, then DatabaseUnavailable). `work` may therefore run more than once: it must
+        read what it decides on inside the transaction, as every caller here does.
+
+        A connection lost during COMMIT leaves the outcome unknown; the retry then meets the
+        committed rows, which conditional updates (every state change here) simply skip.
+        """
         attempt = 0
+        unreachable_since: float | None = None
         while True:
             try:
                 with self.writer() as session:
                     return work(session)
             except (OperationalError, DBAPIError) as exc:
+                if is_disconnect(exc):
+                    now = time.monotonic()
+                    unreachable_since = unreachable_since or now
+                    if now - unreachable_since >= self.reconnect_timeout:
+                        raise DatabaseUnavailable() from exc
+                    log.warning("database unreachable (%s), retrying", type(exc.orig).__name__)
+                    time.sleep(random.uniform(0.3, 1.0))
+                    continue
                 attempt += 1
                 if not _is_retryable(exc) or attempt > self.max_retries:
                     raise

@@ -69,8 +69,12 @@ class _Link:
 
 
 class TcpProxy:
-    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672) -> None:
-        self.target = (target_host, target_port)
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672, *,
+                 targets: list[tuple[str, int]] | None = None) -> None:
+        # Several targets: new connections go to them in turn (a round-robin balancer).
+        self.targets = list(targets or [(target_host, target_port)])
+        self.target = self.targets[0]
+        self._turn = 0
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -106,10 +110,12 @@ class TcpProxy:
                     _reset(client)
                     continue
                 blackhole = self._blackhole
+                target = self.targets[self._turn % len(self.targets)]
+                self._turn += 1
             upstream = None
             if not blackhole:
                 try:
-                    upstream = socket.create_connection(self.target, timeout=5)
+                    upstream = socket.create_connection(target, timeout=5)
                     upstream.settimeout(None)
                 except OSError:
                     _reset(client)

@@ -24,6 +24,7 @@ from cirrus.bus import Bus, BusTimeout, Message, RemoteError
 from cirrus.bus.amqp import AmqpBus, BrokerUnavailable, parse_broker_urls, redact
 from cirrus.bus.local import LocalBus
 from cirrus.context import RequestContext, current_request_id
+from cirrus.errors import DatabaseUnavailable
 from tests.faults.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(30)
@@ -389,6 +390,28 @@ def test_a_cast_whose_handler_raises_is_dropped_not_redelivered(
     with kombu.Connection(broker) as conn:
         assert conn.channel().queue_declare(f"{PREFIX}{t}", passive=True).message_count == 0
     assert attempts == [1]
+
+
+def test_a_cast_that_failed_for_a_transient_reason_is_redelivered_until_handled(
+        amqp_bus: Callable[..., AmqpBus], topics: Callable[[str], str], broker: str) -> None:
+    t = topics("build")
+    attempts: list[dict] = []
+    done = threading.Event()
+
+    def flaky(c, p):  # noqa: ANN001, ANN202
+        attempts.append(p)
+        if len(attempts) < 3:
+            raise DatabaseUnavailable()  # the database is restarting
+        done.set()
+
+    bus = amqp_bus(requeue_delay=0.1)
+    bus.subscribe(t, {"build": flaky}, workers=1)
+    bus.cast(ctx(), t, "build", {"uuid": "abc"})
+    assert done.wait(10)
+    assert attempts == [{"uuid": "abc"}] * 3  # the same message each time, then acked
+    bus.stop()
+    with kombu.Connection(broker) as conn:
+        assert conn.channel().queue_declare(f"{PREFIX}{t}", passive=True).message_count == 0
 
 
 def test_a_copy_of_a_message_already_handled_is_skipped(
