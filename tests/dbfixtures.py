@@ -62,7 +62,7 @@ def _unavailable(backend: str, reason: str) -> None:
 
 def _admin_engine(backend: str) -> Engine:
     url = normalize_url(ADMIN_URLS[backend])
-    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
                          connect_args={"connect_timeout": 5})
 
 

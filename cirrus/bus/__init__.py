@@ -25,9 +25,11 @@ class BusTimeout(Exception):
 class RemoteError(Exception):
     """The handler of an RPC call raised; carries the remote exception's type and text."""
 
-    def __init__(self, exc_type: str, message: str) -> None:
+    def __init__(self, exc_type: str, message: str, transient: bool = False) -> None:
         self.exc_type = exc_type
         self.message = message
+        # The remote failure may pass (cirrus.errors.is_transient): worth trying again.
+        self.transient = transient
         super().__init__(f"{exc_type}: {message}")
 
 

@@ -508,8 +508,8 @@ class _Subscription(_ConsumerLoop):
                     log.exception("cast %s.%s failed", self.topic, message.method)
                     return "reject"
                 log.debug("call %s.%s raised", self.topic, message.method, exc_info=True)
-                answer = json.dumps(
-                    {"error": {"type": type(exc).__name__, "message": str(exc)}}).encode()
+                answer = json.dumps({"error": {"type": type(exc).__name__, "message": str(exc),
+                                               "transient": is_transient(exc)}}).encode()
                 action = "ack"
             if reply_to:
                 self.bus._answer(reply_to, properties.get("correlation_id"), answer)
@@ -759,7 +759,8 @@ class AmqpBus(Bus):
             with self._lock:
                 self._waiting.pop(correlation_id, None)
         if "error" in answer:
-            raise RemoteError(answer["error"]["type"], answer["error"]["message"])
+            raise RemoteError(answer["error"]["type"], answer["error"]["message"],
+                              bool(answer["error"].get("transient")))
         return answer.get("result")
 
     def cast(self, ctx: RequestContext, topic: str, method: str, payload: dict) -> None:

@@ -52,7 +52,8 @@ class _Consumer:
                     reply.set_result(_roundtrip(result))
             except Exception as exc:  # a handler failure must never kill the worker
                 if reply is not None:
-                    reply.set_exception(RemoteError(type(exc).__name__, str(exc)))
+                    reply.set_exception(RemoteError(type(exc).__name__, str(exc),
+                                                    is_transient(exc)))
                 else:
                     log.exception("cast %s.%s failed", self.topic, message.method)
             finally:

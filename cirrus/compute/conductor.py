@@ -125,6 +125,8 @@ class Conductor:
             choice = self.bus.call(ctx, "scheduler", "select_destination", request,
                                    timeout=self.settings.rpc_timeout)
         except (BusTimeout, RemoteError) as exc:
+            if is_transient(exc):
+                raise  # the scheduler could not reach the database: the build is redelivered
             self._fail_build(ctx, uuid, f"The scheduler did not answer: {exc}", code=500)
             return
         if choice.get("gone"):

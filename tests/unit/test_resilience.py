@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from cirrus.bus import BusTimeout
+from cirrus.bus import BusTimeout, RemoteError
 from cirrus.bus.local import LocalBus
 from cirrus.compute import states
 from cirrus.context import RequestContext
@@ -260,5 +260,23 @@ def test_the_local_bus_drops_a_cast_that_failed_for_good() -> None:
         bus.cast(RequestContext.admin(), "t", "m", {})
         assert _until(lambda: calls)
         assert not _until(lambda: len(calls) > 1, timeout=1.5)
+    finally:
+        bus.stop()
+
+
+def test_a_call_whose_handler_hit_a_transient_failure_says_so() -> None:
+    bus = LocalBus(default_timeout=5)
+
+    def handler(ctx, payload):  # noqa: ANN001, ANN202
+        raise DatabaseUnavailable()
+
+    bus.subscribe("t", {"m": handler, "bug": lambda ctx, payload: 1 / 0})
+    try:
+        with pytest.raises(RemoteError) as caught:
+            bus.call(RequestContext.admin(), "t", "m", {})
+        assert caught.value.exc_type == "DatabaseUnavailable" and is_transient(caught.value)
+        with pytest.raises(RemoteError) as caught:
+            bus.call(RequestContext.admin(), "t", "bug", {})
+        assert not is_transient(caught.value)
     finally:
         bus.stop()
