@@ -64,6 +64,8 @@ class Settings:
     broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
     amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off
     amqp_queue_prefix: str = "cirrus."  # queues and exchanges: one cloud per prefix/vhost
+    amqp_queue_type: str = "classic"  # or "quorum" (replicated, for a RabbitMQ cluster)
+    amqp_publish_timeout: float = 0.0  # seconds to get a broker's confirm; 0: rpc_timeout
     tcp_keepalive: bool = True
     tcp_keepidle: int = 60  # seconds idle before the first keepalive probe
     tcp_keepintvl: int = 10  # seconds between probes

@@ -66,7 +66,8 @@ def make_bus(settings: Settings) -> Bus:
         tcp_keepalive=settings.tcp_keepalive, tcp_keepidle=settings.tcp_keepidle,
         tcp_keepintvl=settings.tcp_keepintvl, tcp_keepcnt=settings.tcp_keepcnt,
         tcp_user_timeout=settings.tcp_user_timeout, default_timeout=settings.rpc_timeout,
-        queue_prefix=settings.amqp_queue_prefix,
+        queue_prefix=settings.amqp_queue_prefix, queue_type=settings.amqp_queue_type,
+        publish_timeout=settings.amqp_publish_timeout or None,
     )
 
 

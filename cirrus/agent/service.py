@@ -106,9 +106,12 @@ class Agent:
                   "details": None}
         with self._lock(spec.uuid):
             if spec.uuid in self._destroyed:
+                log.info("spawn of %s on %s refused: deleted before it was built", spec.uuid,
+                         self.host)
                 result["error"] = "The instance was deleted before it was built."
             elif self.driver.power_state(spec.uuid) != NOSTATE:
                 # A spawn delivered twice (bus redelivery, reconcile re-drive): already built.
+                log.info("spawn of %s on %s: already built", spec.uuid, self.host)
                 result["ok"] = True
                 result["power_state"] = self.driver.power_state(spec.uuid)
             else:
@@ -156,6 +159,7 @@ class Agent:
                 else:
                     raise ValueError(f"unknown power action {action!r}")
                 result["ok"] = True
+                log.info("%s of %s on %s done", action, uuid, self.host)
             except Exception as exc:
                 log.warning("%s of %s on %s failed: %s", payload.get("action"), uuid, self.host, exc)
                 result["error"] = str(exc) or type(exc).__name__

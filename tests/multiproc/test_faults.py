@@ -84,10 +84,11 @@ def deploy(tmp_path: Path, broker_proxy: TcpProxy):  # noqa: ANN201
     process reaching RabbitMQ through `broker_proxy`."""
     opened: list[tuple] = []
 
-    def make(backend: str = "postgresql", conductors: int = 1) -> Deployment:
+    def make(backend: str = "postgresql", conductors: int = 1, **env: str) -> Deployment:
         database = fresh_database(backend)
         url = database.__enter__()
-        d = Deployment(tmp_path / "deployment", url, [_via(broker_proxy)], env=FAULT_ENV)
+        d = Deployment(tmp_path / "deployment", url, [_via(broker_proxy)],
+                       env={**FAULT_ENV, **env})
         opened.append((database, d))
         d.start_standard(apis=2, agents=3)
         for i in range(2, conductors + 1):
@@ -313,6 +314,24 @@ def test_broker_connection_cut_while_servers_are_created(deploy, broker_proxy: T
     outcome = check_nothing_lost(d, load)
     assert broker_proxy.refused > 0, "nothing tried to reconnect during the cut"
     print("broker cut:", outcome)
+
+
+def test_broker_connections_silently_dropped_while_servers_are_created(
+        deploy, broker_proxy: TcpProxy) -> None:
+    """A firewall forgets every session: no RST, no FIN, nothing. Only AMQP heartbeats (2 s
+    here) and publisher-confirm timeouts can tell; every process must notice and reconnect."""
+    d = deploy("postgresql", CIRRUS_AMQP_HEARTBEAT="2")
+    before = broker_proxy.accepted
+
+    def drop_silently() -> None:
+        broker_proxy.blackhole()
+        time.sleep(6.0)
+        broker_proxy.restore()  # new connections pass again; the old ones stay dead
+
+    load = _run_load_around(d, drop_silently, after=12.0)
+    outcome = check_nothing_lost(d, load)
+    assert broker_proxy.accepted > before, "no process reconnected"
+    print("broker black-holed:", outcome)
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
