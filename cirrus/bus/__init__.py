@@ -74,6 +74,9 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     def unsubscribe(self, topic: str) -> None: ...
 
+    def discard(self, topic: str) -> None:  # noqa: B027 - only a broker keeps topics
+        """Forget a topic for good, with the messages waiting on it (a removed host's queue)."""
+
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
 

@@ -793,6 +793,17 @@ class AmqpBus(Bus):
         if not sub.ready.wait(self.ready_timeout):
             log.warning("%s: not consuming yet (broker unreachable); still trying", sub.name)
 
+    def discard(self, topic: str) -> None:
+        """Delete the topic's durable queue and what waits in it (best effort)."""
+        deadline = time.monotonic() + self.publish_timeout
+        conn = self._brokers.connect(self._closed, deadline, "discard")
+        try:
+            channel = conn.channel()
+            channel.queue_delete(self._topic_queue(topic).name)
+            channel.close()
+        finally:
+            _close_quietly(conn)
+
     def unsubscribe(self, topic: str) -> None:
         with self._lock:
             sub = self._subs.pop(topic, None)

@@ -414,6 +414,18 @@ def test_a_cast_that_failed_for_a_transient_reason_is_redelivered_until_handled(
         assert conn.channel().queue_declare(f"{PREFIX}{t}", passive=True).message_count == 0
 
 
+def test_discard_deletes_a_topics_queue_with_what_waits_in_it(
+        amqp_bus: Callable[..., AmqpBus], topics: Callable[[str], str], broker: str) -> None:
+    t = topics("agent.gone-host")
+    bus = amqp_bus()
+    bus.cast(ctx(), t, "spawn", {"uuid": "abc"})  # kept: nobody serves the topic yet
+    with kombu.Connection(broker) as conn:
+        assert conn.channel().queue_declare(f"{PREFIX}{t}", passive=True).message_count == 1
+    bus.discard(t)
+    with kombu.Connection(broker) as conn, pytest.raises(Exception, match="NOT_FOUND"):
+        conn.channel().queue_declare(f"{PREFIX}{t}", passive=True)
+
+
 def test_a_copy_of_a_message_already_handled_is_skipped(
         amqp_bus: Callable[..., AmqpBus], topics: Callable[[str], str], broker: str) -> None:
     t = topics("build")

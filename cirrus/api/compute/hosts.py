@@ -11,8 +11,11 @@ PUT /os-services/{uuid} instead of the enable/disable/force-down actions.
 from __future__ import annotations
 
 import json
+import logging
 import uuid as uuidlib
 from typing import Any
+
+from cirrus.agent.service import agent_topic
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
@@ -25,9 +28,12 @@ from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import hosts as service
+from cirrus.compute.liveness import AGENT_BINARY
 from cirrus.db.models import ComputeNode, Service
 from cirrus.errors import BadRequest, CirrusError, NotFound
 from cirrus.identity.policy import ADMIN, READ, authorize
+
+log = logging.getLogger(__name__)
 
 
 class NotImplementedHere(CirrusError):
@@ -339,8 +345,20 @@ def delete_service(req: ApiRequest, service_id: str) -> Reply:
     if not by_uuid and not service_id.isdigit():
         raise BadRequest(f"Invalid input for field/attribute id. Value: {service_id}. "
                          "It must be an integer.")
-    req.cloud.db.run(lambda s: service.delete_service(
-        s, service.get_service(s, service_id, by_uuid=by_uuid)))
+    def work(s):  # noqa: ANN001, ANN202
+        svc = service.get_service(s, service_id, by_uuid=by_uuid)
+        gone = (svc.binary, svc.host)
+        service.delete_service(s, svc)
+        return gone
+
+    binary, host = req.cloud.db.run(work)
+    if binary == AGENT_BINARY:
+        # The host is gone: so is the work queued for it (an agent started again on it
+        # registers afresh, with a new queue).
+        try:
+            req.cloud.bus.discard(agent_topic(host))
+        except Exception:
+            log.warning("could not delete the queue of removed host %s", host, exc_info=True)
     return Reply(204)
 
 
