@@ -60,6 +60,16 @@ class Settings:
     quota_key_pairs: int = 100
     quota_metadata_items: int = 128
     image_dir: str = ""  # empty: <data_dir>/images
+    # Networking: the host dataplane of an agent, and what `networks: auto` makes.
+    network_dataplane: str = "noop"  # or "linuxbridge"
+    default_network_mtu: int = 1500
+    auto_network_cidr: str = "10.0.0.0/24"  # each project's own `auto` network (isolated L2)
+    auto_network_dns: list[str] = field(default_factory=list)
+    quota_network: int = 100
+    quota_subnet: int = 100
+    quota_port: int = 500
+    quota_security_group: int = 10
+    quota_security_group_rule: int = 100
     # Production mode (`cirrus serve`): the broker and this process's host name.
     broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
     amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off

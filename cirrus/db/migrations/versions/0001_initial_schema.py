@@ -289,6 +289,7 @@ def upgrade() -> None:
         sa.Column("system_metadata", sa.JSON(), nullable=False),
         sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("security_groups", sa.JSON(), nullable=False),
+        sa.Column("nics", sa.JSON(), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime()
@@ -332,6 +333,44 @@ def upgrade() -> None:
         sa.UniqueConstraint("user_id", "name", name="uq_key_pairs_user_name"),
     )
     op.create_table(
+        "networks",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
+        sa.Column("admin_state_up", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("shared", sa.Boolean(), nullable=False),
+        sa.Column("external", sa.Boolean(), nullable=False),
+        sa.Column("is_default", sa.Boolean(), nullable=False),
+        sa.Column("mtu", sa.Integer(), nullable=False),
+        sa.Column("port_security_enabled", sa.Boolean(), nullable=False),
+        sa.Column("provider_network_type", sa.String(length=32), nullable=True),
+        sa.Column("provider_physical_network", sa.String(length=64), nullable=True),
+        sa.Column("provider_segmentation_id", sa.Integer(), nullable=True),
+        sa.Column("availability_zone_hints", sa.JSON(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_networks")),
+    )
+    with op.batch_alter_table("networks", schema=None) as batch_op:
+        batch_op.create_index("ix_networks_project_id", ["project_id"], unique=False)
+
+    op.create_table(
         "quota_limits",
         sa.Column("project_id", sa.String(length=64), nullable=False),
         sa.Column("resource", sa.String(length=64), nullable=False),
@@ -361,6 +400,34 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
+    op.create_table(
+        "security_groups",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
+        sa.Column("stateful", sa.Boolean(), nullable=False),
+        sa.Column("rules", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_security_groups")),
+    )
+    with op.batch_alter_table("security_groups", schema=None) as batch_op:
+        batch_op.create_index("ix_security_groups_project_id", ["project_id"], unique=False)
+
     op.create_table(
         "services",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -467,6 +534,25 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "auto_allocated_networks",
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("network_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["network_id"],
+            ["networks.id"],
+            name=op.f("fk_auto_allocated_networks_network_id_networks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("project_id", name=op.f("pk_auto_allocated_networks")),
+    )
+    op.create_table(
         "flavor_projects",
         sa.Column("flavor_id", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.String(length=64), nullable=False),
@@ -512,6 +598,50 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_instance_action_events_action_id"), ["action_id"], unique=False
         )
+
+    op.create_table(
+        "ports",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("network_id", sa.String(length=36), nullable=False),
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
+        sa.Column("mac_address", sa.String(length=32), nullable=False),
+        sa.Column("admin_state_up", sa.Boolean(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("device_id", sa.String(length=255), nullable=False),
+        sa.Column("device_owner", sa.String(length=255), nullable=False),
+        sa.Column("binding_host_id", sa.String(length=255), nullable=True),
+        sa.Column("binding_vif_type", sa.String(length=32), nullable=False),
+        sa.Column("binding_vnic_type", sa.String(length=32), nullable=False),
+        sa.Column("security_groups", sa.JSON(), nullable=False),
+        sa.Column("port_security_enabled", sa.Boolean(), nullable=False),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.ForeignKeyConstraint(
+            ["network_id"], ["networks.id"], name=op.f("fk_ports_network_id_networks")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ports")),
+        sa.UniqueConstraint("network_id", "mac_address", name="uq_ports_network_id_mac_address"),
+    )
+    with op.batch_alter_table("ports", schema=None) as batch_op:
+        batch_op.create_index("ix_ports_device_id", ["device_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_ports_network_id"), ["network_id"], unique=False)
+        batch_op.create_index("ix_ports_project_id", ["project_id"], unique=False)
 
     op.create_table(
         "projects",
@@ -564,6 +694,46 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "subnets",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("network_id", sa.String(length=36), nullable=False),
+        sa.Column("project_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("description", sa.String(length=255), nullable=False),
+        sa.Column("ip_version", sa.Integer(), nullable=False),
+        sa.Column("cidr", sa.String(length=64), nullable=False),
+        sa.Column("gateway_ip", sa.String(length=64), nullable=True),
+        sa.Column("allocation_pools", sa.JSON(), nullable=False),
+        sa.Column("dns_nameservers", sa.JSON(), nullable=False),
+        sa.Column("host_routes", sa.JSON(), nullable=False),
+        sa.Column("enable_dhcp", sa.Boolean(), nullable=False),
+        sa.Column("ipv6_ra_mode", sa.String(length=32), nullable=True),
+        sa.Column("ipv6_address_mode", sa.String(length=32), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=False),
+        sa.Column("revision_number", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.ForeignKeyConstraint(
+            ["network_id"], ["networks.id"], name=op.f("fk_subnets_network_id_networks")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subnets")),
+    )
+    with op.batch_alter_table("subnets", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_subnets_network_id"), ["network_id"], unique=False)
+
+    op.create_table(
         "users",
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
@@ -601,21 +771,66 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("domain_id", "name", name="uq_users_domain_name"),
     )
+    op.create_table(
+        "ip_allocations",
+        sa.Column("subnet_id", sa.String(length=36), nullable=False),
+        sa.Column("ip_address", sa.String(length=64), nullable=False),
+        sa.Column("port_id", sa.String(length=36), nullable=False),
+        sa.Column("network_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["port_id"],
+            ["ports.id"],
+            name=op.f("fk_ip_allocations_port_id_ports"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["subnet_id"], ["subnets.id"], name=op.f("fk_ip_allocations_subnet_id_subnets")
+        ),
+        sa.PrimaryKeyConstraint("subnet_id", "ip_address", name=op.f("pk_ip_allocations")),
+    )
+    with op.batch_alter_table("ip_allocations", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_ip_allocations_network_id"), ["network_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_ip_allocations_port_id"), ["port_id"], unique=False)
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table("ip_allocations", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ip_allocations_port_id"))
+        batch_op.drop_index(batch_op.f("ix_ip_allocations_network_id"))
+
+    op.drop_table("ip_allocations")
     op.drop_table("users")
+    with op.batch_alter_table("subnets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subnets_network_id"))
+
+    op.drop_table("subnets")
     with op.batch_alter_table("role_assignments", schema=None) as batch_op:
         batch_op.drop_index("ix_role_assignments_actor_target")
 
     op.drop_table("role_assignments")
     op.drop_table("projects")
+    with op.batch_alter_table("ports", schema=None) as batch_op:
+        batch_op.drop_index("ix_ports_project_id")
+        batch_op.drop_index(batch_op.f("ix_ports_network_id"))
+        batch_op.drop_index("ix_ports_device_id")
+
+    op.drop_table("ports")
     with op.batch_alter_table("instance_action_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_instance_action_events_action_id"))
 
     op.drop_table("instance_action_events")
     op.drop_table("flavor_projects")
+    op.drop_table("auto_allocated_networks")
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocations_compute_node_id"))
 
@@ -627,8 +842,16 @@ def downgrade() -> None:
     op.drop_table("token_revocations")
     op.drop_table("signing_keys")
     op.drop_table("services")
+    with op.batch_alter_table("security_groups", schema=None) as batch_op:
+        batch_op.drop_index("ix_security_groups_project_id")
+
+    op.drop_table("security_groups")
     op.drop_table("roles")
     op.drop_table("quota_limits")
+    with op.batch_alter_table("networks", schema=None) as batch_op:
+        batch_op.drop_index("ix_networks_project_id")
+
+    op.drop_table("networks")
     op.drop_table("key_pairs")
     with op.batch_alter_table("instances", schema=None) as batch_op:
         batch_op.drop_index("ix_instances_updated_at")

@@ -1,0 +1,76 @@
+"""Plain data about a server's NICs, shared by the conductor, the agent, the dataplane and
+the renderers. Everything here travels on the bus, so it is JSON-able (`to_dict`/`from_dict`).
+
+A `Nic` is one port as the guest sees it: its index and name (eth0, eth1, ... in the order
+the user asked for, the seed's `ports_pattern`), MAC, MTU, and fixed IPs with everything
+about their subnets that a guest needs. Nothing is invented: every field comes from the
+port, its subnets and its network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+def bridge_name(network_id: str) -> str:
+    """The Linux bridge of a network on every host (15 characters at most, as IFNAMSIZ)."""
+    return f"brq{network_id[:11]}"
+
+
+def tap_name(port_id: str) -> str:
+    """The tap device of a port on its host."""
+    return f"tap{port_id[:11]}"
+
+
+@dataclass(frozen=True)
+class SubnetInfo:
+    id: str
+    cidr: str  # "10.0.0.0/24", "2001:db8::/64"
+    ip_version: int  # 4 or 6
+    gateway_ip: str | None
+    dns_nameservers: tuple[str, ...] = ()
+    host_routes: tuple[tuple[str, str], ...] = ()  # (destination cidr, nexthop)
+    enable_dhcp: bool = True
+    ipv6_address_mode: str | None = None  # None, "slaac", "dhcpv6-stateful", ...
+
+
+@dataclass(frozen=True)
+class FixedIp:
+    address: str
+    subnet: SubnetInfo
+
+
+@dataclass(frozen=True)
+class Nic:
+    index: int  # position in the guest: 0 -> eth0
+    name: str  # the guest interface name the injected files use ("eth0")
+    port_id: str
+    mac: str
+    network_id: str
+    mtu: int
+    fixed_ips: tuple[FixedIp, ...] = field(default_factory=tuple)
+
+    @property
+    def bridge(self) -> str:
+        return bridge_name(self.network_id)
+
+    @property
+    def tap(self) -> str:
+        return tap_name(self.port_id)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Nic:
+        ips = tuple(
+            FixedIp(ip["address"], SubnetInfo(**{
+                **ip["subnet"],
+                "dns_nameservers": tuple(ip["subnet"].get("dns_nameservers") or ()),
+                "host_routes": tuple(tuple(r) for r in ip["subnet"].get("host_routes") or ()),
+            }))
+            for ip in data.get("fixed_ips") or ())
+        return cls(index=data["index"], name=data["name"], port_id=data["port_id"],
+                   mac=data["mac"], network_id=data["network_id"], mtu=data["mtu"],
+                   fixed_ips=ips)
