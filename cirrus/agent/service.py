@@ -14,11 +14,15 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from pathlib import Path
 
+from cirrus.agent.nics import NicStore
 from cirrus.bus import Bus
 from cirrus.compute.states import NOSTATE
 from cirrus.config import Settings
 from cirrus.context import RequestContext
+from cirrus.network.dataplane import Dataplane, load_dataplane
+from cirrus.network.model import Nic
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
 log = logging.getLogger(__name__)
@@ -30,11 +34,14 @@ def agent_topic(host: str) -> str:
 
 
 class Agent:
-    def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver) -> None:
+    def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver,
+                 dataplane: Dataplane | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.host = host
         self.driver = driver
+        self.dataplane = dataplane or load_dataplane(settings.network_dataplane)
+        self.nics = NicStore(Path(settings.data_dir) / "agents" / host / "nics.json")
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -43,12 +50,15 @@ class Agent:
 
     # ---- lifecycle
     def start(self) -> None:
+        self._replug()
         self.bus.subscribe(agent_topic(self.host), {
             "spawn": self.spawn,
             "destroy": self.destroy,
             "power": self.power,
             "console_output": self.console_output,
             "list_instances": lambda ctx, payload: self.driver.list_instances(),
+            "attach_interface": self.attach_interface,
+            "detach_interface": self.detach_interface,
         }, workers=4)
         self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
@@ -96,6 +106,58 @@ class Agent:
                 lock = self._locks[uuid] = threading.Lock()
             return lock
 
+    # ---- networking
+    def _replug(self) -> None:
+        """Make the bridges and taps of every VM this host has, before anything else: after
+        a host restart they are gone, and a VM must never start without them."""
+        running = self.driver.list_instances()
+        for uuid, nics in self.nics.all().items():
+            if uuid not in running:
+                self._unplug(uuid, self.nics.pop(uuid))
+                continue
+            for nic in nics:
+                try:
+                    self.dataplane.plug(Nic.from_dict(nic))
+                except Exception:
+                    log.exception("re-plugging port %s of %s on %s failed", nic["port_id"],
+                                  uuid, self.host)
+
+    def _plug(self, uuid: str, nics: list[dict]) -> None:
+        for nic in nics:
+            self.dataplane.plug(Nic.from_dict(nic))
+        self.nics.set(uuid, nics)
+
+    def _unplug(self, uuid: str, nics: list[dict]) -> None:
+        for nic in nics:
+            try:
+                self.dataplane.unplug(nic["port_id"], nic["network_id"])
+            except Exception:
+                log.exception("unplugging port %s of %s on %s failed", nic["port_id"], uuid,
+                              self.host)
+
+    def attach_interface(self, ctx: RequestContext, payload: dict) -> dict:
+        uuid, nic = payload["uuid"], payload["nic"]
+        with self._lock(uuid):
+            self.dataplane.plug(Nic.from_dict(nic))
+            try:
+                self.driver.attach_interface(uuid, nic)
+            except Exception:
+                self._unplug(uuid, [nic])
+                raise
+            self.nics.add(uuid, nic)
+        log.info("attached port %s to %s on %s as %s", nic["port_id"], uuid, self.host,
+                 nic["name"])
+        return {"attached": nic["port_id"]}
+
+    def detach_interface(self, ctx: RequestContext, payload: dict) -> dict:
+        uuid, nic = payload["uuid"], payload["nic"]
+        with self._lock(uuid):
+            self.driver.detach_interface(uuid, nic)
+            self._unplug(uuid, [nic])
+            self.nics.remove(uuid, nic["port_id"])
+        log.info("detached port %s from %s on %s", nic["port_id"], uuid, self.host)
+        return {"detached": nic["port_id"]}
+
     def _forget_lock(self, uuid: str) -> None:
         with self._locks_guard:
             self._locks.pop(uuid, None)
@@ -116,6 +178,8 @@ class Agent:
                 result["power_state"] = self.driver.power_state(spec.uuid)
             else:
                 try:
+                    # Bridges and taps first: the VM must find them when it starts.
+                    self._plug(spec.uuid, spec.nics)
                     self.driver.spawn(spec)
                     result["ok"] = True
                     log.info("spawned %s on %s", spec.uuid, self.host)
@@ -132,6 +196,7 @@ class Agent:
             self.driver.destroy(uuid)
         except Exception:
             log.exception("clean-up of %s on %s failed", uuid, self.host)
+        self._unplug(uuid, self.nics.pop(uuid))
 
     def destroy(self, ctx: RequestContext, payload: dict) -> dict:
         uuid = payload["uuid"]
@@ -140,6 +205,7 @@ class Agent:
             while len(self._destroyed) > 10000:
                 self._destroyed.popitem(last=False)
             self.driver.destroy(uuid)
+            self._unplug(uuid, self.nics.pop(uuid))
         self._forget_lock(uuid)
         log.info("destroyed %s on %s", uuid, self.host)
         return {"uuid": uuid, "destroyed": True}

@@ -1,5 +1,6 @@
-"""Cirrus's own admin API under /cirrus/v1 (not an OpenStack API): run-time log level and a
-health check for load balancers. Errors use the identity (Keystone) error shape.
+"""Cirrus's own API under /cirrus/v1 (not an OpenStack API): run-time log level, a health
+check for load balancers, and the network files a server's guest is given. Errors use the
+identity (Keystone) error shape.
 
 PUT /cirrus/v1/log-level changes the level in the process that serves it at once, then fans
 the change out on the bus so every other role process (api, conductor, scheduler, agent)
@@ -16,8 +17,11 @@ from starlette.routing import Route
 
 from cirrus.api.framework import ApiRequest, make_routes
 from cirrus.api.validation import validate
+from cirrus.compute import instances, networking
+from cirrus.db.models import Image
 from cirrus.errors import BadRequest, ServiceUnavailable
-from cirrus.identity.policy import ADMIN, authorize
+from cirrus.identity.policy import ADMIN, READ, authorize
+from cirrus.network import render
 from cirrus.observe import schemas
 from cirrus.observe.logging import ADMIN_TOPIC, check_level, log_levels, set_log_level
 
@@ -62,7 +66,27 @@ def health(req: ApiRequest) -> dict:
     return {"status": "ok"}
 
 
+def network_config(req: ApiRequest, server_id: str) -> dict:
+    """The four static network files the server's guest is given, exactly as rendered for
+    its config drive: `network_data` (network_data.json), `interfaces` (Debian),
+    `udev_rules` and `netplan`. For the server's owner (any role) and admins."""
+    authorize(req.ctx, READ, "cirrus:servers:network_config")
+    with req.cloud.db.reader() as s:
+        inst = instances.get(s, req.ctx, server_id)
+        image = s.get(Image, inst.image_ref) if inst.image_ref else None
+        static = inject_ip(image.properties if image else None)
+        nics = networking.build_nics(s, inst.nics)
+    return render.render_all(nics, static=static)
+
+
+def inject_ip(properties: dict | None) -> bool:
+    """Does the image ask for static addresses on every NIC (`support_inject_ip`)?"""
+    value = (properties or {}).get("support_inject_ip", False)
+    return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
+
+
 ROUTES = [
+    ("GET", "/v1/servers/{server_id}/network-config", network_config),
     ("GET", "/v1/log-level", get_log_level),
     ("PUT", "/v1/log-level", put_log_level),
     ("GET", "/v1/health", health, {"auth": False}),

@@ -17,7 +17,7 @@ from cirrus.context import new_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("cirrus.api.access")
 
-SERVICES = ("identity", "compute", "image")
+SERVICES = ("identity", "compute", "image", "network")
 # A bare service root ("/compute") is served as its mount root ("/compute/") instead of the
 # redirect a Starlette Mount would answer: clients ask for both.
 _BARE_ROOTS = {f"/{name}" for name in SERVICES}
@@ -80,13 +80,14 @@ async def _http_error(request: Request, exc: Exception) -> object:
 
 
 def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
-    from cirrus.api import admin, compute, identity, image
+    from cirrus.api import admin, compute, identity, image, network
 
     app = Starlette(
         routes=[
             Mount("/identity", app=IndexedRouter(identity.routes())),
             Mount("/compute", app=IndexedRouter(compute.routes())),
             Mount("/image", app=IndexedRouter(image.routes())),
+            Mount("/network", app=IndexedRouter(network.routes())),
             Mount("/cirrus", app=IndexedRouter(admin.routes())),
         ],
         exception_handlers={HTTPException: _http_error},

@@ -23,10 +23,34 @@ _COMPUTE_NAMES = {
 }
 
 
-def error_response(service: str, status: int, message: str, headers: dict | None = None) -> JSONResponse:
+# Neutron's error types when no more specific one is known: webob's exception names.
+_NEUTRON_TYPES = {
+    400: "HTTPBadRequest",
+    401: "HTTPUnauthorized",
+    403: "HTTPForbidden",
+    404: "HTTPNotFound",
+    405: "HTTPMethodNotAllowed",
+    406: "HTTPNotAcceptable",
+    409: "HTTPConflict",
+    412: "HTTPPreconditionFailed",
+    413: "HTTPRequestEntityTooLarge",
+    415: "HTTPUnsupportedMediaType",
+    500: "HTTPInternalServerError",
+    503: "HTTPServiceUnavailable",
+}
+
+
+def error_response(service: str, status: int, message: str, headers: dict | None = None,
+                   error_type: str | None = None) -> JSONResponse:
+    """The error body of `service`; `error_type` names the error where the shape has a
+    place for it (Neutron's `type`, e.g. "NetworkNotFound")."""
     title = HTTPStatus(status).phrase
-    if service == "compute":
-        body: dict = {_COMPUTE_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
+    if service == "network":
+        body: dict = {"NeutronError": {
+            "type": error_type or _NEUTRON_TYPES.get(status, "HTTPError"),
+            "message": message, "detail": ""}}
+    elif service == "compute":
+        body = {_COMPUTE_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
     elif service == "identity":
         body = {"error": {"code": status, "message": message, "title": title}}
     else:  # image and anything else: what Glance's JSON errors carry

@@ -55,8 +55,8 @@ from amqp.exceptions import AccessRefused, PreconditionFailed
 from kombu import Consumer, Exchange, Producer, Queue
 
 from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
-from cirrus.errors import is_transient
 from cirrus.context import RequestContext, reset_request_id, set_request_id
+from cirrus.errors import is_transient
 
 log = logging.getLogger(__name__)
 

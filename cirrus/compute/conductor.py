@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, states
+from cirrus.compute import actions, networking, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Instance, utcnow
-from cirrus.errors import is_transient
+from cirrus.errors import CirrusError, Conflict, NotFound, is_transient
 from cirrus.scheduler import claims
 from cirrus.virt.driver import InstanceSpec
 
@@ -42,11 +42,12 @@ ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
                   states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
 
 
-def instance_spec(inst: Instance) -> dict:
+def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
     return dataclasses.asdict(InstanceSpec(
         uuid=inst.uuid, name=inst.hostname or inst.display_name, vcpus=inst.vcpus,
         memory_mb=inst.memory_mb, root_gb=inst.root_gb, image_ref=inst.image_ref,
         user_data=inst.user_data, key_data=inst.key_data, metadata=dict(inst.metadata_items or {}),
+        nics=[nic.to_dict() for nic in networking.build_nics(s, inst.nics)],
     ))
 
 
@@ -70,6 +71,8 @@ class Conductor:
             "power_action": self.power_action,
             "task_result": self.task_result,
             "agent_report": self.agent_report,
+            "attach_interface": self.attach_interface,
+            "detach_interface": self.detach_interface,
         }, workers=8)
         self._heartbeat()
         self._thread = threading.Thread(target=self._periodic, name="conductor-loop", daemon=True)
@@ -113,14 +116,23 @@ class Conductor:
                 # Scheduled already, by a conductor that may have died before telling the
                 # agent (this is a redelivery or a re-drive). Spawning is idempotent.
                 log.info("build of %s: already on %s, sending the spawn again", uuid, inst.host)
-                self.bus.cast(ctx, agent_topic(inst.host), "spawn", {"spec": instance_spec(inst)})
+                self.bus.cast(ctx, agent_topic(inst.host), "spawn",
+                              {"spec": instance_spec(s, inst)})
                 return
             if inst.task_state != states.SCHEDULING:
                 return
-            request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
-                       "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
-                       "exclude_hosts": list(inst.tried_hosts or [])}
-            spec = instance_spec(inst)
+        try:
+            prepared = self.db.run(lambda s: self._prepare(s, ctx, uuid))
+        except CirrusError as exc:
+            if is_transient(exc):
+                raise
+            # No port or address for it (a full subnet, a port taken meanwhile): say why.
+            self._fail_build(ctx, uuid, f"Build of instance {uuid} aborted: {exc.message}",
+                             code=exc.status)
+            return
+        if prepared is None:
+            return
+        request, spec = prepared
         try:
             choice = self.bus.call(ctx, "scheduler", "select_destination", request,
                                    timeout=self.settings.rpc_timeout)
@@ -135,7 +147,20 @@ class Conductor:
             self._fail_build(ctx, uuid, choice["reason"], code=500)
             return
         # The scheduler has claimed the resources and recorded the host (task spawning).
+        if spec["nics"]:
+            self.db.run(lambda s: networking.bind_host(s, spec["nics"], choice["host"]))
         self.bus.cast(ctx, agent_topic(choice["host"]), "spawn", {"spec": spec})
+
+    def _prepare(self, s, ctx: RequestContext, uuid: str) -> tuple[dict, dict] | None:  # noqa: ANN001
+        """Make the instance's ports (once) and what the scheduler and the agent need."""
+        inst = s.scalar(select(Instance).where(Instance.uuid == uuid).with_for_update())
+        if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
+            return None
+        networking.allocate(s, ctx, self.settings, inst)
+        request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
+                   "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
+                   "exclude_hosts": list(inst.tried_hosts or [])}
+        return request, instance_spec(s, inst)
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
         uuid, host = result["uuid"], result["host"]
@@ -153,6 +178,8 @@ class Conductor:
                 ).rowcount
                 if done:
                     actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host, actions.SUCCESS)
+                    nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid))
+                    networking.bind_host(s, nics, host, active=True)
                     return True
                 inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
                 if (inst is not None and not inst.deleted and inst.host == host
@@ -160,7 +187,10 @@ class Conductor:
                     return None  # a second spawn of a VM already running here: nothing to do
                 return False
 
-            if self.db.run(finish) is False:
+            built = self.db.run(finish)
+            if built:
+                log.info("instance %s active on %s", uuid, host)
+            if built is False:
                 # Deleted (or moved) while it was being built: this VM is not wanted.
                 self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
             return
@@ -212,6 +242,9 @@ class Conductor:
                 return None
             host = inst.host
             claims.release(s, uuid)
+            # As Nova: a build given up keeps no ports (the user's are unbound and kept).
+            networking.deallocate(s, inst.nics)
+            inst.nics = []
             self._set_error(s, ctx, inst, message, "", host, code)
             return host
 
@@ -238,6 +271,9 @@ class Conductor:
 
         def finish(s):  # noqa: ANN001, ANN202
             claims.release(s, uuid)
+            nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
+                                                        Instance.deleted.is_(False)))
+            networking.deallocate(s, nics or [])
             now = utcnow()
             done = s.execute(
                 update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
@@ -251,6 +287,73 @@ class Conductor:
 
         self.db.run(finish)
         log.info("instance %s deleted", uuid)
+
+    # ---- NIC hot-plug (calls from the API: the answer says it is done, or why not)
+    def _pluggable(self, inst: Instance | None, uuid: str, action: str) -> Instance:
+        if inst is None or inst.deleted:
+            raise NotFound(f"Instance {uuid} could not be found.")
+        if inst.task_state is not None or inst.vm_state not in (states.ACTIVE, states.STOPPED) \
+                or not inst.host:
+            raise Conflict(f"Cannot '{action}' instance {uuid} while it is in vm_state "
+                           f"{inst.vm_state}" + (f", task_state {inst.task_state}"
+                                                  if inst.task_state else ""))
+        return inst
+
+    def attach_interface(self, ctx: RequestContext, payload: dict) -> dict:
+        uuid = payload["uuid"]
+
+        def add(s):  # noqa: ANN001, ANN202
+            inst = self._pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
+                                            .with_for_update()), uuid, "attach_interface")
+            item = networking.resolve_auto(s, ctx, self.settings, inst.project_id,
+                                           payload["request"])[0]
+            existing = list(inst.nics or [])
+            index = max((n["index"] for n in existing), default=-1) + 1
+            nic = networking.allocate_one(s, ctx, self.settings, inst, item, index)
+            inst.nics = [*existing, nic]
+            networking.bind_host(s, [nic], inst.host, active=True)
+            actions.start_action(s, ctx, uuid, "attach_interface")
+            return inst.host, nic, networking.build_nics(s, [nic])[0].to_dict()
+
+        host, nic, plug = self.db.run(add)
+        try:
+            self.bus.call(ctx, agent_topic(host), "attach_interface", {"uuid": uuid, "nic": plug},
+                          timeout=self.settings.rpc_timeout)
+        except (BusTimeout, RemoteError) as exc:
+            self.db.run(lambda s: self._forget_nic(s, uuid, nic))
+            raise Conflict(f"Failed to attach network adapter device to {uuid}: {exc}") from exc
+        log.info("instance %s: port %s attached as %s", uuid, nic["port_id"], nic["name"])
+        return {"port_id": nic["port_id"]}
+
+    def detach_interface(self, ctx: RequestContext, payload: dict) -> dict:
+        uuid, port_id = payload["uuid"], payload["port_id"]
+        with self.db.reader() as s:
+            inst = self._pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
+                                   uuid, "detach_interface")
+            nic = next((n for n in inst.nics or [] if n["port_id"] == port_id), None)
+            if nic is None:
+                raise NotFound(f"Port {port_id} is not attached")
+            host, plug = inst.host, networking.build_nics(s, [nic])[0].to_dict()
+        try:
+            self.bus.call(ctx, agent_topic(host), "detach_interface", {"uuid": uuid, "nic": plug},
+                          timeout=self.settings.rpc_timeout)
+        except (BusTimeout, RemoteError) as exc:
+            raise Conflict(f"Failed to detach network adapter device from {uuid}: {exc}") from exc
+
+        def remove(s):  # noqa: ANN001, ANN202
+            self._forget_nic(s, uuid, nic)
+            actions.start_action(s, ctx, uuid, "detach_interface")
+
+        self.db.run(remove)
+        log.info("instance %s: port %s detached", uuid, port_id)
+        return {}
+
+    @staticmethod
+    def _forget_nic(s, uuid: str, nic: dict) -> None:  # noqa: ANN001
+        inst = s.scalar(select(Instance).where(Instance.uuid == uuid).with_for_update())
+        if inst is not None:
+            inst.nics = [n for n in inst.nics or [] if n["port_id"] != nic["port_id"]]
+        networking.deallocate(s, [nic])
 
     # ---- power
     def power_action(self, ctx: RequestContext, payload: dict) -> None:
@@ -370,7 +473,7 @@ class Conductor:
                         actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host,
                                              actions.SUCCESS)
                     elif startup:
-                        to_respawn.append(instance_spec(inst))
+                        to_respawn.append(instance_spec(s, inst))
                 elif settled_before is not None and (inst.updated_at or inst.created_at) >= settled_before:
                     continue  # changed after the list was read: the next sync decides
                 elif inst.task_state is None and inst.vm_state in (states.ACTIVE, states.STOPPED):

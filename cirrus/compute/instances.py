@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from cirrus.compute import actions, flavors, keypairs, quotas, states
-from cirrus.context import RequestContext
 from cirrus.bus import BusTimeout
+from cirrus.compute import actions, flavors, keypairs, networking, quotas, states
+from cirrus.context import RequestContext
 from cirrus.db.models import (
     Flavor,
     Image,
@@ -86,9 +86,7 @@ def flavor_snapshot(flavor: Flavor) -> dict:
 
 def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instance], str]:  # noqa: ANN001
     """Record the instances (BUILD/scheduling) and hand them to the conductor."""
-    if req.networks not in ("auto", "none"):
-        raise BadRequest("Networking is not available in this release: use networks 'none' "
-                         "or 'auto' (a server with no NIC).")
+    requested_networks = networking.parse_requested(req.networks)
     if req.min_count > req.max_count:
         raise BadRequest("min_count must be <= max_count")
     settings = cloud.settings
@@ -111,6 +109,7 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
                 key_data = keypairs.get_keypair(s, ctx.user_id, req.key_name).public_key
             except NotFound as exc:
                 raise BadRequest("Invalid key_name provided.") from exc
+        networking.check_requested(s, ctx, requested_networks, req.max_count)
         limits = quotas.get_limits(s, settings, project_id)
         if limits["metadata_items"] != quotas.UNLIMITED and len(req.metadata) > limits["metadata_items"]:
             raise quotas.QuotaExceeded(
@@ -134,7 +133,7 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
             system_metadata={"image_min_disk": str(image.min_disk or 0)},
             tags=list(req.tags), security_groups=list(req.security_groups),
-            request_spec={"networks": req.networks}, tried_hosts=[], build_attempts=0,
+            request_spec={"networks": requested_networks}, tried_hosts=[], build_attempts=0,
             created_at=now, updated_at=now,
         ))
 

@@ -70,7 +70,9 @@ def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
 
 
 def delete_limits(s: Session, project_id: str) -> None:
-    for row in s.scalars(select(QuotaLimit).where(QuotaLimit.project_id == project_id)):
+    """Back to the defaults for compute's resources (the network quotas are Neutron's)."""
+    for row in s.scalars(select(QuotaLimit).where(QuotaLimit.project_id == project_id,
+                                                  QuotaLimit.resource.in_(RESOURCES))):
         s.delete(row)
 
 

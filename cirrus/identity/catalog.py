@@ -33,6 +33,7 @@ SERVICES: tuple[CatalogService, ...] = (
     CatalogService("identity", "keystone", "/identity", "Cirrus Identity Service (Keystone v3)"),
     CatalogService("compute", "nova", "/compute/v2.1", "Cirrus Compute Service (Nova v2.1)"),
     CatalogService("image", "glance", "/image", "Cirrus Image Service (Glance v2)"),
+    CatalogService("network", "neutron", "/network", "Cirrus Network Service (Neutron v2.0)"),
 )
 
 

@@ -20,6 +20,9 @@ class InstanceSpec:
     key_data: str | None = None
     metadata: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    # cirrus.network.model.Nic.to_dict() of each NIC, in guest order; the agent plugs them
+    # into the host's dataplane before the driver starts the VM.
+    nics: list = field(default_factory=list)
 
 
 @dataclass
@@ -63,6 +66,15 @@ class VirtDriver(abc.ABC):
 
     @abc.abstractmethod
     def console_output(self, uuid: str, length: int | None = None) -> str: ...
+
+    @abc.abstractmethod
+    def attach_interface(self, uuid: str, nic: dict) -> None:
+        """Hot-plug a NIC (cirrus.network.model.Nic.to_dict()) into the VM; its tap exists.
+        Attaching a NIC the VM has already is not an error."""
+
+    @abc.abstractmethod
+    def detach_interface(self, uuid: str, nic: dict) -> None:
+        """Hot-unplug a NIC; a NIC the VM does not have is not an error."""
 
     def power_state(self, uuid: str) -> int:
         from cirrus.compute.states import NOSTATE

@@ -57,7 +57,7 @@ class FakeDriver(VirtDriver):
             raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
         with self._lock:
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
-                  "console": []}
+                  "console": [], "nics": [n["port_id"] for n in spec.nics]}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             self._log(vm, f"{spec.name} login:")
             self._vms[spec.uuid] = vm
@@ -85,6 +85,28 @@ class FakeDriver(VirtDriver):
 
     def reboot(self, uuid: str, hard: bool) -> None:
         self._set_power(uuid, RUNNING, "reboot: hard reset" if hard else "reboot: Restarting system")
+
+    def attach_interface(self, uuid: str, nic: dict) -> None:
+        with self._lock:
+            vm = self._vm(uuid)
+            if nic["port_id"] not in vm.setdefault("nics", []):
+                vm["nics"].append(nic["port_id"])
+                self._log(vm, f"{nic['name']}: link up ({nic['mac']})")
+                self._save()
+
+    def detach_interface(self, uuid: str, nic: dict) -> None:
+        with self._lock:
+            vm = self._vm(uuid)
+            if nic["port_id"] in vm.get("nics", []):
+                vm["nics"].remove(nic["port_id"])
+                self._log(vm, f"{nic['name']}: removed")
+                self._save()
+
+    def _vm(self, uuid: str) -> dict:
+        vm = self._vms.get(uuid)
+        if vm is None:
+            raise SpawnError(f"fake driver on {self.host}: no VM {uuid}")
+        return vm
 
     def console_output(self, uuid: str, length: int | None = None) -> str:
         with self._lock:

@@ -32,12 +32,13 @@ def test_sdk_create_server_then_delete_server_wait(sdk, base_flavor: dict,  # no
     assert sdk.get_server(server.id) is None
 
 
-@pytest.mark.xfail(strict=True, reason="openstacksdk's create_server(wait=True) deletes an "
-                   "ACTIVE server that has no IP address; Cirrus has no networking yet")
 def test_sdk_create_server_wait_true(sdk, base_flavor: dict, base_image: dict) -> None:  # noqa: ANN001
+    # The SDK waits for an address too (it deletes an ACTIVE server without one): the
+    # project's `auto` network gives it one.
     server = sdk.create_server(unique("e2e-sdk-wait"), image=base_image["id"],
                                flavor=base_flavor["id"], wait=True, auto_ip=False, timeout=120)
     assert server.status == "ACTIVE"
+    assert server.private_v4 or any(server.addresses.values())
     sdk.delete_server(server.id, wait=True, timeout=120)
 
 

@@ -188,8 +188,6 @@ def test_create_request_id_is_in_the_api_scheduler_and_agent_logs(
     wait_logged(deployment, agent_of(hosts[server_id]), request_id, f"spawned {server_id}")
 
 
-@pytest.mark.xfail(strict=True, reason="the conductor logs nothing while a build succeeds "
-                   "(Conductor._build and spawn_result have no INFO line)")
 def test_create_request_id_is_in_the_conductor_log(cli: Cli, deployment: Deployment,
                                                    servers: list[dict]) -> None:
     server_id = servers[1]["id"]  # built long ago: the conductor had its chance to log

@@ -16,7 +16,6 @@ import uuid as uuidlib
 from typing import Any
 
 from cirrus.agent.service import agent_topic
-
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
     available,

@@ -13,7 +13,7 @@ from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.views import server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
-from cirrus.compute import actions, instances, states
+from cirrus.compute import actions, instances, networking, states
 from cirrus.compute.liveness import AGENT_BINARY, service_is_up
 from cirrus.db.models import Service
 from cirrus.errors import BadRequest, Forbidden
@@ -200,7 +200,9 @@ def list_servers_detail(req: ApiRequest) -> dict:
         rows = [] if f.status == "__none__" else instances.list_(s, req.ctx, f)
         faults = actions.latest_faults(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
         host_status = _host_statuses(req, s, rows)
-        servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"))
+        addresses = networking.addresses(s, rows)
+        servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"),
+                                 addresses=addresses.get(r.uuid))
                    for r in rows]
     body: dict = {"servers": servers}
     next_links = _next_link(req, rows, f, "servers/detail")
@@ -220,7 +222,9 @@ def _server_view(req: ApiRequest, server_id: str, *, extended: bool) -> dict:
         fault = actions.latest_faults(s, [inst.uuid]).get(inst.uuid) if inst.vm_state == states.ERROR else None
         host_status = (_host_statuses(req, s, [inst]).get(inst.host or "", "UNKNOWN")
                        if extended else None)
-        return {"server": server_detail(req, inst, fault, host_status, extended=extended)}
+        addresses = networking.addresses(s, [inst]).get(inst.uuid)
+        return {"server": server_detail(req, inst, fault, host_status, extended=extended,
+                                        addresses=addresses)}
 
 
 def update_server(req: ApiRequest, server_id: str) -> dict:

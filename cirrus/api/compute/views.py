@@ -60,7 +60,8 @@ FAULT_STATUSES = ("ERROR", "DELETED")
 
 
 def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None = None,
-                  host_status: str | None = None, *, extended: bool = True) -> dict:
+                  host_status: str | None = None, *, extended: bool = True,
+                  addresses: dict | None = None) -> dict:
     """A server as GET /servers/{id} shows it.
 
     `extended=False` is the smaller view that PUT /servers/{id} answers with before 2.75:
@@ -83,7 +84,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "flavor": _flavor(req, inst),
         "created": iso_z(inst.created_at),
         "updated": iso_z(inst.updated_at or inst.created_at),
-        "addresses": {},
+        "addresses": addresses or {},
         "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "",
         "links": links(req, "servers", inst.uuid),

@@ -1,0 +1,32 @@
+"""The `noop` dataplane: nothing on the host, for the fake virt driver.
+
+It still remembers what is plugged, so the agent's plug-on-start and unplug-on-delete paths
+are exercised (and can be asserted on) without root or a Linux bridge.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from cirrus.network.dataplane import Dataplane
+from cirrus.network.model import Nic, tap_name
+
+
+class NoopDataplane(Dataplane):
+    name = "noop"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plugged: dict[str, str] = {}  # tap -> bridge
+
+    def plug(self, nic: Nic) -> None:
+        with self._lock:
+            self._plugged[nic.tap] = nic.bridge
+
+    def unplug(self, port_id: str, network_id: str) -> None:
+        with self._lock:
+            self._plugged.pop(tap_name(port_id), None)
+
+    def plugged(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._plugged)

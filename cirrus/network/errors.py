@@ -1,0 +1,129 @@
+"""Networking errors in Neutron's words.
+
+Each carries `error_type`, the name Neutron puts in `{"NeutronError": {"type": ...}}`, and
+the message Neutron's exception of that name says, so clients that match on either keep
+working. The API edge (cirrus/api/network) turns them into Neutron's error body.
+"""
+
+from __future__ import annotations
+
+from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound
+
+
+class InvalidInput(BadRequest):
+    error_type = "InvalidInput"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Invalid input for operation: {detail}.")
+
+
+class BadAttribute(BadRequest):
+    """A malformed attribute value: Neutron's API layer answers HTTPBadRequest."""
+
+    error_type = "HTTPBadRequest"
+
+    def __init__(self, attribute: str, reason: str) -> None:
+        super().__init__(f"Invalid input for {attribute}. Reason: {reason}.")
+
+
+class PolicyNotAuthorized(Forbidden):
+    error_type = "PolicyNotAuthorized"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"rule:{action} is disallowed by policy")
+
+
+class NetworkNotFound(NotFound):
+    error_type = "NetworkNotFound"
+
+    def __init__(self, network_id: str) -> None:
+        super().__init__(f"Network {network_id} could not be found.")
+
+
+class SubnetNotFound(NotFound):
+    error_type = "SubnetNotFound"
+
+    def __init__(self, subnet_id: str) -> None:
+        super().__init__(f"Subnet {subnet_id} could not be found.")
+
+
+class PortNotFound(NotFound):
+    error_type = "PortNotFound"
+
+    def __init__(self, port_id: str) -> None:
+        super().__init__(f"Port {port_id} could not be found.")
+
+
+class SecurityGroupNotFound(NotFound):
+    error_type = "SecurityGroupNotFound"
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(f"Security group {group_id} does not exist")
+
+
+class SecurityGroupRuleNotFound(NotFound):
+    error_type = "SecurityGroupRuleNotFound"
+
+    def __init__(self, rule_id: str) -> None:
+        super().__init__(f"Security group rule {rule_id} does not exist")
+
+
+class NetworkInUse(Conflict):
+    error_type = "NetworkInUse"
+
+    def __init__(self, network_id: str) -> None:
+        super().__init__(f"Unable to complete operation on network {network_id}. "
+                         "There are one or more ports still in use on the network.")
+
+
+class SubnetInUse(Conflict):
+    error_type = "SubnetInUse"
+
+    def __init__(self, subnet_id: str) -> None:
+        super().__init__(f"Unable to complete operation on subnet {subnet_id}: "
+                         "One or more ports have an IP allocation from this subnet.")
+
+
+class IpAddressAlreadyAllocated(Conflict):
+    error_type = "IpAddressAlreadyAllocated"
+
+    def __init__(self, address: str, subnet_id: str) -> None:
+        super().__init__(f"IP address {address} already allocated in subnet {subnet_id}")
+
+
+class IpAddressGenerationFailure(Conflict):
+    """A subnet (or every candidate subnet) has no free address left: the message names
+    each subnet, its range and how many addresses are in use, so an operator knows what
+    ran out."""
+
+    error_type = "IpAddressGenerationFailure"
+
+    def __init__(self, exhausted: list[tuple[str, str, int]]) -> None:
+        super().__init__("; ".join(
+            f"No more IP addresses available on subnet {subnet_id} ({cidr}, {used} in use)"
+            for subnet_id, cidr, used in exhausted))
+
+
+class MacAddressInUse(Conflict):
+    error_type = "MacAddressInUse"
+
+    def __init__(self, network_id: str, mac: str) -> None:
+        super().__init__(f"Unable to complete operation for network {network_id}. "
+                         f"The mac address {mac} is in use.")
+
+
+class OverQuota(Conflict):
+    error_type = "OverQuota"
+
+    def __init__(self, resources: list[str]) -> None:
+        super().__init__(f"Quota exceeded for resources: {sorted(resources)!r}.")
+
+
+class InUse(Conflict):
+    """A generic "still used" conflict (security groups, sharing changes)."""
+
+    error_type = "InUse"
+
+    def __init__(self, message: str, error_type: str = "InUse") -> None:
+        super().__init__(message)
+        self.error_type = error_type

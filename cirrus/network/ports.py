@@ -1,0 +1,326 @@
+"""Ports: a MAC and fixed IPs on a network, bound to a device (a server) on a host.
+
+`create_port`, `delete_port`, `update_binding`, `get_port` and `build_nics` are what the
+compute code calls (session-level, no HTTP); the Neutron API calls the same functions.
+A port's MAC is fa:16:3e plus three random octets, unique per network by a database
+constraint (a collision is retried with another MAC); its addresses come from
+cirrus.network.ipam, so no address is ever given twice. A port Cirrus cannot finish (no
+address left, over quota) leaves nothing behind: the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from cirrus.config import Settings
+from cirrus.context import RequestContext
+from cirrus.db.models import IPAllocation, Network, Port, Subnet
+from cirrus.network import ipam, quotas, security_groups
+from cirrus.network.access import WRITE, can_use_network, column_filters, new_id, owns, require
+from cirrus.network.errors import (
+    BadAttribute,
+    InUse,
+    InvalidInput,
+    MacAddressInUse,
+    NetworkNotFound,
+    PolicyNotAuthorized,
+    PortNotFound,
+)
+from cirrus.network.model import FixedIp, Nic, SubnetInfo
+from cirrus.network.networks import get_network
+from cirrus.network.savepoint import try_insert
+from cirrus.network.subnets import network_subnets
+
+MAC_PREFIX = "fa:16:3e"
+MAC_ATTEMPTS = 16
+_MAC = re.compile(r"^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$")
+UNBOUND, BRIDGE = "unbound", "bridge"
+# The OS's randomness: forked workers (and test frameworks that seed `random`) would
+# otherwise draw the same MACs in the same order.
+_random = random.SystemRandom()
+
+
+def random_mac() -> str:
+    return MAC_PREFIX + "".join(f":{_random.randrange(256):02x}" for _ in range(3))
+
+
+def parse_mac(text: object) -> str:
+    """A unicast MAC in lower-case colon form (Neutron refuses multicast and all-zero)."""
+    value = str(text).strip().lower()
+    if not _MAC.match(value):
+        raise BadAttribute("mac_address", f"'{text}' is not a valid MAC address")
+    value = value.replace("-", ":")
+    if value == "00:00:00:00:00:00" or int(value[:2], 16) & 1:
+        raise BadAttribute("mac_address", f"'{text}' is not a valid MAC address")
+    return value
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _visible(ctx: RequestContext, port: Port, network: Network | None) -> bool:
+    """A project sees its ports and the ports others put on its networks."""
+    return owns(ctx, port.project_id) or (network is not None and owns(ctx, network.project_id))
+
+
+def get_port(s: Session, ctx: RequestContext, port_id: str) -> Port:
+    """The port if the caller may see it; PortNotFound (404) otherwise."""
+    port = s.get(Port, port_id)
+    if port is None or not _visible(ctx, port, s.get(Network, port.network_id)):
+        raise PortNotFound(port_id)
+    return port
+
+
+def list_ports(s: Session, ctx: RequestContext, filters: dict[str, list],
+               ip_filters: list[tuple[str, str]] = ()) -> list[Port]:
+    """Visible ports matching column filters and fixed-IP filters ((key, value) with key
+    ip_address or subnet_id, as `fixed_ips=ip_address=10.0.0.5` asks)."""
+    query = select(Port).where(*column_filters(Port, filters))
+    if not ctx.is_admin:
+        own_networks = select(Network.id).where(Network.project_id == ctx.project_id)
+        query = query.where(or_(Port.project_id == ctx.project_id,
+                                Port.network_id.in_(own_networks)))
+    for key, value in ip_filters:
+        column = IPAllocation.ip_address if key == "ip_address" else IPAllocation.subnet_id
+        query = query.where(Port.id.in_(select(IPAllocation.port_id).where(column == value)))
+    return list(s.scalars(query.order_by(Port.created_at, Port.id)))
+
+
+def allocations_of(s: Session, port_ids: list[str]) -> dict[str, list[IPAllocation]]:
+    """Each port's fixed IPs in the order they were given, in one query."""
+    result: dict[str, list[IPAllocation]] = {pid: [] for pid in port_ids}
+    if port_ids:
+        rows = s.scalars(select(IPAllocation).where(IPAllocation.port_id.in_(port_ids))
+                         .order_by(IPAllocation.created_at, IPAllocation.subnet_id))
+        for row in rows:
+            result[row.port_id].append(row)
+    return result
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _binding(port: Port, host_id: str | None) -> None:
+    port.binding_host_id = host_id or None
+    port.binding_vif_type = BRIDGE if host_id else UNBOUND
+    port.status = "ACTIVE" if host_id and port.admin_state_up else "DOWN"
+
+
+def _security_groups(s: Session, project_id: str, requested: list[str] | None,
+                     port_security: bool, device_owner: str) -> list[str]:
+    if requested is None:
+        if not port_security or device_owner.startswith("network:"):
+            return []
+        return [security_groups.ensure_default_group(s, project_id).id]
+    ids = security_groups.resolve_groups(s, project_id, requested)
+    if ids and not port_security:
+        raise InvalidInput("Port security must be enabled and port must have an IP address "
+                           "in order to use security groups")
+    return ids
+
+
+def _check_device_owner(ctx: RequestContext, network: Network, device_owner: str,
+                        action: str) -> None:
+    if device_owner.startswith("network:") and not owns(ctx, network.project_id):
+        raise PolicyNotAuthorized(f"{action}:device_owner")
+
+
+def _check_fixed_ips_policy(ctx: RequestContext, network: Network, fixed_ips: list[dict] | None,
+                            action: str) -> None:
+    """On someone else's (shared) network a project may name subnets, not addresses."""
+    if fixed_ips and not owns(ctx, network.project_id) \
+            and any(f.get("ip_address") is not None for f in fixed_ips):
+        raise PolicyNotAuthorized(f"{action}:fixed_ips:ip_address")
+
+
+def _insert_port(s: Session, port: Port, requested_mac: str | None) -> None:
+    """Insert with a MAC unique on its network: another random one on a collision."""
+    for _ in range(MAC_ATTEMPTS if requested_mac is None else 1):
+        port.mac_address = requested_mac or random_mac()
+        if try_insert(s, port):
+            return
+    if s.get(Network, port.network_id) is None:
+        raise NetworkNotFound(port.network_id)
+    raise MacAddressInUse(port.network_id, port.mac_address)
+
+
+def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_id: str,
+                fixed_ips: list[dict] | None = None, device_id: str = "",
+                device_owner: str = "", name: str = "", host_id: str | None = None,
+                mac_address: str | None = None, security_groups: list[str] | None = None,
+                description: str = "", admin_state_up: bool = True,
+                port_security_enabled: bool | None = None, project_id: str | None = None,
+                tags: list[str] | None = None) -> Port:
+    """A new port with its addresses (see ipam.allocate_for_port), quota and policy checked.
+
+    `fixed_ips`: None for Neutron's default, [] for none, or [{"subnet_id"?,
+    "ip_address"?}]. `security_groups`: ids or names; None for the project's default
+    group. `host_id` binds it at once (callers outside the API only: the API lets only
+    admins set binding:host_id). Raises cirrus.errors (409 IpAddressGenerationFailure with
+    "No more IP addresses available on subnet <id> (<cidr>, <n> in use)", ...).
+    """
+    require(ctx, WRITE, "create_port")
+    network = get_network(s, ctx, network_id)
+    if not can_use_network(ctx, network):
+        raise NetworkNotFound(network_id)
+    owner = project_id or ctx.project_id or network.project_id
+    if owner != ctx.project_id and not ctx.is_admin:
+        raise BadAttribute("project_id", "Specifying 'project_id' other than the authenticated "
+                           "project in request is not allowed for the current user")
+    if mac_address is not None and not owns(ctx, network.project_id):
+        raise PolicyNotAuthorized("create_port:mac_address")
+    _check_device_owner(ctx, network, device_owner, "create_port")
+    _check_fixed_ips_policy(ctx, network, fixed_ips, "create_port")
+    port_security = network.port_security_enabled if port_security_enabled is None \
+        else port_security_enabled
+    quotas.check(s, settings, owner, {"port": 1})
+    port = Port(id=new_id(), network_id=network.id, project_id=owner, name=name,
+                description=description, admin_state_up=admin_state_up, device_id=device_id,
+                device_owner=device_owner, port_security_enabled=port_security,
+                security_groups=_security_groups(s, owner, security_groups, port_security,
+                                                 device_owner),
+                tags=tags or [])
+    _binding(port, host_id)
+    _insert_port(s, port, parse_mac(mac_address) if mac_address is not None else None)
+    subnets = network_subnets(s, network.id)
+    requests = None if fixed_ips is None else ipam.resolve_fixed_ips(
+        network.id, subnets, fixed_ips, port.mac_address, _subnet_ids_elsewhere(s, fixed_ips))
+    ipam.allocate_for_port(s, port, subnets, requests)
+    quotas.check(s, settings, owner, {"port": 1}, already_added=True)
+    return port
+
+
+def _subnet_ids_elsewhere(s: Session, fixed_ips: list[dict]) -> set[str]:
+    wanted = [f["subnet_id"] for f in fixed_ips if f.get("subnet_id")]
+    return set(s.scalars(select(Subnet.id).where(Subnet.id.in_(wanted)))) if wanted else set()
+
+
+def _check_write(s: Session, ctx: RequestContext, port: Port, action: str) -> Network:
+    require(ctx, WRITE, action)
+    network = s.get(Network, port.network_id)
+    if not owns(ctx, port.project_id) and not owns(ctx, network.project_id):
+        raise PolicyNotAuthorized(action)
+    return network
+
+
+def update_port(s: Session, ctx: RequestContext, port_id: str, changes: dict) -> Port:
+    """Change a port (model-named `changes`); `fixed_ips` replaces the addresses, keeping
+    the ones asked for again and freeing the others, as Neutron does."""
+    port = get_port(s, ctx, port_id)
+    network = _check_write(s, ctx, port, "update_port")
+    if "device_owner" in changes:
+        _check_device_owner(ctx, network, changes["device_owner"], "update_port")
+    if "mac_address" in changes:
+        if not ctx.is_admin:
+            raise PolicyNotAuthorized("update_port:mac_address")
+        if port.binding_host_id:
+            raise InUse(f"Unable to complete operation on port {port.id}, port is already "
+                        f"bound, port type: {port.binding_vif_type}, old_mac "
+                        f"{port.mac_address}, new_mac {changes['mac_address']}.", "PortBound")
+        port.mac_address = parse_mac(changes["mac_address"])
+    port_security = changes.get("port_security_enabled", port.port_security_enabled)
+    if not port_security and changes.get("security_groups", port.security_groups):
+        raise InUse("Port has security group associated. Cannot disable port security or ip "
+                    "address until security group is removed", "PortSecurityPortHasSecurityGroup")
+    if "security_groups" in changes:
+        port.security_groups = _security_groups(s, port.project_id, changes["security_groups"],
+                                                port_security, port.device_owner)
+    for key in ("name", "description", "admin_state_up", "device_id", "device_owner",
+                "port_security_enabled", "tags"):
+        if key in changes:
+            setattr(port, key, changes[key])
+    if "host_id" in changes or "admin_state_up" in changes:
+        _binding(port, changes.get("host_id", port.binding_host_id))
+    if "fixed_ips" in changes:
+        _check_fixed_ips_policy(ctx, network, changes["fixed_ips"], "update_port")
+        _replace_fixed_ips(s, port, changes["fixed_ips"])
+    port.revision_number += 1
+    s.flush()
+    return port
+
+
+def _replace_fixed_ips(s: Session, port: Port, fixed_ips: list[dict]) -> None:
+    subnets = network_subnets(s, port.network_id)
+    requests = ipam.resolve_fixed_ips(port.network_id, subnets, fixed_ips, port.mac_address,
+                                      _subnet_ids_elsewhere(s, fixed_ips))
+    remaining = list(allocations_of(s, [port.id])[port.id])
+    new: list[ipam.Request] = []
+    for request in sorted(requests, key=lambda r: r.address is None):
+        match = next((a for a in remaining if a.subnet_id == request.subnet.id
+                      and request.address in (None, a.ip_address)), None)
+        if match is None:
+            new.append(request)
+        else:
+            remaining.remove(match)
+    auto = {sn.id for sn in subnets if ipam.is_auto_address(sn)}
+    for allocation in remaining:
+        if allocation.subnet_id not in auto:
+            s.delete(allocation)
+    s.flush()
+    if new:
+        ipam.allocate_for_port(s, port, [], new)
+
+
+def delete_port(s: Session, port_id: str) -> None:
+    """Delete a port and free its addresses (internal: no policy check; gone is fine)."""
+    s.execute(delete(IPAllocation).where(IPAllocation.port_id == port_id))
+    port = s.get(Port, port_id)
+    if port is not None:
+        s.delete(port)
+        s.flush()
+
+
+def delete_port_checked(s: Session, ctx: RequestContext, port_id: str) -> None:
+    """DELETE /v2.0/ports/{id}: the port's project or its network's owner may."""
+    port = get_port(s, ctx, port_id)
+    _check_write(s, ctx, port, "delete_port")
+    delete_port(s, port.id)
+
+
+def update_binding(s: Session, port_id: str, *, device_id: str, device_owner: str,
+                   host_id: str | None) -> Port:
+    """Bind a port to a device on a host, or unbind it ("", "", None). Internal."""
+    port = s.get(Port, port_id)
+    if port is None:
+        raise PortNotFound(port_id)
+    port.device_id, port.device_owner = device_id, device_owner
+    _binding(port, host_id)
+    port.revision_number += 1
+    return port
+
+
+# ---------------------------------------------------------------- NICs for compute
+
+
+def build_nics(s: Session, nic_map: list[dict]) -> list[Nic]:
+    """The NICs of a server from its map [{"port_id", "index", "name"}], in map order, in
+    three queries. A port deleted meanwhile (Neutron lets users delete a bound port) is
+    left out."""
+    port_ids = [item["port_id"] for item in nic_map]
+    ports = {p.id: p for p in s.scalars(select(Port).where(Port.id.in_(port_ids)))}
+    networks = {n.id: n for n in s.scalars(
+        select(Network).where(Network.id.in_({p.network_id for p in ports.values()})))}
+    fixed: dict[str, list[FixedIp]] = {pid: [] for pid in ports}
+    rows = s.execute(select(IPAllocation, Subnet).join(Subnet, Subnet.id == IPAllocation.subnet_id)
+                     .where(IPAllocation.port_id.in_(port_ids))
+                     .order_by(IPAllocation.created_at, IPAllocation.subnet_id))
+    for allocation, subnet in rows:
+        fixed[allocation.port_id].append(FixedIp(allocation.ip_address, subnet_info(subnet)))
+    return [Nic(index=item["index"], name=item["name"], port_id=item["port_id"],
+                mac=ports[item["port_id"]].mac_address,
+                network_id=ports[item["port_id"]].network_id,
+                mtu=networks[ports[item["port_id"]].network_id].mtu,
+                fixed_ips=tuple(fixed[item["port_id"]]))
+            for item in nic_map if item["port_id"] in ports]
+
+
+def subnet_info(subnet: Subnet) -> SubnetInfo:
+    return SubnetInfo(
+        id=subnet.id, cidr=subnet.cidr, ip_version=subnet.ip_version,
+        gateway_ip=subnet.gateway_ip, dns_nameservers=tuple(subnet.dns_nameservers or ()),
+        host_routes=tuple((r["destination"], r["nexthop"]) for r in subnet.host_routes or ()),
+        enable_dhcp=subnet.enable_dhcp, ipv6_address_mode=subnet.ipv6_address_mode)
