@@ -218,3 +218,16 @@ def test_a_compute_quota_reset_leaves_network_quotas_alone(api, admin, member):
     r = api.delete(f"/compute/v2.1/os-quota-sets/{member.project_id}", headers=admin.compute())
     assert r.status_code == 202, r.text
     assert api.get(url, headers=admin.headers).json()["quota"]["port"] == 7
+
+
+def test_deleting_a_port_plugged_into_a_server_detaches_it_first(api, cloud, member):
+    net, _ = _network(api, member)
+    server = _boot(api, cloud, member, [{"uuid": net["id"]}, {"uuid": net["id"]}])
+    first, second = (n["port_id"] for n in _nics(cloud, server["id"]))
+    agent = _agent_of(cloud, server["id"])
+    r = api.delete(f"{NET}/ports/{second}", headers=member.headers)
+    assert r.status_code == 204, r.text
+    assert [n["port_id"] for n in _nics(cloud, server["id"])] == [first]
+    assert f"tap{second[:11]}" not in agent.dataplane.plugged()
+    assert second not in agent.driver._vms[server["id"]]["nics"]
+    assert api.get(f"{NET}/ports/{second}", headers=member.headers).status_code == 404

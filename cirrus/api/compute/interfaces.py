@@ -13,7 +13,7 @@ from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import instances, networking
-from cirrus.db.models import IPAllocation, Port
+from cirrus.db.models import Instance, IPAllocation, Port
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
 
@@ -124,6 +124,16 @@ def detach_interface(req: ApiRequest, server_id: str, port_id: str) -> Reply:
             raise NotFound(f"Port {port_id} is not attached")
     _ask_conductor(req, "detach_interface", {"uuid": inst.uuid, "port_id": port_id})
     return Reply(202)
+
+
+def detach_from_server(req: ApiRequest, server_id: str, port_id: str) -> None:
+    """Take a port out of a server before the port itself is deleted (no-op if the server
+    is gone or no longer has it)."""
+    with req.cloud.db.reader() as s:
+        nics = s.scalar(select(Instance.nics).where(Instance.uuid == server_id,
+                                                     Instance.deleted.is_(False)))
+    if nics and any(n["port_id"] == port_id for n in nics):
+        _ask_conductor(req, "detach_interface", {"uuid": server_id, "port_id": port_id})
 
 
 def list_ips(req: ApiRequest, server_id: str) -> dict:

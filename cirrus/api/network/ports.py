@@ -112,7 +112,17 @@ def update_port(req: ApiRequest, port_id: str) -> dict:
 
 
 def delete_port(req: ApiRequest, port_id: str) -> Reply:
-    req.cloud.db.run(lambda s: service.delete_port_checked(s, req.ctx, port_id))
+    """A port plugged into a server is first detached from it (the VM and the host lose
+    it, the server's NIC map forgets it), as Neutron's port-deleted event makes Nova do."""
+    with req.cloud.db.reader() as s:
+        port = service.get_port(s, req.ctx, port_id)
+        server = port.device_id if port.device_owner.startswith("compute:") else ""
+    if server:
+        from cirrus.api.compute.interfaces import detach_from_server
+
+        detach_from_server(req, server, port_id)
+    req.cloud.db.run(lambda s: service.delete_port_checked(s, req.ctx, port_id)
+                     if s.get(Port, port_id) is not None else None)
     return Reply(204)
 
 
