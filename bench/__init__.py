@@ -1,4 +1,5 @@
-"""Benchmarks of a running all-in-one through its REST API: `python -m bench --help`.
+"""Benchmarks of Cirrus through its REST API, as the all-in-one and as separate processes on
+PostgreSQL + RabbitMQ: `python -m bench --help`.
 
 Never part of the test suite (pytest collects only tests/, and nothing here is named test_*).
 """

@@ -1,10 +1,20 @@
 """`python -m bench`: Cirrus's control plane under load, through its REST API.
 
-Starts `cirrus all-in-one` on a free loopback port (fake driver, zero boot delay, room for
-thousands of servers), then measures, `--repeat` times each: servers created to ACTIVE and
-deleted (N=200 at concurrency 20, and N=100 at 10 like the Nova figures), tokens issued
-and validated, and the cheapest HTTP round trip of the same server as a same-run baseline.
-Prints medians beside Nova's published numbers and writes every figure to bench/results/.
+Two targets, measured one after the other in the same run (--targets picks them):
+
+  all-in-one     `cirrus all-in-one` on a free loopback port: SQLite, the in-process bus,
+                 8 fake hosts.
+  multi-process  separate `cirrus serve` processes on PostgreSQL + RabbitMQ: 2 API processes,
+                 a conductor, a scheduler and 3 agents (fake hosts), the load spread over
+                 the two API processes. Skipped, saying why, when PostgreSQL or RabbitMQ
+                 cannot be reached (CIRRUS_REQUIRE_SERVICES=1 makes that an error).
+
+Fake hosts with zero boot delay and room for thousands of servers, quotas unlimited. On
+each target, --repeat times: servers created to ACTIVE and deleted (N=200 at concurrency
+20, and N=100 at 10 like the Nova figures), then the cheapest HTTP round trip of the same
+deployment as a same-run baseline; on the all-in-one also tokens issued and validated.
+Prints medians beside Nova's published numbers and the multi-process / all-in-one ratios,
+and writes every figure to bench/results/.
 """
 
 from __future__ import annotations
@@ -18,11 +28,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import api, load, report, server
+from bench import api, cpu, load, multiproc, report, server
+from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("all-in-one", "multi-process")
 
 
 def say(message: str) -> None:
@@ -44,103 +58,239 @@ def machine() -> dict:
     except (OSError, ValueError, IndexError):
         pass
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "cirrus"],
-                           capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True).stdout.strip() or "unknown (no git)"
+    # What is measured: the code, the bench, and the harness the multi-process target uses.
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                            "cirrus", "bench", "tests/deployment.py", "tests/dbfixtures.py",
+                            "tests/faults"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem_kb / 1024 / 1024, 1),
             "python": platform.python_version(), "kernel": platform.release(),
             "commit": commit + ("+uncommitted" if dirty else ""),
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            # 1, 5 and 15 minutes at the end: how busy the shared machine was (the bench's
+            # own processes included).
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _targets(value: str) -> list[str]:
+    chosen = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in TARGETS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
+    return [t for t in TARGETS if t in chosen]  # always in this order
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--targets", type=_targets, default=list(TARGETS),
+                   help=f"comma-separated, from: {', '.join(TARGETS)} (default: both)")
     p.add_argument("--scenarios", default="200x20,100x10",
                    help="comma-separated NxC: N servers at concurrency C (default %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions of each phase")
-    p.add_argument("--token-seconds", type=float, default=10.0)
+    p.add_argument("--token-seconds", type=float, default=10.0, help="all-in-one only")
     p.add_argument("--token-concurrency", type=int, default=4, help="for token issue")
     p.add_argument("--validate-concurrency", type=int, default=20,
                    help="for token validation (as for the HTTP floor)")
     p.add_argument("--floor-seconds", type=float, default=5.0)
     p.add_argument("--floor-concurrency", type=int, default=20)
-    p.add_argument("--data-dir", help="keep the all-in-one's data here (default: a temp dir)")
-    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--data-dir", help="keep each target's data and logs in DATA_DIR/<target> "
+                                      "(default: a temp dir, deleted)")
+    p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--output", help="write the JSON results here (default bench/results/)")
     return p.parse_args(argv)
 
 
-def run(args: argparse.Namespace, data_dir: Path) -> dict:
+@dataclass
+class Measured:
+    """One target's figures, every repetition of each, and the errors its clients saw."""
+
+    runs: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, key: str, value: float) -> None:
+        self.runs.setdefault(key, []).append(value)
+
+    def summary(self) -> dict:
+        return {"results": {key: report.median(values) for key, values in self.runs.items()},
+                "runs": self.runs, "errors": self.errors[:50], "error_count": len(self.errors)}
+
+
+def server_phases(args: argparse.Namespace, label: str, session: api.Session,
+                  memory: server.MemoryWatch, m: Measured) -> None:
+    """What every target runs, --repeat times: each NxC scenario (create to ACTIVE, delete to
+    gone), then the HTTP floor; then the cost of a server in floor round trips and who used
+    the cores while servers were created and deleted."""
+    meter = cpu.CpuMeter(memory.pids)
     scenarios = [tuple(int(x) for x in s.split("x")) for s in args.scenarios.split(",") if s]
-    say(f"starting cirrus all-in-one in {data_dir}")
+    flavor, image = api.create_flavor(session), api.create_image(session)
+    for rep in range(1, args.repeat + 1):
+        for n, c in scenarios:
+            with meter.window():
+                created, deleted = load.create_and_delete(session, n, c, flavor, image)
+            m.errors += created.errors + deleted.errors
+            tag = f"{n}x{c}"
+            p50, p99 = (report.percentile(created.latencies, q) for q in (50, 99))
+            m.record(f"create_{tag}_rate", created.rate)
+            m.record(f"create_{tag}_p50", p50)
+            m.record(f"create_{tag}_p99", p99)
+            m.record(f"delete_{tag}_rate", deleted.rate)
+            say(f"{label} run {rep}: N={n} C={c}: {created.count}/{n} ACTIVE at "
+                f"{created.rate:.1f}/s (p50 {p50:.3f} s, p99 {p99:.3f} s), deleted at "
+                f"{deleted.rate:.1f}/s, {len(created.errors) + len(deleted.errors)} errors")
+        floor = load.http_floor(session, args.floor_seconds, args.floor_concurrency)
+        m.record("http_floor_rate", floor.rate)
+        m.errors += floor.errors
+        m.record("peak_rss_servers_mb", memory.peak_mb())
+        say(f"{label} run {rep}: HTTP floor {floor.rate:,.0f}/s, peak RSS so far "
+            f"{memory.peak_mb():.0f} MB")
+    m.record("pss_servers_mb", memory.current_pss_mb())
+    for group, cores in meter.cores().items():
+        m.record(f"cores:{group}", cores)
+    servers = args.repeat * sum(n for n, _ in scenarios)
+    m.record("cpu_ms_per_server:Cirrus", 1000 * meter.seconds.get("Cirrus", 0.0) / servers)
+    m.record("cpu_ms_per_server:services", 1000 * sum(
+        meter.seconds.get(group, 0.0) for group in ("Cirrus", *cpu.SERVICES)) / servers)
+    tag = args.scenarios.split(",")[0]
+    for created_rate, floor_rate in zip(m.runs.get(f"create_{tag}_rate", []),
+                                        m.runs.get("http_floor_rate", []), strict=False):
+        m.record(f"create_{tag}_floor_cost",
+                 floor_rate / created_rate if created_rate else float("nan"))
+
+
+def token_phases(args: argparse.Namespace, session: api.Session, auth: dict,
+                 database_url: str, memory: server.MemoryWatch, m: Measured) -> None:
+    """Token issue and validation, --repeat times (the all-in-one only: the in-process check
+    reads its SQLite database)."""
+    for rep in range(1, args.repeat + 1):
+        issued = load.token_issue(session, auth, args.token_seconds, args.token_concurrency)
+        m.record("token_issue_rate", issued.rate)
+        validated = load.token_validate(session, args.token_seconds, args.validate_concurrency)
+        m.record("token_validate_rate", validated.rate)
+        inproc = load.in_process_validate(database_url, session.token,
+                                          min(args.token_seconds, 3.0))
+        m.record("token_validate_inproc_rate", inproc.rate)
+        m.errors += issued.errors + validated.errors
+        m.record("peak_rss_mb", memory.peak_mb())
+        say(f"all-in-one run {rep}: token issue {issued.rate:,.1f}/s, validate "
+            f"{validated.rate:,.0f}/s (HTTP) {inproc.rate:,.0f}/s (in-process), peak RSS so far "
+            f"{memory.peak_mb():.0f} MB")
+
+
+def run_all_in_one(args: argparse.Namespace, data_dir: Path) -> dict:
+    say(f"all-in-one: starting cirrus all-in-one in {data_dir}")
     aio = server.start(data_dir)
-    memory = server.MemoryWatch(aio.process.pid).start()
-    runs: dict[str, list[float]] = {}
-    errors: list[str] = []
-
-    def record(key: str, value: float) -> None:
-        runs.setdefault(key, []).append(value)
-
-    servers_peak = float("nan")
+    memory = server.MemoryWatch([aio.process.pid]).start()
+    m = Measured()
     try:
         idle_rss = memory.current_mb()
         auth = aio.cloud["auth"]
         session = api.login(aio.url, auth)
-        flavor, image = api.create_flavor(session), api.create_image(session)
-        for rep in range(1, args.repeat + 1):
-            for n, c in scenarios:
-                created, deleted = load.create_and_delete(session, n, c, flavor, image)
-                errors += created.errors + deleted.errors
-                tag = f"{n}x{c}"
-                record(f"create_{tag}_rate", created.rate)
-                record(f"create_{tag}_p50", report.percentile(created.latencies, 50))
-                record(f"create_{tag}_p99", report.percentile(created.latencies, 99))
-                record(f"delete_{tag}_rate", deleted.rate)
-                say(f"run {rep}: N={n} C={c}: {created.count}/{n} ACTIVE at "
-                    f"{created.rate:.1f}/s (p50 {report.percentile(created.latencies, 50):.3f} s,"
-                    f" p99 {report.percentile(created.latencies, 99):.3f} s), deleted at "
-                    f"{deleted.rate:.1f}/s, {len(created.errors) + len(deleted.errors)} errors")
-            floor = load.http_floor(session, args.floor_seconds, args.floor_concurrency)
-            record("http_floor_rate", floor.rate)
-            errors += floor.errors
-            record("peak_rss_servers_mb", memory.peak_mb())
-            say(f"run {rep}: HTTP floor {floor.rate:,.0f}/s, peak RSS so far "
-                f"{memory.peak_mb():.0f} MB")
+        server_phases(args, "all-in-one", session, memory, m)
         # Tokens last: every password check holds argon2's 19 MiB, which the allocator keeps.
         servers_peak = memory.peak_mb()
-        database_url = f"sqlite:///{data_dir.resolve() / 'cirrus.db'}"
-        for rep in range(1, args.repeat + 1):
-            issued = load.token_issue(session, auth, args.token_seconds, args.token_concurrency)
-            record("token_issue_rate", issued.rate)
-            validated = load.token_validate(session, args.token_seconds,
-                                            args.validate_concurrency)
-            record("token_validate_rate", validated.rate)
-            inproc = load.in_process_validate(database_url, session.token,
-                                              min(args.token_seconds, 3.0))
-            record("token_validate_inproc_rate", inproc.rate)
-            errors += issued.errors + validated.errors
-            record("peak_rss_mb", memory.peak_mb())
-            say(f"run {rep}: token issue {issued.rate:,.1f}/s, validate {validated.rate:,.0f}/s "
-                f"(HTTP) {inproc.rate:,.0f}/s (in-process), peak RSS so far "
-                f"{memory.peak_mb():.0f} MB")
-        if f"create_{scenarios[0][0]}x{scenarios[0][1]}_rate" in runs:
-            tag = f"{scenarios[0][0]}x{scenarios[0][1]}"
-            for created_rate, floor_rate in zip(runs[f"create_{tag}_rate"],
-                                                runs["http_floor_rate"], strict=False):
-                record(f"create_{tag}_floor_cost",
-                       floor_rate / created_rate if created_rate else float("nan"))
+        token_phases(args, session, auth, f"sqlite:///{data_dir.resolve() / 'cirrus.db'}",
+                     memory, m)
     finally:
         peak = memory.peak_mb()
         memory.stop()
         code = aio.stop()
-    results = {key: report.median(values) for key, values in runs.items()}
-    results["peak_rss_servers_mb"] = servers_peak  # peaks are maxima, not medians
-    results["peak_rss_mb"] = peak
+    outcome = m.summary()
+    outcome["results"]["peak_rss_servers_mb"] = servers_peak  # peaks are maxima, not medians
+    outcome["results"]["peak_rss_mb"] = peak
+    return {**outcome, "idle_rss_mb": idle_rss, "exit_codes": {"all-in-one": code},
+            "log_problems": server.log_problems([data_dir / "cirrus.log"])}
+
+
+def run_multi_process(args: argparse.Namespace, workdir: Path) -> dict:
+    say(f"multi-process: starting {multiproc.APIS} API processes, conductor, scheduler and "
+        f"{multiproc.AGENTS} agents on PostgreSQL + RabbitMQ in {workdir}")
+    with multiproc.deployment(workdir) as d:
+        pids = multiproc.pids(d)
+        memory = server.MemoryWatch(list(pids.values())).start()
+        m = Measured()
+        try:
+            idle_rss = memory.current_mb()
+            session = api.login(d.url, multiproc.admin_auth(d), multiproc.api_urls(d))
+            say(f"multi-process: load spread over {', '.join(session.load_urls)}")
+            server_phases(args, "multi-process", session, memory, m)
+        finally:
+            peak = memory.peak_mb()
+            marks = dict(zip(pids, memory.high_water_marks_mb(), strict=True))
+            memory.stop()
+            codes = d.stop()  # the `with` stops it again, harmlessly, when this raised
+        logs = [s.proc.log_file for s in d.services.values() if s.proc is not None]
+        outcome = m.summary()
+        outcome["results"]["peak_rss_servers_mb"] = peak
+        return {**outcome, "idle_rss_mb": idle_rss, "processes": list(pids),
+                "peak_rss_each_mb": marks, "exit_codes": codes,
+                "log_problems": server.log_problems(logs)}
+
+
+def run_target(target: str, args: argparse.Namespace, workdir: Path) -> dict:
+    """One target's outcome; {"skipped": why} or {"failed": why} instead of raising, so that
+    the other target still runs."""
+    try:
+        if target == "all-in-one":
+            return run_all_in_one(args, workdir)
+        return run_multi_process(args, workdir)
+    except multiproc.ServiceUnavailable as exc:
+        say(f"{target}: NOT RUN: {exc}")
+        return {"skipped": str(exc)}
+    except Exception as exc:
+        say(f"{target}: FAILED: {type(exc).__name__}: {exc}")
+        return {"failed": traceback.format_exc()}
+
+
+def run(args: argparse.Namespace, base: Path) -> dict:
+    targets = {t: run_target(t, args, base / t) for t in args.targets}
     return {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
-            "scenarios": args.scenarios, "repeat": args.repeat, "results": results,
-            "runs": runs, "idle_rss_mb": idle_rss, "errors": errors[:50],
-            "error_count": len(errors), "exit_code": code}
+            "scenarios": args.scenarios, "repeat": args.repeat, "targets": targets}
+
+
+def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
+    """The tables and any trouble; the exit status (1: errors, a failed target, a process
+    that did not exit 0 on SIGTERM, or a skipped target when CIRRUS_REQUIRE_SERVICES=1)."""
+    m = outcome["machine"]
+    targets = outcome["targets"]
+    print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+          f"Python {m['python']}, commit {m['commit']}")
+    print(f"{outcome['command']}  (medians of {args.repeat}; load average at the end "
+          f"{', '.join(map(str, m['load_average']))})")
+    aio = targets.get("all-in-one", {})
+    if "results" in aio:
+        print(f"\nall-in-one (idle RSS after start {aio['idle_rss_mb']:.0f} MB, exit code "
+              f"{aio['exit_codes']['all-in-one']}):\n")
+        print(report.table(aio["results"], aio["runs"], args.markdown))
+    mp = targets.get("multi-process", {})
+    if "results" in mp:
+        print(f"\nmulti-process ({len(mp['processes'])} processes, idle RSS sum "
+              f"{mp['idle_rss_mb']:.0f} MB, exit codes "
+              f"{', '.join(f'{k} {v}' for k, v in mp['exit_codes'].items())}):\n")
+        print(report.comparison(aio, mp, args.scenarios, args.markdown))
+    print(f"\nresults: {out}")
+    status = 0
+    for name, t in targets.items():
+        if "skipped" in t:
+            print(f"\n{name}: NOT RUN: {t['skipped']}")
+            status = max(status, 1 if services_required() else 0)
+        elif "failed" in t:
+            print(f"\n{name}: FAILED:\n{t['failed']}")
+            status = 1
+        else:
+            if t["error_count"]:
+                print(f"\n{name}: {t['error_count']} errors, first ones:", *t["errors"][:5],
+                      sep="\n  ")
+                status = 1
+            unclean = {k: v for k, v in t["exit_codes"].items() if v != 0}
+            if unclean:
+                print(f"\n{name}: did not exit 0 on SIGTERM (None: killed): {unclean}")
+                status = 1
+            if t["log_problems"]:
+                print(f"\n{name}: warnings and errors in the logs, first ones:",
+                      *t["log_problems"][:5], sep="\n  ")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,22 +299,12 @@ def main(argv: list[str] | None = None) -> int:
         outcome = run(args, Path(args.data_dir))
     else:
         with tempfile.TemporaryDirectory(prefix="cirrus-bench-") as tmp:
-            outcome = run(args, Path(tmp) / "data")
+            outcome = run(args, Path(tmp))
     out = Path(args.output) if args.output else (
         ROOT / "bench" / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(outcome, indent=2))
-    m = outcome["machine"]
-    print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
-          f"Python {m['python']}, commit {m['commit']}")
-    print(f"{outcome['command']}  (medians of {args.repeat}; idle RSS after start "
-          f"{outcome['idle_rss_mb']:.0f} MB)\n")
-    print(report.table(outcome["results"], outcome["runs"], args.markdown))
-    print(f"\nresults: {out}")
-    if outcome["error_count"]:
-        print(f"{outcome['error_count']} errors, first ones:", *outcome["errors"][:5], sep="\n  ")
-        return 1
-    return 0
+    return print_outcome(outcome, args, out)
 
 
 if __name__ == "__main__":

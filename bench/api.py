@@ -1,10 +1,10 @@
-"""The few REST calls the benchmarks need, as the admin of the all-in-one."""
+"""The few REST calls the benchmarks need, as the admin of the cloud under test."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -13,9 +13,17 @@ COMPUTE_VERSION = "compute 2.60"
 
 @dataclass
 class Session:
-    url: str  # the all-in-one's root URL
+    url: str  # the cloud's root URL, for the set-up calls
     token: str
     project_id: str
+    # Where the load goes: connection i to load_urls[i % len]; empty: `url`. Several API
+    # processes are measured without a balancer in front (the client spreads instead).
+    load_urls: list[str] = field(default_factory=list)
+
+    def load_url(self, index: int) -> str:
+        """The root URL for the index-th load connection."""
+        urls = self.load_urls or [self.url]
+        return urls[index % len(urls)]
 
     @property
     def compute(self) -> str:
@@ -37,10 +45,11 @@ def password_auth_body(auth: dict) -> dict:
     }}
 
 
-def login(url: str, auth: dict) -> Session:
+def login(url: str, auth: dict, load_urls: list[str] | None = None) -> Session:
     r = httpx.post(f"{url}/identity/v3/auth/tokens", json=password_auth_body(auth), timeout=30)
     r.raise_for_status()
-    return Session(url, r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"])
+    return Session(url, r.headers["X-Subject-Token"], r.json()["token"]["project"]["id"],
+                   list(load_urls or []))
 
 
 def create_flavor(s: Session) -> str:

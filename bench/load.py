@@ -27,18 +27,20 @@ class PhaseResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def _connection(s: Session, token: bool = True) -> Connection:
+def _connection(s: Session, index: int, token: bool = True) -> Connection:
+    """The index-th load connection, to the API that `s.load_url(index)` names."""
     headers = {"X-Auth-Token": s.token, "OpenStack-API-Version": COMPUTE_VERSION} if token else {}
-    return Connection(s.url, headers)
+    return Connection(s.load_url(index), headers)
 
 
 async def _workers(s: Session, concurrency: int, jobs: int,
                    job: Callable[[Connection, int], Awaitable[None]]) -> float:
-    """Run `job(conn, i)` for i in range(jobs) on `concurrency` connections; wall seconds."""
+    """Run `job(conn, i)` for i in range(jobs) on `concurrency` connections (spread over
+    the session's load URLs); wall seconds."""
     next_job = iter(range(jobs))
 
-    async def worker() -> None:
-        conn = _connection(s)
+    async def worker(index: int) -> None:
+        conn = _connection(s, index)
         try:
             for i in next_job:
                 await job(conn, i)
@@ -46,7 +48,7 @@ async def _workers(s: Session, concurrency: int, jobs: int,
             await conn.close()
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return time.perf_counter() - t0
 
 
@@ -121,8 +123,8 @@ def _for_duration(s: Session, seconds: float, concurrency: int, method: str, pat
     """Send the same request from `concurrency` connections for `seconds`."""
     result = PhaseResult()
 
-    async def worker(deadline: float) -> None:
-        conn = _connection(s, token)
+    async def worker(index: int, deadline: float) -> None:
+        conn = _connection(s, index, token)
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
@@ -137,7 +139,7 @@ def _for_duration(s: Session, seconds: float, concurrency: int, method: str, pat
 
     async def main() -> None:
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(t0 + seconds) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(i, t0 + seconds) for i in range(concurrency)))
         result.seconds = time.perf_counter() - t0
 
     asyncio.run(main())

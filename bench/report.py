@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from bench.cpu import GROUPS
+
 
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0-100), linear between closest ranks; nan for no values."""
@@ -81,6 +83,16 @@ def _goal(row: Row, value: float | None) -> str:
     return f"{op} {row.goal:g} {'met' if met else 'NOT met'}"
 
 
+def _render(header: list[str], lines: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(cells) + " |" for cells in lines]
+        return "\n".join(out)
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*header), *(fmt.format(*cells) for cells in lines)])
+
+
 def table(results: dict[str, float], runs: dict[str, list[float]], markdown: bool) -> str:
     header = ["metric", "Cirrus (median)", "runs", "unit", "Nova 34", "Cirrus vs Nova", "goal"]
     lines = []
@@ -89,10 +101,50 @@ def table(results: dict[str, float], runs: dict[str, list[float]], markdown: boo
         each = ", ".join(_fmt(v, row.unit) for v in runs.get(row.key, []))
         lines.append([row.metric, _fmt(value, row.unit), each, row.unit,
                       _fmt(row.nova, row.unit), _ratio(row, value), _goal(row, value)])
-    if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(cells) + " |" for cells in lines]
-        return "\n".join(out)
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
-    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
-    return "\n".join([fmt.format(*header), *(fmt.format(*cells) for cells in lines)])
+    return _render(header, lines, markdown)
+
+
+def comparison_rows(scenarios: str) -> list[Row]:
+    """What both targets measure, for each NxC scenario, then the floor and the memory."""
+    rows = []
+    for tag in (s.strip() for s in scenarios.split(",") if s.strip()):
+        n, c = tag.split("x")
+        rows += [Row(f"create to ACTIVE, N={n} C={c}", f"create_{tag}_rate", "servers/s"),
+                 Row("  latency p50", f"create_{tag}_p50", "s", higher_is_better=False),
+                 Row("  latency p99", f"create_{tag}_p99", "s", higher_is_better=False),
+                 Row(f"delete to gone, N={n} C={c}", f"delete_{tag}_rate", "servers/s")]
+    first = scenarios.split(",")[0].strip()
+    return rows + [
+        Row("HTTP floor: GET /compute/v2.1 (C=20)", "http_floor_rate", "requests/s"),
+        Row("  server cost in floor round trips", f"create_{first}_floor_cost", "round trips",
+            higher_is_better=False),
+        Row("peak RSS during the server runs (multi-process: sum of its processes)",
+            "peak_rss_servers_mb", "MB", higher_is_better=False),
+        Row("PSS after the server runs (shared pages counted once)", "pss_servers_mb", "MB",
+            higher_is_better=False),
+        Row("CPU while creating and deleting (2 cores in all)", "", ""),
+        *(Row(f"  {group}", f"cores:{group}", "cores", higher_is_better=False)
+          for group in GROUPS),
+        Row("CPU per server, create + delete: Cirrus", "cpu_ms_per_server:Cirrus", "ms",
+            higher_is_better=False),
+        Row("  with PostgreSQL and RabbitMQ", "cpu_ms_per_server:services", "ms",
+            higher_is_better=False),
+    ]
+
+
+def comparison(aio: dict, mp: dict, scenarios: str, markdown: bool) -> str:
+    """Both targets side by side; the ratio is multi-process / all-in-one for every row (so
+    above 1 is faster for rates, slower for latencies, bigger for memory)."""
+    header = ["metric", "unit", "all-in-one", "runs", "multi-process", "runs",
+              "multi-process / all-in-one"]
+    lines = []
+    for row in comparison_rows(scenarios):
+        values = [t.get("results", {}).get(row.key) for t in (aio, mp)]
+        each = [", ".join(_fmt(v, row.unit) for v in t.get("runs", {}).get(row.key, []))
+                for t in (aio, mp)]
+        a, b = values
+        # No ratio to a nan or to nothing (the all-in-one's idle PostgreSQL, say).
+        usable = None not in values and a == a and b == b and abs(a) >= 0.005
+        lines.append([row.metric, row.unit, _fmt(a, row.unit), each[0], _fmt(b, row.unit),
+                      each[1], f"{b / a:.2f}" if usable else "-"])
+    return _render(header, lines, markdown)

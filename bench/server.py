@@ -1,7 +1,8 @@
-"""Start and stop the all-in-one under test, and watch its memory."""
+"""Start and stop the all-in-one under test, and watch the memory of the processes measured."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -50,12 +51,16 @@ def _high_water_mark_kb(pid: int) -> int:
 
 @dataclass
 class MemoryWatch:
-    """Samples a process's resident set size with psutil; on Linux the kernel's high-water
-    mark (VmHWM) also catches a peak between two samples."""
+    """Samples the resident set size of one process, or the sum over several, with psutil.
 
-    pid: int
+    For one process the kernel's high-water mark (VmHWM) also catches a peak between two
+    samples; for several, the peak is that of the sampled sums (the processes' own peaks
+    need not coincide, so adding their high-water marks would overstate it).
+    """
+
+    pids: list[int]
     interval: float = 0.1
-    samples: list[int] = field(default_factory=list)  # bytes
+    samples: list[int] = field(default_factory=list)  # bytes, summed over the processes
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> MemoryWatch:
@@ -63,21 +68,34 @@ class MemoryWatch:
         return self
 
     def _run(self) -> None:
-        process = psutil.Process(self.pid)
+        processes = [psutil.Process(pid) for pid in self.pids]
         while not self._stop.wait(self.interval):
             try:
-                self.samples.append(process.memory_info().rss)
+                self.samples.append(sum(p.memory_info().rss for p in processes))
             except psutil.Error:
                 return
 
     def peak_mb(self) -> float:
-        return max([_high_water_mark_kb(self.pid) * 1024, *self.samples]) / 2**20
+        marks = [_high_water_mark_kb(self.pids[0]) * 1024] if len(self.pids) == 1 else []
+        return max([*marks, *self.samples, 0]) / 2**20
+
+    def high_water_marks_mb(self) -> list[float]:
+        """Each process's own peak (VmHWM), in the order of `pids`."""
+        return [_high_water_mark_kb(pid) / 1024 for pid in self.pids]
 
     def current_mb(self) -> float:
         try:
-            return psutil.Process(self.pid).memory_info().rss / 2**20
+            return sum(psutil.Process(pid).memory_info().rss for pid in self.pids) / 2**20
         except psutil.Error:
             return 0.0
+
+    def current_pss_mb(self) -> float:
+        """Proportional set size summed: pages shared between the processes (the interpreter,
+        its libraries) counted once in all, where RSS counts them in every process."""
+        try:
+            return sum(psutil.Process(pid).memory_full_info().pss for pid in self.pids) / 2**20
+        except (psutil.Error, AttributeError):  # no pss outside Linux
+            return float("nan")
 
     def stop(self) -> None:
         self._stop.set()
@@ -132,3 +150,23 @@ def start(data_dir: Path, extra_env: dict[str, str] | None = None,
         time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"cirrus all-in-one did not answer within {timeout:.0f}s")
+
+
+def log_problems(paths: list[Path], limit: int = 200) -> list[str]:
+    """WARNING and worse entries of Cirrus's JSON logs (`file: LEVEL logger: message`), at
+    most `limit`: a run can be fast and still hide retries or reconciliations."""
+    found = []
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+                found.append(f"{path.name}: {entry['level']} {entry.get('logger')}: "
+                             f"{entry.get('message', '')[:300]}")
+                if len(found) >= limit:
+                    return found
+    return found
