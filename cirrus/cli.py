@@ -89,12 +89,15 @@ def _schema_problem(settings: Settings) -> str | None:
 
 
 def cmd_all_in_one(args: argparse.Namespace) -> int:
-    from cirrus.runtime import Cloud, admin_password_for, fake_host_names, write_clouds_yaml
+    from cirrus.runtime import Cloud, admin_password_for, all_in_one_host_names, write_clouds_yaml
 
     settings = load_settings(
         args.config, data_dir=Path(args.data_dir) if args.data_dir else None,
-        api_host=args.host, api_port=args.port,
+        api_host=args.host, api_port=args.port, virt_driver=args.virt_driver,
     )
+    if settings.virt_driver == "libvirt" and settings.network_dataplane == "noop":
+        # Real guests need real taps; noop makes none, so libvirt could not start a NIC.
+        settings.network_dataplane = "linuxbridge"
     data_dir = Path(settings.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir = data_dir
@@ -109,7 +112,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     cloud.bootstrap(password)
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
                       settings.admin_user, password, settings.admin_project, settings.region)
-    cloud.start_roles(["scheduler", "conductor", "agent"], agent_hosts=fake_host_names(settings))
+    cloud.start_roles(["scheduler", "conductor", "agent"],
+                      agent_hosts=all_in_one_host_names(settings))
 
     def ready() -> None:
         print(f"Cirrus all-in-one listening on {settings.effective_public_url}", flush=True)
@@ -260,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--host", default=None, help="API listen address (default 127.0.0.1)")
     aio.add_argument("--port", type=int, default=None, help="API port (default 8774)")
     aio.add_argument("--data-dir", default=None, help="where the database, images and clouds.yaml live")
+    aio.add_argument("--virt-driver", default=None, choices=("fake", "libvirt"),
+                     help="fake: simulated hosts (default, virt_driver); libvirt: real QEMU "
+                          "guests on this machine, one host named after it, linuxbridge "
+                          "networking")
     aio.set_defaults(func=cmd_all_in_one)
 
     serve = sub.add_parser(

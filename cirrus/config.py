@@ -39,7 +39,16 @@ class Settings:
     admin_user: str = "admin"
     admin_password: str = ""  # empty on first start: generated and written to clouds.yaml
     admin_project: str = "admin"
-    virt_driver: str = "fake"
+    virt_driver: str = "fake"  # or "libvirt"
+    # The libvirt driver (docs/libvirt.md).
+    virt_type: str = "auto"  # "kvm", "qemu" (TCG), or "auto": kvm if a KVM guest really runs
+    libvirt_uri: str = "qemu:///system"
+    libvirt_instances_dir: str = ""  # empty: <data_dir>/instances (the pool "default")
+    libvirt_image_cache_dir: str = ""  # empty: <instances dir>/_base
+    libvirt_shutdown_timeout: float = 30.0  # seconds a guest gets to power off cleanly
+    storage_pools: dict[str, str] = field(default_factory=dict)  # name -> directory
+    config_drive_format: str = "vfat"  # or "iso9660"
+    force_config_drive: bool = False
     default_availability_zone: str = "nova"
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
@@ -99,6 +108,24 @@ class Settings:
         return Path(self.image_dir) if self.image_dir else Path(self.data_dir) / "images"
 
     @property
+    def effective_instances_dir(self) -> Path:
+        return (Path(self.libvirt_instances_dir) if self.libvirt_instances_dir
+                else Path(self.data_dir) / "instances")
+
+    @property
+    def effective_image_cache_dir(self) -> Path:
+        return (Path(self.libvirt_image_cache_dir) if self.libvirt_image_cache_dir
+                else self.effective_instances_dir / "_base")
+
+    @property
+    def effective_storage_pools(self) -> dict[str, Path]:
+        """Every storage pool of this host: `storage_pools`, plus the instances directory as
+        `default` unless storage_pools names a `default` of its own."""
+        pools = {"default": self.effective_instances_dir}
+        pools.update({name: Path(path) for name, path in self.storage_pools.items()})
+        return pools
+
+    @property
     def effective_host_name(self) -> str:
         return self.host_name or socket.gethostname()
 
@@ -112,6 +139,18 @@ def _split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _split_table(value: str) -> dict[str, str]:
+    """`ssd=/srv/ssd, hdd=/srv/hdd` -> {"ssd": "/srv/ssd", "hdd": "/srv/hdd"}: how a table
+    setting is written in one variable."""
+    table = {}
+    for item in _split_list(value):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"{value!r} is not a list of name=value pairs")
+        table[name.strip()] = path.strip()
+    return table
+
+
 def _coerce(value: str, current: object) -> object:
     if isinstance(current, bool):
         text = value.strip().lower()
@@ -120,6 +159,8 @@ def _coerce(value: str, current: object) -> object:
         return text in _TRUE
     if isinstance(current, list):
         return _split_list(value)
+    if isinstance(current, dict):
+        return _split_table(value)
     if isinstance(current, int):
         return int(value)
     if isinstance(current, float):
@@ -145,6 +186,10 @@ def _apply(target: object, values: dict, prefix: str = "") -> None:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"setting {prefix}{f.name} must be a list of strings")
             setattr(target, f.name, [v.strip() for v in value if v.strip()])
+        elif isinstance(current, dict):
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ValueError(f"setting {prefix}{f.name} must be a table of strings")
+            setattr(target, f.name, {str(k): v for k, v in value.items()})
         elif isinstance(current, bool) and not isinstance(value, bool):
             raise ValueError(f"setting {prefix}{f.name} must be true or false")
         else:

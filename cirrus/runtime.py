@@ -189,6 +189,14 @@ def fake_host_names(settings: Settings) -> list[str]:
     return [f"fake-{i}" for i in range(1, settings.fake.count + 1)]
 
 
+def all_in_one_host_names(settings: Settings) -> list[str]:
+    """The agents an all-in-one runs: the fake driver's simulated hosts, or, with a real
+    driver, this machine alone under its host name."""
+    if settings.virt_driver == "fake":
+        return fake_host_names(settings)
+    return [settings.effective_host_name]
+
+
 def write_clouds_yaml(path: Path, auth_url: str, username: str, password: str, project: str,
                       region: str) -> None:
     doc = {

@@ -23,10 +23,11 @@ from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
-from cirrus.db.models import ComputeNode, Instance, utcnow
+from cirrus.db.models import ComputeNode, Image, Instance, utcnow
 from cirrus.errors import CirrusError, Conflict, NotFound, is_transient
 from cirrus.scheduler import claims
 from cirrus.virt.driver import InstanceSpec
+from cirrus.virt.libvirt.spec import spec_extra
 
 log = logging.getLogger(__name__)
 TOPIC = "conductor"
@@ -43,11 +44,17 @@ ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
 
 
 def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
+    """Everything an agent needs to build the VM, as plain data: the agent has no database."""
+    image = s.get(Image, inst.image_ref) if inst.image_ref else None
+    props = (image.properties or {}) if image is not None else {}
+    kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
+    ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
     return dataclasses.asdict(InstanceSpec(
         uuid=inst.uuid, name=inst.hostname or inst.display_name, vcpus=inst.vcpus,
         memory_mb=inst.memory_mb, root_gb=inst.root_gb, image_ref=inst.image_ref,
         user_data=inst.user_data, key_data=inst.key_data, metadata=dict(inst.metadata_items or {}),
         nics=[nic.to_dict() for nic in networking.build_nics(s, inst.nics)],
+        extra=spec_extra(inst, image, kernel, ramdisk),
     ))
 
 
@@ -157,10 +164,14 @@ class Conductor:
         if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
             return None
         networking.allocate(s, ctx, self.settings, inst)
+        spec = instance_spec(s, inst)
+        pool = spec["extra"].get("storage_pool")
+        if pool and (inst.system_metadata or {}).get("storage_pool") != pool:
+            inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
         request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                    "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
                    "exclude_hosts": list(inst.tried_hosts or [])}
-        return request, instance_spec(s, inst)
+        return request, spec
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
         uuid, host = result["uuid"], result["host"]

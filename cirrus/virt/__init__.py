@@ -13,4 +13,12 @@ def load_driver(settings: Settings, host: str) -> VirtDriver:
         from cirrus.virt.fake import FakeDriver
 
         return FakeDriver(host, settings.fake, Path(settings.data_dir) / "fake-hosts")
-    raise ValueError(f"unknown virt driver {settings.virt_driver!r} (known: fake)")
+    if settings.virt_driver == "libvirt":
+        try:
+            from cirrus.virt.libvirt.driver import LibvirtDriver
+        except ImportError as exc:
+            raise ValueError(
+                f"virt_driver libvirt needs libvirt-python ({exc}): install Cirrus with the "
+                "libvirt extra (Debian: libvirt-dev and pkg-config to build it)") from exc
+        return LibvirtDriver(settings, host)
+    raise ValueError(f"unknown virt driver {settings.virt_driver!r} (known: fake, libvirt)")

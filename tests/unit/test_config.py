@@ -127,6 +127,8 @@ def _sample(default: object) -> tuple[str, object]:
         return ("false", False) if default else ("true", True)
     if isinstance(default, list):
         return " a, b ,,c", ["a", "b", "c"]
+    if isinstance(default, dict):
+        return " a=/x, b = /y ", {"a": "/x", "b": "/y"}
     if isinstance(default, int | float):
         return "7", type(default)(7)
     if isinstance(default, Path):

@@ -1,0 +1,214 @@
+"""Libvirt domain XML for one Cirrus instance, as pure functions of plain data.
+
+What a domain gets (docs/libvirt.md):
+- type `kvm` or `qemu` (TCG), machine `pc` (i440fx: PCI hot-plug on the root bus, so NICs
+  can be hot-plugged without spare PCIe root ports), ACPI and APIC;
+- the flavor's vCPUs and memory: `<memory>` and `<currentMemory>` are the flavor's RAM,
+  `<maxMemory>` is MAX_MEMORY_FACTOR times that with MEMORY_SLOTS DIMM slots (QEMU needs
+  one NUMA cell for it), so a later resize can hot-plug memory and the virtio balloon can
+  give it back; nothing is reserved on the host until a DIMM is plugged;
+- virtio disks (root qcow2 overlay `vda`, config drive `vdb` read-only), virtio NICs on
+  the persistent taps the agent's dataplane made (`type='ethernet'`, `managed='no'`), with
+  the network's MTU, in NIC index order;
+- the serial console appended to a file (console output reads it), a virtio-serial channel
+  for the QEMU guest agent, a virtio RNG and a virtio balloon;
+- direct kernel boot (`<kernel>`, `<initrd>`, `<cmdline>`) when the image names a kernel,
+  else boot from the root disk;
+- Cirrus metadata (instance directory, storage pool) so the driver finds an instance's
+  files from its domain alone.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from cirrus.network.model import tap_name
+
+DOMAIN_PREFIX = "cirrus-"
+METADATA_NS = "urn:cirrus:libvirt:instance:1"
+MAX_MEMORY_FACTOR = 4  # headroom for memory hot-plug on resize
+MEMORY_SLOTS = 8
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
+DEFAULT_CMDLINE = "console=ttyS0"
+
+ET.register_namespace("cirrus", METADATA_NS)
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: str
+    fmt: str  # the file's format: "qcow2" or "raw"
+    target: str  # "vda", "vdb", ...
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class KernelBoot:
+    kernel: str
+    initrd: str | None = None
+    cmdline: str = DEFAULT_CMDLINE
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """Everything the domain XML says, already resolved to host paths."""
+
+    uuid: str
+    virt_type: str  # "kvm" or "qemu"
+    vcpus: int
+    memory_mb: int
+    console_log: str
+    disks: tuple[Disk, ...] = ()
+    nics: tuple[dict, ...] = ()  # cirrus.network.model.Nic.to_dict(), any order
+    kernel_boot: KernelBoot | None = None
+    display_name: str = ""
+    instance_dir: str = ""
+    storage_pool: str = ""
+    max_memory_mb: int = 0  # 0: MAX_MEMORY_FACTOR * memory_mb
+    extra_metadata: dict = field(default_factory=dict)
+
+
+def domain_name(uuid: str) -> str:
+    return f"{DOMAIN_PREFIX}{uuid}"
+
+
+def is_cirrus_domain(name: str) -> bool:
+    return name.startswith(DOMAIN_PREFIX)
+
+
+def domain_xml(cfg: DomainConfig) -> str:
+    """The `<domain>` document libvirt defines for `cfg`."""
+    if cfg.virt_type not in ("kvm", "qemu"):
+        raise ValueError(f"domain type must be kvm or qemu, not {cfg.virt_type!r}")
+    dom = ET.Element("domain", type=cfg.virt_type)
+    _text(dom, "name", domain_name(cfg.uuid))
+    _text(dom, "uuid", cfg.uuid)
+    if cfg.display_name:
+        _text(dom, "title", cfg.display_name)
+    dom.append(_metadata(cfg))
+    _memory(dom, cfg)
+    _text(dom, "vcpu", str(cfg.vcpus), placement="static")
+    dom.append(_os(cfg.kernel_boot))
+    features = ET.SubElement(dom, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
+    dom.append(_cpu(cfg))
+    ET.SubElement(dom, "clock", offset="utc")
+    _text(dom, "on_poweroff", "destroy")
+    _text(dom, "on_reboot", "restart")
+    _text(dom, "on_crash", "destroy")
+    dom.append(_devices(cfg))
+    ET.indent(dom)
+    return ET.tostring(dom, encoding="unicode")
+
+
+def interface_xml(nic: dict) -> str:
+    """The `<interface>` of one NIC: the same XML at define time and for hot-plug."""
+    return ET.tostring(_interface(nic), encoding="unicode")
+
+
+def _text(parent: ET.Element, tag: str, text: str, **attrs: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, attrs)
+    el.text = text
+    return el
+
+
+def _metadata(cfg: DomainConfig) -> ET.Element:
+    meta = ET.Element("metadata")
+    inst = ET.SubElement(meta, f"{{{METADATA_NS}}}instance")
+    values = {"display-name": cfg.display_name, "instance-dir": cfg.instance_dir,
+              "storage-pool": cfg.storage_pool, **cfg.extra_metadata}
+    for key, value in values.items():
+        if value:
+            _text(inst, f"{{{METADATA_NS}}}{key}", str(value))
+    return meta
+
+
+def _memory(dom: ET.Element, cfg: DomainConfig) -> None:
+    max_mb = cfg.max_memory_mb or cfg.memory_mb * MAX_MEMORY_FACTOR
+    if max_mb > cfg.memory_mb:
+        _text(dom, "maxMemory", str(max_mb), slots=str(MEMORY_SLOTS), unit="MiB")
+    _text(dom, "memory", str(cfg.memory_mb), unit="MiB")
+    _text(dom, "currentMemory", str(cfg.memory_mb), unit="MiB")
+
+
+def _os(boot: KernelBoot | None) -> ET.Element:
+    os_el = ET.Element("os")
+    _text(os_el, "type", "hvm", arch="x86_64", machine="pc")
+    if boot is None:
+        ET.SubElement(os_el, "boot", dev="hd")
+        return os_el
+    _text(os_el, "kernel", boot.kernel)
+    if boot.initrd:
+        _text(os_el, "initrd", boot.initrd)
+    _text(os_el, "cmdline", boot.cmdline)
+    return os_el
+
+
+def _cpu(cfg: DomainConfig) -> ET.Element:
+    """host-model under KVM (migratable between like hosts); QEMU's default model under TCG.
+    One NUMA cell with all vCPUs and memory: what `<maxMemory>` needs."""
+    attrs = {"mode": "host-model"} if cfg.virt_type == "kvm" else {}
+    cpu = ET.Element("cpu", attrs)
+    numa = ET.SubElement(cpu, "numa")
+    ET.SubElement(numa, "cell", id="0", cpus=f"0-{cfg.vcpus - 1}", memory=str(cfg.memory_mb),
+                  unit="MiB")
+    return cpu
+
+
+def _devices(cfg: DomainConfig) -> ET.Element:
+    devices = ET.Element("devices")
+    for disk in cfg.disks:
+        devices.append(_disk(disk))
+    for nic in sorted(cfg.nics, key=lambda n: n["index"]):
+        devices.append(_interface(nic))
+    serial = ET.SubElement(devices, "serial", type="file")
+    ET.SubElement(serial, "source", path=cfg.console_log, append="on")
+    ET.SubElement(serial, "target", port="0")
+    console = ET.SubElement(devices, "console", type="file")
+    ET.SubElement(console, "source", path=cfg.console_log, append="on")
+    ET.SubElement(console, "target", type="serial", port="0")
+    channel = ET.SubElement(devices, "channel", type="unix")
+    ET.SubElement(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
+    rng = ET.SubElement(devices, "rng", model="virtio")
+    _text(rng, "backend", "/dev/urandom", model="random")
+    balloon = ET.SubElement(devices, "memballoon", model="virtio")
+    ET.SubElement(balloon, "stats", period="10")
+    return devices
+
+
+def _disk(disk: Disk) -> ET.Element:
+    el = ET.Element("disk", type="file", device="disk")
+    driver = {"name": "qemu", "type": disk.fmt}
+    if not disk.readonly:
+        driver["discard"] = "unmap"  # space a guest frees goes back to the host
+    ET.SubElement(el, "driver", driver)
+    ET.SubElement(el, "source", file=disk.path)
+    ET.SubElement(el, "target", dev=disk.target, bus="virtio")
+    if disk.readonly:
+        ET.SubElement(el, "readonly")
+    return el
+
+
+def _interface(nic: dict) -> ET.Element:
+    el = ET.Element("interface", type="ethernet")
+    ET.SubElement(el, "mac", address=nic["mac"])
+    ET.SubElement(el, "target", dev=tap_name(nic["port_id"]), managed="no")
+    ET.SubElement(el, "model", type="virtio")
+    ET.SubElement(el, "mtu", size=str(nic["mtu"]))
+    return el
+
+
+def instance_metadata(xml: str) -> dict[str, str]:
+    """The Cirrus metadata of a domain's XML (`instance-dir`, `storage-pool`, ...)."""
+    inst = ET.fromstring(xml).find(f"metadata/{{{METADATA_NS}}}instance")
+    if inst is None:
+        return {}
+    return {child.tag.split("}", 1)[1]: child.text or "" for child in inst}
+
+
+def interface_macs(xml: str) -> list[str]:
+    """MAC addresses of the domain's interfaces, in device order (lower case)."""
+    return [mac.get("address", "").lower()
+            for mac in ET.fromstring(xml).findall("devices/interface/mac")]

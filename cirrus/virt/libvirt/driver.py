@@ -1,0 +1,427 @@
+"""LibvirtDriver: Cirrus's VirtDriver on libvirt + QEMU (KVM, or TCG where KVM is missing).
+
+One libvirt connection per driver, shared by the agent's worker threads (libvirt
+connections are thread-safe; no event loop is needed for what is done here), opened on first
+use and opened again when it was closed (libvirtd restarted). A domain is named
+`cirrus-<uuid>` with the instance's uuid as its libvirt UUID; its files (root disk, config
+drive, console log) live in `<storage pool dir>/<uuid>/`, which the domain's metadata names.
+
+The agent plugs every NIC (bridge + persistent tap) before `spawn` and `attach_interface`,
+and unplugs after `destroy` and `detach_interface`; this driver only points QEMU at the taps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+
+from cirrus.compute.states import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
+from cirrus.config import Settings
+from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
+from cirrus.virt.libvirt import domain
+from cirrus.virt.libvirt import spec as specs
+from cirrus.virt.libvirt.images import ImageCache, create_overlay, qemu_img
+from cirrus.virt.libvirt.probe import resolve_virt_type
+from cirrus.virt.libvirt.storage import StoragePools
+
+log = logging.getLogger(__name__)
+
+ROOT_DISK = "disk.qcow2"
+CONFIG_DRIVE = "disk.config"
+CONSOLE_LOG = "console.log"
+POLL = 0.2  # seconds between state checks while waiting for a guest
+DETACH_TIMEOUT = 10.0  # seconds a guest gets to release a hot-unplugged NIC
+SHUTDOWN_RETRY = 10.0  # seconds between power-off requests to a guest (Nova's interval)
+SNAPSHOT_TIMEOUT = 1800.0  # seconds a live disk copy may take to catch up
+
+POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: SUSPENDED,
+}
+# Errors that mean the connection, not the request, failed: reconnect and try once more.
+CONNECTION_ERRORS = (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_NO_CONNECT,
+                     libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC)
+UNDEFINE_FLAGS = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                  | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+ConfigDriveBuilder = Callable[..., Path]
+
+# libvirt-python prints every error to stderr unless a handler takes them; the driver turns
+# them into exceptions with context instead.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+class LibvirtDriver(VirtDriver):
+    def __init__(self, settings: Settings, host: str,
+                 config_drive_builder: ConfigDriveBuilder | None = None) -> None:
+        """`config_drive_builder`: cirrus.virt.configdrive.build_config_drive unless given
+        (tests pass their own)."""
+        self.settings = settings
+        self.host = host
+        self.uri = settings.libvirt_uri
+        self.virt_type = resolve_virt_type(settings.virt_type)
+        self.pools = StoragePools(settings.effective_storage_pools, host)
+        self.images = ImageCache(settings.effective_image_dir,
+                                 settings.effective_image_cache_dir)
+        self._build_config_drive = config_drive_builder
+        self._conn: libvirt.virConnect | None = None
+        self._conn_lock = threading.Lock()
+        log.info("libvirt driver for %s on %s, domain type %s, pools %s", host, self.uri,
+                 self.virt_type, ", ".join(f"{n}={p}" for n, p in self.pools.pools.items()))
+
+    # ---- connection
+    def _connection(self) -> libvirt.virConnect:
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                with contextlib.suppress(libvirt.libvirtError):
+                    self._conn.close()
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                self._conn = None
+                raise SpawnError(f"cannot connect to libvirt at {self.uri} on {self.host}: "
+                                 f"{exc.get_error_message()}") from exc
+            return self._conn
+
+    def _call(self, what: str, fn: Callable[[libvirt.virConnect], object]) -> object:
+        """fn(connection), once more on a fresh connection if the first one broke; a libvirt
+        error becomes a SpawnError saying what was being done."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                return fn(conn)
+            except libvirt.libvirtError as exc:
+                if attempt == 1 and exc.get_error_code() in CONNECTION_ERRORS:
+                    log.warning("libvirt connection lost during %s: reconnecting", what)
+                    with self._conn_lock:
+                        self._conn = None
+                    continue
+                raise SpawnError(f"{what} failed on {self.host}: "
+                                 f"{exc.get_error_message()}") from exc
+        raise AssertionError("unreachable")
+
+    def _domain(self, uuid: str) -> libvirt.virDomain | None:
+        def lookup(conn: libvirt.virConnect) -> libvirt.virDomain | None:
+            try:
+                return conn.lookupByUUIDString(uuid)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise
+        return self._call(f"looking up {uuid}", lookup)
+
+    def _require(self, uuid: str) -> libvirt.virDomain:
+        dom = self._domain(uuid)
+        if dom is None:
+            raise SpawnError(f"no domain for instance {uuid} on {self.host}")
+        return dom
+
+    # ---- host
+    def host_stats(self) -> HostStats:
+        model, memory_mb, cpus, _mhz, _nodes, sockets, cores, threads = self._call(
+            "reading host info", lambda c: c.getInfo())
+        caps = ET.fromstring(self._call("reading capabilities", lambda c: c.getCapabilities()))
+        return HostStats(
+            hypervisor_type="QEMU",
+            hypervisor_version=self._call("reading the version", lambda c: c.getVersion()),
+            vcpus=cpus,
+            memory_mb=memory_mb, local_gb=self.pools.local_gb(),
+            cpu_info={"arch": model, "model": caps.findtext("host/cpu/model") or "",
+                      "vendor": caps.findtext("host/cpu/vendor") or "",
+                      "topology": {"sockets": sockets, "cores": cores, "threads": threads},
+                      "features": [f.get("name") for f in caps.findall("host/cpu/feature")]})
+
+    def list_instances(self) -> dict[str, int]:
+        """This host's instances: Cirrus domains whose files are in one of its pools. Other
+        Cirrus domains on the same libvirtd (another cloud, a test) are not ours to report,
+        or the conductor would destroy them as unknown."""
+        domains = self._call("listing domains", lambda c: c.listAllDomains(0))
+        result = {}
+        for dom in domains:
+            with contextlib.suppress(libvirt.libvirtError):  # gone while we looked
+                if domain.is_cirrus_domain(dom.name()) and self._owns(dom):
+                    result[dom.UUIDString()] = POWER_STATES.get(dom.state()[0], NOSTATE)
+        return result
+
+    def _owns(self, dom: libvirt.virDomain) -> bool:
+        meta = domain.instance_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        inst_dir = meta.get("instance-dir")
+        return bool(inst_dir) and Path(inst_dir).parent.resolve() in self._pool_dirs
+
+    @property
+    def _pool_dirs(self) -> set[Path]:
+        return {path.resolve() for path in self.pools.pools.values()}
+
+    def power_state(self, uuid: str) -> int:
+        dom = self._domain(uuid)
+        if dom is None:
+            return NOSTATE
+        return POWER_STATES.get(self._call("reading state", lambda c: dom.state()[0]), NOSTATE)
+
+    # ---- spawn and destroy
+    def spawn(self, spec: InstanceSpec) -> None:
+        try:
+            self._spawn(spec)
+        except BaseException:
+            self._quiet_destroy(spec.uuid)  # no half-built domain or directory stays
+            raise
+
+    def _spawn(self, spec: InstanceSpec) -> None:
+        boot = specs.boot_images(spec)
+        pool = spec.extra.get("storage_pool") or None
+        inst_dir = self.pools.instance_dir(pool, spec.uuid)
+        inst_dir.mkdir(parents=True, exist_ok=True)
+        inst_dir.chmod(0o755)  # QEMU may run as another user (libvirt-qemu)
+        base = self.images.fetch(boot.root)
+        create_overlay(base, inst_dir / ROOT_DISK, specs.root_disk_bytes(spec))
+        disks = [domain.Disk(str(inst_dir / ROOT_DISK), "qcow2", "vda")]
+        if specs.wants_config_drive(spec, self.settings.force_config_drive):
+            disks.append(domain.Disk(str(self._config_drive(spec, boot, inst_dir)), "raw",
+                                     "vdb", readonly=True))
+        cfg = domain.DomainConfig(
+            uuid=spec.uuid, virt_type=self.virt_type, vcpus=spec.vcpus,
+            memory_mb=spec.memory_mb, console_log=str(inst_dir / CONSOLE_LOG),
+            disks=tuple(disks), nics=tuple(spec.nics), kernel_boot=self._kernel_boot(boot),
+            display_name=spec.extra.get("display_name") or spec.name,
+            instance_dir=str(inst_dir), storage_pool=pool or "default")
+        xml = domain.domain_xml(cfg)
+        dom = self._call(f"defining {spec.uuid}", lambda c: c.defineXML(xml))
+        self._call(f"starting {spec.uuid}", lambda c: dom.create())
+        log.info("started %s on %s (%s, pool %s)", spec.uuid, self.host, self.virt_type,
+                 cfg.storage_pool)
+
+    def _kernel_boot(self, boot: specs.BootImages) -> domain.KernelBoot | None:
+        if boot.kernel is None:
+            return None
+        kernel = self.images.fetch(boot.kernel).path
+        initrd = self.images.fetch(boot.ramdisk).path if boot.ramdisk else None
+        return domain.KernelBoot(str(kernel), str(initrd) if initrd else None, boot.cmdline)
+
+    def _config_drive(self, spec: InstanceSpec, boot: specs.BootImages, inst_dir: Path) -> Path:
+        build = self._build_config_drive
+        if build is None:
+            from cirrus.virt.configdrive import build_config_drive as build
+        return build(inst_dir / CONFIG_DRIVE, fmt=self.settings.config_drive_format,
+                     **specs.config_drive_inputs(spec, boot.properties))
+
+    def destroy(self, uuid: str) -> None:
+        dom = self._domain(uuid)
+        inst_dir = None
+        if dom is not None:
+            with contextlib.suppress(libvirt.libvirtError, ValueError):
+                meta = domain.instance_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                inst_dir = Path(meta["instance-dir"]) if meta.get("instance-dir") else None
+            self._stop(dom, uuid)
+            self._call(f"undefining {uuid}", lambda c: _undefine(dom))
+        for path in (inst_dir, self.pools.find_instance_dir(uuid)):
+            if path is not None and path.name == uuid and path.is_dir():
+                shutil.rmtree(path)
+        log.info("destroyed %s on %s", uuid, self.host)
+
+    def _quiet_destroy(self, uuid: str) -> None:
+        try:
+            self.destroy(uuid)
+        except Exception:
+            log.exception("clean-up of %s on %s after a failed spawn failed", uuid, self.host)
+
+    def _stop(self, dom: libvirt.virDomain, uuid: str) -> None:
+        """Pull the plug; a domain already off is fine."""
+        def destroy(_conn: libvirt.virConnect) -> None:
+            try:
+                dom.destroy()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # not running
+                    raise
+        self._call(f"stopping {uuid}", destroy)
+
+    # ---- power
+    def power_off(self, uuid: str) -> None:
+        dom = self._require(uuid)
+        if not self._shutdown(dom, uuid, self.settings.libvirt_shutdown_timeout):
+            log.info("%s did not power off within %.0f s: pulling the plug", uuid,
+                     self.settings.libvirt_shutdown_timeout)
+            self._stop(dom, uuid)
+
+    def power_on(self, uuid: str) -> None:
+        dom = self._require(uuid)
+        if not self._is_active(dom, uuid):
+            self._call(f"starting {uuid}", lambda c: dom.create())
+
+    def reboot(self, uuid: str, hard: bool) -> None:
+        """Soft: a clean power-off (ACPI or guest agent) and start, as Nova does, falling back
+        to a reset if the guest does not power off in time. Hard: a reset. A domain that is
+        off is started either way."""
+        dom = self._require(uuid)
+        if not self._is_active(dom, uuid):
+            self._call(f"starting {uuid}", lambda c: dom.create())
+            return
+        if not hard and self._shutdown(dom, uuid, self.settings.libvirt_shutdown_timeout):
+            self._call(f"starting {uuid}", lambda c: dom.create())
+            return
+        self._call(f"resetting {uuid}", lambda c: dom.reset(0))
+
+    def _is_active(self, dom: libvirt.virDomain, uuid: str) -> bool:
+        return bool(self._call(f"reading state of {uuid}", lambda c: dom.isActive()))
+
+    def _shutdown(self, dom: libvirt.virDomain, uuid: str, timeout: float) -> bool:
+        """Ask the guest to power off, again every SHUTDOWN_RETRY s (a guest still booting
+        misses the ACPI button, and its agent may come up meanwhile), for up to `timeout` s;
+        whether it is off."""
+        deadline = time.monotonic() + timeout
+        while self._is_active(dom, uuid):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                self._call(f"shutting down {uuid}", lambda c: dom.shutdown())
+            except SpawnError as exc:
+                log.info("clean shutdown of %s refused: %s", uuid, exc)
+                return False
+            if _wait(lambda: not self._is_active(dom, uuid), min(remaining, SHUTDOWN_RETRY)):
+                return True
+        return True
+
+    # ---- snapshot
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """Write a flattened qcow2 copy of the root disk (no backing file) to `target`, for
+        an image upload. Running: a libvirt block copy, cut off (not pivoted) once in sync,
+        with the guest's filesystems frozen for that moment if its agent answers; stopped:
+        `qemu-img convert`."""
+        dom = self._require(uuid)
+        inst_dir = self.pools.find_instance_dir(uuid)
+        if inst_dir is None:
+            raise SpawnError(f"no files for instance {uuid} on {self.host}")
+        part = inst_dir / f"snapshot.{time.monotonic_ns()}.qcow2"  # where QEMU may write
+        try:
+            if self._is_active(dom, uuid):
+                self._live_copy(dom, uuid, part)
+            else:
+                qemu_img("convert", "-O", "qcow2", str(inst_dir / ROOT_DISK), str(part))
+            part.chmod(0o644)
+            shutil.move(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+        log.info("snapshot of %s written to %s", uuid, target)
+
+    def _live_copy(self, dom: libvirt.virDomain, uuid: str, part: Path) -> None:
+        dest = f"<disk type='file'><source file='{part}'/><driver type='qcow2'/></disk>"
+        self._call(f"copying the disk of {uuid}", lambda c: dom.blockCopy(
+            "vda", dest, {}, libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB))
+        try:
+            def in_sync() -> bool:
+                return _in_sync(self._call(f"following the disk copy of {uuid}",
+                                           lambda c: dom.blockJobInfo("vda", 0)))
+            if not _wait(in_sync, SNAPSHOT_TIMEOUT):
+                raise SpawnError(f"the disk copy of {uuid} did not finish within "
+                                 f"{SNAPSHOT_TIMEOUT:.0f} s")
+            frozen = _try(dom.fsFreeze)
+            try:
+                self._call(f"finishing the disk copy of {uuid}",
+                           lambda c: dom.blockJobAbort("vda", 0))
+            finally:
+                if frozen:
+                    _try(dom.fsThaw)
+        except BaseException:
+            _try(lambda: dom.blockJobAbort("vda", 0))
+            raise
+
+    # ---- console
+    def console_output(self, uuid: str, length: int | None = None) -> str:
+        inst_dir = self.pools.find_instance_dir(uuid)
+        path = inst_dir / CONSOLE_LOG if inst_dir else None
+        if path is None or not path.exists():
+            return ""
+        lines = path.read_text(errors="replace").splitlines(keepends=True)
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "".join(lines)
+
+    # ---- NIC hot-plug
+    def attach_interface(self, uuid: str, nic: dict) -> None:
+        dom = self._require(uuid)
+        if nic["mac"].lower() in self._macs(dom, uuid, live=False):
+            return
+        self._call(f"attaching port {nic['port_id']} to {uuid}",
+                   lambda c: dom.attachDeviceFlags(domain.interface_xml(nic),
+                                                   self._device_flags(dom, uuid)))
+
+    def detach_interface(self, uuid: str, nic: dict) -> None:
+        dom = self._require(uuid)
+        mac = nic["mac"].lower()
+        live = self._is_active(dom, uuid)
+        if mac not in self._macs(dom, uuid, live=False) and (
+                not live or mac not in self._macs(dom, uuid, live=True)):
+            return
+        self._call(f"detaching port {nic['port_id']} from {uuid}",
+                   lambda c: dom.detachDeviceFlags(domain.interface_xml(nic),
+                                                   self._device_flags(dom, uuid)))
+        # A live detach is a request to the guest (ACPI hot-unplug); the tap is freed only
+        # once the guest lets go of the device.
+        if live and not _wait(lambda: mac not in self._macs(dom, uuid, live=True),
+                              DETACH_TIMEOUT):
+            raise SpawnError(f"the guest of {uuid} did not release port {nic['port_id']} "
+                             f"within {DETACH_TIMEOUT:.0f} s")
+
+    def _device_flags(self, dom: libvirt.virDomain, uuid: str) -> int:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if self._is_active(dom, uuid):
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        return flags
+
+    def _macs(self, dom: libvirt.virDomain, uuid: str, live: bool) -> list[str]:
+        flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
+        return domain.interface_macs(self._call(f"reading {uuid}", lambda c: dom.XMLDesc(flags)))
+
+
+def _undefine(dom: libvirt.virDomain) -> None:
+    try:
+        dom.undefineFlags(UNDEFINE_FLAGS)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
+
+
+def _in_sync(job: dict) -> bool:
+    """A block copy whose mirror has caught up (Nova's test: cur == end)."""
+    return bool(job) and job["end"] > 0 and job["cur"] == job["end"]
+
+
+def _try(action: Callable[[], object]) -> bool:
+    """Run a best-effort libvirt call (guest agent, clean-up); whether it worked."""
+    try:
+        action()
+    except libvirt.libvirtError as exc:
+        log.debug("best-effort libvirt call failed: %s", exc.get_error_message())
+        return False
+    return True
+
+
+def _wait(done: Callable[[], bool], timeout: float) -> bool:
+    """Poll `done` every POLL s for up to `timeout` s; whether it became true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if done():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)
