@@ -7,18 +7,12 @@ failed instead when CIRRUS_REQUIRE_SERVICES=1 (CI).
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,9 +33,15 @@ from cirrus.runtime import (
     make_bus,
     parse_roles,
 )
-
-BROKER_URL = os.environ.get("CIRRUS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-START_TIMEOUT = 60.0
+from tests.deployment import (
+    BROKER_URL,
+    cirrus,
+    free_port,
+    require_broker,
+    run_cirrus,
+    wait_for,
+    wait_until_answering,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -298,76 +298,6 @@ def test_api_base_url_from_an_auth_url() -> None:
 # ---------------------------------------------------------------- real processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Proc:
-    process: subprocess.Popen
-    log_file: Path
-    output: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        log = self.log_file.read_text() if self.log_file.exists() else ""
-        return "".join(self.output) + "\n--- log ---\n" + log[-4000:]
-
-    def log_entries(self) -> list[dict]:
-        if not self.log_file.exists():
-            return []
-        return [json.loads(line) for line in self.log_file.read_text().splitlines() if line]
-
-    def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-
-
-def cirrus(*args: str, env: dict[str, str], log_file: Path) -> Proc:
-    proc = subprocess.Popen([sys.executable, "-m", "cirrus.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **env, "CIRRUS_LOG_FILE": str(log_file)})
-    p = Proc(proc, log_file)
-    threading.Thread(target=lambda: p.output.extend(proc.stdout), daemon=True).start()
-    return p
-
-
-def run_cirrus(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cirrus.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=120)
-
-
-def wait_until_answering(p: Proc, url: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if p.process.poll() is not None:
-            time.sleep(0.2)
-            raise AssertionError(f"exited with {p.process.returncode}:\n{p.text()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"did not answer {url} in time:\n{p.text()}")
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "condition") -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not met in {timeout} s")
-
-
 @pytest.fixture
 def deployment_env(tmp_path: Path) -> dict[str, str]:
     """A fresh SQLite database upgraded with `cirrus db upgrade`, and the admin bootstrapped."""
@@ -447,26 +377,9 @@ def test_serve_all_roles_answers_dumps_stacks_and_changes_log_level(
 # ---------------------------------------------------------------- on RabbitMQ
 
 
-@functools.cache
-def _broker_problem() -> str | None:
-    import kombu
-
-    try:
-        with kombu.Connection(BROKER_URL, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=0)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 @pytest.fixture
 def broker_env(deployment_env: dict) -> Iterator[dict[str, str]]:
-    problem = _broker_problem()
-    if problem:
-        reason = f"RabbitMQ is not reachable at {BROKER_URL} ({problem})"
-        if os.environ.get("CIRRUS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}; CIRRUS_REQUIRE_SERVICES=1 forbids skipping")
-        pytest.skip(reason)
+    require_broker()
     prefix = f"clitest{uuid.uuid4().hex[:8]}."
     yield {**deployment_env, "CIRRUS_BROKER_URLS": BROKER_URL,
            "CIRRUS_AMQP_QUEUE_PREFIX": prefix}
