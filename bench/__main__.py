@@ -9,12 +9,23 @@ Two targets, measured one after the other in the same run (--targets picks them)
                  the two API processes. Skipped, saying why, when PostgreSQL or RabbitMQ
                  cannot be reached (CIRRUS_REQUIRE_SERVICES=1 makes that an error).
 
-Fake hosts with zero boot delay and room for thousands of servers, quotas unlimited. On
-each target, --repeat times: servers created to ACTIVE and deleted (N=200 at concurrency
-20, and N=100 at 10 like the Nova figures), then the cheapest HTTP round trip of the same
-deployment as a same-run baseline; on the all-in-one also tokens issued and validated.
-Prints medians beside Nova's published numbers and the multi-process / all-in-one ratios,
-and writes every figure to bench/results/.
+Three suites, each run --repeat times on every target chosen (--suites picks them):
+
+  servers  servers created to ACTIVE and deleted (N=200 at concurrency 20, and N=100 at 10
+           like the Nova figures), fake hosts with zero boot delay and room for thousands
+           of servers, quotas unlimited.
+  ports    N=1000 ports created by 20 clients (--ports), IPAM picking the addresses on a
+           /20, then listed and checked (zero duplicate addresses, exactly the ports
+           created); 20 clients racing 100 creates (--port-race) on a /26 (61 addresses:
+           exactly 61 created, the rest refused 409 "No more IP addresses available on
+           subnet ..."); the 1000 deleted. Any duplicate or miscount fails the bench
+           (exit 1).
+  tokens   tokens issued and validated (the all-in-one only).
+
+After each repetition of servers and of ports, the cheapest HTTP round trip of the same
+deployment as a same-run baseline (the HTTP floor). Prints medians beside Nova's published
+numbers, the multi-process / all-in-one ratios (for ports: PostgreSQL / SQLite), and
+writes every figure to bench/results/.
 """
 
 from __future__ import annotations
@@ -29,14 +40,16 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import api, cpu, load, multiproc, report, server
+from bench import api, cpu, load, multiproc, ports, report, server
 from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("all-in-one", "multi-process")
+SUITES = ("servers", "ports", "tokens")
 
 
 def say(message: str) -> None:
@@ -72,34 +85,65 @@ def machine() -> dict:
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def _targets(value: str) -> list[str]:
-    chosen = [t.strip() for t in value.split(",") if t.strip()]
-    unknown = [t for t in chosen if t not in TARGETS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(
-            f"unknown target(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(TARGETS)}")
-    return [t for t in TARGETS if t in chosen]  # always in this order
+def _choice(known: tuple[str, ...], what: str) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated subset of `known`, returned in known's order."""
+    def parse(value: str) -> list[str]:
+        chosen = [t.strip() for t in value.split(",") if t.strip()]
+        unknown = [t for t in chosen if t not in known]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what}(s) {', '.join(unknown) or '(none)'}; choose from "
+                f"{', '.join(known)}")
+        return [t for t in known if t in chosen]
+    return parse
+
+
+def _nxc(value: str) -> str:
+    """An NxC argument (N operations at concurrency C), checked."""
+    n, sep, c = value.partition("x")
+    if not (sep and n.isdigit() and c.isdigit() and int(n) > 0 and int(c) > 0):
+        raise argparse.ArgumentTypeError(f"'{value}' is not NxC (say 1000x20)")
+    return value
+
+
+def _pair(value: str) -> tuple[int, int]:
+    n, c = value.split("x")
+    return int(n), int(c)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", type=_targets, default=list(TARGETS),
+    p.add_argument("--targets", type=_choice(TARGETS, "target"), default=list(TARGETS),
                    help=f"comma-separated, from: {', '.join(TARGETS)} (default: both)")
+    p.add_argument("--suites", type=_choice(SUITES, "suite"), default=list(SUITES),
+                   help=f"comma-separated, from: {', '.join(SUITES)} (default: all; tokens "
+                        "run on the all-in-one only)")
     p.add_argument("--scenarios", default="200x20,100x10",
                    help="comma-separated NxC: N servers at concurrency C (default %(default)s)")
+    p.add_argument("--ports", type=_nxc, default="1000x20",
+                   help=f"NxC: N ports created (then deleted) at concurrency C on a "
+                        f"{ports.FILL_CIDR} (default %(default)s)")
+    p.add_argument("--port-race", type=_nxc, default="100x20",
+                   help=f"NxC: N creates racing at concurrency C for the 61 addresses of a "
+                        f"{ports.RACE_CIDR}; N above 61 (default %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions of each phase")
     p.add_argument("--token-seconds", type=float, default=10.0, help="all-in-one only")
     p.add_argument("--token-concurrency", type=int, default=4, help="for token issue")
     p.add_argument("--validate-concurrency", type=int, default=20,
                    help="for token validation (as for the HTTP floor)")
-    p.add_argument("--floor-seconds", type=float, default=5.0)
+    p.add_argument("--floor-seconds", type=float, default=5.0,
+                   help="the HTTP floor after each repetition of servers and of ports")
     p.add_argument("--floor-concurrency", type=int, default=20)
     p.add_argument("--data-dir", help="keep each target's data and logs in DATA_DIR/<target> "
                                       "(default: a temp dir, deleted)")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--output", help="write the JSON results here (default bench/results/)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if _pair(args.port_race)[0] <= ports.RACE_POOL:
+        p.error(f"--port-race: N must be above the {ports.RACE_POOL} addresses of the "
+                f"{ports.RACE_CIDR}, or nothing races for the last one")
+    return args
 
 
 @dataclass
@@ -108,13 +152,18 @@ class Measured:
 
     runs: dict[str, list[float]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Broken IPAM promises (duplicate addresses, ports miscounted): never a median away.
+    violations: list[str] = field(default_factory=list)
 
     def record(self, key: str, value: float) -> None:
         self.runs.setdefault(key, []).append(value)
 
     def summary(self) -> dict:
-        return {"results": {key: report.median(values) for key, values in self.runs.items()},
-                "runs": self.runs, "errors": self.errors[:50], "error_count": len(self.errors)}
+        results = {key: report.median(values) for key, values in self.runs.items()}
+        if "ports_duplicates" in self.runs:  # one bad run is enough
+            results["ports_duplicates"] = sum(self.runs["ports_duplicates"])
+        return {"results": results, "runs": self.runs, "errors": self.errors[:50],
+                "error_count": len(self.errors), "violations": self.violations}
 
 
 def server_phases(args: argparse.Namespace, label: str, session: api.Session,
@@ -159,6 +208,51 @@ def server_phases(args: argparse.Namespace, label: str, session: api.Session,
                  floor_rate / created_rate if created_rate else float("nan"))
 
 
+def port_phases(args: argparse.Namespace, label: str, session: api.Session,
+                memory: server.MemoryWatch, m: Measured) -> None:
+    """The ports suite (bench/ports.py), --repeat times, each followed by the HTTP floor; then
+    the cost of a port in floor round trips and who used the cores while ports were created
+    and deleted. IPAM violations are said at once, loudly, and kept for the exit status."""
+    meter = cpu.CpuMeter(memory.pids)
+    fill, race = _pair(args.ports), _pair(args.port_race)
+    for rep in range(1, args.repeat + 1):
+        run = ports.repetition(session, fill, race, meter)
+        m.errors += run.errors
+        m.violations += [f"run {rep}: {v}" for v in run.violations]
+        for violation in run.violations:
+            say(f"{label} run {rep}: IPAM VIOLATION: {violation}")
+        p50, p99 = (report.percentile(run.fill.latencies, q) for q in (50, 99))
+        figures = {
+            "ports_create_rate": run.fill.rate, "ports_create_p50": p50,
+            "ports_create_p99": p99, "ports_create_p50_first": run.fill_p50(last=False),
+            "ports_create_p50_last": run.fill_p50(last=True),
+            "ports_list_seconds": run.list_seconds, "ports_duplicates": run.duplicates,
+            "ports_race_created": len(run.race.addresses),
+            "ports_race_refused": len(run.race.refusals),
+            "ports_race_seconds": run.race.phase.seconds,
+            "ports_race_refusal_p50": report.percentile(run.race.refusal_latencies, 50),
+            "ports_delete_rate": run.deleted.rate}
+        for key, value in figures.items():
+            m.record(key, value)
+        floor = load.http_floor(session, args.floor_seconds, args.floor_concurrency)
+        m.errors += floor.errors
+        m.record("ports_floor_rate", floor.rate)
+        m.record("ports_floor_cost", floor.rate / run.fill.rate if run.fill.rate else float("nan"))
+        say(f"{label} run {rep}: ports: {run.fill.count}/{fill[0]} created at "
+            f"{run.fill.rate:.1f}/s (p50 {p50:.3f} s, p99 {p99:.3f} s), listed in "
+            f"{run.list_seconds:.3f} s, duplicates: {run.duplicates}; race: "
+            f"{len(run.race.addresses)} created, {len(run.race.refusals)} refused 409; "
+            f"deleted at {run.deleted.rate:.1f}/s; {len(run.errors)} errors, "
+            f"{len(run.violations)} violations; HTTP floor {floor.rate:,.0f}/s")
+    m.record("peak_rss_ports_mb", memory.peak_mb())
+    for group, cores in meter.cores().items():
+        m.record(f"ports_cores:{group}", cores)
+    made = args.repeat * fill[0]
+    m.record("cpu_ms_per_port:Cirrus", 1000 * meter.seconds.get("Cirrus", 0.0) / made)
+    m.record("cpu_ms_per_port:services", 1000 * sum(
+        meter.seconds.get(group, 0.0) for group in ("Cirrus", *cpu.SERVICES)) / made)
+
+
 def token_phases(args: argparse.Namespace, session: api.Session, auth: dict,
                  database_url: str, memory: server.MemoryWatch, m: Measured) -> None:
     """Token issue and validation, --repeat times (the all-in-one only: the in-process check
@@ -183,22 +277,27 @@ def run_all_in_one(args: argparse.Namespace, data_dir: Path) -> dict:
     aio = server.start(data_dir)
     memory = server.MemoryWatch([aio.process.pid]).start()
     m = Measured()
+    peaks = {}  # peaks are maxima, not medians
     try:
         idle_rss = memory.current_mb()
         auth = aio.cloud["auth"]
         session = api.login(aio.url, auth)
-        server_phases(args, "all-in-one", session, memory, m)
+        if "servers" in args.suites:
+            server_phases(args, "all-in-one", session, memory, m)
+            peaks["peak_rss_servers_mb"] = memory.peak_mb()
+        if "ports" in args.suites:
+            port_phases(args, "all-in-one", session, memory, m)
+            peaks["peak_rss_ports_mb"] = memory.peak_mb()
         # Tokens last: every password check holds argon2's 19 MiB, which the allocator keeps.
-        servers_peak = memory.peak_mb()
-        token_phases(args, session, auth, f"sqlite:///{data_dir.resolve() / 'cirrus.db'}",
-                     memory, m)
+        if "tokens" in args.suites:
+            token_phases(args, session, auth, f"sqlite:///{data_dir.resolve() / 'cirrus.db'}",
+                         memory, m)
     finally:
-        peak = memory.peak_mb()
+        peaks["peak_rss_mb"] = memory.peak_mb()
         memory.stop()
         code = aio.stop()
     outcome = m.summary()
-    outcome["results"]["peak_rss_servers_mb"] = servers_peak  # peaks are maxima, not medians
-    outcome["results"]["peak_rss_mb"] = peak
+    outcome["results"].update(peaks)
     return {**outcome, "idle_rss_mb": idle_rss, "exit_codes": {"all-in-one": code},
             "log_problems": server.log_problems([data_dir / "cirrus.log"])}
 
@@ -210,19 +309,24 @@ def run_multi_process(args: argparse.Namespace, workdir: Path) -> dict:
         pids = multiproc.pids(d)
         memory = server.MemoryWatch(list(pids.values())).start()
         m = Measured()
+        peaks = {}
         try:
             idle_rss = memory.current_mb()
             session = api.login(d.url, multiproc.admin_auth(d), multiproc.api_urls(d))
             say(f"multi-process: load spread over {', '.join(session.load_urls)}")
-            server_phases(args, "multi-process", session, memory, m)
+            if "servers" in args.suites:
+                server_phases(args, "multi-process", session, memory, m)
+                peaks["peak_rss_servers_mb"] = memory.peak_mb()
+            if "ports" in args.suites:
+                port_phases(args, "multi-process", session, memory, m)
+                peaks["peak_rss_ports_mb"] = memory.peak_mb()
         finally:
-            peak = memory.peak_mb()
             marks = dict(zip(pids, memory.high_water_marks_mb(), strict=True))
             memory.stop()
             codes = d.stop()  # the `with` stops it again, harmlessly, when this raised
         logs = [s.proc.log_file for s in d.services.values() if s.proc is not None]
         outcome = m.summary()
-        outcome["results"]["peak_rss_servers_mb"] = peak
+        outcome["results"].update(peaks)
         return {**outcome, "idle_rss_mb": idle_rss, "processes": list(pids),
                 "peak_rss_each_mb": marks, "exit_codes": codes,
                 "log_problems": server.log_problems(logs)}
@@ -246,7 +350,8 @@ def run_target(target: str, args: argparse.Namespace, workdir: Path) -> dict:
 def run(args: argparse.Namespace, base: Path) -> dict:
     targets = {t: run_target(t, args, base / t) for t in args.targets}
     return {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
-            "scenarios": args.scenarios, "repeat": args.repeat, "targets": targets}
+            "suites": args.suites, "scenarios": args.scenarios, "ports": args.ports,
+            "port_race": args.port_race, "repeat": args.repeat, "targets": targets}
 
 
 def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
@@ -261,14 +366,29 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     aio = targets.get("all-in-one", {})
     if "results" in aio:
         print(f"\nall-in-one (idle RSS after start {aio['idle_rss_mb']:.0f} MB, exit code "
-              f"{aio['exit_codes']['all-in-one']}):\n")
-        print(report.table(aio["results"], aio["runs"], args.markdown))
+              f"{aio['exit_codes']['all-in-one']})")
+        if {"servers", "tokens"} & set(args.suites):
+            print()
+            print(report.table(aio["results"], aio["runs"], args.markdown))
     mp = targets.get("multi-process", {})
     if "results" in mp:
         print(f"\nmulti-process ({len(mp['processes'])} processes, idle RSS sum "
               f"{mp['idle_rss_mb']:.0f} MB, exit codes "
-              f"{', '.join(f'{k} {v}' for k, v in mp['exit_codes'].items())}):\n")
-        print(report.comparison(aio, mp, args.scenarios, args.markdown))
+              f"{', '.join(f'{k} {v}' for k, v in mp['exit_codes'].items())})")
+        if "servers" in args.suites:
+            print()
+            print(report.comparison(aio, mp, report.comparison_rows(args.scenarios),
+                                    args.markdown))
+    if "ports" in args.suites and ("results" in aio or "results" in mp):
+        print("\nports and IP allocation, SQLite (the all-in-one) beside PostgreSQL (the "
+              "multi-process deployment's 2 API processes):\n")
+        rows = report.ports_rows(args.ports, args.port_race, ports.FILL_CIDR, ports.RACE_CIDR)
+        print(report.comparison(aio, mp, rows, args.markdown,
+                                ("SQLite (all-in-one)", "PostgreSQL (multi-process)",
+                                 "PostgreSQL / SQLite")))
+        print("\nduplicates: " + ", ".join(
+            f"{t['results']['ports_duplicates']:.0f} ({name})"
+            for name, t in targets.items() if "ports_duplicates" in t.get("results", {})))
     print(f"\nresults: {out}")
     status = 0
     for name, t in targets.items():
@@ -279,6 +399,10 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
             print(f"\n{name}: FAILED:\n{t['failed']}")
             status = 1
         else:
+            if t["violations"]:
+                print(f"\n{name}: IPAM VIOLATIONS ({len(t['violations'])}): addresses handed "
+                      "out twice or ports miscounted:", *t["violations"][:20], sep="\n  ")
+                status = 1
             if t["error_count"]:
                 print(f"\n{name}: {t['error_count']} errors, first ones:", *t["errors"][:5],
                       sep="\n  ")

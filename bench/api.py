@@ -71,3 +71,25 @@ def create_image(s: Session) -> str:
                   headers={**headers, "Content-Type": "application/octet-stream"}, timeout=30)
     r.raise_for_status()
     return image_id
+
+
+def create_network(s: Session, name: str, cidr: str) -> dict:
+    """A network with one IPv4 subnet of `cidr` (default gateway and pool, DHCP off): the
+    subnet as the API shows it."""
+    network = f"{s.url}/network/v2.0"
+    headers = {"X-Auth-Token": s.token}
+    r = httpx.post(f"{network}/networks", headers=headers, timeout=30,
+                   json={"network": {"name": name}})
+    r.raise_for_status()
+    network_id = r.json()["network"]["id"]
+    r = httpx.post(f"{network}/subnets", headers=headers, timeout=30, json={"subnet": {
+        "network_id": network_id, "name": name, "ip_version": 4, "cidr": cidr,
+        "enable_dhcp": False}})
+    r.raise_for_status()
+    return r.json()["subnet"]
+
+
+def delete_network(s: Session, network_id: str) -> httpx.Response:
+    """DELETE the network (and its subnets); a 409 NetworkInUse means ports are left on it."""
+    return httpx.delete(f"{s.url}/network/v2.0/networks/{network_id}",
+                        headers={"X-Auth-Token": s.token}, timeout=30)

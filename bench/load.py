@@ -27,20 +27,20 @@ class PhaseResult:
         return self.count / self.seconds if self.seconds else 0.0
 
 
-def _connection(s: Session, index: int, token: bool = True) -> Connection:
+def connection(s: Session, index: int, token: bool = True) -> Connection:
     """The index-th load connection, to the API that `s.load_url(index)` names."""
     headers = {"X-Auth-Token": s.token, "OpenStack-API-Version": COMPUTE_VERSION} if token else {}
     return Connection(s.load_url(index), headers)
 
 
-async def _workers(s: Session, concurrency: int, jobs: int,
+async def run_workers(s: Session, concurrency: int, jobs: int,
                    job: Callable[[Connection, int], Awaitable[None]]) -> float:
     """Run `job(conn, i)` for i in range(jobs) on `concurrency` connections (spread over
     the session's load URLs); wall seconds."""
     next_job = iter(range(jobs))
 
     async def worker(index: int) -> None:
-        conn = _connection(s, index)
+        conn = connection(s, index)
         try:
             for i in next_job:
                 await job(conn, i)
@@ -81,7 +81,7 @@ async def _create_servers(s: Session, n: int, concurrency: int, flavor: str, ima
             await asyncio.sleep(POLL_INTERVAL)
         result.errors.append(f"server {server_id}: not ACTIVE after {SERVER_TIMEOUT:.0f}s")
 
-    result.seconds = await _workers(s, concurrency, n, create)
+    result.seconds = await run_workers(s, concurrency, n, create)
     return result
 
 
@@ -104,7 +104,7 @@ async def _delete_servers(s: Session, ids: list[str], concurrency: int) -> Phase
             await asyncio.sleep(POLL_INTERVAL)
         result.errors.append(f"server {ids[i]}: still there after {SERVER_TIMEOUT:.0f}s")
 
-    result.seconds = await _workers(s, concurrency, len(ids), delete)
+    result.seconds = await run_workers(s, concurrency, len(ids), delete)
     return result
 
 
@@ -124,7 +124,7 @@ def _for_duration(s: Session, seconds: float, concurrency: int, method: str, pat
     result = PhaseResult()
 
     async def worker(index: int, deadline: float) -> None:
-        conn = _connection(s, index, token)
+        conn = connection(s, index, token)
         try:
             while time.perf_counter() < deadline:
                 started = time.perf_counter()

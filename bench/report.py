@@ -63,6 +63,8 @@ def _fmt(value: float | None, unit: str = "") -> str:
         return "-"
     if unit == "s":
         return f"{value:.3f}"
+    if unit in ("ports", "addresses"):  # counts
+        return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}"
@@ -132,13 +134,55 @@ def comparison_rows(scenarios: str) -> list[Row]:
     ]
 
 
-def comparison(aio: dict, mp: dict, scenarios: str, markdown: bool) -> str:
-    """Both targets side by side; the ratio is multi-process / all-in-one for every row (so
-    above 1 is faster for rates, slower for latencies, bigger for memory)."""
-    header = ["metric", "unit", "all-in-one", "runs", "multi-process", "runs",
-              "multi-process / all-in-one"]
+def ports_rows(fill: str, race: str, fill_cidr: str, race_cidr: str) -> list[Row]:
+    """The ports suite's figures (bench/ports.py), for each target."""
+    n, c = fill.split("x")
+    race_n, race_c = race.split("x")
+    return [
+        Row(f"port create, N={n} C={c}, IPAM picks (a {fill_cidr})", "ports_create_rate",
+            "ports/s"),
+        Row("  latency p50", "ports_create_p50", "s", higher_is_better=False),
+        Row("  latency p99", "ports_create_p99", "s", higher_is_better=False),
+        Row("  p50 of the first 10% created", "ports_create_p50_first", "s",
+            higher_is_better=False),
+        Row("  p50 of the last 10% created", "ports_create_p50_last", "s",
+            higher_is_better=False),
+        Row(f"list the network's {n} ports (one GET)", "ports_list_seconds", "s",
+            higher_is_better=False),
+        Row("duplicate addresses (sum over all runs)", "ports_duplicates", "addresses",
+            higher_is_better=False),
+        Row(f"race: {race_n} creates at C={race_c} on a {race_cidr}", "", ""),
+        Row("  created", "ports_race_created", "ports"),
+        Row("  refused: 409 No more IP addresses available", "ports_race_refused", "ports"),
+        Row("  wall time of the race", "ports_race_seconds", "s", higher_is_better=False),
+        Row("  latency p50 of a refusal", "ports_race_refusal_p50", "s",
+            higher_is_better=False),
+        Row(f"port delete, N={n} C={c}", "ports_delete_rate", "ports/s"),
+        Row("HTTP floor after the port runs: GET /compute/v2.1 (C=20)", "ports_floor_rate",
+            "requests/s"),
+        Row("  port create cost in floor round trips", "ports_floor_cost", "round trips",
+            higher_is_better=False),
+        Row("CPU while creating and deleting ports (2 cores in all)", "", ""),
+        *(Row(f"  {group}", f"ports_cores:{group}", "cores", higher_is_better=False)
+          for group in GROUPS),
+        Row("CPU per port, create + delete: Cirrus", "cpu_ms_per_port:Cirrus", "ms",
+            higher_is_better=False),
+        Row("  with PostgreSQL and RabbitMQ", "cpu_ms_per_port:services", "ms",
+            higher_is_better=False),
+        Row("peak RSS up to the end of the port runs", "peak_rss_ports_mb", "MB",
+            higher_is_better=False),
+    ]
+
+
+def comparison(aio: dict, mp: dict, rows: list[Row], markdown: bool,
+               names: tuple[str, str, str] = ("all-in-one", "multi-process",
+                                              "multi-process / all-in-one")) -> str:
+    """Both targets side by side (`names`: their columns' and the ratio's); the ratio is
+    multi-process / all-in-one for every row (so above 1 is faster for rates, slower for
+    latencies, bigger for memory)."""
+    header = ["metric", "unit", names[0], "runs", names[1], "runs", names[2]]
     lines = []
-    for row in comparison_rows(scenarios):
+    for row in rows:
         values = [t.get("results", {}).get(row.key) for t in (aio, mp)]
         each = [", ".join(_fmt(v, row.unit) for v in t.get("runs", {}).get(row.key, []))
                 for t in (aio, mp)]

@@ -17,7 +17,8 @@ import httpx
 import psutil
 import yaml
 
-# Capacity and quotas for hundreds of servers on the fake driver, with no boot delay.
+# Capacity and quotas for hundreds of servers (and the ports suite's 1,000 ports) on the
+# fake driver, with no boot delay.
 BENCH_ENV = {
     "CIRRUS_FAKE_BOOT_DELAY": "0",
     "CIRRUS_FAKE_FAILURE_RATE": "0",
@@ -28,6 +29,7 @@ BENCH_ENV = {
     "CIRRUS_QUOTA_INSTANCES": "-1",
     "CIRRUS_QUOTA_CORES": "-1",
     "CIRRUS_QUOTA_RAM": "-1",
+    "CIRRUS_QUOTA_PORT": "-1",
     "CIRRUS_LOG_LEVEL": "WARNING",
 }
 

@@ -43,6 +43,8 @@ CANDIDATE_WINDOW = 32
 # Lost races tolerated per address before giving up; each loss means another worker got
 # an address, so this is only reached under extreme contention on one subnet.
 MAX_ATTEMPTS = 256
+REREAD_EVERY = 4  # lost races between two fresh reads of the taken addresses
+MAX_WINDOW = 4096  # the widest the candidate window grows under contention
 # The OS's randomness, so that forked API workers do not all pick the same candidate.
 _random = random.SystemRandom()
 
@@ -217,10 +219,11 @@ def allocate_any(s: Session, subnet: Subnet, port: Port) -> IPAllocation:
     seen taken.
     """
     make = ipaddress.IPv4Address if subnet.ip_version == 4 else ipaddress.IPv6Address
-    taken = {int(ipaddress.ip_address(a)) for a in s.scalars(
-        select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet.id))}
-    for _ in range(MAX_ATTEMPTS):
-        window = free_candidates(subnet, taken, CANDIDATE_WINDOW)
+    taken = _taken(s, subnet)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        # Each run of lost races widens the window, so racing workers spread out.
+        width = min(CANDIDATE_WINDOW << (attempt // REREAD_EVERY), MAX_WINDOW)
+        window = free_candidates(subnet, taken, width)
         if not window:
             if s.get(Subnet, subnet.id) is None:
                 raise SubnetNotFound(subnet.id)
@@ -230,8 +233,19 @@ def allocate_any(s: Session, subnet: Subnet, port: Port) -> IPAllocation:
         if try_insert(s, row):
             return row
         taken.add(candidate)
-    raise Conflict(f"Could not allocate an IP address on subnet {subnet.id} after "
-                   f"{MAX_ATTEMPTS} attempts: too many concurrent requests; try again.")
+        if attempt % REREAD_EVERY == 0:
+            # Others are filling the pool faster than one lost race a time can learn: read
+            # what they committed meanwhile (PostgreSQL's read-committed statements see it;
+            # MariaDB's repeatable-read snapshot does not, which the widening covers).
+            taken |= _taken(s, subnet)
+    raise Conflict(f"Could not allocate an IP address on subnet {subnet.id}: {MAX_ATTEMPTS} "
+                   "candidates were taken by concurrent requests meanwhile; try again.")
+
+
+def _taken(s: Session, subnet: Subnet) -> set[int]:
+    """The subnet's allocated addresses, as this transaction sees them."""
+    return {int(ipaddress.ip_address(a)) for a in s.scalars(
+        select(IPAllocation.ip_address).where(IPAllocation.subnet_id == subnet.id))}
 
 
 def allocate_from_first(s: Session, subnets: list[Subnet], port: Port) -> IPAllocation:
