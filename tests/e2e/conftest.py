@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,12 +77,13 @@ def _pump(stream, sink: list[str]) -> None:  # noqa: ANN001
         sink.append(line)
 
 
-def start_all_in_one(data_dir: Path, env: dict[str, str] | None = None) -> AllInOne:
+def start_all_in_one(data_dir: Path, env: dict[str, str] | None = None,
+                     args: Sequence[str] = ()) -> AllInOne:
     """Start `cirrus all-in-one` on a free port; return once clouds.yaml is written and
-    GET /identity/v3 answers."""
+    GET /identity/v3 answers. `args` are more options (`--virt-driver libvirt`)."""
     port = free_port()
     cmd = [sys.executable, "-m", "cirrus.cli", "all-in-one", "--host", "127.0.0.1",
-           "--port", str(port), "--data-dir", str(data_dir)]
+           "--port", str(port), "--data-dir", str(data_dir), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
     server = AllInOne(proc, f"http://127.0.0.1:{port}", data_dir, data_dir / "clouds.yaml")
