@@ -140,7 +140,8 @@ class Agent:
         with self._lock(uuid):
             self.dataplane.plug(Nic.from_dict(nic))
             try:
-                self.driver.attach_interface(uuid, nic)
+                others = [n for n in self.nics.get(uuid) if n["port_id"] != nic["port_id"]]
+                self.driver.attach_interface(uuid, nic, server_nics=[*others, nic])
             except Exception:
                 self._unplug(uuid, [nic])
                 raise

@@ -68,9 +68,11 @@ class VirtDriver(abc.ABC):
     def console_output(self, uuid: str, length: int | None = None) -> str: ...
 
     @abc.abstractmethod
-    def attach_interface(self, uuid: str, nic: dict) -> None:
+    def attach_interface(self, uuid: str, nic: dict,
+                         server_nics: list[dict] | None = None) -> None:
         """Hot-plug a NIC (cirrus.network.model.Nic.to_dict()) into the VM; its tap exists.
-        Attaching a NIC the VM has already is not an error."""
+        `server_nics`: all the server's NICs with this one, for telling the guest. Attaching
+        a NIC the VM has already is not an error."""
 
     @abc.abstractmethod
     def detach_interface(self, uuid: str, nic: dict) -> None:

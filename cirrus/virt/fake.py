@@ -86,7 +86,8 @@ class FakeDriver(VirtDriver):
     def reboot(self, uuid: str, hard: bool) -> None:
         self._set_power(uuid, RUNNING, "reboot: hard reset" if hard else "reboot: Restarting system")
 
-    def attach_interface(self, uuid: str, nic: dict) -> None:
+    def attach_interface(self, uuid: str, nic: dict,
+                         server_nics: list[dict] | None = None) -> None:
         with self._lock:
             vm = self._vm(uuid)
             if nic["port_id"] not in vm.setdefault("nics", []):

@@ -19,10 +19,9 @@ has support_inject_ip" and are shared between tests to keep boots few (each ~6 s
 | `dhcp` | without the property | the DHCP-on subnet | nothing: DHCP path |
 
 `single` then goes through stop, start, soft and hard reboot, a hot-plugged port, and
-delete (the last test; each test also works alone, the fixtures boot what it needs). The
-driver attaches a hot-plugged NIC to the domain but does not configure it in the guest yet
-(`cirrus-guest-init configure-nic` through the guest agent): a strict xfail test stands for
-that and fails once it works. Needs root, libvirtd at qemu:///system (CIRRUS_TEST_LIBVIRT_URI), qemu-img and
+delete (the last test; each test also works alone, the fixtures boot what it needs). A
+hot-plugged NIC is attached to the domain and configured in the running guest
+(`cirrus-guest-init configure-nic` through the guest agent). Needs root, libvirtd at qemu:///system (CIRRUS_TEST_LIBVIRT_URI), qemu-img and
 the Debian mirror for the first guest build; skips without them, fails instead under
 CIRRUS_REQUIRE_SERVICES=1.
 """
@@ -405,9 +404,6 @@ def test_hot_plugged_port_reaches_the_running_domain(
     assert links[tap]["master"] == f"brq{net_id[:11]}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the libvirt driver attaches the NIC but does not run "
-                   "`cirrus-guest-init configure-nic` through the guest agent yet "
-                   "(cirrus/guest/README.md says it does)")
 def test_hot_plugged_port_is_configured_in_the_guest(
         cloud: LibvirtCloud, single: dict, networks: Networks) -> None:
     cli, uuid = cloud.cli, single["id"]

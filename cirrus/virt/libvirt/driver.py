@@ -12,7 +12,9 @@ and unplugs after `destroy` and `detach_interface`; this driver only points QEMU
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import shutil
 import threading
@@ -25,6 +27,8 @@ import libvirt
 
 from cirrus.compute.states import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
 from cirrus.config import Settings
+from cirrus.network.model import Nic
+from cirrus.network.render import debian_interfaces
 from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
 from cirrus.virt.libvirt import domain
 from cirrus.virt.libvirt import spec as specs
@@ -39,6 +43,9 @@ CONFIG_DRIVE = "disk.config"
 CONSOLE_LOG = "console.log"
 POLL = 0.2  # seconds between state checks while waiting for a guest
 DETACH_TIMEOUT = 10.0  # seconds a guest gets to release a hot-unplugged NIC
+GUEST_INIT = "/usr/sbin/cirrus-guest-init"  # where cirrus/guest/README.md installs it
+AGENT_TIMEOUT = 10  # seconds one guest agent command may take
+CONFIGURE_NIC_TIMEOUT = 30.0  # seconds the guest gets to configure a hot-plugged NIC
 SHUTDOWN_RETRY = 10.0  # seconds between power-off requests to a guest (Nova's interval)
 SNAPSHOT_TIMEOUT = 1800.0  # seconds a live disk copy may take to catch up
 
@@ -357,13 +364,49 @@ class LibvirtDriver(VirtDriver):
         return "".join(lines)
 
     # ---- NIC hot-plug
-    def attach_interface(self, uuid: str, nic: dict) -> None:
+    def attach_interface(self, uuid: str, nic: dict,
+                         server_nics: list[dict] | None = None) -> None:
         dom = self._require(uuid)
-        if nic["mac"].lower() in self._macs(dom, uuid, live=False):
-            return
-        self._call(f"attaching port {nic['port_id']} to {uuid}",
-                   lambda c: dom.attachDeviceFlags(domain.interface_xml(nic),
-                                                   self._device_flags(dom, uuid)))
+        if nic["mac"].lower() not in self._macs(dom, uuid, live=False):
+            self._call(f"attaching port {nic['port_id']} to {uuid}",
+                       lambda c: dom.attachDeviceFlags(domain.interface_xml(nic),
+                                                       self._device_flags(dom, uuid)))
+        if self._is_active(dom, uuid):
+            self._configure_in_guest(dom, uuid, nic, server_nics or [nic])
+
+    def _configure_in_guest(self, dom: libvirt.virDomain, uuid: str, nic: dict,
+                            server_nics: list[dict]) -> None:
+        """Tell the running guest about a hot-plugged NIC: `cirrus-guest-init configure-nic
+        MAC NAME` through the QEMU guest agent, with the server's interfaces file on stdin
+        (the script applies NAME's stanza: rename, address, routes, MTU, DNS). Best effort:
+        a guest without the agent or the script keeps the NIC as the kernel made it, and
+        the attach still stands; what happened is logged."""
+        import libvirt_qemu
+
+        nics = [Nic.from_dict(n) for n in server_nics]
+        request = {"execute": "guest-exec", "arguments": {
+            "path": GUEST_INIT, "arg": ["configure-nic", nic["mac"], nic["name"]],
+            "input-data": base64.b64encode(debian_interfaces(nics).encode()).decode(),
+            "capture-output": True}}
+        try:
+            answer = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), AGENT_TIMEOUT, 0)
+            pid = json.loads(answer)["return"]["pid"]
+            deadline = time.monotonic() + CONFIGURE_NIC_TIMEOUT
+            while time.monotonic() < deadline:
+                status = json.loads(libvirt_qemu.qemuAgentCommand(dom, json.dumps(
+                    {"execute": "guest-exec-status", "arguments": {"pid": pid}}),
+                    AGENT_TIMEOUT, 0))["return"]
+                if status.get("exited"):
+                    out = base64.b64decode(status.get("out-data") or "").decode(errors="replace")
+                    log.info("guest of %s: configure-nic %s exited %s: %s", uuid, nic["name"],
+                             status.get("exitcode"), out.strip())
+                    return
+                time.sleep(0.1)
+            log.warning("guest of %s: configure-nic %s still running after %.0f s", uuid,
+                        nic["name"], CONFIGURE_NIC_TIMEOUT)
+        except (libvirt.libvirtError, ValueError, KeyError) as exc:
+            log.warning("guest of %s: port %s attached but not configured in the guest "
+                        "(no guest agent answer: %s)", uuid, nic["port_id"], exc)
 
     def detach_interface(self, uuid: str, nic: dict) -> None:
         dom = self._require(uuid)
