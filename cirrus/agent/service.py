@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cirrus.agent.nics import NicStore
 from cirrus.bus import Bus
+from cirrus.compute.snapshots import staging_path
 from cirrus.compute.states import NOSTATE
 from cirrus.config import Settings
 from cirrus.context import RequestContext
@@ -59,6 +60,7 @@ class Agent:
             "list_instances": lambda ctx, payload: self.driver.list_instances(),
             "attach_interface": self.attach_interface,
             "detach_interface": self.detach_interface,
+            "snapshot": self.snapshot,
         }, workers=4)
         self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
@@ -233,6 +235,25 @@ class Agent:
                 result["details"] = traceback.format_exc()
             result["power_state"] = self.driver.power_state(uuid)
         self.bus.cast(ctx, CONDUCTOR, "task_result", result)
+
+    def snapshot(self, ctx: RequestContext, payload: dict) -> None:
+        """Write the root disk's flat copy to the staging file the conductor named, in the
+        shared image directory, and report; the conductor imports it into the image store."""
+        uuid = payload["uuid"]
+        result = {**payload, "host": self.host, "ok": False, "error": None}
+        target = staging_path(self.settings.effective_image_dir, payload["file"])
+        with self._lock(uuid):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.driver.snapshot(uuid, target)
+                result["ok"] = True
+                log.info("snapshot of %s on %s written to %s", uuid, self.host, target)
+            except Exception as exc:
+                log.warning("snapshot of %s on %s failed: %s", uuid, self.host, exc)
+                result["error"] = str(exc) or type(exc).__name__
+                result["details"] = traceback.format_exc()
+                target.unlink(missing_ok=True)
+        self.bus.cast(ctx, CONDUCTOR, "snapshot_result", result)
 
     def console_output(self, ctx: RequestContext, payload: dict) -> dict:
         return {"output": self.driver.console_output(payload["uuid"], payload.get("length"))}

@@ -20,12 +20,13 @@ from sqlalchemy import select, update
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, states
+from cirrus.compute import actions, networking, snapshots, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Image, Instance, utcnow
 from cirrus.errors import CirrusError, Conflict, NotFound, is_transient
 from cirrus.scheduler import claims
+from cirrus.storage.filestore import FileStore
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.libvirt.spec import spec_extra
 
@@ -38,6 +39,7 @@ TASK_EVENTS = {
     states.POWERING_ON: "compute_start_instance",
     states.REBOOTING: "compute_reboot_instance",
     states.REBOOTING_HARD: "compute_reboot_instance",
+    states.IMAGE_SNAPSHOT: snapshots.EVENT,
 }
 ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
                   states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
@@ -80,6 +82,8 @@ class Conductor:
             "agent_report": self.agent_report,
             "attach_interface": self.attach_interface,
             "detach_interface": self.detach_interface,
+            "snapshot_instance": self.snapshot_instance,
+            "snapshot_result": self.snapshot_result,
         }, workers=8)
         self._heartbeat()
         self._thread = threading.Thread(target=self._periodic, name="conductor-loop", daemon=True)
@@ -404,6 +408,41 @@ class Conductor:
 
         self.db.run(finish)
 
+    # ---- snapshots (createImage): the agent writes the file, the conductor imports it
+    def snapshot_instance(self, ctx: RequestContext, payload: dict) -> None:
+        uuid, image_id = payload["uuid"], payload["image_id"]
+        with self.db.reader() as s:
+            inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+            if inst is None or inst.deleted or inst.task_state != states.IMAGE_SNAPSHOT:
+                return
+            host = inst.host
+        result = {"uuid": uuid, "image_id": image_id, "host": host,
+                  "file": snapshots.staging_name(image_id)}
+        if not host:
+            self.snapshot_result(ctx, {**result, "ok": False, "error": "The instance has no host."})
+            return
+        self.bus.cast(ctx, agent_topic(host), "snapshot", result)
+
+    def snapshot_result(self, ctx: RequestContext, result: dict) -> None:
+        uuid, image_id = result["uuid"], result["image_id"]
+        store = FileStore(self.settings.effective_image_dir)
+        source = snapshots.staging_path(store.root, result["file"])
+        error = None if result["ok"] else (result.get("details") or result.get("error"))
+        try:
+            if error is None:
+                snapshots.import_snapshot(self.db, store, ctx, image_id, source)
+        except (CirrusError, OSError) as exc:
+            if is_transient(exc):
+                raise  # the bus redelivers the result; the staging file is kept for it
+            error = f"Importing the snapshot of {uuid} into image {image_id} failed: {exc}"
+        snapshots.remove_staging(source)
+        if error is not None:
+            log.warning("snapshot of %s into image %s failed: %s", uuid, image_id, error)
+            snapshots.discard_image(self.db, store, image_id)
+        else:
+            log.info("snapshot of %s is image %s", uuid, image_id)
+        snapshots.finish_task(self.db, ctx, uuid, result.get("host"), error)
+
     # ---- hosts
     def agent_report(self, ctx: RequestContext, report: dict) -> None:
         host = report["host"]
@@ -589,6 +628,10 @@ class Conductor:
         elif task == states.DELETING:
             self.delete_instance(ctx, {"uuid": uuid})
         else:
+            if task == states.IMAGE_SNAPSHOT:  # its image will get no data now
+                store = FileStore(self.settings.effective_image_dir)
+                for image_id in snapshots.unfinished_images_of(self.db, uuid):
+                    snapshots.discard_image(self.db, store, image_id)
             self.task_result(ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
                                    "error": f"{task} timed out"})
         return 1

@@ -23,11 +23,16 @@ POWERING_ON = "powering-on"
 REBOOTING = "rebooting"
 REBOOTING_HARD = "rebooting_hard"
 DELETING = "deleting"
+IMAGE_SNAPSHOT = "image_snapshot"
 
 # power_state (Nova's numbers, which clients show)
 NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
 POWER_STATE_NAMES = {NOSTATE: "pending", RUNNING: "running", PAUSED: "paused",
                      SHUTDOWN: "shutdown", CRASHED: "crashed", SUSPENDED: "suspended"}
+
+
+# An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
+_SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage"}
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,16 @@ ACTIONS: dict[str, Transition] = {
     "reboot": Transition((ACTIVE,), (None, REBOOTING), REBOOTING),
     "reboot_hard": Transition((ACTIVE, STOPPED, ERROR), (None, REBOOTING, REBOOTING_HARD),
                               REBOOTING_HARD),
+    # The vm_state is left as it was: a snapshot ends where it started.
+    "create_image": Transition((ACTIVE, STOPPED), (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
     "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR),
                          (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
-                          REBOOTING_HARD, DELETING), DELETING),
+                          REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING), DELETING),
 }
 
 # What a finished task leaves behind: task -> (vm_state, power_state) on success.
+# IMAGE_SNAPSHOT is not here: it only clears its task_state.
 TASK_RESULTS: dict[str, tuple[str, int]] = {
     SPAWNING: (ACTIVE, RUNNING),
     POWERING_OFF: (STOPPED, SHUTDOWN),
@@ -62,7 +70,7 @@ TASK_RESULTS: dict[str, tuple[str, int]] = {
 def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) -> Transition:
     """Raise Conflict, in Nova's words, if `action` may not start from these states."""
     transition = ACTIONS[action]
-    shown = action.replace("_hard", "")
+    shown = _SHOWN_AS.get(action, action)
     if vm_state not in transition.vm_states:
         raise Conflict(f"Cannot '{shown}' instance {uuid} while it is in vm_state {vm_state}")
     if task_state not in transition.task_states:
@@ -88,10 +96,10 @@ def api_status(vm_state: str, task_state: str | None) -> str:
 # The reverse, for `?status=` filters: status -> (vm_states, task_states or None for any).
 STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]] = {
     "BUILD": ((BUILDING,), None),
-    "ACTIVE": ((ACTIVE,), tuple(t for t in (None, POWERING_OFF, POWERING_ON, DELETING))),
+    "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING)),
     "REBOOT": ((ACTIVE,), (REBOOTING,)),
     "HARD_REBOOT": ((ACTIVE, STOPPED), (REBOOTING_HARD,)),
-    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, DELETING)),
+    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING)),
     "ERROR": ((ERROR,), None),
     "DELETED": ((DELETED,), None),
 }

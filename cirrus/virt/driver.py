@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -77,6 +78,11 @@ class VirtDriver(abc.ABC):
     @abc.abstractmethod
     def detach_interface(self, uuid: str, nic: dict) -> None:
         """Hot-unplug a NIC; a NIC the VM does not have is not an error."""
+
+    @abc.abstractmethod
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """Write a self-contained copy of the VM's root disk (no backing file) to `target`,
+        for an image upload; running or stopped. A VM that does not exist is an error."""
 
     def power_state(self, uuid: str) -> int:
         from cirrus.compute.states import NOSTATE

@@ -109,6 +109,14 @@ class FakeDriver(VirtDriver):
             raise SpawnError(f"fake driver on {self.host}: no VM {uuid}")
         return vm
 
+    def snapshot(self, uuid: str, target: Path) -> None:
+        """A few bytes naming the VM stand in for its disk, so tests can check the upload."""
+        with self._lock:
+            vm = self._vm(uuid)
+            self._log(vm, "snapshot taken")
+            data = snapshot_bytes(uuid, vm["name"])
+        target.write_bytes(data)
+
     def console_output(self, uuid: str, length: int | None = None) -> str:
         with self._lock:
             vm = self._vms.get(uuid)
@@ -121,3 +129,8 @@ class FakeDriver(VirtDriver):
         with self._lock:
             vm = self._vms.get(uuid)
             return vm["power_state"] if vm else NOSTATE
+
+
+def snapshot_bytes(uuid: str, name: str) -> bytes:
+    """What the fake driver writes as a snapshot of VM `uuid` named `name`."""
+    return f"cirrus fake snapshot of {uuid} ({name})\n".encode()

@@ -1,12 +1,13 @@
-"""POST /servers/{id}/action: os-stop, os-start, reboot, os-getConsoleOutput."""
+"""POST /servers/{id}/action: os-stop, os-start, reboot, os-getConsoleOutput, createImage."""
 
 from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.validation import validate
-from cirrus.compute import instances
-from cirrus.errors import BadRequest
+from cirrus.api.validation import metadata, name, validate
+from cirrus.bus import BusTimeout
+from cirrus.compute import instances, snapshots
+from cirrus.errors import BadRequest, ServiceUnavailable
 from cirrus.identity.policy import WRITE, authorize
 
 
@@ -38,11 +39,47 @@ def _console_output(req: ApiRequest, server_id: str, body: dict) -> dict:
     return {"output": instances.console_output(req.cloud, req.ctx, server_id, length)}
 
 
+# Nova's createImage body (kept here with its handler; schemas_servers.py holds the others).
+CREATE_IMAGE = {
+    "type": "object",
+    "properties": {
+        "createImage": {
+            "type": "object",
+            "properties": {"name": name, "metadata": metadata},
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+    "required": ["createImage"],
+    "additionalProperties": False,
+}
+
+
+def _create_image(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    """Snapshot the server into a new image. 2.45+ answers with the image id in the body;
+    before, with a Location header pointing at the image in the image service."""
+    authorize(req.ctx, WRITE, "os_compute_api:servers:create_image")
+    validate(CREATE_IMAGE, body)
+    spec = body["createImage"]
+    image_id = snapshots.request_snapshot(req.cloud.db, req.ctx, server_id, spec["name"],
+                                          spec.get("metadata") or {})
+    try:
+        req.cloud.bus.cast(req.ctx, instances.CONDUCTOR, "snapshot_instance",
+                           {"uuid": server_id, "image_id": image_id})
+    except BusTimeout as exc:
+        snapshots.abandon_request(req.cloud.db, server_id, image_id)
+        raise ServiceUnavailable(f"The snapshot of {server_id} could not be started: {exc}") from exc
+    if req.mv_at_least(2, 45):
+        return Reply(202, {"image_id": image_id})
+    return Reply(202, headers={"Location": f"{req.base_url}/image/v2/images/{image_id}"})
+
+
 ACTIONS = {
     "os-stop": _stop,
     "os-start": _start,
     "reboot": _reboot,
     "os-getConsoleOutput": _console_output,
+    "createImage": _create_image,
 }
 
 
