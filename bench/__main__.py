@@ -9,7 +9,8 @@ Two targets, measured one after the other in the same run (--targets picks them)
                  the two API processes. Skipped, saying why, when PostgreSQL or RabbitMQ
                  cannot be reached (CIRRUS_REQUIRE_SERVICES=1 makes that an error).
 
-Three suites, each run --repeat times on every target chosen (--suites picks them):
+Four suites (--suites picks them); the first three run --repeat times on every target
+chosen:
 
   servers  servers created to ACTIVE and deleted (N=200 at concurrency 20, and N=100 at 10
            like the Nova figures), fake hosts with zero boot delay and room for thousands
@@ -21,6 +22,12 @@ Three suites, each run --repeat times on every target chosen (--suites picks the
            subnet ..."); the 1000 deleted. Any duplicate or miscount fails the bench
            (exit 1).
   tokens   tokens issued and validated (the all-in-one only).
+  boot     real guests, not in the default list (root, QEMU and libvirtd; skipped, saying
+           why, without them): the test guest booted --boots times by bare
+           qemu-system-x86_64 and --boots times through `cirrus all-in-one --virt-driver
+           libvirt`, process start / POST /servers to the guest's `network ready` line, and
+           root-disk overlays on a 10 MiB and a 1 GiB base (bench/boot.py). Runs once,
+           whatever --targets says.
 
 After each repetition of servers and of ports, the cheapest HTTP round trip of the same
 deployment as a same-run baseline (the HTTP floor). Prints medians beside Nova's published
@@ -44,12 +51,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import api, cpu, load, multiproc, ports, report, server
+from bench import api, boot, cpu, load, multiproc, ports, report, server
 from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("all-in-one", "multi-process")
-SUITES = ("servers", "ports", "tokens")
+SUITES = ("servers", "ports", "tokens", "boot")
+DEFAULT_SUITES = ("servers", "ports", "tokens")  # boot needs root, QEMU and libvirtd
+TARGET_SUITES = {"servers", "ports", "tokens"}  # what the fake-driver targets run
 
 
 def say(message: str) -> None:
@@ -116,8 +125,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--targets", type=_choice(TARGETS, "target"), default=list(TARGETS),
                    help=f"comma-separated, from: {', '.join(TARGETS)} (default: both)")
-    p.add_argument("--suites", type=_choice(SUITES, "suite"), default=list(SUITES),
-                   help=f"comma-separated, from: {', '.join(SUITES)} (default: all; tokens "
+    p.add_argument("--suites", type=_choice(SUITES, "suite"), default=list(DEFAULT_SUITES),
+                   help=f"comma-separated, from: {', '.join(SUITES)} (default: all but boot; tokens "
                         "run on the all-in-one only)")
     p.add_argument("--scenarios", default="200x20,100x10",
                    help="comma-separated NxC: N servers at concurrency C (default %(default)s)")
@@ -128,6 +137,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"NxC: N creates racing at concurrency C for the 61 addresses of a "
                         f"{ports.RACE_CIDR}; N above 61 (default %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions of each phase")
+    p.add_argument("--boots", type=int, default=5,
+                   help="boot suite: boots of each kind (default %(default)s), and overlays of "
+                        "each base (at least 5)")
     p.add_argument("--token-seconds", type=float, default=10.0, help="all-in-one only")
     p.add_argument("--token-concurrency", type=int, default=4, help="for token issue")
     p.add_argument("--validate-concurrency", type=int, default=20,
@@ -140,6 +152,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--output", help="write the JSON results here (default bench/results/)")
     args = p.parse_args(argv)
+    if args.boots < 1:
+        p.error("--boots: at least 1 (the goal is stated for medians of 5 or more)")
     if _pair(args.port_race)[0] <= ports.RACE_POOL:
         p.error(f"--port-race: N must be above the {ports.RACE_POOL} addresses of the "
                 f"{ports.RACE_CIDR}, or nothing races for the last one")
@@ -348,10 +362,22 @@ def run_target(target: str, args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def run(args: argparse.Namespace, base: Path) -> dict:
-    targets = {t: run_target(t, args, base / t) for t in args.targets}
+    targets = ({t: run_target(t, args, base / t) for t in args.targets}
+               if TARGET_SUITES & set(args.suites) else {})
+    booted = run_boot(args) if "boot" in args.suites else None
     return {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
             "suites": args.suites, "scenarios": args.scenarios, "ports": args.ports,
-            "port_race": args.port_race, "repeat": args.repeat, "targets": targets}
+            "port_race": args.port_race, "repeat": args.repeat, "targets": targets,
+            "boot": booted}
+
+
+def run_boot(args: argparse.Namespace) -> dict:
+    """The boot suite's outcome; {"failed": why} instead of raising, as for a target."""
+    try:
+        return boot.run(args.boots, say)
+    except Exception as exc:
+        say(f"boot: FAILED: {type(exc).__name__}: {exc}")
+        return {"failed": traceback.format_exc()}
 
 
 def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
@@ -361,7 +387,8 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     targets = outcome["targets"]
     print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
           f"Python {m['python']}, commit {m['commit']}")
-    print(f"{outcome['command']}  (medians of {args.repeat}; load average at the end "
+    medians = args.repeat if targets else args.boots
+    print(f"{outcome['command']}  (medians of {medians}; load average at the end "
           f"{', '.join(map(str, m['load_average']))})")
     aio = targets.get("all-in-one", {})
     if "results" in aio:
@@ -389,8 +416,19 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
         print("\nduplicates: " + ", ".join(
             f"{t['results']['ports_duplicates']:.0f} ({name})"
             for name, t in targets.items() if "ports_duplicates" in t.get("results", {})))
+    booted = outcome.get("boot")
+    if booted and "results" in booted:
+        print(f"\nreal VM boot, medians of {args.boots} (QEMU TCG), the guest booted by bare "
+              "QEMU and through Cirrus (libvirt):\n")
+        print(boot.table(booted, args.markdown))
     print(f"\nresults: {out}")
     status = 0
+    if booted and "skipped" in booted:
+        print(f"\nboot: NOT RUN: {booted['skipped']}")
+        status = 1 if services_required() else 0
+    elif booted and "failed" in booted:
+        print(f"\nboot: FAILED:\n{booted['failed']}")
+        status = 1
     for name, t in targets.items():
         if "skipped" in t:
             print(f"\n{name}: NOT RUN: {t['skipped']}")

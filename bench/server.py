@@ -126,8 +126,9 @@ class AllInOne:
 
 
 def start(data_dir: Path, extra_env: dict[str, str] | None = None,
-          timeout: float = 120.0) -> AllInOne:
-    """Run `cirrus all-in-one` on a free loopback port; return when its API answers."""
+          timeout: float = 120.0, args: list[str] | None = None) -> AllInOne:
+    """Run `cirrus all-in-one` on a free loopback port; return when its API answers. `args`
+    are more options (`--virt-driver libvirt`)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "all-in-one.out"
@@ -135,7 +136,7 @@ def start(data_dir: Path, extra_env: dict[str, str] | None = None,
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cirrus.cli", "all-in-one", "--host", "127.0.0.1",
-             "--port", str(port), "--data-dir", str(data_dir)],
+             "--port", str(port), "--data-dir", str(data_dir), *(args or [])],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     server = AllInOne(proc, f"http://127.0.0.1:{port}", data_dir, log)
     deadline = time.monotonic() + timeout

@@ -156,3 +156,8 @@ def test_metadata_and_macs_read_back_from_the_xml() -> None:
 def test_cirrus_domains_are_told_apart_by_name() -> None:
     assert domain.is_cirrus_domain(domain.domain_name(UUID))
     assert not domain.is_cirrus_domain("other-vm")
+
+
+def test_no_usb_controller_is_added() -> None:
+    controllers = parse(config()).findall("devices/controller")
+    assert [(c.get("type"), c.get("model")) for c in controllers] == [("usb", "none")]
