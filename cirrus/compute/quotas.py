@@ -59,9 +59,20 @@ def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int
 
 
 def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
-    for resource, limit in values.items():
+    for resource in values:
         if resource not in RESOURCES:
             raise BadRequest(f"Unknown quota resource {resource!r}.")
+    store_limits(s, project_id, values)
+
+
+def delete_limits(s: Session, project_id: str) -> None:
+    """Back to the defaults for compute's resources (the network quotas are Neutron's)."""
+    clear_limits(s, project_id, RESOURCES)
+
+
+def store_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
+    """Per-project overrides, of any service's resources (one QuotaLimit row each)."""
+    for resource, limit in values.items():
         row = s.get(QuotaLimit, (project_id, resource))
         if row is None:
             s.add(QuotaLimit(project_id=project_id, resource=resource, hard_limit=limit))
@@ -69,10 +80,10 @@ def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
             row.hard_limit = limit
 
 
-def delete_limits(s: Session, project_id: str) -> None:
-    """Back to the defaults for compute's resources (the network quotas are Neutron's)."""
+def clear_limits(s: Session, project_id: str, resources: tuple[str, ...]) -> None:
+    """Drop the project's overrides of `resources`: back to the defaults."""
     for row in s.scalars(select(QuotaLimit).where(QuotaLimit.project_id == project_id,
-                                                  QuotaLimit.resource.in_(RESOURCES))):
+                                                  QuotaLimit.resource.in_(resources))):
         s.delete(row)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from cirrus.compute.quotas import clear_limits, store_limits
 from cirrus.config import Settings
 from cirrus.db.models import Network, Port, QuotaLimit, SecurityGroup, Subnet
 from cirrus.network.errors import OverQuota
@@ -35,19 +36,12 @@ def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int
 
 
 def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
-    for resource, limit in values.items():
-        row = s.get(QuotaLimit, (project_id, resource))
-        if row is None:
-            s.add(QuotaLimit(project_id=project_id, resource=resource, hard_limit=limit))
-        else:
-            row.hard_limit = limit
+    store_limits(s, project_id, values)
 
 
 def delete_limits(s: Session, project_id: str) -> None:
     """Back to the defaults (only the networking resources; compute's stay)."""
-    for row in s.scalars(select(QuotaLimit).where(QuotaLimit.project_id == project_id,
-                                                  QuotaLimit.resource.in_(RESOURCES))):
-        s.delete(row)
+    clear_limits(s, project_id, RESOURCES)
 
 
 def projects_with_limits(s: Session) -> list[str]:
