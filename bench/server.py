@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 import httpx
 import psutil
 import yaml
+
+from tests.deployment import terminate
 
 # Capacity and quotas for hundreds of servers (and the ports suite's 1,000 ports) on the
 # fake driver, with no boot delay.
@@ -115,14 +116,7 @@ class AllInOne:
         return yaml.safe_load((self.data_dir / "clouds.yaml").read_text())["clouds"]["cirrus"]
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
+        return terminate(self.process, timeout)
 
 
 def start(data_dir: Path, extra_env: dict[str, str] | None = None,

@@ -106,15 +106,19 @@ class Proc:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM, then wait; the exit code, or None if it had to be killed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
+        return terminate(self.process, timeout)
+
+
+def terminate(process: subprocess.Popen, timeout: float = 15) -> int | None:
+    """SIGTERM, then wait; the exit code, or None if it had to be killed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return None
 
 
 def cirrus(*args: str, env: dict[str, str], log_file: Path) -> Proc:

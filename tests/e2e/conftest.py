@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
+from tests.deployment import terminate
 
 # How the CLI says a server does not exist (osc-lib's or openstacksdk's words, or the 404).
 NOT_FOUND = re.compile(r"No server with a name or ID|No Server found|HTTP 404|Not ?Found", re.I)
@@ -111,14 +112,7 @@ def start_all_in_one(data_dir: Path, env: dict[str, str] | None = None,
 
 def stop_all_in_one(server: AllInOne) -> int | None:
     """SIGTERM, then wait; returns the exit code, or None if it had to be killed."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-    try:
-        return server.process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-        return None
+    return terminate(server.process, STOP_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
