@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, snapshots, states
+from cirrus.compute import actions, instances, networking, snapshots, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Image, Instance, utcnow
@@ -58,6 +58,15 @@ def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
         nics=[nic.to_dict() for nic in networking.build_nics(s, inst.nics)],
         extra=spec_extra(inst, image, kernel, ramdisk),
     ))
+
+
+def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
+    """Erase the admin password and injected files once the VM has them (or never will)."""
+    spec = s.scalar(select(Instance.request_spec).where(Instance.uuid == uuid))
+    if spec and any(key in spec for key in instances.BUILD_SECRETS):
+        s.execute(update(Instance).where(Instance.uuid == uuid)
+                  .values(request_spec=instances.without_build_secrets(spec))
+                  .execution_options(synchronize_session=False))
 
 
 class Conductor:
@@ -193,6 +202,7 @@ class Conductor:
                 ).rowcount
                 if done:
                     actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host, actions.SUCCESS)
+                    forget_build_secrets(s, uuid)
                     nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid))
                     networking.bind_host(s, nics, host, active=True)
                     return True
@@ -245,6 +255,7 @@ class Conductor:
         inst.task_state = None
         inst.task_started_at = None
         inst.power_state = states.NOSTATE
+        inst.request_spec = instances.without_build_secrets(inst.request_spec)
         actions.add_fault(s, inst.uuid, code, message, details, host)
         actions.record_event(s, inst.uuid, ctx.request_id, BUILD_EVENT, host, actions.ERROR,
                              traceback=details or message)
@@ -297,6 +308,7 @@ class Conductor:
                 .execution_options(synchronize_session=False)
             ).rowcount
             if done:
+                forget_build_secrets(s, uuid)
                 actions.record_event(s, uuid, ctx.request_id, "compute_terminate_instance", host,
                                      actions.SUCCESS)
 
@@ -520,6 +532,7 @@ class Conductor:
                     if power is not None:
                         inst.vm_state, inst.task_state, inst.task_started_at = states.ACTIVE, None, None
                         inst.power_state, inst.launched_at = power, inst.launched_at or utcnow()
+                        inst.request_spec = instances.without_build_secrets(inst.request_spec)
                         actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host,
                                              actions.SUCCESS)
                     elif startup:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import secrets
@@ -50,6 +51,26 @@ class CreateRequest:
     access_ip_v6: str | None = None
     admin_pass: str | None = None
     hostname: str | None = None
+    injected_files: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+# What the guest is given once, on its config drive, and kept in the instance's request_spec
+# only until it is built (the conductor erases it then): never shown by the API, never logged.
+BUILD_SECRETS = ("admin_pass", "injected_files")
+
+
+def build_request_spec(req: CreateRequest, requested_networks: object) -> dict:
+    spec: dict = {"networks": requested_networks}
+    if req.admin_pass:
+        spec["admin_pass"] = req.admin_pass
+    if req.injected_files:
+        spec["injected_files"] = [[path, base64.b64encode(data).decode()]
+                                  for path, data in req.injected_files]
+    return spec
+
+
+def without_build_secrets(request_spec: dict | None) -> dict:
+    return {k: v for k, v in (request_spec or {}).items() if k not in BUILD_SECRETS}
 
 
 def sanitize_hostname(name: str) -> str:
@@ -115,6 +136,7 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             raise quotas.QuotaExceeded(
                 f"Quota exceeded for metadata_items: {len(req.metadata)} requested, "
                 f"{limits['metadata_items']} allowed.")
+        quotas.check_injected_files(limits, req.injected_files)
         count = _count_within_quota(s, limits, project_id, req, flavor)
     now = utcnow()
     rows = []
@@ -133,7 +155,8 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
             system_metadata={"image_min_disk": str(image.min_disk or 0)},
             tags=list(req.tags), security_groups=list(req.security_groups),
-            request_spec={"networks": requested_networks}, tried_hosts=[], build_attempts=0,
+            request_spec=build_request_spec(req, requested_networks), tried_hosts=[],
+            build_attempts=0,
             created_at=now, updated_at=now,
         ))
 

@@ -125,6 +125,22 @@ def raise_overage(over: list[tuple]) -> None:
         raise QuotaExceeded(f"Quota exceeded for {names}: {detail}.")
 
 
+def check_injected_files(limits: dict[str, int], files: list[tuple[str, bytes]]) -> None:
+    """Nova's personality limits, with its messages (403, as its OnsetFile*LimitExceeded)."""
+    def over(resource: str, value: int) -> bool:
+        return limits[resource] != UNLIMITED and value > limits[resource]
+
+    if over("injected_files", len(files)):
+        raise QuotaExceeded("Personality file limit exceeded")
+    for path, data in files:
+        if over("injected_file_path_bytes", len(path.encode())):
+            raise QuotaExceeded("Personality file path exceeds maximum "
+                                f"{limits['injected_file_path_bytes']}")
+        if over("injected_file_content_bytes", len(data)):
+            raise QuotaExceeded("Personality file content exceeds maximum "
+                                f"{limits['injected_file_content_bytes']}")
+
+
 def check_instances(s: Session, settings: Settings, project_id: str, count: int, vcpus: int,
                     memory_mb: int, *, already_added: bool = False,
                     limits: dict[str, int] | None = None) -> None:

@@ -222,9 +222,36 @@ def pair(cloud: LibvirtCloud, images: Images, networks: Networks) -> dict:
                          networks.dhcp)
 
 
+ADMIN_PASS = "e2e-Admin-pass-1"
+INJECTED_PATH = "/etc/cirrus-e2e.conf"
+INJECTED = b"injected by the e2e test\n\x00\xff binary too\n"
+
+
 @pytest.fixture(scope="module")
-def dhcp(cloud: LibvirtCloud, images: Images, networks: Networks) -> dict:
-    return create_server(cloud.cli, images.plain, images.flavor, networks.dhcp)
+def dhcp(cloud: LibvirtCloud, images: Images, networks: Networks) -> Iterator[dict]:
+    """Also given an admin password and an injected file (personality, microversion 2.56),
+    through openstacksdk: `openstack server create --file` of OSC 10.5 hands the SDK an open
+    file, which it cannot serialise ("Object of type BufferedReader is not JSON
+    serializable"), a client bug."""
+    import openstack
+    from openstack.config import loader
+
+    cli = cloud.cli
+    config = loader.OpenStackConfig(config_files=[str(cloud.aio.clouds_yaml)], vendor_files=[],
+                                    secure_files=[])
+    conn = openstack.connection.Connection(
+        config=config.get_one(cloud="cirrus", compute_api_version="2.56"))
+    try:
+        server = conn.compute.create_server(
+            name=unique("vm"), flavor_id=cli.json("flavor", "show", images.flavor)["id"],
+            image_id=cli.json("image", "show", images.plain)["id"],
+            networks=[{"uuid": network_id(cli, networks.dhcp)}], config_drive=True,
+            admin_password=ADMIN_PASS, personality=[
+                {"path": INJECTED_PATH, "contents": base64.b64encode(INJECTED).decode()}])
+        conn.compute.wait_for_server(server, wait=120)
+        yield {"id": server.id, "adminPass": server.admin_password, "status": "ACTIVE"}
+    finally:
+        conn.close()
 
 
 # ---------------------------------------------------------------- reading the guest
@@ -425,6 +452,49 @@ def test_hot_plugged_port_is_configured_in_the_guest(
 
     assert name is not None, report.links
     assert report.addresses[name] == {wanted}
+
+
+def test_hot_plugged_ports_are_on_the_config_drive_at_the_next_boot(
+        cloud: LibvirtCloud, single: dict, networks: Networks) -> None:
+    cli, uuid = cloud.cli, single["id"]
+    port = cli.json("port", "create", "--network", networks.plug, unique("kept"))
+    prefix = ipaddress.ip_network(cli.json("subnet", "list", "--network", networks.plug)[0]
+                                  ["Subnet"]).prefixlen
+    boots = len(AGENT_UP.findall(wait_for_boots(cli, uuid, 1)))
+    cli.run("server", "add", "port", uuid, port["id"])
+
+    cli.run("server", "stop", uuid)
+    wait_for_status(cli, uuid, "SHUTOFF", timeout=60)
+    cli.run("server", "start", uuid)
+    wait_for_status(cli, uuid, "ACTIVE", timeout=60)
+    text = wait_for_boots(cli, uuid, boots + 1)
+    report = last_report(text)
+    named = {link["mac"]: name for name, link in report.links.items()}
+
+    # Applied at boot by cirrus-guest-init from the drive (no guest agent call this time).
+    last_boot = text[list(AGENT_UP.finditer(text))[-2].end():]
+    assert len(READY.findall(last_boot)) == 1, last_boot
+    name = named[port["mac_address"]]
+    assert report.addresses[name] == {f"{port['fixed_ips'][0]['ip_address']}/{prefix}"}
+    assert report.links[name]["mtu"] == 1420
+    assert len(report.links) == len(cli.json("port", "list", "--server", uuid))
+
+
+def test_admin_password_and_injected_files_are_on_the_config_drive(
+        cloud: LibvirtCloud, dhcp: dict) -> None:
+    from tests.unit.test_configdrive import read_vfat
+
+    label, files = read_vfat(cloud.instances_dir / dhcp["id"] / "disk.config")
+    meta = json.loads(files["openstack/latest/meta_data.json"])
+
+    assert label == "config-2"
+    assert dhcp["adminPass"] == ADMIN_PASS
+    assert meta["admin_pass"] == ADMIN_PASS
+    (entry,) = meta["files"]
+    assert entry["path"] == INJECTED_PATH
+    assert files["openstack" + entry["content_path"]] == INJECTED
+    # Erased from the database once the guest has them: `server show` never had them.
+    assert "adminPass" not in cloud.cli.json("server", "show", dhcp["id"])
 
 
 def test_image_without_the_property_on_a_dhcp_subnet_keeps_its_dhcp_path(

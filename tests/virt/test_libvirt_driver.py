@@ -6,6 +6,7 @@ config drive, the guest agent and live NIC detach."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -215,6 +216,52 @@ def test_nics_at_spawn_and_hot_plugged(spawner: Spawner, dataplane) -> None:  # 
     assert macs(spawner, spec.uuid, live=False) == [first["mac"]]
     spawner.driver.power_on(spec.uuid)
     assert macs(spawner, spec.uuid, live=True) == [first["mac"]]
+    spawner.driver.destroy(spec.uuid)
+    assert_gone(spawner, spec.uuid)
+
+
+def drive_file(spawner: Spawner, instance: str, name: str) -> str:
+    """A file of the instance's vfat config drive, read with mtools as a guest would see it."""
+    from tests.unit.test_configdrive import mtools
+
+    inst_dir = spawner.driver.pools.find_instance_dir(instance)
+    return mtools("mtype", "-i", str(inst_dir / "disk.config"), f"::{name}").decode()
+
+
+def drive_macs(spawner: Spawner, instance: str) -> list[str]:
+    links = json.loads(drive_file(spawner, instance, "openstack/latest/network_data.json"))
+    return [link["ethernet_mac_address"] for link in links["links"]]
+
+
+def test_a_config_drive_is_made_again_for_nics_plugged_since(spawner: Spawner,
+                                                             dataplane) -> None:  # noqa: ANN001
+    first = dataplane(make_nic(0, dhcp=False, address="10.77.0.5"))
+    second = dataplane(make_nic(1, dhcp=False, address="10.77.0.6"))
+    spec = spawner.spec(spawner.blank_image(), config_drive=True, nics=[first],
+                        admin_pass="pw-on-the-drive")
+    spawner.driver.spawn(spec)
+    source = spawner.driver.pools.find_instance_dir(spec.uuid) / "disk.config.json"
+    assert source.stat().st_mode & 0o777 == 0o600  # it holds the admin password
+    assert drive_macs(spawner, spec.uuid) == [first["mac"]]
+    dom = spawner.domain(spec.uuid)
+
+    spawner.driver.reboot(spec.uuid, hard=True)  # nothing changed: a reset, same QEMU
+    assert spawner.domain(spec.uuid).ID() == dom.ID()
+
+    spawner.driver.attach_interface(spec.uuid, second, server_nics=[first, second])
+    assert drive_macs(spawner, spec.uuid) == [first["mac"]]  # QEMU has it open: not yet
+    spawner.driver.reboot(spec.uuid, hard=True)  # a new QEMU opens the new drive
+    assert spawner.domain(spec.uuid).ID() != dom.ID()
+    assert drive_macs(spawner, spec.uuid) == [first["mac"], second["mac"]]
+    assert "iface eth1 inet static" in drive_file(spawner, spec.uuid, "cirrus/interfaces")
+    meta = json.loads(drive_file(spawner, spec.uuid, "openstack/latest/meta_data.json"))
+    assert meta["admin_pass"] == "pw-on-the-drive"  # the rest of the drive is as it was
+
+    spawner.driver.power_off(spec.uuid)
+    spawner.driver.detach_interface(spec.uuid, second)
+    spawner.driver.power_on(spec.uuid)
+    assert drive_macs(spawner, spec.uuid) == [first["mac"]]
+    assert not json.loads(source.read_text())["stale"]
     spawner.driver.destroy(spec.uuid)
     assert_gone(spawner, spec.uuid)
 

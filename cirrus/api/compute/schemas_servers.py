@@ -54,7 +54,16 @@ server_create = {
                 "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
-                "personality": {"type": "array"},
+                "personality": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"path": {"type": "string"},
+                                       "contents": {"type": "string"}},
+                        "required": ["path", "contents"],
+                        "additionalProperties": False,
+                    },
+                },
                 "key_name": {"type": "string", "minLength": 1, "maxLength": 255},
                 "user_data": {"type": "string", "maxLength": 65535},
                 "availability_zone": {"type": "string", "minLength": 1, "maxLength": 255},

@@ -37,8 +37,6 @@ def create_server(req: ApiRequest) -> Reply:
     if "personality" in server and req.mv_at_least(2, 57):
         raise BadRequest("Invalid input for field/attribute server. Additional properties are "
                          "not allowed ('personality' was unexpected)")
-    if server.get("personality"):
-        raise BadRequest("File injection (personality) is not supported; use user_data.")
     if req.mv_at_least(2, 37) and "networks" not in server:
         raise BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
     image_ref = _root_image(server)
@@ -61,7 +59,8 @@ def create_server(req: ApiRequest) -> Reply:
         security_groups=[g["name"] for g in server.get("security_groups", [])] or ["default"],
         config_drive=to_bool(server.get("config_drive", False)),
         access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
-        admin_pass=server.get("adminPass"),
+        admin_pass=server.get("adminPass") or _generated_password(),
+        injected_files=_personality(server.get("personality") or []),
     )
     created, reservation_id = instances.create(req.cloud, req.ctx, request)
     if to_bool(server.get("return_reservation_id", False)):
@@ -69,7 +68,7 @@ def create_server(req: ApiRequest) -> Reply:
     first = created[0]
     view = {**server_brief(req, first), "OS-DCF:diskConfig": server.get("OS-DCF:diskConfig", "MANUAL"),
             "security_groups": [{"name": n} for n in request.security_groups],
-            "adminPass": request.admin_pass or _generated_password()}
+            "adminPass": request.admin_pass}
     del view["name"]
     return Reply(202, {"server": view}, {"Location": view["links"][0]["href"]})
 
@@ -98,6 +97,19 @@ def _generated_password() -> str:
     import secrets
 
     return secrets.token_urlsafe(9)
+
+
+def _personality(files: list[dict]) -> list[tuple[str, bytes]]:
+    """Nova's personality (before 2.57): [{path, contents (base64)}] -> [(path, bytes)]; the
+    quotas on their number and sizes are checked with the project's limits."""
+    decoded = []
+    for item in files:
+        try:
+            data = base64.b64decode(item["contents"], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"Personality content for {item['path']} cannot be decoded") from exc
+        decoded.append((item["path"], data))
+    return decoded
 
 
 def _parse_time(value: str, field: str) -> dt.datetime:

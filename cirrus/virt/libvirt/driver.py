@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 
 ROOT_DISK = "disk.qcow2"
 CONFIG_DRIVE = "disk.config"
+# What the config drive was made from (the spec, admin password included: as secret as the
+# drive itself, so 0600 like it), and whether the NICs changed since: a hot-plug or unplug
+# marks it stale and the drive is made again while the domain is off, before it starts.
+CONFIG_DRIVE_SOURCE = "disk.config.json"
 CONSOLE_LOG = "console.log"
 POLL = 0.2  # seconds between state checks while waiting for a guest
 DETACH_TIMEOUT = 10.0  # seconds a guest gets to release a hot-unplugged NIC
@@ -228,8 +234,44 @@ class LibvirtDriver(VirtDriver):
         build = self._build_config_drive
         if build is None:
             from cirrus.virt.configdrive import build_config_drive as build
-        return build(inst_dir / CONFIG_DRIVE, fmt=self.settings.config_drive_format,
-                     **specs.config_drive_inputs(spec, boot.properties))
+        drive = build(inst_dir / CONFIG_DRIVE, fmt=self.settings.config_drive_format,
+                      **specs.config_drive_inputs(spec, boot.properties))
+        _write_private_json(inst_dir / CONFIG_DRIVE_SOURCE,
+                            {"spec": dataclasses.asdict(spec), "stale": False})
+        return drive
+
+    def _drive_source(self, uuid: str) -> tuple[Path, dict] | None:
+        """The config drive's source file and contents; None for a VM without a drive."""
+        inst_dir = self.pools.find_instance_dir(uuid)
+        path = inst_dir / CONFIG_DRIVE_SOURCE if inst_dir else None
+        if path is None or not path.exists():
+            return None
+        return path, json.loads(path.read_text())
+
+    def _note_nics(self, uuid: str, change: Callable[[list[dict]], list[dict]]) -> None:
+        """Record a NIC change for the config drive, made again at the next start."""
+        found = self._drive_source(uuid)
+        if found is None:
+            return
+        path, source = found
+        source["spec"]["nics"] = change(source["spec"]["nics"])
+        source["stale"] = True
+        _write_private_json(path, source)
+
+    def _refresh_config_drive(self, uuid: str) -> None:
+        """Make the drive again from its source if the NICs changed; the domain is off, so
+        QEMU opens the new file when it starts (a running QEMU keeps the old one open)."""
+        found = self._drive_source(uuid)
+        if found is None or not found[1].get("stale"):
+            return
+        path, source = found
+        spec = InstanceSpec(**source["spec"])
+        self._config_drive(spec, specs.boot_images(spec), path.parent)
+        log.info("config drive of %s made again with %d NIC(s)", uuid, len(spec.nics))
+
+    def _drive_is_stale(self, uuid: str) -> bool:
+        found = self._drive_source(uuid)
+        return bool(found and found[1].get("stale"))
 
     def destroy(self, uuid: str) -> None:
         dom = self._domain(uuid)
@@ -272,18 +314,28 @@ class LibvirtDriver(VirtDriver):
     def power_on(self, uuid: str) -> None:
         dom = self._require(uuid)
         if not self._is_active(dom, uuid):
-            self._call(f"starting {uuid}", lambda c: dom.create())
+            self._start(dom, uuid)
+
+    def _start(self, dom: libvirt.virDomain, uuid: str) -> None:
+        """Start a domain that is off, with a config drive that knows its current NICs."""
+        self._refresh_config_drive(uuid)
+        self._call(f"starting {uuid}", lambda c: dom.create())
 
     def reboot(self, uuid: str, hard: bool) -> None:
         """Soft: a clean power-off (ACPI or guest agent) and start, as Nova does, falling back
-        to a reset if the guest does not power off in time. Hard: a reset. A domain that is
-        off is started either way."""
+        to a hard reboot if the guest does not power off in time. Hard: a reset, or, when the
+        config drive must be made again (NICs hot-plugged since it was), power off and start.
+        A domain that is off is started either way."""
         dom = self._require(uuid)
         if not self._is_active(dom, uuid):
-            self._call(f"starting {uuid}", lambda c: dom.create())
+            self._start(dom, uuid)
             return
         if not hard and self._shutdown(dom, uuid, self.settings.libvirt_shutdown_timeout):
-            self._call(f"starting {uuid}", lambda c: dom.create())
+            self._start(dom, uuid)
+            return
+        if self._drive_is_stale(uuid):
+            self._stop(dom, uuid)
+            self._start(dom, uuid)
             return
         self._call(f"resetting {uuid}", lambda c: dom.reset(0))
 
@@ -371,8 +423,10 @@ class LibvirtDriver(VirtDriver):
             self._call(f"attaching port {nic['port_id']} to {uuid}",
                        lambda c: dom.attachDeviceFlags(domain.interface_xml(nic),
                                                        self._device_flags(dom, uuid)))
+        server_nics = server_nics or [nic]
+        self._note_nics(uuid, lambda _old: list(server_nics))
         if self._is_active(dom, uuid):
-            self._configure_in_guest(dom, uuid, nic, server_nics or [nic])
+            self._configure_in_guest(dom, uuid, nic, server_nics)
 
     def _configure_in_guest(self, dom: libvirt.virDomain, uuid: str, nic: dict,
                             server_nics: list[dict]) -> None:
@@ -412,6 +466,7 @@ class LibvirtDriver(VirtDriver):
         dom = self._require(uuid)
         mac = nic["mac"].lower()
         live = self._is_active(dom, uuid)
+        self._note_nics(uuid, lambda nics: [n for n in nics if n["port_id"] != nic["port_id"]])
         if mac not in self._macs(dom, uuid, live=False) and (
                 not live or mac not in self._macs(dom, uuid, live=True)):
             return
@@ -434,6 +489,16 @@ class LibvirtDriver(VirtDriver):
     def _macs(self, dom: libvirt.virDomain, uuid: str, live: bool) -> list[str]:
         flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
         return domain.interface_macs(self._call(f"reading {uuid}", lambda c: dom.XMLDesc(flags)))
+
+
+def _write_private_json(path: Path, value: dict) -> None:
+    """Write JSON readable by its owner only, replacing `path` whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(value, fh)
+    os.replace(tmp, path)
 
 
 def _undefine(dom: libvirt.virDomain) -> None:

@@ -52,6 +52,10 @@ def spec_extra(instance: object, image: object | None, kernel: object | None = N
         "launch_index": instance.launch_index or 0,
         "config_drive": _truthy(instance.config_drive),
     }
+    request_spec = instance.request_spec or {}
+    for key in ("admin_pass", "injected_files"):  # cirrus.compute.instances.BUILD_SECRETS
+        if request_spec.get(key):
+            extra[key] = request_spec[key]
     if image is None:
         return extra
     extra["image"] = image_summary(image)
