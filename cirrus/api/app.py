@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cirrus.api.errors import error_response
 from cirrus.api.framework import IndexedRouter
-from cirrus.context import new_request_id, reset_request_id, set_request_id
+from cirrus.context import GLOBAL_REQUEST_ID, new_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("cirrus.api.access")
 
@@ -43,7 +43,7 @@ class RequestIdMiddleware:
         if scope["path"] in _BARE_ROOTS:
             scope = {**scope, "path": scope["path"] + "/", "raw_path": scope["path"].encode() + b"/"}
         request_id = new_request_id()
-        token = set_request_id(request_id)
+        token = set_request_id(request_id, _global_request_id(scope))
         started = time.perf_counter()
         status = 500
         extra = [(b"x-openstack-request-id", request_id.encode())]
@@ -68,6 +68,16 @@ class RequestIdMiddleware:
                                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)}},
                 )
             reset_request_id(token)
+
+
+def _global_request_id(scope: Scope) -> str | None:
+    """The caller's X-OpenStack-Request-ID, kept (as Nova does) when it has the form of one;
+    anything else is ignored, so a client cannot put arbitrary text in every log line."""
+    for name, value in scope.get("headers") or ():
+        if name == b"x-openstack-request-id":
+            text = value.decode("latin-1").strip()
+            return text if GLOBAL_REQUEST_ID.match(text) else None
+    return None
 
 
 async def _http_error(request: Request, exc: Exception) -> object:

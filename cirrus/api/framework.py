@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from cirrus.api.errors import error_response
 from cirrus.api.responses import FastJSONResponse as JSONResponse
-from cirrus.context import RequestContext, current_request_id
+from cirrus.context import RequestContext, current_global_request_id, current_request_id
 from cirrus.errors import BadRequest, CirrusError, Forbidden
 from cirrus.identity.tokens import TokenClaims
 
@@ -81,6 +81,7 @@ class ApiRequest:
 def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
     return RequestContext(
         request_id=request_id,
+        global_request_id=current_global_request_id(),
         user_id=claims.user_id,
         user_name=claims.user_name,
         project_id=claims.project_id,
@@ -124,7 +125,8 @@ def endpoint(
                 claims = cloud.tokens.authenticate(request.headers.get("x-auth-token"))
                 ctx = context_from_claims(claims, request_id)
             else:
-                ctx = RequestContext(request_id=request_id)
+                ctx = RequestContext(request_id=request_id,
+                                     global_request_id=current_global_request_id())
             req = ApiRequest(
                 cloud=cloud, method=request.method, path=request.scope["path"],
                 headers=request.headers, query=request.query_params, raw_body=raw, ctx=ctx,

@@ -488,7 +488,7 @@ class _Subscription(_ConsumerLoop):
     def _run_handler(self, message: Message, properties: dict) -> str:
         reply_to = properties.get("reply_to")
         ctx = RequestContext.from_dict(message.context)
-        token = set_request_id(ctx.request_id)
+        token = set_request_id(ctx.request_id, ctx.global_request_id)
         try:
             try:
                 handler = self.handlers.get(message.method)

@@ -42,7 +42,7 @@ class _Consumer:
             raw, reply = item
             message = Message.decode(raw)
             ctx = RequestContext.from_dict(message.context)
-            token = set_request_id(ctx.request_id)
+            token = set_request_id(ctx.request_id, ctx.global_request_id)
             try:
                 handler = self.handlers.get(message.method)
                 if handler is None:

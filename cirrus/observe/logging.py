@@ -9,7 +9,7 @@ import sys
 import time
 import traceback
 
-from cirrus.context import current_request_id
+from cirrus.context import current_global_request_id, current_request_id
 
 # Values of these keys are replaced in log messages, whatever the caller passed.
 _SECRET_RE = re.compile(
@@ -44,6 +44,9 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", None) or current_request_id(),
             "message": redact(record.getMessage()),
         }
+        global_request_id = current_global_request_id()
+        if global_request_id:
+            entry["global_request_id"] = global_request_id
         extra = getattr(record, "fields", None)
         if extra:
             entry.update({k: v for k, v in extra.items() if k not in entry})

@@ -23,7 +23,7 @@ from amqp.exceptions import PreconditionFailed
 from cirrus.bus import Bus, BusTimeout, Message, RemoteError
 from cirrus.bus.amqp import AmqpBus, BrokerUnavailable, parse_broker_urls, redact
 from cirrus.bus.local import LocalBus
-from cirrus.context import RequestContext, current_request_id
+from cirrus.context import RequestContext, current_global_request_id, current_request_id
 from cirrus.errors import DatabaseUnavailable
 from tests.faults.tcp_proxy import TcpProxy
 
@@ -269,6 +269,15 @@ def test_the_whole_context_travels_with_the_message(bus: Bus, topics: Callable[[
     bus.subscribe(t, {"who": lambda c, p: c.to_dict()})
     sent = ctx("req-ctx")
     assert bus.call(sent, t, "who", {}) == sent.to_dict()
+
+
+def test_the_callers_global_request_id_is_current_inside_the_handler(
+        bus: Bus, topics: Callable[[str], str]) -> None:
+    t = topics("compute")
+    bus.subscribe(t, {"ids": lambda c, p: [current_request_id(), current_global_request_id()]})
+    sent = RequestContext(request_id="req-mine", global_request_id="req-theirs")
+    assert bus.call(sent, t, "ids", {}) == ["req-mine", "req-theirs"]
+    assert bus.call(ctx("req-alone"), t, "ids", {}) == ["req-alone", None]
 
 
 def test_request_id_does_not_leak_between_messages_on_one_worker(

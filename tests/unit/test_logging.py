@@ -66,6 +66,18 @@ def test_each_record_is_one_json_line_with_the_current_request_id(log_file: Path
     assert second["level"] == "WARNING"
 
 
+def test_a_global_request_id_is_logged_beside_ours_when_there_is_one() -> None:
+    token = set_request_id("req-ours", "req-callers")
+    try:
+        with_global = json.loads(JsonFormatter().format(record("x")))
+    finally:
+        reset_request_id(token)
+    without = json.loads(JsonFormatter().format(record("y")))
+    assert (with_global["request_id"], with_global["global_request_id"]) == ("req-ours",
+                                                                              "req-callers")
+    assert "global_request_id" not in without
+
+
 def test_request_id_given_on_the_record_wins() -> None:
     token = set_request_id("req-context")
     try:
