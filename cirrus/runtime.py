@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -13,11 +14,13 @@ from cirrus.bus import Bus
 from cirrus.bus.local import LocalBus
 from cirrus.config import Settings
 from cirrus.context import RequestContext
-from cirrus.db import migrate
-from cirrus.db.engine import Database
-from cirrus.identity import service as identity
-from cirrus.identity.tokens import TokenProvider
 from cirrus.observe.logging import ADMIN_TOPIC, on_set_log_level
+
+# The database, identity and token modules (SQLAlchemy, Alembic, argon2: ~50 MB) are imported
+# where they are first used: an agent-only process never opens the database.
+if TYPE_CHECKING:
+    from cirrus.db.engine import Database
+    from cirrus.identity.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class Cloud:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from cirrus.db.engine import Database
+
             with self._open_lock:
                 if self._db is None:
                     self._db = Database(self.settings.effective_database_url,
@@ -95,6 +100,8 @@ class Cloud:
     @property
     def tokens(self) -> TokenProvider:
         if self._tokens is None:
+            from cirrus.identity.tokens import TokenProvider
+
             db = self.db
             with self._open_lock:
                 if self._tokens is None:
@@ -103,9 +110,13 @@ class Cloud:
 
     # ---- first start
     def upgrade_schema(self) -> None:
+        from cirrus.db import migrate
+
         migrate.upgrade(self.db.engine)
 
     def check_schema(self) -> None:
+        from cirrus.db import migrate
+
         migrate.check_schema(self.db.engine)
 
     def recover_after_restart(self) -> None:
@@ -119,6 +130,7 @@ class Cloud:
         """Default domain, roles, admin user and project, first signing key. With
         `reset_password`, an existing admin gets `admin_password` too (as keystone-manage
         bootstrap does); returns whether it was changed."""
+        from cirrus.identity import service as identity
         from cirrus.identity.passwords import hash_password, verify_password
 
         s = self.settings
@@ -139,19 +151,21 @@ class Cloud:
         """Start `roles` in this process ("api" needs nothing here but the admin topic:
         the caller serves HTTP). Agents run one per name in `agent_hosts`."""
         from cirrus.agent.service import Agent
-        from cirrus.compute.conductor import Conductor
-        from cirrus.observe.heartbeat import ServiceHeartbeat
-        from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
-        from cirrus.scheduler.service import Scheduler
         from cirrus.virt import load_driver
 
         self.subscribe_admin()
         host_name = self.settings.effective_host_name
         if "scheduler" in roles:
+            from cirrus.observe.heartbeat import ServiceHeartbeat
+            from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
+            from cirrus.scheduler.service import Scheduler
+
             self.roles.append(Scheduler(self))
             self.roles.append(ServiceHeartbeat(self.db, host_name, "cirrus-scheduler",
                                                SCHEDULER_TOPIC, self.settings.heartbeat_interval))
         if "conductor" in roles:
+            from cirrus.compute.conductor import Conductor
+
             conductor = Conductor(self)
             conductor.hostname = host_name
             self.roles.append(conductor)

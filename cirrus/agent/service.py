@@ -18,12 +18,12 @@ from pathlib import Path
 
 from cirrus.agent.nics import NicStore
 from cirrus.bus import Bus
-from cirrus.compute.snapshots import staging_path
 from cirrus.compute.states import NOSTATE
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
 from cirrus.network.model import Nic
+from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class Agent:
         shared image directory, and report; the conductor imports it into the image store."""
         uuid = payload["uuid"]
         result = {**payload, "host": self.host, "ok": False, "error": None}
-        target = staging_path(self.settings.effective_image_dir, payload["file"])
+        target = snapshot_staging_path(self.settings.effective_image_dir, payload["file"])
         with self._lock(uuid):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)

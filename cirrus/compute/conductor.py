@@ -26,7 +26,7 @@ from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Image, Instance, utcnow
 from cirrus.errors import CirrusError, Conflict, NotFound, is_transient
 from cirrus.scheduler import claims
-from cirrus.storage.filestore import FileStore
+from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.libvirt.spec import spec_extra
 
@@ -429,7 +429,7 @@ class Conductor:
                 return
             host = inst.host
         result = {"uuid": uuid, "image_id": image_id, "host": host,
-                  "file": snapshots.staging_name(image_id)}
+                  "file": snapshot_staging_name(image_id)}
         if not host:
             self.snapshot_result(ctx, {**result, "ok": False, "error": "The instance has no host."})
             return
@@ -438,7 +438,7 @@ class Conductor:
     def snapshot_result(self, ctx: RequestContext, result: dict) -> None:
         uuid, image_id = result["uuid"], result["image_id"]
         store = FileStore(self.settings.effective_image_dir)
-        source = snapshots.staging_path(store.root, result["file"])
+        source = snapshot_staging_path(store.root, result["file"])
         error = None if result["ok"] else (result.get("details") or result.get("error"))
         try:
             if error is None:

@@ -22,7 +22,7 @@ from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
 from cirrus.errors import Conflict, NotFound, OverLimit
 from cirrus.storage import images
-from cirrus.storage.filestore import READ_CHUNK, STAGING, FileStore
+from cirrus.storage.filestore import READ_CHUNK, FileStore
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +98,6 @@ def abandon_request(db: Database, uuid: str, image_id: str) -> None:
 
 
 # ---------------------------------------------------------------- agent and conductor side
-
-
-def staging_name(image_id: str) -> str:
-    """The staging file's name; each side resolves it under its own image_dir mount."""
-    return f"{image_id}.snapshot"
-
-
-def staging_path(image_dir: Path, name: str) -> Path:
-    """Where the agent writes and the conductor reads the snapshot `name`."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"bad snapshot staging name: {name!r}")
-    return Path(image_dir) / STAGING / name
 
 
 def import_snapshot(db: Database, store: FileStore, ctx: RequestContext, image_id: str,

@@ -150,3 +150,16 @@ def _safe_name(image_id: str) -> str:
     if not image_id or "/" in image_id or image_id.startswith(".") or "\\" in image_id:
         raise ValueError(f"bad image id for the file store: {image_id!r}")
     return image_id
+
+
+def snapshot_staging_name(image_id: str) -> str:
+    """A snapshot's staging file name; the agent and the conductor each resolve it under
+    their own image_dir mount."""
+    return f"{image_id}.snapshot"
+
+
+def snapshot_staging_path(image_dir: Path, name: str) -> Path:
+    """Where the agent writes and the conductor reads the snapshot `name`."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"bad snapshot staging name: {name!r}")
+    return Path(image_dir) / STAGING / name
