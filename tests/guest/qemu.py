@@ -132,12 +132,24 @@ def _reply(stream) -> dict:  # noqa: ANN001
 
 def build_test_guest() -> tuple[Path, Path]:
     """The kernel and initramfs from scripts/build-test-guest (built once, then cached)."""
-    done = subprocess.run([str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=900,
-                          check=False)
+    kernel, initrd = _run_build_script()
+    return kernel, initrd
+
+
+def build_whole_disk_image() -> Path:
+    """The same guest as a raw MBR disk with SYSLINUX (`scripts/build-test-guest --whole-disk`,
+    built once, then cached)."""
+    _kernel, _initrd, disk = _run_build_script("--whole-disk")
+    return disk
+
+
+def _run_build_script(*options: str) -> list[Path]:
+    done = subprocess.run([str(BUILD_SCRIPT), *options], capture_output=True, text=True,
+                          timeout=900, check=False)
     if done.returncode != 0:
-        raise AssertionError(f"scripts/build-test-guest failed:\n{done.stderr}")
-    kernel, initrd = done.stdout.split()
-    return Path(kernel), Path(initrd)
+        raise AssertionError(f"scripts/build-test-guest {' '.join(options)} failed:\n"
+                             f"{done.stderr}")
+    return [Path(line) for line in done.stdout.split()]
 
 
 @contextmanager
