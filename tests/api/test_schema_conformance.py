@@ -37,7 +37,7 @@ from tempest.lib.services.image.v2.versions_client import VersionsClient as Imag
 
 from cirrus.api.compute import microversion
 from cirrus.compute.liveness import AGENT_BINARY
-from tests.api.servers_helpers import add_flavor, add_image, wait_for_status
+from tests.api.servers_helpers import add_flavor, wait_for_status
 from tests.api.tempest_schemas import (
     ALWAYS_CHECKED,
     Clients,
@@ -57,16 +57,6 @@ def as_admin(api) -> Clients:  # noqa: ANN001
 @pytest.fixture
 def as_member(api, member) -> Clients:  # noqa: ANN001
     return Clients(api, "alice", "pw-alice", "project-a")
-
-
-@pytest.fixture
-def flavor(cloud) -> str:  # noqa: ANN001
-    return add_flavor(cloud)
-
-
-@pytest.fixture
-def image(cloud) -> str:  # noqa: ANN001
-    return add_image(cloud)
 
 
 def _server_args(version: str, flavor: str, image: str, **extra) -> dict:  # noqa: ANN003

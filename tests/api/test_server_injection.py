@@ -12,20 +12,10 @@ from sqlalchemy import select
 from cirrus.agent.service import Agent
 from cirrus.db.models import Instance
 from cirrus.virt.driver import InstanceSpec
-from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
+from tests.api.servers_helpers import server_body, wait_for_status
 
 SERVERS = "/compute/v2.1/servers"
 PERSONALITY_MV = "2.56"  # the last microversion with personality
-
-
-@pytest.fixture
-def flavor(cloud):
-    return add_flavor(cloud)
-
-
-@pytest.fixture
-def image(cloud):
-    return add_image(cloud)
 
 
 @pytest.fixture

@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
-
-
-@pytest.fixture
-def flavor(cloud):
-    return add_flavor(cloud)
-
-
-@pytest.fixture
-def image(cloud):
-    return add_image(cloud)
+from tests.api.servers_helpers import add_flavor, server_body, wait_for_status
 
 
 def create(api, caller, flavor, image, **extra):
