@@ -479,6 +479,7 @@ class Conductor:
         node.hypervisor_version = stats["hypervisor_version"]
         node.host_ip = stats.get("host_ip")
         node.cpu_info = stats.get("cpu_info") or {}
+        node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
 
     # Instances changed this close to (or after) the moment the agent read its VM list are
     # left to the next sync: the list may predate the change. Covers modest clock skew too.
