@@ -174,7 +174,7 @@ class Conductor:
             inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
         request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                    "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
-                   "exclude_hosts": list(inst.tried_hosts or [])}
+                   "exclude_hosts": list(inst.tried_hosts or []), "storage_pool": pool}
         return request, spec
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
