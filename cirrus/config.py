@@ -23,6 +23,9 @@ class FakeHostSettings:
     local_gb: int = 1000
     boot_delay: float = 0.0
     failure_rate: float = 0.0
+    # Simulated storage pools besides `default` (local_gb): name -> "GB" on every host, or
+    # "GB/N" on every N-th host (fake-N, fake-2N, ...), so simulated hosts differ in tiers.
+    storage_pools: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -183,7 +183,7 @@ class Conductor:
             inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
         request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                    "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
-                   "exclude_hosts": list(inst.tried_hosts or [])}
+                   "exclude_hosts": list(inst.tried_hosts or []), "storage_pool": pool}
         return request, spec
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
@@ -491,6 +491,7 @@ class Conductor:
         node.hypervisor_version = stats["hypervisor_version"]
         node.host_ip = stats.get("host_ip")
         node.cpu_info = stats.get("cpu_info") or {}
+        node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
 
     # Instances changed this close to (or after) the moment the agent read its VM list are
     # left to the next sync: the list may predate the change. Covers modest clock skew too.

@@ -236,6 +236,8 @@ class ComputeNode(TimestampMixin, Base):
     ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     cpu_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Pool name -> {"total_gb", "free_gb"} as the agent last reported (HostStats.storage_pools).
+    storage_pools: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Allocation(Base):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cirrus.scheduler.hoststate import HostState, RequestSpec
+from cirrus.virt.libvirt.storage import DEFAULT_POOL
 
 Filter = Callable[[HostState, RequestSpec], str | None]
 
@@ -48,11 +49,34 @@ def disk_filter(host: HostState, spec: RequestSpec) -> str | None:
     return None
 
 
+def storage_pool_filter(host: HostState, spec: RequestSpec) -> str | None:
+    """The host has the storage pool asked for (none asked: `default`) with room for the root
+    disk.
+
+    The room is physical free space from the agent's last report, a sanity check only: what is
+    promised on the host is DiskFilter's business (local_gb, the allocation ratio, claims).
+    Claims are not subtracted here, as disks already written are in the reported free space
+    and would count twice; builds since the report are not seen either.
+    """
+    pool = spec.storage_pool or DEFAULT_POOL
+    if not host.storage_pools:
+        # An agent older than pool reports: its default pool is what every host had before.
+        return None if pool == DEFAULT_POOL else f"its agent reports no storage pools, not {pool!r}"
+    capacity = host.storage_pools.get(pool)
+    if capacity is None:
+        return f"no storage pool {pool!r} (it has: {', '.join(sorted(host.storage_pools))})"
+    free = capacity.get("free_gb", 0)
+    if spec.disk_gb > free:
+        return f"pool {pool!r} has {free:g} GB free, {spec.disk_gb} GB needed"
+    return None
+
+
 # Name as shown in explanations -> filter. Cheap, decisive filters first.
 DEFAULT_FILTERS: list[tuple[str, Filter]] = [
     ("ComputeFilter", compute_filter),
     ("RetryFilter", retry_filter),
     ("AvailabilityZoneFilter", availability_zone_filter),
+    ("StoragePoolFilter", storage_pool_filter),
     ("CoreFilter", core_filter),
     ("RamFilter", ram_filter),
     ("DiskFilter", disk_filter),

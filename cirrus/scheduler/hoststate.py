@@ -23,6 +23,8 @@ class HostState:
     service_up: bool
     service_disabled: bool
     disabled_reason: str | None = None
+    # Pool name -> {"total_gb", "free_gb"} from the agent's last full report; {}: not reported.
+    storage_pools: dict = field(default_factory=dict)
 
     @property
     def free_vcpus(self) -> float:
@@ -45,6 +47,7 @@ class RequestSpec:
     disk_gb: int
     availability_zone: str | None = None
     exclude_hosts: list[str] = field(default_factory=list)
+    storage_pool: str | None = None  # None: the host's default pool
 
     @classmethod
     def from_dict(cls, data: dict) -> RequestSpec:

@@ -75,7 +75,8 @@ class Scheduler:
             select(cn.id, cn.host, cn.hypervisor_hostname, cn.availability_zone, cn.vcpus,
                    cn.memory_mb, cn.local_gb, cn.vcpus_used, cn.memory_mb_used, cn.local_gb_used,
                    cn.cpu_allocation_ratio, cn.ram_allocation_ratio, cn.disk_allocation_ratio,
-                   svc.forced_down, svc.last_seen_up, svc.disabled, svc.disabled_reason)
+                   cn.storage_pools, svc.forced_down, svc.last_seen_up, svc.disabled,
+                   svc.disabled_reason)
             .outerjoin(svc, (svc.host == cn.host) & (svc.binary == AGENT_BINARY))
         ).all()
         return [
@@ -89,6 +90,7 @@ class Scheduler:
                 disk_allocation_ratio=r.disk_allocation_ratio,
                 service_up=is_up(r.forced_down, r.last_seen_up, down_time, now),
                 service_disabled=bool(r.disabled), disabled_reason=r.disabled_reason,
+                storage_pools=r.storage_pools or {},
             )
             for r in rows
         ]

@@ -35,6 +35,9 @@ class HostStats:
     local_gb: int
     host_ip: str = "127.0.0.1"
     cpu_info: dict = field(default_factory=dict)
+    # Storage pool name -> {"total_gb", "free_gb"}: where the scheduler may place a server
+    # that asks for a pool. Empty: the agent does not report pools (older than this field).
+    storage_pools: dict = field(default_factory=dict)
 
 
 class SpawnError(Exception):

@@ -3,12 +3,18 @@
 Nothing runs: a VM is a record in memory, saved to `<data_dir>/fake-hosts/<host>.json` so a
 restarted agent finds the VMs its host "still runs". Boot delay, failure rate and capacity
 are settings (`[fake]` in the config file, CIRRUS_FAKE_* in the environment).
+
+Storage pools are simulated too: every host has `default` (local_gb), and `fake.storage_pools`
+adds pools to all hosts or to every N-th one, so a simulation can mix storage tiers. A pool's
+free space is its size less the root disks of the VMs in it; a spawn into a pool the host
+lacks fails as it does on libvirt.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -16,12 +22,34 @@ from pathlib import Path
 from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
 from cirrus.config import FakeHostSettings
 from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
+from cirrus.virt.libvirt.storage import DEFAULT_POOL
+
+
+def simulated_pools(host: str, options: FakeHostSettings) -> dict[str, int]:
+    """Pool name -> size in GB on simulated host `host`: `default` of `local_gb`, plus each
+    `fake.storage_pools` entry ("GB": every host; "GB/N": hosts whose name ends in a multiple
+    of N, e.g. fake-3, fake-6 for N=3)."""
+    number = re.search(r"(\d+)$", host)
+    pools = {DEFAULT_POOL: options.local_gb}
+    for name, value in options.storage_pools.items():
+        size, _, every = value.partition("/")
+        try:
+            gb, n = int(size), int(every or 1)
+        except ValueError:
+            gb, n = -1, 0
+        if gb < 0 or n < 1:
+            raise ValueError(f"fake.storage_pools: {name} = {value!r} is not GB or GB/N "
+                             "(e.g. '100' on every host, '100/3' on every third host)")
+        if n == 1 or (number is not None and int(number.group(1)) % n == 0):
+            pools[name] = gb
+    return pools
 
 
 class FakeDriver(VirtDriver):
     def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None) -> None:
         self.host = host
         self.options = options
+        self.pools = simulated_pools(host, options)  # checked now: a bad setting fails at start
         self._lock = threading.Lock()
         self._path = (state_dir / f"{host}.json") if state_dir else None
         self._vms: dict[str, dict] = {}
@@ -41,7 +69,19 @@ class FakeDriver(VirtDriver):
                          memory_mb=self.options.memory_mb, local_gb=self.options.local_gb,
                          cpu_info={"arch": "x86_64", "model": "fake", "vendor": "Cirrus",
                                    "topology": {"cores": self.options.vcpus, "threads": 1,
-                                                "sockets": 1}, "features": []})
+                                                "sockets": 1}, "features": []},
+                         storage_pools=self._pool_capacity())
+
+    def _pool_capacity(self) -> dict[str, dict[str, int]]:
+        """As StoragePools.capacity(): a root disk counts whole, as if fully written."""
+        used = dict.fromkeys(self.pools, 0)
+        with self._lock:
+            for vm in self._vms.values():
+                pool = vm.get("storage_pool", DEFAULT_POOL)
+                if pool in used:
+                    used[pool] += vm.get("root_gb", 0)
+        return {name: {"total_gb": size, "free_gb": max(0, size - used[name])}
+                for name, size in self.pools.items()}
 
     def list_instances(self) -> dict[str, int]:
         with self._lock:
@@ -51,13 +91,18 @@ class FakeDriver(VirtDriver):
         vm["console"].append(f"[{time.time() - vm['booted_at']:10.6f}] {line}")
 
     def spawn(self, spec: InstanceSpec) -> None:
+        pool = spec.extra.get("storage_pool") or DEFAULT_POOL
+        if pool not in self.pools:
+            raise SpawnError(f"fake driver on {self.host}: storage pool {pool!r} is not declared "
+                             f"(it has: {', '.join(sorted(self.pools))})")
         if self.options.boot_delay > 0:
             time.sleep(self.options.boot_delay)
         if self.options.failure_rate > 0 and random.random() < self.options.failure_rate:
             raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
         with self._lock:
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
-                  "console": [], "nics": [n["port_id"] for n in spec.nics]}
+                  "console": [], "nics": [n["port_id"] for n in spec.nics],
+                  "storage_pool": pool, "root_gb": spec.root_gb}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             self._log(vm, f"{spec.name} login:")
             self._vms[spec.uuid] = vm

@@ -1,16 +1,23 @@
 """Scheduler filters, weighers and explanations: pure functions, no I/O."""
 
-from cirrus.scheduler.filters import core_filter, ram_filter
+from cirrus.scheduler.filters import core_filter, ram_filter, storage_pool_filter
 from cirrus.scheduler.hoststate import HostState, RequestSpec
 from cirrus.scheduler.service import explain, filter_hosts
 from cirrus.scheduler.weighers import rank
 
 
-def host(name, free_ram=4096, up=True, disabled=False, zone="nova", vcpus=4, ratio=1.0):
+def host(name, free_ram=4096, up=True, disabled=False, zone="nova", vcpus=4, ratio=1.0,
+         pools=None):
     return HostState(node_id=1, host=name, node=name, availability_zone=zone, vcpus=vcpus,
                      memory_mb=free_ram, local_gb=100, vcpus_used=0, memory_mb_used=0,
                      local_gb_used=0, cpu_allocation_ratio=ratio, ram_allocation_ratio=1.0,
-                     disk_allocation_ratio=1.0, service_up=up, service_disabled=disabled)
+                     disk_allocation_ratio=1.0, service_up=up, service_disabled=disabled,
+                     storage_pools=pools or {})
+
+
+def pools(**free_gb):
+    """pools(default=50, ssd=3): what an agent reports, total 1000 GB each."""
+    return {name: {"total_gb": 1000, "free_gb": free} for name, free in free_gb.items()}
 
 
 def spec(**kw):
@@ -27,6 +34,35 @@ def test_ram_filter_says_how_much_is_free():
 def test_cpu_overcommit_ratio_counts():
     assert core_filter(host("a", vcpus=2, ratio=1.0), spec(vcpus=4)) is not None
     assert core_filter(host("a", vcpus=2, ratio=2.0), spec(vcpus=4)) is None
+
+
+def test_storage_pool_filter_passes_a_host_with_the_pool_and_room():
+    assert storage_pool_filter(host("a", pools=pools(default=50, ssd=30)),
+                               spec(storage_pool="ssd", disk_gb=20)) is None
+
+
+def test_storage_pool_filter_refuses_a_host_without_the_pool():
+    reason = storage_pool_filter(host("a", pools=pools(hdd=50, default=50)),
+                                 spec(storage_pool="ssd"))
+    assert reason == "no storage pool 'ssd' (it has: default, hdd)"
+
+
+def test_storage_pool_filter_refuses_a_pool_with_too_little_free():
+    reason = storage_pool_filter(host("a", pools=pools(default=500, ssd=3)),
+                                 spec(storage_pool="ssd", disk_gb=20))
+    assert reason == "pool 'ssd' has 3 GB free, 20 GB needed"
+
+
+def test_no_pool_asked_means_the_default_pool():
+    assert storage_pool_filter(host("a", pools=pools(default=20, ssd=0)), spec(disk_gb=20)) is None
+    reason = storage_pool_filter(host("a", pools=pools(default=5, ssd=500)), spec(disk_gb=20))
+    assert reason == "pool 'default' has 5 GB free, 20 GB needed"
+
+
+def test_a_host_reporting_no_pools_passes_only_for_the_default_pool():
+    old_agent = host("old")  # an agent that predates pool reports
+    assert storage_pool_filter(old_agent, spec(disk_gb=10**6)) is None
+    assert "reports no storage pools" in storage_pool_filter(old_agent, spec(storage_pool="ssd"))
 
 
 def test_each_host_is_refused_by_the_first_failing_filter():

@@ -161,6 +161,8 @@ def test_host_stats_describe_this_machine(spawner: Spawner) -> None:
     assert stats.memory_mb > 0 and stats.local_gb > 0
     assert stats.hypervisor_version > 1000000  # QEMU 7.2.0 is 7002000
     assert stats.cpu_info["arch"] == "x86_64"
+    default_pool = stats.storage_pools["default"]  # reported for the scheduler
+    assert 0 <= default_pool["free_gb"] <= default_pool["total_gb"] and default_pool["total_gb"] > 0
 
 
 # ---- NICs: taps made by the agent's linuxbridge dataplane on this host (no uplink, no address)

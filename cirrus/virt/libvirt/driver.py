@@ -159,6 +159,7 @@ class LibvirtDriver(VirtDriver):
             hypervisor_version=self._call("reading the version", lambda c: c.getVersion()),
             vcpus=cpus,
             memory_mb=memory_mb, local_gb=self.pools.local_gb(),
+            storage_pools=self.pools.capacity(),
             cpu_info={"arch": model, "model": caps.findtext("host/cpu/model") or "",
                       "vendor": caps.findtext("host/cpu/vendor") or "",
                       "topology": {"sockets": sockets, "cores": cores, "threads": threads},

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("ram_allocation_ratio", sa.Float(), nullable=False),
         sa.Column("disk_allocation_ratio", sa.Float(), nullable=False),
         sa.Column("cpu_info", sa.JSON(), nullable=False),
+        sa.Column("storage_pools", sa.JSON(), nullable=False),
         sa.Column(
             "created_at",
             sa.DateTime()
