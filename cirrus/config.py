@@ -48,6 +48,8 @@ class Settings:
     libvirt_uri: str = "qemu:///system"
     libvirt_instances_dir: str = ""  # empty: <data_dir>/instances (the pool "default")
     libvirt_image_cache_dir: str = ""  # empty: <instances dir>/_base
+    image_cache_max_age: float = 86400.0  # seconds unused before a cached image goes; <= 0 never
+    image_cache_interval: float = 2400.0  # seconds between an agent's cache expiry passes
     libvirt_shutdown_timeout: float = 30.0  # seconds a guest gets to power off cleanly
     storage_pools: dict[str, str] = field(default_factory=dict)  # name -> directory
     config_drive_format: str = "vfat"  # or "iso9660"

@@ -74,7 +74,7 @@ class Agent:
             self._thread.join(timeout=5)
 
     def _periodic(self) -> None:
-        since_sync = 0.0
+        since_sync = since_cache = 0.0
         interval = self.settings.heartbeat_interval
         while not self._stop.wait(interval):
             since_sync += interval
@@ -85,6 +85,15 @@ class Agent:
                 self.report(RequestContext.admin(), full=full)
             except Exception:
                 log.exception("agent %s: report failed", self.host)
+            # The first pass comes one interval after start, as Nova's periodic task does; it
+            # never waits for an image's lock, so the heartbeat is not held up by a download.
+            since_cache += interval
+            if 0 < self.settings.image_cache_interval <= since_cache:
+                since_cache = 0.0
+                try:
+                    self.driver.expire_image_cache()
+                except Exception:
+                    log.exception("agent %s: image cache expiry failed", self.host)
 
     def report(self, ctx: RequestContext, full: bool, startup: bool = False) -> None:
         """Heartbeat; with `full`, also capacity and every VM, for the conductor to reconcile.

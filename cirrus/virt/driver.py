@@ -87,6 +87,11 @@ class VirtDriver(abc.ABC):
         """Write a self-contained copy of the VM's root disk (no backing file) to `target`,
         for an image upload; running or stopped. A VM that does not exist is an error."""
 
+    def expire_image_cache(self) -> None:
+        """Remove cached images this host's instances no longer use (the agent calls it
+        every `image_cache_interval` s); a driver without an image cache does nothing."""
+        return None
+
     def power_state(self, uuid: str) -> int:
         from cirrus.compute.states import NOSTATE
 

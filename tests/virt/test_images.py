@@ -1,20 +1,25 @@
-"""The image cache (copied once, verified, concurrent first uses wait on one lock) and the
-qcow2 overlays root disks are."""
+"""The image cache (copied once, verified, concurrent first uses wait on one lock), its expiry
+(what no instance has used for the maximum age goes) and the qcow2 overlays root disks are."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import random
 import shutil
 import subprocess
 import threading
 import time
+import traceback
+import uuid
 from pathlib import Path
 
 import pytest
 
 from cirrus.virt.driver import SpawnError
 from cirrus.virt.libvirt import images
+from cirrus.virt.libvirt.image_use import USE_FILE, ImagesInUse, record_image_use
 from cirrus.virt.libvirt.images import CachedImage, ImageCache, ImageRef
 from tests.virt.conftest import missing, store_image
 
@@ -275,3 +280,258 @@ def test_the_lock_is_exclusive_and_leaves_no_file(tmp_path: Path) -> None:
         t.join()
     assert overlaps == []
     assert not lock.exists()
+
+
+# ---- expiry: the cache inside the default pool (`<instances>/_base`), as a host has it
+
+DAY = 86400.0
+HOUR = 3600.0
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Path:
+    return tmp_path / "instances"
+
+
+@pytest.fixture
+def host_cache(store: Path, pool: Path) -> ImageCache:
+    return ImageCache(store, pool / "_base")
+
+
+def make_old(path: Path, seconds: float) -> None:
+    """Make `path` look last used (or written) `seconds` ago."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def stored(store: Path, size: int = MIB, disk_format: str = "raw") -> ImageRef:
+    """Real (not sparse) data, so the bytes freed are real too."""
+    return ImageRef.from_dict(store_image(store, os.urandom(size), disk_format))
+
+
+def spawn_like(cache: ImageCache, pool: Path, root: ImageRef,
+               *boot: ImageRef) -> Path:
+    """What LibvirtDriver._spawn does to the cache, in its order: the use record first, then
+    the fetches, then the overlay."""
+    inst = pool / str(uuid.uuid4())
+    inst.mkdir(parents=True)
+    record_image_use(inst, [root.id, *(ref.id for ref in boot)])
+    base = cache.fetch(root)
+    for ref in boot:
+        cache.fetch(ref)
+    images.create_overlay(base, inst / "disk.qcow2", None)
+    return inst
+
+
+def backing_chain_opens(disk: Path) -> bool:
+    """Whether qemu-img can open `disk` and every file it backs onto."""
+    return subprocess.run(["qemu-img", "info", "-U", "--backing-chain", str(disk)],
+                          capture_output=True, check=False).returncode == 0
+
+
+def test_an_image_unused_for_longer_than_the_max_age_is_removed(host_cache: ImageCache,
+                                                                store: Path, pool: Path) -> None:
+    ref = stored(store)
+    path = host_cache.fetch(ref).path
+    make_old(path, 2 * DAY)
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert not path.exists()
+    assert list(report.removed) == [ref.id]
+    assert report.bytes_freed >= MIB
+    assert leftovers(host_cache) == []  # the image's lock went with it
+    assert host_cache.fetch(ref).path.read_bytes() == (store / ref.id).read_bytes()  # again
+
+
+def test_an_image_in_use_is_kept_however_old_until_its_instance_goes(
+        host_cache: ImageCache, store: Path, pool: Path) -> None:
+    ref = stored(store)
+    inst = spawn_like(host_cache, pool, ref)
+    path = host_cache.cache_dir / ref.id
+    make_old(path, 1000 * DAY)
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert path.exists() and report.in_use == [ref.id] and report.removed == {}
+    assert time.time() - path.stat().st_mtime < HOUR  # its last use is now
+    assert backing_chain_opens(inst / "disk.qcow2")
+    shutil.rmtree(inst)  # the instance is destroyed
+    make_old(path, 2 * DAY)
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert list(report.removed) == [ref.id] and not path.exists()
+
+
+def test_a_recently_used_image_is_kept_and_a_fetch_renews_its_use(
+        host_cache: ImageCache, store: Path, pool: Path) -> None:
+    ref = stored(store)
+    path = host_cache.fetch(ref).path
+    make_old(path, DAY - HOUR)
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert path.exists() and report.recently_used == [ref.id]
+    make_old(path, 2 * DAY)
+    host_cache.fetch(ref)  # a use: found in the cache, not copied again
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert path.exists() and report.recently_used == [ref.id]
+
+
+def test_a_kernel_and_ramdisk_in_use_are_kept(host_cache: ImageCache, store: Path,
+                                              pool: Path) -> None:
+    root, kernel, ramdisk = stored(store), stored(store, disk_format="aki"), stored(
+        store, disk_format="ari")
+    unused = stored(store)
+    spawn_like(host_cache, pool, root, kernel, ramdisk)
+    host_cache.fetch(unused)
+    for ref in (root, kernel, ramdisk, unused):
+        make_old(host_cache.cache_dir / ref.id, 2 * DAY)
+    report = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert sorted(report.in_use) == sorted([root.id, kernel.id, ramdisk.id])
+    assert list(report.removed) == [unused.id]
+    assert sorted(p.name for p in host_cache.cache_dir.iterdir()) == sorted(
+        [root.id, kernel.id, ramdisk.id])
+
+
+def test_instances_in_every_pool_count(host_cache: ImageCache, store: Path, pool: Path,
+                                       tmp_path: Path) -> None:
+    in_default, in_ssd = stored(store), stored(store)
+    spawn_like(host_cache, pool, in_default)
+    spawn_like(host_cache, tmp_path / "ssd", in_ssd)
+    for ref in (in_default, in_ssd):
+        make_old(host_cache.cache_dir / ref.id, 2 * DAY)
+    only_default = host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert list(only_default.removed) == [in_ssd.id]  # what a host that forgot a pool does
+    make_old(host_cache.cache_dir / in_default.id, 2 * DAY)
+    both = host_cache.expire(DAY, ImagesInUse([pool, tmp_path / "ssd"], host_cache.cache_dir))
+    assert both.in_use == [in_default.id] and both.removed == {}
+
+
+@pytest.mark.parametrize("record", ["missing", "torn"])
+def test_an_instance_without_a_readable_record_is_read_from_its_disk_and_domain(
+        host_cache: ImageCache, store: Path, pool: Path, record: str) -> None:
+    root, kernel, other = stored(store), stored(store, disk_format="aki"), stored(store)
+    inst = spawn_like(host_cache, pool, root, kernel)
+    host_cache.fetch(other)
+    if record == "missing":
+        (inst / USE_FILE).unlink()
+    else:
+        (inst / USE_FILE).write_text('{"images": ["')
+    domains = {inst.name: [str(host_cache.cache_dir / kernel.id), "/boot/elsewhere"]}
+    used = ImagesInUse([pool], host_cache.cache_dir, boot_files=lambda u: domains.get(u, []))
+    assert used() == {root.id, kernel.id}
+    for ref in (root, kernel, other):
+        make_old(host_cache.cache_dir / ref.id, 2 * DAY)
+    report = host_cache.expire(DAY, used)
+    assert sorted(report.in_use) == sorted([root.id, kernel.id])
+    assert list(report.removed) == [other.id]
+
+
+def test_an_unreadable_disk_of_an_instance_without_a_record_stops_the_pass(
+        host_cache: ImageCache, store: Path, pool: Path) -> None:
+    """When "in use" cannot be known, nothing is removed rather than a guess."""
+    ref = stored(store)
+    inst = spawn_like(host_cache, pool, ref)
+    (inst / USE_FILE).unlink()
+    (inst / "disk.qcow2").write_bytes(b"not qcow2 at all")
+    make_old(host_cache.cache_dir / ref.id, 2 * DAY)
+    with pytest.raises(SpawnError, match="qemu-img info failed"):
+        host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))
+    assert (host_cache.cache_dir / ref.id).exists()
+
+
+@pytest.mark.parametrize("max_age", [0, -1])
+def test_expiry_disabled_removes_nothing(host_cache: ImageCache, store: Path, pool: Path,
+                                         max_age: float) -> None:
+    ref = stored(store)
+    path = host_cache.fetch(ref).path
+    part = host_cache.cache_dir / f".{ref.id}.part.0123abcd"
+    lock = host_cache.cache_dir / f".{ref.id}.lock"
+    part.write_bytes(b"x" * 1000)
+    lock.touch()
+    for f in (path, part, lock):
+        make_old(f, 1000 * DAY)
+    report = host_cache.expire(max_age, ImagesInUse([pool], host_cache.cache_dir))
+    assert report.removed == {} and report.leftovers == {}
+    assert path.exists() and part.exists() and lock.exists()
+
+
+def test_leftovers_older_than_an_hour_go_unless_their_lock_is_held(
+        host_cache: ImageCache, store: Path, pool: Path) -> None:
+    cache_dir = host_cache.cache_dir
+    cache_dir.mkdir(parents=True)
+    old_part = cache_dir / ".img-a.part.0123abcd"
+    old_converted = cache_dir / ".img-b.part.89abcdef.qcow2"
+    stale_lock = cache_dir / ".img-c.lock"
+    fresh_part = cache_dir / ".img-d.part.deadbeef"
+    held_part = cache_dir / ".img-e.part.feedface"
+    for f in (old_part, old_converted, fresh_part, held_part):
+        f.write_bytes(os.urandom(64 * 1024))
+    stale_lock.touch()
+    for f in (old_part, old_converted, stale_lock, held_part):
+        make_old(f, 2 * HOUR)
+    make_old(fresh_part, HOUR / 2)
+    with images.file_lock(cache_dir / ".img-e.lock"):  # a download still going on
+        make_old(cache_dir / ".img-e.lock", 2 * HOUR)
+        report = host_cache.expire(DAY, ImagesInUse([pool], cache_dir))
+        assert held_part.exists() and (cache_dir / ".img-e.lock").exists()
+    assert sorted(report.leftovers) == sorted([old_part.name, old_converted.name,
+                                               stale_lock.name])
+    assert report.bytes_freed >= 2 * 64 * 1024
+    assert leftovers(host_cache) == sorted([fresh_part.name, held_part.name])
+
+
+def test_expiry_does_not_wait_for_an_image_being_fetched(host_cache: ImageCache, store: Path,
+                                                         pool: Path) -> None:
+    """A held lock means a fetch: the image is in use, and the agent's loop is not held up."""
+    ref = stored(store)
+    path = host_cache.fetch(ref).path
+    make_old(path, 2 * DAY)
+    done: list = []
+    with images.file_lock(host_cache.cache_dir / f".{ref.id}.lock"):
+        worker = threading.Thread(target=lambda: done.append(
+            host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))), daemon=True)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive(), "expiry waited for a held image lock"
+    assert done[0].in_use == [ref.id] and path.exists()
+
+
+def test_concurrent_spawns_and_expiry_never_leave_an_overlay_without_its_base(
+        host_cache: ImageCache, store: Path, pool: Path) -> None:
+    """Spawns (record, fetch, overlay, check, destroy) race an expiry that removes any image
+    no instance uses at once (max age ~0, so only the use record and the lock protect a
+    spawn): every overlay must open with its base, and the base must really go and come
+    back meanwhile, or the race was not run."""
+    ref = stored(store, 64 * 1024)
+    downloads: list = []
+    counting_downloads(host_cache, downloads)
+    removed, errors = [], []
+    stop = threading.Event()
+
+    def expire_all_the_time() -> None:
+        while not stop.is_set():
+            try:
+                removed.extend(host_cache.expire(1e-9, ImagesInUse(
+                    [pool], host_cache.cache_dir)).removed)
+            except Exception:  # noqa: BLE001 - reported below
+                errors.append(traceback.format_exc())
+
+    def spawn_and_destroy(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(16):
+            try:
+                inst = spawn_like(host_cache, pool, ref)
+                if not backing_chain_opens(inst / "disk.qcow2"):
+                    errors.append(f"{inst.name}: the overlay's base is gone")
+                shutil.rmtree(inst)
+            except Exception:  # noqa: BLE001 - reported below
+                errors.append(traceback.format_exc())
+            time.sleep(rng.uniform(0, 0.03))  # moments with no instance: expiry removes
+
+    expirer = threading.Thread(target=expire_all_the_time)
+    spawners = [threading.Thread(target=spawn_and_destroy, args=(i,)) for i in range(2)]
+    expirer.start()
+    for t in spawners:
+        t.start()
+    for t in spawners:
+        t.join()
+    stop.set()
+    expirer.join()
+    assert errors == [], "\n".join(map(str, errors))
+    assert len(removed) >= 1 and len(downloads) >= 2
+    assert [p for p in leftovers(host_cache) if ".part." in p] == []

@@ -87,7 +87,8 @@ def test_spawn_runs_a_domain_and_destroy_leaves_nothing_behind(spawner: Spawner)
     assert spawner.driver.list_instances()[spec.uuid] == RUNNING
     assert spawner.driver.power_state(spec.uuid) == RUNNING
     inst_dir = spawner.settings.effective_instances_dir / spec.uuid
-    assert sorted(p.name for p in inst_dir.iterdir()) == ["console.log", "disk.qcow2"]
+    assert sorted(p.name for p in inst_dir.iterdir()) == ["cached-images.json", "console.log",
+                                                          "disk.qcow2"]
     xml = spawner.domain(spec.uuid).XMLDesc(0)
     assert "<name>cirrus-" + spec.uuid in xml and "type='qemu'" in xml
     spawner.driver.destroy(spec.uuid)
@@ -349,7 +350,8 @@ def test_snapshots_are_flat_copies_of_the_root_disk(spawner: Spawner,
         same = subprocess.run(["qemu-img", "compare", "-U", str(target), str(disk)],
                               capture_output=True, text=True, check=False)
         assert same.returncode == 0, f"{state}: {same.stdout}{same.stderr}"
-    assert sorted(p.name for p in disk.parent.iterdir()) == ["console.log", "disk.qcow2"]
+    assert sorted(p.name for p in disk.parent.iterdir()) == ["cached-images.json",
+                                                             "console.log", "disk.qcow2"]
     assert spawner.driver.power_state(spec.uuid) == SHUTDOWN
 
 
@@ -371,3 +373,67 @@ def test_each_host_lists_only_the_domains_in_its_own_pools(spawner: Spawner,
         assert mine.uuid not in other.driver.list_instances()
     finally:
         other.cleanup()
+
+
+# ---- image cache expiry
+
+
+def age_cache(spawner: Spawner, seconds: float) -> list[str]:
+    """Make every cached image look last used `seconds` ago; their ids."""
+    cache = spawner.settings.effective_image_cache_dir
+    then = time.time() - seconds
+    ids = sorted(p.name for p in cache.iterdir() if not p.name.startswith("."))
+    for image_id in ids:
+        os.utime(cache / image_id, (then, then))
+    return ids
+
+
+def cached(spawner: Spawner) -> list[str]:
+    cache = spawner.settings.effective_image_cache_dir
+    return sorted(p.name for p in cache.iterdir() if not p.name.startswith("."))
+
+
+def test_image_cache_expiry_keeps_the_images_of_instances_and_removes_the_rest(
+        spawner: Spawner, test_guest: tuple[Path, Path]) -> None:
+    """A direct-kernel-boot instance keeps its root, kernel and ramdisk cached however old,
+    also when its use record is gone (read from its disk and domain); destroyed, they go."""
+    images = guest_images(spawner, test_guest)
+    spec = spawner.spec(**images)
+    spawner.driver.spawn(spec)
+    unused = spawner.spec(spawner.blank_image())
+    spawner.driver.spawn(unused)
+    spawner.driver.destroy(unused.uuid)
+    wanted = sorted(images[part]["id"] for part in ("image", "kernel", "ramdisk"))
+    assert cached(spawner) == sorted([*wanted, unused.extra["image"]["id"]])
+    age_cache(spawner, 2 * 86400)
+    spawner.driver.expire_image_cache()
+    assert cached(spawner) == wanted  # the destroyed instance's image went
+
+    inst_dir = spawner.settings.effective_instances_dir / spec.uuid
+    (inst_dir / "cached-images.json").unlink()  # as made before records existed
+    age_cache(spawner, 2 * 86400)
+    spawner.driver.expire_image_cache()
+    assert cached(spawner) == wanted
+
+    spawner.driver.destroy(spec.uuid)
+    age_cache(spawner, 2 * 86400)
+    spawner.settings.image_cache_max_age = 0  # disabled: nothing goes
+    spawner.driver.expire_image_cache()
+    assert cached(spawner) == wanted
+    spawner.settings.image_cache_max_age = 86400
+    spawner.driver.expire_image_cache()
+    assert cached(spawner) == []
+
+
+def test_image_cache_expiry_keeps_what_an_instance_in_another_pool_uses(
+        libvirt_settings: Settings, reachable_dir: Path) -> None:
+    libvirt_settings.storage_pools = {"ssd": str(reachable_dir / "ssd")}
+    spawner = Spawner(libvirt_settings)
+    try:
+        spec = spawner.spec(spawner.blank_image(), storage_pool="ssd")
+        spawner.driver.spawn(spec)
+        assert age_cache(spawner, 2 * 86400) == [spec.extra["image"]["id"]]
+        spawner.driver.expire_image_cache()
+        assert cached(spawner) == [spec.extra["image"]["id"]]
+    finally:
+        spawner.cleanup()

@@ -34,6 +34,7 @@ from cirrus.network.render import debian_interfaces
 from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
 from cirrus.virt.libvirt import domain
 from cirrus.virt.libvirt import spec as specs
+from cirrus.virt.libvirt.image_use import ImagesInUse, boot_files, record_image_use
 from cirrus.virt.libvirt.images import ImageCache, create_overlay, qemu_img
 from cirrus.virt.libvirt.probe import resolve_virt_type
 from cirrus.virt.libvirt.storage import StoragePools
@@ -206,6 +207,8 @@ class LibvirtDriver(VirtDriver):
         inst_dir = self.pools.instance_dir(pool, spec.uuid)
         inst_dir.mkdir(parents=True, exist_ok=True)
         inst_dir.chmod(0o755)  # QEMU may run as another user (libvirt-qemu)
+        # Before any fetch, so image cache expiry sees the images as used from here on.
+        record_image_use(inst_dir, [i.id for i in (boot.root, boot.kernel, boot.ramdisk) if i])
         base = self.images.fetch(boot.root)
         create_overlay(base, inst_dir / ROOT_DISK, specs.root_disk_bytes(spec))
         disks = [domain.Disk(str(inst_dir / ROOT_DISK), "qcow2", "vda")]
@@ -273,6 +276,18 @@ class LibvirtDriver(VirtDriver):
     def _drive_is_stale(self, uuid: str) -> bool:
         found = self._drive_source(uuid)
         return bool(found and found[1].get("stale"))
+
+    def expire_image_cache(self) -> None:
+        """Remove cached images no instance in this host's pools has used for
+        `image_cache_max_age` seconds (image_use.py says how use is known)."""
+        def domain_boot_files(uuid: str) -> list[str]:
+            dom = self._domain(uuid)
+            if dom is None:
+                return []
+            return boot_files(self._call(f"reading {uuid}", lambda c: dom.XMLDesc(
+                libvirt.VIR_DOMAIN_XML_INACTIVE)))
+        self.images.expire(self.settings.image_cache_max_age, ImagesInUse(
+            self.pools.pools.values(), self.images.cache_dir, domain_boot_files))
 
     def destroy(self, uuid: str) -> None:
         dom = self._domain(uuid)
