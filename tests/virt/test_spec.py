@@ -106,10 +106,13 @@ def test_the_conductor_side_builds_extra_from_database_rows() -> None:
 
     inst = SimpleNamespace(display_name="Web 1", key_name="k", availability_zone=None,
                            project_id="p", launch_index=1, config_drive="True",
-                           flavor={"extra_specs": {"cirrus:storage_pool": "ssd"}})
+                           flavor={"extra_specs": {"cirrus:storage_pool": "ssd"}},
+                           request_spec={"networks": "none", "admin_pass": "pw",
+                                         "injected_files": [["/etc/motd", "aGk="]]})
     image = image_row("img", "raw", kernel_id="kern", ramdisk_id="rd", cirrus_storage_pool="hdd")
     extra = specs.spec_extra(inst, image, image_row("kern", "aki"), image_row("rd", "ari"))
     assert extra["storage_pool"] == "ssd" and extra["config_drive"] is True
+    assert (extra["admin_pass"], extra["injected_files"]) == ("pw", [["/etc/motd", "aGk="]])
     assert extra["image"]["properties"]["kernel_id"] == "kern"
     assert "properties" not in extra["kernel"] and extra["ramdisk"]["disk_format"] == "ari"
     boot = specs.boot_images(InstanceSpec(uuid="u", name="n", vcpus=1, memory_mb=1,
@@ -118,3 +121,5 @@ def test_the_conductor_side_builds_extra_from_database_rows() -> None:
     assert boot.root.os_hash_value == "d" * 128
     no_image = specs.spec_extra(inst, None)
     assert "image" not in no_image and no_image["availability_zone"] == ""
+    inst.request_spec = {"networks": "none"}  # erased once the guest had them
+    assert not {"admin_pass", "injected_files"} & set(specs.spec_extra(inst, None))
