@@ -17,6 +17,7 @@ import threading
 import time
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
@@ -466,7 +467,13 @@ class Conductor:
             if stats:
                 self._record_node(s, host, stats)
 
-        self.db.run(record)
+        try:
+            self.db.run(record)
+        except IntegrityError:
+            # A new host's first reports (a heartbeat and the full one, queued while no
+            # conductor ran) handled at once: the other worker inserted its rows first, so
+            # this one now finds and updates them.
+            self.db.run(record)
         if report.get("instances") is not None:
             self.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()},
                            startup=bool(report.get("startup")), taken_at=report.get("taken_at"))

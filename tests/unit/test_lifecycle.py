@@ -153,3 +153,45 @@ def test_restarted_agent_builds_again_what_it_lost(api, cloud, member):
     fresh.start()
     assert wait_for_status(api, member.compute(), server["id"], "ACTIVE")["status"] == "ACTIVE"
     assert server["id"] in fresh.driver.list_instances()
+
+
+def test_simultaneous_first_reports_of_a_new_host_both_land(cloud):
+    """A new agent's first heartbeat and full report, queued while the conductor was down,
+    reach two conductor workers at once: both must be recorded (neither fails on the other's
+    insert), or the host has no compute node until its next full report."""
+    import threading
+
+    from cirrus.compute.conductor import Conductor
+    from cirrus.context import RequestContext
+    from cirrus.db.models import ComputeNode, Service
+
+    conductor = next(r for r in cloud.roles if isinstance(r, Conductor))
+    stats = {"vcpus": 4, "memory_mb": 4096, "local_gb": 40, "hypervisor_type": "fake",
+             "hypervisor_version": 1, "storage_pools": {}}
+    hosts = [f"race-{i}" for i in range(12)]
+    barrier = threading.Barrier(2 * len(hosts))
+    errors: list[BaseException] = []
+
+    def report(host: str, full: bool) -> None:
+        payload = {"host": host, **({"stats": stats} if full else {})}
+        barrier.wait()
+        try:
+            conductor.agent_report(RequestContext.admin(), payload)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=report, args=(host, full))
+               for host in hosts for full in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    with cloud.db.reader() as s:
+        nodes = set(s.scalars(select(ComputeNode.host).where(ComputeNode.host.in_(hosts))))
+        services = s.execute(select(Service.host, Service.report_count)
+                             .where(Service.host.in_(hosts))).all()
+    assert nodes == set(hosts)
+    assert sorted(h for h, _ in services) == sorted(hosts)  # one row each
+    assert all(count == 2 for _, count in services)
