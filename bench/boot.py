@@ -41,6 +41,7 @@ import httpx
 import psutil
 
 from bench import api, server
+from tests.virt.domains import destroy_leftover_domains
 
 READY = re.compile(rb"^cirrus-guest: network ready in (\d+) ms\r?$", re.M)
 BOOT_TIMEOUT = 120.0  # seconds, under TCG on a busy shared machine
@@ -247,26 +248,10 @@ def cirrus_boots(kernel: Path, initrd: Path, root: Path, count: int,
                 f"ready {done.ready_s:.2f} s after POST /servers (guest: {done.guest_ms} ms)")
     finally:
         code = aio.stop(timeout=60)
-        destroy_leftover_domains(root)
+        destroy_leftover_domains(LIBVIRT_URI, root)
         if code != 0:
             say(f"boot: the libvirt all-in-one exited with {code}; log: {aio.log}")
     return results
-
-
-def destroy_leftover_domains(root: Path) -> None:
-    """Domains of this run's cloud that outlived it: QEMU must not keep running on a shared
-    machine. Other clouds' domains on the same libvirtd are left alone."""
-    import libvirt
-
-    conn = libvirt.open(LIBVIRT_URI)
-    try:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith("cirrus-") and str(root) in dom.XMLDesc(0):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------ root disks

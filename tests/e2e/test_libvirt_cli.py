@@ -54,6 +54,7 @@ from tests.e2e.conftest import (
 from tests.guest import skip_or_fail
 from tests.guest.qemu import Report, build_test_guest, parse_report
 from tests.virt.conftest import LIBVIRT_URI
+from tests.virt.domains import destroy_leftover_domains
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +129,7 @@ def cloud_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="cirrus-e2e-libvirt-", dir="/var/tmp"))
     root.chmod(0o755)
     yield root
-    destroy_leftover_domains(root)
+    destroy_leftover_domains(LIBVIRT_URI, root)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -145,22 +146,6 @@ def cloud(cloud_root: Path) -> Iterator[LibvirtCloud]:
     finally:
         code = stop_all_in_one(aio)
     assert code == 0, f"all-in-one exit code {code}:\n{aio.log_tail()}"
-
-
-def destroy_leftover_domains(root: Path) -> None:
-    """Domains of this cloud that outlived it (a test failed mid-way): QEMU must not keep
-    running on a shared machine. Other clouds' domains on the same libvirtd are left alone."""
-    import libvirt
-
-    conn = libvirt.open(LIBVIRT_URI)
-    try:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith("cirrus-") and str(root) in dom.XMLDesc(0):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
