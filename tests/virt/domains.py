@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cirrus.virt.libvirt.domain import is_cirrus_domain
+
 
 def destroy_leftover_domains(uri: str, root: Path) -> None:
     """Destroy and undefine the domains at `uri` of the cloud whose data lives under `root`
@@ -14,7 +16,7 @@ def destroy_leftover_domains(uri: str, root: Path) -> None:
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains(0):
-            if dom.name().startswith("cirrus-") and str(root) in dom.XMLDesc(0):
+            if is_cirrus_domain(dom.name()) and str(root) in dom.XMLDesc(0):
                 if dom.isActive():
                     dom.destroy()
                 dom.undefine()
