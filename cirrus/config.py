@@ -61,6 +61,9 @@ class Settings:
     scheduler_host_subset_size: int = 1
     build_max_attempts: int = 3
     build_timeout: float = 600.0  # seconds before a BUILD is given up and set to ERROR
+    # Fernet keys sealing a build's admin password and injected files (docs/security.md);
+    # the same file on every API and agent host. Empty: <data_dir>/keys/build-secrets.key
+    build_secrets_key_file: str = ""
     task_timeout: float = 600.0  # seconds before any other task state is cleared
     rpc_timeout: float = 60.0
     db_reconnect_timeout: float = 30.0  # seconds a transaction waits out an unreachable database

@@ -10,7 +10,8 @@ Each process is `python -m cirrus.cli serve --role ...` with its own JSON log fi
 processes sit behind a round-robin TCP balancer (`d.url`); the catalog (CIRRUS_PUBLIC_URL)
 and the clouds.yaml written by `cirrus bootstrap` point at it, so the real clients spread
 over both. A unique queue prefix keeps one deployment's queues apart from another's on the
-shared broker; they are deleted when the deployment stops. The broker URLs may point at a
+shared broker; they are deleted when the deployment stops. Every process shares one build
+secrets key file (`<workdir>/keys/build-secrets.key`). The broker URLs may point at a
 `TcpProxy` (tests/faults/tcp_proxy.py) so a test can cut the processes off the broker.
 """
 
@@ -34,6 +35,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cirrus.compute import build_secrets
+from cirrus.config import Settings
 from tests.faults.tcp_proxy import TcpProxy
 
 BROKER_URL = os.environ.get("CIRRUS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -184,6 +187,11 @@ class Deployment:
             "CIRRUS_HEARTBEAT_INTERVAL": "1",
             "CIRRUS_SERVICE_DOWN_TIME": "10",
             "CIRRUS_AMQP_HEARTBEAT": "10",
+            # One build secrets key for every API and agent, made before any starts, as
+            # docs/deployment.md asks of a real deployment (no process makes its own).
+            "CIRRUS_BUILD_SECRETS_KEY_FILE": str(build_secrets.ensure_key(Settings(
+                data_dir=self.workdir, build_secrets_key_file=str(
+                    self.workdir / "keys" / "build-secrets.key")))),
             **(env or {}),
         }
         self._token: str | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 import secrets
@@ -13,7 +12,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout
-from cirrus.compute import actions, flavors, keypairs, networking, quotas, states
+from cirrus.compute import actions, build_secrets, flavors, keypairs, networking, quotas, states
 from cirrus.context import RequestContext
 from cirrus.db.models import (
     Flavor,
@@ -54,18 +53,20 @@ class CreateRequest:
     injected_files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-# What the guest is given once, on its config drive, and kept in the instance's request_spec
-# only until it is built (the conductor erases it then): never shown by the API, never logged.
-BUILD_SECRETS = ("admin_pass", "injected_files")
+# What the guest is given once, on its config drive: sealed at the API with a key outside the
+# database (cirrus.compute.build_secrets), kept in the instance's request_spec only as that
+# token and only until it is built (the conductor erases it then): never shown by the API,
+# never logged. The plain keys are those of specs written before the secrets were sealed.
+BUILD_SECRETS = (build_secrets.SEALED, "admin_pass", "injected_files")
 
 
-def build_request_spec(req: CreateRequest, requested_networks: object) -> dict:
+def build_request_spec(req: CreateRequest, requested_networks: object, uuid: str,
+                       settings: object) -> dict:
     spec: dict = {"networks": requested_networks}
-    if req.admin_pass:
-        spec["admin_pass"] = req.admin_pass
-    if req.injected_files:
-        spec["injected_files"] = [[path, base64.b64encode(data).decode()]
-                                  for path, data in req.injected_files]
+    sealed = build_secrets.seal(settings, uuid, build_secrets.BuildSecrets(
+        admin_pass=req.admin_pass, injected_files=list(req.injected_files)))
+    if sealed:
+        spec[build_secrets.SEALED] = sealed
     return spec
 
 
@@ -142,8 +143,9 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     rows = []
     for index in range(count):
         name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
+        instance_uuid = str(uuidlib.uuid4())
         rows.append(dict(
-            uuid=str(uuidlib.uuid4()), display_name=name, display_description=req.description,
+            uuid=instance_uuid, display_name=name, display_description=req.description,
             hostname=sanitize_hostname(req.hostname or name), project_id=project_id,
             user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
             memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
@@ -155,7 +157,8 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
             system_metadata={"image_min_disk": str(image.min_disk or 0)},
             tags=list(req.tags), security_groups=list(req.security_groups),
-            request_spec=build_request_spec(req, requested_networks), tried_hosts=[],
+            request_spec=build_request_spec(req, requested_networks, instance_uuid,
+                                            settings), tried_hosts=[],
             build_attempts=0,
             created_at=now, updated_at=now,
         ))

@@ -12,7 +12,7 @@ def load_driver(settings: Settings, host: str) -> VirtDriver:
     if settings.virt_driver == "fake":
         from cirrus.virt.fake import FakeDriver
 
-        return FakeDriver(host, settings.fake, Path(settings.data_dir) / "fake-hosts")
+        return FakeDriver(host, settings.fake, Path(settings.data_dir) / "fake-hosts", settings)
     if settings.virt_driver == "libvirt":
         try:
             from cirrus.virt.libvirt.driver import LibvirtDriver

@@ -13,16 +13,20 @@ lacks fails as it does on libvirt.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import re
 import threading
 import time
 from pathlib import Path
 
+from cirrus.compute import build_secrets
 from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
-from cirrus.config import FakeHostSettings
+from cirrus.config import FakeHostSettings, Settings
 from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
 from cirrus.virt.libvirt.storage import DEFAULT_POOL
+
+log = logging.getLogger(__name__)
 
 
 def simulated_pools(host: str, options: FakeHostSettings) -> dict[str, int]:
@@ -46,9 +50,14 @@ def simulated_pools(host: str, options: FakeHostSettings) -> dict[str, int]:
 
 
 class FakeDriver(VirtDriver):
-    def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None) -> None:
+    def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None,
+                 settings: Settings | None = None) -> None:
+        """`settings`: to open the build secrets (key file) as the libvirt driver does for
+        its config drive, so a host without the API's key fails its builds here too; None:
+        they are not looked at."""
         self.host = host
         self.options = options
+        self.settings = settings
         self.pools = simulated_pools(host, options)  # checked now: a bad setting fails at start
         self._lock = threading.Lock()
         self._path = (state_dir / f"{host}.json") if state_dir else None
@@ -95,6 +104,13 @@ class FakeDriver(VirtDriver):
         if pool not in self.pools:
             raise SpawnError(f"fake driver on {self.host}: storage pool {pool!r} is not declared "
                              f"(it has: {', '.join(sorted(self.pools))})")
+        secrets = build_secrets.BuildSecrets()
+        if self.settings is not None:
+            try:
+                secrets = build_secrets.from_extra(self.settings, spec.uuid, spec.extra)
+            except build_secrets.BuildSecretsError as exc:
+                log.error("spawn of %s on %s: %s", spec.uuid, self.host, exc)
+                raise SpawnError(f"fake driver on {self.host}: {build_secrets.UNOPENABLE}") from exc
         if self.options.boot_delay > 0:
             time.sleep(self.options.boot_delay)
         if self.options.failure_rate > 0 and random.random() < self.options.failure_rate:
@@ -104,6 +120,9 @@ class FakeDriver(VirtDriver):
                   "console": [], "nics": [n["port_id"] for n in spec.nics],
                   "storage_pool": pool, "root_gb": spec.root_gb}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
+            if secrets:  # what a guest's cloud-init says, never the secrets themselves
+                self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
+                              f", {len(secrets.injected_files)} file(s) injected")
             self._log(vm, f"{spec.name} login:")
             self._vms[spec.uuid] = vm
             self._save()

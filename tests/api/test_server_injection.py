@@ -1,5 +1,6 @@
 """adminPass and personality (injected files): checked against the project's limits, handed
-to the host that builds the server (for its config drive), then erased from the database."""
+sealed to the host that builds the server (for its config drive), then erased from the
+database (tests/security/test_secrets.py: never there in plain text)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from cirrus.agent.service import Agent
+from cirrus.compute import build_secrets, instances
 from cirrus.db.models import Instance
 from cirrus.virt.driver import InstanceSpec
 from tests.api.servers_helpers import server_body, wait_for_status
@@ -38,6 +40,11 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def opened(cloud, spec: InstanceSpec) -> build_secrets.BuildSecrets:
+    """The build secrets a spawned spec carries, opened as the agent's driver does."""
+    return build_secrets.from_extra(cloud.settings, spec.uuid, spec.extra)
+
+
 def request_spec(cloud, uuid: str) -> dict:
     with cloud.db.reader() as s:
         return s.scalar(select(Instance.request_spec).where(Instance.uuid == uuid))
@@ -60,22 +67,26 @@ def test_admin_pass_and_files_reach_the_host_then_leave_the_database(
     wait_for_status(api, member.compute(), uuid, "ACTIVE")
 
     extra = spawned[uuid].extra
-    assert extra["admin_pass"] == "s3cret-Pass"
-    assert extra["injected_files"] == [[f["path"], f["contents"]] for f in files]
+    assert "admin_pass" not in extra and "injected_files" not in extra  # sealed
+    secrets = opened(cloud, spawned[uuid])
+    assert secrets.admin_pass == "s3cret-Pass"
+    assert secrets.injected_files == [("/etc/motd", b"hello\n"), ("/root/blob", bytes(range(256)))]
     left = request_spec(cloud, uuid)
-    assert "admin_pass" not in left and "injected_files" not in left
+    assert not set(left) & set(instances.BUILD_SECRETS)
     assert left["networks"] == "none"  # what the build still needs is kept
 
 
-def test_a_generated_password_is_the_one_the_host_gets(api, member, flavor, image, spawned):
+def test_a_generated_password_is_the_one_the_host_gets(api, cloud, member, flavor, image,
+                                                       spawned):
     r = api.post(SERVERS, json=server_body(flavor, image), headers=member.compute())
     assert r.status_code == 202, r.text
     created = r.json()["server"]
     wait_for_status(api, member.compute(), created["id"], "ACTIVE")
 
     assert len(created["adminPass"]) >= 12
-    assert spawned[created["id"]].extra["admin_pass"] == created["adminPass"]
-    assert "injected_files" not in spawned[created["id"]].extra
+    secrets = opened(cloud, spawned[created["id"]])
+    assert secrets.admin_pass == created["adminPass"]
+    assert secrets.injected_files == []
 
 
 def test_personality_is_refused_from_2_57(api, cloud, member, flavor, image):
@@ -110,7 +121,7 @@ def test_bad_or_oversized_personality_is_refused_and_creates_nothing(
     assert server_count(cloud) == before
 
 
-def test_limits_at_the_edge_are_accepted(api, member, flavor, image, spawned):
+def test_limits_at_the_edge_are_accepted(api, cloud, member, flavor, image, spawned):
     files = [{"path": "/" + "p" * 254, "contents": b64(b"x" * 10240)}] + [
         {"path": f"/f{i}", "contents": b64(b"")} for i in range(4)]
     r = api.post(SERVERS, json=server_body(flavor, image, personality=files),
@@ -118,7 +129,7 @@ def test_limits_at_the_edge_are_accepted(api, member, flavor, image, spawned):
     assert r.status_code == 202, r.text
     uuid = r.json()["server"]["id"]
     wait_for_status(api, member.compute(), uuid, "ACTIVE")
-    assert len(spawned[uuid].extra["injected_files"]) == 5
+    assert len(opened(cloud, spawned[uuid]).injected_files) == 5
 
 
 def test_a_server_that_fails_to_build_keeps_no_password(api, cloud, member, flavor, image):
@@ -128,7 +139,7 @@ def test_a_server_that_fails_to_build_keeps_no_password(api, cloud, member, flav
     assert r.status_code == 202, r.text
     uuid = r.json()["server"]["id"]
     wait_for_status(api, member.compute(), uuid, "ERROR")
-    assert "admin_pass" not in request_spec(cloud, uuid)
+    assert not set(request_spec(cloud, uuid)) & set(instances.BUILD_SECRETS)
 
 
 def test_a_deleted_server_keeps_no_password(api, cloud, member, flavor, image):
@@ -138,4 +149,4 @@ def test_a_deleted_server_keeps_no_password(api, cloud, member, flavor, image):
     wait_for_status(api, member.compute(), uuid, "ACTIVE")
     assert api.delete(f"{SERVERS}/{uuid}", headers=member.compute()).status_code == 204
     wait_for_status(api, member.compute(), uuid, "DELETED")
-    assert "admin_pass" not in request_spec(cloud, uuid)
+    assert not set(request_spec(cloud, uuid)) & set(instances.BUILD_SECRETS)

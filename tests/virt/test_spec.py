@@ -6,6 +6,8 @@ import base64
 
 import pytest
 
+from cirrus.compute import build_secrets
+from cirrus.config import Settings
 from cirrus.virt.driver import InstanceSpec, SpawnError
 from cirrus.virt.libvirt import spec as specs
 
@@ -75,7 +77,9 @@ def test_config_drive_inputs_come_from_the_spec() -> None:
     spec.user_data = base64.b64encode(b"#cloud-config\n").decode()
     spec.metadata = {"role": "web"}
     spec.nics = [NIC_DHCP_OFF]
-    inputs = specs.config_drive_inputs(spec, {"support_inject_ip": "True"})
+    # A spec from before build secrets were sealed: they come as they are.
+    secrets = build_secrets.from_extra(None, spec.uuid, spec.extra)
+    inputs = specs.config_drive_inputs(spec, {"support_inject_ip": "True"}, secrets)
     nic = inputs.pop("nics")[0]
     assert (nic.name, nic.mac, nic.fixed_ips[0].address) == ("eth0", "fa:16:3e:00:00:01",
                                                              "10.0.0.5")
@@ -87,6 +91,18 @@ def test_config_drive_inputs_come_from_the_spec() -> None:
         "inject_ip": True, "metadata": {"role": "web"}, "availability_zone": "az1",
         "project_id": "proj", "launch_index": 2,
     }
+
+
+def test_sealed_build_secrets_reach_the_config_drive_inputs(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    token = build_secrets.seal(settings, "u-1", build_secrets.BuildSecrets(
+        "pw", [("/etc/motd", b"hi")]))
+    spec = make_spec(build_secrets=token)
+    assert "pw" not in token and base64.b64encode(b"hi").decode() not in token
+    inputs = specs.config_drive_inputs(
+        spec, {}, build_secrets.from_extra(settings, spec.uuid, spec.extra))
+    assert inputs["admin_pass"] == "pw"
+    assert inputs["injected_files"] == [("/etc/motd", b"hi")]
 
 
 def test_config_drive_inputs_without_optional_parts() -> None:
@@ -107,12 +123,11 @@ def test_the_conductor_side_builds_extra_from_database_rows() -> None:
     inst = SimpleNamespace(display_name="Web 1", key_name="k", availability_zone=None,
                            project_id="p", launch_index=1, config_drive="True",
                            flavor={"extra_specs": {"cirrus:storage_pool": "ssd"}},
-                           request_spec={"networks": "none", "admin_pass": "pw",
-                                         "injected_files": [["/etc/motd", "aGk="]]})
+                           request_spec={"networks": "none", "build_secrets": "gAAAA-sealed"})
     image = image_row("img", "raw", kernel_id="kern", ramdisk_id="rd", cirrus_storage_pool="hdd")
     extra = specs.spec_extra(inst, image, image_row("kern", "aki"), image_row("rd", "ari"))
     assert extra["storage_pool"] == "ssd" and extra["config_drive"] is True
-    assert (extra["admin_pass"], extra["injected_files"]) == ("pw", [["/etc/motd", "aGk="]])
+    assert extra["build_secrets"] == "gAAAA-sealed"  # passed on sealed, opened by the agent
     assert extra["image"]["properties"]["kernel_id"] == "kern"
     assert "properties" not in extra["kernel"] and extra["ramdisk"]["disk_format"] == "ari"
     boot = specs.boot_images(InstanceSpec(uuid="u", name="n", vcpus=1, memory_mb=1,
@@ -122,4 +137,4 @@ def test_the_conductor_side_builds_extra_from_database_rows() -> None:
     no_image = specs.spec_extra(inst, None)
     assert "image" not in no_image and no_image["availability_zone"] == ""
     inst.request_spec = {"networks": "none"}  # erased once the guest had them
-    assert not {"admin_pass", "injected_files"} & set(specs.spec_extra(inst, None))
+    assert not {"build_secrets", "admin_pass", "injected_files"} & set(specs.spec_extra(inst, None))

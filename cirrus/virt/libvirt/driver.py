@@ -27,6 +27,7 @@ from pathlib import Path
 
 import libvirt
 
+from cirrus.compute import build_secrets
 from cirrus.compute.states import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
 from cirrus.config import Settings
 from cirrus.network.model import Nic
@@ -43,9 +44,9 @@ log = logging.getLogger(__name__)
 
 ROOT_DISK = "disk.qcow2"
 CONFIG_DRIVE = "disk.config"
-# What the config drive was made from (the spec, admin password included: as secret as the
-# drive itself, so 0600 like it), and whether the NICs changed since: a hot-plug or unplug
-# marks it stale and the drive is made again while the domain is off, before it starts.
+# What the config drive was made from (the spec, its build secrets still sealed; 0600 like
+# the drive, which has them in plain text for the guest), and whether the NICs changed since:
+# a hot-plug or unplug marks it stale and the drive is made again while the domain is off.
 CONFIG_DRIVE_SOURCE = "disk.config.json"
 CONSOLE_LOG = "console.log"
 POLL = 0.2  # seconds between state checks while waiting for a guest
@@ -234,12 +235,25 @@ class LibvirtDriver(VirtDriver):
         initrd = self.images.fetch(boot.ramdisk).path if boot.ramdisk else None
         return domain.KernelBoot(str(kernel), str(initrd) if initrd else None, boot.cmdline)
 
-    def _config_drive(self, spec: InstanceSpec, boot: specs.BootImages, inst_dir: Path) -> Path:
+    def _config_drive(self, spec: InstanceSpec, boot: specs.BootImages, inst_dir: Path,
+                      again: bool = False) -> Path:
         build = self._build_config_drive
         if build is None:
             from cirrus.virt.configdrive import build_config_drive as build
+        try:
+            secrets = build_secrets.from_extra(self.settings, spec.uuid, spec.extra)
+        except build_secrets.BuildSecretsError as exc:
+            if not again:
+                log.error("config drive of %s on %s: %s", spec.uuid, self.host, exc)
+                raise SpawnError(f"config drive of {spec.uuid} on {self.host}: "
+                                 f"{build_secrets.UNOPENABLE}") from exc
+            # Made again for a NIC change after the key it was sealed with was retired: the
+            # guest took its password and files at first boot; the new drive goes without.
+            log.warning("config drive of %s made again without its build secrets: %s",
+                        spec.uuid, exc)
+            secrets = build_secrets.BuildSecrets()
         drive = build(inst_dir / CONFIG_DRIVE, fmt=self.settings.config_drive_format,
-                      **specs.config_drive_inputs(spec, boot.properties))
+                      **specs.config_drive_inputs(spec, boot.properties, secrets))
         _write_private_json(inst_dir / CONFIG_DRIVE_SOURCE,
                             {"spec": dataclasses.asdict(spec), "stale": False})
         return drive
@@ -270,7 +284,7 @@ class LibvirtDriver(VirtDriver):
             return
         path, source = found
         spec = InstanceSpec(**source["spec"])
-        self._config_drive(spec, specs.boot_images(spec), path.parent)
+        self._config_drive(spec, specs.boot_images(spec), path.parent, again=True)
         log.info("config drive of %s made again with %d NIC(s)", uuid, len(spec.nics))
 
     def _drive_is_stale(self, uuid: str) -> bool:

@@ -8,8 +8,11 @@ key):
   `kernel_id`/`ramdisk_id` properties name, when it has them;
 - `storage_pool`: the pool asked for (storage.requested_storage_pool), absent: default;
 - `config_drive`: true to attach a config drive (the setting force_config_drive also does);
-- for the config drive: `display_name`, `key_name`, `admin_pass`, `availability_zone`,
-  `project_id`, `launch_index`, `injected_files` ([[guest path, base64 content], ...]).
+- for the config drive: `display_name`, `key_name`, `availability_zone`, `project_id`,
+  `launch_index`, and `build_secrets`: the admin password and injected files, sealed by the
+  API (cirrus.compute.build_secrets; the driver opens them with the key file). A spec from
+  before they were sealed may carry `admin_pass` and `injected_files` ([[guest path, base64
+  content], ...]) instead.
 
 Everything here is pure: it turns plain data into plain data, and says what is missing.
 `spec_extra` is the conductor's half (it has the database rows), the rest the driver's.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
+from cirrus.compute.build_secrets import SEALED, BuildSecrets
 from cirrus.network.model import Nic
 from cirrus.virt.driver import InstanceSpec, SpawnError
 from cirrus.virt.libvirt.domain import DEFAULT_CMDLINE
@@ -53,7 +57,7 @@ def spec_extra(instance: object, image: object | None, kernel: object | None = N
         "config_drive": _truthy(instance.config_drive),
     }
     request_spec = instance.request_spec or {}
-    for key in ("admin_pass", "injected_files"):  # cirrus.compute.instances.BUILD_SECRETS
+    for key in (SEALED, "admin_pass", "injected_files"):  # instances.BUILD_SECRETS
         if request_spec.get(key):
             extra[key] = request_spec[key]
     if image is None:
@@ -111,8 +115,11 @@ def wants_config_drive(spec: InstanceSpec, force: bool) -> bool:
     return force or _truthy(spec.extra.get("config_drive"))
 
 
-def config_drive_inputs(spec: InstanceSpec, image_properties: dict) -> dict:
-    """Keyword arguments of cirrus.virt.configdrive.build_config_drive (but path and fmt)."""
+def config_drive_inputs(spec: InstanceSpec, image_properties: dict,
+                        secrets: BuildSecrets | None = None) -> dict:
+    """Keyword arguments of cirrus.virt.configdrive.build_config_drive (but path and fmt);
+    `secrets`: the spec's build secrets, opened (cirrus.compute.build_secrets.from_extra)."""
+    secrets = secrets or BuildSecrets()
     keys = {}
     if spec.key_data:
         keys[spec.extra.get("key_name") or "default"] = spec.key_data
@@ -121,10 +128,9 @@ def config_drive_inputs(spec: InstanceSpec, image_properties: dict) -> dict:
         "hostname": spec.name,
         "name": spec.extra.get("display_name") or spec.name,
         "public_keys": keys,
-        "admin_pass": spec.extra.get("admin_pass"),
+        "admin_pass": secrets.admin_pass,
         "user_data": base64.b64decode(spec.user_data) if spec.user_data else None,
-        "injected_files": [(path, base64.b64decode(content))
-                           for path, content in spec.extra.get("injected_files") or []],
+        "injected_files": list(secrets.injected_files),
         "nics": [Nic.from_dict(nic) for nic in sorted(spec.nics, key=lambda n: n["index"])],
         "inject_ip": _truthy(image_properties.get("support_inject_ip")),
         "metadata": dict(spec.metadata),

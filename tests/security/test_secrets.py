@@ -1,0 +1,187 @@
+"""Build secrets (adminPass, personality files) never in plain text in the database, its WAL,
+any file under the data directory or the logs, yet on the config drive the guest reads
+(docs/security.md, "Build secrets"; issue 11, point 1)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cirrus.agent.service import Agent
+from cirrus.compute import build_secrets, instances
+from cirrus.config import Settings
+from cirrus.db.models import Instance
+from cirrus.virt import configdrive
+from cirrus.virt.driver import InstanceSpec
+from cirrus.virt.libvirt import spec as specs
+from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
+
+SERVERS = "/compute/v2.1/servers"
+PERSONALITY_MV = "2.56"
+
+
+def forms(secret: bytes) -> list[bytes]:
+    """`secret` as it could sit in a file: itself, JSON-escaped, and base64 at each of the
+    three alignments it can have inside a longer base64 text (standard and url-safe)."""
+    found = [secret, json.dumps(secret.decode()).encode()[1:-1]]
+    for skip in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(bytes(skip) + secret)
+            first = -(-skip // 3)  # the first 4-character group made of secret bytes only
+            last = (skip + len(secret)) // 3  # groups before this one are whole
+            found.append(text[4 * first:4 * last])
+    return list(dict.fromkeys(found))
+
+
+def leaks(secret: bytes, blobs: dict[str, bytes]) -> list[str]:
+    return [f"{name} holds {form!r}" for name, blob in blobs.items()
+            for form in forms(secret) if form in blob]
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def spawned(cloud) -> dict[str, InstanceSpec]:
+    """Every spec the fake agents' drivers are given, by uuid (the real spawn still runs)."""
+    seen: dict[str, InstanceSpec] = {}
+    lock = threading.Lock()
+    for role in cloud.roles:
+        if isinstance(role, Agent):
+            def spy(spec: InstanceSpec, _spawn=role.driver.spawn) -> None:
+                with lock:
+                    seen[spec.uuid] = spec
+                _spawn(spec)
+            role.driver.spawn = spy
+    return seen
+
+
+def test_admin_pass_and_files_are_nowhere_in_plain_text_but_on_the_config_drive(
+        api, cloud, member, spawned, caplog, tmp_path) -> None:
+    caplog.set_level(logging.DEBUG)
+    flavor, image = add_flavor(cloud), add_image(cloud)
+    password = f"Pw-{secrets.token_hex(12)}"
+    content = f"personality-{secrets.token_hex(12)}\n".encode()
+    body = server_body(flavor, image, adminPass=password, config_drive=True, personality=[
+        {"path": "/etc/cirrus-secret", "contents": base64.b64encode(content).decode()}])
+    r = api.post(SERVERS, json=body, headers=member.compute(PERSONALITY_MV))
+    assert r.status_code == 202, r.text
+    assert r.json()["server"]["adminPass"] == password  # the one place it is given back
+    uuid = r.json()["server"]["id"]
+    wait_for_status(api, member.compute(), uuid, "ACTIVE")
+
+    # The destination: the drive the libvirt driver would write from the spec the agent got.
+    spec = spawned[uuid]
+    opened = build_secrets.from_extra(cloud.settings, uuid, spec.extra)
+    drive = configdrive.drive_contents(**specs.config_drive_inputs(spec, {}, opened))
+    meta = json.loads(drive["openstack/latest/meta_data.json"])
+    assert meta["admin_pass"] == password
+    assert meta["files"] == [{"path": "/etc/cirrus-secret",
+                              "content_path": "/content/0000"}]
+    assert drive["openstack/content/0000"] == content
+    r = api.post(f"{SERVERS}/{uuid}/action", json={"os-getConsoleOutput": {}},
+                 headers=member.compute())
+    assert "admin password set, 1 file(s) injected" in r.json()["output"]  # the fake guest
+
+    # ... and nowhere else: every file of the data directory (cirrus.db, its WAL, the key's
+    # directory aside), the spec the bus carried, and every log record.
+    with cloud.db.reader() as s:
+        assert not set(s.scalar(select(Instance.request_spec).where(Instance.uuid == uuid))) \
+            & set(instances.BUILD_SECRETS)  # erased once built, as before
+    data_dir = Path(cloud.settings.data_dir)
+    blobs = files_under(data_dir)
+    assert "cirrus.db" in blobs
+    if "cirrus.db-wal" not in blobs:  # the WAL was checkpointed away: its pages are in the db
+        assert cloud.settings.effective_database_url.startswith("sqlite")
+    blobs["the spawn message's spec"] = json.dumps(spec.__dict__).encode()
+    blobs["the logs"] = (caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)).encode()
+    problems = leaks(password.encode(), blobs) + leaks(content.rstrip(b"\n"), blobs) \
+        + leaks(content, blobs)
+    assert not problems, problems
+
+
+def test_the_wal_is_checked_while_it_still_holds_the_build(api, cloud, member, settings) -> None:
+    """The WAL file exists on SQLite during the run: the scan above reads it (not vacuous)."""
+    if not settings.effective_database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    flavor, image = add_flavor(cloud), add_image(cloud)
+    r = api.post(SERVERS, json=server_body(flavor, image, adminPass="x" * 20),
+                 headers=member.compute())
+    wait_for_status(api, member.compute(), r.json()["server"]["id"], "ACTIVE")
+    wal = Path(settings.data_dir) / "cirrus.db-wal"
+    assert wal.exists() and wal.stat().st_size > 0
+    sealed_marker = b"gAAAAA"  # every Fernet token starts so: the sealed form did reach it
+    assert sealed_marker in wal.read_bytes() or sealed_marker in (
+        Path(settings.data_dir) / "cirrus.db").read_bytes()
+
+
+def test_the_key_file_is_private_and_made_once(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    path = build_secrets.ensure_key(settings)
+    assert path == tmp_path / "data" / "keys" / "build-secrets.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    before = path.read_bytes()
+    assert build_secrets.ensure_key(settings) == path and path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["build-secrets.key"]  # no temp left
+
+
+def test_a_token_opens_only_for_its_instance_and_key(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    sealed = build_secrets.BuildSecrets("hunter2-password", [("/f", b"data")])
+    token = build_secrets.seal(settings, "uuid-a", sealed)
+    assert build_secrets.open_sealed(settings, "uuid-a", token) == sealed
+    with pytest.raises(build_secrets.BuildSecretsError, match="sealed for another instance"):
+        build_secrets.open_sealed(settings, "uuid-b", token)  # moved to another instance
+    other = Settings(data_dir=tmp_path / "other-host")
+    build_secrets.ensure_key(other)
+    with pytest.raises(build_secrets.BuildSecretsError, match="do not open with the keys"):
+        build_secrets.open_sealed(other, "uuid-a", token)
+    with pytest.raises(build_secrets.BuildSecretsError, match="is missing"):
+        build_secrets.open_sealed(Settings(data_dir=tmp_path / "no-key"), "uuid-a", token)
+    assert not (tmp_path / "no-key").exists()  # an agent never makes a key of its own
+
+
+def test_rotation_old_tokens_open_while_their_key_is_listed(tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    path = build_secrets.ensure_key(settings)
+    old_token = build_secrets.seal(settings, "u", build_secrets.BuildSecrets("old-pass"))
+    new_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    path.write_text(f"{new_key}\n{path.read_text()}")  # the new key first, the old kept
+    new_token = build_secrets.seal(settings, "u", build_secrets.BuildSecrets("new-pass"))
+    assert build_secrets.open_sealed(settings, "u", old_token).admin_pass == "old-pass"
+    assert build_secrets.open_sealed(settings, "u", new_token).admin_pass == "new-pass"
+    path.write_text(new_key + "\n")  # the old one retired
+    assert build_secrets.open_sealed(settings, "u", new_token).admin_pass == "new-pass"
+    with pytest.raises(build_secrets.BuildSecretsError):
+        build_secrets.open_sealed(settings, "u", old_token)
+    path.write_text("# nothing but a comment\nnot-a-key\n")
+    with pytest.raises(build_secrets.BuildSecretsError, match="line 2: not a Fernet key"):
+        build_secrets.open_sealed(settings, "u", new_token)
+
+
+def test_a_host_without_the_key_fails_the_build_saying_why(api, cloud, member) -> None:
+    flavor, image = add_flavor(cloud), add_image(cloud)
+    for role in cloud.roles:  # the agents read another key file than the API writes
+        if isinstance(role, Agent):
+            role.driver.settings = Settings(data_dir=Path(cloud.settings.data_dir) / "elsewhere")
+    r = api.post(SERVERS, json=server_body(flavor, image, adminPass="never-seen-pass"),
+                 headers=member.compute())
+    assert r.status_code == 202, r.text
+    server = wait_for_status(api, member.compute(), r.json()["server"]["id"], "ERROR")
+    assert build_secrets.UNOPENABLE in server["fault"]["message"]
+    assert "elsewhere" not in server["fault"]["message"]  # no path of the host's for users
+    with cloud.db.reader() as s:
+        spec = s.scalar(select(Instance.request_spec).where(Instance.uuid == server["id"]))
+    assert not set(spec) & set(instances.BUILD_SECRETS)  # erased after the failed build too
