@@ -185,3 +185,80 @@ def test_a_host_without_the_key_fails_the_build_saying_why(api, cloud, member) -
     with cloud.db.reader() as s:
         spec = s.scalar(select(Instance.request_spec).where(Instance.uuid == server["id"]))
     assert not set(spec) & set(instances.BUILD_SECRETS)  # erased after the failed build too
+
+
+# ------------------------------------------------------------------ over RabbitMQ (durable)
+
+RABBITMQ_DATA = Path(os.environ.get("CIRRUS_TEST_RABBITMQ_DATA", "/var/lib/rabbitmq/mnesia"))
+
+
+@pytest.mark.e2e
+def test_over_rabbitmq_the_broker_stores_only_the_sealed_form(tmp_path) -> None:
+    """A spawn message waits in the agent's durable queue (the agent is down): what RabbitMQ
+    writes to disk holds the sealed token, never the password; the agent, back, builds."""
+    from tests.dbfixtures import fresh_database
+    from tests.deployment import BROKER_URL, Deployment, require_broker, wait_for
+
+    require_broker()
+    if not os.access(RABBITMQ_DATA, os.R_OK | os.X_OK):
+        pytest.skip(f"RabbitMQ's data directory {RABBITMQ_DATA} is not readable here")
+    password = f"Pw-{secrets.token_hex(12)}"
+    content = f"personality-{secrets.token_hex(12)}".encode()
+    with fresh_database("postgresql") as url, Deployment(tmp_path, url, [BROKER_URL]) as d:
+        d.start_standard(apis=1, agents=1)
+        d.wait_ready()
+        client = d.client()
+        flavor = client.post("/compute/v2.1/flavors", json={"flavor": {
+            "name": "tiny", "vcpus": 1, "ram": 64, "disk": 1}}).json()["flavor"]["id"]
+        image = client.post("/image/v2/images", json={
+            "name": "img", "disk_format": "raw", "container_format": "bare"}).json()["id"]
+        assert client.put(f"/image/v2/images/{image}/file", content=b"\0" * 512, headers={
+            "Content-Type": "application/octet-stream"}).status_code == 204
+        d.kill("agent-1")  # its durable queue keeps what is sent to it
+        body = server_body(flavor, image, adminPass=password, personality=[
+            {"path": "/etc/x", "contents": base64.b64encode(content).decode()}])
+        r = client.post(SERVERS, json=body, headers={"OpenStack-API-Version": "compute 2.56"})
+        assert r.status_code == 202, r.text
+        uuid = r.json()["server"]["id"]
+
+        def broker_files() -> dict[str, bytes]:
+            return {str(p): p.read_bytes() for p in RABBITMQ_DATA.rglob("*")
+                    if p.is_file() and p.stat().st_size < 64 * 1024**2}
+
+        # The message is on the broker's disk (so the scan is not vacuous): its token is.
+        wait_for(lambda: _spawning(d, uuid), 30, "the build being sent to the agent")
+        token = _sealed_token(d, uuid)
+        assert token
+        wait_for(lambda: any(token.encode() in b for b in broker_files().values()), 30,
+                 "RabbitMQ writing the spawn message to disk")
+        problems = leaks(password.encode(), broker_files()) + leaks(content, broker_files())
+        assert not problems, problems
+
+        d.restart("agent-1")
+        wait_for(lambda: client.get(f"{SERVERS}/{uuid}").json()["server"]["status"] == "ACTIVE",
+                 60, "the server becoming ACTIVE")
+        r = client.post(f"{SERVERS}/{uuid}/action", json={"os-getConsoleOutput": {}})
+        assert "admin password set, 1 file(s) injected" in r.json()["output"]
+        blobs = {**files_under(tmp_path), **broker_files()}
+        problems = leaks(password.encode(), blobs) + leaks(content, blobs)
+        assert not problems, problems
+
+
+def _row(d, uuid: str, column):  # noqa: ANN001, ANN202 - a Deployment, a column
+    from sqlalchemy import create_engine
+
+    engine = create_engine(d.database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(column).where(Instance.uuid == uuid)).scalar()
+    finally:
+        engine.dispose()
+
+
+def _spawning(d, uuid: str) -> bool:  # noqa: ANN001 - a Deployment
+    return _row(d, uuid, Instance.task_state) == "spawning"
+
+
+def _sealed_token(d, uuid: str) -> str | None:  # noqa: ANN001 - a Deployment
+    """The instance's sealed build secrets, read from its request spec while it waits."""
+    return (_row(d, uuid, Instance.request_spec) or {}).get(build_secrets.SEALED)
