@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cirrus.compute import build_secrets
 from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.network.model import FixedIp, Nic, SubnetInfo
@@ -240,11 +241,13 @@ def test_a_config_drive_is_made_again_for_nics_plugged_since(spawner: Spawner,
                                                              dataplane) -> None:  # noqa: ANN001
     first = dataplane(make_nic(0, dhcp=False, address="10.77.0.5"))
     second = dataplane(make_nic(1, dhcp=False, address="10.77.0.6"))
-    spec = spawner.spec(spawner.blank_image(), config_drive=True, nics=[first],
-                        admin_pass="pw-on-the-drive")
+    spec = spawner.spec(spawner.blank_image(), config_drive=True, nics=[first])
+    spec.extra["build_secrets"] = build_secrets.seal(  # as the API seals it
+        spawner.settings, spec.uuid, build_secrets.BuildSecrets("pw-on-the-drive"))
     spawner.driver.spawn(spec)
     source = spawner.driver.pools.find_instance_dir(spec.uuid) / "disk.config.json"
-    assert source.stat().st_mode & 0o777 == 0o600  # it holds the admin password
+    assert source.stat().st_mode & 0o777 == 0o600  # as private as the drive
+    assert "pw-on-the-drive" not in source.read_text()  # the password stays sealed there
     assert drive_macs(spawner, spec.uuid) == [first["mac"]]
     dom = spawner.domain(spec.uuid)
 

@@ -33,7 +33,7 @@ from cirrus.config import Settings
 from cirrus.network.model import Nic
 from cirrus.network.render import debian_interfaces
 from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
-from cirrus.virt.libvirt import domain
+from cirrus.virt.libvirt import access, domain
 from cirrus.virt.libvirt import spec as specs
 from cirrus.virt.libvirt.image_use import ImagesInUse, boot_files, record_image_use
 from cirrus.virt.libvirt.images import ImageCache, create_overlay, qemu_img
@@ -94,6 +94,7 @@ class LibvirtDriver(VirtDriver):
         self.images = ImageCache(settings.effective_image_dir,
                                  settings.effective_image_cache_dir)
         self._build_config_drive = config_drive_builder
+        self._access: access.QemuAccess | None = None
         self._conn: libvirt.virConnect | None = None
         self._conn_lock = threading.Lock()
         log.info("libvirt driver for %s on %s, domain type %s, pools %s", host, self.uri,
@@ -194,6 +195,20 @@ class LibvirtDriver(VirtDriver):
             return NOSTATE
         return POWER_STATES.get(self._call("reading state", lambda c: dom.state()[0]), NOSTATE)
 
+    def _qemu_access(self) -> access.QemuAccess:
+        """How to make directories reachable by QEMU's user, which libvirt's capabilities
+        name (read once, on the first spawn)."""
+        if self._access is None:
+            caps = self._call("reading capabilities", lambda c: c.getCapabilities())
+            user = access.qemu_user(caps, self.virt_type)
+            self._access = access.QemuAccess(
+                user, Path(self.settings.data_dir),
+                [*self.pools.pools.values(), self.images.cache_dir])
+            log.info("QEMU runs as %s: instance directories are %s",
+                     f"uid {user.uid} gid {user.gid}" if user else "root or this user",
+                     "0710 with its group" if user else "0700")
+        return self._access
+
     # ---- spawn and destroy
     def spawn(self, spec: InstanceSpec) -> None:
         try:
@@ -206,8 +221,11 @@ class LibvirtDriver(VirtDriver):
         boot = specs.boot_images(spec)
         pool = spec.extra.get("storage_pool") or None
         inst_dir = self.pools.instance_dir(pool, spec.uuid)
-        inst_dir.mkdir(parents=True, exist_ok=True)
-        inst_dir.chmod(0o755)  # QEMU may run as another user (libvirt-qemu)
+        # QEMU runs as another user (libvirt-qemu): these directories are traversal-only
+        # for its group and closed to others; libvirt gives it the files (access.py).
+        qemu = self._qemu_access()
+        qemu.private_dir(inst_dir)
+        qemu.private_dir(self.images.cache_dir)
         # Before any fetch, so image cache expiry sees the images as used from here on.
         record_image_use(inst_dir, [i.id for i in (boot.root, boot.kernel, boot.ramdisk) if i])
         base = self.images.fetch(boot.root)

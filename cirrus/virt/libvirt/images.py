@@ -226,7 +226,8 @@ class ImageCache:
                 check_qcow2(part)
             elif image.disk_format in CONVERTED_FORMATS:
                 part = convert_to_qcow2(part, CONVERTED_FORMATS[image.disk_format])
-            part.chmod(0o644)
+            # Private: libvirt gives it to QEMU's user while a domain uses it (access.py).
+            part.chmod(0o600)
             os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)
@@ -401,6 +402,6 @@ def _allocated(st: os.stat_result) -> int:
 
 
 def _make_dir(path: Path) -> None:
-    """A directory QEMU (another user, e.g. libvirt-qemu) can traverse."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o755)
+    """The cache directory, private when made here; the libvirt driver opens it to QEMU's
+    group for traversal only (access.py) before it fetches."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
