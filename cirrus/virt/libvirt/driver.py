@@ -424,7 +424,7 @@ class LibvirtDriver(VirtDriver):
                 self._live_copy(dom, uuid, part)
             else:
                 qemu_img("convert", "-O", "qcow2", str(inst_dir / ROOT_DISK), str(part))
-            part.chmod(0o644)
+            part.chmod(0o600)  # private as every image file; the conductor imports it
             shutil.move(part, target)
         finally:
             part.unlink(missing_ok=True)
