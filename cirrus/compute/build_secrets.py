@@ -20,12 +20,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+log = logging.getLogger(__name__)
 
 # The request spec's key (and InstanceSpec.extra's) for the sealed token.
 SEALED = "build_secrets"
@@ -123,6 +126,9 @@ def _fernet(path: Path) -> MultiFernet:
         if cached and cached[0] == stamp and st is not None:
             return cached[1]
     fernet = MultiFernet([Fernet(key) for key in read_keys(path)])
+    if st is not None and st.st_mode & 0o077:
+        log.warning("build secrets key file %s is mode %04o: make it 0600 (readable by the "
+                    "service user only)", path, st.st_mode & 0o777)
     with _cache_lock:
         _cache[path] = (stamp, fernet)
     return fernet

@@ -63,8 +63,13 @@ BUILD_SECRETS = (build_secrets.SEALED, "admin_pass", "injected_files")
 def build_request_spec(req: CreateRequest, requested_networks: object, uuid: str,
                        settings: object) -> dict:
     spec: dict = {"networks": requested_networks}
-    sealed = build_secrets.seal(settings, uuid, build_secrets.BuildSecrets(
-        admin_pass=req.admin_pass, injected_files=list(req.injected_files)))
+    try:
+        sealed = build_secrets.seal(settings, uuid, build_secrets.BuildSecrets(
+            admin_pass=req.admin_pass, injected_files=list(req.injected_files)))
+    except (build_secrets.BuildSecretsError, OSError) as exc:
+        log.error("cannot seal build secrets: %s", exc)  # names the file, for the operator
+        raise ServiceUnavailable("The server cannot be created: the build secrets key of "
+                                 "this API is unusable (see its log).") from exc
     if sealed:
         spec[build_secrets.SEALED] = sealed
     return spec

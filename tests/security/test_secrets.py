@@ -262,3 +262,16 @@ def _spawning(d, uuid: str) -> bool:  # noqa: ANN001 - a Deployment
 def _sealed_token(d, uuid: str) -> str | None:  # noqa: ANN001 - a Deployment
     """The instance's sealed build secrets, read from its request spec while it waits."""
     return (_row(d, uuid, Instance.request_spec) or {}).get(build_secrets.SEALED)
+
+
+def test_an_unusable_key_file_is_a_503_that_creates_nothing(api, cloud, member) -> None:
+    flavor, image = add_flavor(cloud), add_image(cloud)
+    path = build_secrets.ensure_key(cloud.settings)
+    path.write_text("not-a-key\n")
+    r = api.post(SERVERS, json=server_body(flavor, image), headers=member.compute())
+    assert r.status_code == 503, r.text
+    (error,) = r.json().values()
+    assert "build secrets key" in error["message"]
+    assert str(path) not in r.text  # the path is for the operator's log
+    with cloud.db.reader() as s:
+        assert s.scalars(select(Instance.uuid)).all() == []
