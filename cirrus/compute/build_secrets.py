@@ -47,8 +47,9 @@ UNOPENABLE = ("the host could not open the server's admin password and files: it
 
 @dataclass(frozen=True)
 class BuildSecrets:
-    admin_pass: str | None = None
-    injected_files: list[tuple[str, bytes]] = field(default_factory=list)
+    # Not in repr: a log line or a traceback showing one must not show them.
+    admin_pass: str | None = field(default=None, repr=False)
+    injected_files: list[tuple[str, bytes]] = field(default_factory=list, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.admin_pass or self.injected_files)
@@ -153,6 +154,8 @@ def open_sealed(settings: object, uuid: str, token: str) -> BuildSecrets:
     """The secrets in `token`, which must have been sealed for instance `uuid` (a token
     copied to another instance does not open). The agent's side: never makes a key."""
     path = key_file(settings)
+    if not isinstance(token, str):
+        raise BuildSecretsError(f"the build secrets of instance {uuid} are not a token")
     try:
         plain = json.loads(_fernet(path).decrypt(token.encode()))
     except InvalidToken as exc:

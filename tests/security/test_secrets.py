@@ -142,6 +142,8 @@ def test_a_token_opens_only_for_its_instance_and_key(tmp_path) -> None:
     sealed = build_secrets.BuildSecrets("hunter2-password", [("/f", b"data")])
     token = build_secrets.seal(settings, "uuid-a", sealed)
     assert build_secrets.open_sealed(settings, "uuid-a", token) == sealed
+    assert "hunter2" not in repr(sealed) and "data" not in repr(sealed)
+    assert "hunter2" not in token
     with pytest.raises(build_secrets.BuildSecretsError, match="sealed for another instance"):
         build_secrets.open_sealed(settings, "uuid-b", token)  # moved to another instance
     other = Settings(data_dir=tmp_path / "other-host")
