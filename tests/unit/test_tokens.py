@@ -188,10 +188,17 @@ def test_a_token_from_another_process_with_a_newer_key_validates(
         provider: TokenProvider, db: Database, key_dir: str) -> None:
     rotator = TokenProvider(db, key_dir)
     KeyRepository(key_dir).rotate(token_ttl=3600)
-    provider._keys_loaded_at = 0.0  # as long after startup as a running process would be
+    # The first rotation promotes the staged key, which every process had already loaded.
+    staged_then_primary = rotator.issue(claims_for(rotator))
+    assert key_id_of(staged_then_primary) in provider._keys
+    # The second promotes a key made by the first: this process has never seen it.
+    KeyRepository(key_dir).rotate(token_ttl=3600)
+    rotator = TokenProvider(db, key_dir)
     token = rotator.issue(claims_for(rotator))
     assert key_id_of(token) not in provider._keys
+    provider._keys_loaded_at = 0.0  # as long after startup as a running process would be
     assert provider.validate(token).user_id == "u1"
+    assert provider.validate(staged_then_primary).user_id == "u1"
 
 
 def test_forged_key_ids_do_not_reload_keys_on_every_request(
@@ -201,7 +208,7 @@ def test_forged_key_ids_do_not_reload_keys_on_every_request(
     monkeypatch.setattr(provider, "_load_keys", lambda: (loads.append(1), real_load()))
     provider._keys_loaded_at = 0.0
     for n in range(1000, 1020):
-        forged = f"forged{n}xxx.{b64(json.dumps({'user_id': 'x'}).encode())}.{'s' * 43}"
+        forged = f"forged{n}xx.{b64(json.dumps({'user_id': 'x'}).encode())}.{'s' * 43}"
         assert len(forged.split(".")[0]) == 12
         with pytest.raises(NotFound):
             provider.validate(forged)
