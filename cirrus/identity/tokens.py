@@ -8,8 +8,8 @@ The signing keys live in a key directory outside the database (cirrus.identity.k
 by every API process of a deployment, so a copy of the database cannot sign a token. A token
 naming a key this process has not loaded makes it re-read the directory (at most every
 `REVOCATION_REFRESH` seconds, so forged key ids cannot make every request read files); the
-directory is also re-read every `KEY_REFRESH` seconds when issuing, so a rotation's new primary
-key is used without a restart.
+directory is also re-read every `KEY_REFRESH` seconds, so a rotation's new primary key signs,
+and a key it removed stops validating, without a restart.
 
 Parsing never raises anything but NotFound (401 at the edge): the token's shape and length
 are checked first, the HMAC is verified over the raw bytes before any JSON is parsed, every
@@ -200,7 +200,9 @@ class TokenProvider:
         key = self._keys.get(kid)
         # An unknown key may be a new one from a rotation: re-read the directory, but not more
         # often than REVOCATION_REFRESH, so forged key ids cannot make every request read it.
-        if key is None and time.monotonic() - self._keys_loaded_at >= REVOCATION_REFRESH:
+        # Every KEY_REFRESH it is re-read anyway, so a key a rotation removed stops validating.
+        age = time.monotonic() - self._keys_loaded_at
+        if (key is None and age >= REVOCATION_REFRESH) or age >= KEY_REFRESH:
             with self._lock:
                 self._load_keys()
             key = self._keys.get(kid)
