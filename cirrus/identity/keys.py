@@ -134,7 +134,9 @@ class KeyRepository:
 
     # ---- writing
     def _make_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.directory.parent.exists():  # e.g. <data_dir>/keys: private as well
+            self.directory.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory.mkdir(exist_ok=True, mode=0o700)
         self.directory.chmod(0o700)
 
     @contextlib.contextmanager

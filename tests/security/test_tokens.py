@@ -74,6 +74,7 @@ def test_the_keys_are_private_files_and_the_database_has_none(cloud: Cloud) -> N
     key_dir = cloud.settings.effective_token_key_dir
     assert key_dir == Path(cloud.settings.data_dir) / "keys" / "token"
     assert key_dir.stat().st_mode & 0o777 == 0o700
+    assert key_dir.parent.stat().st_mode & 0o777 == 0o700  # <data_dir>/keys, made with it
     keys = [p for p in key_dir.iterdir() if p.name.isdigit()]
     assert sorted(p.name for p in keys) == ["0", "1"]  # staged and primary
     for path in key_dir.iterdir():
