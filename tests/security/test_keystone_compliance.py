@@ -382,3 +382,49 @@ def test_only_an_admin_sets_options_or_passwords_of_others(api: TestClient, admi
     # The self-service change of someone else's password needs their original password.
     assert error(change(api, target["id"], "guess", "mine-now1"), 401) == UNAUTHENTICATED
     assert login(api, target["id"], "first-pw1").status_code == 201
+
+
+# ---------------------------------------------------------------- Tempest's own clients
+
+
+def test_tempests_security_compliance_flows_with_tempests_clients(
+        api: TestClient, member: Caller, cloud: Cloud) -> None:
+    """IdentityV3UsersTest (run only with security_compliance = True), step by step with
+    Tempest's UsersClient and V3TokenClient and Tempest's default settings for it:
+    user_lockout_failure_attempts 2, user_unique_last_password_count 2."""
+    from tempest.lib import exceptions
+    from tempest.lib.services.identity.v3.token_client import V3TokenClient
+    from tempest.lib.services.identity.v3.users_client import UsersClient
+
+    from tests.api.tempest_schemas import AUTH_URL, Clients, InProcessHttp
+
+    cloud.settings.lockout_failure_attempts = 2
+    cloud.settings.lockout_duration = 5
+    cloud.settings.unique_last_password_count = 2
+    users = Clients(api, "alice", "pw-alice", "project-a").client(UsersClient, "identity")
+    token = V3TokenClient(AUTH_URL)
+    token.http_obj = InProcessHttp(api)
+
+    # test_password_history_check_self_service_api
+    users.update_user_password(member.user_id, password="new-pass1", original_password="pw-alice")
+    token.auth(user_id=member.user_id, password="new-pass1")
+    with pytest.raises(exceptions.BadRequest):
+        users.update_user_password(member.user_id, password="new-pass1",
+                                   original_password="new-pass1")
+    with pytest.raises(exceptions.BadRequest):
+        users.update_user_password(member.user_id, password="pw-alice",
+                                   original_password="new-pass1")
+    users.update_user_password(member.user_id, password="new-pass2", original_password="new-pass1")
+    with pytest.raises(exceptions.Unauthorized):
+        token.auth(user_id=member.user_id, password="pw-alice")
+
+    # test_user_account_lockout
+    token.auth(user_id=member.user_id, password="new-pass2")
+    for _ in range(2):
+        with pytest.raises(exceptions.Unauthorized):
+            token.auth(user_id=member.user_id, password="bad-pass")
+    with pytest.raises(exceptions.Unauthorized):
+        token.auth(user_id=member.user_id, password="new-pass2")
+    # Tempest sleeps lockout_duration + 1 s; here the last failure is moved back instead.
+    set_user(cloud, member.user_id, failed_auth_at=utcnow() - dt.timedelta(seconds=6))
+    token.auth(user_id=member.user_id, password="new-pass2")
