@@ -13,17 +13,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
-import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import MetaData, inspect, select
 from starlette.testclient import TestClient
 
 from cirrus.cli import main
@@ -82,39 +81,36 @@ def test_the_keys_are_private_files_and_the_database_has_none(cloud: Cloud) -> N
     assert "signing_keys" not in inspect(cloud.db.engine).get_table_names()
 
 
-def _every_value_in(db_file: Path) -> list[bytes]:
-    """Every text or blob value of every table of a copied SQLite database."""
+def _every_value_in(engine) -> list[bytes]:  # noqa: ANN001
+    """Every text or blob value of every table: what a dump or backup of the database holds."""
     values: list[bytes] = []
-    con = sqlite3.connect(db_file)
-    try:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            for row in con.execute(f'SELECT * FROM "{table}"'):  # noqa: S608
+    tables = MetaData()
+    tables.reflect(engine)
+    with engine.connect() as con:
+        for table in tables.sorted_tables:
+            for row in con.execute(select(table)):
                 for value in row:
+                    if isinstance(value, dict | list):
+                        value = json.dumps(value)
                     if isinstance(value, str) and len(value) >= 16:
                         values.append(value.encode())
-                    elif isinstance(value, bytes) and len(value) >= 16:
-                        values.append(value)
-    finally:
-        con.close()
+                    elif isinstance(value, bytes | memoryview) and len(value) >= 16:
+                        values.append(bytes(value))
     return values
 
 
 def test_a_token_forged_with_keys_copied_from_the_database_is_refused(
-        api: TestClient, cloud: Cloud, admin: Caller, tmp_path: Path) -> None:
+        api: TestClient, cloud: Cloud, admin: Caller) -> None:
     assert status_with(api, admin.token) == 200
-    copy = tmp_path / "stolen.db"
-    db_file = Path(cloud.settings.data_dir) / "cirrus.db"
-    with sqlite3.connect(db_file) as con:  # a consistent copy, WAL included
-        con.execute("PRAGMA wal_checkpoint(FULL)")
-    shutil.copy(db_file, copy)
-    candidates = _every_value_in(copy)
+    candidates = _every_value_in(cloud.db.engine)
     assert len(candidates) > 10  # the copy holds the users, hashes, ids...
     claims = admin_claims(cloud)
     real_kid = key_id(primary_key(cloud))
     for candidate in candidates:
-        for key in {candidate, base64.urlsafe_b64decode(candidate + b"=" * (-len(candidate) % 4))
-                    if all(chr(c) in B64 for c in candidate) else candidate}:
+        keys = {candidate}
+        with contextlib.suppress(ValueError):  # a base64 value may hide a key's bytes
+            keys.add(base64.urlsafe_b64decode(candidate + b"=" * (-len(candidate) % 4)))
+        for key in keys:
             forged = sign(key, claims)
             assert status_with(api, forged) == 401
             # The same forgery claiming the real key's id.
