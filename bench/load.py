@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.api import COMPUTE_VERSION, Session, password_auth_body
 from bench.http import Connection
@@ -164,12 +165,16 @@ def http_floor(s: Session, seconds: float, concurrency: int) -> PhaseResult:
 
 def in_process_validate(database_url: str, token: str, seconds: float) -> PhaseResult:
     """TokenProvider.validate in this process, on the all-in-one's database: no HTTP at all."""
+    from sqlalchemy.engine import make_url
+
     from cirrus.db.engine import Database
     from cirrus.identity.tokens import TokenProvider
 
     db = Database(database_url)
     try:
-        provider = TokenProvider(db)
+        # The all-in-one's keys: <data_dir>/keys/token beside its <data_dir>/cirrus.db.
+        key_dir = Path(make_url(database_url).database).parent / "keys" / "token"
+        provider = TokenProvider(db, key_dir)
         provider.validate(token)  # loads the signing key and the revocations
         result = PhaseResult()
         t0 = time.perf_counter()

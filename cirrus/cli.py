@@ -149,6 +149,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         problem = _schema_problem(settings)
         if problem:
             return _fail("serve", problem)
+    if "api" in roles:  # an API process signs and checks tokens with the key directory's keys
+        problem = _token_key_problem(settings)
+        if problem:
+            return _fail("serve", problem)
     stackdump.install()
     try:
         cloud = Cloud(settings)
@@ -225,6 +229,56 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- token-keys
+
+
+def cmd_token_keys(args: argparse.Namespace) -> int:
+    """`cirrus token-keys setup|rotate|list`: the token signing key directory (docs/security.md)."""
+    from cirrus.identity.keys import STAGED, KeyRepository, KeyRepositoryError, key_id
+
+    settings = load_settings(args.config)
+    directory = settings.effective_token_key_dir
+    repo = KeyRepository(directory, settings.token_max_active_keys)
+    command = f"token-keys {args.token_keys_command}"
+    try:
+        if args.token_keys_command == "setup":
+            made = repo.setup()
+            print(f"{'created' if made else 'kept the existing'} token signing keys in {directory}")
+        elif args.token_keys_command == "rotate":
+            result = repo.rotate(settings.token_ttl)
+            print(f"rotated the token signing keys in {directory}: key {result.primary} is "
+                  f"primary, a new key 0 is staged; removed: "
+                  f"{', '.join(map(str, result.removed)) or 'none'}")
+            if result.kept_for_live_tokens:
+                print(f"kept {', '.join(map(str, result.kept_for_live_tokens))} beyond "
+                      f"token_max_active_keys ({repo.max_active_keys}): tokens they signed may "
+                      f"not have expired yet (token_ttl {settings.token_ttl} s)")
+            print("copy the directory to every other API host now (see docs/deployment.md)")
+        keys = repo.load()
+    except (KeyRepositoryError, OSError) as exc:
+        return _fail(command, str(exc))
+    if not keys.keys:
+        return _fail(command, f"no token signing keys in {directory}: run `cirrus token-keys "
+                              "setup`")
+    for index in sorted(keys.keys, reverse=True):
+        role = ("staged" if index == STAGED else
+                "primary" if index == keys.primary_index else "secondary")
+        print(f"  {index}: {role} (id {key_id(keys.keys[index])})")
+    return 0
+
+
+def _token_key_problem(settings: Settings) -> str | None:
+    """Why this API process could not sign tokens, or None."""
+    from cirrus.identity.keys import KeyRepository
+
+    directory = settings.effective_token_key_dir
+    if KeyRepository(directory).load().primary is None:
+        return (f"no token signing key in {directory} (token_key_dir): run `cirrus "
+                "token-keys setup` (or `cirrus bootstrap`) there, and give every API process "
+                "of the deployment the same directory (docs/deployment.md)")
+    return None
+
+
 # ---------------------------------------------------------------- log-level
 
 
@@ -297,6 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--clouds-yaml", default="clouds.yaml",
                       help="where to write the clouds.yaml (default ./clouds.yaml)")
     boot.set_defaults(func=cmd_bootstrap)
+
+    tk = sub.add_parser("token-keys",
+                        help="the token signing keys (token_key_dir): create, rotate, list")
+    tk_sub = tk.add_subparsers(dest="token_keys_command", required=True)
+    tk_sub.add_parser("setup", help="create the first keys if the directory has none")
+    tk_sub.add_parser("rotate", help="promote the staged key to primary, stage a new one, "
+                                     "remove keys whose tokens have expired")
+    tk_sub.add_parser("list", help="show the keys and their roles")
+    tk.set_defaults(func=cmd_token_keys)
 
     lvl = sub.add_parser("log-level",
                          help="show or change the log level of every running Cirrus process")

@@ -39,6 +39,21 @@ class Settings:
     log_level: str = "INFO"
     log_file: str = ""  # empty: stderr
     token_ttl: int = 3600
+    # Token signing keys (docs/security.md): a directory outside the database, 0700, one
+    # 0600 file per key, the same on every API host; `cirrus token-keys rotate` rotates them.
+    token_key_dir: str = ""  # empty: <data_dir>/keys/token
+    token_max_active_keys: int = 3  # staged + primary + secondaries kept by a rotation
+    # Passwords (Keystone's [identity] max_password_length and [security_compliance]);
+    # every rule but the length bound is off by default, as in Keystone.
+    max_password_length: int = 4096
+    lockout_failure_attempts: int = 0  # failed logins before a lockout; 0: never locked
+    lockout_duration: int = 1800  # seconds a lockout lasts; 0: until an admin enables the user
+    password_expires_days: int = 0  # days a password is valid; 0: forever
+    password_regex: str = ""  # a new password must match this (re.match); empty: anything
+    password_regex_description: str = ""  # said in the 400 when password_regex refuses one
+    unique_last_password_count: int = 0  # a new password differs from this many last ones
+    minimum_password_age: int = 0  # days before a user may change their own password again
+    change_password_upon_first_use: bool = False  # a new or admin-reset password must be changed
     admin_user: str = "admin"
     admin_password: str = ""  # empty on first start: generated and written to clouds.yaml
     admin_project: str = "admin"
@@ -110,6 +125,11 @@ class Settings:
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    @property
+    def effective_token_key_dir(self) -> Path:
+        return (Path(self.token_key_dir) if self.token_key_dir
+                else Path(self.data_dir) / "keys" / "token")
 
     @property
     def effective_image_dir(self) -> Path:

@@ -105,7 +105,9 @@ class Cloud:
             db = self.db
             with self._open_lock:
                 if self._tokens is None:
-                    self._tokens = TokenProvider(db, ttl=self.settings.token_ttl)
+                    self._tokens = TokenProvider(
+                        db, self.settings.effective_token_key_dir, ttl=self.settings.token_ttl,
+                        max_active_keys=self.settings.token_max_active_keys)
         return self._tokens
 
     # ---- first start
@@ -127,19 +129,24 @@ class Cloud:
         images.recover_interrupted_uploads(self.db, FileStore(self.settings.effective_image_dir))
 
     def bootstrap(self, admin_password: str, reset_password: bool = False) -> bool:
-        """Default domain, roles, admin user and project, first signing key. With
-        `reset_password`, an existing admin gets `admin_password` too (as keystone-manage
-        bootstrap does); returns whether it was changed."""
+        """Default domain, roles, admin user and project, the first token signing keys (in
+        the key directory, not the database). With `reset_password`, an existing admin gets
+        `admin_password` too and any lockout is lifted (as keystone-manage bootstrap does);
+        returns whether the password was changed."""
         from cirrus.identity import service as identity
-        from cirrus.identity.passwords import hash_password, verify_password
+        from cirrus.identity.compliance import PasswordPolicy
+        from cirrus.identity.passwords import verify_password
 
         s = self.settings
 
         def work(session) -> bool:  # noqa: ANN001
             user = identity.bootstrap(session, s.admin_user, admin_password, s.admin_project)
-            if reset_password and not verify_password(user.password_hash, admin_password):
-                user.password_hash = hash_password(admin_password)
-                return True
+            if reset_password:
+                user.failed_auth_count = 0
+                if not verify_password(user.password_hash, admin_password):
+                    identity.reset_password(user, admin_password,
+                                            PasswordPolicy.from_settings(s))
+                    return True
             return False
 
         changed = self.db.run(work)

@@ -7,8 +7,9 @@ change) revoke the affected tokens once the change has committed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cirrus.api.framework import ApiRequest, Reply, make_routes
@@ -17,6 +18,7 @@ from cirrus.db.models import Domain, Project, Role, User
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity import catalog, schemas
 from cirrus.identity import service as identity
+from cirrus.identity.compliance import PasswordPolicy
 from cirrus.identity.policy import ADMIN, READ, authorize
 from cirrus.identity.tokens import TokenClaims
 
@@ -74,6 +76,11 @@ def _body(req: ApiRequest, schema: dict, key: str) -> dict:
 def _revoke(req: ApiRequest, revocations: list[identity.Revocation]) -> None:
     for user_id, project_id in revocations:
         req.cloud.tokens.revoke_user(user_id, project_id)
+
+
+def _policy(req: ApiRequest) -> PasswordPolicy:
+    """The password rules and lockout settings (Keystone's [security_compliance])."""
+    return PasswordPolicy.from_settings(req.cloud.settings)
 
 
 def _iso(ts: float) -> str:
@@ -173,13 +180,29 @@ def show_v3(req: ApiRequest) -> dict:
 # ---------------------------------------------------------------- tokens
 
 
+@contextlib.contextmanager
+def _counting_failed_logins(req: ApiRequest, policy: PasswordPolicy) -> Iterator[None]:
+    """A wrong password is counted towards a lockout in a transaction of its own, once the
+    one that checked it is over (nothing is counted when lockout is off)."""
+    try:
+        yield
+    except identity.FailedLogin as exc:
+        if policy.lockout_failure_attempts:
+            user_id = exc.user_id
+            req.cloud.db.run(lambda s: identity.record_login(s, user_id, policy, failed=True))
+        raise
+
+
 def issue_token(req: ApiRequest) -> Reply:
     body = req.json
     validate(schemas.auth_request, schemas.redacted(body))
     auth = body["auth"]
-    with req.cloud.db.reader() as s:
+    policy = _policy(req)
+    with _counting_failed_logins(req, policy), req.cloud.db.reader() as s:
         claims, user = identity.authenticate(s, req.cloud.tokens, auth["identity"],
-                                             auth.get("scope"))
+                                             auth.get("scope"), policy)
+    if user.failed_auth_count and policy.lockout_failure_attempts:
+        req.cloud.db.run(lambda s: identity.record_login(s, user.id, policy, failed=False))
     token_id = req.cloud.tokens.issue(claims)
     return Reply(201, _token_view(req, claims, user.password_expires_at),
                  {"X-Subject-Token": token_id})
@@ -198,8 +221,9 @@ def _subject(req: ApiRequest) -> TokenClaims:
 
 def validate_token(req: ApiRequest) -> dict:
     # A signature check and a revocation lookup, nothing more: deleting or disabling a user
-    # revokes their tokens, and Cirrus sets no password expiry.
-    return _token_view(req, _subject(req), None)
+    # revokes their tokens, and the token carries the password expiry it was issued with.
+    claims = _subject(req)
+    return _token_view(req, claims, claims.password_expires_datetime)
 
 
 def check_token(req: ApiRequest) -> Reply:
@@ -432,14 +456,17 @@ def create_user(req: ApiRequest) -> Reply:
     _authorize(req, ADMIN, "create_user")
     fields = _body(req, schemas.user_create, "user")
     default_domain = _domain_for_writes(req)
-    user = req.cloud.db.run(lambda s: identity.create_user(s, fields, default_domain))
+    policy = _policy(req)
+    user = req.cloud.db.run(lambda s: identity.create_user(s, fields, default_domain, policy))
     return Reply(201, {"user": _user_view(req, user)})
 
 
 def update_user(req: ApiRequest, user_id: str) -> dict:
     _authorize(req, ADMIN, "update_user")
     fields = _body(req, schemas.user_update, "user")
-    user, revocations = req.cloud.db.run(lambda s: identity.update_user(s, user_id, fields))
+    policy = _policy(req)
+    user, revocations = req.cloud.db.run(lambda s: identity.update_user(s, user_id, fields,
+                                                                         policy))
     _revoke(req, revocations)
     return {"user": _user_view(req, user)}
 
@@ -452,8 +479,11 @@ def delete_user(req: ApiRequest, user_id: str) -> None:
 def change_password(req: ApiRequest, user_id: str) -> None:
     # No token needed (so an expired password can be changed): the original one authenticates.
     fields = _body(req, schemas.password_change, "user")
-    _revoke(req, req.cloud.db.run(lambda s: identity.change_password(
-        s, user_id, fields["original_password"], fields["password"])))
+    policy = _policy(req)
+    with _counting_failed_logins(req, policy):
+        revocations = req.cloud.db.run(lambda s: identity.change_password(
+            s, user_id, fields["original_password"], fields["password"], policy))
+    _revoke(req, revocations)
 
 
 def list_user_projects(req: ApiRequest, user_id: str) -> dict:

@@ -13,7 +13,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Text,
@@ -84,6 +83,14 @@ class User(TimestampMixin, Base):
     default_project_id: Mapped[str | None] = mapped_column(String(64))
     password_expires_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Keystone's security compliance (cirrus/identity/compliance.py): when the password was
+    # set and by whom (a self-service change starts the minimum age), the hashes of earlier
+    # ones (unique_last_password_count), and failed logins (lockout).
+    password_created_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    password_self_service: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_history: Mapped[list] = mapped_column(JSON, default=list)
+    failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_auth_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
 
 class Role(TimestampMixin, Base):
@@ -117,16 +124,6 @@ class TokenRevocation(Base):
     project_id: Mapped[str | None] = mapped_column(String(64))
     issued_before: Mapped[dt.datetime] = mapped_column(Timestamp)
     expires_at: Mapped[dt.datetime] = mapped_column(Timestamp)  # safe to purge after this
-
-
-class SigningKey(Base):
-    """Token signing keys, shared by every API process through the database."""
-
-    __tablename__ = "signing_keys"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    key: Mapped[bytes] = mapped_column(LargeBinary(64))
-    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, default=utcnow)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 # ---------------------------------------------------------------- images

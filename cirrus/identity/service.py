@@ -8,6 +8,7 @@ None meaning every token of that user.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import uuid
@@ -19,8 +20,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Project, Role, RoleAssignment, User
+from cirrus.db.models import Domain, Project, Role, RoleAssignment, User, utcnow
 from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from cirrus.identity.compliance import (
+    BOOTSTRAP_ADMIN_OPTIONS,
+    LOCK_PASSWORD,
+    PasswordPolicy,
+    expired_error,
+    locked_error,
+    password_expired,
+    user_options,
+)
 from cirrus.identity.passwords import hash_password, verify_password
 from cirrus.identity.policy import IMPLIED_ROLES, expand_roles
 
@@ -30,6 +40,16 @@ DEFAULT_DOMAIN_ID = "default"
 DEFAULT_ROLES = ("admin", "member", "reader")
 
 Revocation = tuple[str, str | None]
+DEFAULT_POLICY = PasswordPolicy()
+
+
+class FailedLogin(Unauthorized):
+    """A wrong password for a known user. Raised out of the transaction that checked it, so
+    the caller can count it towards a lockout in a transaction of its own."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__()
+        self.user_id = user_id
 
 # Keys a client may not set as free-form extra attributes of a project or user.
 _RESERVED = frozenset({"id", "links", "name", "description", "domain_id", "enabled", "parent_id",
@@ -77,10 +97,33 @@ def ensure_user(s: Session, name: str, password: str | None, domain_id: str = DE
     if user is None:
         user = User(id=new_id(), name=name, domain_id=domain_id, enabled=True, extra={},
                     password_hash=hash_password(password) if password else None,
+                    password_created_at=utcnow() if password else None,
                     default_project_id=default_project_id)
         s.add(user)
         s.flush()
     return user
+
+
+def _set_password(user: User, password: str | None, policy: PasswordPolicy, *,
+                  by_admin: bool) -> None:
+    """Set (or, with None, remove) a user's password: history, age and expiry with it."""
+    now = utcnow()
+    keep = policy.history_size()
+    history = list(user.password_history or []) if keep else []
+    if keep and user.password_hash:
+        history.append(user.password_hash)
+    user.password_history = history[-keep:] if keep else []
+    user.password_hash = hash_password(password) if password else None
+    user.password_created_at = now if password else None
+    user.password_self_service = not by_admin
+    user.password_expires_at = (policy.expires_at(user, now, by_admin=by_admin)
+                                if password else None)
+
+
+def reset_password(user: User, password: str, policy: PasswordPolicy = DEFAULT_POLICY) -> None:
+    """An administrator's reset (`cirrus bootstrap`): also lifts a lockout."""
+    _set_password(user, password, policy, by_admin=True)
+    user.failed_auth_count = 0
 
 
 def ensure_assignment(s: Session, role_id: str, user_id: str, target_id: str,
@@ -101,6 +144,12 @@ def bootstrap(s: Session, admin_user: str, admin_password: str, admin_project: s
     project = ensure_project(s, admin_project, description="Bootstrap project for the admin")
     ensure_project(s, "service", description="Project for Cirrus's own service users")
     user = ensure_user(s, admin_user, admin_password, default_project_id=project.id)
+    # The cloud's own administrator is exempt from lockout and expiry unless an operator has
+    # set these options otherwise: a cloud must not be able to lock itself out.
+    options = user_options(user)
+    if any(name not in options for name in BOOTSTRAP_ADMIN_OPTIONS):
+        user.extra = {**(user.extra or {}),
+                      "options": {**BOOTSTRAP_ADMIN_OPTIONS, **options}}
     ensure_assignment(s, roles["admin"].id, user.id, project.id)
     ensure_assignment(s, roles["admin"].id, user.id, DEFAULT_DOMAIN_ID, target_type="domain")
     return user
@@ -140,6 +189,9 @@ def build_claims(s: Session, tokens, user: User, project: Project | None,  # noq
     kwargs: dict = dict(user_id=user.id, user_name=user.name, user_domain_id=user.domain_id,
                         user_domain_name=user_domain.name if user_domain else user.domain_id,
                         methods=list(methods or ["password"]))
+    if user.password_expires_at is not None:
+        kwargs["password_expires_at"] = user.password_expires_at.replace(
+            tzinfo=dt.UTC).timestamp()
     if project is not None:
         assigned = _roles_on(s, user.id, project.id, "project")
         if not assigned:
@@ -203,20 +255,49 @@ def _named_in_domain(s: Session, model: type[User] | type[Project], ref: dict,
     return s.scalar(select(model).where(model.name == ref["name"], model.domain_id == domain.id))
 
 
-def authenticate_password(s: Session, user_ref: dict, password: str) -> User:
-    """The enabled user that `user_ref` ({"id"} or {"name", "domain"}) names, if `password` fits."""
-    user = _named_in_domain(s, User, user_ref, "user")
-    # Verify against a dummy hash for unknown users too: the time taken tells nothing.
-    matches = verify_password(user.password_hash if user else _dummy_hash(), password)
+def _check_password(s: Session, user: User | None, password: str,
+                    policy: PasswordPolicy) -> User:
+    """`user` if `password` is theirs; Keystone's order: locked, password, enabled."""
+    if user is not None and policy.is_locked(user, utcnow()):
+        log.info("authentication failed: user %s is locked out", user.id)
+        raise locked_error(user.id)
+    if len(password) > policy.max_password_length:
+        matches = False  # no stored password is that long: refused without hashing it
+    else:
+        # Verify against a dummy hash for unknown users too: the time taken tells nothing.
+        matches = verify_password(user.password_hash if user else _dummy_hash(), password)
     if user is None:
         raise _auth_failure("unknown user")
     if not matches:
-        raise _auth_failure("wrong password for user %s", user.id)
+        log.info("authentication failed: wrong password for user %s", user.id)
+        raise FailedLogin(user.id)
     _check_user_enabled(s, user)
     return user
 
 
-def authenticate(s: Session, tokens, identity: dict, scope: Any):  # noqa: ANN001, ANN201
+def authenticate_password(s: Session, user_ref: dict, password: str,
+                          policy: PasswordPolicy = DEFAULT_POLICY) -> User:
+    """The enabled user that `user_ref` ({"id"} or {"name", "domain"}) names, if `password` fits
+    and has not expired."""
+    user = _check_password(s, _named_in_domain(s, User, user_ref, "user"), password, policy)
+    if password_expired(user, utcnow()):
+        log.info("authentication failed: the password of user %s has expired", user.id)
+        raise expired_error(user.id)
+    return user
+
+
+def record_login(s: Session, user_id: str, policy: PasswordPolicy, *, failed: bool) -> None:
+    """Count a failed login towards a lockout, or clear the count after a successful one."""
+    if failed:
+        policy.record_failure(s, user_id)
+    else:
+        user = s.get(User, user_id)
+        if user is not None:
+            user.failed_auth_count = 0
+
+
+def authenticate(s: Session, tokens, identity: dict, scope: Any,  # noqa: ANN001, ANN201
+                 policy: PasswordPolicy = DEFAULT_POLICY):
     """Claims for a new token from a Keystone auth request's identity and scope, and its user.
 
     Methods: "password", or "token" (re-scoping a valid token; the new one expires no later).
@@ -230,7 +311,8 @@ def authenticate(s: Session, tokens, identity: dict, scope: Any):  # noqa: ANN00
     parent = None
     if method == "password":
         user_ref = identity["password"]["user"]
-        user, token_methods = authenticate_password(s, user_ref, user_ref["password"]), ["password"]
+        user = authenticate_password(s, user_ref, user_ref["password"], policy)
+        token_methods = ["password"]
     else:
         try:
             parent = tokens.validate(identity["token"]["id"])
@@ -551,7 +633,17 @@ def list_users(s: Session, *, name: str | None = None, domain_id: str | None = N
     return list(s.scalars(query))
 
 
-def create_user(s: Session, fields: dict, default_domain_id: str) -> User:
+def _merge_user_extra(current: dict | None, fields: dict) -> dict:
+    """As _merge_extra, but options are merged one by one (null removes one), as Keystone's."""
+    merged = _merge_extra(current, {k: v for k, v in fields.items() if k != "options"})
+    if "options" in fields:
+        options = {**(current or {}).get("options", {}), **(fields["options"] or {})}
+        merged["options"] = {k: v for k, v in options.items() if v is not None}
+    return merged
+
+
+def create_user(s: Session, fields: dict, default_domain_id: str,
+                policy: PasswordPolicy = DEFAULT_POLICY) -> User:
     domain_id = fields.get("domain_id") or default_domain_id
     get_domain(s, domain_id)
     name = fields["name"]
@@ -559,18 +651,26 @@ def create_user(s: Session, fields: dict, default_domain_id: str) -> User:
     if s.scalar(select(User.id).where(User.name == name, User.domain_id == domain_id)) is not None:
         raise _conflict("user", duplicate)
     password = fields.get("password")
+    if password is not None:
+        policy.check_new(password)
     user = User(id=new_id(), name=name, domain_id=domain_id, enabled=fields.get("enabled", True),
-                password_hash=hash_password(password) if password else None,
                 description=fields.get("description") or "", email=fields.get("email"),
                 default_project_id=fields.get("default_project_id"),
-                extra=_merge_extra({"options": {}}, fields))
+                extra=_merge_user_extra({"options": {}}, fields), password_history=[],
+                failed_auth_count=0)
+    _set_password(user, password, policy, by_admin=True)
     s.add(user)
     _flush(s, "user", duplicate)
     return user
 
 
-def update_user(s: Session, user_id: str, fields: dict) -> tuple[User, list[Revocation]]:
+def update_user(s: Session, user_id: str, fields: dict,
+                policy: PasswordPolicy = DEFAULT_POLICY) -> tuple[User, list[Revocation]]:
+    """An administrator's update. A password set here is a reset: checked for length and
+    complexity, not against the history or the minimum age (as Keystone)."""
     user = get_user(s, user_id)
+    if fields.get("password") is not None:
+        policy.check_new(fields["password"])
     if "domain_id" in fields and fields["domain_id"] != user.domain_id:
         raise BadRequest("Update of `domain_id` is not allowed.")
     revoke = False
@@ -581,11 +681,14 @@ def update_user(s: Session, user_id: str, fields: dict) -> tuple[User, list[Revo
                                           User.domain_id == user.domain_id)) is not None:
             raise _conflict("user", duplicate)
         user.name = name
+    user.extra = _merge_user_extra(user.extra, fields)  # options first: they rule the expiry
     if "password" in fields:
-        user.password_hash = hash_password(fields["password"]) if fields["password"] else None
+        _set_password(user, fields["password"], policy, by_admin=True)
         revoke = True
     if "enabled" in fields:
         revoke = revoke or (user.enabled and not fields["enabled"])
+        if fields["enabled"]:
+            user.failed_auth_count = 0  # enabling a user lifts a lockout (Keystone)
         user.enabled = fields["enabled"]
     if "description" in fields:
         user.description = fields["description"] or ""
@@ -593,20 +696,45 @@ def update_user(s: Session, user_id: str, fields: dict) -> tuple[User, list[Revo
         user.email = fields["email"]
     if "default_project_id" in fields:
         user.default_project_id = fields["default_project_id"]
-    user.extra = _merge_extra(user.extra, fields)
     _flush(s, "user", duplicate)
     return user, [(user.id, None)] if revoke else []
 
 
-def change_password(s: Session, user_id: str, original_password: str,
-                    password: str) -> list[Revocation]:
-    """A user changing their own password: the original one authenticates the request."""
-    user = s.get(User, user_id)
-    matches = verify_password(user.password_hash if user else _dummy_hash(), original_password)
-    if user is None or not matches:
-        raise _auth_failure("password change for %s refused", user_id)
-    _check_user_enabled(s, user)
-    user.password_hash = hash_password(password)
+def change_password(s: Session, user_id: str, original_password: str, password: str,
+                    policy: PasswordPolicy = DEFAULT_POLICY) -> list[Revocation]:
+    """A user changing their own password: the original one authenticates the request (and
+    may have expired: that is how an expired password gets changed)."""
+    if not password:
+        raise BadRequest("Invalid input for field/attribute user/password. A new password "
+                         "may not be empty.")
+    if len(password) > policy.max_password_length:
+        policy.check_new(password)  # a 400 before any hashing
+    user = _check_password(s, s.get(User, user_id), original_password, policy)
+    if user_options(user).get(LOCK_PASSWORD):
+        raise BadRequest("You cannot change your password at this time due to password policy "
+                         "disallowing password changes. Please contact your administrator to "
+                         "reset your password.")
+    now = utcnow()
+    if policy.minimum_password_age and user.password_self_service and user.password_created_at:
+        usable_from = user.password_created_at + dt.timedelta(days=policy.minimum_password_age)
+        if now < usable_from:
+            raise BadRequest(
+                f"You cannot change your password at this time due to the minimum password "
+                f"age. Once you change your password, it must be used for "
+                f"{policy.minimum_password_age} day(s) before it can be changed. Please try "
+                f"again in {(usable_from - now).days} day(s) or contact your administrator to "
+                f"reset your password.")
+    policy.check_new(password)
+    count = policy.unique_last_password_count
+    if count > 0:
+        earlier = list(user.password_history or [])[-(count - 1):] if count > 1 else []
+        recent = [*earlier, user.password_hash]
+        if any(verify_password(h, password) for h in recent):
+            raise BadRequest(f"The new password cannot be identical to a previous password. "
+                             f"The total number which includes the new password must be "
+                             f"unique is {count}.")
+    _set_password(user, password, policy, by_admin=False)
+    user.failed_auth_count = 0
     return [(user.id, None)]
 
 

@@ -225,6 +225,7 @@ def test_each_role_records_only_its_own_heartbeat(tmp_path: Path, roles: list[st
 def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'cirrus.db'}"
     monkeypatch.setenv("CIRRUS_DATABASE_URL", url)
+    monkeypatch.setenv("CIRRUS_DATA_DIR", str(tmp_path / "data"))  # where the token keys go
     return url
 
 
@@ -272,10 +273,12 @@ def test_bootstrap_creates_the_admin_and_writes_clouds_yaml(db_url: str, tmp_pat
         assert main(["bootstrap", "--admin-password", "second-pw", "--clouds-yaml",
                      str(clouds_yaml)]) == 0
         assert _verify_admin(c, "second-pw") and not _verify_admin(c, "first-pw")
-        with c.db.reader() as s:
-            from cirrus.db.models import SigningKey
-
-            assert s.scalar(select(SigningKey).where(SigningKey.active.is_(True))) is not None
+        # The token signing keys are in the key directory (0700, keys 0600), not the database.
+        key_dir = tmp_path / "data" / "keys" / "token"
+        assert key_dir.stat().st_mode & 0o777 == 0o700
+        assert sorted(p.name for p in key_dir.iterdir() if p.name.isdigit()) == ["0", "1"]
+        assert all(p.stat().st_mode & 0o777 == 0o600 for p in key_dir.iterdir())
+        assert c.tokens.has_signing_key()
     finally:
         c.stop()
 

@@ -1,4 +1,5 @@
-"""Signed, self-contained tokens: signing, tampering, expiry, revocation and key rotation."""
+"""Signed, self-contained tokens: signing, tampering, expiry, revocation and key rotation
+(keys in a key directory, cirrus.identity.keys)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event
 
 from cirrus.db import migrate
 from cirrus.db.engine import Database
-from cirrus.db.models import SigningKey
 from cirrus.errors import NotFound, Unauthorized
 from cirrus.identity import tokens as tokens_module
+from cirrus.identity.keys import KeyRepository
 from cirrus.identity.tokens import TokenClaims, TokenProvider
 
 
@@ -27,8 +28,13 @@ def db(tmp_path) -> Iterator[Database]:  # noqa: ANN001
 
 
 @pytest.fixture
-def provider(db: Database) -> TokenProvider:
-    p = TokenProvider(db, ttl=3600)
+def key_dir(tmp_path) -> str:  # noqa: ANN001
+    return str(tmp_path / "keys")
+
+
+@pytest.fixture
+def provider(db: Database, key_dir: str) -> TokenProvider:
+    p = TokenProvider(db, key_dir, ttl=3600)
     p.ensure_key()
     return p
 
@@ -50,8 +56,12 @@ def b64(data: bytes) -> str:
 
 
 def payload_of(token: str) -> dict:
-    payload = token.split(".", 1)[0]
+    payload = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def key_id_of(token: str) -> str:
+    return token.split(".")[0]
 
 
 def test_issued_token_validates_to_the_same_claims(provider: TokenProvider) -> None:
@@ -72,27 +82,28 @@ def test_issuing_runs_no_sql(provider: TokenProvider, db: Database) -> None:
 
 def test_tampered_claims_are_rejected(provider: TokenProvider) -> None:
     token = provider.issue(claims_for(provider))
-    payload, sig = token.split(".", 1)
+    kid, payload, sig = token.split(".")
     data = payload_of(token)
     data["roles"] = [{"id": "r0", "name": "admin"}]
-    forged = b64(json.dumps(data, separators=(",", ":")).encode()) + "." + sig
+    forged = f"{kid}.{b64(json.dumps(data, separators=(',', ':')).encode())}.{sig}"
     with pytest.raises(NotFound):
         provider.validate(forged)
 
 
 def test_tampered_signature_is_rejected(provider: TokenProvider) -> None:
     token = provider.issue(claims_for(provider))
-    payload, sig = token.split(".", 1)
+    signed, sig = token.rsplit(".", 1)
     flipped = ("A" if sig[0] != "A" else "B") + sig[1:]
     with pytest.raises(NotFound):
-        provider.validate(f"{payload}.{flipped}")
+        provider.validate(f"{signed}.{flipped}")
 
 
 @pytest.mark.parametrize("garbage", [
     "", "no-dot-here", "!!!.???", b64(b"not json") + ".x", b64(b"[1, 2]") + ".x",
     b64(b'"text"') + ".x",  # JSON that is not an object once raised AttributeError (a 500)
     b64(b'{"k": "one"}') + ".x", b64(b'{"k": null}') + ".x",
-    b64(b'{"k": 99999}') + ".x", "é" * 10 + ".x",
+    b64(b'{"k": 99999}') + ".x", "é" * 10 + ".x", "a" * 12 + "." + "b" * 10 + "." + "c" * 43,
+    "a" * 100_000,
 ])
 def test_garbage_tokens_are_not_found_never_a_crash(provider: TokenProvider, garbage: str) -> None:
     with pytest.raises(NotFound):
@@ -147,8 +158,9 @@ def test_revoke_user_on_one_project_keeps_their_other_tokens(provider: TokenProv
 
 
 def test_another_process_sees_revocations_after_the_refresh_interval(
-        provider: TokenProvider, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    other = TokenProvider(db)
+        provider: TokenProvider, db: Database, key_dir: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    other = TokenProvider(db, key_dir)
     token = provider.issue(claims_for(provider))
     assert other.validate(token).user_id == "u1"
     provider.revoke(provider.validate(token))
@@ -158,30 +170,35 @@ def test_another_process_sees_revocations_after_the_refresh_interval(
 
 
 def test_key_rotation_keeps_old_tokens_valid_and_signs_with_the_new_key(
-        provider: TokenProvider, db: Database) -> None:
+        provider: TokenProvider, db: Database, key_dir: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     old_token = provider.issue(claims_for(provider))
-    old_key = payload_of(old_token)["k"]
-    with db.writer() as s:
-        s.execute(update(SigningKey).values(active=False))
-        s.add(SigningKey(key=b"n" * 32, active=True))
-    provider.ensure_key()  # reloads the keys
+    KeyRepository(key_dir).rotate(token_ttl=3600)
+    monkeypatch.setattr(tokens_module, "KEY_REFRESH", 0.0)  # as long after as a refresh
     new_token = provider.issue(claims_for(provider))
-    assert payload_of(new_token)["k"] > old_key
+    assert key_id_of(new_token) != key_id_of(old_token)
     assert provider.validate(old_token).user_id == "u1"
-    # Another process that never saw the new key fetches it on first sight.
-    other = TokenProvider(db)
+    # Another process that never saw the new key reads it on first sight.
+    other = TokenProvider(db, key_dir)
     assert other.validate(new_token).user_id == "u1"
     assert other.validate(old_token).user_id == "u1"
 
 
 def test_a_token_from_another_process_with_a_newer_key_validates(
-        provider: TokenProvider, db: Database) -> None:
-    rotator = TokenProvider(db)
-    with db.writer() as s:
-        s.add(SigningKey(key=b"r" * 32, active=True))
-    rotator.ensure_key()
+        provider: TokenProvider, db: Database, key_dir: str) -> None:
+    rotator = TokenProvider(db, key_dir)
+    KeyRepository(key_dir).rotate(token_ttl=3600)
+    # The first rotation promotes the staged key, which every process had already loaded.
+    staged_then_primary = rotator.issue(claims_for(rotator))
+    assert key_id_of(staged_then_primary) in provider._keys
+    # The second promotes a key made by the first: this process has never seen it.
+    KeyRepository(key_dir).rotate(token_ttl=3600)
+    rotator = TokenProvider(db, key_dir)
+    token = rotator.issue(claims_for(rotator))
+    assert key_id_of(token) not in provider._keys
     provider._keys_loaded_at = 0.0  # as long after startup as a running process would be
-    assert provider.validate(rotator.issue(claims_for(rotator))).user_id == "u1"
+    assert provider.validate(token).user_id == "u1"
+    assert provider.validate(staged_then_primary).user_id == "u1"
 
 
 def test_forged_key_ids_do_not_reload_keys_on_every_request(
@@ -190,8 +207,9 @@ def test_forged_key_ids_do_not_reload_keys_on_every_request(
     real_load = provider._load_keys
     monkeypatch.setattr(provider, "_load_keys", lambda: (loads.append(1), real_load()))
     provider._keys_loaded_at = 0.0
-    for key_id in range(1000, 1020):
-        forged = b64(json.dumps({"k": key_id}).encode()) + ".x"
+    for n in range(1000, 1020):
+        forged = f"forged{n}xx.{b64(json.dumps({'user_id': 'x'}).encode())}.{'s' * 43}"
+        assert len(forged.split(".")[0]) == 12
         with pytest.raises(NotFound):
             provider.validate(forged)
     assert len(loads) == 1

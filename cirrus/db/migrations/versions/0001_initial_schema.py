@@ -467,20 +467,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("uuid", name=op.f("uq_services_uuid")),
     )
     op.create_table(
-        "signing_keys",
-        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("key", sa.LargeBinary(length=64), nullable=False),
-        sa.Column(
-            "created_at",
-            sa.DateTime()
-            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
-            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
-            nullable=False,
-        ),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_signing_keys")),
-    )
-    op.create_table(
         "token_revocations",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("audit_id", sa.String(length=64), nullable=True),
@@ -753,6 +739,23 @@ def upgrade() -> None:
         ),
         sa.Column("extra", sa.JSON(), nullable=False),
         sa.Column(
+            "password_created_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.Column("password_self_service", sa.Boolean(), nullable=False),
+        sa.Column("password_history", sa.JSON(), nullable=False),
+        sa.Column("failed_auth_count", sa.Integer(), nullable=False),
+        sa.Column(
+            "failed_auth_at",
+            sa.DateTime()
+            .with_variant(mysql.DATETIME(fsp=6), "mariadb")
+            .with_variant(mysql.DATETIME(fsp=6), "mysql"),
+            nullable=True,
+        ),
+        sa.Column(
             "created_at",
             sa.DateTime()
             .with_variant(mysql.DATETIME(fsp=6), "mariadb")
@@ -841,7 +844,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_token_revocations_audit_id"))
 
     op.drop_table("token_revocations")
-    op.drop_table("signing_keys")
     op.drop_table("services")
     with op.batch_alter_table("security_groups", schema=None) as batch_op:
         batch_op.drop_index("ix_security_groups_project_id")
