@@ -201,7 +201,9 @@ def make_routes(
     routes = []
     for path, handlers in by_path.items():
         # Every method reaches _dispatch, which answers 405 in the service's own error shape.
-        routes.append(Route(path, _dispatch(handlers, service), methods=ALL_METHODS))
+        route = Route(path, _dispatch(handlers, service), methods=ALL_METHODS)
+        route.handled_methods = tuple(handlers)  # type: ignore[attr-defined] # for the tests
+        routes.append(route)
     return routes
 
 
@@ -227,6 +229,7 @@ class IndexedRouter:
     """
 
     def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
         self._index: dict[tuple[str, ...], list[BaseRoute]] = {}
         for route in routes:
             self._index.setdefault(self._key(getattr(route, "path", "")), []).append(route)
