@@ -257,7 +257,9 @@ def http_protocol(settings: Settings) -> type:
     head. The finer limits (each header, the token, the URL) are RequestLimitsMiddleware's."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    limit = (settings.max_url_length + settings.max_header_size) or 0
+    limit = 0  # either limit turned off turns this one off
+    if settings.max_url_length and settings.max_header_size:
+        limit = settings.max_url_length + settings.max_header_size
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
         _in_head = True
