@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from cirrus.api.errors import error_response
 from cirrus.api.framework import ApiRequest, Reply, context_from_claims, make_routes
-from cirrus.api.limits import BodyTooLarge
+from cirrus.api.limits import INT64_MAX, BodyTooLarge
 from cirrus.api.validation import validate
 from cirrus.context import RequestContext, current_request_id
 from cirrus.db.models import Image
@@ -123,11 +123,15 @@ def _parse_bool(name: str, value: str) -> bool:
 
 def _parse_int(name: str, value: str, minimum: int = 0) -> int:
     try:
-        number = int(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name} param must be an integer") from exc
+        number = int(value) if len(value.strip()) <= 20 else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise BadRequest(f"{name} param must be an integer")
     if number < minimum:
         raise BadRequest(f"{name} param must be positive")
+    if number > INT64_MAX:  # sizes are 64-bit columns
+        raise BadRequest(f"{name} param must be no larger than {INT64_MAX}")
     return number
 
 
