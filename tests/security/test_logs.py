@@ -5,6 +5,7 @@ the rate limiter itself with a clock the test moves."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import re
@@ -38,7 +39,7 @@ def _entries(srv: AllInOne, since: float) -> list[dict]:
             entry = json.loads(line)
         except ValueError:
             continue
-        stamp = time.mktime(time.strptime(entry["ts"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        stamp = calendar.timegm(time.strptime(entry["ts"][:19], "%Y-%m-%dT%H:%M:%S"))
         if stamp >= since - 1:
             entries.append(entry)
     return entries
