@@ -20,6 +20,8 @@ import httpx
 import psutil
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from cirrus.api.app import create_app
@@ -517,3 +519,40 @@ def test_an_endless_header_is_cut_off_while_being_parsed(server) -> None:  # noq
     assert re.search(rb"(?i)x-openstack-request-id: req-", answer)
     # And the server still serves.
     assert httpx.get(f"{server.url}/identity/v3", timeout=10).status_code == 200
+
+
+def _depth(value: object) -> int:
+    """The nesting depth of a parsed document (the recursive definition json_depth
+    computes without recursion)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_tricky_text = st.text(alphabet=st.sampled_from(list('[]{}"\\/ ax\u00e9\U0001F600\n')),
+                       max_size=12)
+_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | _tricky_text,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(_tricky_text, children, max_size=3),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_documents, ascii_only=st.booleans())
+def test_json_depth_matches_the_documents_structure(doc, ascii_only: bool) -> None:  # noqa: ANN001
+    raw = json.dumps(doc, ensure_ascii=ascii_only).encode()
+    assert json_depth(raw) == _depth(doc)
+    if _depth(doc) <= DEFAULTS.max_json_depth:
+        assert parse_json(raw, DEFAULTS) == doc
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=64) | st.builds(lambda d: json.dumps(d).encode()[:-1], _documents))
+def test_any_bytes_give_a_value_or_a_bad_request(raw: bytes) -> None:
+    try:
+        parse_json(raw, DEFAULTS)
+    except BadRequest:
+        pass
