@@ -26,10 +26,11 @@ def _serve_http(cloud, host: str, port: int, on_ready=None) -> None:  # noqa: AN
                 on_ready()  # only now does the port accept connections
 
     from cirrus.api.app import create_app
+    from cirrus.api.limits import http_protocol
 
     config = uvicorn.Config(
         create_app(cloud), host=host, port=port, log_config=None, access_log=False,
-        http="httptools", loop="uvloop", lifespan="off", timeout_keep_alive=30,
+        http=http_protocol(cloud.settings), loop="uvloop", lifespan="off", timeout_keep_alive=30,
     )
     server = _Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers

@@ -92,6 +92,16 @@ class Settings:
     quota_key_pairs: int = 100
     quota_metadata_items: int = 128
     image_dir: str = ""  # empty: <data_dir>/images
+    # Request limits at the API edge (docs/security.md, "Request limits"); 0 turns one off.
+    max_json_body_size: int = 1048576  # bytes of any body but image data; larger: 413
+    image_size_cap: int = 1099511627776  # bytes of one image's data (Glance's name); larger: 413
+    max_json_depth: int = 32  # nesting of arrays and objects in a JSON body; deeper: 400
+    max_json_string_length: int = 65535  # characters of one JSON string or key; longer: 400
+    max_header_size: int = 65536  # bytes of all request header names and values; more: 431
+    max_header_line: int = 16384  # bytes of one header's value; longer: 431
+    max_token_size: int = 8192  # bytes of X-Auth-Token or X-Subject-Token; longer: 431
+    max_url_length: int = 16384  # bytes of the path and query string; longer: 414
+    max_query_params: int = 1000  # parameters in one query string; more: 400
     # Networking: the host dataplane of an agent, and what `networks: auto` makes.
     network_dataplane: str = "noop"  # or "linuxbridge"
     default_network_mtu: int = 1500

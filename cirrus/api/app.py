@@ -11,23 +11,16 @@ from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cirrus.api.errors import error_response
+from cirrus.api.errors import SERVICES, error_response, service_of
 from cirrus.api.framework import IndexedRouter
+from cirrus.api.limits import RequestLimitsMiddleware
 from cirrus.context import GLOBAL_REQUEST_ID, new_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger("cirrus.api.access")
 
-SERVICES = ("identity", "compute", "image", "network")
 # A bare service root ("/compute") is served as its mount root ("/compute/") instead of the
 # redirect a Starlette Mount would answer: clients ask for both.
 _BARE_ROOTS = {f"/{name}" for name in SERVICES}
-
-
-def _service_of(path: str) -> str:
-    for name in SERVICES:
-        if path.startswith(f"/{name}"):
-            return name
-    return "identity"
 
 
 class RequestIdMiddleware:
@@ -82,7 +75,7 @@ def _global_request_id(scope: Scope) -> str | None:
 
 async def _http_error(request: Request, exc: Exception) -> object:
     assert isinstance(exc, HTTPException)
-    service = _service_of(request.url.path)
+    service = service_of(request.url.path)
     message = {404: "The resource could not be found.",
                405: f"The method {request.method} is not allowed for this resource."}.get(
         exc.status_code, str(exc.detail))
@@ -103,5 +96,7 @@ def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
         exception_handlers={HTTPException: _http_error},
     )
     app.state.cloud = cloud
+    # The last added runs first: every answer, the limits' own included, carries a request id.
+    app.add_middleware(RequestLimitsMiddleware, settings=cloud.settings)
     app.add_middleware(RequestIdMiddleware)
     return app

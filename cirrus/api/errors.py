@@ -34,16 +34,35 @@ _NEUTRON_TYPES = {
     409: "HTTPConflict",
     412: "HTTPPreconditionFailed",
     413: "HTTPRequestEntityTooLarge",
+    414: "HTTPRequestURITooLong",
     415: "HTTPUnsupportedMediaType",
+    431: "HTTPRequestHeaderFieldsTooLarge",
     500: "HTTPInternalServerError",
     503: "HTTPServiceUnavailable",
 }
+
+
+SERVICES = ("identity", "compute", "image", "network")
+
+
+def service_of(path: str) -> str:
+    """The service whose error shape a request to `path` gets (identity's for the rest)."""
+    for name in SERVICES:
+        if path.startswith(f"/{name}"):
+            return name
+    return "identity"
 
 
 def error_response(service: str, status: int, message: str, headers: dict | None = None,
                    error_type: str | None = None) -> JSONResponse:
     """The error body of `service`; `error_type` names the error where the shape has a
     place for it (Neutron's `type`, e.g. "NetworkNotFound")."""
+    return JSONResponse(error_body(service, status, message, error_type), status_code=status,
+                        headers=headers)
+
+
+def error_body(service: str, status: int, message: str, error_type: str | None = None) -> dict:
+    """The JSON error document of `service` (see error_response)."""
     title = HTTPStatus(status).phrase
     if service == "network":
         body: dict = {"NeutronError": {
@@ -56,4 +75,4 @@ def error_response(service: str, status: int, message: str, headers: dict | None
     else:  # image and anything else: what Glance's JSON errors carry
         body = {"code": status, "title": title, "message": message,
                 "error": {"code": status, "message": message, "title": title}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return body

@@ -8,7 +8,6 @@ worker thread. They return a `Reply` (or a dict for a 200 JSON body, or a Starle
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,21 +15,26 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from cirrus.api.errors import error_response
+from cirrus.api.limits import parse_json
 from cirrus.api.responses import FastJSONResponse as JSONResponse
 from cirrus.context import RequestContext, current_global_request_id, current_request_id
 from cirrus.errors import BadRequest, CirrusError, Forbidden
 from cirrus.identity.tokens import TokenClaims
+from cirrus.observe.logging import RateLimitedLog
 
 if TYPE_CHECKING:
     from cirrus.runtime import Cloud
 
 log = logging.getLogger(__name__)
+# A client that goes away mid-request is the client's business: INFO, a few lines per
+# interval and a count of the rest, however many clients do it.
+disconnect_log = RateLimitedLog(log, what="client disconnects")
 
 
 @dataclass
@@ -55,14 +59,12 @@ class ApiRequest:
 
     @property
     def json(self) -> Any:
-        """The parsed body; BadRequest if it is not JSON."""
+        """The parsed body; BadRequest if it is not JSON or breaks a limit of
+        cirrus.api.limits.parse_json (depth, string length, UTF-8, 64-bit numbers)."""
         if self._json is None:
             if not self.raw_body:
                 raise BadRequest("The request body is empty; a JSON body is required.")
-            try:
-                self._json = json.loads(self.raw_body)
-            except ValueError as exc:
-                raise BadRequest(f"Malformed request body: {exc}") from exc
+            self._json = parse_json(self.raw_body, self.cloud.settings)
         return self._json
 
     def mv_at_least(self, major: int, minor: int) -> bool:
@@ -91,6 +93,9 @@ def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
     )
 
 
+# nginx's status for a request the client abandoned: recorded in the access log, never sent.
+CLIENT_CLOSED_REQUEST = 499
+
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 Negotiator = Callable[[Request], tuple[tuple[int, int], dict[str, str]]]
@@ -118,7 +123,6 @@ def endpoint(
             microversion = (2, 1)
             if negotiate is not None:
                 microversion, extra_headers = negotiate(request)
-            raw = await request.body()
             request_id = current_request_id() or ""
             claims = None
             if auth:
@@ -127,6 +131,8 @@ def endpoint(
             else:
                 ctx = RequestContext(request_id=request_id,
                                      global_request_id=current_global_request_id())
+            # Read only once the caller is known (the edge has bounded its size already).
+            raw = await request.body()
             req = ApiRequest(
                 cloud=cloud, method=request.method, path=request.scope["path"],
                 headers=request.headers, query=request.query_params, raw_body=raw, ctx=ctx,
@@ -139,6 +145,10 @@ def endpoint(
                 result = await anyio.to_thread.run_sync(
                     lambda: call(handler, req, **request.path_params)
                 )
+        except ClientDisconnect:
+            disconnect_log.info("%s %s: the client closed the connection before sending the "
+                                "whole body", request.method, request.url.path)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except CirrusError as exc:
             if exc.status >= 500:
                 log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
@@ -191,7 +201,9 @@ def make_routes(
     routes = []
     for path, handlers in by_path.items():
         # Every method reaches _dispatch, which answers 405 in the service's own error shape.
-        routes.append(Route(path, _dispatch(handlers, service), methods=ALL_METHODS))
+        route = Route(path, _dispatch(handlers, service), methods=ALL_METHODS)
+        route.handled_methods = tuple(handlers)  # type: ignore[attr-defined] # for the tests
+        routes.append(route)
     return routes
 
 
@@ -217,6 +229,7 @@ class IndexedRouter:
     """
 
     def __init__(self, routes: list[BaseRoute]) -> None:
+        self.routes = routes
         self._index: dict[tuple[str, ...], list[BaseRoute]] = {}
         for route in routes:
             self._index.setdefault(self._key(getattr(route, "path", "")), []).append(route)

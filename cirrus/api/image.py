@@ -24,15 +24,18 @@ from starlette.routing import Route
 
 from cirrus.api.errors import error_response
 from cirrus.api.framework import ApiRequest, Reply, context_from_claims, make_routes
+from cirrus.api.limits import INT64_MAX, BodyTooLarge
 from cirrus.api.validation import validate
 from cirrus.context import RequestContext, current_request_id
 from cirrus.db.models import Image
 from cirrus.errors import BadRequest, CirrusError
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
+from cirrus.observe.logging import RateLimitedLog
 from cirrus.storage import images, schemas
 from cirrus.storage.filestore import READ_CHUNK, FileStore, StoredData
 
 log = logging.getLogger(__name__)
+abandoned_log = RateLimitedLog(log, what="abandoned image uploads")
 T = TypeVar("T")
 
 SERVICE = "image"
@@ -120,11 +123,15 @@ def _parse_bool(name: str, value: str) -> bool:
 
 def _parse_int(name: str, value: str, minimum: int = 0) -> int:
     try:
-        number = int(value)
-    except ValueError as exc:
-        raise BadRequest(f"{name} param must be an integer") from exc
+        number = int(value) if len(value.strip()) <= 20 else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise BadRequest(f"{name} param must be an integer")
     if number < minimum:
         raise BadRequest(f"{name} param must be positive")
+    if number > INT64_MAX:  # sizes are 64-bit columns
+        raise BadRequest(f"{name} param must be no larger than {INT64_MAX}")
     return number
 
 
@@ -404,14 +411,21 @@ async def upload_image_data(request: Request) -> Response:
 
     store = _store(cloud)
     try:
-        stored = await _receive(request, store, image_id)
+        stored = await _receive(request, store, image_id, cloud.settings.image_size_cap)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await _in_thread(images.abort_upload, cloud.db, image_id)
         if isinstance(exc, ClientDisconnect):
-            log.warning("upload of image %s abandoned by the client", image_id)
+            abandoned_log.info("upload of image %s abandoned by the client", image_id)
             return _error(BadRequest("The client closed the connection before the upload "
                                      "finished; the image is queued again."))
+        if isinstance(exc, BodyTooLarge):
+            log.info("upload of image %s refused: more than %d bytes", image_id, exc.limit)
+            return error_response(SERVICE, 413, f"The image data is larger than the limit of "
+                                  f"{exc.limit} bytes (image_size_cap); the image is queued "
+                                  "again.", {"Connection": "close"})
+        if isinstance(exc, CirrusError):
+            return _error(exc)
         if isinstance(exc, OSError):
             log.error("upload of image %s failed in the store: %s", image_id, exc)
             return error_response(SERVICE, 503, "The image store could not save the data; "
@@ -433,15 +447,21 @@ async def upload_image_data(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _receive(request: Request, store: FileStore, image_id: str) -> StoredData:
-    """Write the request body to a staging file; on any failure the file is removed."""
+async def _receive(request: Request, store: FileStore, image_id: str, cap: int) -> StoredData:
+    """Write the request body to a staging file, up to `cap` bytes (0: no cap; the edge
+    refuses a larger body first, this holds whatever the route is mounted behind); on any
+    failure the file is removed."""
     writer = await _in_thread(store.writer, image_id)
     try:
         pending: list[bytes] = []
         pending_bytes = 0
+        received = 0
         async for chunk in request.stream():
             if not chunk:
                 continue
+            received += len(chunk)
+            if cap and received > cap:
+                raise BodyTooLarge(cap)
             pending.append(chunk)
             pending_bytes += len(chunk)
             if pending_bytes >= UPLOAD_FLUSH_BYTES:

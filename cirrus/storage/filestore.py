@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
+from cirrus.errors import BadRequest
+
 log = logging.getLogger(__name__)
 
 HASH_ALGO = "sha512"
@@ -25,6 +27,11 @@ STAGING = ".staging"
 READ_CHUNK = 1024 * 1024
 QCOW2_MAGIC = b"QFI\xfb"
 QCOW2_HEADER = 32  # magic, version, backing file offset and size, cluster bits, then the size
+MAX_VIRTUAL_SIZE = 2**63 - 1  # what a signed 64-bit size (the database's, QEMU's) holds
+
+
+class InvalidImageData(BadRequest):
+    """The uploaded data contradicts itself (a qcow2 header no disk could have)."""
 
 
 @dataclass(frozen=True)
@@ -54,9 +61,11 @@ class ImageWriter:
     def write(self, chunk: bytes) -> None:
         if self._fh is None:
             raise ValueError("the writer is closed")
-        self._fh.write(chunk)
         if len(self._head) < QCOW2_HEADER:
             self._head += chunk[: QCOW2_HEADER - len(self._head)]
+            if len(self._head) == QCOW2_HEADER:
+                qcow2_virtual_size(self._head)  # refuses an impossible header at once
+        self._fh.write(chunk)
         self._md5.update(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
@@ -140,10 +149,15 @@ class FileStore:
 
 
 def qcow2_virtual_size(head: bytes) -> int | None:
-    """The virtual disk size a qcow2 header announces, or None if `head` is not qcow2."""
+    """The virtual disk size a qcow2 header announces, or None if `head` is not qcow2;
+    InvalidImageData (400) if the size does not fit a signed 64-bit integer."""
     if len(head) < QCOW2_HEADER or not head.startswith(QCOW2_MAGIC):
         return None
-    return struct.unpack(">Q", head[24:32])[0]
+    size = struct.unpack(">Q", head[24:32])[0]
+    if size > MAX_VIRTUAL_SIZE:
+        raise InvalidImageData(f"The qcow2 header declares a virtual size of {size} bytes; "
+                               f"the largest possible is {MAX_VIRTUAL_SIZE}.")
+    return size
 
 
 def _safe_name(image_id: str) -> str:

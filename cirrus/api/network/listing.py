@@ -10,6 +10,7 @@ writes them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,16 @@ def parse_bool(attribute: str, raw: object) -> bool:
 
 
 def parse_int(attribute: str, raw: object) -> int:
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise BadRequest(f"Invalid input for {attribute}. Reason: '{raw}' is not an "
+    """An integer filter value: at most 18 digits, so it fits every integer column."""
+    text = str(raw).strip()
+    if not _INTEGER.match(text):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise BadRequest(f"Invalid input for {attribute}. Reason: '{shown}' is not an "
                          "integer.") from None
+    return int(text)
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,18}$")
 
 
 @dataclass
@@ -91,8 +97,9 @@ def parse_listing(req: ApiRequest, filterable: set[str]) -> Listing:
     listing.sorts = [(k, d == "asc") for k, d in zip(keys, dirs, strict=True)]
     limit = req.query.get("limit")
     if limit is not None:
-        if not limit.strip().isdigit():
-            raise BadRequest(f"Limit must be an integer 0 or greater and not '{limit}'")
+        if not limit.strip().isdigit() or len(limit.strip()) > 18:
+            shown = limit if len(limit) <= 40 else limit[:37] + "..."
+            raise BadRequest(f"Limit must be an integer 0 or greater and not '{shown}'")
         listing.limit = int(limit) or None
     listing.marker = req.query.get("marker") or None
     listing.page_reverse = req.query.get("page_reverse", "false").lower() == "true"

@@ -20,6 +20,7 @@ from cirrus.api.network.listing import (
 from cirrus.api.network.views import network_keys, network_view
 from cirrus.api.validation import to_bool
 from cirrus.db.models import Network
+from cirrus.errors import BadRequest
 from cirrus.network import networks as service
 from cirrus.network.access import READ, require
 
@@ -49,8 +50,24 @@ def network_spec(body: dict) -> dict[str, Any]:
         spec["mtu"] = int(body["mtu"])
     if "provider:segmentation_id" in body:
         value = body["provider:segmentation_id"]
-        spec["provider_segmentation_id"] = None if value is None else int(value)
+        spec["provider_segmentation_id"] = None if value is None else _segmentation_id(
+            body.get("provider:network_type"), int(value))
     return spec
+
+
+# Neutron's segmentation id ranges per network type (VLAN ids; 24-bit VNIs; GRE keys, here
+# bounded by the 32-bit signed column).
+SEGMENTATION_RANGES = {"vlan": (1, 4094), "vxlan": (1, 2**24 - 1), "geneve": (1, 2**24 - 1),
+                       "gre": (1, 2**31 - 1)}
+
+
+def _segmentation_id(network_type: str | None, value: int) -> int:
+    low, high = SEGMENTATION_RANGES.get(network_type or "", (1, 2**31 - 1))
+    if not low <= value <= high:
+        kind = f" for {network_type} networks" if network_type in SEGMENTATION_RANGES else ""
+        raise BadRequest(f"Invalid input for provider:segmentation_id. Reason: {value} is out "
+                         f"of range{kind} ({low} through {high}).")
+    return value
 
 
 def render(req: ApiRequest, s: Session, network: Network) -> dict:

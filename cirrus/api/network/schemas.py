@@ -52,7 +52,11 @@ def unwrap(body: object, resource: str) -> dict:
 
 text = {"type": "string", "maxLength": 255}
 nullable_text = {"type": ["string", "null"], "maxLength": 255}
-integer = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^-?[0-9]+$"}]}
+# Integers as Neutron takes them (a number or its digits), within a 32-bit column's range;
+# the services check the narrower ranges (MTU, segmentation ids).
+INT32_MAX = 2**31 - 1
+integer = {"anyOf": [{"type": "integer", "minimum": -INT32_MAX - 1, "maximum": INT32_MAX},
+                     {"type": "string", "pattern": r"^-?[0-9]{1,10}$"}]}
 port_number = {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": 65535},
                          {"type": "string", "pattern": r"^[0-9]{1,5}$"}]}
 string_list = {"type": "array", "items": {"type": "string", "maxLength": 255}}
@@ -171,7 +175,7 @@ RULE_CREATE = {"type": "object", "required": ["security_group_id", "direction"],
 # ---------------------------------------------------------------- quotas
 
 QUOTA_VALUE = {"anyOf": [{"type": "integer", "minimum": -1},
-                         {"type": "string", "pattern": r"^(-1|[0-9]+)$"}]}
+                         {"type": "string", "pattern": r"^(-1|[0-9]{1,18})$"}]}
 TAGS_BODY = {"type": "object", "required": ["tags"], "properties": {"tags": tags}}
 
 
