@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from cirrus import files
 from cirrus.config import Settings, load_settings
 from cirrus.observe import stackdump
 from cirrus.observe.logging import setup_logging
@@ -55,13 +57,23 @@ def _fail(command: str, message: str, code: int = 1) -> int:
     return code
 
 
+def _apply_file_modes(settings: Settings) -> str | None:
+    """The umask and modes for `file_group` (main() already made the umask private);
+    what is wrong with the setting, or None."""
+    try:
+        files.apply(settings)
+    except files.FileGroupError as exc:
+        return str(exc)
+    return None
+
+
 def _ensure_sqlite_dir(settings: Settings) -> None:
     """SQLite creates the file, not the directory it lives in."""
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.effective_database_url)
     if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(Path(url.database).parent)
 
 
 def _schema_problem(settings: Settings) -> str | None:
@@ -99,10 +111,15 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         # Real guests need real taps; noop makes none, so libvirt could not start a NIC.
         settings.network_dataplane = "linuxbridge"
     data_dir = Path(settings.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir = data_dir
-    setup_logging(settings.log_level, settings.log_file or str(data_dir / "cirrus.log"),
-                  service="cirrus-all-in-one")
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("all-in-one", problem, 2)
+    files.make_dirs(data_dir)
+    log_file = settings.log_file or str(data_dir / "cirrus.log")
+    files.touch_private(log_file)
+    setup_logging(settings.log_level, log_file, service="cirrus-all-in-one")
+    files.warn_loose(settings)
     stackdump.install()
     cloud = Cloud(settings)
     cloud.upgrade_schema()
@@ -140,7 +157,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail("serve", str(exc), 2)
     settings = load_settings(args.config, api_host=args.host, api_port=args.port,
                              host_name=args.host_name)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("serve", problem, 2)
+    if settings.log_file:
+        files.touch_private(settings.log_file)
     setup_logging(settings.log_level, settings.log_file, service="cirrus-" + "+".join(roles))
+    files.warn_loose(settings)
     try:
         check_bus_for_roles(settings, roles)
     except ConfigurationError as exc:
@@ -187,6 +210,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from cirrus.db.engine import Database
 
     settings = load_settings(args.config)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("db upgrade", problem, 2)
     _ensure_sqlite_dir(settings)
     db = Database(settings.effective_database_url)
     try:
@@ -202,6 +228,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from cirrus.runtime import Cloud, write_clouds_yaml
 
     settings = load_settings(args.config)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("bootstrap", problem, 2)
     password = args.admin_password or settings.admin_password
     if not password:
         return _fail("bootstrap", "give the admin password: --admin-password P, or "
@@ -316,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything is written: files only this user reads (file_group relaxes it to the
+    # group once the settings are read). docs/security.md, Files and permissions.
+    os.umask(files.PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

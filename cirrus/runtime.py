@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from cirrus import files
 from cirrus.bus import Bus
 from cirrus.bus.local import LocalBus
 from cirrus.config import Settings
@@ -89,10 +90,14 @@ class Cloud:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from cirrus import files
             from cirrus.db.engine import Database
 
             with self._open_lock:
                 if self._db is None:
+                    sqlite_file = files.sqlite_path(self.settings.effective_database_url)
+                    if sqlite_file is not None:  # SQLite gives -wal and -shm the same mode
+                        files.touch_private(sqlite_file)
                     self._db = Database(self.settings.effective_database_url,
                                         reconnect_timeout=self.settings.db_reconnect_timeout)
         return self._db
@@ -230,9 +235,7 @@ def write_clouds_yaml(path: Path, auth_url: str, username: str, password: str, p
             }
         }
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    files.write_private(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 def admin_password_for(settings: Settings, clouds_yaml: Path) -> str:
