@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
-from cirrus import files
+from cirrus import files, shutdown
 from cirrus.config import Settings, load_settings
 from cirrus.observe import stackdump
 from cirrus.observe.logging import setup_logging
@@ -18,36 +16,40 @@ from cirrus.observe.logging import setup_logging
 log = logging.getLogger("cirrus")
 
 
-def _serve_http(cloud, host: str, port: int, on_ready=None) -> None:  # noqa: ANN001
-    import uvicorn
+def _serve_http(cloud, host: str, port: int, stopper, on_ready=None) -> None:  # noqa: ANN001
+    """Serve the API until SIGTERM/SIGINT; the stop is bounded (cirrus.serving, shutdown)."""
+    from cirrus.serving import serve_http, tls_context
 
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # noqa: ANN001
-            await super().startup(sockets=sockets)
-            if on_ready is not None and not self.should_exit:
-                on_ready()  # only now does the port accept connections
-
-    from cirrus.api.app import create_app
-
-    config = uvicorn.Config(
-        create_app(cloud), host=host, port=port, log_config=None, access_log=False,
-        http="httptools", loop="uvloop", lifespan="off", timeout_keep_alive=30,
-    )
-    server = _Server(config)
-    # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers
-    # it found installed; installing no-op ones lets Cirrus stop its roles and exit 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    server.run()  # returns after SIGINT/SIGTERM
+    s = cloud.settings
+    context = tls_context(s.tls_cert_file, s.tls_key_file) if s.tls_cert_file else None
+    serve_http(cloud, host, port, stopper, on_ready=on_ready, ssl_context=context)
 
 
-def _wait_for_stop() -> None:
+def _wait_for_stop(stopper) -> None:  # noqa: ANN001
     """Block the main thread until SIGINT or SIGTERM (roles without HTTP)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):  # a timeout keeps the main thread answering signals promptly
+    shutdown.install_signals(stopper)
+    while not stopper.requested.wait(1.0):  # a timeout keeps the main thread answering signals
         pass
+
+
+def _check_tls(settings: Settings) -> str | None:
+    """What is wrong with the TLS settings, or None."""
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        return "tls_cert_file and tls_key_file go together: set both (HTTPS) or neither"
+    for name in ("tls_cert_file", "tls_key_file"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            return f"{name} {path} is not a readable file"
+    if settings.tls_cert_file:
+        import ssl
+
+        from cirrus.serving import tls_context
+
+        try:
+            tls_context(settings.tls_cert_file, settings.tls_key_file)
+        except (ssl.SSLError, OSError) as exc:
+            return f"cannot load the TLS certificate and key: {exc}"
+    return None
 
 
 def _fail(command: str, message: str, code: int = 1) -> int:
@@ -106,6 +108,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, data_dir=Path(args.data_dir) if args.data_dir else None,
         api_host=args.host, api_port=args.port, virt_driver=args.virt_driver,
+        tls_self_signed=True if args.tls else None,
     )
     if settings.virt_driver == "libvirt" and settings.network_dataplane == "noop":
         # Real guests need real taps; noop makes none, so libvirt could not start a NIC.
@@ -119,7 +122,15 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     log_file = settings.log_file or str(data_dir / "cirrus.log")
     files.touch_private(log_file)
     setup_logging(settings.log_level, log_file, service="cirrus-all-in-one")
+    if settings.tls_self_signed and not settings.tls_cert_file:
+        from cirrus.serving import self_signed_pair
+
+        settings.tls_cert_file, settings.tls_key_file = self_signed_pair(
+            data_dir / "tls", [settings.api_host, "localhost", "127.0.0.1", "::1"])
     files.warn_loose(settings)
+    problem = _check_tls(settings)
+    if problem:
+        return _fail("all-in-one", problem, 2)
     stackdump.install()
     cloud = Cloud(settings)
     cloud.upgrade_schema()
@@ -128,7 +139,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     password = admin_password_for(settings, clouds_yaml)
     cloud.bootstrap(password)
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
-                      settings.admin_user, password, settings.admin_project, settings.region)
+                      settings.admin_user, password, settings.admin_project, settings.region,
+                      cacert=settings.tls_cert_file if settings.tls_self_signed else None)
     cloud.start_roles(["scheduler", "conductor", "agent"],
                       agent_hosts=all_in_one_host_names(settings))
 
@@ -137,12 +149,13 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         print(f"clouds.yaml: {clouds_yaml}", flush=True)
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=cirrus", flush=True)
 
+    stopper = shutdown.Stopper(settings.shutdown_timeout)
     try:
-        _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
+        _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
     finally:
-        cloud.stop()
+        cloud.stop(stopper.at(shutdown.CLOSE) if stopper.requested.is_set() else None)
         print("Cirrus stopped.", flush=True)
-    return 0
+    return stopper.finish(0)
 
 
 # ---------------------------------------------------------------- serve
@@ -164,6 +177,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         files.touch_private(settings.log_file)
     setup_logging(settings.log_level, settings.log_file, service="cirrus-" + "+".join(roles))
     files.warn_loose(settings)
+    problem = _check_tls(settings) if "api" in roles else None
+    if problem:
+        return _fail("serve", problem, 2)
     try:
         check_bus_for_roles(settings, roles)
     except ConfigurationError as exc:
@@ -178,6 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         return _fail("serve", str(exc), 2)
     single_process = set(roles) == set(ROLES) and not settings.broker_urls
+    stopper = shutdown.Stopper(settings.shutdown_timeout)
     try:
         if single_process:
             cloud.recover_after_restart()  # the only API process: nobody else is uploading
@@ -186,20 +203,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.info("cirrus serve: roles %s running as host %s", ",".join(roles),
                  settings.effective_host_name)
         if "api" in roles:
-            url = f"http://{settings.api_host}:{settings.api_port}"
+            scheme = "https" if settings.tls_cert_file else "http"
+            url = f"{scheme}://{settings.api_host}:{settings.api_port}"
 
             def ready() -> None:
                 print(f"Cirrus {','.join(roles)} listening on {url}", flush=True)
 
-            _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
+            _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
         else:
             print(f"Cirrus {','.join(roles)} running as host {settings.effective_host_name}",
                   flush=True)
-            _wait_for_stop()
+            _wait_for_stop(stopper)
     finally:
-        cloud.stop()
+        cloud.stop(stopper.at(shutdown.CLOSE) if stopper.requested.is_set() else None)
         print("Cirrus stopped.", flush=True)
-    return 0
+    return stopper.finish(0)
 
 
 # ---------------------------------------------------------------- db, bootstrap
@@ -293,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--host", default=None, help="API listen address (default 127.0.0.1)")
     aio.add_argument("--port", type=int, default=None, help="API port (default 8774)")
     aio.add_argument("--data-dir", default=None, help="where the database, images and clouds.yaml live")
+    aio.add_argument("--tls", action="store_true",
+                     help="serve HTTPS with a self-signed certificate made on first start "
+                          "(<data-dir>/tls; clouds.yaml trusts it), unless tls_cert_file "
+                          "is set (tls_self_signed)")
     aio.add_argument("--virt-driver", default=None, choices=("fake", "libvirt"),
                      help="fake: simulated hosts (default, virt_driver); libvirt: real QEMU "
                           "guests on this machine, one host named after it, linuxbridge "
