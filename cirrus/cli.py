@@ -132,6 +132,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     if problem:
         return _fail("all-in-one", problem, 2)
     stackdump.install()
+    stopper = shutdown.Stopper(settings.shutdown_timeout)
+    shutdown.install_signals(stopper)  # a SIGTERM while starting stops too, as bounded
     cloud = Cloud(settings)
     cloud.upgrade_schema()
     cloud.recover_after_restart()
@@ -149,9 +151,9 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         print(f"clouds.yaml: {clouds_yaml}", flush=True)
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=cirrus", flush=True)
 
-    stopper = shutdown.Stopper(settings.shutdown_timeout)
     try:
-        _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
+        if not stopper.requested.is_set():
+            _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
     finally:
         cloud.stop(stopper.at(shutdown.CLOSE) if stopper.requested.is_set() else None)
         print("Cirrus stopped.", flush=True)
@@ -195,6 +197,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail("serve", str(exc), 2)
     single_process = set(roles) == set(ROLES) and not settings.broker_urls
     stopper = shutdown.Stopper(settings.shutdown_timeout)
+    shutdown.install_signals(stopper)  # a SIGTERM while starting stops too, as bounded
     try:
         if single_process:
             cloud.recover_after_restart()  # the only API process: nobody else is uploading
@@ -202,7 +205,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cloud.start_roles(roles, agent_hosts=agent_hosts)
         log.info("cirrus serve: roles %s running as host %s", ",".join(roles),
                  settings.effective_host_name)
-        if "api" in roles:
+        if stopper.requested.is_set():
+            pass  # stopped while starting
+        elif "api" in roles:
             scheme = "https" if settings.tls_cert_file else "http"
             url = f"{scheme}://{settings.api_host}:{settings.api_port}"
 

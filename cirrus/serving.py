@@ -47,13 +47,14 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
 
 
 class _InFlight:
-    __slots__ = ("send", "scope", "started", "abandoned")
+    __slots__ = ("send", "scope", "started", "abandoned", "task")
 
     def __init__(self, scope: dict, send: Callable) -> None:
         self.scope = scope
         self.send = send
         self.started = False
         self.abandoned = False
+        self.task = asyncio.current_task()
 
 
 async def _answer_503(scope: dict, send: Callable) -> None:
@@ -77,6 +78,9 @@ class ShutdownGuard:
         self.app = app
         self.stopper = stopper
         self.inflight: dict[int, _InFlight] = {}
+        # Told of each abandoned request's task: the server stops waiting for it (uvicorn
+        # would cancel it, which ends nothing: its thread runs on).
+        self.forget: Callable[[Any], None] | None = None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -111,6 +115,8 @@ class ShutdownGuard:
         answered = 0
         for entry in entries:
             entry.abandoned = True
+            if self.forget is not None and entry.task is not None:
+                self.forget(entry.task)
             if entry.started:
                 continue  # a streamed body half sent: the connection's close ends it
             with contextlib.suppress(Exception):
@@ -120,6 +126,39 @@ class ShutdownGuard:
         if entries:
             log.warning("stopping: %d request(s) still running answered 503 and abandoned "
                         "(%d mid-response cut)", answered, len(entries) - answered)
+
+
+FRESH_GRACE = 0.5  # seconds a connection accepted just before the stop gets to send its request
+
+
+def _protocol_class() -> type:
+    """uvicorn's httptools protocol, but a connection accepted whose request has not been
+    read yet is not closed at the stop (the client would see a reset with no answer): it
+    gets FRESH_GRACE seconds to send it, and is answered 503. Idle keep-alive connections
+    close at once, as in uvicorn."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GracefulProtocol(HttpToolsProtocol):
+        _requests = 0
+        _reading = False
+
+        def on_message_begin(self) -> None:
+            self._requests += 1
+            self._reading = True
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._reading = False
+            super().on_headers_complete()
+
+        def shutdown(self) -> None:
+            fresh = self.cycle is None and (self._requests == 0 or self._reading)
+            if fresh and not self.transport.is_closing():
+                self.loop.call_later(FRESH_GRACE, super().shutdown)
+                return
+            super().shutdown()
+
+    return GracefulProtocol
 
 
 def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
@@ -158,7 +197,7 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
 
     config = uvicorn.Config(
         guard, host=host, port=port, log_config=None, access_log=False,
-        http="httptools", loop="uvloop", lifespan="off", timeout_keep_alive=30,
+        http=_protocol_class(), loop="uvloop", lifespan="off", timeout_keep_alive=30,
         # uvicorn cancels what is left (only abandoned requests) a little after the abort.
         timeout_graceful_shutdown=max(0.5, (shutdown.ABORT + 0.05) * stopper.timeout),
     )
@@ -166,6 +205,7 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
     if ssl_context is not None:
         config.ssl = ssl_context
     server = _Server(config)
+    guard.forget = server.server_state.tasks.discard
     # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers
     # it found installed; installing no-op ones lets Cirrus stop its roles and exit 0.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,6 +218,10 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
     try:
         loop.run_until_complete(server.serve())
     finally:
+        if stopper.abandoned:
+            # Their tasks wait on threads that run on: the process exits without them.
+            asyncio.set_event_loop(None)
+            return  # noqa: B012
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for task in pending:
             task.cancel()

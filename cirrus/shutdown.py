@@ -14,7 +14,8 @@ The stop runs in phases, each a fraction of the timeout T counted from the signa
 - at 0.7 T: every request still unanswered (a CPU-bound one, one blocked on the database)
   is answered 503 by the HTTP server and abandoned; its thread is left to the exit, which
   rolls back its open transaction with the connection;
-- until 0.95 T: roles, bus and database are closed, each wait bounded by what is left;
+- until 0.85 T: roles, bus and database are closed, each wait bounded by what is left
+  (then the process ends with `os._exit` after flushing its logs: no interpreter clean-up);
 - at T: a watchdog thread logs what is still running and ends the process (`os._exit(1)`):
   the bound holds even if something is stuck in a way nothing above could end.
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DRAIN = 0.5  # until then requests and handlers may finish on their own
 ABORT = 0.7  # then every unanswered request is answered 503
-CLOSE = 0.95  # roles, bus and database closed by then
+CLOSE = 0.85  # roles, bus and database closed by then; the exit itself takes the rest
 
 
 class Stopper:
@@ -100,12 +101,19 @@ class Stopper:
         os._exit(1)
 
     def finish(self, code: int) -> int:
-        """The stop is done: `code` is returned for the interpreter's normal exit (the
-        watchdog still bounds it), or, if requests were abandoned (their worker threads would
-        hold up that exit until they end), the process ends now with `code`."""
+        """The stop is done. Without a signal `code` is returned. After one, the process
+        ends now with `code` (logs flushed): the interpreter's own clean-up (a second or more
+        for a loaded process, and unbounded if a request thread was abandoned) is skipped,
+        everything that matters (transactions, broker connections) being closed already."""
+        if self.started_at is not None:
+            waiting = sorted(t.name for t in threading.enumerate()
+                             if t is not threading.main_thread() and not t.daemon)
+            log.info("stopped in %.1f s%s", time.monotonic() - self.started_at,
+                     f"; the exit waits for {', '.join(waiting)}" if waiting else "")
         if self.abandoned:
             log.warning("exiting with %d abandoned request(s) still running: their open "
                         "transactions roll back with their connections", self.abandoned)
+        if self.requested.is_set():
             _flush()
             os._exit(code)
         return code

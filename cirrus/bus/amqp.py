@@ -357,7 +357,8 @@ class _ConsumerLoop:
                 self.started.set()
                 attempt = 0
                 self._serve(conn)
-                conn.connection.sock.settimeout(_CLOSE_TIMEOUT)  # a dead link must not hang stop
+                # A dead link must not hang the stop.
+                conn.connection.sock.settimeout(max(0.1, self.bus._left(_CLOSE_TIMEOUT)))
                 self._finish(conn, consumer)
                 self._before_close(channel)
                 healthy = True
