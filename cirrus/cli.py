@@ -180,6 +180,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level, settings.log_file, service="cirrus-" + "+".join(roles))
     files.warn_loose(settings)
     problem = _check_tls(settings) if "api" in roles else None
+    if settings.tls_self_signed and not settings.tls_cert_file:
+        problem = ("tls_self_signed is for `cirrus all-in-one`; `cirrus serve` needs "
+                   "tls_cert_file and tls_key_file (see docs/deployment.md, HTTPS)")
     if problem:
         return _fail("serve", problem, 2)
     try:

@@ -85,10 +85,14 @@ def permit_group_access(path: Path | str) -> None:
             _group_ok.append(resolved)
 
 
-def _group_permitted(path: Path) -> bool:
+def _group_permitted(path: Path, mode: int = 0o070, is_dir: bool = False) -> bool:
+    """Group bits are expected at or under a permitted path; above one (the data directory
+    holding the instances directory), a directory may let the group traverse it only."""
     with _state:
         permitted = list(_group_ok)
-    return any(path == p or p in path.parents for p in permitted)
+    if any(path == p or p in path.parents for p in permitted):
+        return True
+    return is_dir and mode & 0o070 == 0o010 and any(path in p.parents for p in permitted)
 
 
 def _fix_group(path: Path, fd: int | None = None) -> None:
@@ -190,7 +194,7 @@ def looseness(path: Path, st: os.stat_result) -> str | None:
         return f"mode {mode:04o}: others can {'list or enter' if is_dir else 'read or write'} it"
     if not mode & 0o070:
         return None
-    if _group_permitted(path):
+    if _group_permitted(path, mode, is_dir):
         return None
     if _group_gid is not None and st.st_gid == _group_gid and not mode & 0o020:
         return None  # the operator's file_group may read it

@@ -119,7 +119,7 @@ def test_libvirt_instance_directories_may_be_group_traversable(tmp_path: Path) -
     settings = Settings(data_dir=tmp_path, virt_driver="libvirt")
     inst = tmp_path / "instances" / "vm-1"
     inst.mkdir(parents=True)
-    tmp_path.chmod(0o700)
+    tmp_path.chmod(0o710)  # QEMU's group may traverse the data directory to its pool
     (tmp_path / "instances").chmod(0o710)
     inst.chmod(0o750)
     disk = inst / "disk"
