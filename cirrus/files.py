@@ -134,25 +134,29 @@ def private_dir(path: Path | str) -> Path:
     return path
 
 
-def create_private(path: Path | str, exclusive: bool = False) -> int:
-    """Open `path` for writing, created with FILE_MODE whatever the umask; a file descriptor."""
+def create_private(path: Path | str, exclusive: bool = False, secret: bool = False) -> int:
+    """Open `path` for writing, created with FILE_MODE whatever the umask (a `secret`:
+    0600 even with a file group); a file descriptor."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    mode = 0o600 if secret else FILE_MODE
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
     try:
-        os.fchmod(fd, FILE_MODE)
-        _fix_group(Path(path), fd)
+        os.fchmod(fd, mode)
+        if not secret:
+            _fix_group(Path(path), fd)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def write_private(path: Path | str, data: bytes | str) -> None:
-    """Write a whole file that is never readable by others, not even for an instant."""
+def write_private(path: Path | str, data: bytes | str, secret: bool = False) -> None:
+    """Write a whole file that is never readable by others, not even for an instant. A
+    `secret` (a password, a private key) stays 0600 even with a file group."""
     path = Path(path)
     make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = create_private(tmp)
+    fd = create_private(tmp, secret=secret)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
         fh.flush()

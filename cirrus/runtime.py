@@ -257,7 +257,7 @@ def write_clouds_yaml(path: Path, auth_url: str, username: str, password: str, p
     }
     if cacert:  # a self-signed certificate: the clients trust it for this cloud only
         doc["clouds"]["cirrus"]["cacert"] = str(cacert)
-    files.write_private(path, yaml.safe_dump(doc, sort_keys=False))
+    files.write_private(path, yaml.safe_dump(doc, sort_keys=False), secret=True)
 
 
 def admin_password_for(settings: Settings, clouds_yaml: Path) -> str:

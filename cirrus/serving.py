@@ -285,7 +285,7 @@ def self_signed_pair(directory, hosts: list[str], days: int = 825) -> tuple[str,
     )
     files.write_private(key_path, key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+        serialization.NoEncryption()), secret=True)
     files.write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     log.info("made a self-signed TLS certificate %s for %s", cert_path, ", ".join(hosts))
     return str(cert_path), str(key_path)

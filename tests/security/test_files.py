@@ -144,3 +144,36 @@ def test_libvirt_instance_directories_may_be_group_traversable(tmp_path: Path) -
     files.apply(fake)
     os.umask(old)
     assert {str(p) for p, _ in files.check_tree(fake)} == {str(fake_dir)}
+
+
+def test_file_group_gives_the_group_read_access_but_secrets_stay_private(tmp_path: Path) -> None:
+    import grp
+
+    from cirrus import files
+    from cirrus.config import Settings
+
+    group = grp.getgrgid(os.getgid()).gr_name
+    old = os.umask(0o022)
+    try:
+        files.apply(Settings(data_dir=tmp_path / "data", file_group=group))
+        files.make_dirs(tmp_path / "data" / "images")
+        os.close(files.create_private(tmp_path / "data" / "images" / "img"))
+        files.write_private(tmp_path / "data" / "clouds.yaml", "password: x", secret=True)
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").rglob("*")}
+        assert modes == {"images": 0o2750, "img": 0o640, "clouds.yaml": 0o600}, modes
+        assert files.check_tree(Settings(data_dir=tmp_path / "data", file_group=group)) == []
+    finally:
+        files.apply(Settings(data_dir=tmp_path))
+        os.umask(old)
+
+
+def test_an_unknown_file_group_stops_the_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cirrus.cli", "db", "upgrade"],
+                          env={**os.environ, "CIRRUS_DATA_DIR": str(tmp_path / "data"),
+                               "CIRRUS_FILE_GROUP": "no-such-group-here"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "no-such-group-here" in done.stderr and not (tmp_path / "data").exists()
