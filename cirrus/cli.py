@@ -122,7 +122,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     log_file = settings.log_file or str(data_dir / "cirrus.log")
     files.touch_private(log_file)
     setup_logging(settings.log_level, log_file, service="cirrus-all-in-one")
-    if settings.tls_self_signed and not settings.tls_cert_file:
+    self_signed = settings.tls_self_signed and not settings.tls_cert_file
+    if self_signed:
         from cirrus.serving import self_signed_pair
 
         settings.tls_cert_file, settings.tls_key_file = self_signed_pair(
@@ -142,7 +143,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     cloud.bootstrap(password)
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
                       settings.admin_user, password, settings.admin_project, settings.region,
-                      cacert=settings.tls_cert_file if settings.tls_self_signed else None)
+                      cacert=settings.tls_cert_file if self_signed else None)
     cloud.start_roles(["scheduler", "conductor", "agent"],
                       agent_hosts=all_in_one_host_names(settings))
 
