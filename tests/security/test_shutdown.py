@@ -12,6 +12,7 @@
   every role is stopped at once: each exits 0 within the bound, each blocked create is
   answered 503 (and undone); with the broker back and the roles started again no server is
   left in a transitional state.
+- The watchdog: a stop stuck where no phase reaches still ends at the bound (exit 1).
 """
 
 from __future__ import annotations
@@ -312,3 +313,23 @@ def test_a_second_signal_does_not_restart_the_clock(tmp_path: Path) -> None:
         time.sleep(0.05)
         server.process.send_signal(signal.SIGINT)
     assert server.process.wait(timeout=TIMEOUT + SLACK) == 0, server.text()
+
+
+def test_the_watchdog_ends_a_stop_stuck_past_the_bound() -> None:
+    """Whatever hangs where no phase reaches (here the main thread itself), the process
+    ends at the bound with exit code 1 and a CRITICAL line saying so."""
+    import sys
+
+    code = ("import logging, sys, time\n"
+            "logging.basicConfig(stream=sys.stderr)\n"
+            "from cirrus.shutdown import Stopper\n"
+            "s = Stopper(1.0)\n"
+            "s.begin()\n"
+            "time.sleep(30)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert took < 1.0 + SLACK + 1.0, took  # + the interpreter's start
+    assert "CRITICAL" in done.stderr and "shutdown_timeout" in done.stderr, done.stderr
