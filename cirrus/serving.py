@@ -218,21 +218,27 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
     try:
         loop.run_until_complete(server.serve())
     finally:
-        if stopper.abandoned:
-            # Their tasks wait on threads that run on: the process exits without them.
-            asyncio.set_event_loop(None)
-            return  # noqa: B012
-        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        for task in pending:
-            task.cancel()
-        if pending:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.wait(pending, timeout=0.2))
-        if not [t for t in pending if not t.done()]:
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-        asyncio.set_event_loop(None)
+        _wind_down(loop, stopper)
+
+
+def _wind_down(loop: asyncio.AbstractEventLoop, stopper: shutdown.Stopper) -> None:
+    """Cancel what is left on the loop and give it a moment: an abandoned upload then
+    discards its staging file and puts its image back to queued. A task waiting on a thread
+    (CPU-bound, blocked on the database) cannot end so: it is left to the process exit."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    grace = 0.2
+    if stopper.requested.is_set():
+        grace = min(1.0, max(0.05, stopper.left(shutdown.ABORT + 0.08)))
+    if pending:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(asyncio.wait(pending, timeout=grace))
+    if all(t.done() for t in pending):
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    asyncio.set_event_loop(None)
 
 
 def self_signed_pair(directory, hosts: list[str], days: int = 825) -> tuple[str, str]:  # noqa: ANN001

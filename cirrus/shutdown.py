@@ -106,13 +106,10 @@ class Stopper:
         for a loaded process, and unbounded if a request thread was abandoned) is skipped,
         everything that matters (transactions, broker connections) being closed already."""
         if self.started_at is not None:
-            waiting = sorted(t.name for t in threading.enumerate()
-                             if t is not threading.main_thread() and not t.daemon)
             log.info("stopped in %.1f s%s", time.monotonic() - self.started_at,
-                     f"; the exit waits for {', '.join(waiting)}" if waiting else "")
-        if self.abandoned:
-            log.warning("exiting with %d abandoned request(s) still running: their open "
-                        "transactions roll back with their connections", self.abandoned)
+                     f" ({self.abandoned} request(s) abandoned at the abort: what they had "
+                     "not committed rolls back with their connections)" if self.abandoned
+                     else "")
         if self.requested.is_set():
             _flush()
             os._exit(code)
