@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
+import os
 import sys
-import threading
 from pathlib import Path
 
+from cirrus import files, shutdown
 from cirrus.config import Settings, load_settings
 from cirrus.observe import stackdump
 from cirrus.observe.logging import setup_logging
@@ -16,37 +16,40 @@ from cirrus.observe.logging import setup_logging
 log = logging.getLogger("cirrus")
 
 
-def _serve_http(cloud, host: str, port: int, on_ready=None) -> None:  # noqa: ANN001
-    import uvicorn
+def _serve_http(cloud, host: str, port: int, stopper, on_ready=None) -> None:  # noqa: ANN001
+    """Serve the API until SIGTERM/SIGINT; the stop is bounded (cirrus.serving, shutdown)."""
+    from cirrus.serving import serve_http, tls_context
 
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # noqa: ANN001
-            await super().startup(sockets=sockets)
-            if on_ready is not None and not self.should_exit:
-                on_ready()  # only now does the port accept connections
-
-    from cirrus.api.app import create_app
-    from cirrus.api.limits import http_protocol
-
-    config = uvicorn.Config(
-        create_app(cloud), host=host, port=port, log_config=None, access_log=False,
-        http=http_protocol(cloud.settings), loop="uvloop", lifespan="off", timeout_keep_alive=30,
-    )
-    server = _Server(config)
-    # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers
-    # it found installed; installing no-op ones lets Cirrus stop its roles and exit 0.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    server.run()  # returns after SIGINT/SIGTERM
+    s = cloud.settings
+    context = tls_context(s.tls_cert_file, s.tls_key_file) if s.tls_cert_file else None
+    serve_http(cloud, host, port, stopper, on_ready=on_ready, ssl_context=context)
 
 
-def _wait_for_stop() -> None:
+def _wait_for_stop(stopper) -> None:  # noqa: ANN001
     """Block the main thread until SIGINT or SIGTERM (roles without HTTP)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(1.0):  # a timeout keeps the main thread answering signals promptly
+    shutdown.install_signals(stopper)
+    while not stopper.requested.wait(1.0):  # a timeout keeps the main thread answering signals
         pass
+
+
+def _check_tls(settings: Settings) -> str | None:
+    """What is wrong with the TLS settings, or None."""
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        return "tls_cert_file and tls_key_file go together: set both (HTTPS) or neither"
+    for name in ("tls_cert_file", "tls_key_file"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            return f"{name} {path} is not a readable file"
+    if settings.tls_cert_file:
+        import ssl
+
+        from cirrus.serving import tls_context
+
+        try:
+            tls_context(settings.tls_cert_file, settings.tls_key_file)
+        except (ssl.SSLError, OSError) as exc:
+            return f"cannot load the TLS certificate and key: {exc}"
+    return None
 
 
 def _fail(command: str, message: str, code: int = 1) -> int:
@@ -56,13 +59,23 @@ def _fail(command: str, message: str, code: int = 1) -> int:
     return code
 
 
+def _apply_file_modes(settings: Settings) -> str | None:
+    """The umask and modes for `file_group` (main() already made the umask private);
+    what is wrong with the setting, or None."""
+    try:
+        files.apply(settings)
+    except files.FileGroupError as exc:
+        return str(exc)
+    return None
+
+
 def _ensure_sqlite_dir(settings: Settings) -> None:
     """SQLite creates the file, not the directory it lives in."""
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.effective_database_url)
     if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(Path(url.database).parent)
 
 
 def _schema_problem(settings: Settings) -> str | None:
@@ -95,16 +108,33 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     settings = load_settings(
         args.config, data_dir=Path(args.data_dir) if args.data_dir else None,
         api_host=args.host, api_port=args.port, virt_driver=args.virt_driver,
+        tls_self_signed=True if args.tls else None,
     )
     if settings.virt_driver == "libvirt" and settings.network_dataplane == "noop":
         # Real guests need real taps; noop makes none, so libvirt could not start a NIC.
         settings.network_dataplane = "linuxbridge"
     data_dir = Path(settings.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     settings.data_dir = data_dir
-    setup_logging(settings.log_level, settings.log_file or str(data_dir / "cirrus.log"),
-                  service="cirrus-all-in-one")
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("all-in-one", problem, 2)
+    files.make_dirs(data_dir)
+    log_file = settings.log_file or str(data_dir / "cirrus.log")
+    files.touch_private(log_file)
+    setup_logging(settings.log_level, log_file, service="cirrus-all-in-one")
+    self_signed = settings.tls_self_signed and not settings.tls_cert_file
+    if self_signed:
+        from cirrus.serving import self_signed_pair
+
+        settings.tls_cert_file, settings.tls_key_file = self_signed_pair(
+            data_dir / "tls", [settings.api_host, "localhost", "127.0.0.1", "::1"])
+    files.warn_loose(settings)
+    problem = _check_tls(settings)
+    if problem:
+        return _fail("all-in-one", problem, 2)
     stackdump.install()
+    stopper = shutdown.Stopper(settings.shutdown_timeout)
+    shutdown.install_signals(stopper)  # a SIGTERM while starting stops too, as bounded
     cloud = Cloud(settings)
     cloud.upgrade_schema()
     cloud.recover_after_restart()
@@ -112,7 +142,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     password = admin_password_for(settings, clouds_yaml)
     cloud.bootstrap(password)
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
-                      settings.admin_user, password, settings.admin_project, settings.region)
+                      settings.admin_user, password, settings.admin_project, settings.region,
+                      cacert=settings.tls_cert_file if self_signed else None)
     cloud.start_roles(["scheduler", "conductor", "agent"],
                       agent_hosts=all_in_one_host_names(settings))
 
@@ -122,11 +153,12 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         print(f"  export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=cirrus", flush=True)
 
     try:
-        _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
+        if not stopper.requested.is_set():
+            _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
     finally:
-        cloud.stop()
+        cloud.stop(stopper.at(shutdown.CLOSE) if stopper.requested.is_set() else None)
         print("Cirrus stopped.", flush=True)
-    return 0
+    return stopper.finish(0)
 
 
 # ---------------------------------------------------------------- serve
@@ -141,7 +173,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _fail("serve", str(exc), 2)
     settings = load_settings(args.config, api_host=args.host, api_port=args.port,
                              host_name=args.host_name)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("serve", problem, 2)
+    if settings.log_file:
+        files.touch_private(settings.log_file)
     setup_logging(settings.log_level, settings.log_file, service="cirrus-" + "+".join(roles))
+    files.warn_loose(settings)
+    problem = _check_tls(settings) if "api" in roles else None
+    if settings.tls_self_signed and not settings.tls_cert_file:
+        problem = ("tls_self_signed is for `cirrus all-in-one`; `cirrus serve` needs "
+                   "tls_cert_file and tls_key_file (see docs/deployment.md, HTTPS)")
+    if problem:
+        return _fail("serve", problem, 2)
     try:
         check_bus_for_roles(settings, roles)
     except ConfigurationError as exc:
@@ -160,6 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         return _fail("serve", str(exc), 2)
     single_process = set(roles) == set(ROLES) and not settings.broker_urls
+    stopper = shutdown.Stopper(settings.shutdown_timeout)
+    shutdown.install_signals(stopper)  # a SIGTERM while starting stops too, as bounded
     try:
         if single_process:
             cloud.recover_after_restart()  # the only API process: nobody else is uploading
@@ -167,21 +213,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cloud.start_roles(roles, agent_hosts=agent_hosts)
         log.info("cirrus serve: roles %s running as host %s", ",".join(roles),
                  settings.effective_host_name)
-        if "api" in roles:
-            url = f"http://{settings.api_host}:{settings.api_port}"
+        if stopper.requested.is_set():
+            pass  # stopped while starting
+        elif "api" in roles:
+            scheme = "https" if settings.tls_cert_file else "http"
+            url = f"{scheme}://{settings.api_host}:{settings.api_port}"
 
             def ready() -> None:
                 print(f"Cirrus {','.join(roles)} listening on {url}", flush=True)
 
-            _serve_http(cloud, settings.api_host, settings.api_port, on_ready=ready)
+            _serve_http(cloud, settings.api_host, settings.api_port, stopper, on_ready=ready)
         else:
             print(f"Cirrus {','.join(roles)} running as host {settings.effective_host_name}",
                   flush=True)
-            _wait_for_stop()
+            _wait_for_stop(stopper)
     finally:
-        cloud.stop()
+        cloud.stop(stopper.at(shutdown.CLOSE) if stopper.requested.is_set() else None)
         print("Cirrus stopped.", flush=True)
-    return 0
+    return stopper.finish(0)
 
 
 # ---------------------------------------------------------------- db, bootstrap
@@ -192,6 +241,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from cirrus.db.engine import Database
 
     settings = load_settings(args.config)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("db upgrade", problem, 2)
     _ensure_sqlite_dir(settings)
     db = Database(settings.effective_database_url)
     try:
@@ -207,6 +259,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from cirrus.runtime import Cloud, write_clouds_yaml
 
     settings = load_settings(args.config)
+    problem = _apply_file_modes(settings)
+    if problem:
+        return _fail("bootstrap", problem, 2)
     password = args.admin_password or settings.admin_password
     if not password:
         return _fail("bootstrap", "give the admin password: --admin-password P, or "
@@ -319,6 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--host", default=None, help="API listen address (default 127.0.0.1)")
     aio.add_argument("--port", type=int, default=None, help="API port (default 8774)")
     aio.add_argument("--data-dir", default=None, help="where the database, images and clouds.yaml live")
+    aio.add_argument("--tls", action="store_true",
+                     help="serve HTTPS with a self-signed certificate made on first start "
+                          "(<data-dir>/tls; clouds.yaml trusts it), unless tls_cert_file "
+                          "is set (tls_self_signed)")
     aio.add_argument("--virt-driver", default=None, choices=("fake", "libvirt"),
                      help="fake: simulated hosts (default, virt_driver); libvirt: real QEMU "
                           "guests on this machine, one host named after it, linuxbridge "
@@ -380,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything is written: files only this user reads (file_group relaxes it to the
+    # group once the settings are read). docs/security.md, Files and permissions.
+    os.umask(files.PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

@@ -124,6 +124,14 @@ class Settings:
     tcp_keepcnt: int = 9  # unanswered probes before the connection is dropped
     tcp_user_timeout: float = 30.0  # seconds unacknowledged data may wait before a drop
     host_name: str = ""  # empty: socket.gethostname()
+    # Files and shutdown (docs/security.md): everything written 0600/0700, or 0640/2750 to
+    # this group; SIGTERM stops the process within shutdown_timeout seconds.
+    file_group: str = ""  # empty: files only Cirrus's user reads
+    shutdown_timeout: float = 10.0
+    # HTTPS served directly by the API (docs/deployment.md): PEM files; both or neither.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_self_signed: bool = False  # all-in-one: make <data_dir>/tls/ on first start if unset
     fake: FakeHostSettings = field(default_factory=FakeHostSettings)
 
     @property
@@ -134,7 +142,8 @@ class Settings:
 
     @property
     def effective_public_url(self) -> str:
-        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+        scheme = "https" if self.tls_cert_file or self.tls_self_signed else "http"
+        return (self.public_url or f"{scheme}://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def effective_token_key_dir(self) -> Path:

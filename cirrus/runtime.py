@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from cirrus import files
 from cirrus.bus import Bus
 from cirrus.bus.local import LocalBus
 from cirrus.config import Settings
@@ -89,10 +91,14 @@ class Cloud:
     @property
     def db(self) -> Database:
         if self._db is None:
+            from cirrus import files
             from cirrus.db.engine import Database
 
             with self._open_lock:
                 if self._db is None:
+                    sqlite_file = files.sqlite_path(self.settings.effective_database_url)
+                    if sqlite_file is not None:  # SQLite gives -wal and -shm the same mode
+                        files.touch_private(sqlite_file)
                     self._db = Database(self.settings.effective_database_url,
                                         reconnect_timeout=self.settings.db_reconnect_timeout)
         return self._db
@@ -191,14 +197,33 @@ class Cloud:
                                fanout=True)
             self._admin_subscribed = True
 
-    def stop(self) -> None:
-        for role in reversed(self.roles):
-            try:
-                role.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(role).__name__)
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop the roles (last started first), the bus and the database. `deadline`
+        (time.monotonic()) bounds it all (cirrus.shutdown): roles get most of the time, the
+        bus the rest; a role still stopping then is left to the process exit, and what its
+        handlers had not acked goes back to the broker."""
+        roles = list(reversed(self.roles))
         self.roles.clear()
-        self.bus.stop()
+
+        def stop_roles() -> None:
+            for role in roles:
+                try:
+                    role.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(role).__name__)
+
+        if deadline is None:
+            stop_roles()
+            self.bus.stop()
+        else:
+            roles_by = time.monotonic() + 0.8 * max(0.0, deadline - time.monotonic())
+            self.bus.set_stop_deadline(roles_by)
+            stopper = threading.Thread(target=stop_roles, name="stop-roles", daemon=True)
+            stopper.start()
+            stopper.join(max(0.0, roles_by - time.monotonic()))
+            if stopper.is_alive():
+                log.warning("roles still stopping at the shutdown deadline; left to the exit")
+            self.bus.stop(deadline)
         if self._db is not None:
             self._db.dispose()
 
@@ -219,7 +244,7 @@ def all_in_one_host_names(settings: Settings) -> list[str]:
 
 
 def write_clouds_yaml(path: Path, auth_url: str, username: str, password: str, project: str,
-                      region: str) -> None:
+                      region: str, cacert: str | None = None) -> None:
     doc = {
         "clouds": {
             "cirrus": {
@@ -237,9 +262,9 @@ def write_clouds_yaml(path: Path, auth_url: str, username: str, password: str, p
             }
         }
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    if cacert:  # a self-signed certificate: the clients trust it for this cloud only
+        doc["clouds"]["cirrus"]["cacert"] = str(cacert)
+    files.write_private(path, yaml.safe_dump(doc, sort_keys=False), secret=True)
 
 
 def admin_password_for(settings: Settings, clouds_yaml: Path) -> str:

@@ -14,12 +14,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from cirrus.context import RequestContext
+from cirrus.errors import ServiceUnavailable
 
 Handler = Callable[[RequestContext, dict], Any]
 
 
 class BusTimeout(Exception):
     """An RPC call got no answer in time."""
+
+
+class BusStopping(BusTimeout, ServiceUnavailable):
+    """The process is stopping (`Bus.interrupt`): a publish or call still waiting gave up.
+
+    A BusTimeout, so the code that copes with an unreachable broker (a create undone, a task
+    left to the re-drive) does the same; a 503 where it reaches the API edge; transient, so a
+    handler that raised it has its message redelivered instead of dropped."""
+
+    transient = True
+
+    def __init__(self, message: str = "The service is stopping; try again shortly.") -> None:
+        ServiceUnavailable.__init__(self, message)
 
 
 class RemoteError(Exception):
@@ -80,5 +94,13 @@ class Bus(abc.ABC):
     def start(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def interrupt(self) -> None:  # noqa: B027 - optional hook
+        """The process is stopping: make every publish and call still waiting raise
+        BusStopping now, and every new one at once (cirrus.shutdown)."""
+
+    def set_stop_deadline(self, deadline: float | None) -> None:  # noqa: B027 - optional hook
+        """Bound the waits of every later unsubscribe (a role's own stop) by `deadline`."""
+
     @abc.abstractmethod
-    def stop(self) -> None: ...
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop consuming and close; `deadline` (time.monotonic()) bounds every wait."""

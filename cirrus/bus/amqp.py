@@ -54,7 +54,7 @@ import kombu
 from amqp.exceptions import AccessRefused, PreconditionFailed
 from kombu import Consumer, Exchange, Producer, Queue
 
-from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
+from cirrus.bus import Bus, BusStopping, BusTimeout, Handler, Message, RemoteError
 from cirrus.context import RequestContext, reset_request_id, set_request_id
 from cirrus.errors import is_transient
 
@@ -209,7 +209,7 @@ class _Publisher:
 
     def _ready(self, deadline: float) -> Producer:
         if self.producer is None:
-            self.conn = self.bus._brokers.connect(self.bus._closed, deadline, "publisher")
+            self.conn = self.bus._brokers.connect(self.bus._halt, deadline, "publisher")
             self.producer = Producer(self.conn.channel(), on_return=self._on_return)
         return self.producer
 
@@ -259,6 +259,17 @@ class _Publisher:
             self.reset()
         finally:
             self.lock.release()
+
+    def cut(self) -> None:
+        """Wake a publish blocked on the broker (another thread holds `lock`): its socket is
+        shut down under it, so the read or write it waits on fails at once."""
+        conn = self.conn
+        try:
+            sock = conn.connection.sock if conn is not None else None
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
 
     def reset(self, graceful: bool = False) -> None:
         conn, self.conn, self.producer = self.conn, None, None
@@ -321,7 +332,7 @@ class _ConsumerLoop:
 
     def stop(self) -> None:
         self.stopping.set()
-        self._thread.join(timeout=self.bus.stop_grace + 5)
+        self._thread.join(timeout=self.bus._left(self.bus.stop_grace + 5))
 
     def _consume(self, channel: Any) -> Consumer:
         raise NotImplementedError
@@ -346,7 +357,8 @@ class _ConsumerLoop:
                 self.started.set()
                 attempt = 0
                 self._serve(conn)
-                conn.connection.sock.settimeout(_CLOSE_TIMEOUT)  # a dead link must not hang stop
+                # A dead link must not hang the stop.
+                conn.connection.sock.settimeout(max(0.1, self.bus._left(_CLOSE_TIMEOUT)))
                 self._finish(conn, consumer)
                 self._before_close(channel)
                 healthy = True
@@ -379,7 +391,7 @@ class _ConsumerLoop:
     def _finish(self, conn: kombu.Connection, consumer: Consumer) -> None:
         """Stop taking messages, then wait (bounded) for the running handlers to be acked."""
         consumer.cancel()
-        grace = time.monotonic() + self.bus.stop_grace
+        grace = time.monotonic() + self.bus._left(self.bus.stop_grace)
         while self._unsettled and time.monotonic() < grace:
             self._poll(conn)
         self._settle()
@@ -432,7 +444,7 @@ class _Subscription(_ConsumerLoop):
         for _ in self._workers:
             self._deliveries.put(_STOP)
         for thread in self._workers:
-            thread.join(timeout=5)
+            thread.join(timeout=self.bus._left(5.0))
 
     def _consume(self, channel: Any) -> Consumer:
         channel.basic_qos(0, self.prefetch, False)
@@ -599,6 +611,8 @@ class AmqpBus(Bus):
 
         self._brokers = _Brokers(self, self.urls)
         self._closed = threading.Event()
+        self._halt = threading.Event()  # interrupt() or stop(): publishes give up at once
+        self._stop_deadline: float | None = None
         self._lock = threading.Lock()
         self._subs: dict[str, _Subscription] = {}
         self._fanouts: dict[str, list[_Subscription]] = {}
@@ -637,6 +651,12 @@ class AmqpBus(Bus):
         if not self.tcp_keepalive:  # py-amqp always turns keepalive on
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0)
 
+    def _left(self, default: float) -> float:
+        """`default` seconds, or less if the stop deadline comes sooner."""
+        if self._stop_deadline is None:
+            return default
+        return max(0.0, min(default, self._stop_deadline - time.monotonic()))
+
     def _backoff(self, attempt: int) -> float:
         delay = min(self.retry_max_interval, self.retry_interval * 2 ** min(attempt, 16))
         return delay * random.uniform(0.5, 1.0)
@@ -670,25 +690,29 @@ class AmqpBus(Bus):
         """Publish until a broker confirms it; the same message id on every attempt."""
         attempt = 0
         while True:
+            if self._halt.is_set():
+                raise BusStopping()
             if self._closed.is_set():
                 raise BrokerUnavailable("the bus is stopped")
-            try:
-                publisher = self._free.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise BrokerUnavailable("no publishing connection free in time") from None
+            publisher = self._free_publisher(deadline)
             try:
                 with publisher.lock:
+                    if self._halt.is_set():
+                        raise BusStopping()
                     try:
                         publisher.publish(out, deadline)
                         return
                     except (_Unroutable, BrokerUnavailable):
                         raise
                     except _Stopped:
-                        raise BrokerUnavailable("the bus is stopped") from None
+                        raise BusStopping() from None
                     except _CONFIG_ERRORS:
                         publisher.reset()
                         raise
                     except Exception as exc:
+                        if self._halt.is_set():  # interrupt() cut its socket
+                            publisher.reset()
+                            raise BusStopping() from None
                         self._lost("publisher", exc)
                         publisher.reset()
             finally:
@@ -697,7 +721,20 @@ class AmqpBus(Bus):
             attempt += 1
             if time.monotonic() + delay >= deadline:
                 raise BrokerUnavailable(f"no broker confirmed a message for {out.routing_key or out.exchange} in time")
-            time.sleep(delay)
+            if self._halt.wait(delay):
+                raise BusStopping()
+
+    def _free_publisher(self, deadline: float) -> _Publisher:
+        """A publishing connection nobody uses, waiting for one until `deadline` (or a stop)."""
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return self._free.get(timeout=max(0.0, min(0.1, left)))
+            except queue.Empty:
+                if self._halt.is_set():
+                    raise BusStopping() from None
+                if left <= 0.1:
+                    raise BrokerUnavailable("no publishing connection free in time") from None
 
     def _answer(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
         try:
@@ -735,6 +772,8 @@ class AmqpBus(Bus):
              timeout: float | None = None) -> Any:
         timeout = timeout or self.default_timeout
         body = Message(topic, method, payload, ctx.to_dict()).encode()
+        if self._halt.is_set():
+            raise BusStopping()
         if self._closed.is_set():
             raise BrokerUnavailable("the bus is stopped")
         self._reply_loop()
@@ -744,6 +783,8 @@ class AmqpBus(Bus):
         with self._lock:
             self._waiting[correlation_id] = future
         try:
+            if self._halt.is_set():  # interrupt() came before the future was registered
+                raise BusStopping()
             try:
                 self._publish(_Outgoing(body, routing_key=self._topic_queue(topic).name,
                                         mandatory=True, expiration=timeout,
@@ -810,7 +851,26 @@ class AmqpBus(Bus):
             fans = self._fanouts.pop(topic, [])
         _stop_all(([sub] if sub else []) + fans)
 
-    def stop(self) -> None:
+    def interrupt(self) -> None:
+        """Publishes and calls waiting give up with BusStopping (see cirrus.shutdown)."""
+        self._halt.set()
+        with self._lock:
+            waiting = list(self._waiting.values())
+        for future in waiting:
+            try:
+                future.set_exception(BusStopping())
+            except Exception:  # answered meanwhile
+                pass
+        for publisher in self._publishers:
+            if publisher.lock.locked():
+                publisher.cut()
+
+    def set_stop_deadline(self, deadline: float | None) -> None:
+        self._stop_deadline = deadline
+
+    def stop(self, deadline: float | None = None) -> None:
+        if deadline is not None:
+            self._stop_deadline = deadline
         with self._lock:
             loops: list[_ConsumerLoop] = [*self._subs.values()]
             for fans in self._fanouts.values():
@@ -820,10 +880,16 @@ class AmqpBus(Bus):
             self._subs, self._fanouts, self._replies = {}, {}, None
         _stop_all(loops)
         self._closed.set()
-        self._keeper.join(timeout=5)
+        self._halt.set()
+        self._keeper.join(timeout=self._left(5.0))
         for publisher in self._publishers:
-            with publisher.lock:
-                publisher.reset(graceful=True)
+            # A publish still blocked (its thread abandoned by the stop) keeps its connection:
+            # the process exit closes it.
+            if publisher.lock.acquire(timeout=self._left(2.0)):
+                try:
+                    publisher.reset(graceful=True)
+                finally:
+                    publisher.lock.release()
 
 
 def _stop_all(loops: list[_ConsumerLoop]) -> None:

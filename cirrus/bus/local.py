@@ -6,13 +6,15 @@ so nothing that works here can depend on sharing Python objects between roles.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from cirrus.bus import Bus, BusTimeout, Handler, Message, RemoteError
+from cirrus.bus import Bus, BusStopping, BusTimeout, Handler, Message, RemoteError
 from cirrus.context import RequestContext, reset_request_id, set_request_id
 from cirrus.errors import is_transient
 
@@ -49,11 +51,13 @@ class _Consumer:
                     raise AttributeError(f"no handler for {self.topic}.{message.method}")
                 result = self._run(handler, ctx, message.payload, reply is None)
                 if reply is not None:
-                    reply.set_result(_roundtrip(result))
+                    with contextlib.suppress(InvalidStateError):  # the caller gave up (stop)
+                        reply.set_result(_roundtrip(result))
             except Exception as exc:  # a handler failure must never kill the worker
                 if reply is not None:
-                    reply.set_exception(RemoteError(type(exc).__name__, str(exc),
-                                                    is_transient(exc)))
+                    with contextlib.suppress(InvalidStateError):
+                        reply.set_exception(RemoteError(type(exc).__name__, str(exc),
+                                                        is_transient(exc)))
                 else:
                     log.exception("cast %s.%s failed", self.topic, message.method)
             finally:
@@ -71,12 +75,19 @@ class _Consumer:
                 log.warning("cast %s not handled now (%s); retrying", self.topic, exc)
                 self.stopping.wait(RETRY_DELAY)
 
-    def stop(self) -> None:
+    def stop(self, deadline: float | None = None) -> None:
         self.stopping.set()
         for _ in self.threads:
             self.queue.put(_STOP)
         for thread in self.threads:
-            thread.join(timeout=5)
+            thread.join(timeout=_left(deadline, 5.0))
+
+
+def _left(deadline: float | None, default: float) -> float:
+    """`default` seconds, or less if `deadline` comes sooner."""
+    if deadline is None:
+        return default
+    return max(0.0, min(default, deadline - time.monotonic()))
 
 
 def _roundtrip(value: Any) -> Any:
@@ -91,6 +102,9 @@ class LocalBus(Bus):
         self._consumers: dict[str, _Consumer] = {}
         self._fanout: dict[str, list[_Consumer]] = {}
         self._lock = threading.Lock()
+        self._interrupted = False
+        self._waiting: set[Future] = set()
+        self._stop_deadline: float | None = None
 
     def _deliver(self, ctx: RequestContext, topic: str, method: str, payload: dict,
                  reply: Future | None) -> None:
@@ -102,12 +116,27 @@ class LocalBus(Bus):
 
     def call(self, ctx: RequestContext, topic: str, method: str, payload: dict,
              timeout: float | None = None) -> Any:
+        if self._interrupted:
+            raise BusStopping()
         reply: Future = Future()
-        self._deliver(ctx, topic, method, payload, reply)
+        with self._lock:
+            self._waiting.add(reply)
         try:
+            self._deliver(ctx, topic, method, payload, reply)
             return reply.result(timeout=timeout or self.default_timeout)
         except TimeoutError as exc:
             raise BusTimeout(f"no answer from {topic}.{method} in time") from exc
+        finally:
+            with self._lock:
+                self._waiting.discard(reply)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self._interrupted = True
+            waiting = list(self._waiting)
+        for reply in waiting:
+            with contextlib.suppress(InvalidStateError):
+                reply.set_exception(BusStopping())
 
     def cast(self, ctx: RequestContext, topic: str, method: str, payload: dict) -> None:
         self._deliver(ctx, topic, method, payload, None)
@@ -133,8 +162,14 @@ class LocalBus(Bus):
             consumer = self._consumers.pop(topic, None)
             fans = self._fanout.pop(topic, [])
         for c in ([consumer] if consumer else []) + fans:
-            c.stop()
+            c.stop(self._stop_deadline)
 
-    def stop(self) -> None:
+    def set_stop_deadline(self, deadline: float | None) -> None:
+        """Bound the waits of every later unsubscribe and stop (a role's own stop)."""
+        self._stop_deadline = deadline
+
+    def stop(self, deadline: float | None = None) -> None:
+        if deadline is not None:
+            self._stop_deadline = deadline
         for topic in list(self._consumers) + list(self._fanout):
             self.unsubscribe(topic)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
+from cirrus import files
 from cirrus.errors import BadRequest
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ class ImageWriter:
     def __init__(self, staging_path: Path, final_path: Path) -> None:
         self._staging = staging_path
         self._final = final_path
-        self._fh: BinaryIO | None = open(staging_path, "xb")  # noqa: SIM115 - closed in commit/abort
+        # Created 0600 (0640 with file_group) whatever the umask: private images stay private.
+        self._fh: BinaryIO | None = os.fdopen(files.create_private(staging_path, exclusive=True),
+                                              "wb")
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._hash = hashlib.new(HASH_ALGO)
         self.size = 0
@@ -100,7 +103,7 @@ class FileStore:
 
     def _ensure_dirs(self) -> Path:
         staging = self.root / STAGING
-        staging.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(staging)
         return staging
 
     def writer(self, image_id: str) -> ImageWriter:
