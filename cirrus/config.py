@@ -99,7 +99,7 @@ class Settings:
     max_json_string_length: int = 65535  # characters of one JSON string or key; longer: 400
     max_header_size: int = 65536  # bytes of all request header names and values; more: 431
     max_header_line: int = 16384  # bytes of one header's value; longer: 431
-    max_token_size: int = 8192  # bytes of X-Auth-Token or X-Subject-Token; longer: 431
+    max_token_size: int = 8192  # bytes of X-Auth-Token or X-Subject-Token; longer: 401
     max_url_length: int = 16384  # bytes of the path and query string; longer: 414
     max_query_params: int = 1000  # parameters in one query string; more: 400
     # Networking: the host dataplane of an agent, and what `networks: auto` makes.

@@ -75,8 +75,10 @@ def head_problem(settings: Settings, scope: Scope) -> tuple[int, str] | None:
         total += len(name) + len(value)
         if name in TOKEN_HEADERS and settings.max_token_size and \
                 len(value) > settings.max_token_size:
-            return 431, (f"The {name.decode('latin-1').title()} header is longer than the "
-                         f"limit of {settings.max_token_size} bytes.")
+            # Not a 431: a token that long cannot be valid, and OpenStack's clients answer
+            # an invalid token (401) by authenticating again.
+            return 401, (f"The {name.decode('latin-1').title()} header is longer than the "
+                         f"limit of {settings.max_token_size} bytes; it is not a valid token.")
         if settings.max_header_line and len(value) > settings.max_header_line:
             return 431, (f"The {name.decode('latin-1')[:64]} header is longer than the limit "
                          f"of {settings.max_header_line} bytes.")

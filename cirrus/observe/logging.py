@@ -106,9 +106,12 @@ def set_log_level(level: str, logger: str | None = None) -> str:
 def log_levels() -> dict:
     """{"level": root level, "loggers": {name: level}} for every logger given its own level."""
     manager = logging.Logger.manager
+    # A copy first: another thread creating a logger (a module imported on first use) would
+    # change the dictionary under the iteration (once a 500 on PUT /cirrus/v1/log-level).
+    known = dict(manager.loggerDict)
     loggers = {
         name: logging.getLevelName(lg.level)
-        for name, lg in sorted(manager.loggerDict.items())
+        for name, lg in sorted(known.items())
         if isinstance(lg, logging.Logger) and lg.level != logging.NOTSET
     }
     return {"level": logging.getLevelName(logging.getLogger().level), "loggers": loggers}
