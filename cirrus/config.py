@@ -73,6 +73,9 @@ class Settings:
     quota_ram: int = 51200
     quota_key_pairs: int = 100
     quota_metadata_items: int = 128
+    # The most servers one create may make (max_count above it makes this many; min_count
+    # above it is a 400), so a request's work stays bounded even under unlimited quotas.
+    max_servers_per_request: int = 100
     image_dir: str = ""  # empty: <data_dir>/images
     # Networking: the host dataplane of an agent, and what `networks: auto` makes.
     network_dataplane: str = "noop"  # or "linuxbridge"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import re
 import secrets
@@ -111,6 +112,14 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     if req.min_count > req.max_count:
         raise BadRequest("min_count must be <= max_count")
     settings = cloud.settings
+    # The most one request may make, whatever the quotas (unlimited ones included): the work
+    # of a create is bounded by the deployment, not by a number the client sends.
+    most = max(1, settings.max_servers_per_request)
+    if req.min_count > most:
+        raise BadRequest(f"min_count may not be greater than {most}, the most servers one "
+                         "request may create.")
+    if req.max_count > most:
+        req = dataclasses.replace(req, max_count=most)
     reservation_id = f"r-{secrets.token_hex(4)}"
     project_id = ctx.project_id
 
@@ -208,17 +217,19 @@ def _discard(s: Session, uuids: list[str]) -> list[str]:
 
 def _count_within_quota(s: Session, limits: dict[str, int], project_id: str,
                         req: CreateRequest, flavor: Flavor) -> int:
-    """Nova's rule: build max_count if quota allows, else as many as fit, but at least min_count."""
+    """Nova's rule: build max_count if quota allows, else as many as fit, but at least
+    min_count (else 403 naming what min_count breaks). Constant time whatever the counts."""
     if all(limits[r] == quotas.UNLIMITED for r in ("instances", "cores", "ram")):
         return req.max_count
     usage = quotas.get_usage(s, project_id)
-    for count in range(req.max_count, req.min_count - 1, -1):
-        over = quotas.instance_overage(limits, usage, count, flavor.vcpus, flavor.memory_mb)
-        if not over:
-            return count
-        if count == req.min_count:
-            quotas.raise_overage(over)
-    raise AssertionError("unreachable")
+    fits = quotas.instances_that_fit(limits, usage, flavor.vcpus, flavor.memory_mb)
+    if fits is None or fits >= req.max_count:
+        return req.max_count
+    if fits >= req.min_count:
+        return fits
+    quotas.raise_overage(quotas.instance_overage(limits, usage, req.min_count, flavor.vcpus,
+                                                 flavor.memory_mb))
+    raise AssertionError("unreachable: min_count does not fit, so some quota is over")
 
 
 def get(s: Session, ctx: RequestContext, uuid: str, *, include_deleted: bool = False) -> Instance:

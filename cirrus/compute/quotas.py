@@ -117,6 +117,23 @@ def instance_overage(limits: dict[str, int], usage: dict[str, int], count: int, 
     return over
 
 
+def instances_that_fit(limits: dict[str, int], usage: dict[str, int], vcpus: int,
+                       memory_mb: int) -> int | None:
+    """How many more instances of this size the quotas allow (None: no limit), in constant
+    time: the least, over the limited resources, of floor(headroom / what one instance takes).
+
+    Negative when the project is already over a limit (an admin lowered it with force)."""
+    per_instance = {"instances": 1, "cores": vcpus, "ram": memory_mb}
+    fits: int | None = None
+    for resource, each in per_instance.items():
+        limit = limits[resource]
+        if limit == UNLIMITED or each <= 0:
+            continue
+        room = (limit - usage[resource]) // each
+        fits = room if fits is None else min(fits, room)
+    return fits
+
+
 def raise_overage(over: list[tuple]) -> None:
     if over:
         names = ", ".join(r for r, *_ in over)

@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute.common import next_links, page_limit_and_marker
+from cirrus.api.compute.common import bounded_int, next_links, page_limit_and_marker
 from cirrus.api.compute.views import server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
@@ -48,8 +48,8 @@ def create_server(req: ApiRequest) -> Reply:
             raise BadRequest("Invalid input for field/attribute user_data. Value: "
                              f"{user_data[:64]}. It is not base64 encoded.") from exc
     networks = server.get("networks", "auto")
-    min_count = int(server.get("min_count", 1))
-    max_count = int(server.get("max_count", min_count))
+    min_count = bounded_int(server.get("min_count", 1), "min_count", 1)
+    max_count = bounded_int(server.get("max_count", min_count), "max_count", 1)
     request = instances.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
