@@ -215,6 +215,16 @@ class Zone:
     hosts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
+def schedulable_zones(s: Session, settings: Settings) -> set[str]:
+    """The zones a server may ask for: those of compute nodes whose agent is enabled (up or
+    not, as Nova's available zones), as the scheduler sees them."""
+    rows = s.execute(select(ComputeNode.availability_zone)
+                     .join(Service, (Service.host == ComputeNode.host)
+                           & (Service.binary == AGENT_BINARY))
+                     .where(Service.disabled.is_(False)).distinct()).all()
+    return {zone or settings.default_availability_zone for (zone,) in rows}
+
+
 def availability_zones(s: Session, settings: Settings) -> list[Zone]:
     """Zones with an enabled service that is up (available) first, then the others; each
     sorted by name."""
