@@ -280,15 +280,8 @@ def _count_within_quota(s: Session, limits: dict[str, int], project_id: str,
     min_count (else 403 naming what min_count breaks). Constant time whatever the counts."""
     if all(limits[r] == quotas.UNLIMITED for r in ("instances", "cores", "ram")):
         return req.max_count
-    usage = quotas.get_usage(s, project_id)
-    fits = quotas.instances_that_fit(limits, usage, flavor.vcpus, flavor.memory_mb)
-    if fits is None or fits >= req.max_count:
-        return req.max_count
-    if fits >= req.min_count:
-        return fits
-    quotas.raise_overage(quotas.instance_overage(limits, usage, req.min_count, flavor.vcpus,
-                                                 flavor.memory_mb))
-    raise AssertionError("unreachable: min_count does not fit, so some quota is over")
+    return quotas.count_that_fits(limits, quotas.get_usage(s, project_id), req.min_count,
+                                  req.max_count, flavor.vcpus, flavor.memory_mb)
 
 
 def get(s: Session, ctx: RequestContext, uuid: str, *, include_deleted: bool = False) -> Instance:

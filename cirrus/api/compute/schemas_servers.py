@@ -13,10 +13,8 @@ MAX_INT = 0x7FFFFFFF
 
 def bounded_int(minimum: int, maximum: int = MAX_INT) -> dict:
     """An integer in minimum..maximum, as a JSON number or a string of digits."""
-    return {"anyOf": [
-        {"type": "integer", "minimum": minimum, "maximum": maximum},
-        {"type": "string", "pattern": "^[0-9]+$", "maxLength": 255},
-    ]}
+    return {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": minimum,
+            "maximum": maximum, "maxLength": 255}
 
 
 positive_int = bounded_int(1)
@@ -38,9 +36,8 @@ _block_device_mapping = {
         "uuid": {"type": "string", "minLength": 1, "maxLength": 255},
         "source_type": {"type": "string", "enum": ["image", "volume", "snapshot", "blank"]},
         "destination_type": {"type": "string", "enum": ["local", "volume"]},
-        "boot_index": {"anyOf": [{"type": "integer", "minimum": -MAX_INT - 1, "maximum": MAX_INT},
-                                 {"type": "string", "pattern": "^-?[0-9]+$", "maxLength": 255},
-                                 {"type": "null"}]},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$",
+                       "minimum": -MAX_INT - 1, "maximum": MAX_INT, "maxLength": 255},
         "delete_on_termination": {"type": ["boolean", "string"]},
         "volume_size": bounded_int(1),
         "device_name": {"type": "string"},
