@@ -36,11 +36,10 @@ def _console_output(req: ApiRequest, server_id: str, body: dict) -> dict:
     authorize(req.ctx, WRITE, "os_compute_api:os-console-output")
     validate(schemas.console_output, body)
     length = body["os-getConsoleOutput"].get("length")
-    # Nova has no maximum: any length past the log's own is the whole log.
-    length = None if length in (None, -1, "-1") else min(bounded_int(length, "length", -1),
-                                                         MAX_INT)
-    if length == -1:
-        length = None
+    if length is not None:
+        # Nova has no maximum: any length past the log's own (or MAX_INT lines) is all of it.
+        length = bounded_int(length, "os-getConsoleOutput/length", -1, maximum=10**255)
+        length = None if length == -1 else min(length, MAX_INT)
     return {"output": instances.console_output(req.cloud, req.ctx, server_id, length)}
 
 

@@ -53,8 +53,8 @@ def create_server(req: ApiRequest) -> Reply:
         # Nova's os_compute_api:servers:create:forced_host: admins only.
         authorize(req.ctx, ADMIN, "os_compute_api:servers:create:forced_host")
     networks = server.get("networks", "auto")
-    min_count = bounded_int(server.get("min_count", 1), "min_count", 1)
-    max_count = bounded_int(server.get("max_count", min_count), "max_count", 1)
+    min_count = bounded_int(server.get("min_count", 1), "server/min_count", 1)
+    max_count = bounded_int(server.get("max_count", min_count), "server/max_count", 1)
     request = instances.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
