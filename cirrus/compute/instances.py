@@ -146,6 +146,14 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
                 key_data = keypairs.get_keypair(s, ctx.user_id, req.key_name).public_key
             except NotFound as exc:
                 raise BadRequest("Invalid key_name provided.") from exc
+        # The port quota first: it bounds how many NICs the rest of the checks look at.
+        fits_ports = networking.count_within_port_quota(s, settings, project_id,
+                                                        requested_networks, req.min_count,
+                                                        req.max_count)
+        if fits_ports < req.max_count:
+            log.info("max_count reduced from %d to %d by the port quota", req.max_count,
+                     fits_ports)
+            req = dataclasses.replace(req, max_count=fits_ports)
         networking.check_requested(s, ctx, requested_networks, req.max_count)
         _check_destination(s, settings, req)
         security_groups = _security_group_names(s, project_id, req.security_groups)
