@@ -186,16 +186,18 @@ def test_no_valid_host_fault_names_hosts_to_admins_only(api, cloud, callers, ima
     assert r.status_code == 404
 
 
-def test_forced_host_fault_of_a_full_host_hides_the_host_from_members(api, cloud, callers,
-                                                                      image):
-    # The probe's finding: a member's fault for "nova:HOST" listed every host name and zone.
+def test_a_forced_host_is_the_only_host_considered(api, cloud, callers, image):
+    # The probe's finding: a member's fault for "nova:HOST" listed every host name and zone
+    # (the zone "nova:HOST" matched no host). Now only admins may force, and only the forced
+    # host is considered; the message names no host, the details do.
     cloud.settings.quota_ram = -1
     huge = add_flavor(cloud, name="huge", ram=10**7)
     r = post_server(api, callers["admin"], huge, image, availability_zone="nova:fake-3")
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
     fault = wait_for_status(api, callers["admin"].compute(), sid, "ERROR")["fault"]
-    assert "1 host(s) considered" in fault["message"] and "fake-3: " in fault["details"]
+    assert "1 host(s) considered" in fault["message"] and "fake-" not in fault["message"]
+    assert "fake-3: " in fault["details"]
     assert "fake-1" not in fault["details"]  # only the forced host was considered
 
 
