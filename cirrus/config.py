@@ -91,6 +91,9 @@ class Settings:
     quota_ram: int = 51200
     quota_key_pairs: int = 100
     quota_metadata_items: int = 128
+    # The most servers one create may make (max_count above it makes this many; min_count
+    # above it is a 400), so a request's work stays bounded even under unlimited quotas.
+    max_servers_per_request: int = 100
     image_dir: str = ""  # empty: <data_dir>/images
     # Request limits at the API edge (docs/security.md, "Request limits"); 0 turns one off.
     max_json_body_size: int = 1048576  # bytes of any body but image data; larger: 413

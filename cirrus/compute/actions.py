@@ -65,7 +65,9 @@ def record_event(s: Session, uuid: str, request_id: str, event: str, host: str |
 
 def add_fault(s: Session, uuid: str, code: int, message: str, details: str = "",
               host: str | None = None) -> None:
-    s.add(InstanceFault(instance_uuid=uuid, code=code, message=message[:255],
+    if len(message) > 255:  # the column's size, as Nova's
+        message = message[:252] + "..."
+    s.add(InstanceFault(instance_uuid=uuid, code=code, message=message,
                         details=details or "", host=host))
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import re
 import socket
 import threading
 import time
@@ -68,6 +69,56 @@ def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
         s.execute(update(Instance).where(Instance.uuid == uuid)
                   .values(request_spec=instances.without_build_secrets(spec))
                   .execution_options(synchronize_session=False))
+
+
+# Each failed build attempt's error, kept in the instance's request_spec until the build
+# ends (the retry bookkeeping, as Nova's RequestSpec.retry), so that a build that fails on
+# every host it tried says why each attempt failed, not only why no host was left.
+BUILD_ERRORS = "build_errors"
+MAX_ERROR_KEPT = 2000  # characters of one attempt's error
+HIDDEN_HOST = "<host>"
+
+
+def hide_hosts(text: str, hosts: list[str]) -> str:
+    """`text` with the names of `hosts` replaced by HIDDEN_HOST: host names are for admins."""
+    for host in sorted({h for h in hosts if h}, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", HIDDEN_HOST, text)
+    return text
+
+
+def _numbers(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"attempt {numbers[0]}"
+    return f"attempts {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
+
+
+def attempts_fault(errors: list[dict], final: str | None = None,
+                   final_details: str | None = None) -> tuple[str, str]:
+    """(message, details) of a build that failed on every host it tried.
+
+    The message is what members and readers see: each attempt's own error without host names
+    (attempts that failed alike are named together); the details, admins' only (a 500
+    fault's details are), name each attempt's host and add why no host was left (`final`).
+    """
+    hosts = [e.get("host") or "" for e in errors]
+    grouped: dict[str, list[int]] = {}
+    for number, err in enumerate(errors, start=1):
+        grouped.setdefault(hide_hosts(err.get("error") or "unknown error", hosts), []).append(number)
+    message = "Build failed on every host tried: " + "; ".join(
+        f"{_numbers(numbers)}: {error}" for error, numbers in grouped.items())
+    lines = [f"attempt {n} on {e.get('host') or 'no host'}: {e.get('error') or 'unknown error'}"
+             for n, e in enumerate(errors, start=1)]
+    if final_details or final:
+        lines.append(f"then: {final_details or final}")
+    return message, "Build failed on every host tried:\n" + "\n".join(lines)
+
+
+def record_build_error(inst: Instance, host: str, error: str) -> list[dict]:
+    """Add one failed attempt's error to the instance's retry bookkeeping; all of them."""
+    spec = dict(inst.request_spec or {})
+    errors = [*(spec.get(BUILD_ERRORS) or []), {"host": host, "error": error[:MAX_ERROR_KEPT]}]
+    inst.request_spec = {**spec, BUILD_ERRORS: errors}
+    return errors
 
 
 class Conductor:
@@ -165,7 +216,9 @@ class Conductor:
         if choice.get("gone"):
             return
         if choice["host"] is None:
-            self._fail_build(ctx, uuid, choice["reason"], code=500)
+            # Members and readers see the explanation without host names; admins all of it.
+            self._fail_build(ctx, uuid, choice.get("public_reason") or choice["reason"],
+                             code=500, details=choice["reason"], after_attempts=True)
             return
         # The scheduler has claimed the resources and recorded the host (task spawning).
         if spec["nics"]:
@@ -182,9 +235,11 @@ class Conductor:
         pool = spec["extra"].get("storage_pool")
         if pool and (inst.system_metadata or {}).get("storage_pool") != pool:
             inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
+        wanted = inst.request_spec or {}
         request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
                    "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
-                   "exclude_hosts": list(inst.tried_hosts or []), "storage_pool": pool}
+                   "exclude_hosts": list(inst.tried_hosts or []), "storage_pool": pool,
+                   "force_host": wanted.get("force_host"), "force_node": wanted.get("force_node")}
         return request, spec
 
     def spawn_result(self, ctx: RequestContext, result: dict) -> None:
@@ -235,14 +290,17 @@ class Conductor:
             tried = list(inst.tried_hosts or []) + [host]
             inst.tried_hosts = tried
             inst.build_attempts = (inst.build_attempts or 0) + 1
+            errors = record_build_error(inst, host, error)
             if inst.build_attempts < max_attempts:
                 inst.host = inst.node = None
                 inst.task_state = states.SCHEDULING
                 inst.task_started_at = utcnow()
                 return "retry"
-            message = (f"Build of instance {uuid} failed after {inst.build_attempts} attempt(s) "
-                       f"on {', '.join(tried)}: {error}")
-            self._set_error(s, ctx, inst, message, details, host)
+            message, summary = attempts_fault(
+                errors, f"no attempt left ({inst.build_attempts} of build_max_attempts "
+                        f"{max_attempts} made)")
+            self._set_error(s, ctx, inst, message, f"{summary}\n{details}" if details else summary,
+                            host)
             return "failed"
 
         outcome = self.db.run(retry_or_fail)
@@ -261,18 +319,27 @@ class Conductor:
         actions.record_event(s, inst.uuid, ctx.request_id, BUILD_EVENT, host, actions.ERROR,
                              traceback=details or message)
 
-    def _fail_build(self, ctx: RequestContext, uuid: str, message: str, code: int = 500) -> None:
+    def _fail_build(self, ctx: RequestContext, uuid: str, message: str, code: int = 500,
+                    details: str = "", *, after_attempts: bool = False) -> None:
+        """End a build in ERROR with a fault: `message` for everyone, `details` for admins.
+
+        `after_attempts`: no host is left to try; if earlier attempts failed, the fault says
+        what each of them failed with (and `details` why no host was left)."""
         def fail(s):  # noqa: ANN001, ANN202
             inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
             if inst is None or inst.deleted or inst.task_state not in (states.SCHEDULING,
                                                                       states.SPAWNING):
                 return None
             host = inst.host
+            errors = (inst.request_spec or {}).get(BUILD_ERRORS)
+            fault_message, fault_details = message, details
+            if after_attempts and errors:
+                fault_message, fault_details = attempts_fault(errors, message, details)
             claims.release(s, uuid)
             # As Nova: a build given up keeps no ports (the user's are unbound and kept).
             networking.deallocate(s, inst.nics)
             inst.nics = []
-            self._set_error(s, ctx, inst, message, "", host, code)
+            self._set_error(s, ctx, inst, fault_message, fault_details, host, code)
             return host
 
         host = self.db.run(fail)
@@ -573,8 +640,10 @@ class Conductor:
             log.warning("reconcile: cannot confirm missing VMs on %s: %s", host, exc)
             return
         gone = [uuid for uuid in suspects if uuid not in present]
-        message = (f"The VM is no longer on host {host}: found missing when the agent reported. "
+        # The host is named to admins only (a 500 fault's details).
+        message = ("The VM is no longer on its host: found missing when the agent reported. "
                    "Delete the server or rebuild it.")
+        details = f"The VM is no longer on host {host}."
 
         def mark(s):  # noqa: ANN001, ANN202
             for uuid in gone:
@@ -586,8 +655,8 @@ class Conductor:
                     .values(vm_state=states.ERROR, power_state=states.NOSTATE)
                     .execution_options(synchronize_session=False)).rowcount
                 if done:
-                    actions.add_fault(s, uuid, 500, message, "", host)
-                    log.warning("instance %s: %s", uuid, message)
+                    actions.add_fault(s, uuid, 500, message, details, host)
+                    log.warning("instance %s: %s %s", uuid, message, details)
 
         if gone:
             self.db.run(mark)

@@ -30,6 +30,16 @@ def canonical_binary(binary: str) -> str:
     return BINARY_ALIASES.get(binary, binary)
 
 
+def db_id(text: object) -> int | None:
+    """An integer primary key given as text, or None if it cannot be one: not ASCII digits, or
+    more than the column holds (a bigger number would overflow the database driver)."""
+    raw = str(text)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10):
+        return None
+    number = int(raw)
+    return number if number <= 0x7FFFFFFF else None
+
+
 def is_up(svc: Service, settings: Settings, now: dt.datetime | None = None) -> bool:
     return service_is_up(svc, settings.service_down_time, now)
 
@@ -62,7 +72,8 @@ def get_service(s: Session, service_id: str, *, by_uuid: bool) -> Service:
     if by_uuid:
         svc = s.scalar(select(Service).where(Service.uuid == service_id))
     else:
-        svc = s.get(Service, int(service_id)) if str(service_id).isdigit() else None
+        number = db_id(service_id)
+        svc = s.get(Service, number) if number is not None else None
     if svc is None:
         raise NotFound(f"Service {service_id} could not be found.")
     return svc
@@ -140,7 +151,8 @@ def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | No
         if marker_is_uuid:
             anchor = s.scalar(select(ComputeNode.id).where(ComputeNode.uuid == marker))
         else:
-            anchor = int(marker) if marker.isdigit() and s.get(ComputeNode, int(marker)) else None
+            number = db_id(marker)
+            anchor = number if number is not None and s.get(ComputeNode, number) else None
         if anchor is None:
             raise BadRequest(f"marker [{marker}] not found")
         query = query.where(ComputeNode.id > anchor)
@@ -153,7 +165,8 @@ def get_compute_node(s: Session, node_id: str, *, by_uuid: bool) -> ComputeNode:
     if by_uuid:
         node = s.scalar(select(ComputeNode).where(ComputeNode.uuid == node_id))
     else:
-        node = s.get(ComputeNode, int(node_id)) if str(node_id).isdigit() else None
+        number = db_id(node_id)
+        node = s.get(ComputeNode, number) if number is not None else None
     if node is None:
         raise NotFound(f"Hypervisor with ID '{node_id}' could not be found.")
     return node
@@ -200,6 +213,16 @@ class Zone:
     available: bool
     # host -> binary -> {"available", "active", "updated_at"}; enabled services only
     hosts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def schedulable_zones(s: Session, settings: Settings) -> set[str]:
+    """The zones a server may ask for: those of compute nodes whose agent is enabled (up or
+    not, as Nova's available zones), as the scheduler sees them."""
+    rows = s.execute(select(ComputeNode.availability_zone)
+                     .join(Service, (Service.host == ComputeNode.host)
+                           & (Service.binary == AGENT_BINARY))
+                     .where(Service.disabled.is_(False)).distinct()).all()
+    return {zone or settings.default_availability_zone for (zone,) in rows}
 
 
 def availability_zones(s: Session, settings: Settings) -> list[Zone]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import secrets
@@ -12,19 +13,31 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout
-from cirrus.compute import actions, build_secrets, flavors, keypairs, networking, quotas, states
+from cirrus.compute import (
+    actions,
+    build_secrets,
+    flavors,
+    hosts,
+    keypairs,
+    networking,
+    quotas,
+    states,
+)
 from cirrus.context import RequestContext
 from cirrus.db.models import (
+    ComputeNode,
     Flavor,
     Image,
     Instance,
     InstanceAction,
     InstanceActionEvent,
     InstanceFault,
+    SecurityGroup,
     utcnow,
 )
 from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import owns
+from cirrus.network import security_groups as sg
 
 log = logging.getLogger(__name__)
 CONDUCTOR = "conductor"
@@ -51,6 +64,10 @@ class CreateRequest:
     admin_pass: str | None = None
     hostname: str | None = None
     injected_files: list[tuple[str, bytes]] = field(default_factory=list)
+    # An admin's forced destination ("AZ:HOST", "AZ::NODE", "AZ:HOST:NODE"); the API checks
+    # the caller may force one (Nova's os_compute_api:servers:create:forced_host).
+    forced_host: str | None = None
+    forced_node: str | None = None
 
 
 # What the guest is given once, on its config drive: sealed at the API with a key outside the
@@ -117,6 +134,14 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     if req.min_count > req.max_count:
         raise BadRequest("min_count must be <= max_count")
     settings = cloud.settings
+    # The most one request may make, whatever the quotas (unlimited ones included): the work
+    # of a create is bounded by the deployment, not by a number the client sends.
+    most = max(1, settings.max_servers_per_request)
+    if req.min_count > most:
+        raise BadRequest(f"min_count may not be greater than {most}, the most servers one "
+                         "request may create.")
+    if req.max_count > most:
+        req = dataclasses.replace(req, max_count=most)
     reservation_id = f"r-{secrets.token_hex(4)}"
     project_id = ctx.project_id
 
@@ -136,7 +161,17 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
                 key_data = keypairs.get_keypair(s, ctx.user_id, req.key_name).public_key
             except NotFound as exc:
                 raise BadRequest("Invalid key_name provided.") from exc
+        # The port quota first: it bounds how many NICs the rest of the checks look at.
+        fits_ports = networking.count_within_port_quota(s, settings, project_id,
+                                                        requested_networks, req.min_count,
+                                                        req.max_count)
+        if fits_ports < req.max_count:
+            log.info("max_count reduced from %d to %d by the port quota", req.max_count,
+                     fits_ports)
+            req = dataclasses.replace(req, max_count=fits_ports)
         networking.check_requested(s, ctx, requested_networks, req.max_count)
+        _check_destination(s, settings, req)
+        security_groups = _security_group_names(s, project_id, req.security_groups)
         limits = quotas.get_limits(s, settings, project_id)
         if limits["metadata_items"] != quotas.UNLIMITED and len(req.metadata) > limits["metadata_items"]:
             raise quotas.QuotaExceeded(
@@ -144,6 +179,8 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
                 f"{limits['metadata_items']} allowed.")
         quotas.check_injected_files(limits, req.injected_files)
         count = _count_within_quota(s, limits, project_id, req, flavor)
+    destination = {key: value for key, value in (("force_host", req.forced_host),
+                                                 ("force_node", req.forced_node)) if value}
     now = utcnow()
     rows = []
     for index in range(count):
@@ -161,9 +198,10 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
             system_metadata={"image_min_disk": str(image.min_disk or 0)},
-            tags=list(req.tags), security_groups=list(req.security_groups),
-            request_spec=build_request_spec(req, requested_networks, instance_uuid,
-                                            settings), tried_hosts=[],
+            tags=list(req.tags), security_groups=list(security_groups),
+            request_spec={**build_request_spec(req, requested_networks, instance_uuid,
+                                               settings), **destination},
+            tried_hosts=[],
             build_attempts=0,
             created_at=now, updated_at=now,
         ))
@@ -214,19 +252,61 @@ def _discard(s: Session, uuids: list[str]) -> list[str]:
     return waiting
 
 
+def _check_destination(s: Session, settings, req: CreateRequest) -> None:  # noqa: ANN001
+    """A forced host or node must be a compute node (400, as Nova's ComputeHostNotFound); a
+    zone asked for without one must be a zone with an enabled compute service (400, Nova's
+    "The requested availability zone is not available"), not accepted to fail later."""
+    if req.forced_host or req.forced_node:
+        q = select(ComputeNode.id)
+        if req.forced_host:
+            q = q.where(ComputeNode.host == req.forced_host)
+        if req.forced_node:
+            q = q.where(ComputeNode.hypervisor_hostname == req.forced_node)
+        if s.scalar(q.limit(1)) is None:
+            raise BadRequest(f"Compute host {req.forced_host or req.forced_node} could not be "
+                             "found.")
+        return
+    if req.availability_zone and req.availability_zone not in hosts.schedulable_zones(s, settings):
+        raise BadRequest("The requested availability zone is not available")
+
+
+def _security_group_names(s: Session, project_id: str, wanted: list[str]) -> list[str]:
+    """The names of the project's security groups given by name or id, as Nova resolves
+    them against the caller's project's groups in Neutron: 400 for one it does not have
+    (another project's id included), 409 for a name several of its groups share."""
+    names: list[str] = []
+    groups = None
+    for ref in wanted:
+        if ref in (sg.DEFAULT_NAME, sg.default_group_id(project_id)):
+            name = sg.DEFAULT_NAME  # every project has it (made on first use)
+        else:
+            if groups is None:
+                groups = s.execute(select(SecurityGroup.id, SecurityGroup.name)
+                                   .where(SecurityGroup.project_id == project_id)).all()
+            by_id = [g.name for g in groups if g.id == ref]
+            by_name = [g.name for g in groups if g.name == ref]
+            if by_id:
+                name = by_id[0]
+            elif len(by_name) > 1:
+                raise Conflict(f"Multiple security groups found matching '{ref}'. Use an ID "
+                               "to be more specific.")
+            elif by_name:
+                name = by_name[0]
+            else:
+                raise BadRequest(f"Security group {ref} not found.")
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def _count_within_quota(s: Session, limits: dict[str, int], project_id: str,
                         req: CreateRequest, flavor: Flavor) -> int:
-    """Nova's rule: build max_count if quota allows, else as many as fit, but at least min_count."""
+    """Nova's rule: build max_count if quota allows, else as many as fit, but at least
+    min_count (else 403 naming what min_count breaks). Constant time whatever the counts."""
     if all(limits[r] == quotas.UNLIMITED for r in ("instances", "cores", "ram")):
         return req.max_count
-    usage = quotas.get_usage(s, project_id)
-    for count in range(req.max_count, req.min_count - 1, -1):
-        over = quotas.instance_overage(limits, usage, count, flavor.vcpus, flavor.memory_mb)
-        if not over:
-            return count
-        if count == req.min_count:
-            quotas.raise_overage(over)
-    raise AssertionError("unreachable")
+    return quotas.count_that_fits(limits, quotas.get_usage(s, project_id), req.min_count,
+                                  req.max_count, flavor.vcpus, flavor.memory_mb)
 
 
 def get(s: Session, ctx: RequestContext, uuid: str, *, include_deleted: bool = False) -> Instance:

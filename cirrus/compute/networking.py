@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, IPAllocation, Network, Port, Subnet
-from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound
+from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound, QuotaExceeded
 from cirrus.network import auto, networks, ports
+from cirrus.network import quotas as netquotas
 from cirrus.network.model import Nic
 
 NONE, AUTO = "none", "auto"
@@ -59,6 +60,7 @@ def check_requested(s: Session, ctx: RequestContext, requested: str | list[dict]
     caller cannot see, ports already in use, one port or fixed IP for several servers."""
     if isinstance(requested, str):
         return
+    seen_networks: set[str] = set()
     for item in requested:
         if "port" in item:
             if max_count > 1:
@@ -77,10 +79,36 @@ def check_requested(s: Session, ctx: RequestContext, requested: str | list[dict]
             if "fixed_ip" in item and max_count > 1:
                 raise BadRequest("max_count cannot be greater than 1 if an fixed_ip is "
                                  "specified.")
+            if item["uuid"] in seen_networks:
+                continue  # one look-up per network, however often it is asked for
             try:
                 networks.get_network(s, ctx, item["uuid"])
             except NotFound as exc:
                 raise BadRequest(f"Network {item['uuid']} could not be found.") from exc
+            seen_networks.add(item["uuid"])
+
+
+def count_within_port_quota(s: Session, settings, project_id: str,  # noqa: ANN001
+                            requested: str | list[dict], min_count: int, max_count: int) -> int:
+    """Nova's validate_networks: how many of max_count servers the project's port quota can
+    give their new ports (ports passed by the user exist already); PortLimitExceeded (403)
+    if not even min_count. So a create cannot ask for more ports than the quota allows and
+    leave the build to find out, port by port."""
+    if requested == NONE:
+        return max_count
+    per_server = 1 if requested == AUTO else sum(1 for item in requested if "port" not in item)
+    if not per_server:
+        return max_count
+    limit = netquotas.get_limits(s, settings, project_id)["port"]
+    if limit == netquotas.UNLIMITED:
+        return max_count
+    used = netquotas.usage(s, project_id, "port")
+    if used > limit:
+        raise QuotaExceeded(f"The number of defined ports: {used} is over the limit: {limit}")
+    fits = (limit - used) // per_server
+    if fits < min_count:
+        raise QuotaExceeded("Maximum number of ports exceeded")
+    return min(fits, max_count)
 
 
 def device_owner(inst: Instance, default_az: str) -> str:

@@ -117,6 +117,36 @@ def instance_overage(limits: dict[str, int], usage: dict[str, int], count: int, 
     return over
 
 
+def instances_that_fit(limits: dict[str, int], usage: dict[str, int], vcpus: int,
+                       memory_mb: int) -> int | None:
+    """How many more instances of this size the quotas allow (None: no limit), in constant
+    time: the least, over the limited resources, of floor(headroom / what one instance takes).
+
+    Negative when the project is already over a limit (an admin lowered it with force)."""
+    per_instance = {"instances": 1, "cores": vcpus, "ram": memory_mb}
+    fits: int | None = None
+    for resource, each in per_instance.items():
+        limit = limits[resource]
+        if limit == UNLIMITED or each <= 0:
+            continue
+        room = (limit - usage[resource]) // each
+        fits = room if fits is None else min(fits, room)
+    return fits
+
+
+def count_that_fits(limits: dict[str, int], usage: dict[str, int], min_count: int,
+                    max_count: int, vcpus: int, memory_mb: int) -> int:
+    """Nova's rule for a multiple create: max_count if the quotas allow it, else as many as
+    fit, but at least min_count; QuotaExceeded naming what min_count breaks otherwise."""
+    fits = instances_that_fit(limits, usage, vcpus, memory_mb)
+    if fits is None or fits >= max_count:
+        return max_count
+    if fits >= min_count:
+        return fits
+    raise_overage(instance_overage(limits, usage, min_count, vcpus, memory_mb))
+    raise AssertionError("unreachable: min_count does not fit, so some quota is over")
+
+
 def raise_overage(over: list[tuple]) -> None:
     if over:
         names = ", ".join(r for r, *_ in over)

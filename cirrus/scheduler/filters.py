@@ -11,11 +11,29 @@ from cirrus.virt.libvirt.storage import DEFAULT_POOL
 Filter = Callable[[HostState, RequestSpec], str | None]
 
 
+class Reason(str):
+    """A filter's refusal as admins read it, with `.public`: the same without what only
+    admins may see (host names, zones of hosts, an operator's disable reason, a host's pools).
+    A plain str is public as it stands."""
+
+    public: str
+
+    def __new__(cls, text: str, public: str | None = None) -> Reason:
+        reason = super().__new__(cls, text)
+        reason.public = text if public is None else public
+        return reason
+
+
+def public_reason(reason: str) -> str:
+    return getattr(reason, "public", reason)
+
+
 def compute_filter(host: HostState, spec: RequestSpec) -> str | None:
     if not host.service_up:
         return "agent is down"
     if host.service_disabled:
-        return f"agent is disabled ({host.disabled_reason or 'no reason given'})"
+        return Reason(f"agent is disabled ({host.disabled_reason or 'no reason given'})",
+                      "agent is disabled")
     return None
 
 
@@ -27,7 +45,8 @@ def retry_filter(host: HostState, spec: RequestSpec) -> str | None:
 
 def availability_zone_filter(host: HostState, spec: RequestSpec) -> str | None:
     if spec.availability_zone and host.availability_zone != spec.availability_zone:
-        return f"in zone {host.availability_zone}, not {spec.availability_zone}"
+        return Reason(f"in zone {host.availability_zone}, not {spec.availability_zone}",
+                      f"not in zone {spec.availability_zone}")
     return None
 
 
@@ -64,7 +83,8 @@ def storage_pool_filter(host: HostState, spec: RequestSpec) -> str | None:
         return None if pool == DEFAULT_POOL else f"its agent reports no storage pools, not {pool!r}"
     capacity = host.storage_pools.get(pool)
     if capacity is None:
-        return f"no storage pool {pool!r} (it has: {', '.join(sorted(host.storage_pools))})"
+        return Reason(f"no storage pool {pool!r} (it has: {', '.join(sorted(host.storage_pools))})",
+                      f"no storage pool {pool!r}")
     free = capacity.get("free_gb", 0)
     if spec.disk_gb > free:
         return f"pool {pool!r} has {free:g} GB free, {spec.disk_gb} GB needed"

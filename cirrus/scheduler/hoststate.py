@@ -48,6 +48,9 @@ class RequestSpec:
     availability_zone: str | None = None
     exclude_hosts: list[str] = field(default_factory=list)
     storage_pool: str | None = None  # None: the host's default pool
+    # An admin's forced destination (Nova's force_hosts/force_nodes): only it is considered.
+    force_host: str | None = None
+    force_node: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> RequestSpec:

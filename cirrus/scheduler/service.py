@@ -12,7 +12,7 @@ from cirrus.compute.liveness import AGENT_BINARY, is_up
 from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Service, utcnow
 from cirrus.scheduler import claims
-from cirrus.scheduler.filters import DEFAULT_FILTERS, Filter
+from cirrus.scheduler.filters import DEFAULT_FILTERS, Filter, public_reason
 from cirrus.scheduler.hoststate import HostState, RequestSpec
 from cirrus.scheduler.weighers import rank
 
@@ -21,16 +21,35 @@ TOPIC = "scheduler"
 MAX_REASONS_SHOWN = 3
 
 
-def explain(total: int, refusals: dict[str, list[tuple[str, str]]]) -> str:
-    """'No valid host was found. 3 hosts considered; RamFilter refused 2 (fake-1: ...)'."""
+def explain(total: int, refusals: dict[str, list[tuple[str, str]]], *,
+            public: bool = False) -> str:
+    """'No valid host was found. 3 host(s) considered: RamFilter refused 2 (fake-1: ...)'.
+
+    `public`: the explanation members and readers see (Nova shows host names to admins only):
+    counts and reasons, each distinct reason once, and no host names or zones of hosts.
+    """
     if total == 0:
         return "No valid host was found. There are no compute hosts registered."
     parts = []
     for name, rows in refusals.items():
-        shown = "; ".join(f"{host}: {why}" for host, why in rows[:MAX_REASONS_SHOWN])
-        more = f"; and {len(rows) - MAX_REASONS_SHOWN} more" if len(rows) > MAX_REASONS_SHOWN else ""
+        if public:
+            reasons = list(dict.fromkeys(public_reason(why) for _, why in rows))
+        else:
+            reasons = [f"{host}: {why}" for host, why in rows]
+        shown = "; ".join(reasons[:MAX_REASONS_SHOWN])
+        more = (f"; and {len(reasons) - MAX_REASONS_SHOWN} more"
+                if len(reasons) > MAX_REASONS_SHOWN else "")
         parts.append(f"{name} refused {len(rows)} ({shown}{more})")
     return f"No valid host was found. {total} host(s) considered: " + ", ".join(parts) + "."
+
+
+def forced(hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+    """The hosts an admin's forced destination (availability_zone "AZ:HOST", "AZ::NODE" or
+    "AZ:HOST:NODE") leaves; every host if none is forced. The filters still run on them."""
+    if not (spec.force_host or spec.force_node):
+        return hosts
+    return [h for h in hosts if (not spec.force_host or h.host == spec.force_host)
+            and (not spec.force_node or h.node == spec.force_node)]
 
 
 def filter_hosts(hosts: list[HostState], spec: RequestSpec,
@@ -98,13 +117,21 @@ class Scheduler:
     def select_destination(self, ctx: RequestContext, payload: dict) -> dict:
         """Pick a host, claim its resources and place the instance there, in one transaction.
 
-        Returns {"host", "node"}, or {"host": None, "reason"} when nothing fits, or
+        Returns {"host", "node"}, or {"host": None, "reason", "public_reason"} when nothing
+        fits (the reason with host names, and without), or
         {"host": None, "gone": True} when the instance was deleted meanwhile.
         """
         spec = RequestSpec.from_dict(payload)
 
         def work(s):  # noqa: ANN001, ANN202
-            hosts = self.load_hosts(s)
+            hosts = forced(self.load_hosts(s), spec)
+            if not hosts and (spec.force_host or spec.force_node):
+                wanted = spec.force_host or spec.force_node
+                return {"host": None,
+                        "reason": f"No valid host was found. The forced host {wanted} is not "
+                                  "a compute host.",
+                        "public_reason": "No valid host was found. The forced host is not a "
+                                         "compute host."}
             passed, refusals = filter_hosts(hosts, spec)
             ranked = rank(passed)
             subset = max(1, self.settings.scheduler_host_subset_size)
@@ -117,7 +144,9 @@ class Scheduler:
                     return {"host": pick.host, "node": pick.node}
                 refusals.setdefault("Claim", []).append((pick.node, "filled up by a concurrent claim"))
                 ranked.remove(pick)
-            return {"host": None, "reason": explain(len(hosts), refusals)}
+            # `reason` names the hosts (admins, logs); `public_reason` is what others see.
+            return {"host": None, "reason": explain(len(hosts), refusals),
+                    "public_reason": explain(len(hosts), refusals, public=True)}
 
         try:
             result = self.cloud.db.run(work)

@@ -86,7 +86,7 @@ def test_failed_build_retries_then_errors_with_fault(api, cloud, member, flavor,
     server = wait_for_status(api, member.compute(), sid, "ERROR")
     fault = server["fault"]
     assert fault["code"] == 500
-    assert "failed after 3 attempt(s)" in fault["message"]
+    assert fault["message"].startswith("Build failed on every host tried: attempts 1, 2 and 3: ")
     assert "simulated spawn failure" in fault["message"]
 
 

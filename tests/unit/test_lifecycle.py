@@ -41,14 +41,18 @@ def _wait(predicate, timeout=5.0):
     return False
 
 
-def test_restarted_agent_finds_vm_missing_and_server_goes_error_with_fault(api, cloud, member):
+def test_restarted_agent_finds_vm_missing_and_server_goes_error_with_fault(api, cloud, member,
+                                                                              admin):
     server = _boot(api, cloud, member)
     host = _host_of(cloud, server["id"])
     fresh = _restart_agent(cloud, host)
     fresh.driver.destroy(server["id"])  # the VM vanished while the agent was down
     fresh.start()
     shown = wait_for_status(api, member.compute(), server["id"], "ERROR")
-    assert f"no longer on host {host}" in shown["fault"]["message"]
+    assert "no longer on its host" in shown["fault"]["message"]
+    assert host not in str(shown["fault"])  # host names are for admins: in the details
+    as_admin = wait_for_status(api, admin.compute(), server["id"], "ERROR")
+    assert f"no longer on host {host}" in as_admin["fault"]["details"]
 
 
 def test_restarted_agent_destroys_vm_the_database_deleted(api, cloud, member):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -13,6 +14,50 @@ from cirrus.errors import BadRequest, NotFound
 
 # Nova's [api] max_limit: the largest page a list returns.
 MAX_PAGE_SIZE = 1000
+# Nova's db.MAX_INT: the largest count, size or id its schemas and its database columns take.
+MAX_INT = 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------- integers
+
+
+def bounded_int(value: object, field: str, minimum: int, maximum: int = MAX_INT) -> int:
+    """A schema-checked integer (a JSON number or a string of digits) as an int in
+    minimum..maximum, else 400 in Nova's words.
+
+    The schemas check a string's digits only (Nova's validator also compares string numbers
+    with its minimum and maximum): this is that comparison, so a count given as a string is
+    bounded exactly as one given as a number.
+    """
+    try:
+        number = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {str(value)[:64]}. "
+                         "It is not an integer.") from None
+    if number < minimum:
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                         f"{value} is less than the minimum of {minimum}")
+    if number > maximum:
+        shown = str(value) if len(str(value)) <= 64 else str(value)[:64] + "..."
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {shown}. "
+                         f"{shown} is greater than the maximum of {maximum}")
+    return number
+
+
+def int_query(req: ApiRequest, name: str, message: str, minimum: int = -MAX_INT - 1,
+              maximum: int = MAX_INT) -> int | None:
+    """An integer query parameter bounded to what the database columns hold (400 with
+    `message` otherwise); None if absent."""
+    raw = req.query.get(name)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if not (text.isascii() and len(text) <= 20 and re.fullmatch(r"[+-]?[0-9]+", text)):
+        raise BadRequest(message)
+    value = int(text)
+    if not minimum <= value <= maximum:
+        raise BadRequest(message)
+    return value
 
 
 # ---------------------------------------------------------------- URLs
@@ -36,10 +81,10 @@ def page_limit_and_marker(req: ApiRequest) -> tuple[int, str | None]:
     limit = MAX_PAGE_SIZE
     raw = req.query.get("limit")
     if raw is not None:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest("limit must be an integer") from None
+        text = raw.strip()
+        if not (text.isascii() and len(text) <= 20 and re.fullmatch(r"[+-]?[0-9]+", text)):
+            raise BadRequest("limit must be an integer")
+        value = int(text)
         if value < 0:
             raise BadRequest("limit must be >= 0")
         limit = min(value, MAX_PAGE_SIZE)

@@ -11,6 +11,7 @@ from typing import Any
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
     available,
+    int_query,
     next_links,
     page_limit_and_marker,
     query_bool,
@@ -70,13 +71,8 @@ def _parse_is_public(raw: str | None) -> bool | None:
 
 
 def _int_filter(req: ApiRequest, name: str) -> int | None:
-    raw = req.query.get(name)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"Invalid {name} filter [{raw}]") from None
+    """minRam/minDisk: an integer the database can compare (400 otherwise, as Nova's)."""
+    return int_query(req, name, f"Invalid {name} filter [{req.query.get(name, '')[:64]}]")
 
 
 def _query(req: ApiRequest) -> service.FlavorFilter:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.compute import schemas_misc as schemas
+from cirrus.api.compute.common import bounded_int
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import quotas
@@ -78,11 +79,8 @@ def update_quotas(req: ApiRequest, project_id: str) -> dict:
              else schemas.quota_update, body)
     requested = dict(body["quota_set"])
     force = to_bool(requested.pop("force", False))
-    values = {name: int(value) for name, value in requested.items()}
-    for name, value in values.items():
-        if not quotas.UNLIMITED <= value <= quotas.MAX_LIMIT:
-            raise BadRequest(f"Quota limit {value} for {name} must be -1 (unlimited) or between "
-                             f"0 and {quotas.MAX_LIMIT}.")
+    values = {name: bounded_int(value, f"quota_set/{name}", quotas.UNLIMITED, quotas.MAX_LIMIT)
+              for name, value in requested.items()}
 
     def work(s):  # noqa: ANN001, ANN202
         quotas.verify_project(s, project_id)

@@ -11,10 +11,12 @@ MAX_INT = 0x7FFFFFFF
 
 # ---------------------------------------------------------------- flavors
 
+# Strings of digits are bounded too: by their length here (int() of a long one is slow),
+# by value in compute.flavors (Nova's validator compares string numbers with the maximum).
 _positive = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1,
-             "maximum": MAX_INT}
+             "maximum": MAX_INT, "maxLength": 255}
 _non_negative = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0,
-                 "maximum": MAX_INT}
+                 "maximum": MAX_INT, "maxLength": 255}
 # Printable text: no control characters other than tab, newline and carriage return.
 _description = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535,
                 "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"}
@@ -34,7 +36,8 @@ flavor_create = {
                 "OS-FLV-EXT-DATA:ephemeral": _non_negative,
                 "swap": _non_negative,
                 "rxtx_factor": {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$",
-                                "exclusiveMinimum": 0, "maximum": 3.40282e38},
+                                "exclusiveMinimum": 0, "maximum": 3.40282e38,
+                                "maxLength": 255},
                 "os-flavor-access:is_public": validation.boolean,
             },
             "required": ["name", "ram", "vcpus", "disk"],
@@ -130,8 +133,9 @@ keypair_create_v210["properties"]["keypair"]["properties"]["user_id"] = {"type":
 
 # ---------------------------------------------------------------- quota sets
 
+# A string of digits is compared with -1..MAX_LIMIT by the handler (as Nova's validator does).
 _quota = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$", "minimum": -1,
-          "maximum": MAX_LIMIT}
+          "maximum": MAX_LIMIT, "maxLength": 255}
 
 QUOTAS_DROPPED_AT_2_36 = ("fixed_ips", "floating_ips", "security_groups", "security_group_rules")
 QUOTAS_DROPPED_AT_2_57 = ("injected_files", "injected_file_content_bytes",

@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from cirrus.api.validation import boolean, metadata, name, positive_int
+from cirrus.api.validation import boolean, metadata, name
+
+# Nova's db.MAX_INT: counts and sizes are bounded by it (Nova's volume_size and flavor fields
+# have it as their maximum; Cirrus bounds min_count and max_count by it too, where Nova
+# leaves them to the quota). A string of digits is compared with the bounds by the handler
+# (common.bounded_int), as Nova's validator compares string numbers.
+MAX_INT = 0x7FFFFFFF
+
+
+def bounded_int(minimum: int, maximum: int = MAX_INT) -> dict:
+    """An integer in minimum..maximum, as a JSON number or a string of digits."""
+    return {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": minimum,
+            "maximum": maximum, "maxLength": 255}
+
+
+positive_int = bounded_int(1)
 
 _network = {
     "type": "object",
@@ -21,9 +36,10 @@ _block_device_mapping = {
         "uuid": {"type": "string", "minLength": 1, "maxLength": 255},
         "source_type": {"type": "string", "enum": ["image", "volume", "snapshot", "blank"]},
         "destination_type": {"type": "string", "enum": ["local", "volume"]},
-        "boot_index": {"type": ["integer", "string", "null"]},
+        "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$",
+                       "minimum": -MAX_INT - 1, "maximum": MAX_INT, "maxLength": 255},
         "delete_on_termination": {"type": ["boolean", "string"]},
-        "volume_size": {"type": ["integer", "string"]},
+        "volume_size": bounded_int(1),
         "device_name": {"type": "string"},
         "device_type": {"type": "string"},
         "disk_bus": {"type": "string"},
@@ -152,7 +168,8 @@ console_output = {
             "type": "object",
             "properties": {
                 "length": {"anyOf": [{"type": "integer", "minimum": -1},
-                                     {"type": "string", "pattern": "^-?[0-9]+$"},
+                                     {"type": "string", "pattern": "^-?[0-9]+$",
+                                      "maxLength": 255},
                                      {"type": "null"}]},
             },
             "additionalProperties": False,

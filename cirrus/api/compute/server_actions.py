@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
+from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
@@ -35,7 +36,10 @@ def _console_output(req: ApiRequest, server_id: str, body: dict) -> dict:
     authorize(req.ctx, WRITE, "os_compute_api:os-console-output")
     validate(schemas.console_output, body)
     length = body["os-getConsoleOutput"].get("length")
-    length = None if length in (None, -1, "-1") else int(length)
+    if length is not None:
+        # Nova has no maximum: any length past the log's own (or MAX_INT lines) is all of it.
+        length = bounded_int(length, "os-getConsoleOutput/length", -1, maximum=10**255)
+        length = None if length == -1 else min(length, MAX_INT)
     return {"output": instances.console_output(req.cloud, req.ctx, server_id, length)}
 
 

@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute.common import next_links, page_limit_and_marker
+from cirrus.api.compute.common import bounded_int, next_links, page_limit_and_marker
 from cirrus.api.compute.views import server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
@@ -17,7 +17,7 @@ from cirrus.compute import actions, instances, networking, states
 from cirrus.compute.liveness import AGENT_BINARY, service_is_up
 from cirrus.db.models import Service
 from cirrus.errors import BadRequest, Forbidden
-from cirrus.identity.policy import READ, WRITE, authorize
+from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
 
 
 def _reject_before(req: ApiRequest, body: dict, field: str, version: tuple[int, int]) -> None:
@@ -47,14 +47,20 @@ def create_server(req: ApiRequest) -> Reply:
         except (binascii.Error, ValueError) as exc:
             raise BadRequest("Invalid input for field/attribute user_data. Value: "
                              f"{user_data[:64]}. It is not base64 encoded.") from exc
+    availability_zone, forced_host, forced_node = _parse_availability_zone(
+        server.get("availability_zone"))
+    if forced_host or forced_node:
+        # Nova's os_compute_api:servers:create:forced_host: admins only.
+        authorize(req.ctx, ADMIN, "os_compute_api:servers:create:forced_host")
     networks = server.get("networks", "auto")
-    min_count = int(server.get("min_count", 1))
-    max_count = int(server.get("max_count", min_count))
+    min_count = bounded_int(server.get("min_count", 1), "server/min_count", 1)
+    max_count = bounded_int(server.get("max_count", min_count), "server/max_count", 1)
     request = instances.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
         key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
-        availability_zone=server.get("availability_zone"), description=server.get("description"),
+        availability_zone=availability_zone, forced_host=forced_host, forced_node=forced_node,
+        description=server.get("description"),
         tags=server.get("tags", []),
         security_groups=[g["name"] for g in server.get("security_groups", [])] or ["default"],
         config_drive=to_bool(server.get("config_drive", False)),
@@ -67,10 +73,27 @@ def create_server(req: ApiRequest) -> Reply:
         return Reply(202, {"reservation_id": reservation_id})
     first = created[0]
     view = {**server_brief(req, first), "OS-DCF:diskConfig": server.get("OS-DCF:diskConfig", "MANUAL"),
-            "security_groups": [{"name": n} for n in request.security_groups],
+            "security_groups": [{"name": n} for n in first.security_groups or ["default"]],
             "adminPass": request.admin_pass}
     del view["name"]
     return Reply(202, {"server": view}, {"Location": view["links"][0]["href"]})
+
+
+def _parse_availability_zone(value: str | None) -> tuple[str | None, str | None, str | None]:
+    """Nova's legacy forced destination: "AZ:HOST", "AZ::NODE" or "AZ:HOST:NODE" ->
+    (zone, host, node); a plain zone -> (zone, None, None). An empty zone is the default."""
+    host = node = None
+    if value and ":" in value:
+        parts = value.count(":")
+        if parts == 1:
+            value, host = value.split(":")
+        elif parts == 2 and "::" in value:
+            value, node = value.split("::")
+        elif parts == 2:
+            value, host, node = value.split(":")
+        else:
+            raise BadRequest("Unable to parse availability_zone")
+    return value or None, host or None, node or None
 
 
 def _root_image(server: dict) -> str | None:
