@@ -1,0 +1,78 @@
+"""Projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cirrus.api.framework import ApiRequest, Reply
+from cirrus.api.identity import schemas
+from cirrus.api.identity.common import (
+    _authorize,
+    _body,
+    _bool_filter,
+    _collection,
+    _domain_for_writes,
+    _is_true,
+    _revoke,
+)
+from cirrus.api.identity.views import _project_view
+from cirrus.errors import NotFound
+from cirrus.identity import service as identity
+from cirrus.identity.policy import ADMIN
+
+
+def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
+    if req.ctx.is_admin:
+        return None
+    return {p.id for p in identity.projects_of_user(s, req.ctx.user_id)}
+
+
+def list_projects(req: ApiRequest) -> dict:
+    if _is_true(req, "is_domain"):  # no project acts as a domain here
+        return _collection(req, "projects", [])
+    with req.cloud.db.reader() as s:
+        projects = identity.list_projects(
+            s, name=req.query.get("name"), domain_id=req.query.get("domain_id"),
+            enabled=_bool_filter(req, "enabled"), parent_id=req.query.get("parent_id"),
+            only_ids=_visible_project_ids(req, s))
+    return _collection(req, "projects", [_project_view(req, p) for p in projects])
+
+
+def show_project(req: ApiRequest, project_id: str) -> dict:
+    with req.cloud.db.reader() as s:
+        visible = _visible_project_ids(req, s)
+        if visible is not None and project_id not in visible:
+            raise NotFound(f"Could not find project: {project_id}.")
+        project = identity.get_project(s, project_id)
+    return {"project": _project_view(req, project)}
+
+
+def create_project(req: ApiRequest) -> Reply:
+    _authorize(req, ADMIN, "create_project")
+    fields = _body(req, schemas.project_create, "project")
+    default_domain = _domain_for_writes(req)
+    project = req.cloud.db.run(lambda s: identity.create_project(s, fields, default_domain))
+    return Reply(201, {"project": _project_view(req, project)})
+
+
+def update_project(req: ApiRequest, project_id: str) -> dict:
+    _authorize(req, ADMIN, "update_project")
+    fields = _body(req, schemas.project_update, "project")
+    project, revocations = req.cloud.db.run(
+        lambda s: identity.update_project(s, project_id, fields))
+    _revoke(req, revocations)
+    return {"project": _project_view(req, project)}
+
+
+def delete_project(req: ApiRequest, project_id: str) -> None:
+    _authorize(req, ADMIN, "delete_project")
+    _revoke(req, req.cloud.db.run(lambda s: identity.delete_project(s, project_id)))
+
+
+ROUTES: list = [
+    ("GET", "/v3/projects", list_projects),
+    ("POST", "/v3/projects", create_project),
+    ("GET", "/v3/projects/{project_id}", show_project),
+    ("PATCH", "/v3/projects/{project_id}", update_project),
+    ("DELETE", "/v3/projects/{project_id}", delete_project),
+]

@@ -1,0 +1,40 @@
+"""The schemas Glance serves and the import and store information."""
+
+from __future__ import annotations
+
+from cirrus.api.framework import ApiRequest
+from cirrus.api.image import schemas
+from cirrus.api.image.common import (
+    STORE_ID,
+)
+from cirrus.identity.policy import READ, authorize
+
+
+def image_schema(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "get_schema")
+    return schemas.image_schema()
+
+
+def images_schema(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "get_schema")
+    return schemas.images_schema()
+
+
+def import_info(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "get_import_info")
+    # Interoperable image import is not offered: data arrives by PUT .../file only.
+    return {"import-methods": {"description": "Import methods available.", "type": "array",
+                               "value": []}}
+
+
+def stores_info(req: ApiRequest) -> dict:
+    authorize(req.ctx, READ, "get_stores")
+    return {"stores": [{"id": STORE_ID, "description": "Local file store", "default": "true"}]}
+
+
+ROUTES: list = [
+    ("GET", "/v2/schemas/image", image_schema),
+    ("GET", "/v2/schemas/images", images_schema),
+    ("GET", "/v2/info/import", import_info),
+    ("GET", "/v2/info/stores", stores_info),
+]
