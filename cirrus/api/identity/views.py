@@ -78,6 +78,3 @@ def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.da
     if scoped and "nocatalog" not in req.query:
         token["catalog"] = _catalog_view(req)
     return {"token": token}
-
-
-# ---------------------------------------------------------------- version discovery
