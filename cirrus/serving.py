@@ -58,10 +58,9 @@ class _InFlight:
 
 
 async def _answer_503(scope: dict, send: Callable) -> None:
-    from cirrus.api.app import _service_of
-    from cirrus.api.errors import error_response
+    from cirrus.api.errors import error_response, service_of
 
-    response = error_response(_service_of(scope.get("path", "")), 503, STOPPING_MESSAGE,
+    response = error_response(service_of(scope.get("path", "")), 503, STOPPING_MESSAGE,
                               {"Connection": "close", "Retry-After": "5"})
 
     async def no_receive() -> dict:  # a plain response never reads

@@ -217,28 +217,38 @@ def parse_json(raw: bytes, settings: Settings) -> Any:
 def check_json_value(value: Any, max_string: int, *, numbers: bool = True) -> None:
     """Walk a parsed document without recursion: strings and keys no longer than
     `max_string` characters (0: any length), numbers within the signed 64-bit range. orjson
-    reads integers beyond 64 bits as floats, so floats are held to the same range."""
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
+    reads integers beyond 64 bits as floats, so floats are held to the same range. A refusal
+    names where the value is (`server/max_count`, `networks/0/port`)."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    pop, push = stack.pop, stack.append
     while stack:
-        item = pop()
+        item, where = pop()
         kind = type(item)
         if kind is str:
             if max_string and len(item) > max_string:
-                raise BadRequest(f"A string in the JSON body is {len(item)} characters long; "
-                                 f"the limit is {max_string}.")
+                raise BadRequest(f"The string at {_at(where)} in the JSON body is {len(item)} "
+                                 f"characters long; the limit is {max_string}.")
         elif kind is list:
-            extend(item)
+            for index, element in enumerate(item):
+                push((element, f"{where}/{index}"))
         elif kind is dict:
-            if max_string:
-                for key in item:
-                    if len(key) > max_string:
-                        raise BadRequest(f"A key in the JSON body is {len(key)} characters "
-                                         f"long; the limit is {max_string}.")
-            extend(item.values())
+            for key, element in item.items():
+                if max_string and len(key) > max_string:
+                    raise BadRequest(f"A key at {_at(where)} in the JSON body is {len(key)} "
+                                     f"characters long; the limit is {max_string}.")
+                push((element, f"{where}/{_short_key(key)}"))
         elif numbers and (kind is int or kind is float) and not INT64_MIN <= item <= INT64_MAX:
-            raise BadRequest(f"The number {_short(item)} in the JSON body is out of range: "
-                             f"numbers must lie between {INT64_MIN} and {INT64_MAX}.")
+            raise BadRequest(f"The number {_short(item)} at {_at(where)} in the JSON body is "
+                             f"out of range: numbers must lie between {INT64_MIN} and "
+                             f"{INT64_MAX}.")
+
+
+def _at(where: str) -> str:
+    return where.lstrip("/") or "the top level"
+
+
+def _short_key(key: str) -> str:
+    return key if len(key) <= 64 else key[:61] + "..."
 
 
 def _short(number: float) -> str:
