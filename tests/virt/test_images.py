@@ -21,6 +21,7 @@ from cirrus.virt.driver import SpawnError
 from cirrus.virt.libvirt import images
 from cirrus.virt.libvirt.image_use import USE_FILE, ImagesInUse, record_image_use
 from cirrus.virt.libvirt.images import CachedImage, ImageCache, ImageRef
+from tests.threads import ThreadErrors, run_threads
 from tests.virt.conftest import missing, store_image
 
 MIB = 1024**2
@@ -273,11 +274,7 @@ def test_the_lock_is_exclusive_and_leaves_no_file(tmp_path: Path) -> None:
             time.sleep(0.05)
             inside.pop()
 
-    threads = [threading.Thread(target=hold) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([hold] * 6)
     assert overlaps == []
     assert not lock.exists()
 
@@ -483,11 +480,12 @@ def test_expiry_does_not_wait_for_an_image_being_fetched(host_cache: ImageCache,
     make_old(path, 2 * DAY)
     done: list = []
     with images.file_lock(host_cache.cache_dir / f".{ref.id}.lock"):
-        worker = threading.Thread(target=lambda: done.append(
+        errors = ThreadErrors()
+        worker = errors.thread(lambda: done.append(
             host_cache.expire(DAY, ImagesInUse([pool], host_cache.cache_dir))), daemon=True)
-        worker.start()
         worker.join(timeout=60)
         assert not worker.is_alive(), "expiry waited for a held image lock"
+    errors.check()
     assert done[0].in_use == [ref.id] and path.exists()
 
 
