@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
 from cirrus.db.engine import normalize_url
+from tests.services import missing, services_required  # noqa: F401 - services_required re-exported
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_BACKENDS = ("postgresql", "mariadb")
@@ -48,16 +49,8 @@ START_HINTS = {
 }
 
 
-def services_required() -> bool:
-    return os.environ.get("CIRRUS_REQUIRE_SERVICES", "") not in ("", "0")
-
-
 def _unavailable(backend: str, reason: str) -> None:
-    message = (f"{backend} is not available ({reason}); start it with "
-               f"`{START_HINTS[backend]}`")
-    if services_required():
-        pytest.fail(f"{message} [CIRRUS_REQUIRE_SERVICES=1]", pytrace=False)
-    pytest.skip(message)
+    missing(f"{backend} is not available ({reason}); start it with `{START_HINTS[backend]}`")
 
 
 def _admin_engine(backend: str) -> Engine:

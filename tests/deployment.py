@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from cirrus.compute import build_secrets
 from cirrus.config import Settings
 from tests.faults.tcp_proxy import TcpProxy
+from tests.services import missing
 
 BROKER_URL = os.environ.get("CIRRUS_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 START_TIMEOUT = 60.0
@@ -79,9 +79,7 @@ def require_broker(url: str = BROKER_URL) -> None:
     if problem:
         reason = (f"RabbitMQ is not reachable at {url} ({problem}); start it with "
                   "`rabbitmq-server -detached`")
-        if os.environ.get("CIRRUS_REQUIRE_SERVICES", "") not in ("", "0"):
-            pytest.fail(f"{reason} [CIRRUS_REQUIRE_SERVICES=1]", pytrace=False)
-        pytest.skip(reason)
+        missing(reason)
 
 
 @dataclass

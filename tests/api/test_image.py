@@ -698,3 +698,51 @@ def test_deleting_an_image_while_it_uploads_leaves_no_data(api, cloud, member):
     assert not (image_dir(cloud) / image["id"]).exists()
     assert list(FileStore(image_dir(cloud)).root.iterdir()) == [
         image_dir(cloud).resolve() / filestore.STAGING]
+
+
+# ---------------------------------------------------------------- an upload cut by a crash
+
+
+def test_an_upload_cut_by_a_crash_is_queued_again_at_restart_and_its_partial_file_removed(
+        api, cloud, member):  # noqa: ANN001
+    """The API process died mid-upload: the image is left `saving` with part of its data in
+    a staging file. The next start (`cirrus api` and the all-in-one call
+    recover_after_restart) puts it back to `queued` and removes the file; nothing else is
+    touched, and the image can then be uploaded."""
+    from cirrus.context import RequestContext
+    from cirrus.storage import images
+
+    done = create(api, member, name="done")
+    assert upload(api, member, done["id"], b"d" * 2048).status_code == 204
+    waiting = create(api, member, name="waiting")
+    cut = create(api, member, name="cut")
+    store = FileStore(image_dir(cloud))
+    # What the upload had done when the process died: the status, and part of the data.
+    ctx = RequestContext(user_id=member.user_id, project_id=member.project_id,
+                         roles=["member"])
+    images.begin_upload(cloud.db, ctx, cut["id"])
+    writer = store.writer(cut["id"])
+    writer.write(b"p" * 1000)
+    writer._fh.close()  # noqa: SLF001 - the process is gone: no commit, no abort
+    staging = image_dir(cloud) / ".staging"
+    assert len(list(staging.iterdir())) == 1
+    assert api.get(f"/image/v2/images/{cut['id']}", headers=member.headers).json()[
+        "status"] == "saving"
+    done_files = sorted(p.name for p in image_dir(cloud).iterdir() if p.is_file())
+
+    cloud.recover_after_restart()
+
+    shown = {i: api.get(f"/image/v2/images/{i}", headers=member.headers).json()
+             for i in (done["id"], waiting["id"], cut["id"])}
+    assert shown[cut["id"]]["status"] == "queued"
+    assert shown[cut["id"]]["size"] is None and shown[cut["id"]]["checksum"] is None
+    assert list(staging.iterdir()) == []
+    assert shown[done["id"]]["status"] == "active" and shown[done["id"]]["size"] == 2048
+    assert shown[waiting["id"]]["status"] == "queued"
+    assert sorted(p.name for p in image_dir(cloud).iterdir() if p.is_file()) == done_files
+    # The upload can be made again, whole.
+    assert upload(api, member, cut["id"], b"w" * 3000).status_code == 204
+    again = api.get(f"/image/v2/images/{cut['id']}", headers=member.headers).json()
+    assert again["status"] == "active" and again["size"] == 3000
+    assert api.get(f"/image/v2/images/{cut['id']}/file", headers=member.headers).content == (
+        b"w" * 3000)

@@ -1,7 +1,12 @@
-"""Compute through the `openstack` CLI: flavors, keypairs and a server's whole life."""
+"""Compute through the `openstack` CLI: flavors, keypairs and a server's whole life.
+
+Each test stands alone (any one may run by itself, in any order): those that only read
+share the module's server; those that change a server's state (stop, start, delete) get one
+of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,11 +62,27 @@ def keypair(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def server(cli: Cli, base_image: dict, base_flavor: dict, keypair: str) -> dict:
+def create_server(cli: Cli, base_image: dict, base_flavor: dict, keypair: str) -> dict:
     return cli.json("server", "create", "--flavor", base_flavor["name"],
                     "--image", base_image["name"], "--nic", "none", "--key-name", keypair,
                     "--wait", unique("e2e-vm"))
+
+
+@pytest.fixture(scope="module")
+def server(cli: Cli, base_image: dict, base_flavor: dict, keypair: str) -> Iterator[dict]:
+    """The module's server, ACTIVE: tests that use it leave it ACTIVE (reboots at most)."""
+    server = create_server(cli, base_image, base_flavor, keypair)
+    yield server
+    cli.run("server", "delete", "--wait", server["id"], check=False)
+
+
+@pytest.fixture
+def own_server(cli: Cli, base_image: dict, base_flavor: dict, keypair: str) -> Iterator[dict]:
+    """A server of the test's own, ACTIVE, for a test that changes its state."""
+    server = create_server(cli, base_image, base_flavor, keypair)
+    assert server["status"] == "ACTIVE"
+    yield server
+    cli.run("server", "delete", "--wait", server["id"], check=False)
 
 
 def test_server_create_wait_ends_active(server: dict, base_image: dict, keypair: str) -> None:
@@ -86,7 +107,8 @@ def test_server_show_by_name(cli: Cli, server: dict) -> None:
     assert shown["OS-EXT-STS:power_state"] in ("Running", 1)
 
 
-def test_stop_then_start(cli: Cli, server: dict) -> None:
+def test_stop_then_start(cli: Cli, own_server: dict) -> None:
+    server = own_server
     cli.run("server", "stop", server["id"])
     stopped = wait_for_status(cli, server["id"], "SHUTOFF")
     assert stopped["OS-EXT-STS:power_state"] in ("Shutdown", 4)
@@ -108,7 +130,8 @@ def test_console_log_show(cli: Cli, server: dict) -> None:
     assert len(last.strip().splitlines()) == 1
 
 
-def test_server_delete_wait_removes_it(cli: Cli, server: dict) -> None:
+def test_server_delete_wait_removes_it(cli: Cli, own_server: dict) -> None:
+    server = own_server
     cli.run("server", "delete", "--wait", server["id"])
     assert server["id"] not in {s["ID"] for s in cli.json("server", "list")}
     failed = cli.fails("server", "show", server["id"])

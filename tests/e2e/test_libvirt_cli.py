@@ -18,8 +18,9 @@ has support_inject_ip" and are shared between tests to keep boots few (each ~6 s
 | `pair` | with the property | that subnet, then a DHCP-on one | DHCP off / the property |
 | `dhcp` | without the property | the DHCP-on subnet | nothing: DHCP path |
 
-`single` then goes through stop, start, soft and hard reboot, a hot-plugged port, and
-delete (the last test; each test also works alone, the fixtures boot what it needs). A
+These three are only read. A test that changes a server (stop, start, soft and hard
+reboot, a hot-plugged port, delete) gets one like `single` of its own (`own`), so every test
+stands alone and in any order (`-k`, reordering): none depends on what another did. A
 hot-plugged NIC is attached to the domain and configured in the running guest
 (`cirrus-guest-init configure-nic` through the guest agent). Needs root, libvirtd at qemu:///system (CIRRUS_TEST_LIBVIRT_URI), qemu-img and
 the Debian mirror for the first guest build; skips without them, fails instead under
@@ -198,7 +199,17 @@ def create_server(cli: Cli, image: str, flavor: str, *networks: str) -> dict:
 
 @pytest.fixture(scope="module")
 def single(cloud: LibvirtCloud, images: Images, networks: Networks) -> dict:
+    """One NIC on the static network, booted once and left as it is: for tests that read."""
     return create_server(cloud.cli, images.plain, images.flavor, networks.static)
+
+
+@pytest.fixture
+def own(cloud: LibvirtCloud, images: Images, networks: Networks) -> Iterator[dict]:
+    """A server like `single` of the test's own, for a test that changes it (power, ports,
+    delete): each test stands alone, whatever ran before it."""
+    server = create_server(cloud.cli, images.plain, images.flavor, networks.static)
+    yield server
+    cloud.cli.run("server", "delete", "--wait", server["id"], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -371,8 +382,8 @@ def test_two_nics_are_named_by_the_nic_map_and_the_image_property_makes_dhcp_sta
 
 
 def test_stop_start_and_reboots_return_to_their_state_and_boot_the_guest_again(
-        cloud: LibvirtCloud, single: dict) -> None:
-    cli, uuid = cloud.cli, single["id"]
+        cloud: LibvirtCloud, own: dict) -> None:
+    cli, uuid = cloud.cli, own["id"]
     wait_for_boots(cli, uuid, 1)
     (port,) = server_ports(cli, uuid).values()
 
@@ -400,8 +411,8 @@ def test_stop_start_and_reboots_return_to_their_state_and_boot_the_guest_again(
 
 
 def test_hot_plugged_port_reaches_the_running_domain(
-        cloud: LibvirtCloud, single: dict, networks: Networks) -> None:
-    cli, uuid = cloud.cli, single["id"]
+        cloud: LibvirtCloud, own: dict, networks: Networks) -> None:
+    cli, uuid = cloud.cli, own["id"]
     port = cli.json("port", "create", "--network", networks.plug, unique("hot"))
     net_id = network_id(cli, networks.plug)
 
@@ -417,8 +428,8 @@ def test_hot_plugged_port_reaches_the_running_domain(
 
 
 def test_hot_plugged_port_is_configured_in_the_guest(
-        cloud: LibvirtCloud, single: dict, networks: Networks) -> None:
-    cli, uuid = cloud.cli, single["id"]
+        cloud: LibvirtCloud, own: dict, networks: Networks) -> None:
+    cli, uuid = cloud.cli, own["id"]
     wait_for_boots(cli, uuid, 1)
     port = cli.json("port", "create", "--network", networks.plug, unique("hot"))
     prefix = ipaddress.ip_network(cli.json("subnet", "list", "--network", networks.plug)[0]
@@ -440,8 +451,8 @@ def test_hot_plugged_port_is_configured_in_the_guest(
 
 
 def test_hot_plugged_ports_are_on_the_config_drive_at_the_next_boot(
-        cloud: LibvirtCloud, single: dict, networks: Networks) -> None:
-    cli, uuid = cloud.cli, single["id"]
+        cloud: LibvirtCloud, own: dict, networks: Networks) -> None:
+    cli, uuid = cloud.cli, own["id"]
     port = cli.json("port", "create", "--network", networks.plug, unique("kept"))
     prefix = ipaddress.ip_network(cli.json("subnet", "list", "--network", networks.plug)[0]
                                   ["Subnet"]).prefixlen
@@ -497,8 +508,8 @@ def test_image_without_the_property_on_a_dhcp_subnet_keeps_its_dhcp_path(
 
 
 def test_delete_leaves_no_domain_disk_tap_or_cache_lock(
-        cloud: LibvirtCloud, single: dict, images: Images) -> None:
-    cli, uuid = cloud.cli, single["id"]
+        cloud: LibvirtCloud, own: dict, images: Images) -> None:
+    cli, uuid = cloud.cli, own["id"]
     taps = [f"tap{p['ID'][:11]}" for p in cli.json("port", "list", "--server", uuid)]
     instance_dir = cloud.instances_dir / uuid
     assert instance_dir.is_dir() and taps

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import os
+from tests.services import missing as skip_or_fail
 
-import pytest
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip; fail instead under CIRRUS_REQUIRE_SERVICES=1 (CI), which has every tool and root."""
-    if os.environ.get("CIRRUS_REQUIRE_SERVICES", "") not in ("", "0"):
-        pytest.fail(f"{reason} [CIRRUS_REQUIRE_SERVICES=1]", pytrace=False)
-    pytest.skip(reason)
+__all__ = ["skip_or_fail"]

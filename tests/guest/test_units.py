@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import cirrus
+from tests.services import missing
 
 GUEST = Path(cirrus.__file__).parent / "guest"
 
@@ -30,7 +31,7 @@ def test_systemd_unit_runs_once_before_the_network_is_configured():
 
 def test_systemd_unit_passes_systemd_analyze(tmp_path: Path):
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+        missing("systemd-analyze is not installed")
     text = (GUEST / "cirrus-guest-init.service").read_text()
     unit = tmp_path / "cirrus-guest-init.service"
     unit.write_text(text.replace("/usr/sbin/cirrus-guest-init", str(GUEST / "cirrus-guest-init")))
@@ -57,7 +58,7 @@ def test_sysv_script_starts_in_rcs_before_networking():
 @pytest.mark.parametrize("shell", [["busybox", "sh"], ["dash"], ["bash", "--posix"]])
 def test_scripts_parse_under_every_shell(shell: list[str]):
     if shutil.which(shell[0]) is None:
-        pytest.skip(f"{shell[0]} is not installed")
+        missing(f"{shell[0]} is not installed")
     for script in ("cirrus-guest-init", "cirrus-guest-init.sysv"):
         done = subprocess.run([*shell, "-n", str(GUEST / script)], capture_output=True,
                               text=True, check=False)

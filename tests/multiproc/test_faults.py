@@ -37,6 +37,7 @@ import pytest
 from tests.dbfixtures import fresh_database
 from tests.deployment import BROKER_URL, Deployment, require_broker, wait_for
 from tests.faults.tcp_proxy import TcpProxy
+from tests.threads import ThreadErrors
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -120,18 +121,21 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _errors: ThreadErrors = field(default_factory=ThreadErrors)
 
     def start(self, clients: int = CLIENTS) -> Load:
         for i in range(clients):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True, name=f"load-{i}")
-            t.start()
-            self._threads.append(t)
+            self._threads.append(self._errors.thread(self._run, i, daemon=True,
+                                                     name=f"load-{i}"))
         return self
 
     def stop(self) -> None:
+        """Stop the clients; fail the test with whatever a client thread raised (an
+        unexpected status on delete included)."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=120)
+        self._errors.check()
         assert not any(t.is_alive() for t in self._threads), "a client thread hung"
 
     def _run(self, index: int) -> None:

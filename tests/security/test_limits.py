@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from cirrus.config import Settings
 from cirrus.db.models import Base, Image, Network
 from cirrus.errors import BadRequest
 from tests.e2e.conftest import AllInOne, start_all_in_one, stop_all_in_one
+from tests.threads import run_threads
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 SOME_ID = "00000000-0000-4000-8000-000000000000"
@@ -488,11 +488,7 @@ def test_finding_ten_unauthenticated_50_mb_posts_do_not_grow_the_process(server)
             sock.sendall(b"0\r\n\r\n")
             answers.append(_read_response(sock, 60))
 
-    threads = [threading.Thread(target=post) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_threads([post] * 10, timeout=120)
     assert len(answers) == 10
     assert all(a.startswith(b"HTTP/1.1 401 ") for a in answers), answers[0][:200]
     grown = (process.memory_info().rss - before) / 2**20

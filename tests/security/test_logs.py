@@ -10,7 +10,6 @@ import json
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,7 @@ import pytest
 from cirrus.observe.logging import RateLimitedLog, RateLimiter, RateLimitFilter
 from tests.e2e.conftest import AllInOne, start_all_in_one, stop_all_in_one
 from tests.security.test_limits import _address, _admin_token, _read_response
+from tests.threads import run_threads
 
 CLIENTS = 1000
 INTERVAL = 10.0
@@ -53,11 +53,7 @@ def _crowd(clients: int, work) -> None:  # noqa: ANN001
         for _ in range(per_thread):
             work()
 
-    threads = [threading.Thread(target=run) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    run_threads([run] * 20, timeout=120)
 
 
 def _summaries(entries: list[dict], pattern: str) -> list[int]:

@@ -24,6 +24,7 @@ from cirrus.virt import configdrive
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.libvirt import spec as specs
 from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
+from tests.services import missing
 
 SERVERS = "/compute/v2.1/servers"
 PERSONALITY_MV = "2.56"
@@ -203,7 +204,7 @@ def test_over_rabbitmq_the_broker_stores_only_the_sealed_form(tmp_path) -> None:
 
     require_broker()
     if not os.access(RABBITMQ_DATA, os.R_OK | os.X_OK):
-        pytest.skip(f"RabbitMQ's data directory {RABBITMQ_DATA} is not readable here")
+        missing(f"RabbitMQ's data directory {RABBITMQ_DATA} is not readable here")
     password = f"Pw-{secrets.token_hex(12)}"
     content = f"personality-{secrets.token_hex(12)}".encode()
     with fresh_database("postgresql") as url, Deployment(tmp_path, url, [BROKER_URL]) as d:

@@ -33,6 +33,7 @@ from tests.dbfixtures import fresh_database
 from tests.deployment import BROKER_URL, Deployment, require_broker, wait_for
 from tests.faults.tcp_proxy import TcpProxy
 from tests.security import aio as aiomod
+from tests.threads import ThreadErrors, run_threads
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -86,18 +87,19 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _errors: ThreadErrors = field(default_factory=ThreadErrors)
 
     def start(self, clients: int = 3) -> Load:
         for i in range(clients):
-            t = threading.Thread(target=self._run, args=(i,), daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._threads.append(self._errors.thread(self._run, i, daemon=True))
         return self
 
     def stop(self) -> None:
+        """Stop the clients; fail the test with whatever a client thread raised."""
         self._stop.set()
         for t in self._threads:
             t.join(timeout=60)
+        self._errors.check()
 
     def _run(self, index: int) -> None:
         n = 0
@@ -282,11 +284,7 @@ def test_every_role_stops_within_the_bound_under_load_and_with_the_broker_cut(
     def stop(name: str) -> None:
         timings[name] = _sigterm_and_time(d.proc(name).process, blocked)
 
-    stoppers = [threading.Thread(target=stop, args=(name,)) for name in d.services]
-    for t in stoppers:
-        t.start()
-    for t in stoppers:
-        t.join(timeout=TIMEOUT + 30)
+    run_threads([lambda name=name: stop(name) for name in d.services], timeout=TIMEOUT + 30)
     blocked.stop()
     for name, (code, took) in timings.items():
         assert took <= TIMEOUT + SLACK, f"{name} stopped in {took:.1f} s:\n{d.describe()}"

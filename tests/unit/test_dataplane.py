@@ -21,6 +21,7 @@ from cirrus.network.dataplane import load_dataplane
 from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 from cirrus.network.dataplane.noop import NoopDataplane
 from cirrus.network.model import Nic
+from tests.services import missing, require_root
 
 
 def make_nic(network_id: str, mtu: int = 1450, index: int = 0) -> Nic:
@@ -65,13 +66,6 @@ def test_noop_plugged_is_a_copy():
 
 # --- linuxbridge, in a namespace of the test's own ----------------------------------------
 
-def _skip_or_fail(reason: str) -> None:
-    """Skip; fail instead under CIRRUS_REQUIRE_SERVICES=1 (CI), which runs as root."""
-    if os.environ.get("CIRRUS_REQUIRE_SERVICES", "") not in ("", "0"):
-        pytest.fail(f"{reason} [CIRRUS_REQUIRE_SERVICES=1]", pytrace=False)
-    pytest.skip(reason)
-
-
 def ip(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
 
@@ -79,16 +73,15 @@ def ip(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def netns() -> Iterator[str]:
     """A fresh network namespace, deleted afterwards whatever the test did."""
-    if os.geteuid() != 0:
-        pytest.skip("linuxbridge tests need root to create network namespaces")
+    require_root("linuxbridge tests (network namespaces)")
     if shutil.which("ip") is None:
-        _skip_or_fail("iproute2 `ip` not found")
+        missing("iproute2 `ip` not found")
     if not os.path.exists("/dev/net/tun"):
-        _skip_or_fail("/dev/net/tun is missing: taps cannot be created")
+        missing("/dev/net/tun is missing: taps cannot be created")
     name = f"cirrus-t-{uuid.uuid4().hex[:8]}"
     added = ip("netns", "add", name)
     if added.returncode != 0:
-        _skip_or_fail(f"`ip netns add` is unavailable: {added.stderr.strip()}")
+        missing(f"`ip netns add` is unavailable: {added.stderr.strip()}")
     try:
         yield name
     finally:
@@ -244,11 +237,11 @@ def test_concurrent_plugs_from_many_threads_all_land(netns):
 
 
 def test_a_missing_namespace_is_an_error_and_is_not_created(netns):
-    missing = f"{netns}-missing"
-    dp = LinuxBridgeDataplane(netns=missing)
+    absent = f"{netns}-absent"
+    dp = LinuxBridgeDataplane(netns=absent)
     with pytest.raises(OSError):
         dp.plug(make_nic(new_network_id()))
-    assert missing not in ip("netns", "list").stdout
+    assert absent not in ip("netns", "list").stdout
 
 
 def test_working_in_a_namespace_creates_nothing_in_the_root_namespace(netns):

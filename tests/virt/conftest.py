@@ -16,17 +16,10 @@ from pathlib import Path
 import pytest
 
 from cirrus.config import Settings
+from tests.services import missing
 
 REPO = Path(__file__).resolve().parents[2]
-REQUIRE_SERVICES = os.environ.get("CIRRUS_REQUIRE_SERVICES") == "1"
 LIBVIRT_URI = os.environ.get("CIRRUS_TEST_LIBVIRT_URI", "qemu:///system")
-
-
-def missing(reason: str) -> None:
-    """Skip, or fail when CI says every service must be there."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (CIRRUS_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 def store_image(store: Path, data: bytes | Path, disk_format: str = "raw",

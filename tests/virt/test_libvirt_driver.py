@@ -20,6 +20,7 @@ from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.network.model import FixedIp, Nic, SubnetInfo
 from cirrus.virt.driver import InstanceSpec, SpawnError
+from tests.services import require_root
 from tests.virt.conftest import store_image
 
 pytestmark = pytest.mark.usefixtures("libvirt_available")
@@ -181,8 +182,7 @@ def make_nic(index: int, dhcp: bool = True, address: str = "10.77.0.5") -> dict:
 
 @pytest.fixture
 def dataplane() -> Iterator:
-    if os.geteuid() != 0:
-        pytest.skip("taps and bridges need root")
+    require_root("taps and bridges")
     from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 
     plane = LinuxBridgeDataplane()

@@ -21,6 +21,7 @@ import pytest
 
 from cirrus.virt.driver import SpawnError
 from cirrus.virt.libvirt import access
+from tests.services import require_root
 from tests.virt.conftest import LIBVIRT_URI
 
 BOOT_TIMEOUT = 90.0
@@ -137,8 +138,7 @@ def test_qemus_user_comes_from_libvirts_dac_label() -> None:
 
 @pytest.fixture
 def nobody() -> access.QemuUser:
-    if os.geteuid() != 0:
-        pytest.skip("changing a directory's group to another user's needs root")
+    require_root("changing a directory's group to another user's")
     return access.QemuUser.of(pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
 
 
