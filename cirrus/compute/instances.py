@@ -206,7 +206,19 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             created_at=now, updated_at=now,
         ))
 
+    tries = 0
+
     def work(s: Session) -> list[Instance]:
+        nonlocal tries
+        tries += 1
+        if tries > 1:
+            # A retry after a connection lost during COMMIT (a database restart): if that
+            # commit went through, these rows exist and the create is done; inserting them
+            # again would meet their unique uuids (an IntegrityError, a 500).
+            done = s.scalars(select(Instance).where(
+                Instance.uuid.in_([row["uuid"] for row in rows]))).all()
+            if done:
+                return list(done)
         created = [Instance(**row) for row in rows]
         s.add_all(created)
         s.flush()

@@ -280,3 +280,36 @@ def test_a_call_whose_handler_hit_a_transient_failure_says_so() -> None:
         assert not is_transient(caught.value)
     finally:
         bus.stop()
+
+
+def test_a_create_whose_commit_was_acknowledged_too_late_is_not_a_500(api, cloud, member,
+                                                                       monkeypatch):
+    """The database restarts while acknowledging the COMMIT of a create (found by the MariaDB
+    restart fault test): `run` retries, and the retry must find the rows the lost commit
+    wrote instead of inserting their uuids again (an IntegrityError, answered 500)."""
+    import contextlib
+
+    flavor, image = add_flavor(cloud, name="f-late"), add_image(cloud)
+    original = cloud.db.writer
+    lost: list[str] = []
+
+    @contextlib.contextmanager
+    def writer():  # noqa: ANN202
+        with original() as s:
+            yield s
+            wrote = [o.uuid for o in s.identity_map.values() if isinstance(o, Instance)]
+        if wrote and not lost:  # committed; the acknowledgement "never arrives"
+            lost.extend(wrote)
+            raise _refused()
+
+    monkeypatch.setattr(cloud.db, "writer", writer)
+    r = api.post("/compute/v2.1/servers", json=server_body(flavor, image, name="late"),
+                 headers=member.compute())
+    monkeypatch.setattr(cloud.db, "writer", original)
+    assert lost, "the create's commit was never intercepted"
+    assert r.status_code == 202, r.text
+    assert r.json()["server"]["id"] == lost[0]
+    with cloud.db.reader() as s:
+        assert s.scalar(select(func.count()).select_from(Instance)
+                        .where(Instance.display_name == "late")) == 1
+    wait_for_status(api, member.compute(), lost[0], "ACTIVE")

@@ -19,6 +19,7 @@ from kombu import Exchange, Queue
 
 from cirrus.bus import Bus, BusStopping, BusTimeout, Handler, Message, RemoteError
 from cirrus.bus.amqp.connection import (
+    _CLOSE_TIMEOUT,
     _CONFIG_ERRORS,
     BrokerUnavailable,
     _Brokers,
@@ -370,8 +371,22 @@ class AmqpBus(Bus):
             # A publish still blocked (its thread abandoned by the stop) keeps its connection:
             # the process exit closes it.
             if publisher.lock.acquire(timeout=self._left(2.0)):
-                try:
-                    publisher.reset(graceful=True)
-                finally:
-                    publisher.lock.release()
+                self._close_publisher(publisher)
+
+    def _close_publisher(self, publisher: _Publisher) -> None:
+        """Close a publisher's connection (its lock held), politely if the broker answers
+        before the stop deadline. A polite close waits for the broker at every step (each
+        channel, then the connection): on a black-holed link that is longer than a bounded
+        stop has, so it runs in a thread of its own and is left to the process exit when
+        the deadline comes first."""
+
+        def close() -> None:
+            try:
+                publisher.reset(graceful=True)
+            finally:
+                publisher.lock.release()
+
+        closer = threading.Thread(target=close, name="amqp-publisher-close", daemon=True)
+        closer.start()
+        closer.join(timeout=self._left(_CLOSE_TIMEOUT))
 
