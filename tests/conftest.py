@@ -132,3 +132,24 @@ def other_member(cloud: Cloud) -> Caller:
 @pytest.fixture
 def reader(cloud: Cloud) -> Caller:
     return make_caller(cloud, "rita", "project-a", "reader")
+
+
+@pytest.fixture
+def spawned(cloud: Cloud) -> dict:
+    """Every spec the fake agents' drivers are asked to spawn, by uuid (a spy: the real
+    spawn still runs)."""
+    import threading
+
+    from cirrus.agent.service import Agent
+
+    seen: dict = {}
+    lock = threading.Lock()
+    for role in cloud.roles:
+        if isinstance(role, Agent):
+            def spy(spec,  # noqa: ANN001
+                     _spawn=role.driver.spawn) -> None:
+                with lock:
+                    seen[spec.uuid] = spec
+                _spawn(spec)
+            role.driver.spawn = spy
+    return seen

@@ -5,12 +5,10 @@ database (tests/security/test_secrets.py: never there in plain text)."""
 from __future__ import annotations
 
 import base64
-import threading
 
 import pytest
 from sqlalchemy import select
 
-from cirrus.agent.service import Agent
 from cirrus.compute import build_secrets, instances
 from cirrus.db.models import Instance
 from cirrus.virt.driver import InstanceSpec
@@ -20,20 +18,6 @@ SERVERS = "/compute/v2.1/servers"
 PERSONALITY_MV = "2.56"  # the last microversion with personality
 
 
-@pytest.fixture
-def spawned(cloud) -> dict[str, InstanceSpec]:
-    """Every spec the fake agents' drivers are asked to spawn, by uuid (a spy: the real
-    spawn still runs)."""
-    seen: dict[str, InstanceSpec] = {}
-    lock = threading.Lock()
-    for role in cloud.roles:
-        if isinstance(role, Agent):
-            def spy(spec: InstanceSpec, _spawn=role.driver.spawn) -> None:
-                with lock:
-                    seen[spec.uuid] = spec
-                _spawn(spec)
-            role.driver.spawn = spy
-    return seen
 
 
 def b64(data: bytes) -> str:

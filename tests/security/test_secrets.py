@@ -10,7 +10,6 @@ import logging
 import os
 import secrets
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from cirrus.compute import build_secrets, instances
 from cirrus.config import Settings
 from cirrus.db.models import Instance
 from cirrus.virt import configdrive
-from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.libvirt import spec as specs
 from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
 from tests.services import missing
@@ -53,19 +51,6 @@ def files_under(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
-@pytest.fixture
-def spawned(cloud) -> dict[str, InstanceSpec]:
-    """Every spec the fake agents' drivers are given, by uuid (the real spawn still runs)."""
-    seen: dict[str, InstanceSpec] = {}
-    lock = threading.Lock()
-    for role in cloud.roles:
-        if isinstance(role, Agent):
-            def spy(spec: InstanceSpec, _spawn=role.driver.spawn) -> None:
-                with lock:
-                    seen[spec.uuid] = spec
-                _spawn(spec)
-            role.driver.spawn = spy
-    return seen
 
 
 def test_admin_pass_and_files_are_nowhere_in_plain_text_but_on_the_config_drive(
