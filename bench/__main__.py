@@ -51,7 +51,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import api, boot, cpu, load, multiproc, ports, report, server
+from bench import api, boot, compare, cpu, load, multiproc, ports, report, server
 from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,6 +149,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--floor-concurrency", type=int, default=20)
     p.add_argument("--data-dir", help="keep each target's data and logs in DATA_DIR/<target> "
                                       "(default: a temp dir, deleted)")
+    p.add_argument("--against", metavar="REF",
+                   help="instead of the suites: the first --scenarios NxC on an all-in-one "
+                        "from REF's code (a git commit, branch or tag) and from this checkout, "
+                        "alternating, --repeat times; medians and the ratio (bench/compare.py)")
     p.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     p.add_argument("--output", help="write the JSON results here (default bench/results/)")
     args = p.parse_args(argv)
@@ -455,8 +459,36 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     return status
 
 
+def run_against(args: argparse.Namespace, base: Path) -> dict:
+    n, c = _pair(args.scenarios.split(",")[0])
+    return {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
+            "against": compare.run(args.against, (n, c), args.repeat, base, say)}
+
+
+def print_against(outcome: dict, args: argparse.Namespace, out: Path) -> int:
+    m, against = outcome["machine"], outcome["against"]
+    print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+          f"Python {m['python']}, commit {m['commit']}")
+    print(f"{outcome['command']}  (all-in-one, N={against['scenario']}, medians of "
+          f"{against['repeat']})\n")
+    print(compare.table(against, args.markdown))
+    print(f"\nresults: {out}")
+    trouble = compare.failures(against)
+    if trouble:
+        print(f"\n{len(trouble)} errors, first ones:", *trouble[:5], sep="\n  ")
+    return 1 if trouble else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.against:
+        with tempfile.TemporaryDirectory(prefix="cirrus-bench-") as tmp:
+            outcome = run_against(args, Path(args.data_dir) if args.data_dir else Path(tmp))
+        out = Path(args.output) if args.output else (
+            ROOT / "bench" / "results" / f"{time.strftime('%Y%m%d-%H%M%S')}-against.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(outcome, indent=2))
+        return print_against(outcome, args, out)
     if args.data_dir:
         outcome = run(args, Path(args.data_dir))
     else:

@@ -120,18 +120,23 @@ class AllInOne:
 
 
 def start(data_dir: Path, extra_env: dict[str, str] | None = None,
-          timeout: float = 120.0, args: list[str] | None = None) -> AllInOne:
+          timeout: float = 120.0, args: list[str] | None = None,
+          code_root: Path | None = None) -> AllInOne:
     """Run `cirrus all-in-one` on a free loopback port; return when its API answers. `args`
-    are more options (`--virt-driver libvirt`)."""
+    are more options (`--virt-driver libvirt`); `code_root`, another tree of Cirrus to run
+    (first on the path) instead of the installed one."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / "all-in-one.out"
     env = {**os.environ, **BENCH_ENV, **(extra_env or {})}
+    if code_root is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code_root), *filter(None, [
+            env.get("PYTHONPATH")])])
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cirrus.cli", "all-in-one", "--host", "127.0.0.1",
              "--port", str(port), "--data-dir", str(data_dir), *(args or [])],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=code_root)
     server = AllInOne(proc, f"http://127.0.0.1:{port}", data_dir, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
