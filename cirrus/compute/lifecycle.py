@@ -132,10 +132,12 @@ def _task_rows() -> list[Row]:
                   (Actor.WORKFLOW,), "snapshots.finish_task")
     for task, (_timeout, event) in TIMEOUTS.items():
         if event == "task_failed":
-            fired_by = ("workflows.snapshot / snapshots.finish_task, abandon_request"
-                        if task == IMAGE_SNAPSHOT else "workflows.power.task_result")
+            snapshot = task == IMAGE_SNAPSHOT
+            fired_by = ("snapshots.finish_task; snapshots.abandon_request (no broker took it)"
+                        if snapshot else "workflows.power.task_result")
+            actors = (Actor.WORKFLOW, Actor.SWEEPER, *((Actor.API,) if snapshot else ()))
             rows += _rows("task_failed", [s for s in STATES if s[1] == task], (KEEP, None),
-                          (Actor.WORKFLOW, Actor.SWEEPER, Actor.API), fired_by)
+                          actors, fired_by)
     return rows
 
 
@@ -223,11 +225,10 @@ def transition(s: Session, target: Instance | str, event: str, *,
     `target` is an Instance row already read in this transaction (its attributes are set,
     as the workflows did with the ORM) or a uuid (a conditional UPDATE). `vm_state` and
     `task_state` are what the caller expects the instance to be in now; `where` adds
-    conditions of its own (the host, not deleted); `values`, other columns to set.
+    conditions of its own (the host, not deleted); `values`, other columns to set (the
+    state columns are the event's alone: `vm_state`/`task_state` name expectations).
     Raises IllegalTransition if the table has no such move.
     """
-    if "vm_state" in values or "task_state" in values:
-        raise IllegalTransition("vm_state and task_state are set by the event, not by values")
     if isinstance(target, Instance):
         vm_state = target.vm_state if vm_state is ANY else vm_state
         task_state = target.task_state if task_state is ANY else task_state
