@@ -17,9 +17,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from cirrus.compute import states
@@ -255,4 +256,5 @@ def transition(s: Session, target: Instance | str, event: str, *,
     condition = _source_condition(rows, vm_state, task_state)
     if condition is not None:
         stmt = stmt.where(condition)
-    return s.execute(stmt.values(**columns).execution_options(synchronize_session=False)).rowcount
+    result = s.execute(stmt.values(**columns).execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount

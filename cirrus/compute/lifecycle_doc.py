@@ -130,7 +130,8 @@ def _events_table() -> list[str]:
     lines = ["## Events", "",
              "| event | from | to | fired by | code |", "|---|---|---|---|---|",
              f"| `create` | - | {_state(*lifecycle.INITIAL)} | api | instances.create |"]
-    grouped: dict[tuple, list[str]] = {}
+    grouped: dict[tuple[str, tuple[str, str | None], tuple[lifecycle.Actor, ...], str],
+                  list[str]] = {}
     for row in TRANSITIONS:
         target = ("(unchanged)" if row.target[0] is KEEP else f"`{row.target[0]}`",
                   row.target[1])

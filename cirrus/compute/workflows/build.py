@@ -151,7 +151,7 @@ def spawn_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
             actions.record_event(s, uuid, ctx.request_id, BUILD_EVENT, host, actions.SUCCESS)
             forget_build_secrets(s, uuid)
             nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid))
-            networking.bind_host(s, nics, host, active=True)
+            networking.bind_host(s, nics or [], host, active=True)
             return True
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
         if (inst is not None and not inst.deleted and inst.host == host

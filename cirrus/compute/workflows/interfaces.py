@@ -18,7 +18,8 @@ from cirrus.db.models import Instance
 from cirrus.errors import Conflict, NotFound
 
 
-def _pluggable(inst: Instance | None, uuid: str, action: str) -> Instance:
+def _pluggable(inst: Instance | None, uuid: str, action: str) -> tuple[Instance, str]:
+    """The instance and its host, if a NIC may be plugged into it now."""
     if inst is None or inst.deleted:
         raise NotFound(f"Instance {uuid} could not be found.")
     if inst.task_state is not None or inst.vm_state not in (states.ACTIVE, states.STOPPED) \
@@ -26,24 +27,24 @@ def _pluggable(inst: Instance | None, uuid: str, action: str) -> Instance:
         raise Conflict(f"Cannot '{action}' instance {uuid} while it is in vm_state "
                        f"{inst.vm_state}" + (f", task_state {inst.task_state}"
                                               if inst.task_state else ""))
-    return inst
+    return inst, inst.host
 
 
 def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> dict:
     uuid = payload["uuid"]
 
     def add(s: Session) -> tuple[str, dict, dict]:
-        inst = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
-                                   .with_for_update()), uuid, "attach_interface")
+        inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
+                                         .with_for_update()), uuid, "attach_interface")
         item = networking.resolve_auto(s, ctx, deps.settings, inst.project_id,
                                        payload["request"])[0]
         existing = list(inst.nics or [])
         index = max((n["index"] for n in existing), default=-1) + 1
         nic = networking.allocate_one(s, ctx, deps.settings, inst, item, index)
         inst.nics = [*existing, nic]
-        networking.bind_host(s, [nic], inst.host, active=True)
+        networking.bind_host(s, [nic], host, active=True)
         actions.start_action(s, ctx, uuid, "attach_interface")
-        return inst.host, nic, networking.build_nics(s, [nic])[0].to_dict()
+        return host, nic, networking.build_nics(s, [nic])[0].to_dict()
 
     host, nic, plug = deps.db.run(add)
     try:
@@ -59,12 +60,12 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
 def detach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> dict:
     uuid, port_id = payload["uuid"], payload["port_id"]
     with deps.db.reader() as s:
-        inst = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
-                          uuid, "detach_interface")
+        inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
+                                uuid, "detach_interface")
         nic = next((n for n in inst.nics or [] if n["port_id"] == port_id), None)
         if nic is None:
             raise NotFound(f"Port {port_id} is not attached")
-        host, plug = inst.host, networking.build_nics(s, [nic])[0].to_dict()
+        plug = networking.build_nics(s, [nic])[0].to_dict()
     try:
         deps.bus.call(ctx, agent_topic(host), "detach_interface", {"uuid": uuid, "nic": plug},
                       timeout=deps.settings.rpc_timeout)

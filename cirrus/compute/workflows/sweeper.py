@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+from typing import cast
 
 from sqlalchemy import select
 
@@ -38,11 +39,11 @@ class Sweeper:
                    for name in {timeout for timeout, _event in TIMEOUTS.values()}}
         redrive_cutoff = now - dt.timedelta(seconds=settings.task_redrive_after)
         with self.deps.db.reader() as s:
-            stuck = s.execute(
+            stuck = cast("list[tuple[str, str, dt.datetime]]", s.execute(
                 select(Instance.uuid, Instance.task_state, Instance.task_started_at)
                 .where(Instance.deleted.is_(False), Instance.task_state.is_not(None),
                        Instance.task_started_at < max(*cutoffs.values(), redrive_cutoff))
-            ).all()
+            ).all())
         ended = 0
         ctx = RequestContext.admin()
         for uuid, task, started in stuck:
