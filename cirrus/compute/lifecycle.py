@@ -15,6 +15,7 @@ from this module (`python -m cirrus.compute.lifecycle_doc > docs/lifecycle.md`).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final, cast
@@ -172,11 +173,16 @@ class IllegalTransition(RuntimeError):
     """A writer asked for a move the table does not have: a bug, not a race."""
 
 
+@functools.cache
+def _rows_for(event: str, vm_state: Any, task_state: Any) -> tuple[Row, ...]:
+    return tuple(row for row in TRANSITIONS if row.event == event
+                 and (vm_state is ANY or row.source[0] == vm_state)
+                 and (task_state is ANY or row.source[1] == task_state))
+
+
 def rows_for(event: str, vm_state: Any = ANY, task_state: Any = ANY) -> list[Row]:
     """The rows of `event` that leave states matching the given expectations."""
-    return [row for row in TRANSITIONS if row.event == event
-            and (vm_state is ANY or row.source[0] == vm_state)
-            and (task_state is ANY or row.source[1] == task_state)]
+    return list(_rows_for(event, vm_state, task_state))
 
 
 def allowed(event: str, source: State) -> bool:
