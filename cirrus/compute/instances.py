@@ -9,7 +9,7 @@ import secrets
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout
@@ -19,6 +19,7 @@ from cirrus.compute import (
     flavors,
     hosts,
     keypairs,
+    lifecycle,
     networking,
     quotas,
     states,
@@ -192,8 +193,8 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
             user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
             memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
             key_name=req.key_name, key_data=key_data, user_data=req.user_data,
-            availability_zone=req.availability_zone, vm_state=states.BUILDING,
-            task_state=states.SCHEDULING, task_started_at=now, power_state=states.NOSTATE,
+            availability_zone=req.availability_zone, **lifecycle.create_columns(),
+            task_started_at=now, power_state=states.NOSTATE,
             reservation_id=reservation_id, launch_index=index,
             config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
@@ -462,9 +463,8 @@ def request_delete(cloud, ctx: RequestContext, uuid: str) -> None:  # noqa: ANN0
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
         states.check_action("delete", uuid, inst.vm_state, inst.task_state)
-        s.execute(update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
-                  .values(task_state=states.DELETING, task_started_at=utcnow(), updated_at=utcnow())
-                  .execution_options(synchronize_session=False))
+        lifecycle.transition(s, uuid, "delete", where=(Instance.deleted.is_(False),),
+                             task_started_at=utcnow(), updated_at=utcnow())
         actions.start_action(s, ctx, uuid, "delete")
 
     cloud.db.run(work)
@@ -488,13 +488,9 @@ def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> 
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
         transition = states.check_action(action, uuid, inst.vm_state, inst.task_state)
-        done = s.execute(
-            update(Instance).where(Instance.uuid == uuid, Instance.vm_state == inst.vm_state,
-                                   (Instance.task_state.is_(None) if inst.task_state is None
-                                    else Instance.task_state == inst.task_state),
-                                   Instance.deleted.is_(False))
-            .values(task_state=transition.task_state, task_started_at=utcnow(), updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount
+        done = lifecycle.transition(
+            s, uuid, action, vm_state=inst.vm_state, task_state=inst.task_state,
+            where=(Instance.deleted.is_(False),), task_started_at=utcnow(), updated_at=utcnow())
         if not done:
             raise Conflict(f"Instance {uuid} changed state while the request was processed; "
                            "try again.")

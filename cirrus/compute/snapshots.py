@@ -13,10 +13,10 @@ import logging
 import uuid as uuidlib
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.compute import actions, instances, states
+from cirrus.compute import actions, instances, lifecycle, states
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
@@ -45,13 +45,10 @@ def request_snapshot(db: Database, ctx: RequestContext, uuid: str, name: str,
         inst = instances.get(s, ctx, uuid)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
-        transition = states.check_action("create_image", uuid, inst.vm_state, inst.task_state)
-        done = s.execute(
-            update(Instance).where(Instance.uuid == uuid, Instance.vm_state == inst.vm_state,
-                                   Instance.task_state.is_(None), Instance.deleted.is_(False))
-            .values(task_state=transition.task_state, task_started_at=utcnow(),
-                    updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount
+        states.check_action("create_image", uuid, inst.vm_state, inst.task_state)
+        done = lifecycle.transition(
+            s, uuid, "create_image", vm_state=inst.vm_state, task_state=None,
+            where=(Instance.deleted.is_(False),), task_started_at=utcnow(), updated_at=utcnow())
         if not done:
             raise Conflict(f"Instance {uuid} changed state while the request was processed; "
                            "try again.")
@@ -88,10 +85,8 @@ def abandon_request(db: Database, uuid: str, image_id: str) -> None:
     finish it (the sweeper does not re-drive snapshots)."""
 
     def work(s: Session) -> None:
-        s.execute(update(Instance)
-                  .where(Instance.uuid == uuid, Instance.task_state == states.IMAGE_SNAPSHOT)
-                  .values(task_state=None, task_started_at=None)
-                  .execution_options(synchronize_session=False))
+        lifecycle.transition(s, uuid, "task_failed", task_state=states.IMAGE_SNAPSHOT,
+                             task_started_at=None)
         _delete_unfinished(s, image_id)
 
     db.run(work)
@@ -148,12 +143,9 @@ def finish_task(db: Database, ctx: RequestContext, uuid: str, host: str | None,
     ended (by the sweeper, or a delete) is left alone."""
 
     def work(s: Session) -> None:
-        done = s.execute(
-            update(Instance).where(Instance.uuid == uuid,
-                                   Instance.task_state == states.IMAGE_SNAPSHOT,
-                                   Instance.deleted.is_(False))
-            .values(task_state=None, task_started_at=None, updated_at=utcnow())
-            .execution_options(synchronize_session=False)).rowcount
+        done = lifecycle.transition(
+            s, uuid, "task_failed" if error else "task_done", task_state=states.IMAGE_SNAPSHOT,
+            where=(Instance.deleted.is_(False),), task_started_at=None, updated_at=utcnow())
         if done:
             actions.record_event(s, uuid, ctx.request_id, EVENT, host,
                                  actions.ERROR if error else actions.SUCCESS, traceback=error)

@@ -1,9 +1,11 @@
-"""Instance states and every allowed transition, in one place.
+"""Instance states, and the API's half of the lifecycle table.
 
 An instance has a vm_state (what it is), a task_state (what is being done to it, or None)
 and a power_state (what the hypervisor last said). An API action may start only from the
 states listed in ACTIONS; the workflow that carries it out always ends by clearing the
 task_state, and the conductor's sweeper clears any task_state older than its timeout.
+The whole machine (these actions, the workflows' steps, the sweeper, agent reports) is
+one table in `cirrus.compute.lifecycle`, built from ACTIONS and TASK_RESULTS.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Allocation, ComputeNode, utcnow
+from cirrus.compute import lifecycle, states
+from cirrus.db.models import Allocation, ComputeNode, Instance, utcnow
 
 _nodes = ComputeNode.__table__
 _allocations = Allocation.__table__
@@ -70,20 +71,6 @@ def release(s: Session, instance_uuid: str) -> bool:
 
 def place(s: Session, instance_uuid: str, host: str, node: str) -> bool:
     """Record where a claimed instance goes; False if it is no longer waiting to be scheduled."""
-    return s.execute(_PLACE, {"b_uuid": instance_uuid, "b_host": host, "b_node": node,
-                              "b_started": utcnow()}).rowcount == 1
-
-
-def _place_statement():  # noqa: ANN202
-    from cirrus.compute import states
-    from cirrus.db.models import Instance
-
-    t = Instance.__table__
-    return (update(t)
-            .where(t.c.uuid == bindparam("b_uuid"), t.c.task_state == states.SCHEDULING,
-                   t.c.deleted.is_(False))
-            .values(host=bindparam("b_host"), node=bindparam("b_node"), task_state=states.SPAWNING,
-                    task_started_at=bindparam("b_started")))
-
-
-_PLACE = _place_statement()
+    return lifecycle.transition(s, instance_uuid, "scheduled", task_state=states.SCHEDULING,
+                                where=(Instance.deleted.is_(False),), host=host, node=node,
+                                task_started_at=utcnow()) == 1

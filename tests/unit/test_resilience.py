@@ -87,7 +87,7 @@ def test_a_build_the_conductor_never_got_is_sent_again_by_the_sweeper(api, cloud
     shown = wait_for_status(api, member.compute(), sid, "ACTIVE")
     assert shown["OS-EXT-STS:task_state"] is None
     # Once per interval: a second sweep right away sends nothing more.
-    assert not _conductor(cloud)._due_for_redrive(sid, states.SCHEDULING)
+    assert not _conductor(cloud).sweeper._due_for_redrive(sid, states.SCHEDULING)
 
 
 def test_a_delete_whose_message_was_lost_completes_on_redrive(api, cloud, member, monkeypatch):

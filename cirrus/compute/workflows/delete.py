@@ -1,0 +1,55 @@
+"""The delete workflow: destroy the VM, release what it held, mark the record deleted.
+
+Delete is accepted from every state (the API sets the task `deleting`); it wins every race,
+since every other step's conditional update then finds the instance gone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cirrus.agent.service import agent_topic
+from cirrus.bus import BusTimeout, RemoteError
+from cirrus.compute import actions, networking, states
+from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows.build import forget_build_secrets
+from cirrus.compute.workflows.deps import WorkflowDeps, log
+from cirrus.context import RequestContext
+from cirrus.db.models import Instance, utcnow
+from cirrus.scheduler import claims
+
+EVENT = "compute_terminate_instance"
+
+
+def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+    uuid = payload["uuid"]
+    with deps.db.reader() as s:
+        inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+        if inst is None or inst.deleted:
+            return
+        host = inst.host
+    if host:
+        try:
+            deps.bus.call(ctx, agent_topic(host), "destroy", {"uuid": uuid},
+                          timeout=deps.settings.rpc_timeout)
+        except (BusTimeout, RemoteError) as exc:
+            # The agent's next report finds the VM orphaned and destroys it.
+            log.warning("destroy of %s on %s failed, deleting the record anyway: %s",
+                        uuid, host, exc)
+
+    def finish(s: Session) -> None:
+        claims.release(s, uuid)
+        nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
+                                                    Instance.deleted.is_(False)))
+        networking.deallocate(s, nics or [])
+        now = utcnow()
+        done = transition(s, uuid, "deleted", where=(Instance.deleted.is_(False),),
+                          deleted=True, deleted_at=now, terminated_at=now,
+                          task_started_at=None, power_state=states.NOSTATE)
+        if done:
+            forget_build_secrets(s, uuid)
+            actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
+
+    deps.db.run(finish)
+    log.info("instance %s deleted", uuid)

@@ -1,0 +1,64 @@
+"""The power workflow: stop, start, reboot and hard reboot, carried out by the host's agent.
+
+The API checks the action against the table and sets its task; the conductor asks the
+agent, whose `task_result` ends the task with the state the table gives (or leaves the
+vm_state as it was, when the agent failed).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cirrus.agent.service import agent_topic
+from cirrus.compute import actions, snapshots, states
+from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows.deps import WorkflowDeps
+from cirrus.context import RequestContext
+from cirrus.db.models import Instance
+
+TASK_EVENTS = {
+    states.POWERING_OFF: "compute_stop_instance",
+    states.POWERING_ON: "compute_start_instance",
+    states.REBOOTING: "compute_reboot_instance",
+    states.REBOOTING_HARD: "compute_reboot_instance",
+    states.IMAGE_SNAPSHOT: snapshots.EVENT,
+}
+ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
+                  states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
+
+
+def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+    uuid, task = payload["uuid"], payload["task"]
+    with deps.db.reader() as s:
+        inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+        if inst is None or inst.deleted or inst.task_state != task:
+            return
+        host = inst.host
+    if not host:
+        task_result(deps, ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
+                                "error": "The instance has no host."})
+        return
+    deps.bus.cast(ctx, agent_topic(host), "power",
+                  {"uuid": uuid, "task": task, "action": ACTION_OF_TASK[task]})
+
+
+def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
+    uuid, task = result["uuid"], result["task"]
+
+    def finish(s: Session) -> None:
+        values: dict = {"task_started_at": None}
+        if result["ok"]:
+            _vm_state, power_state = states.TASK_RESULTS[task]
+            values["power_state"] = result.get("power_state", power_state)
+        elif result.get("power_state") is not None:
+            values["power_state"] = result["power_state"]
+        done = transition(s, uuid, "task_done" if result["ok"] else "task_failed",
+                          task_state=task, where=(Instance.deleted.is_(False),), **values)
+        if done:
+            actions.record_event(
+                s, uuid, ctx.request_id, TASK_EVENTS.get(task, task), result.get("host"),
+                actions.SUCCESS if result["ok"] else actions.ERROR,
+                traceback=None if result["ok"] else result.get("details") or result.get("error"))
+
+    deps.db.run(finish)
