@@ -17,7 +17,6 @@ from cirrus.compute import (
     actions,
     build_secrets,
     flavors,
-    hosts,
     keypairs,
     networking,
     quotas,
@@ -36,6 +35,7 @@ from cirrus.db.models import (
     utcnow,
 )
 from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from cirrus.hosts import zones
 from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
 
@@ -278,7 +278,7 @@ def _check_destination(s: Session, settings, req: CreateRequest) -> None:  # noq
             raise BadRequest(f"Compute host {req.forced_host or req.forced_node} could not be "
                              "found.")
         return
-    if req.availability_zone and req.availability_zone not in hosts.schedulable_zones(s, settings):
+    if req.availability_zone and req.availability_zone not in zones.schedulable_zones(s, settings):
         raise BadRequest("The requested availability zone is not available")
 
 
