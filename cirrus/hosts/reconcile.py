@@ -21,8 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.agent.service import agent_topic
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 # left to the next sync: the list may predate the change. Covers modest clock skew too.
 SETTLE = dt.timedelta(seconds=5)
 
-InstanceSpecOf = Callable[[Session, Instance], dict]
+InstanceSpecOf = Callable[[Session, Instance], dict[str, Any]]
 
 
 class Reconciler:
@@ -66,7 +67,7 @@ class Reconciler:
             taken = dt.datetime.fromtimestamp(float(taken_at), dt.UTC).replace(tzinfo=None)
             settled_before = taken - SETTLE
         to_destroy: list[str] = []
-        to_respawn: list[dict] = []
+        to_respawn: list[dict[str, Any]] = []
         suspects: list[str] = []
 
         def work(s: Session) -> None:
@@ -124,13 +125,13 @@ class Reconciler:
 
         def mark(s: Session) -> None:
             for uuid in gone:
-                done = s.execute(
+                done = cast("CursorResult[Any]", s.execute(
                     update(Instance)
                     .where(Instance.uuid == uuid, Instance.host == host,
                            Instance.task_state.is_(None), Instance.deleted.is_(False),
                            Instance.vm_state.in_((states.ACTIVE, states.STOPPED)))
                     .values(vm_state=states.ERROR, power_state=states.NOSTATE)
-                    .execution_options(synchronize_session=False)).rowcount
+                    .execution_options(synchronize_session=False))).rowcount
                 if done:
                     actions.add_fault(s, uuid, 500, message, details, host)
                     log.warning("instance %s: %s %s", uuid, message, details)

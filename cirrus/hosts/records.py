@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -124,7 +125,8 @@ def agent_services(s: Session) -> dict[str, Service]:
                                                .where(Service.binary == AGENT_BINARY))}
 
 
-def record_node(s: Session, settings: Settings, host: str, stats: dict) -> ComputeNode:
+def record_node(s: Session, settings: Settings, host: str,
+                stats: dict[str, Any]) -> ComputeNode:
     """Create or refresh the compute node of `host` from an agent's full report; a new node
     takes the configured allocation ratios and default zone."""
     node = s.scalar(select(ComputeNode).where(ComputeNode.hypervisor_hostname == host))
@@ -161,7 +163,8 @@ def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | No
             anchor = s.scalar(select(ComputeNode.id).where(ComputeNode.uuid == marker))
         else:
             number = db_id(marker)
-            anchor = number if number is not None and s.get(ComputeNode, number) else None
+            found = number is not None and s.get(ComputeNode, number) is not None
+            anchor = number if found else None
         if anchor is None:
             raise BadRequest(f"marker [{marker}] not found")
         query = query.where(ComputeNode.id > anchor)

@@ -7,6 +7,8 @@ is reconciled against the database (cirrus.hosts.reconcile).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,7 @@ from .reconcile import Reconciler
 from .records import record_node
 
 
-def record_report(db: Database, settings: Settings, host: str, stats: dict | None) -> None:
+def record_report(db: Database, settings: Settings, host: str, stats: dict[str, Any] | None) -> None:
     """The agent's heartbeat, and its compute node when the report carries `stats`."""
 
     def record(s: Session) -> None:
@@ -39,7 +41,7 @@ def record_report(db: Database, settings: Settings, host: str, stats: dict | Non
         db.run(record)
 
 
-def handle_report(ctx: RequestContext, report: dict, *, db: Database, settings: Settings,
+def handle_report(ctx: RequestContext, report: dict[str, Any], *, db: Database, settings: Settings,
                   reconciler: Reconciler) -> None:
     """Record an agent's report, then reconcile the VMs it lists (if it lists them)."""
     host = report["host"]
