@@ -173,6 +173,16 @@ def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | No
     return list(s.scalars(query))
 
 
+def has_compute_node(s: Session, *, host: str | None = None, node: str | None = None) -> bool:
+    """Whether a compute node matches `host` and `node` (each, when given)."""
+    query = select(ComputeNode.id)
+    if host:
+        query = query.where(ComputeNode.host == host)
+    if node:
+        query = query.where(ComputeNode.hypervisor_hostname == node)
+    return s.scalar(query.limit(1)) is not None
+
+
 def get_compute_node(s: Session, node_id: str, *, by_uuid: bool) -> ComputeNode:
     if by_uuid:
         node = s.scalar(select(ComputeNode).where(ComputeNode.uuid == node_id))
