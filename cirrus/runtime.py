@@ -169,7 +169,7 @@ class Cloud:
         self.subscribe_admin()
         host_name = self.settings.effective_host_name
         if "scheduler" in roles:
-            from cirrus.observe.heartbeat import ServiceHeartbeat
+            from cirrus.hosts.heartbeat import ServiceHeartbeat
             from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
             from cirrus.scheduler.service import Scheduler
 

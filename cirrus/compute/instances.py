@@ -17,7 +17,6 @@ from cirrus.compute import (
     actions,
     build_secrets,
     flavors,
-    hosts,
     keypairs,
     lifecycle,
     networking,
@@ -26,7 +25,6 @@ from cirrus.compute import (
 )
 from cirrus.context import RequestContext
 from cirrus.db.models import (
-    ComputeNode,
     Flavor,
     Image,
     Instance,
@@ -37,6 +35,7 @@ from cirrus.db.models import (
     utcnow,
 )
 from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from cirrus.hosts import records, zones
 from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
 
@@ -270,16 +269,11 @@ def _check_destination(s: Session, settings, req: CreateRequest) -> None:  # noq
     zone asked for without one must be a zone with an enabled compute service (400, Nova's
     "The requested availability zone is not available"), not accepted to fail later."""
     if req.forced_host or req.forced_node:
-        q = select(ComputeNode.id)
-        if req.forced_host:
-            q = q.where(ComputeNode.host == req.forced_host)
-        if req.forced_node:
-            q = q.where(ComputeNode.hypervisor_hostname == req.forced_node)
-        if s.scalar(q.limit(1)) is None:
+        if not records.has_compute_node(s, host=req.forced_host, node=req.forced_node):
             raise BadRequest(f"Compute host {req.forced_host or req.forced_node} could not be "
                              "found.")
         return
-    if req.availability_zone and req.availability_zone not in hosts.schedulable_zones(s, settings):
+    if req.availability_zone and req.availability_zone not in zones.schedulable_zones(s, settings):
         raise BadRequest("The requested availability zone is not available")
 
 

@@ -6,11 +6,8 @@ import logging
 import random
 from collections import defaultdict
 
-from sqlalchemy import select
-
-from cirrus.compute.liveness import AGENT_BINARY, is_up
 from cirrus.context import RequestContext
-from cirrus.db.models import ComputeNode, Service, utcnow
+from cirrus.hosts.view import load_hosts
 from cirrus.scheduler import claims
 from cirrus.scheduler.filters import DEFAULT_FILTERS, Filter, public_reason
 from cirrus.scheduler.hoststate import HostState, RequestSpec
@@ -84,36 +81,6 @@ class Scheduler:
     def stop(self) -> None:
         self.cloud.bus.unsubscribe(TOPIC)
 
-    def load_hosts(self, s) -> list[HostState]:  # noqa: ANN001
-        """Every compute node with its agent's liveness, in one query."""
-        now = utcnow()
-        down_time = self.settings.service_down_time
-        default_zone = self.settings.default_availability_zone
-        cn, svc = ComputeNode, Service
-        rows = s.execute(
-            select(cn.id, cn.host, cn.hypervisor_hostname, cn.availability_zone, cn.vcpus,
-                   cn.memory_mb, cn.local_gb, cn.vcpus_used, cn.memory_mb_used, cn.local_gb_used,
-                   cn.cpu_allocation_ratio, cn.ram_allocation_ratio, cn.disk_allocation_ratio,
-                   cn.storage_pools, svc.forced_down, svc.last_seen_up, svc.disabled,
-                   svc.disabled_reason)
-            .outerjoin(svc, (svc.host == cn.host) & (svc.binary == AGENT_BINARY))
-        ).all()
-        return [
-            HostState(
-                node_id=r.id, host=r.host, node=r.hypervisor_hostname,
-                availability_zone=r.availability_zone or default_zone,
-                vcpus=r.vcpus, memory_mb=r.memory_mb, local_gb=r.local_gb,
-                vcpus_used=r.vcpus_used, memory_mb_used=r.memory_mb_used,
-                local_gb_used=r.local_gb_used, cpu_allocation_ratio=r.cpu_allocation_ratio,
-                ram_allocation_ratio=r.ram_allocation_ratio,
-                disk_allocation_ratio=r.disk_allocation_ratio,
-                service_up=is_up(r.forced_down, r.last_seen_up, down_time, now),
-                service_disabled=bool(r.disabled), disabled_reason=r.disabled_reason,
-                storage_pools=r.storage_pools or {},
-            )
-            for r in rows
-        ]
-
     def select_destination(self, ctx: RequestContext, payload: dict) -> dict:
         """Pick a host, claim its resources and place the instance there, in one transaction.
 
@@ -124,7 +91,7 @@ class Scheduler:
         spec = RequestSpec.from_dict(payload)
 
         def work(s):  # noqa: ANN001, ANN202
-            hosts = forced(self.load_hosts(s), spec)
+            hosts = forced(load_hosts(s, self.settings), spec)
             if not hosts and (spec.force_host or spec.force_node):
                 wanted = spec.force_host or spec.force_node
                 return {"host": None,

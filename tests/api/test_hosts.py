@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cirrus.compute.liveness import AGENT_BINARY
 from cirrus.db.models import ComputeNode, Instance, Service, utcnow
+from cirrus.hosts.liveness import AGENT_BINARY
 
 BASE = "/compute/v2.1"
 

@@ -36,7 +36,7 @@ from tempest.lib.services.image.v2.images_client import ImagesClient
 from tempest.lib.services.image.v2.versions_client import VersionsClient as ImageVersionsClient
 
 from cirrus.api.compute import microversion
-from cirrus.compute.liveness import AGENT_BINARY
+from cirrus.hosts.liveness import AGENT_BINARY
 from tests.api.servers_helpers import add_flavor, wait_for_status
 from tests.api.tempest_schemas import (
     ALWAYS_CHECKED,

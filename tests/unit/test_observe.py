@@ -1,5 +1,5 @@
 """Operability: stack dumps on SIGUSR1, run-time log levels, whole tracebacks without
-secrets, and a role's own heartbeat row."""
+secrets."""
 
 from __future__ import annotations
 
@@ -13,14 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from cirrus.context import RequestContext
-from cirrus.db import migrate
-from cirrus.db.engine import Database
-from cirrus.db.models import Service
 from cirrus.observe import stackdump
-from cirrus.observe.heartbeat import ServiceHeartbeat
 from cirrus.observe.logging import (
     JsonFormatter,
     check_level,
@@ -28,36 +23,9 @@ from cirrus.observe.logging import (
     on_set_log_level,
     redact,
     set_log_level,
-    setup_logging,
 )
 
 SECRET = "s3cret-Value-42"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    named = {name: lg.level for name, lg in logging.Logger.manager.loggerDict.items()
-             if isinstance(lg, logging.Logger)}
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        if h not in handlers:
-            h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
-    for name, lg in logging.Logger.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):
-            lg.setLevel(named.get(name, logging.NOTSET))
-
-
-@pytest.fixture
-def log_file(tmp_path: Path, restore_logging: None) -> Path:
-    path = tmp_path / "cirrus.log"
-    setup_logging("INFO", str(path), service="cirrus-test")
-    return path
 
 
 def entries(path: Path) -> list[dict]:
@@ -243,52 +211,3 @@ def test_sigusr1_dumps_the_stacks_and_the_process_goes_on(
     assert "test_sigusr1_dumps_the_stacks_and_the_process_goes_on" in main["stack"]
     assert "_on_signal" not in main["stack"]
     assert parked_thread.is_alive()
-
-
-# ---------------------------------------------------------------- heartbeats
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'hb.db'}")
-    migrate.upgrade(database.engine)
-    yield database
-    database.dispose()
-
-
-def test_a_heartbeat_row_appears_at_start_and_is_refreshed(db: Database) -> None:
-    beat = ServiceHeartbeat(db, "ctl-1", "cirrus-scheduler", "scheduler", interval=0.05)
-    beat.start()
-    try:
-        with db.reader() as s:
-            first = s.scalar(select(Service).where(Service.binary == "cirrus-scheduler"))
-            assert (first.host, first.topic) == ("ctl-1", "scheduler")
-        deadline = time.monotonic() + 5
-        count = first.report_count
-        while time.monotonic() < deadline and count <= first.report_count:
-            time.sleep(0.05)
-            with db.reader() as s:
-                count = s.scalar(select(Service.report_count)
-                                 .where(Service.binary == "cirrus-scheduler"))
-    finally:
-        beat.stop()
-    assert count > first.report_count
-
-
-def test_a_failing_heartbeat_is_logged_and_retried(db: Database, log_file: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    beat = ServiceHeartbeat(db, "ctl-1", "cirrus-scheduler", "scheduler", interval=0.05)
-    beat.start()
-    calls = []
-
-    def broken(work):  # noqa: ANN001, ANN202
-        calls.append(1)
-        raise RuntimeError("database restarting")
-
-    monkeypatch.setattr(db, "run", broken)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(calls) < 2:
-        time.sleep(0.05)
-    beat.stop()
-    assert len(calls) >= 2  # the loop survived the first failure
-    assert any("heartbeat of ctl-1 failed" in e["message"] for e in entries(log_file))

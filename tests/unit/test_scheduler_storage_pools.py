@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from cirrus.config import Settings
 from cirrus.db.models import ComputeNode
+from cirrus.hosts.view import load_hosts
 from cirrus.runtime import Cloud
 from cirrus.scheduler.hoststate import RequestSpec
 from cirrus.scheduler.service import Scheduler, filter_hosts
@@ -39,7 +40,7 @@ def test_agents_pools_are_recorded_on_their_compute_nodes(cloud: Cloud) -> None:
 
 def test_a_request_for_ssd_passes_only_the_hosts_with_ssd(cloud: Cloud) -> None:
     with cloud.db.reader() as s:
-        hosts = scheduler(cloud).load_hosts(s)
+        hosts = load_hosts(s, cloud.settings)
     passed, refusals = filter_hosts(hosts, request("ssd"))
     assert [h.node for h in passed] == ["fake-2"]
     assert sorted(refusals["StoragePoolFilter"]) == [

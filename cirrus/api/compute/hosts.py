@@ -26,10 +26,11 @@ from cirrus.api.compute.common import (
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
-from cirrus.compute import hosts as service
-from cirrus.compute.liveness import AGENT_BINARY
 from cirrus.db.models import ComputeNode, Service
 from cirrus.errors import BadRequest, CirrusError, NotFound
+from cirrus.hosts import records
+from cirrus.hosts.liveness import AGENT_BINARY, service_is_up
+from cirrus.hosts.zones import INTERNAL_ZONE, availability_zones, service_zone
 from cirrus.identity.policy import ADMIN, READ, authorize
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,16 @@ def _only_params(req: ApiRequest, allowed: set[str]) -> None:
 def list_zones(req: ApiRequest) -> dict:
     authorize(req.ctx, READ)
     with req.cloud.db.reader() as s:
-        zones = service.availability_zones(s, req.cloud.settings)
+        zones = availability_zones(s, req.cloud.settings)
     return {"availabilityZoneInfo": [
         {"zoneName": z.name, "zoneState": {"available": z.available}, "hosts": None}
-        for z in zones if z.name != service.INTERNAL_ZONE]}
+        for z in zones if z.name != INTERNAL_ZONE]}
 
 
 def list_zones_detail(req: ApiRequest) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-availability-zone:detail")
     with req.cloud.db.reader() as s:
-        zones = service.availability_zones(s, req.cloud.settings)
+        zones = availability_zones(s, req.cloud.settings)
     info = []
     for z in zones:
         hosts = None
@@ -93,7 +94,7 @@ def _hypervisor(req: ApiRequest, node: ComputeNode, svc: Service, *, detail: boo
     view: dict[str, Any] = {
         "id": node.uuid if uuids else node.id,
         "hypervisor_hostname": node.hypervisor_hostname,
-        "state": "up" if service.is_up(svc, req.cloud.settings) else "down",
+        "state": "up" if service_is_up(svc, req.cloud.settings.service_down_time) else "down",
         "status": "disabled" if svc.disabled else "enabled",
     }
     if detail:
@@ -141,18 +142,18 @@ def _list_hypervisors(req: ApiRequest, *, detail: bool) -> dict:
     if paged:
         limit, marker = page_limit_and_marker(req)
     with req.cloud.db.reader() as s:
-        nodes = service.list_compute_nodes(s, limit=limit, marker=marker,
+        nodes = records.list_compute_nodes(s, limit=limit, marker=marker,
                                            marker_is_uuid=req.mv_at_least(2, 53),
                                            hostname_pattern=pattern)
         if pattern is not None and not nodes:
             raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
-        services = service.agent_services(s)
+        services = records.agent_services(s)
         views = []
         for node in nodes:
             svc = services.get(node.host)
             if svc is None:  # the agent's service was deleted; Nova skips such nodes too
                 continue
-            servers = service.instances_on_host(s, node.host) if with_servers else None
+            servers = records.instances_on_host(s, node.host) if with_servers else None
             views.append(_hypervisor(req, node, svc, detail=detail, servers=servers))
     body: dict[str, Any] = {"hypervisors": views}
     if paged and limit is not None:
@@ -175,10 +176,10 @@ def _node_and_service(req: ApiRequest, s: Any, hypervisor_id: str) -> tuple[Comp
     if req.mv_at_least(2, 53):
         if not _is_uuid(hypervisor_id):
             raise BadRequest(f"Invalid uuid {hypervisor_id}")
-        node = service.get_compute_node(s, hypervisor_id, by_uuid=True)
+        node = records.get_compute_node(s, hypervisor_id, by_uuid=True)
     else:
-        node = service.get_compute_node(s, hypervisor_id, by_uuid=False)
-    svc = service.agent_services(s).get(node.host)
+        node = records.get_compute_node(s, hypervisor_id, by_uuid=False)
+    svc = records.agent_services(s).get(node.host)
     if svc is None:
         raise NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
     return node, svc
@@ -192,7 +193,7 @@ def show_hypervisor(req: ApiRequest, hypervisor_id: str) -> dict:
         with_servers = query_bool("with_servers", req.query.get("with_servers", "false"))
     with req.cloud.db.reader() as s:
         node, svc = _node_and_service(req, s, hypervisor_id)
-        servers = service.instances_on_host(s, node.host) if with_servers else None
+        servers = records.instances_on_host(s, node.host) if with_servers else None
         return {"hypervisor": _hypervisor(req, node, svc, detail=True, servers=servers)}
 
 
@@ -206,15 +207,15 @@ def hypervisor_uptime(req: ApiRequest, hypervisor_id: str) -> dict:
 def hypervisor_statistics(req: ApiRequest) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-hypervisors:statistics")
     with req.cloud.db.reader() as s:
-        return {"hypervisor_statistics": service.statistics(s)}
+        return {"hypervisor_statistics": records.statistics(s)}
 
 
 def _search(req: ApiRequest, pattern: str, *, with_servers: bool) -> dict:
     with req.cloud.db.reader() as s:
-        nodes = service.list_compute_nodes(s, hostname_pattern=pattern)
-        services = service.agent_services(s)
+        nodes = records.list_compute_nodes(s, hostname_pattern=pattern)
+        services = records.agent_services(s)
         views = [_hypervisor(req, node, services[node.host], detail=False,
-                             servers=service.instances_on_host(s, node.host)
+                             servers=records.instances_on_host(s, node.host)
                              if with_servers else None)
                  for node in nodes if node.host in services]
     if not views:
@@ -249,10 +250,10 @@ def _service(req: ApiRequest, svc: Service) -> dict[str, Any]:
         "binary": svc.binary,
         "disabled_reason": svc.disabled_reason,
         "host": svc.host,
-        "state": "up" if service.is_up(svc, req.cloud.settings) else "down",
+        "state": "up" if service_is_up(svc, req.cloud.settings.service_down_time) else "down",
         "status": "disabled" if svc.disabled else "enabled",
-        "updated_at": iso_micro(service.last_update(svc)),
-        "zone": service.service_zone(svc, req.cloud.settings),
+        "updated_at": iso_micro(records.last_update(svc)),
+        "zone": service_zone(svc, req.cloud.settings),
     }
     if req.mv_at_least(2, 11):
         view["forced_down"] = bool(svc.forced_down)
@@ -262,7 +263,7 @@ def _service(req: ApiRequest, svc: Service) -> dict[str, Any]:
 def list_services(req: ApiRequest) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-services:list")
     with req.cloud.db.reader() as s:
-        return {"services": [_service(req, svc) for svc in service.list_services(
+        return {"services": [_service(req, svc) for svc in records.list_services(
             s, host=req.query.get("host"), binary=req.query.get("binary"))]}
 
 
@@ -282,16 +283,16 @@ def _update_by_uuid(req: ApiRequest, service_id: str) -> dict:
         raise BadRequest("Specifying 'disabled_reason' with status 'enabled' is invalid.")
 
     def work(s):  # noqa: ANN001, ANN202
-        svc = service.get_service(s, service_id, by_uuid=True)
-        service.ensure_updatable(svc)
+        svc = records.get_service(s, service_id, by_uuid=True)
+        records.ensure_updatable(svc)
         if "status" not in body and "forced_down" not in body:
             raise BadRequest("No updates were requested. Fields 'status' or 'forced_down' "
                              "should be specified.")
         if "status" in body:
-            service.set_status(s, svc, disabled=body["status"] == "disabled",
+            records.set_status(s, svc, disabled=body["status"] == "disabled",
                                reason=body.get("disabled_reason"))
         if "forced_down" in body:
-            service.set_forced_down(s, svc, to_bool(body["forced_down"]))
+            records.set_forced_down(s, svc, to_bool(body["forced_down"]))
         return {"service": _service(req, svc)}
 
     return req.cloud.db.run(work)
@@ -307,9 +308,9 @@ def _legacy_action(req: ApiRequest, action: str) -> dict:
     validate(schemas.service_action_v211 if req.mv_at_least(2, 11) else schemas.service_action,
              body)
     host, binary = body["host"], body["binary"]
-    if service.canonical_binary(binary) != service.AGENT_BINARY:
+    if records.canonical_binary(binary) != AGENT_BINARY:
         raise BadRequest(f"Updating a {binary} service is not supported. Only "
-                         f"{service.AGENT_BINARY} services can be updated.")
+                         f"{AGENT_BINARY} services can be updated.")
     reply: dict[str, Any] = {"host": host, "binary": binary}
     if action == "disable-log-reason" and "disabled_reason" not in body:
         raise BadRequest("Missing disabled reason field")
@@ -317,19 +318,19 @@ def _legacy_action(req: ApiRequest, action: str) -> dict:
         raise BadRequest("Missing forced_down field")
 
     def work(s):  # noqa: ANN001, ANN202
-        svc = service.find_service(s, host, binary)
+        svc = records.find_service(s, host, binary)
         if action == "enable":
-            service.set_status(s, svc, disabled=False)
+            records.set_status(s, svc, disabled=False)
             reply["status"] = "enabled"
         elif action == "disable":
-            service.set_status(s, svc, disabled=True)
+            records.set_status(s, svc, disabled=True)
             reply["status"] = "disabled"
         elif action == "disable-log-reason":
-            service.set_status(s, svc, disabled=True, reason=body["disabled_reason"])
+            records.set_status(s, svc, disabled=True, reason=body["disabled_reason"])
             reply.update(status="disabled", disabled_reason=body["disabled_reason"])
         else:
             forced = to_bool(body["forced_down"])
-            service.set_forced_down(s, svc, forced)
+            records.set_forced_down(s, svc, forced)
             reply["forced_down"] = forced
         return {"service": reply}
 
@@ -345,9 +346,9 @@ def delete_service(req: ApiRequest, service_id: str) -> Reply:
         raise BadRequest(f"Invalid input for field/attribute id. Value: {service_id}. "
                          "It must be an integer.")
     def work(s):  # noqa: ANN001, ANN202
-        svc = service.get_service(s, service_id, by_uuid=by_uuid)
+        svc = records.get_service(s, service_id, by_uuid=by_uuid)
         gone = (svc.binary, svc.host)
-        service.delete_service(s, svc)
+        records.delete_service(s, svc)
         return gone
 
     binary, host = req.cloud.db.run(work)

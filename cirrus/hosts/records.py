@@ -1,15 +1,13 @@
-"""What the operator sees of the fleet: services, compute nodes and availability zones.
+"""Host records: the services table (one row per role per host) and compute nodes.
 
-Rows are written by the conductor when agents register and heartbeat; this module reads
-them, and changes only what an operator may change (enable, disable, force down, delete).
-A service is up when its last heartbeat is within `service_down_time` and it is not forced
-down (cirrus.compute.liveness).
+Rows are written by heartbeats and agent reports (cirrus.hosts.heartbeat, .reports); the
+operator may change only what Nova lets them (enable, disable, force down, delete).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import uuid as uuidlib
 from typing import Any
 
 from sqlalchemy import func, select
@@ -19,9 +17,8 @@ from cirrus.config import Settings
 from cirrus.db.models import Allocation, ComputeNode, Instance, Service, utcnow
 from cirrus.errors import BadRequest, Conflict, NotFound
 
-from .liveness import AGENT_BINARY, service_is_up
+from .liveness import AGENT_BINARY
 
-INTERNAL_ZONE = "internal"
 # Names Nova tools use for the hypervisor service, accepted wherever a binary is named.
 BINARY_ALIASES = {"nova-compute": AGENT_BINARY}
 
@@ -38,17 +35,6 @@ def db_id(text: object) -> int | None:
         return None
     number = int(raw)
     return number if number <= 0x7FFFFFFF else None
-
-
-def is_up(svc: Service, settings: Settings, now: dt.datetime | None = None) -> bool:
-    return service_is_up(svc, settings.service_down_time, now)
-
-
-def service_zone(svc: Service, settings: Settings) -> str:
-    """Agents live in their availability zone; every other role in the "internal" zone."""
-    if svc.binary != AGENT_BINARY:
-        return INTERNAL_ZONE
-    return svc.availability_zone or settings.default_availability_zone
 
 
 def last_update(svc: Service) -> dt.datetime | None:
@@ -139,6 +125,31 @@ def agent_services(s: Session) -> dict[str, Service]:
                                                .where(Service.binary == AGENT_BINARY))}
 
 
+def record_node(s: Session, settings: Settings, host: str,
+                stats: dict[str, Any]) -> ComputeNode:
+    """Create or refresh the compute node of `host` from an agent's full report; a new node
+    takes the configured allocation ratios and default zone."""
+    node = s.scalar(select(ComputeNode).where(ComputeNode.hypervisor_hostname == host))
+    if node is None:
+        node = ComputeNode(
+            uuid=str(uuidlib.uuid4()), host=host, hypervisor_hostname=host,
+            availability_zone=settings.default_availability_zone,
+            cpu_allocation_ratio=settings.cpu_allocation_ratio,
+            ram_allocation_ratio=settings.ram_allocation_ratio,
+            disk_allocation_ratio=settings.disk_allocation_ratio,
+            vcpus_used=0, memory_mb_used=0, local_gb_used=0, running_vms=0)
+        s.add(node)
+    node.vcpus = stats["vcpus"]
+    node.memory_mb = stats["memory_mb"]
+    node.local_gb = stats["local_gb"]
+    node.hypervisor_type = stats["hypervisor_type"]
+    node.hypervisor_version = stats["hypervisor_version"]
+    node.host_ip = stats.get("host_ip")
+    node.cpu_info = stats.get("cpu_info") or {}
+    node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
+    return node
+
+
 def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | None = None,
                        marker_is_uuid: bool = False,
                        hostname_pattern: str | None = None) -> list[ComputeNode]:
@@ -152,13 +163,24 @@ def list_compute_nodes(s: Session, *, limit: int | None = None, marker: str | No
             anchor = s.scalar(select(ComputeNode.id).where(ComputeNode.uuid == marker))
         else:
             number = db_id(marker)
-            anchor = number if number is not None and s.get(ComputeNode, number) else None
+            found = number is not None and s.get(ComputeNode, number) is not None
+            anchor = number if found else None
         if anchor is None:
             raise BadRequest(f"marker [{marker}] not found")
         query = query.where(ComputeNode.id > anchor)
     if limit is not None:
         query = query.limit(limit)
     return list(s.scalars(query))
+
+
+def has_compute_node(s: Session, *, host: str | None = None, node: str | None = None) -> bool:
+    """Whether a compute node matches `host` and `node` (each, when given)."""
+    query = select(ComputeNode.id)
+    if host:
+        query = query.where(ComputeNode.host == host)
+    if node:
+        query = query.where(ComputeNode.hypervisor_hostname == node)
+    return s.scalar(query.limit(1)) is not None
 
 
 def get_compute_node(s: Session, node_id: str, *, by_uuid: bool) -> ComputeNode:
@@ -202,42 +224,3 @@ def statistics(s: Session) -> dict[str, int]:
         total["running_vms"] += n.running_vms
         total["disk_available_least"] += n.local_gb - n.local_gb_used
     return total
-
-
-# ---------------------------------------------------------------- availability zones
-
-
-@dataclass
-class Zone:
-    name: str
-    available: bool
-    # host -> binary -> {"available", "active", "updated_at"}; enabled services only
-    hosts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-
-
-def schedulable_zones(s: Session, settings: Settings) -> set[str]:
-    """The zones a server may ask for: those of compute nodes whose agent is enabled (up or
-    not, as Nova's available zones), as the scheduler sees them."""
-    rows = s.execute(select(ComputeNode.availability_zone)
-                     .join(Service, (Service.host == ComputeNode.host)
-                           & (Service.binary == AGENT_BINARY))
-                     .where(Service.disabled.is_(False)).distinct()).all()
-    return {zone or settings.default_availability_zone for (zone,) in rows}
-
-
-def availability_zones(s: Session, settings: Settings) -> list[Zone]:
-    """Zones with an enabled service that is up (available) first, then the others; each
-    sorted by name."""
-    now = utcnow()
-    zones: dict[str, Zone] = {}
-    for svc in s.scalars(select(Service).order_by(Service.host, Service.binary)):
-        name = service_zone(svc, settings)
-        zone = zones.setdefault(name, Zone(name, False))
-        if svc.disabled:
-            continue
-        up = is_up(svc, settings, now)
-        zone.available = zone.available or up
-        zone.hosts.setdefault(svc.host, {})[svc.binary] = {
-            "available": up, "active": True, "updated_at": last_update(svc)}
-    return (sorted((z for z in zones.values() if z.available), key=lambda z: z.name)
-            + sorted((z for z in zones.values() if not z.available), key=lambda z: z.name))

@@ -1,21 +1,45 @@
-"""A role's own heartbeat: its row in the services table, refreshed every heartbeat_interval.
+"""Heartbeats: the service row of (host, binary), refreshed by every heartbeat.
 
+Each role refreshes its own row every heartbeat_interval (ServiceHeartbeat, or the
+conductor's periodic task); an agent's heartbeats arrive as reports (cirrus.hosts.reports).
 os-services shows a role up while its last heartbeat is younger than service_down_time
-(cirrus.compute.liveness); a process that dies simply stops refreshing its row.
+(cirrus.hosts.liveness); a process that dies simply stops refreshing its row.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid as uuidlib
 
-from cirrus.compute.liveness import record_heartbeat
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from cirrus.db.engine import Database
+from cirrus.db.models import Service, utcnow
 
 log = logging.getLogger(__name__)
 
 
+def record_heartbeat(s: Session, host: str, binary: str, topic: str | None = None,
+                     availability_zone: str | None = None) -> Service:
+    """Create or refresh the service row of (host, binary)."""
+    svc = s.scalar(select(Service).where(Service.host == host, Service.binary == binary))
+    now = utcnow()
+    if svc is None:
+        svc = Service(uuid=str(uuidlib.uuid4()), host=host, binary=binary, topic=topic,
+                      availability_zone=availability_zone, last_seen_up=now, report_count=1)
+        s.add(svc)
+    else:
+        svc.last_seen_up = now
+        svc.report_count = (svc.report_count or 0) + 1
+    s.flush()
+    return svc
+
+
 class ServiceHeartbeat:
+    """A role's own heartbeat thread (the scheduler's; the conductor beats from its loop)."""
+
     def __init__(self, db: Database, host: str, binary: str, topic: str | None,
                  interval: float) -> None:
         self.db = db
