@@ -21,14 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import Bus, BusTimeout, RemoteError
-from cirrus.compute import actions, instances, states
+from cirrus.compute import actions, instances, lifecycle, states
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
@@ -82,8 +82,9 @@ class Reconciler:
                     to_destroy.append(uuid)
                 elif inst.task_state == states.SPAWNING:
                     if power is not None:
-                        inst.vm_state, inst.task_state, inst.task_started_at = states.ACTIVE, None, None
-                        inst.power_state, inst.launched_at = power, inst.launched_at or utcnow()
+                        lifecycle.transition(s, inst, "spawned", task_started_at=None,
+                                             power_state=power,
+                                             launched_at=inst.launched_at or utcnow())
                         inst.request_spec = instances.without_build_secrets(inst.request_spec)
                         actions.record_event(s, uuid, ctx.request_id, self.build_event, host,
                                              actions.SUCCESS)
@@ -95,7 +96,7 @@ class Reconciler:
                     if power is None:
                         suspects.append(uuid)
                     elif inst.vm_state == states.ACTIVE and power == states.SHUTDOWN:
-                        inst.vm_state, inst.power_state = states.STOPPED, power
+                        lifecycle.transition(s, inst, "stopped_by_guest", power_state=power)
                     elif inst.power_state != power:
                         inst.power_state = power
 
@@ -125,13 +126,10 @@ class Reconciler:
 
         def mark(s: Session) -> None:
             for uuid in gone:
-                done = cast("CursorResult[Any]", s.execute(
-                    update(Instance)
-                    .where(Instance.uuid == uuid, Instance.host == host,
-                           Instance.task_state.is_(None), Instance.deleted.is_(False),
-                           Instance.vm_state.in_((states.ACTIVE, states.STOPPED)))
-                    .values(vm_state=states.ERROR, power_state=states.NOSTATE)
-                    .execution_options(synchronize_session=False))).rowcount
+                done = lifecycle.transition(
+                    s, uuid, "vanished", task_state=None,
+                    where=(Instance.host == host, Instance.deleted.is_(False)),
+                    power_state=states.NOSTATE)
                 if done:
                     actions.add_fault(s, uuid, 500, message, details, host)
                     log.warning("instance %s: %s %s", uuid, message, details)
