@@ -170,7 +170,7 @@ class Cloud:
         host_name = self.settings.effective_host_name
         if "scheduler" in roles:
             from cirrus.observe.heartbeat import ServiceHeartbeat
-            from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
+            from cirrus.scheduler.rpcapi import SCHEDULER_TOPIC
             from cirrus.scheduler.service import Scheduler
 
             self.roles.append(Scheduler(self))
