@@ -154,7 +154,12 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
         return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        for option in args:
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # an optional field: say what is wrong inside the value
+            return _convert(value, options[0], where)
+        for option in options:
             try:
                 return _convert(value, option, where)
             except ContractError:
