@@ -54,7 +54,10 @@ class Payload:
         return {k: v for k, v in self.fields().items() if k not in unset}
 
     def to_wire(self) -> dict[str, Any]:
-        """`as_dict()` with the version: a receiver of before the contracts reads it too."""
+        """`as_dict()` with the version: a receiver of before the contracts reads it too.
+        A payload still at version 1 goes without the key, as it always went."""
+        if self.VERSION == LEGACY_VERSION:
+            return self.as_dict()
         return {VERSION_KEY: self.VERSION, **self.as_dict()}
 
     @classmethod
@@ -70,11 +73,11 @@ class Payload:
         if not isinstance(data, Mapping):
             raise ContractError(f"{name}: a payload is a JSON object, not {type(data).__name__}")
         version = data.get(VERSION_KEY, LEGACY_VERSION)
-        accepted = (cls.VERSION - 1, cls.VERSION)
+        accepted = sorted({max(LEGACY_VERSION, cls.VERSION - 1), cls.VERSION})
         if type(version) is not int or version not in accepted:
             raise ContractError(f"{name}: version {version!r} is not accepted here "
-                                f"(v{accepted[0]} or v{accepted[1]}); a newer sender "
-                                "needs its receivers upgraded first")
+                                f"({' or '.join(f'v{v}' for v in accepted)}); a newer "
+                                "sender needs its receivers upgraded first")
         values = cls.upgrade(version, {k: v for k, v in data.items() if k != VERSION_KEY})
         hints = _hints(cls)
         kwargs: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from cirrus.context import RequestContext
 from cirrus.db.models import Instance
 from cirrus.errors import is_transient
 from cirrus.network.model import FixedIp, Nic, SubnetInfo
+from cirrus.observe import rpcapi as admin_rpcapi
 from cirrus.scheduler import rpcapi as scheduler_rpcapi
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.fake import FakeDriver
@@ -43,7 +44,8 @@ STATS = {"hypervisor_type": "fake", "hypervisor_version": 1, "vcpus": 4, "memory
          "local_gb": 40, "storage_pools": {"default": {"total_gb": 40, "free_gb": 40}}}
 CTX = RequestContext.admin()
 
-ROLES = {"agent": agent_rpcapi, "conductor": compute_rpcapi, "scheduler": scheduler_rpcapi}
+ROLES = {"agent": agent_rpcapi, "conductor": compute_rpcapi, "scheduler": scheduler_rpcapi,
+         "admin": admin_rpcapi}
 
 # One payload per class, every field set to something other than its default.
 SAMPLES: list[Payload] = [
@@ -74,6 +76,7 @@ SAMPLES: list[Payload] = [
         exclude_hosts=("fake-2",), storage_pool="ssd", force_host="fake-1", force_node="fake-1"),
     scheduler_rpcapi.Destination(host=None, node=None, reason="fake-1: full",
                                  public_reason="full", gone=True),
+    admin_rpcapi.SetLogLevel(level="DEBUG", logger="cirrus.agent"),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -110,6 +113,8 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
         "instance_uuid": UUID, "vcpus": 1, "memory_mb": 512, "disk_gb": 1,
         "availability_zone": None, "exclude_hosts": [], "storage_pool": None,
         "force_host": None, "force_node": None}),
+    ("admin", "set_log_level", {"level": "WARNING", "logger": None}),
+    ("admin", "set_log_level", {"level": "WARNING", "logger": "cirrus.agent"}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),
@@ -139,7 +144,7 @@ def test_every_message_has_a_sample_and_an_example_of_before() -> None:
 @pytest.mark.parametrize("payload", SAMPLES, ids=lambda p: type(p).__name__)
 def test_every_payload_survives_its_wire_form(payload: Payload) -> None:
     wire = json.loads(json.dumps(payload.to_wire()))
-    assert wire[VERSION_KEY] == type(payload).VERSION == 2
+    assert wire.get(VERSION_KEY, 1) == type(payload).VERSION
     assert type(payload).from_wire(wire) == payload
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(payload, "extra", 1)  # noqa: B010
@@ -155,7 +160,7 @@ def test_a_dict_of_before_is_taken_and_what_is_sent_now_reads_as_one(
     decoded = cls.from_wire(json.loads(json.dumps(legacy)))
     assert _set(legacy).items() <= _set(decoded.as_dict()).items()
     wire = decoded.to_wire()
-    assert wire[VERSION_KEY] == 2 and _set(legacy).items() <= wire.items()
+    assert wire.get(VERSION_KEY, 1) == cls.VERSION and _set(legacy).items() <= wire.items()
     assert cls.from_wire(wire) == decoded
 
 
@@ -178,6 +183,12 @@ def test_a_payload_that_breaks_the_contract_is_refused_saying_why(wire: object,
                                                                    error: str) -> None:
     with pytest.raises(ContractError, match=error.replace("(", r"\(").replace(")", r"\)")):
         compute_rpcapi.DeleteInstance.from_wire(wire)
+
+
+def test_a_payload_never_changed_goes_as_it_went_and_takes_no_newer_version() -> None:
+    assert admin_rpcapi.SetLogLevel(level="INFO").to_wire() == {"level": "INFO"}
+    with pytest.raises(ContractError, match=r"SetLogLevel: version 2 is not accepted here \(v1\)"):
+        admin_rpcapi.SetLogLevel.from_wire({"v": 2, "level": "INFO"})
 
 
 def test_a_refusal_is_not_transient_so_no_bus_redelivers_it() -> None:
