@@ -16,7 +16,9 @@ from cirrus.bus import Bus
 from cirrus.bus.local import LocalBus
 from cirrus.config import Settings
 from cirrus.context import RequestContext
-from cirrus.observe.logging import ADMIN_TOPIC, on_set_log_level
+from cirrus.observe.logging import on_set_log_level
+from cirrus.observe.rpcapi import ADMIN_TOPIC
+from cirrus.observe.rpcapi import endpoints as admin_endpoints
 
 # The database, identity and token modules (SQLAlchemy, Alembic, argon2: ~50 MB) are imported
 # where they are first used: an agent-only process never opens the database.
@@ -170,7 +172,7 @@ class Cloud:
         host_name = self.settings.effective_host_name
         if "scheduler" in roles:
             from cirrus.hosts.heartbeat import ServiceHeartbeat
-            from cirrus.scheduler.service import TOPIC as SCHEDULER_TOPIC
+            from cirrus.scheduler.rpcapi import SCHEDULER_TOPIC
             from cirrus.scheduler.service import Scheduler
 
             self.roles.append(Scheduler(self))
@@ -193,7 +195,7 @@ class Cloud:
     def subscribe_admin(self) -> None:
         """Every role process takes the admin fanout (run-time log level), once."""
         if not self._admin_subscribed:
-            self.bus.subscribe(ADMIN_TOPIC, {"set_log_level": on_set_log_level}, workers=1,
+            self.bus.subscribe(ADMIN_TOPIC, admin_endpoints(on_set_log_level), workers=1,
                                fanout=True)
             self._admin_subscribed = True
 

@@ -14,10 +14,16 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from cirrus.agent import rpcapi
 from cirrus.agent.nics import NicStore
+from cirrus.agent.rpcapi import agent_topic
 from cirrus.bus import Bus
+from cirrus.compute.rpcapi import AgentReport, ConductorAPI, SnapshotResult, SpawnResult, TaskResult
 from cirrus.compute.states import NOSTATE
 from cirrus.config import Settings
 from cirrus.context import RequestContext
@@ -27,11 +33,7 @@ from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
 log = logging.getLogger(__name__)
-CONDUCTOR = "conductor"
-
-
-def agent_topic(host: str) -> str:
-    return f"agent.{host}"
+Received = Mapping[str, Any]  # a payload as a direct caller may pass it: its wire form
 
 
 class Agent:
@@ -39,6 +41,7 @@ class Agent:
                  dataplane: Dataplane | None = None) -> None:
         self.settings = settings
         self.bus = bus
+        self.conductor = ConductorAPI(bus)
         self.host = host
         self.driver = driver
         self.dataplane = dataplane or load_dataplane(settings.network_dataplane)
@@ -52,16 +55,7 @@ class Agent:
     # ---- lifecycle
     def start(self) -> None:
         self._replug()
-        self.bus.subscribe(agent_topic(self.host), {
-            "spawn": self.spawn,
-            "destroy": self.destroy,
-            "power": self.power,
-            "console_output": self.console_output,
-            "list_instances": lambda ctx, payload: self.driver.list_instances(),
-            "attach_interface": self.attach_interface,
-            "detach_interface": self.detach_interface,
-            "snapshot": self.snapshot,
-        }, workers=4)
+        self.bus.subscribe(agent_topic(self.host), rpcapi.endpoints(self), workers=4)
         self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
                                         daemon=True)
@@ -101,13 +95,13 @@ class Agent:
         `taken_at` says when the VM list was read, so the conductor can leave alone what
         changed after; `startup` says no work from before this agent started is in flight.
         """
-        payload: dict = {"host": self.host}
+        report = AgentReport(host=self.host)
         if full:
-            payload["stats"] = dataclasses.asdict(self.driver.host_stats())
-            payload["taken_at"] = time.time()
-            payload["instances"] = self.driver.list_instances()
-            payload["startup"] = startup
-        self.bus.cast(ctx, CONDUCTOR, "agent_report", payload)
+            report = AgentReport(host=self.host,
+                                 stats=dataclasses.asdict(self.driver.host_stats()),
+                                 taken_at=time.time(), instances=self.driver.list_instances(),
+                                 startup=startup)
+        self.conductor.agent_report(ctx, report)
 
     # ---- work
     def _lock(self, uuid: str) -> threading.Lock:
@@ -146,8 +140,10 @@ class Agent:
                 log.exception("unplugging port %s of %s on %s failed", nic["port_id"], uuid,
                               self.host)
 
-    def attach_interface(self, ctx: RequestContext, payload: dict) -> dict:
-        uuid, nic = payload["uuid"], payload["nic"]
+    def attach_interface(self, ctx: RequestContext,
+                         payload: rpcapi.AttachInterface | Received) -> dict:
+        request = rpcapi.AttachInterface.coerce(payload)
+        uuid, nic = request.uuid, request.nic
         with self._lock(uuid):
             self.dataplane.plug(Nic.from_dict(nic))
             try:
@@ -161,8 +157,10 @@ class Agent:
                  nic["name"])
         return {"attached": nic["port_id"]}
 
-    def detach_interface(self, ctx: RequestContext, payload: dict) -> dict:
-        uuid, nic = payload["uuid"], payload["nic"]
+    def detach_interface(self, ctx: RequestContext,
+                         payload: rpcapi.DetachInterface | Received) -> dict:
+        request = rpcapi.DetachInterface.coerce(payload)
+        uuid, nic = request.uuid, request.nic
         with self._lock(uuid):
             self.driver.detach_interface(uuid, nic)
             self._unplug(uuid, [nic])
@@ -174,34 +172,33 @@ class Agent:
         with self._locks_guard:
             self._locks.pop(uuid, None)
 
-    def spawn(self, ctx: RequestContext, payload: dict) -> None:
-        spec = InstanceSpec(**payload["spec"])
-        result = {"uuid": spec.uuid, "host": self.host, "ok": False, "error": None,
-                  "details": None}
+    def spawn(self, ctx: RequestContext, payload: rpcapi.SpawnInstance | Received) -> None:
+        spec = InstanceSpec(**rpcapi.SpawnInstance.coerce(payload).spec)
+        result = SpawnResult(uuid=spec.uuid, host=self.host, ok=False)
         with self._lock(spec.uuid):
             if spec.uuid in self._destroyed:
                 log.info("spawn of %s on %s refused: deleted before it was built", spec.uuid,
                          self.host)
-                result["error"] = "The instance was deleted before it was built."
+                result = replace(result, error="The instance was deleted before it was built.")
             elif self.driver.power_state(spec.uuid) != NOSTATE:
                 # A spawn delivered twice (bus redelivery, reconcile re-drive): already built.
                 log.info("spawn of %s on %s: already built", spec.uuid, self.host)
-                result["ok"] = True
-                result["power_state"] = self.driver.power_state(spec.uuid)
+                result = replace(result, ok=True,
+                                 power_state=self.driver.power_state(spec.uuid))
             else:
                 try:
                     # Bridges and taps first: the VM must find them when it starts.
                     self._plug(spec.uuid, spec.nics)
                     self.driver.spawn(spec)
-                    result["ok"] = True
                     log.info("spawned %s on %s", spec.uuid, self.host)
-                    result["power_state"] = self.driver.power_state(spec.uuid)
+                    result = replace(result, ok=True,
+                                     power_state=self.driver.power_state(spec.uuid))
                 except Exception as exc:
                     log.warning("spawn of %s on %s failed: %s", spec.uuid, self.host, exc)
-                    result["error"] = str(exc) or type(exc).__name__
-                    result["details"] = traceback.format_exc()
+                    result = replace(result, error=str(exc) or type(exc).__name__,
+                                     details=traceback.format_exc())
                     self._safe_destroy(spec.uuid)
-        self.bus.cast(ctx, CONDUCTOR, "spawn_result", result)
+        self.conductor.spawn_result(ctx, result)
 
     def _safe_destroy(self, uuid: str) -> None:
         try:
@@ -210,8 +207,8 @@ class Agent:
             log.exception("clean-up of %s on %s failed", uuid, self.host)
         self._unplug(uuid, self.nics.pop(uuid))
 
-    def destroy(self, ctx: RequestContext, payload: dict) -> dict:
-        uuid = payload["uuid"]
+    def destroy(self, ctx: RequestContext, payload: rpcapi.DestroyInstance | Received) -> dict:
+        uuid = rpcapi.DestroyInstance.coerce(payload).uuid
         with self._lock(uuid):
             self._destroyed[uuid] = None
             while len(self._destroyed) > 10000:
@@ -222,12 +219,12 @@ class Agent:
         log.info("destroyed %s on %s", uuid, self.host)
         return {"uuid": uuid, "destroyed": True}
 
-    def power(self, ctx: RequestContext, payload: dict) -> None:
-        uuid, task = payload["uuid"], payload["task"]
-        result = {"uuid": uuid, "host": self.host, "task": task, "ok": False, "error": None}
+    def power(self, ctx: RequestContext, payload: rpcapi.PowerInstance | Received) -> None:
+        request = rpcapi.PowerInstance.coerce(payload)
+        uuid, action = request.uuid, request.action
+        result = TaskResult(uuid=uuid, host=self.host, task=request.task, ok=False)
         with self._lock(uuid):
             try:
-                action = payload["action"]
                 if action == "stop":
                     self.driver.power_off(uuid)
                 elif action == "start":
@@ -236,33 +233,41 @@ class Agent:
                     self.driver.reboot(uuid, hard=action == "reboot_hard")
                 else:
                     raise ValueError(f"unknown power action {action!r}")
-                result["ok"] = True
+                result = replace(result, ok=True)
                 log.info("%s of %s on %s done", action, uuid, self.host)
             except Exception as exc:
-                log.warning("%s of %s on %s failed: %s", payload.get("action"), uuid, self.host, exc)
-                result["error"] = str(exc) or type(exc).__name__
-                result["details"] = traceback.format_exc()
-            result["power_state"] = self.driver.power_state(uuid)
-        self.bus.cast(ctx, CONDUCTOR, "task_result", result)
+                log.warning("%s of %s on %s failed: %s", action, uuid, self.host, exc)
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
+            result = replace(result, power_state=self.driver.power_state(uuid))
+        self.conductor.task_result(ctx, result)
 
-    def snapshot(self, ctx: RequestContext, payload: dict) -> None:
+    def snapshot(self, ctx: RequestContext, payload: rpcapi.SnapshotInstance | Received) -> None:
         """Write the root disk's flat copy to the staging file the conductor named, in the
         shared image directory, and report; the conductor imports it into the image store."""
-        uuid = payload["uuid"]
-        result = {**payload, "host": self.host, "ok": False, "error": None}
-        target = snapshot_staging_path(self.settings.effective_image_dir, payload["file"])
+        request = rpcapi.SnapshotInstance.coerce(payload)
+        uuid = request.uuid
+        result = SnapshotResult(uuid=uuid, image_id=request.image_id, file=request.file,
+                                host=self.host, ok=False)
+        target = snapshot_staging_path(self.settings.effective_image_dir, request.file)
         with self._lock(uuid):
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.driver.snapshot(uuid, target)
-                result["ok"] = True
+                result = replace(result, ok=True)
                 log.info("snapshot of %s on %s written to %s", uuid, self.host, target)
             except Exception as exc:
                 log.warning("snapshot of %s on %s failed: %s", uuid, self.host, exc)
-                result["error"] = str(exc) or type(exc).__name__
-                result["details"] = traceback.format_exc()
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
                 target.unlink(missing_ok=True)
-        self.bus.cast(ctx, CONDUCTOR, "snapshot_result", result)
+        self.conductor.snapshot_result(ctx, result)
 
-    def console_output(self, ctx: RequestContext, payload: dict) -> dict:
-        return {"output": self.driver.console_output(payload["uuid"], payload.get("length"))}
+    def list_instances(self, ctx: RequestContext,
+                       payload: rpcapi.ListInstances | Received) -> dict[str, int]:
+        return self.driver.list_instances()
+
+    def console_output(self, ctx: RequestContext,
+                       payload: rpcapi.ConsoleOutput | Received) -> dict[str, str]:
+        request = rpcapi.ConsoleOutput.coerce(payload)
+        return {"output": self.driver.console_output(request.uuid, request.length)}

@@ -23,7 +23,8 @@ from cirrus.errors import BadRequest, ServiceUnavailable
 from cirrus.identity.policy import ADMIN, READ, authorize
 from cirrus.network import render
 from cirrus.observe import schemas
-from cirrus.observe.logging import ADMIN_TOPIC, check_level, log_levels, set_log_level
+from cirrus.observe.logging import check_level, log_levels, set_log_level
+from cirrus.observe.rpcapi import AdminAPI
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,7 @@ def put_log_level(req: ApiRequest) -> dict:
     log.warning("log level of %s set to %s by user %s", logger or "the root logger", level,
                 req.ctx.user_id)
     try:
-        req.cloud.bus.fanout(req.ctx, ADMIN_TOPIC, "set_log_level",
-                             {"level": level, "logger": logger})
+        AdminAPI(req.cloud.bus).set_log_level(req.ctx, level, logger)
         propagated = True
     except Exception:  # this process changed; the others keep theirs until asked again
         log.exception("could not send the log level change to the other processes")

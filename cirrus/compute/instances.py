@@ -7,12 +7,14 @@ import logging
 import re
 import secrets
 import uuid as uuidlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
-from cirrus.bus import BusTimeout
+from cirrus.agent.rpcapi import AgentAPI
+from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import (
     actions,
     build_secrets,
@@ -23,6 +25,7 @@ from cirrus.compute import (
     quotas,
     states,
 )
+from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.context import RequestContext
 from cirrus.db.models import (
     Flavor,
@@ -40,7 +43,6 @@ from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
 
 log = logging.getLogger(__name__)
-CONDUCTOR = "conductor"
 
 
 @dataclass
@@ -232,7 +234,7 @@ def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instanc
     created = cloud.db.run(work)
     uuids = [i.uuid for i in created]
     try:
-        cloud.bus.cast(ctx, CONDUCTOR, "build_instances", {"uuids": uuids})
+        ConductorAPI(cloud.bus).build_instances(ctx, uuids)
     except BusTimeout as exc:
         # No broker took the build: undo the records, so the client's retry cannot make a
         # second server and nothing waits for a build that will never come.
@@ -462,17 +464,17 @@ def request_delete(cloud, ctx: RequestContext, uuid: str) -> None:  # noqa: ANN0
         actions.start_action(s, ctx, uuid, "delete")
 
     cloud.db.run(work)
-    _send_task(cloud, ctx, "delete_instance", {"uuid": uuid})
+    _send_task(f"delete of {uuid}", lambda: ConductorAPI(cloud.bus).delete_instance(ctx, uuid))
 
 
-def _send_task(cloud, ctx: RequestContext, method: str, payload: dict) -> None:  # noqa: ANN001
+def _send_task(task: str, send: Callable[[], None]) -> None:
     """Tell the conductor about a recorded task. If no broker takes the message, the task
     stays recorded and the conductor's sweeper sends it again after `task_redrive_after`:
     the request was accepted, so it is not undone."""
     try:
-        cloud.bus.cast(ctx, CONDUCTOR, method, payload)
+        send()
     except BusTimeout as exc:
-        log.warning("%s %s left to the conductor's re-drive: %s", method, payload, exc)
+        log.warning("%s left to the conductor's re-drive: %s", task, exc)
 
 
 def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> None:  # noqa: ANN001
@@ -492,7 +494,8 @@ def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> 
         return transition.task_state
 
     task = cloud.db.run(work)
-    _send_task(cloud, ctx, "power_action", {"uuid": uuid, "task": task})
+    _send_task(f"{task} of {uuid}",
+               lambda: ConductorAPI(cloud.bus).power_action(ctx, uuid, task))
 
 
 def console_output(cloud, ctx: RequestContext, uuid: str, length: int | None) -> str:  # noqa: ANN001
@@ -501,12 +504,7 @@ def console_output(cloud, ctx: RequestContext, uuid: str, length: int | None) ->
         host = inst.host
         if inst.vm_state == states.BUILDING or not host:
             raise Conflict(f"Instance {uuid} is not ready: it has no console yet.")
-    from cirrus.agent.service import agent_topic
-    from cirrus.bus import BusTimeout, RemoteError
-
     try:
-        result = cloud.bus.call(ctx, agent_topic(host), "console_output",
-                                {"uuid": uuid, "length": length}, timeout=10)
+        return AgentAPI(cloud.bus).console_output(ctx, host, uuid, length)
     except (BusTimeout, RemoteError) as exc:
         raise Conflict(f"The console of instance {uuid} is not available: {exc}") from exc
-    return result["output"]

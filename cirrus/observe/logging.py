@@ -117,11 +117,6 @@ def log_levels() -> dict:
     return {"level": logging.getLevelName(logging.getLogger().level), "loggers": loggers}
 
 
-# Every role process subscribes to this fanout topic, so one admin request changes the log
-# level of all of them (cirrus.api.admin sends it).
-ADMIN_TOPIC = "cirrus-admin"
-
-
 def on_set_log_level(ctx: object, payload: dict) -> dict:
     """Bus handler of `set_log_level` {"level", "logger"?}."""
     logger = payload.get("logger") or None

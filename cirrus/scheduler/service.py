@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 from cirrus.context import RequestContext
 from cirrus.hosts.view import load_hosts
-from cirrus.scheduler import claims
+from cirrus.scheduler import claims, rpcapi
 from cirrus.scheduler.filters import DEFAULT_FILTERS, Filter, public_reason
 from cirrus.scheduler.hoststate import HostState, RequestSpec
+from cirrus.scheduler.rpcapi import SCHEDULER_TOPIC, Destination, SelectDestination
 from cirrus.scheduler.weighers import rank
 
 log = logging.getLogger(__name__)
-TOPIC = "scheduler"
 MAX_REASONS_SHOWN = 3
 
 
@@ -75,30 +77,32 @@ class Scheduler:
         self.settings = cloud.settings
 
     def start(self) -> None:
-        self.cloud.bus.subscribe(TOPIC, {"select_destination": self.select_destination},
-                                 workers=4)
+        self.cloud.bus.subscribe(SCHEDULER_TOPIC, rpcapi.endpoints(self), workers=4)
 
     def stop(self) -> None:
-        self.cloud.bus.unsubscribe(TOPIC)
+        self.cloud.bus.unsubscribe(SCHEDULER_TOPIC)
 
-    def select_destination(self, ctx: RequestContext, payload: dict) -> dict:
+    def select_destination(self, ctx: RequestContext,
+                           payload: SelectDestination | Mapping[str, Any]) -> dict[str, Any]:
         """Pick a host, claim its resources and place the instance there, in one transaction.
 
         Returns {"host", "node"}, or {"host": None, "reason", "public_reason"} when nothing
         fits (the reason with host names, and without), or
-        {"host": None, "gone": True} when the instance was deleted meanwhile.
+        {"host": None, "gone": True} when the instance was deleted meanwhile: the wire form
+        of a rpcapi.Destination.
         """
-        spec = RequestSpec.from_dict(payload)
+        spec = RequestSpec.from_dict(SelectDestination.coerce(payload).as_dict())
 
         def work(s):  # noqa: ANN001, ANN202
             hosts = forced(load_hosts(s, self.settings), spec)
             if not hosts and (spec.force_host or spec.force_node):
                 wanted = spec.force_host or spec.force_node
-                return {"host": None,
-                        "reason": f"No valid host was found. The forced host {wanted} is not "
-                                  "a compute host.",
-                        "public_reason": "No valid host was found. The forced host is not a "
-                                         "compute host."}
+                return Destination(
+                    host=None,
+                    reason=f"No valid host was found. The forced host {wanted} is not a "
+                           "compute host.",
+                    public_reason="No valid host was found. The forced host is not a compute "
+                                  "host.")
             passed, refusals = filter_hosts(hosts, spec)
             ranked = rank(passed)
             subset = max(1, self.settings.scheduler_host_subset_size)
@@ -108,19 +112,20 @@ class Scheduler:
                                 spec.memory_mb, spec.disk_gb):
                     if not claims.place(s, spec.instance_uuid, pick.host, pick.node):
                         raise _InstanceGone
-                    return {"host": pick.host, "node": pick.node}
+                    return Destination(host=pick.host, node=pick.node)
                 refusals.setdefault("Claim", []).append((pick.node, "filled up by a concurrent claim"))
                 ranked.remove(pick)
             # `reason` names the hosts (admins, logs); `public_reason` is what others see.
-            return {"host": None, "reason": explain(len(hosts), refusals),
-                    "public_reason": explain(len(hosts), refusals, public=True)}
+            return Destination(host=None, reason=explain(len(hosts), refusals),
+                               public_reason=explain(len(hosts), refusals, public=True))
 
         try:
-            result = self.cloud.db.run(work)
+            result: Destination = self.cloud.db.run(work)
         except _InstanceGone:  # deleted while waiting to be scheduled: the claim rolled back
-            return {"host": None, "gone": True, "reason": "The instance was deleted."}
-        if result["host"] is None:
-            log.warning("no host for %s: %s", spec.instance_uuid, result["reason"])
+            result = Destination(host=None, gone=True, reason="The instance was deleted.")
+            return result.to_wire()
+        if result.host is None:
+            log.warning("no host for %s: %s", spec.instance_uuid, result.reason)
         else:
-            log.info("instance %s scheduled to %s", spec.instance_uuid, result["host"])
-        return result
+            log.info("instance %s scheduled to %s", spec.instance_uuid, result.host)
+        return result.to_wire()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.testclient import TestClient
 
-from cirrus.observe.logging import ADMIN_TOPIC
+from cirrus.observe.rpcapi import ADMIN_TOPIC
 from cirrus.runtime import Cloud
 from tests.conftest import Caller
 

@@ -15,7 +15,7 @@ import logging
 import uuid as uuidlib
 from typing import Any
 
-from cirrus.agent.service import agent_topic
+from cirrus.agent.rpcapi import AgentAPI
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
     available,
@@ -356,7 +356,7 @@ def delete_service(req: ApiRequest, service_id: str) -> Reply:
         # The host is gone: so is the work queued for it (an agent started again on it
         # registers afresh, with a new queue).
         try:
-            req.cloud.bus.discard(agent_topic(host))
+            AgentAPI(req.cloud.bus).discard(host)
         except Exception:
             log.warning("could not delete the queue of removed host %s", host, exc_info=True)
     return Reply(204)

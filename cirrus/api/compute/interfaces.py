@@ -7,12 +7,16 @@ answers once it is there (or undoes the port and says why).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy import select
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import instances, networking
+from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.db.models import Instance, IPAllocation, Port
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
@@ -40,6 +44,7 @@ _attach = {
     "additionalProperties": False,
 }
 
+T = TypeVar("T")
 # What a conductor's refusal becomes at the API (the bus carries the type's name).
 _REMOTE = {cls.__name__: cls for cls in (BadRequest, Conflict, NotFound)}
 
@@ -74,17 +79,18 @@ def show_interface(req: ApiRequest, server_id: str, port_id: str) -> dict:
     raise NotFound(f"Instance {server_id} has no interface with port {port_id}.")
 
 
-def _ask_conductor(req: ApiRequest, method: str, payload: dict) -> dict:
+def _ask_conductor(what: str, ask: Callable[[], T]) -> T:
+    """`ask` the conductor for `what` (attach_interface, detach_interface), its refusal
+    turned into the API's error."""
     try:
-        return req.cloud.bus.call(req.ctx, instances.CONDUCTOR, method, payload,
-                                  timeout=req.cloud.settings.rpc_timeout)
+        return ask()
     except RemoteError as exc:
         error = _REMOTE.get(exc.exc_type)
         if error is not None:
             raise error(exc.message) from exc
-        raise CirrusError(f"{method} failed: {exc.message}") from exc
+        raise CirrusError(f"{what} failed: {exc.message}") from exc
     except BusTimeout as exc:
-        raise ServiceUnavailable(f"{method} got no answer in time; try again.") from exc
+        raise ServiceUnavailable(f"{what} got no answer in time; try again.") from exc
 
 
 def attach_interface(req: ApiRequest, server_id: str) -> Reply:
@@ -109,9 +115,11 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
         networking.check_requested(s, req.ctx, request, 1)
-    done = _ask_conductor(req, "attach_interface", {"uuid": inst.uuid, "request": request})
+    conductor, timeout = ConductorAPI(req.cloud.bus), req.cloud.settings.rpc_timeout
+    port_id = _ask_conductor("attach_interface", lambda: conductor.attach_interface(
+        req.ctx, inst.uuid, request, timeout=timeout))
     with req.cloud.db.reader() as s:
-        port = s.get(Port, done["port_id"])
+        port = s.get(Port, port_id)
         ips = list(s.scalars(select(IPAllocation).where(IPAllocation.port_id == port.id)))
         return Reply(200, {"interfaceAttachment": _attachment(port, ips)})
 
@@ -122,7 +130,7 @@ def detach_interface(req: ApiRequest, server_id: str, port_id: str) -> Reply:
         inst = instances.get(s, req.ctx, server_id)
         if port_id not in {n["port_id"] for n in inst.nics or []}:
             raise NotFound(f"Port {port_id} is not attached")
-    _ask_conductor(req, "detach_interface", {"uuid": inst.uuid, "port_id": port_id})
+    _detach(req, inst.uuid, port_id)
     return Reply(202)
 
 
@@ -133,7 +141,13 @@ def detach_from_server(req: ApiRequest, server_id: str, port_id: str) -> None:
         nics = s.scalar(select(Instance.nics).where(Instance.uuid == server_id,
                                                      Instance.deleted.is_(False)))
     if nics and any(n["port_id"] == port_id for n in nics):
-        _ask_conductor(req, "detach_interface", {"uuid": server_id, "port_id": port_id})
+        _detach(req, server_id, port_id)
+
+
+def _detach(req: ApiRequest, server_id: str, port_id: str) -> None:
+    conductor, timeout = ConductorAPI(req.cloud.bus), req.cloud.settings.rpc_timeout
+    _ask_conductor("detach_interface", lambda: conductor.detach_interface(
+        req.ctx, server_id, port_id, timeout=timeout))
 
 
 def list_ips(req: ApiRequest, server_id: str) -> dict:

@@ -8,6 +8,7 @@ from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
 from cirrus.compute import instances, snapshots
+from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.errors import BadRequest, ServiceUnavailable
 from cirrus.identity.policy import WRITE, authorize
 
@@ -68,8 +69,7 @@ def _create_image(req: ApiRequest, server_id: str, body: dict) -> Reply:
     image_id = snapshots.request_snapshot(req.cloud.db, req.ctx, server_id, spec["name"],
                                           spec.get("metadata") or {})
     try:
-        req.cloud.bus.cast(req.ctx, instances.CONDUCTOR, "snapshot_instance",
-                           {"uuid": server_id, "image_id": image_id})
+        ConductorAPI(req.cloud.bus).snapshot_instance(req.ctx, server_id, image_id)
     except BusTimeout as exc:
         snapshots.abandon_request(req.cloud.db, server_id, image_id)
         raise ServiceUnavailable(f"The snapshot of {server_id} could not be started: {exc}") from exc

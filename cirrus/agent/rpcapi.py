@@ -1,0 +1,171 @@
+"""The agent's bus contract: its topic (one per host), its messages, and the client the
+conductor and the API use to reach an agent.
+
+Each message's payload is a frozen dataclass (cirrus.bus.contract); version 1 of each is
+the unversioned dict sent before the contracts, with the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cirrus.bus import Bus
+from cirrus.bus.contract import BusHandler, Payload
+from cirrus.bus.contract import endpoints as _endpoints
+from cirrus.context import RequestContext
+
+CONSOLE_TIMEOUT = 10.0  # seconds an API request waits for a console log
+
+
+def agent_topic(host: str) -> str:
+    """The topic the agent of `host` takes its work from (one queue per host)."""
+    return f"agent.{host}"
+
+
+@dataclass(frozen=True)
+class SpawnInstance(Payload):
+    """Build the VM; the agent answers with `spawn_result` to the conductor."""
+
+    spec: dict[str, Any]  # a cirrus.virt.driver.InstanceSpec as plain data
+
+
+@dataclass(frozen=True)
+class DestroyInstance(Payload):
+    uuid: str
+
+
+@dataclass(frozen=True)
+class PowerInstance(Payload):
+    """Run a power action; the agent answers with `task_result` to the conductor."""
+
+    uuid: str
+    task: str  # the task_state the action runs under, echoed in the result
+    action: str  # stop, start, reboot or reboot_hard
+
+
+@dataclass(frozen=True)
+class AttachInterface(Payload):
+    uuid: str
+    nic: dict[str, Any]  # a cirrus.network.model.Nic.to_dict()
+
+
+@dataclass(frozen=True)
+class DetachInterface(Payload):
+    uuid: str
+    nic: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SnapshotInstance(Payload):
+    """Write the root disk's flat copy to the staging `file`; the agent answers with
+    `snapshot_result` to the conductor."""
+
+    uuid: str
+    image_id: str
+    file: str
+    host: str | None = None  # sent by conductors before the contracts; the agent's own wins
+
+
+@dataclass(frozen=True)
+class ListInstances(Payload):
+    pass
+
+
+@dataclass(frozen=True)
+class ConsoleOutput(Payload):
+    uuid: str
+    length: int | None = None
+
+
+MESSAGES: dict[str, type[Payload]] = {
+    "spawn": SpawnInstance,
+    "destroy": DestroyInstance,
+    "power": PowerInstance,
+    "attach_interface": AttachInterface,
+    "detach_interface": DetachInterface,
+    "snapshot": SnapshotInstance,
+    "list_instances": ListInstances,
+    "console_output": ConsoleOutput,
+}
+
+
+class AgentHandler(Protocol):
+    """What an agent serves: one method per message, taking its decoded payload."""
+
+    def spawn(self, ctx: RequestContext, payload: SpawnInstance) -> None: ...
+    def destroy(self, ctx: RequestContext, payload: DestroyInstance) -> object: ...
+    def power(self, ctx: RequestContext, payload: PowerInstance) -> None: ...
+    def attach_interface(self, ctx: RequestContext, payload: AttachInterface) -> object: ...
+    def detach_interface(self, ctx: RequestContext, payload: DetachInterface) -> object: ...
+    def snapshot(self, ctx: RequestContext, payload: SnapshotInstance) -> None: ...
+    def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
+    def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
+
+
+def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
+    """The handlers an agent subscribes to its topic with."""
+    return _endpoints(MESSAGES, handler)
+
+
+class AgentAPI:
+    """The client side: one method per message to the agent of `host`."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def _cast(self, ctx: RequestContext, host: str, method: str, payload: Payload) -> None:
+        self.bus.cast(ctx, agent_topic(host), method, payload.to_wire())
+
+    def _call(self, ctx: RequestContext, host: str, method: str, payload: Payload,
+              timeout: float | None) -> Any:
+        return self.bus.call(ctx, agent_topic(host), method, payload.to_wire(), timeout=timeout)
+
+    def spawn(self, ctx: RequestContext, host: str, spec: Mapping[str, Any]) -> None:
+        self._cast(ctx, host, "spawn", SpawnInstance(spec=dict(spec)))
+
+    def destroy(self, ctx: RequestContext, host: str, uuid: str, *,
+                timeout: float | None = None) -> None:
+        """Cast; with `timeout`, wait that long for the agent to have done it (BusTimeout,
+        RemoteError otherwise)."""
+        if timeout is None:
+            self._cast(ctx, host, "destroy", DestroyInstance(uuid=uuid))
+        else:
+            self._call(ctx, host, "destroy", DestroyInstance(uuid=uuid), timeout)
+
+    def power(self, ctx: RequestContext, host: str, uuid: str, task: str, action: str) -> None:
+        self._cast(ctx, host, "power", PowerInstance(uuid=uuid, task=task, action=action))
+
+    def attach_interface(self, ctx: RequestContext, host: str, uuid: str,
+                         nic: Mapping[str, Any], timeout: float | None = None) -> None:
+        """Plug `nic` into the host's dataplane and the VM; returns once it is there."""
+        self._call(ctx, host, "attach_interface", AttachInterface(uuid=uuid, nic=dict(nic)),
+                   timeout)
+
+    def detach_interface(self, ctx: RequestContext, host: str, uuid: str,
+                         nic: Mapping[str, Any], timeout: float | None = None) -> None:
+        self._call(ctx, host, "detach_interface", DetachInterface(uuid=uuid, nic=dict(nic)),
+                   timeout)
+
+    def snapshot(self, ctx: RequestContext, host: str, uuid: str, image_id: str,
+                 file: str) -> None:
+        self._cast(ctx, host, "snapshot",
+                   SnapshotInstance(uuid=uuid, image_id=image_id, file=file, host=host))
+
+    def list_instances(self, ctx: RequestContext, host: str,
+                       timeout: float | None = None) -> dict[str, int]:
+        """uuid -> power state of every VM the host has."""
+        present = self._call(ctx, host, "list_instances", ListInstances(), timeout)
+        return {str(uuid): int(power) for uuid, power in dict(present).items()}
+
+    def console_output(self, ctx: RequestContext, host: str, uuid: str, length: int | None,
+                       timeout: float = CONSOLE_TIMEOUT) -> str:
+        reply = self._call(ctx, host, "console_output", ConsoleOutput(uuid=uuid, length=length),
+                           timeout)
+        return str(reply["output"])
+
+    def discard(self, host: str) -> None:
+        """Forget the host's queue for good, with the work waiting on it (a removed host)."""
+        self.bus.discard(agent_topic(host))
+

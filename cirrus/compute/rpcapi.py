@@ -1,0 +1,196 @@
+"""The conductor's bus contract: its topic, its messages, and the client the API and the
+agents use to reach it.
+
+Each message's payload is a frozen dataclass (cirrus.bus.contract); version 1 of each is
+the unversioned dict sent before the contracts, with the same fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cirrus.bus import Bus
+from cirrus.bus.contract import BusHandler, Payload
+from cirrus.bus.contract import endpoints as _endpoints
+from cirrus.context import RequestContext
+
+CONDUCTOR_TOPIC = "conductor"
+
+
+@dataclass(frozen=True)
+class BuildInstances(Payload):
+    """Build the instances the API recorded (task_state scheduling)."""
+
+    uuids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SpawnResult(Payload):
+    """An agent's answer to `spawn`."""
+
+    uuid: str
+    host: str
+    ok: bool
+    error: str | None = None
+    details: str | None = None  # the traceback, for admins
+    power_state: int | None = None
+
+
+@dataclass(frozen=True)
+class DeleteInstance(Payload):
+    uuid: str
+
+
+@dataclass(frozen=True)
+class AttachInterface(Payload):
+    """Hot-plug a NIC (a call: the answer says it is done, or why not)."""
+
+    uuid: str
+    # A cirrus.compute.networking.parse_requested() value: "auto", "none" or the requests.
+    request: str | tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class DetachInterface(Payload):
+    uuid: str
+    port_id: str
+
+
+@dataclass(frozen=True)
+class PowerAction(Payload):
+    """Run the power task the API recorded (stop, start, reboot)."""
+
+    uuid: str
+    task: str
+
+
+@dataclass(frozen=True)
+class TaskResult(Payload):
+    """An agent's answer to `power`."""
+
+    uuid: str
+    task: str
+    ok: bool
+    host: str | None = None
+    error: str | None = None
+    details: str | None = None
+    power_state: int | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotInstance(Payload):
+    uuid: str
+    image_id: str
+
+
+@dataclass(frozen=True)
+class SnapshotResult(Payload):
+    """An agent's answer to `snapshot`: the staging `file` is written, or why not."""
+
+    uuid: str
+    image_id: str
+    file: str
+    ok: bool
+    host: str | None = None
+    error: str | None = None
+    details: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentReport(Payload):
+    """An agent's heartbeat; a full report adds capacity and every VM it has."""
+
+    host: str
+    stats: dict[str, Any] | None = None  # a cirrus.virt.driver.HostStats as plain data
+    taken_at: float | None = None  # when the VM list was read (time.time())
+    instances: dict[str, int] | None = None  # uuid -> power state
+    startup: bool = False  # the first report after the agent started
+
+
+MESSAGES: dict[str, type[Payload]] = {
+    "build_instances": BuildInstances,
+    "spawn_result": SpawnResult,
+    "delete_instance": DeleteInstance,
+    "attach_interface": AttachInterface,
+    "detach_interface": DetachInterface,
+    "power_action": PowerAction,
+    "task_result": TaskResult,
+    "snapshot_instance": SnapshotInstance,
+    "snapshot_result": SnapshotResult,
+    "agent_report": AgentReport,
+}
+
+
+class ConductorHandler(Protocol):
+    """What the conductor serves. Its handlers still take each payload's `as_dict()`."""
+
+    def build_instances(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def spawn_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def delete_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def attach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def detach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def power_action(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def task_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def snapshot_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def snapshot_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def agent_report(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+
+
+def endpoints(handler: ConductorHandler) -> dict[str, BusHandler]:
+    """The handlers the conductor subscribes to CONDUCTOR_TOPIC with: each message checked
+    and brought to the current version, then given to the handler as `as_dict()`."""
+    return _endpoints(MESSAGES, handler, as_dict=True)
+
+
+class ConductorAPI:
+    """The client side: one method per message to the conductor."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def _cast(self, ctx: RequestContext, method: str, payload: Payload) -> None:
+        self.bus.cast(ctx, CONDUCTOR_TOPIC, method, payload.to_wire())
+
+    def _call(self, ctx: RequestContext, method: str, payload: Payload,
+              timeout: float | None) -> Any:
+        return self.bus.call(ctx, CONDUCTOR_TOPIC, method, payload.to_wire(), timeout=timeout)
+
+    def build_instances(self, ctx: RequestContext, uuids: Sequence[str]) -> None:
+        self._cast(ctx, "build_instances", BuildInstances(uuids=tuple(uuids)))
+
+    def spawn_result(self, ctx: RequestContext, result: SpawnResult) -> None:
+        self._cast(ctx, "spawn_result", result)
+
+    def delete_instance(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "delete_instance", DeleteInstance(uuid=uuid))
+
+    def attach_interface(self, ctx: RequestContext, uuid: str,
+                         request: str | Sequence[Mapping[str, Any]],
+                         timeout: float | None = None) -> str:
+        """Make and plug the NIC `request` asks for; returns its port id once it is there
+        (RemoteError with the conductor's refusal, BusTimeout)."""
+        asked = request if isinstance(request, str) else tuple(dict(r) for r in request)
+        reply = self._call(ctx, "attach_interface", AttachInterface(uuid=uuid, request=asked),
+                           timeout)
+        return str(reply["port_id"])
+
+    def detach_interface(self, ctx: RequestContext, uuid: str, port_id: str,
+                         timeout: float | None = None) -> None:
+        self._call(ctx, "detach_interface", DetachInterface(uuid=uuid, port_id=port_id), timeout)
+
+    def power_action(self, ctx: RequestContext, uuid: str, task: str) -> None:
+        self._cast(ctx, "power_action", PowerAction(uuid=uuid, task=task))
+
+    def task_result(self, ctx: RequestContext, result: TaskResult) -> None:
+        self._cast(ctx, "task_result", result)
+
+    def snapshot_instance(self, ctx: RequestContext, uuid: str, image_id: str) -> None:
+        self._cast(ctx, "snapshot_instance", SnapshotInstance(uuid=uuid, image_id=image_id))
+
+    def snapshot_result(self, ctx: RequestContext, result: SnapshotResult) -> None:
+        self._cast(ctx, "snapshot_result", result)
+
+    def agent_report(self, ctx: RequestContext, report: AgentReport) -> None:
+        self._cast(ctx, "agent_report", report)
