@@ -13,6 +13,8 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
+from cirrus.compute import rpcapi
+from cirrus.compute.rpcapi import CONDUCTOR_TOPIC
 from cirrus.compute.workflows import build, delete, interfaces, power, snapshot
 from cirrus.compute.workflows.build import BUILD_EVENT, forget_build_secrets, instance_spec
 from cirrus.compute.workflows.deps import WorkflowDeps
@@ -25,10 +27,9 @@ from cirrus.hosts.reconcile import Reconciler
 if TYPE_CHECKING:
     from cirrus.runtime import Cloud
 
-__all__ = ["TOPIC", "Conductor", "forget_build_secrets", "instance_spec"]
+__all__ = ["Conductor", "forget_build_secrets", "instance_spec"]
 
 log = logging.getLogger(__name__)
-TOPIC = "conductor"
 
 
 class Conductor:
@@ -45,31 +46,20 @@ class Conductor:
 
     # ---- lifecycle
     def start(self) -> None:
-        self.bus.subscribe(TOPIC, {
-            "build_instances": self.build_instances,
-            "spawn_result": self.spawn_result,
-            "delete_instance": self.delete_instance,
-            "power_action": self.power_action,
-            "task_result": self.task_result,
-            "agent_report": self.agent_report,
-            "attach_interface": self.attach_interface,
-            "detach_interface": self.detach_interface,
-            "snapshot_instance": self.snapshot_instance,
-            "snapshot_result": self.snapshot_result,
-        }, workers=8)
+        self.bus.subscribe(CONDUCTOR_TOPIC, rpcapi.endpoints(self), workers=8)
         self._heartbeat()
         self._thread = threading.Thread(target=self._periodic, name="conductor-loop", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self.bus.unsubscribe(TOPIC)
+        self.bus.unsubscribe(CONDUCTOR_TOPIC)
         if self._thread:
             self._thread.join(timeout=5)
 
     def _heartbeat(self) -> None:
         # Only its own row: the scheduler role records cirrus-scheduler from its own process.
-        self.db.run(lambda s: record_heartbeat(s, self.hostname, "cirrus-conductor", TOPIC))
+        self.db.run(lambda s: record_heartbeat(s, self.hostname, "cirrus-conductor", CONDUCTOR_TOPIC))
 
     def _periodic(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_interval):

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
+from cirrus.agent.rpcapi import AgentAPI
 from cirrus.bus import Bus, BusTimeout, RemoteError
 from cirrus.compute import actions, instances, lifecycle, states
 from cirrus.config import Settings
@@ -55,6 +55,7 @@ class Reconciler:
                  instance_spec: InstanceSpecOf, build_event: str) -> None:
         self.db = db
         self.bus = bus
+        self.agents = AgentAPI(bus)
         self.settings = settings
         self.instance_spec = instance_spec
         self.build_event = build_event
@@ -103,18 +104,17 @@ class Reconciler:
         self.db.run(work)
         for uuid in to_destroy:
             log.info("reconcile: destroying %s on %s", uuid, host)
-            self.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+            self.agents.destroy(ctx, host, uuid)
         for spec in to_respawn:
             log.info("reconcile: building %s on %s again after the agent restarted", spec["uuid"], host)
-            self.bus.cast(ctx, agent_topic(host), "spawn", {"spec": spec})
+            self.agents.spawn(ctx, host, spec)
         if suspects:
             self.confirm_missing(ctx, host, suspects)
 
     def confirm_missing(self, ctx: RequestContext, host: str, suspects: list[str]) -> None:
         """Ask the agent again; the servers whose VM is still missing go to ERROR with a fault."""
         try:
-            present = self.bus.call(ctx, agent_topic(host), "list_instances", {},
-                                    timeout=self.settings.rpc_timeout)
+            present = self.agents.list_instances(ctx, host, timeout=self.settings.rpc_timeout)
         except (BusTimeout, RemoteError) as exc:
             log.warning("reconcile: cannot confirm missing VMs on %s: %s", host, exc)
             return

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
+from cirrus.agent.rpcapi import agent_topic
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database

@@ -13,7 +13,6 @@ import dataclasses
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, instances, networking, states
 from cirrus.compute.lifecycle import transition
@@ -23,6 +22,7 @@ from cirrus.context import RequestContext
 from cirrus.db.models import Image, Instance, utcnow
 from cirrus.errors import CirrusError, is_transient
 from cirrus.scheduler import claims
+from cirrus.scheduler.rpcapi import SelectDestination
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.libvirt.spec import spec_extra
 
@@ -76,8 +76,7 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
             # Scheduled already, by a conductor that may have died before telling the
             # agent (this is a redelivery or a re-drive). Spawning is idempotent.
             log.info("build of %s: already on %s, sending the spawn again", uuid, inst.host)
-            deps.bus.cast(ctx, agent_topic(inst.host), "spawn",
-                          {"spec": instance_spec(s, inst)})
+            deps.agents.spawn(ctx, inst.host, instance_spec(s, inst))
             return
         if inst.task_state != states.SCHEDULING:
             return
@@ -94,28 +93,29 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
         return
     request, spec = prepared
     try:
-        choice = deps.bus.call(ctx, "scheduler", "select_destination", request,
-                               timeout=deps.settings.rpc_timeout)
+        choice = deps.scheduler.select_destination(ctx, request,
+                                                   timeout=deps.settings.rpc_timeout)
     except (BusTimeout, RemoteError) as exc:
         if is_transient(exc):
             raise  # the scheduler could not reach the database: the build is redelivered
         fail_build(deps, ctx, uuid, f"The scheduler did not answer: {exc}", code=500)
         return
-    if choice.get("gone"):
+    if choice.gone:
         return
-    if choice["host"] is None:
+    if choice.host is None:
         # Members and readers see the explanation without host names; admins all of it.
-        fail_build(deps, ctx, uuid, choice.get("public_reason") or choice["reason"],
-                   code=500, details=choice["reason"], after_attempts=True)
+        fail_build(deps, ctx, uuid, choice.public_reason or choice.reason or "",
+                   code=500, details=choice.reason or "", after_attempts=True)
         return
+    host = choice.host
     # The scheduler has claimed the resources and recorded the host (task spawning).
     if spec["nics"]:
-        deps.db.run(lambda s: networking.bind_host(s, spec["nics"], choice["host"]))
-    deps.bus.cast(ctx, agent_topic(choice["host"]), "spawn", {"spec": spec})
+        deps.db.run(lambda s: networking.bind_host(s, spec["nics"], host))
+    deps.agents.spawn(ctx, host, spec)
 
 
 def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
-             uuid: str) -> tuple[dict, dict] | None:
+             uuid: str) -> tuple[SelectDestination, dict] | None:
     """Make the instance's ports (once) and what the scheduler and the agent need."""
     inst = s.scalar(select(Instance).where(Instance.uuid == uuid).with_for_update())
     if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
@@ -126,10 +126,11 @@ def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
     if pool and (inst.system_metadata or {}).get("storage_pool") != pool:
         inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
     wanted = inst.request_spec or {}
-    request = {"instance_uuid": uuid, "vcpus": inst.vcpus, "memory_mb": inst.memory_mb,
-               "disk_gb": inst.root_gb, "availability_zone": inst.availability_zone,
-               "exclude_hosts": list(inst.tried_hosts or []), "storage_pool": pool,
-               "force_host": wanted.get("force_host"), "force_node": wanted.get("force_node")}
+    request = SelectDestination(
+        instance_uuid=uuid, vcpus=inst.vcpus, memory_mb=inst.memory_mb, disk_gb=inst.root_gb,
+        availability_zone=inst.availability_zone, exclude_hosts=tuple(inst.tried_hosts or []),
+        storage_pool=pool, force_host=wanted.get("force_host"),
+        force_node=wanted.get("force_node"))
     return request, spec
 
 
@@ -164,7 +165,7 @@ def spawn_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
         log.info("instance %s active on %s", uuid, host)
     if built is False:
         # Deleted (or moved) while it was being built: this VM is not wanted.
-        deps.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+        deps.agents.destroy(ctx, host, uuid)
 
 
 def _spawn_failed(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str, error: str,
@@ -230,4 +231,4 @@ def fail_build(deps: WorkflowDeps, ctx: RequestContext, uuid: str, message: str,
 
     host = deps.db.run(fail)
     if host:
-        deps.bus.cast(ctx, agent_topic(host), "destroy", {"uuid": uuid})
+        deps.agents.destroy(ctx, host, uuid)

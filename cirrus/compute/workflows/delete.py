@@ -9,7 +9,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, states
 from cirrus.compute.lifecycle import transition
@@ -31,8 +30,7 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> N
         host = inst.host
     if host:
         try:
-            deps.bus.call(ctx, agent_topic(host), "destroy", {"uuid": uuid},
-                          timeout=deps.settings.rpc_timeout)
+            deps.agents.destroy(ctx, host, uuid, timeout=deps.settings.rpc_timeout)
         except (BusTimeout, RemoteError) as exc:
             # The agent's next report finds the VM orphaned and destroys it.
             log.warning("destroy of %s on %s failed, deleting the record anyway: %s",

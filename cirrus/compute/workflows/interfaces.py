@@ -9,7 +9,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
@@ -48,8 +47,7 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
 
     host, nic, plug = deps.db.run(add)
     try:
-        deps.bus.call(ctx, agent_topic(host), "attach_interface", {"uuid": uuid, "nic": plug},
-                      timeout=deps.settings.rpc_timeout)
+        deps.agents.attach_interface(ctx, host, uuid, plug, timeout=deps.settings.rpc_timeout)
     except (BusTimeout, RemoteError) as exc:
         deps.db.run(lambda s: _forget_nic(s, uuid, nic))
         raise Conflict(f"Failed to attach network adapter device to {uuid}: {exc}") from exc
@@ -67,8 +65,7 @@ def detach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
             raise NotFound(f"Port {port_id} is not attached")
         plug = networking.build_nics(s, [nic])[0].to_dict()
     try:
-        deps.bus.call(ctx, agent_topic(host), "detach_interface", {"uuid": uuid, "nic": plug},
-                      timeout=deps.settings.rpc_timeout)
+        deps.agents.detach_interface(ctx, host, uuid, plug, timeout=deps.settings.rpc_timeout)
     except (BusTimeout, RemoteError) as exc:
         raise Conflict(f"Failed to detach network adapter device from {uuid}: {exc}") from exc
 

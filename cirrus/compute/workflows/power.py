@@ -10,7 +10,6 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.agent.service import agent_topic
 from cirrus.compute import actions, snapshots, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.workflows.deps import WorkflowDeps
@@ -39,8 +38,7 @@ def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None
         task_result(deps, ctx, {"uuid": uuid, "task": task, "ok": False, "host": None,
                                 "error": "The instance has no host."})
         return
-    deps.bus.cast(ctx, agent_topic(host), "power",
-                  {"uuid": uuid, "task": task, "action": ACTION_OF_TASK[task]})
+    deps.agents.power(ctx, host, uuid, task, ACTION_OF_TASK[task])
 
 
 def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:

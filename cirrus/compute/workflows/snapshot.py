@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from cirrus.agent.service import agent_topic
 from cirrus.compute import snapshots, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
@@ -29,7 +28,7 @@ def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) ->
     if not host:
         snapshot_result(deps, ctx, {**result, "ok": False, "error": "The instance has no host."})
         return
-    deps.bus.cast(ctx, agent_topic(host), "snapshot", result)
+    deps.agents.snapshot(ctx, host, uuid, image_id, result["file"])
 
 
 def snapshot_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
