@@ -212,3 +212,27 @@ def addresses(s: Session, insts: list[Instance]) -> dict[str, dict]:
                     "OS-EXT-IPS-MAC:mac_addr": mac})
         result[inst.uuid] = view
     return result
+
+
+def attachments(s: Session, port_ids: list[str]) -> list[tuple[Port, list[IPAllocation]]]:
+    """The ports of `port_ids` that exist, in that order, each with its fixed IPs."""
+    if not port_ids:
+        return []
+    found = {p.id: p for p in s.scalars(select(Port).where(Port.id.in_(port_ids)))}
+    ips: dict[str, list[IPAllocation]] = {}
+    for ip in s.scalars(select(IPAllocation).where(IPAllocation.port_id.in_(port_ids))):
+        ips.setdefault(ip.port_id, []).append(ip)
+    return [(found[p], ips.get(p, [])) for p in port_ids if p in found]
+
+
+def attachment(s: Session, port_id: str) -> tuple[Port, list[IPAllocation]]:
+    port = s.get(Port, port_id)
+    if port is None:
+        raise NotFound(f"Port {port_id} could not be found.")
+    return port, list(s.scalars(select(IPAllocation).where(IPAllocation.port_id == port.id)))
+
+
+def live_nics(s: Session, uuid: str) -> list[dict] | None:
+    """The NIC map of a server that is not deleted (None if there is none)."""
+    return s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
+                                                Instance.deleted.is_(False)))

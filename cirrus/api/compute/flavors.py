@@ -6,7 +6,7 @@ to every flavor view and PUT /flavors/{id} to change it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
@@ -21,9 +21,11 @@ from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import flavors as service
 from cirrus.compute.quotas import verify_project
-from cirrus.db.models import Flavor
 from cirrus.errors import BadRequest, Conflict, NotFound
 from cirrus.identity.policy import ADMIN, READ, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Flavor
 
 # ---------------------------------------------------------------- views
 

@@ -7,15 +7,17 @@ answers once it is there (or undoes the port and says why).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import instances, networking
-from cirrus.db.models import Instance, IPAllocation, Port
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import IPAllocation, Port
 
 _attach = {
     "type": "object",
@@ -54,11 +56,7 @@ def _attachments(req: ApiRequest, server_id: str) -> list[dict]:
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
         port_ids = [n["port_id"] for n in sorted(inst.nics or [], key=lambda n: n["index"])]
-        ports = {p.id: p for p in s.scalars(select(Port).where(Port.id.in_(port_ids)))}
-        ips: dict[str, list[IPAllocation]] = {}
-        for ip in s.scalars(select(IPAllocation).where(IPAllocation.port_id.in_(port_ids))):
-            ips.setdefault(ip.port_id, []).append(ip)
-        return [_attachment(ports[p], ips.get(p, [])) for p in port_ids if p in ports]
+        return [_attachment(port, ips) for port, ips in networking.attachments(s, port_ids)]
 
 
 def list_interfaces(req: ApiRequest, server_id: str) -> dict:
@@ -111,8 +109,7 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
         networking.check_requested(s, req.ctx, request, 1)
     done = _ask_conductor(req, "attach_interface", {"uuid": inst.uuid, "request": request})
     with req.cloud.db.reader() as s:
-        port = s.get(Port, done["port_id"])
-        ips = list(s.scalars(select(IPAllocation).where(IPAllocation.port_id == port.id)))
+        port, ips = networking.attachment(s, done["port_id"])
         return Reply(200, {"interfaceAttachment": _attachment(port, ips)})
 
 
@@ -130,8 +127,7 @@ def detach_from_server(req: ApiRequest, server_id: str, port_id: str) -> None:
     """Take a port out of a server before the port itself is deleted (no-op if the server
     is gone or no longer has it)."""
     with req.cloud.db.reader() as s:
-        nics = s.scalar(select(Instance.nics).where(Instance.uuid == server_id,
-                                                     Instance.deleted.is_(False)))
+        nics = networking.live_nics(s, server_id)
     if nics and any(n["port_id"] == port_id for n in nics):
         _ask_conductor(req, "detach_interface", {"uuid": server_id, "port_id": port_id})
 

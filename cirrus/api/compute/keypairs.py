@@ -7,7 +7,7 @@ list with `limit`/`marker` and `keypairs_links`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import next_links, page_limit_and_marker
@@ -15,9 +15,11 @@ from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.compute import keypairs as service
-from cirrus.db.models import KeyPair
 from cirrus.errors import Forbidden
 from cirrus.identity.policy import READ, WRITE, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import KeyPair
 
 
 def _owner(req: ApiRequest, requested: str | None, action: str) -> str:

@@ -6,16 +6,13 @@ import base64
 import binascii
 import datetime as dt
 
-from sqlalchemy import select
-
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import bounded_int, next_links, page_limit_and_marker
 from cirrus.api.compute.views import server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import actions, instances, networking, states
-from cirrus.compute.liveness import AGENT_BINARY, service_is_up
-from cirrus.db.models import Service
+from cirrus.compute.host_status import host_statuses
 from cirrus.errors import BadRequest, Forbidden
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
 
@@ -200,20 +197,7 @@ def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection
 def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:  # noqa: ANN001
     if not (req.ctx.is_admin and req.mv_at_least(2, 16)):
         return {}
-    hosts = {r.host for r in rows if r.host}
-    if not hosts:
-        return {}
-    statuses = {}
-    down_time = req.cloud.settings.service_down_time
-    for svc in s.scalars(select(Service).where(Service.binary == AGENT_BINARY,
-                                               Service.host.in_(hosts))):
-        if svc.forced_down:
-            statuses[svc.host] = "DOWN"
-        elif svc.disabled:
-            statuses[svc.host] = "MAINTENANCE"
-        else:
-            statuses[svc.host] = "UP" if service_is_up(svc, down_time) else "UNKNOWN"
-    return statuses
+    return host_statuses(s, {r.host for r in rows if r.host}, req.cloud.settings.service_down_time)
 
 
 def list_servers(req: ApiRequest) -> dict:

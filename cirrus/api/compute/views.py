@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from typing import TYPE_CHECKING
 
 from cirrus.api.framework import ApiRequest
 from cirrus.compute import states
-from cirrus.db.models import Instance, InstanceFault
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Instance, InstanceFault
 
 
 def iso_z(value: dt.datetime | None) -> str | None:
