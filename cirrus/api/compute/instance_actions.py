@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cirrus.api.compute.common import next_links, page_limit_and_marker
+from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.servers import _parse_time
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest
@@ -15,13 +16,17 @@ from cirrus.identity.policy import READ, authorize
 if TYPE_CHECKING:
     from cirrus.db.models import InstanceAction, InstanceActionEvent
 
+DELETED_SERVERS = Since("2.21")  # the actions of a deleted server stay readable
+PAGED = Since("2.58")  # `limit`, `marker`, `changes-since`, `links`, and `updated_at`
+EVENTS_FOR_ALL = Since("2.51")  # before, only admins see an action's events
+
 
 def _action_view(req: ApiRequest, action: InstanceAction) -> dict:
     view = {"action": action.action, "instance_uuid": action.instance_uuid,
             "request_id": action.request_id, "user_id": action.user_id,
             "project_id": action.project_id, "start_time": iso_micro(action.start_time),
             "message": action.message}
-    if req.mv_at_least(2, 58):
+    if PAGED(req):
         view["updated_at"] = iso_micro(action.updated_at or action.start_time)
     return view
 
@@ -35,13 +40,12 @@ def _event_view(req: ApiRequest, event: InstanceActionEvent) -> dict:
 
 
 def _instance(req: ApiRequest, s, server_id: str):  # noqa: ANN001, ANN202
-    # 2.21: the actions of a deleted server stay readable.
-    return instances.get(s, req.ctx, server_id, include_deleted=req.mv_at_least(2, 21))
+    return instances.get(s, req.ctx, server_id, include_deleted=DELETED_SERVERS(req))
 
 
 def list_actions(req: ApiRequest, server_id: str) -> dict:
     authorize(req.ctx, READ, "os_compute_api:os-instance-actions:list")
-    paged = req.mv_at_least(2, 58)
+    paged = PAGED(req)
     limit = page_limit_and_marker(req)[0] if paged else 0
     with req.cloud.db.reader() as s:
         _instance(req, s, server_id)
@@ -68,8 +72,8 @@ def show_action(req: ApiRequest, server_id: str, request_id: str) -> dict:
         if action is None:
             raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
         view = _action_view(req, action)
-        # Before 2.51 only admins see events; from 2.51 everyone does (without tracebacks).
-        if req.ctx.is_admin or req.mv_at_least(2, 51):
+        # Tracebacks stay the admins' (_event_view).
+        if req.ctx.is_admin or EVENTS_FOR_ALL(req):
             view["events"] = [_event_view(req, e) for e in history.events_of(s, action)]
         return {"instanceAction": view}
 
