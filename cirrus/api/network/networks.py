@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
 from cirrus.api.network.listing import (
@@ -24,6 +22,8 @@ from cirrus.network import networks as service
 from cirrus.network.access import READ, require
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from cirrus.db.models import Network
 
 COLUMNS = {

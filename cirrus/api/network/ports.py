@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
 from cirrus.api.network.listing import (
@@ -29,6 +27,8 @@ from cirrus.network.access import READ, require
 from cirrus.network.errors import PolicyNotAuthorized
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from cirrus.db.models import Port
 
 COLUMNS = {
