@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import text
 from starlette.routing import Route
 
+from cirrus.api import admin_schemas as schemas
 from cirrus.api.framework import ApiRequest, make_routes
 from cirrus.api.validation import validate
 from cirrus.compute import instances, networking
-from cirrus.db.models import Image
 from cirrus.errors import BadRequest, ServiceUnavailable
 from cirrus.identity.policy import ADMIN, READ, authorize
 from cirrus.network import render
-from cirrus.observe import schemas
 from cirrus.observe.logging import check_level, log_levels, set_log_level
 from cirrus.observe.rpcapi import AdminAPI
+from cirrus.storage import images
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +57,7 @@ def put_log_level(req: ApiRequest) -> dict:
 def health(req: ApiRequest) -> dict:
     """200 while this API process can reach the database; 503 otherwise."""
     try:
-        with req.cloud.db.reader() as s:
-            s.execute(text("SELECT 1"))
+        req.cloud.db.ping()
     except Exception as exc:
         log.warning("health check: database unreachable: %s", type(exc).__name__)
         raise ServiceUnavailable("The database is unreachable from this API process.") from exc
@@ -73,8 +71,7 @@ def network_config(req: ApiRequest, server_id: str) -> dict:
     authorize(req.ctx, READ, "cirrus:servers:network_config")
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
-        image = s.get(Image, inst.image_ref) if inst.image_ref else None
-        static = inject_ip(image.properties if image else None)
+        static = inject_ip(images.properties_of(s, inst.image_ref))
         nics = networking.build_nics(s, inst.nics)
     return render.render_all(nics, static=static)
 

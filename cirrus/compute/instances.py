@@ -9,6 +9,7 @@ import secrets
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
@@ -41,6 +42,10 @@ from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from cirrus.hosts import records, zones
 from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
+
+if TYPE_CHECKING:
+    from cirrus.config import Settings
+    from cirrus.services import Deps
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +135,7 @@ def flavor_snapshot(flavor: Flavor) -> dict:
             "swap": flavor.swap, "extra_specs": dict(flavor.extra_specs or {})}
 
 
-def create(cloud, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instance], str]:  # noqa: ANN001
+def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[Instance], str]:
     """Record the instances (BUILD/scheduling) and hand them to the conductor."""
     requested_networks = networking.parse_requested(req.networks)
     if req.min_count > req.max_count:
@@ -266,7 +271,7 @@ def _discard(s: Session, uuids: list[str]) -> list[str]:
     return waiting
 
 
-def _check_destination(s: Session, settings, req: CreateRequest) -> None:  # noqa: ANN001
+def _check_destination(s: Session, settings: Settings, req: CreateRequest) -> None:
     """A forced host or node must be a compute node (400, as Nova's ComputeHostNotFound); a
     zone asked for without one must be a zone with an enabled compute service (400, Nova's
     "The requested availability zone is not available"), not accepted to fail later."""
@@ -416,7 +421,7 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
     return rows
 
 
-def update_fields(cloud, ctx: RequestContext, uuid: str, values: dict) -> None:  # noqa: ANN001
+def update_fields(cloud: Deps, ctx: RequestContext, uuid: str, values: dict) -> None:
     def work(s: Session) -> None:
         inst = get(s, ctx, uuid)
         for key, value in values.items():
@@ -428,7 +433,7 @@ def update_fields(cloud, ctx: RequestContext, uuid: str, values: dict) -> None: 
     cloud.db.run(work)
 
 
-def set_metadata(cloud, ctx: RequestContext, uuid: str, items: dict, *, replace: bool,  # noqa: ANN001
+def set_metadata(cloud: Deps, ctx: RequestContext, uuid: str, items: dict, *, replace: bool,
                  delete_key: str | None = None) -> dict:
     settings = cloud.settings
 
@@ -453,7 +458,7 @@ def set_metadata(cloud, ctx: RequestContext, uuid: str, items: dict, *, replace:
     return cloud.db.run(work)
 
 
-def request_delete(cloud, ctx: RequestContext, uuid: str) -> None:  # noqa: ANN001
+def request_delete(cloud: Deps, ctx: RequestContext, uuid: str) -> None:
     def work(s: Session) -> None:
         inst = get(s, ctx, uuid)
         if inst.locked and not ctx.is_admin:
@@ -477,7 +482,7 @@ def _send_task(task: str, send: Callable[[], None]) -> None:
         log.warning("%s left to the conductor's re-drive: %s", task, exc)
 
 
-def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> None:  # noqa: ANN001
+def request_power_action(cloud: Deps, ctx: RequestContext, uuid: str, action: str) -> None:
     """stop, start, reboot or reboot_hard: check the transition, set the task, tell the conductor."""
     def work(s: Session) -> str:
         inst = get(s, ctx, uuid)
@@ -498,7 +503,7 @@ def request_power_action(cloud, ctx: RequestContext, uuid: str, action: str) -> 
                lambda: ConductorAPI(cloud.bus).power_action(ctx, uuid, task))
 
 
-def console_output(cloud, ctx: RequestContext, uuid: str, length: int | None) -> str:  # noqa: ANN001
+def console_output(cloud: Deps, ctx: RequestContext, uuid: str, length: int | None) -> str:
     with cloud.db.reader() as s:
         inst = get(s, ctx, uuid)
         host = inst.host

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -21,6 +22,9 @@ from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound, QuotaExceed
 from cirrus.network import auto, networks, ports
 from cirrus.network import quotas as netquotas
 from cirrus.network.model import Nic
+
+if TYPE_CHECKING:
+    from cirrus.config import Settings
 
 NONE, AUTO = "none", "auto"
 
@@ -88,7 +92,7 @@ def check_requested(s: Session, ctx: RequestContext, requested: str | list[dict]
             seen_networks.add(item["uuid"])
 
 
-def count_within_port_quota(s: Session, settings, project_id: str,  # noqa: ANN001
+def count_within_port_quota(s: Session, settings: Settings, project_id: str,
                             requested: str | list[dict], min_count: int, max_count: int) -> int:
     """Nova's validate_networks: how many of max_count servers the project's port quota can
     give their new ports (ports passed by the user exist already); PortLimitExceeded (403)
@@ -115,7 +119,7 @@ def device_owner(inst: Instance, default_az: str) -> str:
     return f"compute:{inst.availability_zone or default_az}"
 
 
-def allocate(s: Session, ctx: RequestContext, settings, inst: Instance) -> list[dict]:  # noqa: ANN001
+def allocate(s: Session, ctx: RequestContext, settings: Settings, inst: Instance) -> list[dict]:
     """Make or bind the instance's ports, in order, and record the NIC map. Idempotent: an
     instance that has its map already (a redelivered build) keeps it."""
     if inst.nics:
@@ -128,7 +132,7 @@ def allocate(s: Session, ctx: RequestContext, settings, inst: Instance) -> list[
     return nics
 
 
-def allocate_one(s: Session, ctx: RequestContext, settings, inst: Instance, item: dict,  # noqa: ANN001
+def allocate_one(s: Session, ctx: RequestContext, settings: Settings, inst: Instance, item: dict,
                  index: int) -> dict:
     """Make (or bind, for {"port"}) one port for the instance; its NIC map entry."""
     owner = device_owner(inst, settings.default_availability_zone)
@@ -148,7 +152,7 @@ def allocate_one(s: Session, ctx: RequestContext, settings, inst: Instance, item
             "name": f"eth{index}", "preserve": preserve}
 
 
-def resolve_auto(s: Session, ctx: RequestContext, settings, project_id: str,  # noqa: ANN001
+def resolve_auto(s: Session, ctx: RequestContext, settings: Settings, project_id: str,
                  requested: str | list[dict]) -> list[dict]:
     """`auto` as the one network it means for the project; `none` as no NIC."""
     if requested == NONE:
@@ -212,3 +216,27 @@ def addresses(s: Session, insts: list[Instance]) -> dict[str, dict]:
                     "OS-EXT-IPS-MAC:mac_addr": mac})
         result[inst.uuid] = view
     return result
+
+
+def attachments(s: Session, port_ids: list[str]) -> list[tuple[Port, list[IPAllocation]]]:
+    """The ports of `port_ids` that exist, in that order, each with its fixed IPs."""
+    if not port_ids:
+        return []
+    found = {p.id: p for p in s.scalars(select(Port).where(Port.id.in_(port_ids)))}
+    ips: dict[str, list[IPAllocation]] = {}
+    for ip in s.scalars(select(IPAllocation).where(IPAllocation.port_id.in_(port_ids))):
+        ips.setdefault(ip.port_id, []).append(ip)
+    return [(found[p], ips.get(p, [])) for p in port_ids if p in found]
+
+
+def attachment(s: Session, port_id: str) -> tuple[Port, list[IPAllocation]]:
+    port = s.get(Port, port_id)
+    if port is None:
+        raise NotFound(f"Port {port_id} could not be found.")
+    return port, list(s.scalars(select(IPAllocation).where(IPAllocation.port_id == port.id)))
+
+
+def live_nics(s: Session, uuid: str) -> list[dict] | None:
+    """The NIC map of a server that is not deleted (None if there is none)."""
+    return s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
+                                                Instance.deleted.is_(False)))

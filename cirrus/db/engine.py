@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -177,6 +177,11 @@ class Database:
                 delay = min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.0)
                 log.warning("retrying transaction after %s (attempt %d)", type(exc.orig).__name__, attempt)
                 time.sleep(delay)
+
+    def ping(self) -> None:
+        """One round trip to the database (the health check); raises if it is unreachable."""
+        with self.reader() as session:
+            session.execute(text("SELECT 1"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -281,6 +281,12 @@ def delete_port_checked(s: Session, ctx: RequestContext, port_id: str) -> None:
     delete_port(s, port.id)
 
 
+def delete_port_if_exists(s: Session, ctx: RequestContext, port_id: str) -> None:
+    """As delete_port_checked, but a port already gone (a detach took it) is fine."""
+    if s.get(Port, port_id) is not None:
+        delete_port_checked(s, ctx, port_id)
+
+
 def update_binding(s: Session, port_id: str, *, device_id: str, device_owner: str,
                    host_id: str | None) -> Port:
     """Bind a port to a device on a host, or unbind it ("", "", None). Internal."""

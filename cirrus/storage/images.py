@@ -91,6 +91,12 @@ def get_image(db: Database, ctx: RequestContext, image_id: str) -> Image:
         return _visible(s, ctx, image_id)
 
 
+def properties_of(s: Session, image_id: str | None) -> dict | None:
+    """An image's properties, visible or not (None if there is no such image)."""
+    image = s.get(Image, image_id) if image_id else None
+    return image.properties if image else None
+
+
 def get_for_download(db: Database, ctx: RequestContext, image_id: str) -> Image:
     image = get_image(db, ctx, image_id)
     if image.status == "deactivated" and not ctx.is_admin:

@@ -6,7 +6,7 @@ to every flavor view and PUT /flavors/{id} to change it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
@@ -16,14 +16,22 @@ from cirrus.api.compute.common import (
     page_limit_and_marker,
     query_bool,
 )
+from cirrus.api.compute.microversion import Since, by_version
 from cirrus.api.compute.views import links
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import flavors as service
 from cirrus.compute.quotas import verify_project
-from cirrus.db.models import Flavor
 from cirrus.errors import BadRequest, Conflict, NotFound
 from cirrus.identity.policy import ADMIN, READ, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Flavor
+
+DESCRIPTION = Since("2.55")  # a flavor's `description`
+PUBLIC_ACCESS_CONFLICT = Since("2.7")  # adding access to a public flavor is a 409
+CREATE_SCHEMA = by_version({("2.1", "2.54"): schemas.flavor_create,
+                            ("2.55", None): schemas.flavor_create_v255})
 
 # ---------------------------------------------------------------- views
 
@@ -31,7 +39,7 @@ from cirrus.identity.policy import ADMIN, READ, authorize
 def _brief(req: ApiRequest, flavor: Flavor) -> dict[str, Any]:
     view: dict[str, Any] = {"id": flavor.flavorid, "name": flavor.name,
                             "links": links(req, "flavors", flavor.flavorid)}
-    if req.mv_at_least(2, 55):
+    if DESCRIPTION(req):
         view["description"] = flavor.description
     return view
 
@@ -50,7 +58,7 @@ def _full(req: ApiRequest, flavor: Flavor) -> dict[str, Any]:
         "rxtx_factor": flavor.rxtx_factor,
         "links": links(req, "flavors", flavor.flavorid),
     }
-    if req.mv_at_least(2, 55):
+    if DESCRIPTION(req):
         view["description"] = flavor.description
     return view
 
@@ -125,8 +133,7 @@ def show_flavor(req: ApiRequest, flavor_id: str) -> dict:
 def create_flavor(req: ApiRequest) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-flavor-manage:create")
     body = req.json
-    validate(schemas.flavor_create_v255 if req.mv_at_least(2, 55) else schemas.flavor_create,
-             body)
+    validate(CREATE_SCHEMA(req), body)
     spec = body["flavor"]
 
     def work(s):  # noqa: ANN001, ANN202
@@ -136,7 +143,7 @@ def create_flavor(req: ApiRequest) -> dict:
             swap=spec.get("swap", 0), rxtx_factor=spec.get("rxtx_factor", 1.0),
             is_public=to_bool(spec.get("os-flavor-access:is_public", True)),
             flavorid=spec.get("id"),
-            description=spec.get("description") if req.mv_at_least(2, 55) else None,
+            description=spec.get("description") if DESCRIPTION(req) else None,
         )
         return {"flavor": _full(req, flavor)}
 
@@ -233,7 +240,7 @@ def _add_tenant_access(req: ApiRequest, flavor_id: str, body: dict) -> dict:
     def work(s):  # noqa: ANN001, ANN202
         verify_project(s, tenant)
         flavor = service.get_flavor(s, flavor_id, req.ctx)
-        if flavor.is_public and req.mv_at_least(2, 7):
+        if flavor.is_public and PUBLIC_ACCESS_CONFLICT(req):
             raise Conflict("Can not add access to a public flavor.")
         service.add_access(s, flavor, tenant)
         return _access_view(flavor, service.list_access(s, flavor))

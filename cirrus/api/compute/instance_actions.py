@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
 from cirrus.api.compute.common import next_links, page_limit_and_marker
+from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.servers import _parse_time
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest
-from cirrus.compute import instances
-from cirrus.db.models import InstanceAction, InstanceActionEvent
-from cirrus.errors import BadRequest, NotFound
+from cirrus.compute import history, instances
+from cirrus.errors import NotFound
 from cirrus.identity.policy import READ, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import InstanceAction, InstanceActionEvent
+
+DELETED_SERVERS = Since("2.21")  # the actions of a deleted server stay readable
+PAGED = Since("2.58")  # `limit`, `marker`, `changes-since`, `links`, and `updated_at`
+EVENTS_FOR_ALL = Since("2.51")  # before, only admins see an action's events
 
 
 def _action_view(req: ApiRequest, action: InstanceAction) -> dict:
@@ -19,7 +26,7 @@ def _action_view(req: ApiRequest, action: InstanceAction) -> dict:
             "request_id": action.request_id, "user_id": action.user_id,
             "project_id": action.project_id, "start_time": iso_micro(action.start_time),
             "message": action.message}
-    if req.mv_at_least(2, 58):
+    if PAGED(req):
         view["updated_at"] = iso_micro(action.updated_at or action.start_time)
     return view
 
@@ -33,31 +40,20 @@ def _event_view(req: ApiRequest, event: InstanceActionEvent) -> dict:
 
 
 def _instance(req: ApiRequest, s, server_id: str):  # noqa: ANN001, ANN202
-    # 2.21: the actions of a deleted server stay readable.
-    return instances.get(s, req.ctx, server_id, include_deleted=req.mv_at_least(2, 21))
+    return instances.get(s, req.ctx, server_id, include_deleted=DELETED_SERVERS(req))
 
 
 def list_actions(req: ApiRequest, server_id: str) -> dict:
     authorize(req.ctx, READ, "os_compute_api:os-instance-actions:list")
-    paged = req.mv_at_least(2, 58)
+    paged = PAGED(req)
     limit = page_limit_and_marker(req)[0] if paged else 0
     with req.cloud.db.reader() as s:
         _instance(req, s, server_id)
-        q = (select(InstanceAction).where(InstanceAction.instance_uuid == server_id)
-             .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc()))
-        if paged:
-            if "changes-since" in req.query:
-                q = q.where(InstanceAction.updated_at >= _parse_time(req.query["changes-since"],
-                                                                     "changes-since"))
-            marker = req.query.get("marker")
-            if marker:
-                row = s.scalar(select(InstanceAction).where(
-                    InstanceAction.instance_uuid == server_id, InstanceAction.request_id == marker))
-                if row is None:
-                    raise BadRequest(f"Marker {marker} could not be found.")
-                q = q.where(InstanceAction.id < row.id)
-            q = q.limit(limit)
-        rows = list(s.scalars(q))
+        changes_since = (_parse_time(req.query["changes-since"], "changes-since")
+                         if paged and "changes-since" in req.query else None)
+        rows = history.list_actions(s, server_id, limit=limit if paged else None,
+                                    changes_since=changes_since,
+                                    marker=req.query.get("marker") if paged else None)
         body: dict = {"instanceActions": [_action_view(req, a) for a in rows]}
     if paged:
         # 2.58: a full page links to the next one, keyed by request id (as Nova pages).
@@ -72,17 +68,13 @@ def show_action(req: ApiRequest, server_id: str, request_id: str) -> dict:
     authorize(req.ctx, READ, "os_compute_api:os-instance-actions:show")
     with req.cloud.db.reader() as s:
         _instance(req, s, server_id)
-        action = s.scalar(select(InstanceAction).where(InstanceAction.instance_uuid == server_id,
-                                                       InstanceAction.request_id == request_id))
+        action = history.get_action(s, server_id, request_id)
         if action is None:
             raise NotFound(f"Action for request_id {request_id} on instance {server_id} not found")
         view = _action_view(req, action)
-        # Before 2.51 only admins see events; from 2.51 everyone does (without tracebacks).
-        if req.ctx.is_admin or req.mv_at_least(2, 51):
-            events = s.scalars(select(InstanceActionEvent)
-                               .where(InstanceActionEvent.action_id == action.id)
-                               .order_by(InstanceActionEvent.id))
-            view["events"] = [_event_view(req, e) for e in events]
+        # Tracebacks stay the admins' (_event_view).
+        if req.ctx.is_admin or EVENTS_FOR_ALL(req):
+            view["events"] = [_event_view(req, e) for e in history.events_of(s, action)]
         return {"instanceAction": view}
 
 

@@ -8,18 +8,18 @@ answers once it is there (or undoes the port and says why).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, TypeVar
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import instances, networking
 from cirrus.compute.rpcapi import ConductorAPI
-from cirrus.db.models import Instance, IPAllocation, Port
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import IPAllocation, Port
 
 _attach = {
     "type": "object",
@@ -59,11 +59,7 @@ def _attachments(req: ApiRequest, server_id: str) -> list[dict]:
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
         port_ids = [n["port_id"] for n in sorted(inst.nics or [], key=lambda n: n["index"])]
-        ports = {p.id: p for p in s.scalars(select(Port).where(Port.id.in_(port_ids)))}
-        ips: dict[str, list[IPAllocation]] = {}
-        for ip in s.scalars(select(IPAllocation).where(IPAllocation.port_id.in_(port_ids))):
-            ips.setdefault(ip.port_id, []).append(ip)
-        return [_attachment(ports[p], ips.get(p, [])) for p in port_ids if p in ports]
+        return [_attachment(port, ips) for port, ips in networking.attachments(s, port_ids)]
 
 
 def list_interfaces(req: ApiRequest, server_id: str) -> dict:
@@ -119,8 +115,7 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
     port_id = _ask_conductor("attach_interface", lambda: conductor.attach_interface(
         req.ctx, inst.uuid, request, timeout=timeout))
     with req.cloud.db.reader() as s:
-        port = s.get(Port, port_id)
-        ips = list(s.scalars(select(IPAllocation).where(IPAllocation.port_id == port.id)))
+        port, ips = networking.attachment(s, port_id)
         return Reply(200, {"interfaceAttachment": _attachment(port, ips)})
 
 
@@ -138,8 +133,7 @@ def detach_from_server(req: ApiRequest, server_id: str, port_id: str) -> None:
     """Take a port out of a server before the port itself is deleted (no-op if the server
     is gone or no longer has it)."""
     with req.cloud.db.reader() as s:
-        nics = s.scalar(select(Instance.nics).where(Instance.uuid == server_id,
-                                                     Instance.deleted.is_(False)))
+        nics = networking.live_nics(s, server_id)
     if nics and any(n["port_id"] == port_id for n in nics):
         _detach(req, server_id, port_id)
 

@@ -7,22 +7,34 @@ list with `limit`/`marker` and `keypairs_links`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import next_links, page_limit_and_marker
+from cirrus.api.compute.microversion import Since, by_version
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.compute import keypairs as service
-from cirrus.db.models import KeyPair
 from cirrus.errors import Forbidden
 from cirrus.identity.policy import READ, WRITE, authorize
+
+if TYPE_CHECKING:
+    from cirrus.db.models import KeyPair
+
+KEY_TYPE = Since("2.2")  # the `type` field (ssh or x509)
+OTHER_USER = Since("2.10")  # an admin may name another user with `user_id`
+PAGED = Since("2.35")  # `limit`, `marker` and `keypairs_links`
+CREATE_SCHEMA = by_version({("2.1", "2.1"): schemas.keypair_create,
+                            ("2.2", "2.9"): schemas.keypair_create_v22,
+                            ("2.10", None): schemas.keypair_create_v210})
+CREATE_STATUS = by_version({("2.1", "2.1"): 200, ("2.2", None): 201})
+DELETE_STATUS = by_version({("2.1", "2.1"): 202, ("2.2", None): 204})
 
 
 def _owner(req: ApiRequest, requested: str | None, action: str) -> str:
     """Whose key pairs: the caller's, or (2.10+, admins only) the `user_id` given."""
-    user_id = requested if requested and req.mv_at_least(2, 10) else req.ctx.user_id
+    user_id = requested if requested and OTHER_USER(req) else req.ctx.user_id
     if user_id != req.ctx.user_id and not req.ctx.is_admin:
         raise Forbidden(f"Policy doesn't allow os_compute_api:os-keypairs:{action} "
                         "to be performed.")
@@ -31,7 +43,7 @@ def _owner(req: ApiRequest, requested: str | None, action: str) -> str:
 
 def _brief(req: ApiRequest, kp: KeyPair) -> dict[str, Any]:
     view = {"name": kp.name, "public_key": kp.public_key, "fingerprint": kp.fingerprint}
-    if req.mv_at_least(2, 2):
+    if KEY_TYPE(req):
         view["type"] = kp.type
     return view
 
@@ -48,7 +60,7 @@ def _full(req: ApiRequest, kp: KeyPair) -> dict[str, Any]:
         "id": kp.id,
         "updated_at": None,
     }
-    if req.mv_at_least(2, 2):
+    if KEY_TYPE(req):
         view["type"] = kp.type
     return view
 
@@ -56,7 +68,7 @@ def _full(req: ApiRequest, kp: KeyPair) -> dict[str, Any]:
 def list_keypairs(req: ApiRequest) -> dict:
     authorize(req.ctx, READ)
     user_id = _owner(req, req.query.get("user_id"), "index")
-    limit, marker = (page_limit_and_marker(req) if req.mv_at_least(2, 35) else (None, None))
+    limit, marker = (page_limit_and_marker(req) if PAGED(req) else (None, None))
     with req.cloud.db.reader() as s:
         keypairs = service.list_keypairs(s, user_id, limit=limit, marker=marker)
         body: dict[str, Any] = {"keypairs": [{"keypair": _brief(req, kp)} for kp in keypairs]}
@@ -71,10 +83,7 @@ def list_keypairs(req: ApiRequest) -> dict:
 def create_keypair(req: ApiRequest) -> Reply:
     authorize(req.ctx, WRITE, "os_compute_api:os-keypairs:create")
     body = req.json
-    schema = (schemas.keypair_create_v210 if req.mv_at_least(2, 10)
-              else schemas.keypair_create_v22 if req.mv_at_least(2, 2)
-              else schemas.keypair_create)
-    validate(schema, body)
+    validate(CREATE_SCHEMA(req), body)
     spec = body["keypair"]
     user_id = _owner(req, spec.get("user_id"), "create")
     material = service.prepare_key(spec.get("type", service.SSH), user_id,
@@ -87,9 +96,9 @@ def create_keypair(req: ApiRequest) -> Reply:
         view["private_key"] = material.private_key
     view.update({"name": keypair.name, "public_key": keypair.public_key,
                  "fingerprint": keypair.fingerprint, "user_id": keypair.user_id})
-    if req.mv_at_least(2, 2):
+    if KEY_TYPE(req):
         view["type"] = keypair.type
-    return Reply(201 if req.mv_at_least(2, 2) else 200, {"keypair": view})
+    return Reply(CREATE_STATUS(req), {"keypair": view})
 
 
 def show_keypair(req: ApiRequest, name: str) -> dict:
@@ -103,7 +112,7 @@ def delete_keypair(req: ApiRequest, name: str) -> Reply:
     authorize(req.ctx, WRITE, "os_compute_api:os-keypairs:delete")
     user_id = _owner(req, req.query.get("user_id"), "delete")
     req.cloud.db.run(lambda s: service.delete_keypair(s, user_id, name))
-    return Reply(204 if req.mv_at_least(2, 2) else 202)
+    return Reply(DELETE_STATUS(req))
 
 
 ROUTES = [

@@ -6,6 +6,7 @@ drops maxImageMeta; 2.57 drops the personality-file limits. `rate` is always emp
 
 from __future__ import annotations
 
+from cirrus.api.compute.microversion import by_version
 from cirrus.api.framework import ApiRequest
 from cirrus.compute import quotas
 from cirrus.errors import Forbidden
@@ -36,6 +37,9 @@ USED_NAMES = {
 }
 DROPPED_AT_2_36 = ("floating_ips", "security_groups", "security_group_rules")
 DROPPED_AT_2_57 = DROPPED_AT_2_36 + ("injected_files", "injected_file_content_bytes")
+DROPPED = by_version({("2.1", "2.35"): (), ("2.36", "2.56"): DROPPED_AT_2_36,
+                      ("2.57", None): DROPPED_AT_2_57})
+NAMES_DROPPED = by_version({("2.1", "2.38"): (), ("2.39", None): ("maxImageMeta",)})
 
 
 def show_limits(req: ApiRequest) -> dict:
@@ -48,11 +52,7 @@ def show_limits(req: ApiRequest) -> dict:
         project_id = tenant
     else:
         project_id = req.require_project()
-    dropped: tuple[str, ...] = ()
-    if req.mv_at_least(2, 57):
-        dropped = DROPPED_AT_2_57
-    elif req.mv_at_least(2, 36):
-        dropped = DROPPED_AT_2_36
+    dropped, names_dropped = DROPPED(req), NAMES_DROPPED(req)
     with req.cloud.db.reader() as s:
         limits = quotas.get_limits(s, req.cloud.settings, project_id)
         usage = quotas.get_usage_report(s, project_id)
@@ -61,7 +61,7 @@ def show_limits(req: ApiRequest) -> dict:
         if resource in dropped:
             continue
         for name in names:
-            if name == "maxImageMeta" and req.mv_at_least(2, 39):
+            if name in names_dropped:
                 continue
             absolute[name] = limits[resource]
     for name, resource in USED_NAMES.items():

@@ -11,19 +11,27 @@ from typing import Any
 
 from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import bounded_int
+from cirrus.api.compute.microversion import by_version
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import quotas
 from cirrus.errors import BadRequest, Forbidden
 from cirrus.identity.policy import ADMIN, READ, authorize
 
+# The quotas a version no longer shows or takes: 2.36 drops the proxied network and image
+# ones, 2.57 the injected-file ones.
+DROPPED = by_version({
+    ("2.1", "2.35"): (),
+    ("2.36", "2.56"): schemas.QUOTAS_DROPPED_AT_2_36,
+    ("2.57", None): schemas.QUOTAS_DROPPED_AT_2_36 + schemas.QUOTAS_DROPPED_AT_2_57,
+})
+UPDATE_SCHEMA = by_version({("2.1", "2.35"): schemas.quota_update,
+                            ("2.36", "2.56"): schemas.quota_update_v236,
+                            ("2.57", None): schemas.quota_update_v257})
+
 
 def _shown(req: ApiRequest) -> tuple[str, ...]:
-    dropped: tuple[str, ...] = ()
-    if req.mv_at_least(2, 57):
-        dropped = schemas.QUOTAS_DROPPED_AT_2_36 + schemas.QUOTAS_DROPPED_AT_2_57
-    elif req.mv_at_least(2, 36):
-        dropped = schemas.QUOTAS_DROPPED_AT_2_36
+    dropped = DROPPED(req)
     return tuple(name for name in quotas.RESOURCES if name not in dropped)
 
 
@@ -74,9 +82,7 @@ def update_quotas(req: ApiRequest, project_id: str) -> dict:
     if req.query.get("user_id"):
         raise BadRequest("Per-user quotas are not supported; set the project's quotas.")
     body = req.json
-    validate(schemas.quota_update_v257 if req.mv_at_least(2, 57)
-             else schemas.quota_update_v236 if req.mv_at_least(2, 36)
-             else schemas.quota_update, body)
+    validate(UPDATE_SCHEMA(req), body)
     requested = dict(body["quota_set"])
     force = to_bool(requested.pop("force", False))
     values = {name: bounded_int(value, f"quota_set/{name}", quotas.UNLIMITED, quotas.MAX_LIMIT)

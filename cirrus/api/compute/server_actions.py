@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import MAX_INT, bounded_int
+from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
@@ -45,6 +46,9 @@ def _console_output(req: ApiRequest, server_id: str, body: dict) -> dict:
 
 
 # Nova's createImage body (kept here with its handler; schemas_servers.py holds the others).
+# 2.45: createImage answers with the image id in the body instead of a Location header.
+IMAGE_ID_IN_BODY = Since("2.45")
+
 CREATE_IMAGE = {
     "type": "object",
     "properties": {
@@ -73,7 +77,7 @@ def _create_image(req: ApiRequest, server_id: str, body: dict) -> Reply:
     except BusTimeout as exc:
         snapshots.abandon_request(req.cloud.db, server_id, image_id)
         raise ServiceUnavailable(f"The snapshot of {server_id} could not be started: {exc}") from exc
-    if req.mv_at_least(2, 45):
+    if IMAGE_ID_IN_BODY(req):
         return Reply(202, {"image_id": image_id})
     return Reply(202, headers={"Location": f"{req.base_url}/image/v2/images/{image_id}"})
 

@@ -8,7 +8,8 @@ import datetime as dt
 
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import bounded_int, next_links, page_limit_and_marker
-from cirrus.api.compute.views import server_brief, server_detail
+from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.views import HOST_STATUS, server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import actions, instances, networking, states
@@ -16,11 +17,25 @@ from cirrus.errors import BadRequest, Forbidden
 from cirrus.hosts import liveness
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
 
+# Request fields by microversion: the versions that accept a field, and those that require it.
+CREATE_ACCEPTS = {"description": Since("2.19"), "tags": Since("2.52"),
+                  "personality": Since("2.1", until="2.56")}
+CREATE_REQUIRES = {"networks": Since("2.37")}
+UPDATE_ACCEPTS = {"description": Since("2.19")}
+# 2.38: an unknown status filter is a 400 (before, it matches no server).
+STRICT_STATUS_FILTER = Since("2.38")
 
-def _reject_before(req: ApiRequest, body: dict, field: str, version: tuple[int, int]) -> None:
-    if field in body and not req.mv_at_least(*version):
-        raise BadRequest(f"Invalid input for field/attribute server. Additional properties are "
-                         f"not allowed ('{field}' was unexpected)")
+
+def _check_fields_by_version(req: ApiRequest, server: dict, accepts: dict[str, Since],
+                             requires: dict[str, Since] | None = None) -> None:
+    for field, gate in accepts.items():
+        if field in server and not gate(req):
+            raise BadRequest(f"Invalid input for field/attribute server. Additional properties "
+                             f"are not allowed ('{field}' was unexpected)")
+    for field, gate in (requires or {}).items():
+        if gate(req) and field not in server:
+            raise BadRequest(f"Invalid input for field/attribute server. '{field}' is a "
+                             "required property")
 
 
 def create_server(req: ApiRequest) -> Reply:
@@ -29,13 +44,7 @@ def create_server(req: ApiRequest) -> Reply:
     body = req.json
     validate(schemas.server_create, body)
     server = body["server"]
-    _reject_before(req, server, "description", (2, 19))
-    _reject_before(req, server, "tags", (2, 52))
-    if "personality" in server and req.mv_at_least(2, 57):
-        raise BadRequest("Invalid input for field/attribute server. Additional properties are "
-                         "not allowed ('personality' was unexpected)")
-    if req.mv_at_least(2, 37) and "networks" not in server:
-        raise BadRequest("Invalid input for field/attribute server. 'networks' is a required property")
+    _check_fields_by_version(req, server, CREATE_ACCEPTS, CREATE_REQUIRES)
     image_ref = _root_image(server)
     user_data = server.get("user_data")
     if user_data is not None:
@@ -161,7 +170,7 @@ def _filters(req: ApiRequest) -> instances.ListFilters:
     if status:
         status = status.upper()
         if status not in states.STATUS_FILTERS:
-            if req.mv_at_least(2, 38):
+            if STRICT_STATUS_FILTER(req):
                 raise BadRequest(f"Invalid status value: {q.get('status')}")
             status = "__none__"
         f.status = status
@@ -195,7 +204,7 @@ def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection
 
 
 def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:  # noqa: ANN001
-    if not (req.ctx.is_admin and req.mv_at_least(2, 16)):
+    if not (req.ctx.is_admin and HOST_STATUS(req)):
         return {}
     hosts = {r.host for r in rows if r.host}
     if not hosts:
@@ -254,7 +263,7 @@ def update_server(req: ApiRequest, server_id: str) -> dict:
     body = req.json
     validate(schemas.server_update, body)
     server = body["server"]
-    _reject_before(req, server, "description", (2, 19))
+    _check_fields_by_version(req, server, UPDATE_ACCEPTS)
     values = {}
     if "name" in server:
         values["display_name"] = server["name"]

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from cirrus.api.compute.microversion import Since, by_version, fields_since
 from cirrus.api.framework import ApiRequest
 from cirrus.compute import states
-from cirrus.db.models import Instance, InstanceFault
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Instance, InstanceFault
 
 
 def iso_z(value: dt.datetime | None) -> str | None:
@@ -34,17 +39,46 @@ def server_brief(req: ApiRequest, inst: Instance) -> dict:
     return {"id": inst.uuid, "name": inst.display_name, "links": links(req, "servers", inst.uuid)}
 
 
-def _flavor(req: ApiRequest, inst: Instance) -> dict:
+def _flavor_link(req: ApiRequest, inst: Instance) -> dict:
     f = inst.flavor or {}
-    if req.mv_at_least(2, 47):
-        view = {"vcpus": f.get("vcpus"), "ram": f.get("ram"), "disk": f.get("disk"),
-                "ephemeral": f.get("ephemeral", 0), "swap": f.get("swap", 0),
-                "original_name": f.get("name"),
-                # Nova's default policy shows flavor extra specs to every reader.
-                "extra_specs": dict(f.get("extra_specs") or {})}
-        return view
     return {"id": f.get("flavorid"), "links": [{"rel": "bookmark",
             "href": f"{req.base_url}/compute/flavors/{f.get('flavorid')}"}]}
+
+
+def _flavor_details(req: ApiRequest, inst: Instance) -> dict:
+    f = inst.flavor or {}
+    return {"vcpus": f.get("vcpus"), "ram": f.get("ram"), "disk": f.get("disk"),
+            "ephemeral": f.get("ephemeral", 0), "swap": f.get("swap", 0),
+            "original_name": f.get("name"),
+            # Nova's default policy shows flavor extra specs to every reader.
+            "extra_specs": dict(f.get("extra_specs") or {})}
+
+
+# A server's `flavor`: a link to the flavor until 2.46, the flavor's details from 2.47.
+FLAVOR_VIEW = by_version({("2.1", "2.46"): _flavor_link, ("2.47", None): _flavor_details})
+
+# Fields a server gains at a microversion.
+SERVER_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
+    "2.9": {"locked": lambda inst: bool(inst.locked)},
+    "2.19": {"description": lambda inst: inst.display_description},
+    "2.26": {"tags": lambda inst: list(inst.tags or [])},
+}
+
+# The admin's OS-EXT-SRV-ATTR fields a server gains at a microversion.
+ADMIN_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
+    "2.3": {
+        "OS-EXT-SRV-ATTR:reservation_id": lambda inst: inst.reservation_id,
+        "OS-EXT-SRV-ATTR:launch_index": lambda inst: inst.launch_index,
+        "OS-EXT-SRV-ATTR:hostname": lambda inst: inst.hostname,
+        "OS-EXT-SRV-ATTR:kernel_id": lambda inst: "",
+        "OS-EXT-SRV-ATTR:ramdisk_id": lambda inst: "",
+        "OS-EXT-SRV-ATTR:root_device_name": lambda inst: "/dev/vda" if inst.host else None,
+        "OS-EXT-SRV-ATTR:user_data": lambda inst: inst.user_data,
+    },
+}
+
+# 2.16: admins see `host_status` (the state of the server's host).
+HOST_STATUS = Since("2.16")
 
 
 def _fault(req: ApiRequest, fault: InstanceFault) -> dict:
@@ -81,7 +115,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "image": ({"id": inst.image_ref, "links": [{"rel": "bookmark",
                    "href": f"{req.base_url}/compute/images/{inst.image_ref}"}]}
                   if inst.image_ref else ""),
-        "flavor": _flavor(req, inst),
+        "flavor": FLAVOR_VIEW(req)(req, inst),
         "created": iso_z(inst.created_at),
         "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses or {},
@@ -96,12 +130,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         view["fault"] = _fault(req, fault)
     if extended:
         view.update(_extended_attributes(req, inst, host_status))
-    if req.mv_at_least(2, 9):
-        view["locked"] = bool(inst.locked)
-    if req.mv_at_least(2, 19):
-        view["description"] = inst.display_description
-    if req.mv_at_least(2, 26):
-        view["tags"] = list(inst.tags or [])
+    view.update(fields_since(req, SERVER_FIELDS_SINCE, inst))
     return view
 
 
@@ -124,16 +153,7 @@ def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | Non
         view["OS-EXT-SRV-ATTR:host"] = inst.host
         view["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.node
         view["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{inst.id:08x}"
-        if req.mv_at_least(2, 3):
-            view.update({
-                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-                "OS-EXT-SRV-ATTR:launch_index": inst.launch_index,
-                "OS-EXT-SRV-ATTR:hostname": inst.hostname,
-                "OS-EXT-SRV-ATTR:kernel_id": "",
-                "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda" if inst.host else None,
-                "OS-EXT-SRV-ATTR:user_data": inst.user_data,
-            })
-        if req.mv_at_least(2, 16):
+        view.update(fields_since(req, ADMIN_FIELDS_SINCE, inst))
+        if HOST_STATUS(req):
             view["host_status"] = host_status if inst.host else ""
     return view

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest
 from cirrus.api.identity.common import _iso, _naive_iso, _self_link
-from cirrus.db.models import Domain, Project, Role, User
 from cirrus.identity import catalog
 from cirrus.identity import service as identity
 from cirrus.identity.tokens import TokenClaims
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Domain, Project, Role, User
 
 
 def _domain_view(req: ApiRequest, d: Domain) -> dict:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.image.common import (
     STORE_ID,
 )
-from cirrus.db.models import Image
+
+if TYPE_CHECKING:
+    from cirrus.db.models import Image
 
 
 def _isotime(when: dt.datetime | None) -> str | None:

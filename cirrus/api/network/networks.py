@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
@@ -19,10 +17,14 @@ from cirrus.api.network.listing import (
 )
 from cirrus.api.network.views import network_keys, network_view
 from cirrus.api.validation import to_bool
-from cirrus.db.models import Network
 from cirrus.errors import BadRequest
 from cirrus.network import networks as service
 from cirrus.network.access import READ, require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from cirrus.db.models import Network
 
 COLUMNS = {
     "id": ("id", as_text), "name": ("name", as_text), "status": ("status", as_text),

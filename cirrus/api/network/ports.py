@@ -7,9 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
@@ -23,11 +21,15 @@ from cirrus.api.network.listing import (
 )
 from cirrus.api.network.views import port_keys, port_view
 from cirrus.api.validation import to_bool
-from cirrus.db.models import Port
 from cirrus.errors import BadRequest
 from cirrus.network import ports as service
 from cirrus.network.access import READ, require
 from cirrus.network.errors import PolicyNotAuthorized
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from cirrus.db.models import Port
 
 COLUMNS = {
     "id": ("id", as_text), "name": ("name", as_text), "network_id": ("network_id", as_text),
@@ -121,8 +123,7 @@ def delete_port(req: ApiRequest, port_id: str) -> Reply:
         from cirrus.api.compute.interfaces import detach_from_server
 
         detach_from_server(req, server, port_id)
-    req.cloud.db.run(lambda s: service.delete_port_checked(s, req.ctx, port_id)
-                     if s.get(Port, port_id) is not None else None)
+    req.cloud.db.run(lambda s: service.delete_port_if_exists(s, req.ctx, port_id))
     return Reply(204)
 
 

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
@@ -15,7 +13,10 @@ from cirrus.errors import NotFound
 from cirrus.network import networks, ports, subnets
 from cirrus.network.access import READ, require, require_owner
 
-Getter = Callable[[Session, RequestContext, str], Any]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+Getter = Callable[["Session", RequestContext, str], Any]
 GETTERS: dict[str, Getter] = {"networks": networks.get_network, "subnets": subnets.get_subnet,
                               "ports": ports.get_port}
 

@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +19,9 @@ from cirrus.identity.policy import expand_roles
 from cirrus.identity.service.common import DEFAULT_POLICY, FailedLogin
 from cirrus.identity.service.projects import _usable_project
 from cirrus.identity.service.roles import _roles_on
+
+if TYPE_CHECKING:
+    from cirrus.identity.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
     return [{"id": by_name[n].id, "name": n} for n in names if n in by_name]
 
 
-def build_claims(s: Session, tokens, user: User, project: Project | None,  # noqa: ANN001
+def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,
                  *, domain: Domain | None = None, methods: list[str] | None = None):  # noqa: ANN201
     """Claims for a token of `user`, scoped to `project`, else to `domain`, else unscoped.
 
@@ -148,7 +151,7 @@ def record_login(s: Session, user_id: str, policy: PasswordPolicy, *, failed: bo
             user.failed_auth_count = 0
 
 
-def authenticate(s: Session, tokens, identity: dict, scope: Any,  # noqa: ANN001, ANN201
+def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,  # noqa: ANN201
                  policy: PasswordPolicy = DEFAULT_POLICY):
     """Claims for a new token from a Keystone auth request's identity and scope, and its user.
 
