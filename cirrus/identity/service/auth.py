@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +21,7 @@ from cirrus.identity.service.projects import _usable_project
 from cirrus.identity.service.roles import _roles_on
 
 log = logging.getLogger(__name__)
+Named = TypeVar("Named", User, Project)
 
 
 def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
@@ -91,8 +92,7 @@ _MALFORMED = ("The server could not comply with the request since it is either m
               "otherwise incorrect. The client is assumed to be in error.")
 
 
-def _named_in_domain(s: Session, model: type[User] | type[Project], ref: dict,
-                     kind: str) -> User | Project | None:
+def _named_in_domain(s: Session, model: type[Named], ref: dict, kind: str) -> Named | None:
     """What `ref` names: {"id"} or {"name", "domain": {"id" or "name"}}; None if nothing."""
     if ref.get("id"):
         return s.get(model, ref["id"])
