@@ -39,4 +39,6 @@ def test_every_package_below_the_api_is_kept_from_the_web_framework() -> None:
     # is added to it by hand (the layers contract, exhaustive, names every package already).
     below = {f"cirrus.{m.name}" for m in pkgutil.iter_modules(cirrus.__path__)
              if m.name not in WEB_MODULES}
-    assert set(_contracts()["web-framework"]["source_modules"]) == below
+    named = set(_contracts()["web-framework"]["source_modules"])
+    assert named == below, (f"pyproject.toml, contract web-framework, source_modules: add "
+                            f"{sorted(below - named)}, remove {sorted(named - below)}")
