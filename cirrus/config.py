@@ -11,6 +11,10 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 @dataclass
@@ -220,13 +224,13 @@ def _coerce(value: str, current: object) -> object:
     return value
 
 
-def _apply(target: object, values: dict, prefix: str = "") -> None:
+def _apply(target: DataclassInstance, values: dict, prefix: str = "") -> None:
     for f in dataclasses.fields(target):
         if f.name not in values:
             continue
         current = getattr(target, f.name)
         value = values[f.name]
-        if dataclasses.is_dataclass(current):
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
             if not isinstance(value, dict):
                 raise ValueError(f"setting {prefix}{f.name} must be a table")
             _apply(current, value, prefix=f"{prefix}{f.name}.")
@@ -246,11 +250,11 @@ def _apply(target: object, values: dict, prefix: str = "") -> None:
             setattr(target, f.name, type(current)(value) if current is not None else value)
 
 
-def _env_overrides(target: object, prefix: str = "CIRRUS_") -> None:
+def _env_overrides(target: DataclassInstance, prefix: str = "CIRRUS_") -> None:
     for f in dataclasses.fields(target):
         current = getattr(target, f.name)
         name = f"{prefix}{f.name.upper()}"
-        if dataclasses.is_dataclass(current):
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
             _env_overrides(current, prefix=f"{name}_")
         elif name in os.environ:
             setattr(target, f.name, _coerce(os.environ[name], current))

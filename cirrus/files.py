@@ -27,6 +27,7 @@ import stat
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from cirrus.config import Settings
@@ -176,15 +177,16 @@ def touch_private(path: Path | str) -> None:
 
 
 def sqlite_path(database_url: str) -> Path | None:
-    """The database file of a sqlite URL, else None."""
-    if not database_url.startswith("sqlite"):
+    """The database file of a sqlite URL, else None. Parsed as SQLAlchemy's make_url does,
+    without importing SQLAlchemy: the start-up check runs in agent-only processes too."""
+    scheme, sep, rest = database_url.partition("://")
+    if not sep or scheme.partition("+")[0] != "sqlite":
         return None
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    if not url.database or url.database == ":memory:":
+    _host, slash, database = rest.partition("?")[0].partition("/")
+    database = unquote(database)
+    if not slash or not database or database == ":memory:":
         return None
-    return Path(url.database)
+    return Path(database)
 
 
 # ---------------------------------------------------------------- the start-up check

@@ -135,7 +135,7 @@ def _protocol_class(base: type) -> type:
     read yet is not closed at the stop (the client would see a reset with no answer): it
     gets FRESH_GRACE seconds to send it, and is answered 503. Idle keep-alive connections
     close at once, as in uvicorn."""
-    class GracefulProtocol(base):  # type: ignore[valid-type,misc]
+    class GracefulProtocol(base):
         _requests = 0
         _reading = False
 
@@ -193,11 +193,13 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
                        name="shutdown-interrupt-bus")
         shutdown.after(stopper, shutdown.ABORT, _abort, until=idle, name="shutdown-abort")
 
+    grace = max(0.5, (shutdown.ABORT + 0.05) * stopper.timeout)
     config = uvicorn.Config(
         guard, host=host, port=port, log_config=None, access_log=False,
         http=_protocol_class(http_protocol(cloud.settings)), loop="uvloop", lifespan="off", timeout_keep_alive=30,
-        # uvicorn cancels what is left (only abandoned requests) a little after the abort.
-        timeout_graceful_shutdown=max(0.5, (shutdown.ABORT + 0.05) * stopper.timeout),
+        # uvicorn cancels what is left (only abandoned requests) a little after the abort
+        # (annotated int, it is an asyncio.timeout delay: a float works).
+        timeout_graceful_shutdown=grace,  # type: ignore[arg-type]
     )
     config.load()
     if ssl_context is not None:

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import and_, case, func, update
+from sqlalchemy.orm import Session
 
 from cirrus.db.models import User, utcnow
 from cirrus.errors import BadRequest, Unauthorized
@@ -110,7 +111,7 @@ class PasswordPolicy:
             return True
         return user.failed_auth_at + dt.timedelta(seconds=self.lockout_duration) > now
 
-    def record_failure(self, s: object, user_id: str) -> None:
+    def record_failure(self, s: Session, user_id: str) -> None:
         """One more failed login, counted in the database (atomic across API processes); a
         lockout that has run out starts the count again."""
         now = utcnow()

@@ -37,6 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 
@@ -226,7 +227,7 @@ class TokenProvider:
             raise BadRequest("The user holds too many roles on this scope to fit in a token.")
         return token
 
-    def new_claims(self, **kwargs: object) -> TokenClaims:
+    def new_claims(self, **kwargs: Any) -> TokenClaims:
         now = time.time()
         return TokenClaims(issued_at=now, expires_at=now + self.ttl,
                            audit_id=_b64e(secrets.token_bytes(16)), **kwargs)

@@ -81,4 +81,4 @@ def delete_auto_network(s: Session, ctx: RequestContext, project_id: str) -> Non
     _check_project(ctx, project_id, "delete_auto_allocated_topology")
     row = s.get(AutoAllocatedNetwork, project_id)
     if row is not None:
-        networks.delete_network_records(s, s.get(Network, row.network_id))
+        networks.delete_network_records(s, s.get_one(Network, row.network_id))

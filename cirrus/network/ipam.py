@@ -54,7 +54,9 @@ _random = random.SystemRandom()
 
 def parse_address(text: object, attribute: str) -> IPAddress:
     try:
-        return ipaddress.ip_address(str(text).strip() if isinstance(text, str) else text)
+        if not isinstance(text, str):  # an integer would be taken as one (5 is 0.0.0.5)
+            raise ValueError(text)
+        return ipaddress.ip_address(text.strip())
     except ValueError:
         raise BadAttribute(attribute, f"'{text}' is not a valid IP address") from None
 
@@ -117,7 +119,7 @@ def check_pools(net: IPNetwork, pools: list[dict], gateway: str | None) -> list[
             end = ipaddress.ip_address(pool["end"])
         except (KeyError, ValueError, TypeError):
             raise InvalidInput(f"The allocation pool {text} is not valid") from None
-        if start.version != net.version or end.version != net.version or start > end:
+        if start.version != net.version or end.version != net.version or int(start) > int(end):
             raise BadAttribute("allocation_pools", f"The allocation pool {text} is not valid")
         if int(start) < first or int(end) > last:
             raise BadAttribute("allocation_pools",
@@ -130,8 +132,8 @@ def check_pools(net: IPNetwork, pools: list[dict], gateway: str | None) -> list[
                            f"for subnet {net}.")
     if gateway is not None:
         gw = int(ipaddress.ip_address(gateway))
-        for start, end, pool in ranges:
-            if start <= gw <= end:
+        for low, high, pool in ranges:
+            if low <= gw <= high:
                 raise Conflict(f"Gateway ip {gateway} conflicts with allocation pool "
                                f"{pool_text(pool)}.")
     return [pool for _, _, pool in ranges]

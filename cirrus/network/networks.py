@@ -9,6 +9,8 @@ subnets go with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -81,7 +83,7 @@ def subnet_ids(s: Session, network_ids: list[str]) -> dict[str, list[str]]:
 
 
 def _check_admin_only(ctx: RequestContext, action: str, values: dict,
-                      current: dict[str, object]) -> None:
+                      current: Mapping[str, object]) -> None:
     if ctx.is_admin:
         return
     for key, neutron_name in ADMIN_ONLY.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -76,7 +77,7 @@ def get_port(s: Session, ctx: RequestContext, port_id: str) -> Port:
 
 
 def list_ports(s: Session, ctx: RequestContext, filters: dict[str, list],
-               ip_filters: list[tuple[str, str]] = ()) -> list[Port]:
+               ip_filters: Sequence[tuple[str, str]] = ()) -> list[Port]:
     """Visible ports matching column filters and fixed-IP filters ((key, value) with key
     ip_address or subnet_id, as `fixed_ips=ip_address=10.0.0.5` asks)."""
     query = select(Port).where(*column_filters(Port, filters))
@@ -201,7 +202,7 @@ def _subnet_ids_elsewhere(s: Session, fixed_ips: list[dict]) -> set[str]:
 
 def _check_write(s: Session, ctx: RequestContext, port: Port, action: str) -> Network:
     require(ctx, WRITE, action)
-    network = s.get(Network, port.network_id)
+    network = s.get_one(Network, port.network_id)
     if not owns(ctx, port.project_id) and not owns(ctx, network.project_id):
         raise PolicyNotAuthorized(action)
     return network

@@ -20,7 +20,8 @@ RESOURCES = ("network", "subnet", "port", "security_group", "security_group_rule
 UNLIMITED = -1
 MAX_LIMIT = 0x7FFFFFFF
 
-_COUNTED = {"network": Network, "subnet": Subnet, "port": Port, "security_group": SecurityGroup}
+_COUNTED: dict[str, type[Network | Subnet | Port | SecurityGroup]] = {
+    "network": Network, "subnet": Subnet, "port": Port, "security_group": SecurityGroup}
 
 
 def defaults(settings: Settings) -> dict[str, int]:

@@ -8,9 +8,13 @@ can try another candidate or read the winner's row.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import TypeVar
+
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+Row = TypeVar("Row")
 
 
 def try_insert(s: Session, row: object) -> bool:
@@ -30,10 +34,10 @@ def try_insert(s: Session, row: object) -> bool:
     return True
 
 
-def read_latest(s: Session, model: type, key: object) -> object | None:
+def read_latest(s: Session, model: type[Row], key: object) -> Row | None:
     """The row as committed now, even inside a repeatable-read snapshot (MariaDB) that
     predates it: a locking read, for after try_insert learnt that someone else's row won."""
-    mapper_key = model.__mapper__.primary_key  # type: ignore[attr-defined]
+    mapper_key = inspect(model).primary_key
     keys = key if isinstance(key, tuple) else (key,)
     query = select(model).where(*(col == value for col, value in zip(mapper_key, keys, strict=True)))
     return s.scalar(query.with_for_update(read=True).execution_options(populate_existing=True))

@@ -51,7 +51,7 @@ def default_group_id(project_id: str) -> str:
 
 
 def _rule(group_id: str | None, direction: str, ethertype: str, **extra: object) -> dict:
-    rule = {"id": new_id(), "direction": direction, "ethertype": ethertype, "protocol": None,
+    rule: dict[str, object] = {"id": new_id(), "direction": direction, "ethertype": ethertype, "protocol": None,
             "port_range_min": None, "port_range_max": None, "remote_ip_prefix": None,
             "remote_group_id": group_id, "description": "",
             "created_at": utcnow().isoformat(), "revision_number": 0}

@@ -10,6 +10,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from typing import cast
 
 from cirrus.context import current_global_request_id, current_request_id
 
@@ -247,7 +248,7 @@ class RateLimitFilter(logging.Filter):
         return self.limiter.allow((record.name, str(record.msg)), record.levelno)
 
     def _summary(self, key: object, count: int, level: int) -> None:
-        name, msg = key  # type: ignore[misc]
+        name, msg = cast("tuple[str, str]", key)
         logging.getLogger(name).log(
             level, "%d more '%s' messages in the last %s s", count, msg,
             f"{self.limiter.interval:g}", extra={SUMMARY_ATTR: True,

@@ -37,7 +37,7 @@ def snapshot(interrupted: FrameType | None = None) -> list[dict]:
             "daemon": thread.daemon if thread else None,
             "stack": "".join(traceback.format_stack(frame)),
         })
-    stacks.sort(key=lambda t: t["thread_name"])
+    stacks.sort(key=lambda t: str(t["thread_name"]))
     return stacks
 
 

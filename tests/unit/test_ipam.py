@@ -43,6 +43,13 @@ def test_host_bits_are_cleared_and_bad_cidrs_refused():
             ipam.parse_cidr(bad)
 
 
+def test_an_address_is_text_and_nothing_else():
+    assert str(ipam.parse_address(" 10.0.0.5 ", "fixed_ips")) == "10.0.0.5"
+    for bad in ("10.0.0", "x", 5, True, None):  # 5 and True read as integers were 0.0.0.5/.1
+        with pytest.raises(BadAttribute, match="is not a valid IP address"):
+            ipam.parse_address(bad, "fixed_ips")
+
+
 @pytest.mark.parametrize(("cidr", "first", "last"), [
     ("10.0.0.0/24", "10.0.0.1", "10.0.0.254"),
     ("10.0.0.0/31", "10.0.0.0", "10.0.0.1"),

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import kombu
@@ -300,7 +301,7 @@ class _Replies(_ConsumerLoop):
             log.debug("could not delete reply queue %s", self.bus.reply_queue_name)
 
 
-def _stop_all(loops: list[_ConsumerLoop]) -> None:
+def _stop_all(loops: Sequence[_ConsumerLoop]) -> None:
     """Stop consumers together: each may take a poll interval to notice."""
     for loop in loops:
         loop.stopping.set()

@@ -13,7 +13,10 @@ def run_migrations() -> None:
     if connection is None:
         from cirrus.db.engine import make_engine
 
-        engine = make_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:  # Cirrus hands a connection; the alembic command needs the URL set
+            raise RuntimeError("no connection and no sqlalchemy.url to migrate")
+        engine = make_engine(url)
         with engine.connect() as connection:
             _run(connection)
         return

@@ -121,8 +121,10 @@ def list_assignments(s: Session, *, user_id: str | None = None, role_id: str | N
         for direct in list(result):
             for implied_name in IMPLIED_ROLES.get(direct.role.name, []):
                 implied = roles_by_name.get(implied_name)
-                key = (implied.id, direct.user.id, direct.target.id) if implied else None
-                if implied is None or key in seen:
+                if implied is None:
+                    continue
+                key = (implied.id, direct.user.id, direct.target.id)
+                if key in seen:
                     continue
                 seen.add(key)
                 result.append(Assignment(implied, direct.user, direct.target_type, direct.target,

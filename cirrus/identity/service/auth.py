@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cirrus.identity.tokens import TokenProvider
 
 log = logging.getLogger(__name__)
+Named = TypeVar("Named", User, Project)
 
 
 def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
@@ -94,8 +95,7 @@ _MALFORMED = ("The server could not comply with the request since it is either m
               "otherwise incorrect. The client is assumed to be in error.")
 
 
-def _named_in_domain(s: Session, model: type[User] | type[Project], ref: dict,
-                     kind: str) -> User | Project | None:
+def _named_in_domain(s: Session, model: type[Named], ref: dict, kind: str) -> Named | None:
     """What `ref` names: {"id"} or {"name", "domain": {"id" or "name"}}; None if nothing."""
     if ref.get("id"):
         return s.get(model, ref["id"])

@@ -144,8 +144,8 @@ def _converge(ipr: IPRoute, link: Link, mtu: int, master: Link | None = None) ->
         changes["master"] = master["index"]
     if changes:
         ipr.link("set", index=link["index"], **changes)
-        log.info("set %s%s%s", name, f" mtu {mtu}" if "mtu" in changes else "",
-                 f" master {master.get('ifname')}" if "master" in changes else "")
+        joined = f" master {master.get('ifname')}" if master is not None and "master" in changes else ""
+        log.info("set %s%s%s", name, f" mtu {mtu}" if "mtu" in changes else "", joined)
     if not link["flags"] & IFF_UP:
         ipr.link("set", index=link["index"], state="up")
         log.info("set %s up", name)
