@@ -25,7 +25,7 @@ from cirrus.hosts.heartbeat import record_heartbeat
 from cirrus.hosts.reconcile import Reconciler
 
 if TYPE_CHECKING:
-    from cirrus.runtime import Cloud
+    from cirrus.services import Deps
 
 __all__ = ["Conductor", "forget_build_secrets", "instance_spec"]
 
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 class Conductor:
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, cloud: Deps) -> None:
         self.cloud = cloud
         self.db = cloud.db
         self.bus = cloud.bus
