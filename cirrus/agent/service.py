@@ -175,7 +175,7 @@ class Agent:
             self._locks.pop(uuid, None)
 
     def spawn(self, ctx: RequestContext, payload: dict) -> None:
-        spec = InstanceSpec(**payload["spec"])
+        spec = InstanceSpec.from_dict(payload["spec"])
         result = {"uuid": spec.uuid, "host": self.host, "ok": False, "error": None,
                   "details": None}
         with self._lock(spec.uuid):
@@ -191,7 +191,7 @@ class Agent:
             else:
                 try:
                     # Bridges and taps first: the VM must find them when it starts.
-                    self._plug(spec.uuid, spec.nics)
+                    self._plug(spec.uuid, [nic.to_dict() for nic in spec.nics])
                     self.driver.spawn(spec)
                     result["ok"] = True
                     log.info("spawned %s on %s", spec.uuid, self.host)

@@ -8,7 +8,6 @@ The sweeper ends any task that has run past its timeout, so nothing stays in a t
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
@@ -22,15 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from cirrus.agent.service import agent_topic
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, instances, networking, snapshots, states
+from cirrus.compute import actions, capabilities, instances, networking, snapshots, specs, states
 from cirrus.compute.liveness import AGENT_BINARY, record_heartbeat
 from cirrus.context import RequestContext
-from cirrus.db.models import ComputeNode, Image, Instance, utcnow
+from cirrus.db.models import ComputeNode, Instance, utcnow
 from cirrus.errors import CirrusError, Conflict, NotFound, is_transient
 from cirrus.scheduler import claims
 from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
-from cirrus.virt.driver import InstanceSpec
-from cirrus.virt.libvirt.spec import spec_extra
 
 log = logging.getLogger(__name__)
 TOPIC = "conductor"
@@ -49,17 +46,7 @@ ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
 
 def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
     """Everything an agent needs to build the VM, as plain data: the agent has no database."""
-    image = s.get(Image, inst.image_ref) if inst.image_ref else None
-    props = (image.properties or {}) if image is not None else {}
-    kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
-    ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
-    return dataclasses.asdict(InstanceSpec(
-        uuid=inst.uuid, name=inst.hostname or inst.display_name, vcpus=inst.vcpus,
-        memory_mb=inst.memory_mb, root_gb=inst.root_gb, image_ref=inst.image_ref,
-        user_data=inst.user_data, key_data=inst.key_data, metadata=dict(inst.metadata_items or {}),
-        nics=[nic.to_dict() for nic in networking.build_nics(s, inst.nics)],
-        extra=spec_extra(inst, image, kernel, ramdisk),
-    ))
+    return specs.build_spec(s, inst).to_dict()
 
 
 def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
@@ -232,7 +219,7 @@ class Conductor:
             return None
         networking.allocate(s, ctx, self.settings, inst)
         spec = instance_spec(s, inst)
-        pool = spec["extra"].get("storage_pool")
+        pool = spec["storage_pool"]
         if pool and (inst.system_metadata or {}).get("storage_pool") != pool:
             inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
         wanted = inst.request_spec or {}
@@ -400,6 +387,7 @@ class Conductor:
         def add(s):  # noqa: ANN001, ANN202
             inst = self._pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
                                             .with_for_update()), uuid, "attach_interface")
+            capabilities.require(s, inst, "hot_plug_nic", "attach_interface")
             item = networking.resolve_auto(s, ctx, self.settings, inst.project_id,
                                            payload["request"])[0]
             existing = list(inst.nics or [])
@@ -425,6 +413,7 @@ class Conductor:
         with self.db.reader() as s:
             inst = self._pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
                                    uuid, "detach_interface")
+            capabilities.require(s, inst, "hot_plug_nic", "detach_interface")
             nic = next((n for n in inst.nics or [] if n["port_id"] == port_id), None)
             if nic is None:
                 raise NotFound(f"Port {port_id} is not attached")
@@ -566,6 +555,7 @@ class Conductor:
         node.host_ip = stats.get("host_ip")
         node.cpu_info = stats.get("cpu_info") or {}
         node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
+        node.capabilities = stats.get("capabilities") or None  # absent: an older agent
 
     # Instances changed this close to (or after) the moment the agent read its VM list are
     # left to the next sync: the list may predate the change. Covers modest clock skew too.

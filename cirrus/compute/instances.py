@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from cirrus import build_secrets
 from cirrus.bus import BusTimeout
 from cirrus.compute import (
     actions,
-    build_secrets,
     flavors,
     hosts,
     keypairs,
@@ -71,7 +71,7 @@ class CreateRequest:
 
 
 # What the guest is given once, on its config drive: sealed at the API with a key outside the
-# database (cirrus.compute.build_secrets), kept in the instance's request_spec only as that
+# database (cirrus.build_secrets), kept in the instance's request_spec only as that
 # token and only until it is built (the conductor erases it then): never shown by the API,
 # never logged. The plain keys are those of specs written before the secrets were sealed.
 BUILD_SECRETS = (build_secrets.SEALED, "admin_pass", "injected_files")

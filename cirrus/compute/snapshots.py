@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from cirrus.compute import actions, instances, states
+from cirrus.compute import actions, capabilities, instances, states
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
@@ -46,6 +46,7 @@ def request_snapshot(db: Database, ctx: RequestContext, uuid: str, name: str,
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
         transition = states.check_action("create_image", uuid, inst.vm_state, inst.task_state)
+        capabilities.require(s, inst, "snapshot", "createImage")
         done = s.execute(
             update(Instance).where(Instance.uuid == uuid, Instance.vm_state == inst.vm_state,
                                    Instance.task_state.is_(None), Instance.deleted.is_(False))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import instances, networking
+from cirrus.compute import capabilities, instances, networking
 from cirrus.db.models import Instance, IPAllocation, Port
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
@@ -108,6 +108,7 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
     request = networking.parse_requested(request)
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
+        capabilities.require(s, inst, "hot_plug_nic", "attach_interface")
         networking.check_requested(s, req.ctx, request, 1)
     done = _ask_conductor(req, "attach_interface", {"uuid": inst.uuid, "request": request})
     with req.cloud.db.reader() as s:
