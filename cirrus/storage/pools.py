@@ -8,13 +8,15 @@ A server asks for a pool by flavor extra spec `cirrus:storage_pool`, else by ima
 
 from __future__ import annotations
 
+from typing import Any
+
 DEFAULT_POOL = "default"
 FLAVOR_EXTRA_SPEC = "cirrus:storage_pool"
 IMAGE_PROPERTY = "cirrus_storage_pool"
 
 
-def requested_storage_pool(flavor_extra_specs: dict | None,
-                           image_properties: dict | None) -> str | None:
+def requested_storage_pool(flavor_extra_specs: dict[str, Any] | None,
+                           image_properties: dict[str, Any] | None) -> str | None:
     """The pool a server asks for: flavor extra spec, else image property, else None (the
     host's default pool)."""
     for source, key in ((flavor_extra_specs, FLAVOR_EXTRA_SPEC),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from cirrus import build_secrets
 from cirrus.network.model import Nic
@@ -29,7 +30,7 @@ class ImageInfo:
     checksum: str | None = None  # md5 hex (Glance's `checksum`)
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
-    properties: dict = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
 
     @property
     def kernel_id(self) -> str | None:
@@ -39,11 +40,11 @@ class ImageInfo:
     def ramdisk_id(self) -> str | None:
         return self.properties.get("ramdisk_id") or None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ImageInfo:
+    def from_dict(cls, data: dict[str, Any]) -> ImageInfo:
         return cls(id=data["id"], disk_format=data.get("disk_format"), size=data.get("size"),
                    checksum=data.get("checksum"), os_hash_algo=data.get("os_hash_algo"),
                    os_hash_value=data.get("os_hash_value"),
@@ -64,13 +65,13 @@ class BlockDevice:
     volume_id: str | None = None
     device_name: str | None = None
     disk_bus: str = "virtio"
-    connection_info: dict = field(default_factory=dict)
+    connection_info: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> BlockDevice:
+    def from_dict(cls, data: dict[str, Any]) -> BlockDevice:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -90,13 +91,13 @@ class ConfigDrive:
     launch_index: int = 0
     build_secrets: str | None = field(default=None, repr=False)
     admin_pass: str | None = field(default=None, repr=False)
-    injected_files: list = field(default_factory=list, repr=False)  # [[path, base64], ...]
+    injected_files: list[list[str]] = field(default_factory=list, repr=False)  # [[path, base64], ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ConfigDrive:
+    def from_dict(cls, data: dict[str, Any]) -> ConfigDrive:
         names = {f.name for f in dataclasses.fields(cls)}
         drive = cls(**{k: v for k, v in data.items() if k in names})
         return dataclasses.replace(drive, requested=truthy(drive.requested),
@@ -118,7 +119,7 @@ class InstanceSpec:
     image_ref: str | None = None
     user_data: str | None = None  # base64, as the API took it
     key_data: str | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
     image: ImageInfo | None = None
     kernel: ImageInfo | None = None  # the images the image's kernel_id/ramdisk_id name
     ramdisk: ImageInfo | None = None
@@ -145,14 +146,14 @@ class InstanceSpec:
             injected_files=[(path, base64.b64decode(content))
                             for path, content in drive.injected_files])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain JSON for the bus and for files the driver keeps."""
         data = dataclasses.asdict(self)
         data["version"] = SPEC_VERSION
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> InstanceSpec:
+    def from_dict(cls, data: dict[str, Any]) -> InstanceSpec:
         """A spec from `to_dict`, or one of version 1 (with `extra`) from an older conductor."""
         if "extra" in data or "version" not in data:
             return _from_version_1(data)
@@ -170,7 +171,7 @@ class InstanceSpec:
             block_devices=[BlockDevice.from_dict(d) for d in data.get("block_devices") or []])
 
 
-def _from_version_1(data: dict) -> InstanceSpec:
+def _from_version_1(data: dict[str, Any]) -> InstanceSpec:
     """The spec of a conductor before the typed fields: libvirt's keys in `extra`
     (image, kernel, ramdisk, storage_pool, config_drive and the drive's contents)."""
     extra = dict(data.get("extra") or {})
