@@ -91,7 +91,7 @@ def test_admin_pass_and_files_are_nowhere_in_plain_text_but_on_the_config_drive(
     assert "cirrus.db" in blobs
     if "cirrus.db-wal" not in blobs:  # the WAL was checkpointed away: its pages are in the db
         assert cloud.settings.effective_database_url.startswith("sqlite")
-    blobs["the spawn message's spec"] = json.dumps(spec.__dict__).encode()
+    blobs["the spawn message's spec"] = json.dumps(spec.to_dict()).encode()
     blobs["the logs"] = (caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)).encode()
     problems = leaks(password.encode(), blobs) + leaks(content.rstrip(b"\n"), blobs) \
         + leaks(content, blobs)
