@@ -34,7 +34,7 @@ from pathlib import Path
 
 import httpx
 
-from cirrus.compute import build_secrets
+from cirrus import build_secrets
 from cirrus.config import Settings
 from tests.faults.tcp_proxy import TcpProxy
 from tests.services import missing

@@ -173,7 +173,7 @@ class Agent:
             self._locks.pop(uuid, None)
 
     def spawn(self, ctx: RequestContext, payload: rpcapi.SpawnInstance | Received) -> None:
-        spec = InstanceSpec(**rpcapi.SpawnInstance.coerce(payload).spec)
+        spec = InstanceSpec.from_dict(rpcapi.SpawnInstance.coerce(payload).spec)
         result = SpawnResult(uuid=spec.uuid, host=self.host, ok=False)
         with self._lock(spec.uuid):
             if spec.uuid in self._destroyed:
@@ -188,7 +188,7 @@ class Agent:
             else:
                 try:
                     # Bridges and taps first: the VM must find them when it starts.
-                    self._plug(spec.uuid, spec.nics)
+                    self._plug(spec.uuid, [nic.to_dict() for nic in spec.nics])
                     self.driver.spawn(spec)
                     log.info("spawned %s on %s", spec.uuid, self.host)
                     result = replace(result, ok=True,

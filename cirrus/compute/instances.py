@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
+from cirrus import build_secrets
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import (
     actions,
-    build_secrets,
     flavors,
     keypairs,
     lifecycle,
@@ -78,7 +78,7 @@ class CreateRequest:
 
 
 # What the guest is given once, on its config drive: sealed at the API with a key outside the
-# database (cirrus.compute.build_secrets), kept in the instance's request_spec only as that
+# database (cirrus.build_secrets), kept in the instance's request_spec only as that
 # token and only until it is built (the conductor erases it then): never shown by the API,
 # never logged. The plain keys are those of specs written before the secrets were sealed.
 BUILD_SECRETS = (build_secrets.SEALED, "admin_pass", "injected_files")

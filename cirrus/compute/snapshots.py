@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.compute import actions, instances, lifecycle, states
+from cirrus.compute import actions, capabilities, instances, lifecycle, states
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
@@ -46,6 +46,7 @@ def request_snapshot(db: Database, ctx: RequestContext, uuid: str, name: str,
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
         states.check_action("create_image", uuid, inst.vm_state, inst.task_state)
+        capabilities.require(s, inst, "snapshot", "createImage")
         done = lifecycle.transition(
             s, uuid, "create_image", vm_state=inst.vm_state, task_state=None,
             where=(Instance.deleted.is_(False),), task_started_at=utcnow(), updated_at=utcnow())

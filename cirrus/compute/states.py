@@ -13,6 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cirrus.errors import Conflict
+from cirrus.virt.power import (  # noqa: F401 - compute's names for them
+    CRASHED,
+    NOSTATE,
+    PAUSED,
+    POWER_STATE_NAMES,
+    RUNNING,
+    SHUTDOWN,
+    SUSPENDED,
+)
 
 # vm_state
 BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "error", "deleted"
@@ -26,12 +35,6 @@ REBOOTING = "rebooting"
 REBOOTING_HARD = "rebooting_hard"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
-
-# power_state (Nova's numbers, which clients show)
-NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
-POWER_STATE_NAMES = {NOSTATE: "pending", RUNNING: "running", PAUSED: "paused",
-                     SHUTDOWN: "shutdown", CRASHED: "crashed", SUSPENDED: "suspended"}
-
 
 # An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
 _SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage"}

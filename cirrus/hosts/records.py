@@ -147,6 +147,7 @@ def record_node(s: Session, settings: Settings, host: str,
     node.host_ip = stats.get("host_ip")
     node.cpu_info = stats.get("cpu_info") or {}
     node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
+    node.capabilities = stats.get("capabilities") or None  # None: an older agent, not refused
     return node
 
 

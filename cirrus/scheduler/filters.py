@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cirrus.scheduler.hoststate import HostState, RequestSpec
-from cirrus.virt.libvirt.storage import DEFAULT_POOL
+from cirrus.storage.pools import DEFAULT_POOL
 
 Filter = Callable[[HostState, RequestSpec], str | None]
 

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cirrus.virt.power import NOSTATE
+from cirrus.virt.spec import InstanceSpec
 
-@dataclass
-class InstanceSpec:
-    """What a driver needs to build one VM: plain data from the conductor."""
+__all__ = ["DriverCapabilities", "HostStats", "InstanceSpec", "SpawnError", "VirtDriver"]
 
-    uuid: str
-    name: str
-    vcpus: int
-    memory_mb: int
-    root_gb: int
-    image_ref: str | None = None
-    user_data: str | None = None
-    key_data: str | None = None
-    metadata: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-    # cirrus.network.model.Nic.to_dict() of each NIC, in guest order; the agent plugs them
-    # into the host's dataplane before the driver starts the VM.
-    nics: list = field(default_factory=list)
+
+@dataclass(frozen=True)
+class DriverCapabilities:
+    """What a driver can do beyond spawn, destroy and power; the agent reports them with its
+    host stats, and the API and the conductor refuse (409) what the host's driver cannot."""
+
+    hot_plug_nic: bool = False
+    snapshot: bool = False
+    balloon: bool = False
+    volume_attach: bool = False
+
+    def to_dict(self) -> dict[str, bool]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -38,6 +39,8 @@ class HostStats:
     # Storage pool name -> {"total_gb", "free_gb"}: where the scheduler may place a server
     # that asks for a pool. Empty: the agent does not report pools (older than this field).
     storage_pools: dict = field(default_factory=dict)
+    # DriverCapabilities.to_dict(); empty: an agent older than capabilities.
+    capabilities: dict = field(default_factory=dict)
 
 
 class SpawnError(Exception):
@@ -45,6 +48,8 @@ class SpawnError(Exception):
 
 
 class VirtDriver(abc.ABC):
+    capabilities = DriverCapabilities()
+
     @abc.abstractmethod
     def host_stats(self) -> HostStats: ...
 
@@ -93,6 +98,4 @@ class VirtDriver(abc.ABC):
         return None
 
     def power_state(self, uuid: str) -> int:
-        from cirrus.compute.states import NOSTATE
-
         return self.list_instances().get(uuid, NOSTATE)

@@ -20,11 +20,11 @@ import threading
 import time
 from pathlib import Path
 
-from cirrus.compute import build_secrets
-from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
+from cirrus import build_secrets
 from cirrus.config import FakeHostSettings, Settings
-from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
-from cirrus.virt.libvirt.storage import DEFAULT_POOL
+from cirrus.storage.pools import DEFAULT_POOL
+from cirrus.virt.driver import DriverCapabilities, HostStats, InstanceSpec, SpawnError, VirtDriver
+from cirrus.virt.power import NOSTATE, RUNNING, SHUTDOWN
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ def simulated_pools(host: str, options: FakeHostSettings) -> dict[str, int]:
 
 
 class FakeDriver(VirtDriver):
+    # A test sets another on its driver (then has the agent report) to play a host that
+    # cannot, e.g., hot-plug.
+    capabilities = DriverCapabilities(hot_plug_nic=True, snapshot=True, balloon=False,
+                                      volume_attach=False)
+
     def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None,
                  settings: Settings | None = None) -> None:
         """`settings`: to open the build secrets (key file) as the libvirt driver does for
@@ -79,7 +84,8 @@ class FakeDriver(VirtDriver):
                          cpu_info={"arch": "x86_64", "model": "fake", "vendor": "Cirrus",
                                    "topology": {"cores": self.options.vcpus, "threads": 1,
                                                 "sockets": 1}, "features": []},
-                         storage_pools=self._pool_capacity())
+                         storage_pools=self._pool_capacity(),
+                         capabilities=self.capabilities.to_dict())
 
     def _pool_capacity(self) -> dict[str, dict[str, int]]:
         """As StoragePools.capacity(): a root disk counts whole, as if fully written."""
@@ -100,14 +106,14 @@ class FakeDriver(VirtDriver):
         vm["console"].append(f"[{time.time() - vm['booted_at']:10.6f}] {line}")
 
     def spawn(self, spec: InstanceSpec) -> None:
-        pool = spec.extra.get("storage_pool") or DEFAULT_POOL
+        pool = spec.storage_pool or DEFAULT_POOL
         if pool not in self.pools:
             raise SpawnError(f"fake driver on {self.host}: storage pool {pool!r} is not declared "
                              f"(it has: {', '.join(sorted(self.pools))})")
         secrets = build_secrets.BuildSecrets()
         if self.settings is not None:
             try:
-                secrets = build_secrets.from_extra(self.settings, spec.uuid, spec.extra)
+                secrets = spec.open_build_secrets(self.settings)
             except build_secrets.BuildSecretsError as exc:
                 log.error("spawn of %s on %s: %s", spec.uuid, self.host, exc)
                 raise SpawnError(f"fake driver on {self.host}: {build_secrets.UNOPENABLE}") from exc
@@ -117,7 +123,7 @@ class FakeDriver(VirtDriver):
             raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
         with self._lock:
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
-                  "console": [], "nics": [n["port_id"] for n in spec.nics],
+                  "console": [], "nics": [n.port_id for n in spec.nics],
                   "storage_pool": pool, "root_gb": spec.root_gb}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves

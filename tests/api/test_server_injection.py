@@ -9,7 +9,8 @@ import base64
 import pytest
 from sqlalchemy import select
 
-from cirrus.compute import build_secrets, instances
+from cirrus import build_secrets
+from cirrus.compute import instances
 from cirrus.db.models import Instance
 from cirrus.virt.driver import InstanceSpec
 from tests.api.servers_helpers import server_body, wait_for_status
@@ -26,7 +27,7 @@ def b64(data: bytes) -> str:
 
 def opened(cloud, spec: InstanceSpec) -> build_secrets.BuildSecrets:
     """The build secrets a spawned spec carries, opened as the agent's driver does."""
-    return build_secrets.from_extra(cloud.settings, spec.uuid, spec.extra)
+    return spec.open_build_secrets(cloud.settings)
 
 
 def request_spec(cloud, uuid: str) -> dict:
@@ -50,8 +51,8 @@ def test_admin_pass_and_files_reach_the_host_then_leave_the_database(
     uuid = r.json()["server"]["id"]
     wait_for_status(api, member.compute(), uuid, "ACTIVE")
 
-    extra = spawned[uuid].extra
-    assert "admin_pass" not in extra and "injected_files" not in extra  # sealed
+    drive = spawned[uuid].config_drive
+    assert drive.admin_pass is None and not drive.injected_files  # sealed
     secrets = opened(cloud, spawned[uuid])
     assert secrets.admin_pass == "s3cret-Pass"
     assert secrets.injected_files == [("/etc/motd", b"hello\n"), ("/root/blob", bytes(range(256)))]

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from cirrus import build_secrets
 from cirrus.agent.service import Agent
-from cirrus.compute import build_secrets, instances
+from cirrus.compute import instances
 from cirrus.config import Settings
 from cirrus.db.models import Instance
 from cirrus.virt import configdrive
@@ -69,7 +70,7 @@ def test_admin_pass_and_files_are_nowhere_in_plain_text_but_on_the_config_drive(
 
     # The destination: the drive the libvirt driver would write from the spec the agent got.
     spec = spawned[uuid]
-    opened = build_secrets.from_extra(cloud.settings, uuid, spec.extra)
+    opened = spec.open_build_secrets(cloud.settings)
     drive = configdrive.drive_contents(**specs.config_drive_inputs(spec, {}, opened))
     meta = json.loads(drive["openstack/latest/meta_data.json"])
     assert meta["admin_pass"] == password
@@ -90,7 +91,7 @@ def test_admin_pass_and_files_are_nowhere_in_plain_text_but_on_the_config_drive(
     assert "cirrus.db" in blobs
     if "cirrus.db-wal" not in blobs:  # the WAL was checkpointed away: its pages are in the db
         assert cloud.settings.effective_database_url.startswith("sqlite")
-    blobs["the spawn message's spec"] = json.dumps(spec.__dict__).encode()
+    blobs["the spawn message's spec"] = json.dumps(spec.to_dict()).encode()
     blobs["the logs"] = (caplog.text + "\n".join(repr(r.__dict__) for r in caplog.records)).encode()
     problems = leaks(password.encode(), blobs) + leaks(content.rstrip(b"\n"), blobs) \
         + leaks(content, blobs)

@@ -49,8 +49,9 @@ def test_taps_are_plugged_before_the_vm_starts_and_unplugged_after_it_goes(tmp_p
     try:
         agent = _agent(tmp_path, bus)
         nics = [_nic(0, "port-aaaaaaaaaaaa"), _nic(1, "port-bbbbbbbbbbbb")]
-        spec = InstanceSpec(uuid="vm-1", name="vm", vcpus=1, memory_mb=64, root_gb=1, nics=nics)
-        agent.spawn(RequestContext.admin(), {"spec": spec.__dict__})
+        spec = InstanceSpec(uuid="vm-1", name="vm", vcpus=1, memory_mb=64, root_gb=1,
+                            nics=[Nic.from_dict(n) for n in nics])
+        agent.spawn(RequestContext.admin(), {"spec": spec.to_dict()})
         assert agent.dataplane.events == [("plug", "tapport-aaaaaa", False),
                                           ("plug", "tapport-bbbbbb", False)]
         assert set(agent.dataplane.plugged()) == {"tapport-aaaaaa", "tapport-bbbbbb"}
@@ -66,11 +67,11 @@ def test_after_a_host_restart_every_running_vms_taps_are_made_again_first(tmp_pa
     try:
         agent = _agent(tmp_path, bus)
         spec = InstanceSpec(uuid="vm-1", name="vm", vcpus=1, memory_mb=64, root_gb=1,
-                            nics=[_nic(0, "port-aaaaaaaaaaaa")])
-        agent.spawn(RequestContext.admin(), {"spec": spec.__dict__})
+                            nics=[Nic.from_dict(_nic(0, "port-aaaaaaaaaaaa"))])
+        agent.spawn(RequestContext.admin(), {"spec": spec.to_dict()})
         gone = InstanceSpec(uuid="vm-2", name="gone", vcpus=1, memory_mb=64, root_gb=1,
-                            nics=[_nic(0, "port-cccccccccccc")])
-        agent.spawn(RequestContext.admin(), {"spec": gone.__dict__})
+                            nics=[Nic.from_dict(_nic(0, "port-cccccccccccc"))])
+        agent.spawn(RequestContext.admin(), {"spec": gone.to_dict()})
         agent.driver._vms.pop("vm-2")  # noqa: SLF001 - vanished while the host was down
         agent.driver._save()  # noqa: SLF001
     finally:

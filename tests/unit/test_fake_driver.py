@@ -30,7 +30,7 @@ def test_a_malformed_pool_size_is_refused_with_the_expected_form(value: str) -> 
 def test_stats_report_pool_free_space_less_the_root_disks_in_it() -> None:
     driver = FakeDriver("fake-2", FakeHostSettings(local_gb=700, storage_pools={"ssd": "100"}))
     driver.spawn(InstanceSpec(uuid="u1", name="vm", vcpus=1, memory_mb=64, root_gb=30,
-                              extra={"storage_pool": "ssd"}))
+                              storage_pool="ssd"))
     driver.spawn(InstanceSpec(uuid="u2", name="vm", vcpus=1, memory_mb=64, root_gb=5))
     assert driver.host_stats().storage_pools == {
         "default": {"total_gb": 700, "free_gb": 695},
@@ -41,5 +41,5 @@ def test_a_spawn_into_a_pool_the_host_lacks_fails_naming_its_pools() -> None:
     driver = FakeDriver("fake-1", FakeHostSettings(storage_pools={"ssd": "100/2"}))
     with pytest.raises(SpawnError, match=r"storage pool 'ssd' is not declared \(it has: default\)"):
         driver.spawn(InstanceSpec(uuid="u1", name="vm", vcpus=1, memory_mb=64, root_gb=1,
-                                  extra={"storage_pool": "ssd"}))
+                                  storage_pool="ssd"))
     assert driver.list_instances() == {}

@@ -25,7 +25,7 @@ LIBVIRT_URI = os.environ.get("CIRRUS_TEST_LIBVIRT_URI", "qemu:///system")
 def store_image(store: Path, data: bytes | Path, disk_format: str = "raw",
                 properties: dict | None = None, image_id: str | None = None) -> dict:
     """Put an image into the image store directory as the API would; returns the
-    `InstanceSpec.extra["image"]` the conductor sends for it."""
+    `InstanceSpec.image` (as a dict) the conductor sends for it."""
     image_id = image_id or str(uuid.uuid4())
     store.mkdir(parents=True, exist_ok=True)
     target = store / image_id

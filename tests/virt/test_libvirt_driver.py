@@ -6,6 +6,7 @@ config drive, the guest agent and live NIC detach."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from cirrus.compute import build_secrets
+from cirrus import build_secrets
 from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.network.model import FixedIp, Nic, SubnetInfo
 from cirrus.virt.driver import InstanceSpec, SpawnError
+from cirrus.virt.spec import ConfigDrive, ImageInfo
 from tests.services import require_root
 from tests.virt.conftest import store_image
 
@@ -37,12 +39,18 @@ class Spawner:
         self.driver = LibvirtDriver(settings, "test-host")
         self.uuids: list[str] = []
 
-    def spec(self, image: dict, **extra) -> InstanceSpec:
+    def spec(self, image: dict, kernel: dict | None = None, ramdisk: dict | None = None,
+             storage_pool: str | None = None, config_drive: bool = False,
+             nics: list[dict] | None = None) -> InstanceSpec:
         instance = str(uuid.uuid4())
         self.uuids.append(instance)
-        nics = extra.pop("nics", [])
         return InstanceSpec(uuid=instance, name=f"vm-{instance[:8]}", vcpus=1, memory_mb=128,
-                            root_gb=1, extra={"image": image, **extra}, nics=nics)
+                            root_gb=1, image=ImageInfo.from_dict(image),
+                            kernel=ImageInfo.from_dict(kernel) if kernel else None,
+                            ramdisk=ImageInfo.from_dict(ramdisk) if ramdisk else None,
+                            storage_pool=storage_pool,
+                            config_drive=ConfigDrive(requested=config_drive),
+                            nics=[Nic.from_dict(nic) for nic in nics or []])
 
     def blank_image(self) -> dict:
         return store_image(self.settings.effective_image_dir, b"\0" * MIB)
@@ -242,8 +250,8 @@ def test_a_config_drive_is_made_again_for_nics_plugged_since(spawner: Spawner,
     first = dataplane(make_nic(0, dhcp=False, address="10.77.0.5"))
     second = dataplane(make_nic(1, dhcp=False, address="10.77.0.6"))
     spec = spawner.spec(spawner.blank_image(), config_drive=True, nics=[first])
-    spec.extra["build_secrets"] = build_secrets.seal(  # as the API seals it
-        spawner.settings, spec.uuid, build_secrets.BuildSecrets("pw-on-the-drive"))
+    spec.config_drive = dataclasses.replace(spec.config_drive, build_secrets=build_secrets.seal(
+        spawner.settings, spec.uuid, build_secrets.BuildSecrets("pw-on-the-drive")))  # as the API
     spawner.driver.spawn(spec)
     source = spawner.driver.pools.find_instance_dir(spec.uuid) / "disk.config.json"
     assert source.stat().st_mode & 0o777 == 0o600  # as private as the drive
@@ -407,7 +415,7 @@ def test_image_cache_expiry_keeps_the_images_of_instances_and_removes_the_rest(
     spawner.driver.spawn(unused)
     spawner.driver.destroy(unused.uuid)
     wanted = sorted(images[part]["id"] for part in ("image", "kernel", "ramdisk"))
-    assert cached(spawner) == sorted([*wanted, unused.extra["image"]["id"]])
+    assert cached(spawner) == sorted([*wanted, unused.image.id])
     age_cache(spawner, 2 * 86400)
     spawner.driver.expire_image_cache()
     assert cached(spawner) == wanted  # the destroyed instance's image went
@@ -435,8 +443,8 @@ def test_image_cache_expiry_keeps_what_an_instance_in_another_pool_uses(
     try:
         spec = spawner.spec(spawner.blank_image(), storage_pool="ssd")
         spawner.driver.spawn(spec)
-        assert age_cache(spawner, 2 * 86400) == [spec.extra["image"]["id"]]
+        assert age_cache(spawner, 2 * 86400) == [spec.image.id]
         spawner.driver.expire_image_cache()
-        assert cached(spawner) == [spec.extra["image"]["id"]]
+        assert cached(spawner) == [spec.image.id]
     finally:
         spawner.cleanup()

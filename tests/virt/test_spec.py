@@ -1,4 +1,5 @@
-"""What the libvirt driver reads from an InstanceSpec: images, root size, config drive."""
+"""What the libvirt driver derives from an InstanceSpec: images, root size, config drive;
+and the conductor's half, the spec built from database rows (cirrus.compute.specs)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import base64
 
 import pytest
 
-from cirrus.compute import build_secrets
+from cirrus import build_secrets
+from cirrus.compute.specs import spec_of
 from cirrus.config import Settings
+from cirrus.network.model import Nic
 from cirrus.virt.driver import InstanceSpec, SpawnError
 from cirrus.virt.libvirt import spec as specs
+from cirrus.virt.spec import ConfigDrive, ImageInfo
 
 IMAGE = {"id": "img-1", "disk_format": "qcow2", "size": 10, "checksum": "a" * 32,
          "properties": {}}
@@ -23,9 +27,15 @@ NIC_DHCP_OFF = {
 }
 
 
-def make_spec(**extra) -> InstanceSpec:
+def make_spec(image: dict = IMAGE, kernel: dict | None = None, ramdisk: dict | None = None,
+              config_drive: object = None, **drive: object) -> InstanceSpec:
+    """A spec for IMAGE; `drive`: the ConfigDrive's fields."""
     return InstanceSpec(uuid="u-1", name="web-1", vcpus=1, memory_mb=256, root_gb=2,
-                        extra={"image": IMAGE, **extra})
+                        image=ImageInfo.from_dict(image),
+                        kernel=ImageInfo.from_dict(kernel) if kernel else None,
+                        ramdisk=ImageInfo.from_dict(ramdisk) if ramdisk else None,
+                        config_drive=ConfigDrive.from_dict({"requested": config_drive,
+                                                            **drive}))
 
 
 def test_a_whole_disk_image_has_no_kernel() -> None:
@@ -46,12 +56,12 @@ def test_kernel_and_ramdisk_images_and_their_command_line() -> None:
 
 def test_a_kernel_the_spec_does_not_describe_is_an_error() -> None:
     image = {**IMAGE, "properties": {"kernel_id": "k"}}
-    with pytest.raises(SpawnError, match="extra.kernel"):
+    with pytest.raises(SpawnError, match="spec.kernel"):
         specs.boot_images(make_spec(image=image))
 
 
 def test_no_image_is_an_error() -> None:
-    with pytest.raises(SpawnError, match="extra.image"):
+    with pytest.raises(SpawnError, match="spec.image"):
         specs.boot_images(InstanceSpec(uuid="u", name="n", vcpus=1, memory_mb=1, root_gb=1))
 
 
@@ -76,9 +86,9 @@ def test_config_drive_inputs_come_from_the_spec() -> None:
     spec.key_data = "ssh-ed25519 AAAA me"
     spec.user_data = base64.b64encode(b"#cloud-config\n").decode()
     spec.metadata = {"role": "web"}
-    spec.nics = [NIC_DHCP_OFF]
+    spec.nics = [Nic.from_dict(NIC_DHCP_OFF)]
     # A spec from before build secrets were sealed: they come as they are.
-    secrets = build_secrets.from_extra(None, spec.uuid, spec.extra)
+    secrets = spec.open_build_secrets(None)
     inputs = specs.config_drive_inputs(spec, {"support_inject_ip": "True"}, secrets)
     nic = inputs.pop("nics")[0]
     assert (nic.name, nic.mac, nic.fixed_ips[0].address) == ("eth0", "fa:16:3e:00:00:01",
@@ -100,7 +110,7 @@ def test_sealed_build_secrets_reach_the_config_drive_inputs(tmp_path) -> None:
     spec = make_spec(build_secrets=token)
     assert "pw" not in token and base64.b64encode(b"hi").decode() not in token
     inputs = specs.config_drive_inputs(
-        spec, {}, build_secrets.from_extra(settings, spec.uuid, spec.extra))
+        spec, {}, spec.open_build_secrets(settings))
     assert inputs["admin_pass"] == "pw"
     assert inputs["injected_files"] == [("/etc/motd", b"hi")]
 
@@ -112,7 +122,7 @@ def test_config_drive_inputs_without_optional_parts() -> None:
     assert inputs["name"] == "web-1"
 
 
-def test_the_conductor_side_builds_extra_from_database_rows() -> None:
+def test_the_conductor_side_builds_the_spec_from_database_rows() -> None:
     from types import SimpleNamespace
 
     def image_row(image_id: str, disk_format: str, **properties) -> SimpleNamespace:
@@ -120,21 +130,23 @@ def test_the_conductor_side_builds_extra_from_database_rows() -> None:
                                checksum="c" * 32, os_hash_algo="sha512",
                                os_hash_value="d" * 128, properties=properties)
 
-    inst = SimpleNamespace(display_name="Web 1", key_name="k", availability_zone=None,
+    inst = SimpleNamespace(uuid="u", hostname="n", display_name="Web 1", vcpus=1, memory_mb=1,
+                           root_gb=1, image_ref="img", user_data=None, key_data=None,
+                           metadata_items={}, key_name="k", availability_zone=None,
                            project_id="p", launch_index=1, config_drive="True",
                            flavor={"extra_specs": {"cirrus:storage_pool": "ssd"}},
                            request_spec={"networks": "none", "build_secrets": "gAAAA-sealed"})
     image = image_row("img", "raw", kernel_id="kern", ramdisk_id="rd", cirrus_storage_pool="hdd")
-    extra = specs.spec_extra(inst, image, image_row("kern", "aki"), image_row("rd", "ari"))
-    assert extra["storage_pool"] == "ssd" and extra["config_drive"] is True
-    assert extra["build_secrets"] == "gAAAA-sealed"  # passed on sealed, opened by the agent
-    assert extra["image"]["properties"]["kernel_id"] == "kern"
-    assert "properties" not in extra["kernel"] and extra["ramdisk"]["disk_format"] == "ari"
-    boot = specs.boot_images(InstanceSpec(uuid="u", name="n", vcpus=1, memory_mb=1,
-                                          root_gb=1, extra=extra))
+    spec = spec_of(inst, image, image_row("kern", "aki"), image_row("rd", "ari"))
+    assert spec.storage_pool == "ssd" and spec.config_drive.requested is True
+    assert spec.config_drive.build_secrets == "gAAAA-sealed"  # passed on sealed, opened by the agent
+    assert spec.image.properties["kernel_id"] == "kern"
+    assert not spec.kernel.properties and spec.ramdisk.disk_format == "ari"
+    boot = specs.boot_images(InstanceSpec.from_dict(spec.to_dict()))
     assert (boot.root.id, boot.kernel.id, boot.ramdisk.id) == ("img", "kern", "rd")
     assert boot.root.os_hash_value == "d" * 128
-    no_image = specs.spec_extra(inst, None)
-    assert "image" not in no_image and no_image["availability_zone"] == ""
+    no_image = spec_of(inst, None)
+    assert no_image.image is None and no_image.config_drive.availability_zone == ""
     inst.request_spec = {"networks": "none"}  # erased once the guest had them
-    assert not {"build_secrets", "admin_pass", "injected_files"} & set(specs.spec_extra(inst, None))
+    drive = spec_of(inst, None).config_drive
+    assert not (drive.build_secrets or drive.admin_pass or drive.injected_files)

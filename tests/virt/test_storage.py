@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from cirrus.config import Settings, load_settings
+from cirrus.storage.pools import requested_storage_pool
 from cirrus.virt.driver import SpawnError
-from cirrus.virt.libvirt.storage import StoragePools, requested_storage_pool
+from cirrus.virt.libvirt.storage import StoragePools
 
 
 @pytest.fixture(autouse=True)

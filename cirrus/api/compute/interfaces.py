@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import instances, networking
+from cirrus.compute import capabilities, instances, networking
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.errors import BadRequest, CirrusError, Conflict, NotFound, ServiceUnavailable
 from cirrus.identity.policy import READ, WRITE, authorize
@@ -110,6 +110,7 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
     request = networking.parse_requested(request)
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
+        capabilities.require(s, inst, "hot_plug_nic", "attach_interface")
         networking.check_requested(s, req.ctx, request, 1)
     conductor, timeout = ConductorAPI(req.cloud.bus), req.cloud.settings.rpc_timeout
     port_id = _ask_conductor("attach_interface", lambda: conductor.attach_interface(

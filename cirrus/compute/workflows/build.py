@@ -8,23 +8,19 @@ retry on a host not tried yet while attempts are left, or error with a fault.
 
 from __future__ import annotations
 
-import dataclasses
-
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, instances, networking, states
+from cirrus.compute import actions, instances, networking, specs, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.workflows.build_errors import BUILD_ERRORS, attempts_fault, record_build_error
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
-from cirrus.db.models import Image, Instance, utcnow
+from cirrus.db.models import Instance, utcnow
 from cirrus.errors import CirrusError, is_transient
 from cirrus.scheduler import claims
 from cirrus.scheduler.rpcapi import SelectDestination
-from cirrus.virt.driver import InstanceSpec
-from cirrus.virt.libvirt.spec import spec_extra
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
 BUILD_TASKS = (states.SCHEDULING, states.SPAWNING)
@@ -32,17 +28,7 @@ BUILD_TASKS = (states.SCHEDULING, states.SPAWNING)
 
 def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
     """Everything an agent needs to build the VM, as plain data: the agent has no database."""
-    image = s.get(Image, inst.image_ref) if inst.image_ref else None
-    props = (image.properties or {}) if image is not None else {}
-    kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
-    ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
-    return dataclasses.asdict(InstanceSpec(
-        uuid=inst.uuid, name=inst.hostname or inst.display_name, vcpus=inst.vcpus,
-        memory_mb=inst.memory_mb, root_gb=inst.root_gb, image_ref=inst.image_ref,
-        user_data=inst.user_data, key_data=inst.key_data, metadata=dict(inst.metadata_items or {}),
-        nics=[nic.to_dict() for nic in networking.build_nics(s, inst.nics)],
-        extra=spec_extra(inst, image, kernel, ramdisk),
-    ))
+    return specs.build_spec(s, inst).to_dict()
 
 
 def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
@@ -122,7 +108,7 @@ def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
         return None
     networking.allocate(s, ctx, deps.settings, inst)
     spec = instance_spec(s, inst)
-    pool = spec["extra"].get("storage_pool")
+    pool = spec["storage_pool"]
     if pool and (inst.system_metadata or {}).get("storage_pool") != pool:
         inst.system_metadata = {**(inst.system_metadata or {}), "storage_pool": pool}
     wanted = inst.request_spec or {}

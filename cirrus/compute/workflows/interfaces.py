@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, states
+from cirrus.compute import actions, capabilities, networking, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -35,6 +35,7 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
     def add(s: Session) -> tuple[str, dict, dict]:
         inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
                                          .with_for_update()), uuid, "attach_interface")
+        capabilities.require(s, inst, "hot_plug_nic", "attach_interface")
         item = networking.resolve_auto(s, ctx, deps.settings, inst.project_id,
                                        payload["request"])[0]
         existing = list(inst.nics or [])
@@ -60,6 +61,7 @@ def detach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
     with deps.db.reader() as s:
         inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
                                 uuid, "detach_interface")
+        capabilities.require(s, inst, "hot_plug_nic", "detach_interface")
         nic = next((n for n in inst.nics or [] if n["port_id"] == port_id), None)
         if nic is None:
             raise NotFound(f"Port {port_id} is not attached")

@@ -101,6 +101,9 @@ class ComputeNode(TimestampMixin, Base):
     cpu_info: Mapped[dict] = mapped_column(JSON, default=dict)
     # Pool name -> {"total_gb", "free_gb"} as the agent last reported (HostStats.storage_pools).
     storage_pools: Mapped[dict] = mapped_column(JSON, default=dict)
+    # What its virt driver can do (DriverCapabilities.to_dict()) as the agent last reported;
+    # None: an agent older than capabilities (taken to be able to do all it did then).
+    capabilities: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Allocation(Base):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -27,18 +26,18 @@ from pathlib import Path
 
 import libvirt
 
-from cirrus.compute import build_secrets
-from cirrus.compute.states import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
+from cirrus import build_secrets
 from cirrus.config import Settings
 from cirrus.network.model import Nic
 from cirrus.network.render import debian_interfaces
-from cirrus.virt.driver import HostStats, InstanceSpec, SpawnError, VirtDriver
+from cirrus.virt.driver import DriverCapabilities, HostStats, InstanceSpec, SpawnError, VirtDriver
 from cirrus.virt.libvirt import access, domain
 from cirrus.virt.libvirt import spec as specs
 from cirrus.virt.libvirt.image_use import ImagesInUse, boot_files, record_image_use
 from cirrus.virt.libvirt.images import ImageCache, create_overlay, qemu_img
 from cirrus.virt.libvirt.probe import resolve_virt_type
 from cirrus.virt.libvirt.storage import StoragePools
+from cirrus.virt.power import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,10 @@ libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
 class LibvirtDriver(VirtDriver):
+    # Memory ballooning and volumes are not wired up yet.
+    capabilities = DriverCapabilities(hot_plug_nic=True, snapshot=True, balloon=False,
+                                      volume_attach=False)
+
     def __init__(self, settings: Settings, host: str,
                  config_drive_builder: ConfigDriveBuilder | None = None) -> None:
         """`config_drive_builder`: cirrus.virt.configdrive.build_config_drive unless given
@@ -163,6 +166,7 @@ class LibvirtDriver(VirtDriver):
             vcpus=cpus,
             memory_mb=memory_mb, local_gb=self.pools.local_gb(),
             storage_pools=self.pools.capacity(),
+            capabilities=self.capabilities.to_dict(),
             cpu_info={"arch": model, "model": caps.findtext("host/cpu/model") or "",
                       "vendor": caps.findtext("host/cpu/vendor") or "",
                       "topology": {"sockets": sockets, "cores": cores, "threads": threads},
@@ -219,7 +223,7 @@ class LibvirtDriver(VirtDriver):
 
     def _spawn(self, spec: InstanceSpec) -> None:
         boot = specs.boot_images(spec)
-        pool = spec.extra.get("storage_pool") or None
+        pool = spec.storage_pool
         inst_dir = self.pools.instance_dir(pool, spec.uuid)
         # QEMU runs as another user (libvirt-qemu): these directories are traversal-only
         # for its group and closed to others; libvirt gives it the files (access.py).
@@ -237,8 +241,9 @@ class LibvirtDriver(VirtDriver):
         cfg = domain.DomainConfig(
             uuid=spec.uuid, virt_type=self.virt_type, vcpus=spec.vcpus,
             memory_mb=spec.memory_mb, console_log=str(inst_dir / CONSOLE_LOG),
-            disks=tuple(disks), nics=tuple(spec.nics), kernel_boot=self._kernel_boot(boot),
-            display_name=spec.extra.get("display_name") or spec.name,
+            disks=tuple(disks), nics=tuple(nic.to_dict() for nic in spec.nics),
+            kernel_boot=self._kernel_boot(boot),
+            display_name=spec.config_drive.display_name or spec.name,
             instance_dir=str(inst_dir), storage_pool=pool or "default")
         xml = domain.domain_xml(cfg)
         dom = self._call(f"defining {spec.uuid}", lambda c: c.defineXML(xml))
@@ -259,7 +264,7 @@ class LibvirtDriver(VirtDriver):
         if build is None:
             from cirrus.virt.configdrive import build_config_drive as build
         try:
-            secrets = build_secrets.from_extra(self.settings, spec.uuid, spec.extra)
+            secrets = spec.open_build_secrets(self.settings)
         except build_secrets.BuildSecretsError as exc:
             if not again:
                 log.error("config drive of %s on %s: %s", spec.uuid, self.host, exc)
@@ -273,7 +278,7 @@ class LibvirtDriver(VirtDriver):
         drive = build(inst_dir / CONFIG_DRIVE, fmt=self.settings.config_drive_format,
                       **specs.config_drive_inputs(spec, boot.properties, secrets))
         _write_private_json(inst_dir / CONFIG_DRIVE_SOURCE,
-                            {"spec": dataclasses.asdict(spec), "stale": False})
+                            {"spec": spec.to_dict(), "stale": False})
         return drive
 
     def _drive_source(self, uuid: str) -> tuple[Path, dict] | None:
@@ -301,7 +306,7 @@ class LibvirtDriver(VirtDriver):
         if found is None or not found[1].get("stale"):
             return
         path, source = found
-        spec = InstanceSpec(**source["spec"])
+        spec = InstanceSpec.from_dict(source["spec"])
         self._config_drive(spec, specs.boot_images(spec), path.parent, again=True)
         log.info("config drive of %s made again with %d NIC(s)", uuid, len(spec.nics))
 

@@ -58,7 +58,7 @@ LOCK_FILE = re.compile(r"^\.(?P<id>.+)\.lock$")
 
 @dataclass(frozen=True)
 class ImageRef:
-    """What the conductor tells an agent about an image (`InstanceSpec.extra["image"]`)."""
+    """What the driver fetches and checks of an image (from `InstanceSpec.image`)."""
 
     id: str
     disk_format: str = "raw"

@@ -3,10 +3,9 @@
 A host declares them in the `storage_pools` setting; the instances directory is always the
 pool `default` unless `storage_pools` names `default` itself. A server asks for a pool by
 flavor extra spec `cirrus:storage_pool`, else by image property `cirrus_storage_pool`
-(the flavor, set by the operator, wins). The conductor resolves that name with
-`requested_storage_pool` and passes it as `InstanceSpec.extra["storage_pool"]`; the driver
-puts the instance's directory `<pool dir>/<uuid>` there, or refuses a pool this host does
-not have.
+(the flavor, set by the operator, wins; cirrus.storage.pools). The conductor passes the
+name as `InstanceSpec.storage_pool`; the driver puts the instance's directory
+`<pool dir>/<uuid>` there, or refuses a pool this host does not have.
 """
 
 from __future__ import annotations
@@ -15,24 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
+from cirrus.storage.pools import DEFAULT_POOL
 from cirrus.virt.driver import SpawnError
 
-DEFAULT_POOL = "default"
-FLAVOR_EXTRA_SPEC = "cirrus:storage_pool"
-IMAGE_PROPERTY = "cirrus_storage_pool"
 GIB = 1024**3
-
-
-def requested_storage_pool(flavor_extra_specs: dict | None,
-                           image_properties: dict | None) -> str | None:
-    """The pool a server asks for: flavor extra spec, else image property, else None (the
-    host's default pool)."""
-    for source, key in ((flavor_extra_specs, FLAVOR_EXTRA_SPEC),
-                        (image_properties, IMAGE_PROPERTY)):
-        value = (source or {}).get(key)
-        if value:
-            return str(value).strip()
-    return None
 
 
 class StoragePools:

@@ -30,7 +30,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 log = logging.getLogger(__name__)
 
-# The request spec's key (and InstanceSpec.extra's) for the sealed token.
+# The request spec's key for the sealed token (InstanceSpec.config_drive.build_secrets).
 SEALED = "build_secrets"
 KEY_FILE_NAME = Path("keys") / "build-secrets.key"
 
@@ -169,15 +169,3 @@ def open_sealed(settings: object, uuid: str, token: str) -> BuildSecrets:
         admin_pass=plain.get("admin_pass"),
         injected_files=[(path_, base64.b64decode(content))
                         for path_, content in plain.get("injected_files") or []])
-
-
-def from_extra(settings: object, uuid: str, extra: dict) -> BuildSecrets:
-    """The secrets an InstanceSpec's `extra` carries: opened from its token; or, from a
-    build requested before they were sealed (an upgrade mid-build), as they came."""
-    token = extra.get(SEALED)
-    if token:
-        return open_sealed(settings, uuid, token)
-    return BuildSecrets(
-        admin_pass=extra.get("admin_pass"),
-        injected_files=[(path, base64.b64decode(content))
-                        for path, content in extra.get("injected_files") or []])
