@@ -25,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -55,13 +56,23 @@ class BuildSecrets:
         return bool(self.admin_pass or self.injected_files)
 
 
-def key_file(settings: object) -> Path:
+class KeySettings(Protocol):
+    """What the key's location is read from (cirrus.config.Settings is one)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def build_secrets_key_file(self) -> str: ...
+
+
+def key_file(settings: KeySettings) -> Path:
     """Where the key is: `build_secrets_key_file`, or `<data_dir>/keys/build-secrets.key`."""
     configured = getattr(settings, "build_secrets_key_file", "")
     return Path(configured) if configured else Path(settings.data_dir) / KEY_FILE_NAME
 
 
-def ensure_key(settings: object) -> Path:
+def ensure_key(settings: KeySettings) -> Path:
     """The key file, made (one new key, 0600 in a 0700 directory) if it does not exist. Two
     processes starting together make one key: the file appears whole, and the loser of the
     race uses the winner's."""
@@ -135,12 +146,12 @@ def _fernet(path: Path) -> MultiFernet:
     return fernet
 
 
-def seal(settings: object, uuid: str, secrets: BuildSecrets) -> str | None:
+def seal(settings: KeySettings, uuid: str, secrets: BuildSecrets) -> str | None:
     """The token for instance `uuid`'s secrets (None when there are none); makes the key file
     on first use (the API's side)."""
     if not secrets:
         return None
-    plain = {"uuid": uuid}
+    plain: dict[str, object] = {"uuid": uuid}
     if secrets.admin_pass:
         plain["admin_pass"] = secrets.admin_pass
     if secrets.injected_files:
@@ -150,7 +161,7 @@ def seal(settings: object, uuid: str, secrets: BuildSecrets) -> str | None:
     return fernet.encrypt(json.dumps(plain).encode()).decode()
 
 
-def open_sealed(settings: object, uuid: str, token: str) -> BuildSecrets:
+def open_sealed(settings: KeySettings, uuid: str, token: str) -> BuildSecrets:
     """The secrets in `token`, which must have been sealed for instance `uuid` (a token
     copied to another instance does not open). The agent's side: never makes a key."""
     path = key_file(settings)

@@ -13,15 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cirrus.errors import Conflict
-from cirrus.virt.power import (  # noqa: F401 - compute's names for them
-    CRASHED,
-    NOSTATE,
-    PAUSED,
-    POWER_STATE_NAMES,
-    RUNNING,
-    SHUTDOWN,
-    SUSPENDED,
-)
+
+# compute's names for them (re-exported: the workflows read power states from here)
+from cirrus.virt.power import CRASHED as CRASHED
+from cirrus.virt.power import NOSTATE as NOSTATE
+from cirrus.virt.power import PAUSED as PAUSED
+from cirrus.virt.power import POWER_STATE_NAMES as POWER_STATE_NAMES
+from cirrus.virt.power import RUNNING as RUNNING
+from cirrus.virt.power import SHUTDOWN as SHUTDOWN
+from cirrus.virt.power import SUSPENDED as SUSPENDED
 
 # vm_state
 BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "error", "deleted"

@@ -135,7 +135,7 @@ class InstanceSpec:
         return next((d for d in self.block_devices
                      if d.boot_index == 0 and d.destination_type == "local"), None)
 
-    def open_build_secrets(self, settings: object) -> build_secrets.BuildSecrets:
+    def open_build_secrets(self, settings: build_secrets.KeySettings) -> build_secrets.BuildSecrets:
         """The admin password and injected files: opened with the host's key file (a
         BuildSecretsError when it cannot), or as they came in a spec from before sealing."""
         drive = self.config_drive

@@ -8,6 +8,8 @@ retry on a host not tried yet while attempts are left, or error with a fault.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -26,12 +28,12 @@ BUILD_EVENT = "compute__do_build_and_run_instance"
 BUILD_TASKS = (states.SCHEDULING, states.SPAWNING)
 
 
-def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
+def instance_spec(s: Session, inst: Instance) -> dict[str, Any]:
     """Everything an agent needs to build the VM, as plain data: the agent has no database."""
     return specs.build_spec(s, inst).to_dict()
 
 
-def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
+def forget_build_secrets(s: Session, uuid: str) -> None:
     """Erase the admin password and injected files once the VM has them (or never will)."""
     spec = s.scalar(select(Instance.request_spec).where(Instance.uuid == uuid))
     if spec and any(key in spec for key in instances.BUILD_SECRETS):
@@ -40,7 +42,7 @@ def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
                   .execution_options(synchronize_session=False))
 
 
-def build_instances(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+def build_instances(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
     for uuid in payload["uuids"]:
         try:
             build(deps, ctx, uuid)
@@ -101,7 +103,7 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
 
 
 def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
-             uuid: str) -> tuple[SelectDestination, dict] | None:
+             uuid: str) -> tuple[SelectDestination, dict[str, Any]] | None:
     """Make the instance's ports (once) and what the scheduler and the agent need."""
     inst = s.scalar(select(Instance).where(Instance.uuid == uuid).with_for_update())
     if inst is None or inst.deleted or inst.task_state != states.SCHEDULING:
@@ -120,7 +122,7 @@ def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
     return request, spec
 
 
-def spawn_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
+def spawn_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, host = result["uuid"], result["host"]
     if not result["ok"]:
         _spawn_failed(deps, ctx, uuid, host, result.get("error") or "unknown error",

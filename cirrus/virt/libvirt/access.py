@@ -130,7 +130,7 @@ class QemuAccess:
             if root is not None and (directory == root or root in directory.parents):
                 self._set(directory)
             elif self.user is not None:
-                self._open(directory, owned=directory == self.data_dir
+                self._open(self.user, directory, owned=directory == self.data_dir
                            or self.data_dir in directory.parents)
         return path
 
@@ -146,20 +146,21 @@ class QemuAccess:
         if stat.S_IMODE(st.st_mode) != QEMU_DIR:
             os.chmod(directory, QEMU_DIR)
 
-    def _open(self, directory: Path, owned: bool) -> None:
+    @staticmethod
+    def _open(user: QemuUser, directory: Path, owned: bool) -> None:
         """Give QEMU's group search on `directory` if QEMU cannot traverse it yet."""
         st = directory.stat()
-        if self.user.can_traverse(st):
+        if user.can_traverse(st):
             return
         mode = stat.S_IMODE(st.st_mode)
-        group_free = st.st_gid in self.user.groups or not mode & 0o070
+        group_free = st.st_gid in user.groups or not mode & 0o070
         if owned and group_free and st.st_uid == os.geteuid():
-            if st.st_gid not in self.user.groups:
-                os.chown(directory, -1, self.user.gid)
+            if st.st_gid not in user.groups:
+                os.chown(directory, -1, user.gid)
             os.chmod(directory, mode | stat.S_IXGRP)
             return
         raise SpawnError(
-            f"QEMU's user (uid {self.user.uid}, gid {self.user.gid}) cannot traverse "
+            f"QEMU's user (uid {user.uid}, gid {user.gid}) cannot traverse "
             f"{directory} (mode {mode:04o}, uid {st.st_uid}, gid {st.st_gid}) on the way to "
             "the instance's files: give it search permission there (docs/libvirt.md, "
             "\"File permissions\")")

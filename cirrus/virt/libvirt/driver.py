@@ -23,6 +23,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import libvirt
 
@@ -40,6 +41,7 @@ from cirrus.virt.libvirt.storage import StoragePools
 from cirrus.virt.power import CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ROOT_DISK = "disk.qcow2"
 CONFIG_DRIVE = "disk.config"
@@ -122,7 +124,7 @@ class LibvirtDriver(VirtDriver):
                                  f"{exc.get_error_message()}") from exc
             return self._conn
 
-    def _call(self, what: str, fn: Callable[[libvirt.virConnect], object]) -> object:
+    def _call(self, what: str, fn: Callable[[libvirt.virConnect], T]) -> T:
         """fn(connection), once more on a fresh connection if the first one broke; a libvirt
         error becomes a SpawnError saying what was being done."""
         for attempt in (1, 2):
@@ -187,7 +189,9 @@ class LibvirtDriver(VirtDriver):
     def _owns(self, dom: libvirt.virDomain) -> bool:
         meta = domain.instance_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         inst_dir = meta.get("instance-dir")
-        return bool(inst_dir) and Path(inst_dir).parent.resolve() in self._pool_dirs
+        if not inst_dir:
+            return False
+        return Path(inst_dir).parent.resolve() in self._pool_dirs
 
     @property
     def _pool_dirs(self) -> set[Path]:
@@ -262,7 +266,8 @@ class LibvirtDriver(VirtDriver):
                       again: bool = False) -> Path:
         build = self._build_config_drive
         if build is None:
-            from cirrus.virt.configdrive import build_config_drive as build
+            from cirrus.virt.configdrive import build_config_drive
+            build = build_config_drive
         try:
             secrets = spec.open_build_secrets(self.settings)
         except build_secrets.BuildSecretsError as exc:
