@@ -67,9 +67,6 @@ class ApiRequest:
             self._json = parse_json(self.raw_body, self.cloud.settings)
         return self._json
 
-    def mv_at_least(self, major: int, minor: int) -> bool:
-        return self.microversion >= (major, minor)
-
     @property
     def base_url(self) -> str:
         return self.cloud.settings.effective_public_url

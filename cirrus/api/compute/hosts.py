@@ -23,6 +23,7 @@ from cirrus.api.compute.common import (
     page_limit_and_marker,
     query_bool,
 )
+from cirrus.api.compute.microversion import Since, by_version
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
@@ -34,6 +35,14 @@ from cirrus.hosts.zones import INTERNAL_ZONE, availability_zones, service_zone
 from cirrus.identity.policy import ADMIN, READ, authorize
 
 log = logging.getLogger(__name__)
+
+# The microversion gates of this module (see the docstring above).
+FORCED_DOWN = Since("2.11")  # services show forced_down; the force-down action
+CPU_INFO_OBJECT = Since("2.28")  # hypervisors' cpu_info an object, not a JSON string
+PAGED_HYPERVISORS = Since("2.33")  # limit/marker on hypervisor lists
+UUID_IDS = Since("2.53")  # UUIDs for hypervisors and services; PUT /os-services/{uuid}
+SERVICE_ACTION_SCHEMA = by_version({("2.1", "2.10"): schemas.service_action,
+                                    ("2.11", None): schemas.service_action_v211})
 
 
 class NotImplementedHere(CirrusError):
@@ -90,7 +99,7 @@ def list_zones_detail(req: ApiRequest) -> dict:
 
 def _hypervisor(req: ApiRequest, node: ComputeNode, svc: Service, *, detail: bool,
                 servers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-    uuids = req.mv_at_least(2, 53)
+    uuids = UUID_IDS(req)
     view: dict[str, Any] = {
         "id": node.uuid if uuids else node.id,
         "hypervisor_hostname": node.hypervisor_hostname,
@@ -118,7 +127,7 @@ def _hypervisor(req: ApiRequest, node: ComputeNode, svc: Service, *, detail: boo
             "disk_available_least": free_disk,
         })
         cpu_info = node.cpu_info or {}
-        view["cpu_info"] = cpu_info if req.mv_at_least(2, 28) else (
+        view["cpu_info"] = cpu_info if CPU_INFO_OBJECT(req) else (
             json.dumps(cpu_info) if cpu_info else "")
     if servers:
         view["servers"] = [{"name": name, "uuid": uuid} for uuid, name in servers]
@@ -131,11 +140,11 @@ def _list_hypervisors(req: ApiRequest, *, detail: bool) -> dict:
     marker: str | None = None
     pattern: str | None = None
     with_servers = False
-    if req.mv_at_least(2, 53):
+    if UUID_IDS(req):
         _only_params(req, {"limit", "marker", "hypervisor_hostname_pattern", "with_servers"})
         pattern = req.query.get("hypervisor_hostname_pattern")
         with_servers = query_bool("with_servers", req.query.get("with_servers", "false"))
-    paged = req.mv_at_least(2, 33) and pattern is None
+    paged = PAGED_HYPERVISORS(req) and pattern is None
     if pattern is not None and ("limit" in req.query or "marker" in req.query):
         raise BadRequest("Paging over hypervisors with the hypervisor_hostname_pattern query "
                          "parameter is not supported.")
@@ -143,7 +152,7 @@ def _list_hypervisors(req: ApiRequest, *, detail: bool) -> dict:
         limit, marker = page_limit_and_marker(req)
     with req.cloud.db.reader() as s:
         nodes = records.list_compute_nodes(s, limit=limit, marker=marker,
-                                           marker_is_uuid=req.mv_at_least(2, 53),
+                                           marker_is_uuid=UUID_IDS(req),
                                            hostname_pattern=pattern)
         if pattern is not None and not nodes:
             raise NotFound(f"No hypervisor matching '{pattern}' could be found.")
@@ -173,7 +182,7 @@ def list_hypervisors_detail(req: ApiRequest) -> dict:
 
 
 def _node_and_service(req: ApiRequest, s: Any, hypervisor_id: str) -> tuple[ComputeNode, Service]:
-    if req.mv_at_least(2, 53):
+    if UUID_IDS(req):
         if not _is_uuid(hypervisor_id):
             raise BadRequest(f"Invalid uuid {hypervisor_id}")
         node = records.get_compute_node(s, hypervisor_id, by_uuid=True)
@@ -188,7 +197,7 @@ def _node_and_service(req: ApiRequest, s: Any, hypervisor_id: str) -> tuple[Comp
 def show_hypervisor(req: ApiRequest, hypervisor_id: str) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-hypervisors:show")
     with_servers = False
-    if req.mv_at_least(2, 53):
+    if UUID_IDS(req):
         _only_params(req, {"with_servers"})
         with_servers = query_bool("with_servers", req.query.get("with_servers", "false"))
     with req.cloud.db.reader() as s:
@@ -246,7 +255,7 @@ def list_aggregates(req: ApiRequest) -> dict:
 
 def _service(req: ApiRequest, svc: Service) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": svc.uuid if req.mv_at_least(2, 53) else svc.id,
+        "id": svc.uuid if UUID_IDS(req) else svc.id,
         "binary": svc.binary,
         "disabled_reason": svc.disabled_reason,
         "host": svc.host,
@@ -255,7 +264,7 @@ def _service(req: ApiRequest, svc: Service) -> dict[str, Any]:
         "updated_at": iso_micro(records.last_update(svc)),
         "zone": service_zone(svc, req.cloud.settings),
     }
-    if req.mv_at_least(2, 11):
+    if FORCED_DOWN(req):
         view["forced_down"] = bool(svc.forced_down)
     return view
 
@@ -269,7 +278,7 @@ def list_services(req: ApiRequest) -> dict:
 
 def update_service(req: ApiRequest, service_id: str) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-services:update")
-    if req.mv_at_least(2, 53):
+    if UUID_IDS(req):
         return _update_by_uuid(req, service_id)
     return _legacy_action(req, service_id)
 
@@ -300,13 +309,12 @@ def _update_by_uuid(req: ApiRequest, service_id: str) -> dict:
 
 def _legacy_action(req: ApiRequest, action: str) -> dict:
     actions = {"enable", "disable", "disable-log-reason"}
-    if req.mv_at_least(2, 11):
+    if FORCED_DOWN(req):
         actions.add("force-down")
     if action not in actions:
         raise NotFound("Unknown action")
     body = req.json
-    validate(schemas.service_action_v211 if req.mv_at_least(2, 11) else schemas.service_action,
-             body)
+    validate(SERVICE_ACTION_SCHEMA(req), body)
     host, binary = body["host"], body["binary"]
     if records.canonical_binary(binary) != AGENT_BINARY:
         raise BadRequest(f"Updating a {binary} service is not supported. Only "
@@ -339,7 +347,7 @@ def _legacy_action(req: ApiRequest, action: str) -> dict:
 
 def delete_service(req: ApiRequest, service_id: str) -> Reply:
     authorize(req.ctx, ADMIN, "os_compute_api:os-services:delete")
-    by_uuid = req.mv_at_least(2, 53)
+    by_uuid = UUID_IDS(req)
     if by_uuid and not _is_uuid(service_id):
         raise BadRequest(f"Invalid uuid {service_id}")
     if not by_uuid and not service_id.isdigit():
