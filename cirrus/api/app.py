@@ -82,7 +82,7 @@ async def _http_error(request: Request, exc: Exception) -> object:
     return error_response(service, exc.status_code, message)
 
 
-def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
+def create_app(cloud) -> Starlette:
     from cirrus.api import admin, compute, identity, image, network
 
     app = Starlette(

@@ -30,7 +30,7 @@ BUILD_EVENT = "compute__do_build_and_run_instance"
 BUILD_TASKS = (states.SCHEDULING, states.SPAWNING)
 
 
-def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
+def instance_spec(s, inst: Instance) -> dict:
     """Everything an agent needs to build the VM, as plain data: the agent has no database."""
     image = s.get(Image, inst.image_ref) if inst.image_ref else None
     props = (image.properties or {}) if image is not None else {}
@@ -45,7 +45,7 @@ def instance_spec(s, inst: Instance) -> dict:  # noqa: ANN001 - a Session
     ))
 
 
-def forget_build_secrets(s, uuid: str) -> None:  # noqa: ANN001 - a Session
+def forget_build_secrets(s, uuid: str) -> None:
     """Erase the admin password and injected files once the VM has them (or never will)."""
     spec = s.scalar(select(Instance.request_spec).where(Instance.uuid == uuid))
     if spec and any(key in spec for key in instances.BUILD_SECRETS):
