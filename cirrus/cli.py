@@ -16,7 +16,7 @@ from cirrus.observe.logging import setup_logging
 log = logging.getLogger("cirrus")
 
 
-def _serve_http(cloud, host: str, port: int, stopper, on_ready=None) -> None:  # noqa: ANN001
+def _serve_http(cloud, host: str, port: int, stopper, on_ready=None) -> None:
     """Serve the API until SIGTERM/SIGINT; the stop is bounded (cirrus.serving, shutdown)."""
     from cirrus.serving import serve_http, tls_context
 
@@ -25,7 +25,7 @@ def _serve_http(cloud, host: str, port: int, stopper, on_ready=None) -> None:  #
     serve_http(cloud, host, port, stopper, on_ready=on_ready, ssl_context=context)
 
 
-def _wait_for_stop(stopper) -> None:  # noqa: ANN001
+def _wait_for_stop(stopper) -> None:
     """Block the main thread until SIGINT or SIGTERM (roles without HTTP)."""
     shutdown.install_signals(stopper)
     while not stopper.requested.wait(1.0):  # a timeout keeps the main thread answering signals

@@ -147,7 +147,7 @@ class Cloud:
 
         s = self.settings
 
-        def work(session) -> bool:  # noqa: ANN001
+        def work(session) -> bool:
             user = identity.bootstrap(session, s.admin_user, admin_password, s.admin_project)
             if reset_password:
                 user.failed_auth_count = 0

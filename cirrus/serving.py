@@ -171,13 +171,13 @@ def serve_http(cloud: Cloud, host: str, port: int, stopper: shutdown.Stopper,
     loop_box: list[asyncio.AbstractEventLoop] = []
 
     class _Server(uvicorn.Server):
-        async def startup(self, sockets=None) -> None:  # noqa: ANN001
+        async def startup(self, sockets=None) -> None:
             loop_box.append(asyncio.get_running_loop())
             await super().startup(sockets=sockets)
             if on_ready is not None and not self.should_exit:
                 on_ready()  # only now does the port accept connections
 
-        def handle_exit(self, sig: int, frame) -> None:  # noqa: ANN001
+        def handle_exit(self, sig: int, frame) -> None:
             first = stopper.begin(sig)
             super().handle_exit(sig, frame)
             if first:
@@ -241,7 +241,7 @@ def _wind_down(loop: asyncio.AbstractEventLoop, stopper: shutdown.Stopper) -> No
     asyncio.set_event_loop(None)
 
 
-def self_signed_pair(directory, hosts: list[str], days: int = 825) -> tuple[str, str]:  # noqa: ANN001
+def self_signed_pair(directory, hosts: list[str], days: int = 825) -> tuple[str, str]:
     """`<directory>/cert.pem` and `key.pem`, made on the first call (an ECDSA P-256 key,
     0600, and a certificate naming `hosts` as subject alternative names); kept after."""
     import datetime

@@ -18,7 +18,7 @@ from cirrus.runtime import Cloud, fake_host_names
 ADMIN_PASSWORD = "admin-secret"
 
 
-def make_settings(tmp_path, **overrides) -> Settings:  # noqa: ANN001
+def make_settings(tmp_path, **overrides) -> Settings:
     settings = Settings(data_dir=tmp_path, admin_password=ADMIN_PASSWORD,
                         public_url="http://testserver")
     for key, value in overrides.items():
@@ -32,7 +32,7 @@ TEST_DATABASE = os.environ.get("CIRRUS_TEST_DATABASE", "sqlite")
 
 
 @pytest.fixture
-def settings(tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+def settings(tmp_path) -> Iterator[Settings]:
     if TEST_DATABASE == "sqlite":
         yield make_settings(tmp_path)
         return
@@ -96,7 +96,7 @@ class Caller:
 
 
 def make_caller(cloud: Cloud, user_name: str, project_name: str, role: str) -> Caller:
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         project = identity.ensure_project(s, project_name)
         user = identity.ensure_user(s, user_name, "pw-" + user_name, default_project_id=project.id)
         identity.ensure_assignment(s, identity.ensure_role(s, role).id, user.id, project.id)
@@ -146,7 +146,7 @@ def spawned(cloud: Cloud) -> dict:
     lock = threading.Lock()
     for role in cloud.roles:
         if isinstance(role, Agent):
-            def spy(spec,  # noqa: ANN001
+            def spy(spec,
                      _spawn=role.driver.spawn) -> None:
                 with lock:
                     seen[spec.uuid] = spec

@@ -162,7 +162,7 @@ def cloud_on(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager]
 
 
 @pytest.fixture
-def db_cloud(db_url: str, cloud_on) -> Iterator:  # noqa: ANN001
+def db_cloud(db_url: str, cloud_on) -> Iterator:
     """A running Cloud on each backend (the module's database; bootstrap is idempotent)."""
     with cloud_on(db_url) as cloud:
         yield cloud

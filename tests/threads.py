@@ -30,10 +30,10 @@ class ThreadErrors:
     def wrap(self, target: Callable[..., Any]) -> Callable[..., None]:
         """`target`, with anything it raises recorded instead of lost."""
 
-        def run(*args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - any target's arguments
+        def run(*args: Any, **kwargs: Any) -> None:
             try:
                 target(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by check()
+            except BaseException as exc:
                 with self._lock:
                     self.errors.append((threading.current_thread().name, exc,
                                         traceback.format_exc()))

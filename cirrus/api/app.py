@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +17,9 @@ from cirrus.api.errors import SERVICES, error_response, service_of
 from cirrus.api.framework import IndexedRouter
 from cirrus.api.limits import RequestLimitsMiddleware
 from cirrus.context import GLOBAL_REQUEST_ID, new_request_id, reset_request_id, set_request_id
+
+if TYPE_CHECKING:
+    from cirrus.runtime import Cloud
 
 log = logging.getLogger("cirrus.api.access")
 
@@ -73,7 +78,7 @@ def _global_request_id(scope: Scope) -> str | None:
     return None
 
 
-async def _http_error(request: Request, exc: Exception) -> object:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     service = service_of(request.url.path)
     message = {404: "The resource could not be found.",
@@ -82,7 +87,7 @@ async def _http_error(request: Request, exc: Exception) -> object:
     return error_response(service, exc.status_code, message)
 
 
-def create_app(cloud) -> Starlette:  # noqa: ANN001 - cirrus.runtime.Cloud
+def create_app(cloud: Cloud) -> Starlette:
     from cirrus.api import admin, compute, identity, image, network
 
     app = Starlette(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from cirrus.api.errors import error_response
 from cirrus.api.limits import parse_json
 from cirrus.api.responses import FastJSONResponse as JSONResponse
 from cirrus.context import RequestContext, current_global_request_id, current_request_id
-from cirrus.errors import BadRequest, CirrusError, Forbidden
+from cirrus.errors import BadRequest, CirrusError, Forbidden, Unauthorized
 from cirrus.identity.tokens import TokenClaims
 from cirrus.observe.logging import RateLimitedLog
 
@@ -75,6 +75,12 @@ class ApiRequest:
         if not self.ctx.project_id:
             raise Forbidden("This action needs a project-scoped token.")
         return self.ctx.project_id
+
+    def require_user(self) -> str:
+        """The caller's user id: an authenticated request always has one (the token names it)."""
+        if not self.ctx.user_id:
+            raise Unauthorized()
+        return self.ctx.user_id
 
 
 def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
@@ -225,7 +231,7 @@ class IndexedRouter:
     request's leading segments (and the few whose leading segments are parameters) are tried.
     """
 
-    def __init__(self, routes: list[BaseRoute]) -> None:
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.routes = routes
         self._index: dict[tuple[str, ...], list[BaseRoute]] = {}
         for route in routes:

@@ -25,7 +25,7 @@ def start_action(s: Session, ctx: RequestContext, uuid: str, action: str) -> Ins
     return row
 
 
-def _event_statements():  # noqa: ANN202
+def _event_statements():
     actions, events = InstanceAction.__table__, InstanceActionEvent.__table__
     mine = (actions.c.instance_uuid == bindparam("b_uuid"),
             actions.c.request_id == bindparam("b_request_id"))

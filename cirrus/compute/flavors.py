@@ -125,7 +125,9 @@ def list_flavors(s: Session, ctx: RequestContext, flt: FlavorFilter) -> list[Fla
 
 def _whole(value: object, field: str, minimum: int) -> int:
     try:
-        number = int(value)  # type: ignore[arg-type]
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise BadRequest(f"Flavor {field} must be an integer.") from None
     if isinstance(value, float) and value != number:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
 import secrets
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from cirrus import build_secrets
@@ -38,7 +39,14 @@ from cirrus.db.models import (
     SecurityGroup,
     utcnow,
 )
-from cirrus.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from cirrus.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from cirrus.hosts import records, zones
 from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
@@ -120,9 +128,8 @@ def _image_for(s: Session, ctx: RequestContext, image_ref: str | None) -> Image:
         raise BadRequest("An image is required: booting from volume is not supported yet.")
     ref = image_ref.rstrip("/").rsplit("/", 1)[-1]
     image = s.get(Image, ref)
-    visible = image is not None and (
-        owns(ctx, image.owner) or image.visibility in ("public", "community"))
-    if not visible:
+    if image is None or not (owns(ctx, image.owner)
+                             or image.visibility in ("public", "community")):
         raise BadRequest(f"Image {ref} could not be found.")
     if image.status != "active":
         raise BadRequest(f"Image {ref} is not active.")
@@ -150,7 +157,12 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
     if req.max_count > most:
         req = dataclasses.replace(req, max_count=most)
     reservation_id = f"r-{secrets.token_hex(4)}"
-    project_id = ctx.project_id
+    # The API checked both (an authenticated request, a project-scoped token).
+    if not ctx.user_id:
+        raise Unauthorized()
+    if not ctx.project_id:
+        raise Forbidden("This action needs a project-scoped token.")
+    user_id, project_id = ctx.user_id, ctx.project_id
 
     # Everything that only reads runs before the write transaction: on SQLite the write lock
     # is the one thing every role queues on, so it is held for the inserts alone.
@@ -165,7 +177,7 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
         key_data = None
         if req.key_name:
             try:
-                key_data = keypairs.get_keypair(s, ctx.user_id, req.key_name).public_key
+                key_data = keypairs.get_keypair(s, user_id, req.key_name).public_key
             except NotFound as exc:
                 raise BadRequest("Invalid key_name provided.") from exc
         # The port quota first: it bounds how many NICs the rest of the checks look at.
@@ -196,7 +208,7 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
         rows.append(dict(
             uuid=instance_uuid, display_name=name, display_description=req.description,
             hostname=sanitize_hostname(req.hostname or name), project_id=project_id,
-            user_id=ctx.user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
+            user_id=user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
             memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
             key_name=req.key_name, key_data=key_data, user_data=req.user_data,
             availability_zone=req.availability_zone, **lifecycle.create_columns(),
@@ -337,8 +349,8 @@ class ListFilters:
     name: str | None = None
     status: str | None = None
     host: str | None = None
-    changes_since: object = None
-    changes_before: object = None
+    changes_since: dt.datetime | None = None
+    changes_before: dt.datetime | None = None
     image: str | None = None
     flavor: str | None = None
     reservation_id: str | None = None
@@ -376,10 +388,12 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
         q = q.where(Instance.vm_state.in_(vm_states))
         if task_states is not None:
             known = [t for t in task_states if t is not None]
-            cond = Instance.task_state.in_(known) if known else None
+            cond: ColumnElement[bool] | None = Instance.task_state.in_(known) if known else None
             if None in task_states:
-                cond = or_(Instance.task_state.is_(None), cond) if cond is not None else Instance.task_state.is_(None)
-            q = q.where(cond)
+                unset = Instance.task_state.is_(None)
+                cond = or_(unset, cond) if cond is not None else unset
+            if cond is not None:  # every filter names a task state (states.STATUS_FILTERS)
+                q = q.where(cond)
     if f.host and ctx.is_admin:
         q = q.where(Instance.host == f.host)
     if f.image:

@@ -56,7 +56,7 @@ def x509_fingerprint(pem: str) -> str:
     except (ValueError, TypeError, UnicodeError) as exc:
         raise BadRequest("Keypair data is invalid: failed to generate X509 fingerprint. "
                          f"Error message: {exc}") from None
-    return _colon_hex(cert.fingerprint(hashes.SHA1()))  # noqa: S303 - Nova's fingerprint
+    return _colon_hex(cert.fingerprint(hashes.SHA1()))
 
 
 def fingerprint(public_key: str, key_type: str) -> str:

@@ -83,7 +83,7 @@ def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) 
     return transition
 
 
-_STATUS = {
+_STATUS: dict[str, dict[str | None, str]] = {
     BUILDING: {None: "BUILD"},
     ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE"},
     STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF"},

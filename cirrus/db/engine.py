@@ -49,7 +49,7 @@ def make_engine(url: str) -> Engine:
 
 def _make_sqlite_behave(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # noqa: ANN001
+    def _on_connect(dbapi_conn, _record):
         # Let SQLAlchemy, not pysqlite, decide when transactions begin.
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
@@ -60,7 +60,7 @@ def _make_sqlite_behave(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # noqa: ANN001
+    def _on_begin(conn):
         # Writers take the lock up front: a deferred transaction that upgrades to a
         # write lock fails at once with SQLITE_BUSY instead of waiting its turn.
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")

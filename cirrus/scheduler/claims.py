@@ -8,7 +8,10 @@ Allocation row says, once.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from cirrus.compute import lifecycle, states
@@ -38,8 +41,9 @@ _ALLOCATE = insert(_allocations)
 
 def claim(s: Session, node_id: int, instance_uuid: str, vcpus: int, memory_mb: int,
           disk_gb: int) -> bool:
-    if s.execute(_CLAIM, {"b_node_id": node_id, "b_vcpus": vcpus, "b_memory_mb": memory_mb,
-                          "b_disk_gb": disk_gb}).rowcount != 1:
+    claimed = s.execute(_CLAIM, {"b_node_id": node_id, "b_vcpus": vcpus,
+                                 "b_memory_mb": memory_mb, "b_disk_gb": disk_gb})
+    if cast("CursorResult[Any]", claimed).rowcount != 1:
         return False
     s.execute(_ALLOCATE, {"instance_uuid": instance_uuid, "compute_node_id": node_id,
                           "vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb,
@@ -55,7 +59,7 @@ def release(s: Session, instance_uuid: str) -> bool:
         return False
     deleted = s.execute(delete(Allocation).where(Allocation.instance_uuid == instance_uuid)
                         .execution_options(synchronize_session=False))
-    if deleted.rowcount != 1:
+    if cast("CursorResult[Any]", deleted).rowcount != 1:
         return False
     cn = ComputeNode
     s.execute(

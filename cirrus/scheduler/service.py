@@ -72,7 +72,7 @@ class _InstanceGone(Exception):
 
 
 class Scheduler:
-    def __init__(self, cloud) -> None:  # noqa: ANN001 - cirrus.runtime.Cloud
+    def __init__(self, cloud) -> None:
         self.cloud = cloud
         self.settings = cloud.settings
 
@@ -93,7 +93,7 @@ class Scheduler:
         """
         spec = RequestSpec.from_dict(SelectDestination.coerce(payload).as_dict())
 
-        def work(s):  # noqa: ANN001, ANN202
+        def work(s):
             hosts = forced(load_hosts(s, self.settings), spec)
             if not hosts and (spec.force_host or spec.force_node):
                 wanted = spec.force_host or spec.force_node

@@ -9,10 +9,10 @@ from tests.api.servers_helpers import add_flavor, add_image
 
 
 @pytest.fixture
-def flavor(cloud) -> str:  # noqa: ANN001
+def flavor(cloud) -> str:
     return add_flavor(cloud)
 
 
 @pytest.fixture
-def image(cloud) -> str:  # noqa: ANN001
+def image(cloud) -> str:
     return add_image(cloud)

@@ -8,11 +8,11 @@ import uuid
 from cirrus.db.models import Flavor, Image
 
 
-def add_flavor(cloud, name: str = "m1.small", vcpus: int = 1, ram: int = 512, disk: int = 1,  # noqa: ANN001
+def add_flavor(cloud, name: str = "m1.small", vcpus: int = 1, ram: int = 512, disk: int = 1,
                is_public: bool = True) -> str:
     flavorid = str(uuid.uuid4())
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         s.add(Flavor(flavorid=flavorid, name=name, vcpus=vcpus, memory_mb=ram, root_gb=disk,
                      is_public=is_public, extra_specs={}))
 
@@ -20,11 +20,11 @@ def add_flavor(cloud, name: str = "m1.small", vcpus: int = 1, ram: int = 512, di
     return flavorid
 
 
-def add_image(cloud, owner: str | None = None, visibility: str = "public",  # noqa: ANN001
+def add_image(cloud, owner: str | None = None, visibility: str = "public",
               status: str = "active") -> str:
     image_id = str(uuid.uuid4())
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         s.add(Image(id=image_id, name="cirros", owner=owner, status=status, visibility=visibility,
                     disk_format="raw", container_format="bare", size=1024, tags=[], properties={}))
 
@@ -32,7 +32,7 @@ def add_image(cloud, owner: str | None = None, visibility: str = "public",  # no
     return image_id
 
 
-def wait_for_status(api, headers, server_id: str, wanted: str, timeout: float = 10.0) -> dict:  # noqa: ANN001
+def wait_for_status(api, headers, server_id: str, wanted: str, timeout: float = 10.0) -> dict:
     deadline = time.monotonic() + timeout
     server: dict = {}
     while time.monotonic() < deadline:
@@ -48,6 +48,6 @@ def wait_for_status(api, headers, server_id: str, wanted: str, timeout: float = 
                          f"{server.get('OS-EXT-STS:task_state')}, wanted {wanted}")
 
 
-def server_body(flavor: str, image: str, name: str = "vm", **extra) -> dict:  # noqa: ANN003
+def server_body(flavor: str, image: str, name: str = "vm", **extra) -> dict:
     return {"server": {"name": name, "flavorRef": flavor, "imageRef": image, "networks": "none",
                        **extra}}

@@ -142,7 +142,7 @@ def test_health_answers_without_a_token(api: TestClient) -> None:
 
 def test_health_is_503_when_the_database_is_unreachable(api: TestClient, cloud: Cloud,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    def unreachable():  # noqa: ANN202
+    def unreachable():
         raise ConnectionRefusedError("db down")
 
     monkeypatch.setattr(cloud.db, "reader", unreachable)

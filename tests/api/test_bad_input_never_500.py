@@ -32,7 +32,7 @@ COMPUTE_ERRORS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound",
                   409: "conflictingRequest"}
 
 
-def assert_compute_error(r, status: int, context: object) -> None:  # noqa: ANN001
+def assert_compute_error(r, status: int, context: object) -> None:
     """`r` is `status` with Nova's error shape: {"<name>": {"code": status, "message": ...}}."""
     assert r.status_code == status, (context, r.status_code, r.text)
     body = r.json()

@@ -41,12 +41,12 @@ FLAVOR_V255 = {**FLAVOR_V21,
                "required": [*FLAVOR_V21["required"], "description"]}
 
 
-def create(api, caller, mv: str = "2.60", **spec):  # noqa: ANN001, ANN201
+def create(api, caller, mv: str = "2.60", **spec):
     body = {"name": f"f-{uuid.uuid4().hex[:8]}", "vcpus": 1, "ram": 512, "disk": 1, **spec}
     return api.post(f"{BASE}/flavors", headers=caller.compute(mv), json={"flavor": body})
 
 
-def make(api, admin, **spec) -> dict:  # noqa: ANN001
+def make(api, admin, **spec) -> dict:
     r = create(api, admin, **spec)
     assert r.status_code == 200, r.text
     return r.json()["flavor"]
@@ -193,7 +193,7 @@ def test_is_public_filter_is_for_admins(api, admin, member):
     public = make(api, admin)["id"]
     private = make(api, admin, **{"os-flavor-access:is_public": False})["id"]
 
-    def ids(caller, query=""):  # noqa: ANN001, ANN202
+    def ids(caller, query=""):
         r = api.get(f"{BASE}/flavors{query}", headers=caller.compute())
         assert r.status_code == 200, r.text
         return {f["id"] for f in r.json()["flavors"]}
@@ -359,7 +359,7 @@ def test_get_flavor_for_project_honours_access_and_disabled(cloud, api, admin, m
             s, f"http://testserver{BASE}/flavors/{public}", ctx)
         assert (found.flavorid, found.memory_mb) == (public, 512)
 
-    def disable(s):  # noqa: ANN001, ANN202
+    def disable(s):
         flavor_service.get_flavor(s, public, RequestContext.admin()).disabled = True
 
     cloud.db.run(disable)

@@ -27,10 +27,10 @@ class Host:
     node_uuid: str | None
 
 
-def add_host(cloud, name: str, *, zone: str | None = "az-1", seen_ago: float = 0,  # noqa: ANN001
+def add_host(cloud, name: str, *, zone: str | None = "az-1", seen_ago: float = 0,
              disabled: bool = False, forced_down: bool = False, binary: str = AGENT_BINARY,
              node: bool = True, cpu_info: dict | None = None) -> Host:
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         svc = Service(uuid=str(uuid.uuid4()), host=name, binary=binary, disabled=disabled,
                       disabled_reason="maintenance" if disabled else None,
                       forced_down=forced_down, availability_zone=zone,
@@ -50,7 +50,7 @@ def add_host(cloud, name: str, *, zone: str | None = "az-1", seen_ago: float = 0
     return cloud.db.run(work)
 
 
-def add_instance(cloud, host: str, name: str = "vm1") -> str:  # noqa: ANN001
+def add_instance(cloud, host: str, name: str = "vm1") -> str:
     instance_uuid = str(uuid.uuid4())
     cloud.db.run(lambda s: s.add(Instance(
         uuid=instance_uuid, display_name=name, project_id="p", user_id="u", flavor={},

@@ -33,7 +33,7 @@ def project_scope(name: str, domain: str = "Default") -> dict:
     return {"project": {"name": name, "domain": {"name": domain}}}
 
 
-def issue(api: TestClient, body: dict, query: str = ""):  # noqa: ANN201
+def issue(api: TestClient, body: dict, query: str = ""):
     return api.post(f"{V3}/auth/tokens{query}", json=body)
 
 
@@ -47,7 +47,7 @@ def admin_token(api: TestClient) -> str:
     return token_for(api, "admin", ADMIN_PASSWORD, project_scope("admin"))
 
 
-def assert_error(r, status: int, message: str | None = None) -> None:  # noqa: ANN001
+def assert_error(r, status: int, message: str | None = None) -> None:
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert error["code"] == status
@@ -295,12 +295,12 @@ def test_token_method_with_a_revoked_or_bad_token_is_401(api: TestClient, member
         assert_error(issue(api, body), 401, UNAUTHENTICATED)
 
 
-def test_issuing_a_token_writes_nothing_to_the_database(api: TestClient, cloud) -> None:  # noqa: ANN001
+def test_issuing_a_token_writes_nothing_to_the_database(api: TestClient, cloud) -> None:
     from cirrus.context import current_request_id
 
     statements: list[tuple[str | None, str]] = []
 
-    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+    def record(conn, cursor, statement, *args) -> None:
         statements.append((current_request_id(), statement))
 
     event.listen(cloud.db.engine, "before_cursor_execute", record)
@@ -417,7 +417,7 @@ def test_auth_domains_lists_domains_with_a_role(api: TestClient, admin: Caller,
 # ---------------------------------------------------------------- catalog
 
 
-def test_catalog_is_a_pure_function_of_settings(cloud) -> None:  # noqa: ANN001
+def test_catalog_is_a_pure_function_of_settings(cloud) -> None:
     first, second = catalog.endpoints(cloud.settings), catalog.endpoints(cloud.settings)
     assert first == second
     assert len(first) == 3 * len(catalog.SERVICES)

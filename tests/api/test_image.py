@@ -18,28 +18,28 @@ PATCH = "application/openstack-images-v2.1-json-patch"
 OCTET = "application/octet-stream"
 
 
-def create(api, caller, **fields):  # noqa: ANN001, ANN201
+def create(api, caller, **fields):
     body = {"name": "img", "disk_format": "raw", "container_format": "bare", **fields}
     r = api.post("/image/v2/images", json=body, headers=caller.headers)
     assert r.status_code == 201, r.text
     return r.json()
 
 
-def upload(api, caller, image_id, data: bytes, content_type: str = OCTET):  # noqa: ANN001, ANN201
+def upload(api, caller, image_id, data: bytes, content_type: str = OCTET):
     return api.put(f"/image/v2/images/{image_id}/file", content=data,
                    headers={**caller.headers, "Content-Type": content_type})
 
 
-def patch(api, caller, image_id, ops, content_type: str = PATCH):  # noqa: ANN001, ANN201
+def patch(api, caller, image_id, ops, content_type: str = PATCH):
     return api.patch(f"/image/v2/images/{image_id}", json=ops,
                      headers={**caller.headers, "Content-Type": content_type})
 
 
-def ids(response) -> list[str]:  # noqa: ANN001
+def ids(response) -> list[str]:
     return [image["id"] for image in response.json()["images"]]
 
 
-def image_dir(cloud) -> Path:  # noqa: ANN001
+def image_dir(cloud) -> Path:
     return Path(cloud.settings.effective_image_dir)
 
 
@@ -604,7 +604,7 @@ def test_upload_to_another_projects_public_image_is_403(api, admin, member):
 def test_a_failing_store_puts_the_image_back_in_the_queue(api, cloud, member, monkeypatch):
     image = create(api, member)
 
-    def broken_write(self, chunk):  # noqa: ANN001, ANN202
+    def broken_write(self, chunk):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as m:
@@ -631,7 +631,7 @@ def _put_scope(path: str, token: str) -> dict:
     }
 
 
-def _asgi_put(cloud, path: str, token: str, events: list) -> int:  # noqa: ANN001
+def _asgi_put(cloud, path: str, token: str, events: list) -> int:
     """Send `events` (body chunks, callables to run between them, or "disconnect")."""
     app = create_app(cloud)
     pending = list(events)
@@ -659,7 +659,7 @@ def test_upload_streams_the_body_to_disk_in_bounded_writes(api, cloud, member, m
     writes: list[int] = []
     original = filestore.ImageWriter.write
 
-    def counting_write(self, chunk):  # noqa: ANN001, ANN202
+    def counting_write(self, chunk):
         writes.append(len(chunk))
         original(self, chunk)
 
@@ -704,7 +704,7 @@ def test_deleting_an_image_while_it_uploads_leaves_no_data(api, cloud, member):
 
 
 def test_an_upload_cut_by_a_crash_is_queued_again_at_restart_and_its_partial_file_removed(
-        api, cloud, member):  # noqa: ANN001
+        api, cloud, member):
     """The API process died mid-upload: the image is left `saving` with part of its data in
     a staging file. The next start (`cirrus api` and the all-in-one call
     recover_after_restart) puts it back to `queued` and removes the file; nothing else is
@@ -723,7 +723,7 @@ def test_an_upload_cut_by_a_crash_is_queued_again_at_restart_and_its_partial_fil
     images.begin_upload(cloud.db, ctx, cut["id"])
     writer = store.writer(cut["id"])
     writer.write(b"p" * 1000)
-    writer._fh.close()  # noqa: SLF001 - the process is gone: no commit, no abort
+    writer._fh.close()
     staging = image_dir(cloud) / ".staging"
     assert len(list(staging.iterdir())) == 1
     assert api.get(f"/image/v2/images/{cut['id']}", headers=member.headers).json()[

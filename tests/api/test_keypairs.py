@@ -28,7 +28,7 @@ def new_public_key() -> str:
                             serialization.PublicFormat.OpenSSH).decode() + " me@host"
 
 
-def post(api, caller, mv: str = "2.60", **keypair):  # noqa: ANN001, ANN201
+def post(api, caller, mv: str = "2.60", **keypair):
     return api.post(f"{BASE}/os-keypairs", headers=caller.compute(mv), json={"keypair": keypair})
 
 

@@ -31,9 +31,9 @@ QUOTAS_V257 = QUOTAS_V236 - {"injected_files", "injected_file_content_bytes",
                              "injected_file_path_bytes"}
 
 
-def add_instances(cloud, project_id: str, user_id: str, count: int, vcpus: int,  # noqa: ANN001
+def add_instances(cloud, project_id: str, user_id: str, count: int, vcpus: int,
                   memory_mb: int) -> None:
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         for _ in range(count):
             s.add(Instance(uuid=str(uuid.uuid4()), display_name="vm", project_id=project_id,
                            user_id=user_id, flavor={}, vcpus=vcpus, memory_mb=memory_mb,

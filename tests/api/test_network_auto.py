@@ -8,7 +8,7 @@ from tests.api.network_helpers import NET, network, neutron_error, port
 TOPOLOGY = f"{NET}/auto-allocated-topology"
 
 
-def topology(api, caller, project_id: str) -> dict:  # noqa: ANN001
+def topology(api, caller, project_id: str) -> dict:
     r = api.get(f"{TOPOLOGY}/{project_id}", headers=caller.headers)
     assert r.status_code == 200, r.text
     return r.json()["auto_allocated_topology"]

@@ -34,13 +34,13 @@ FUZZ = settings(max_examples=40, deadline=None,
 _FIXTURES: dict[int, dict] = {}
 
 
-def rows(cloud) -> tuple[int, ...]:  # noqa: ANN001
+def rows(cloud) -> tuple[int, ...]:
     with cloud.db.reader() as s:
         return tuple(s.scalar(select(func.count()).select_from(m))
                      for m in (Network, Subnet, Port, IPAllocation, SecurityGroup))
 
 
-def fixture_ids(api, cloud, member) -> dict:  # noqa: ANN001
+def fixture_ids(api, cloud, member) -> dict:
     """One network with a subnet per cloud fixture, shared by the examples."""
     if id(cloud) not in _FIXTURES:
         net = network(api, member)
@@ -57,7 +57,7 @@ def bodies(collection: str) -> st.SearchStrategy:
     return st.one_of(json_values, st.fixed_dictionaries({resource: fields}))
 
 
-def check_refusal(r, before: tuple, cloud) -> None:  # noqa: ANN001
+def check_refusal(r, before: tuple, cloud) -> None:
     assert r.status_code < 500, r.text
     if r.status_code >= 400:
         assert set(r.json()) == {"NeutronError"}, r.text

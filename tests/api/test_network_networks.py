@@ -13,7 +13,7 @@ from tests.api.network_helpers import NET, create, network, neutron_error, port,
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-def count_networks(cloud) -> int:  # noqa: ANN001
+def count_networks(cloud) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(Network))
 

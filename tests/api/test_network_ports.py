@@ -16,25 +16,25 @@ from tests.api.network_helpers import NET, create, network, neutron_error, port,
 MAC = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
 
 
-def counts(cloud) -> tuple[int, int]:  # noqa: ANN001
+def counts(cloud) -> tuple[int, int]:
     with cloud.db.reader() as s:
         return (s.scalar(select(func.count()).select_from(Port)),
                 s.scalar(select(func.count()).select_from(IPAllocation)))
 
 
-def bad_port(api, caller, network_id: str, status: int, **body) -> dict:  # noqa: ANN001
+def bad_port(api, caller, network_id: str, status: int, **body) -> dict:
     r = create(api, caller, "ports", "port", network_id=network_id, **body)
     assert r.status_code == status, (body, r.text)
     return neutron_error(r)
 
 
 @pytest.fixture
-def net(api, member) -> dict:  # noqa: ANN001
+def net(api, member) -> dict:
     return network(api, member)
 
 
 @pytest.fixture
-def sub(api, member, net) -> dict:  # noqa: ANN001
+def sub(api, member, net) -> dict:
     return subnet(api, member, net["id"], "10.0.0.0/24")
 
 

@@ -11,7 +11,7 @@ from tests.api.network_helpers import NET, create, network, neutron_error, subne
 RESOURCES = {"network", "subnet", "port", "security_group", "security_group_rule"}
 
 
-def set_quota(api, admin, project_id: str, **values):  # noqa: ANN001, ANN201
+def set_quota(api, admin, project_id: str, **values):
     return api.put(f"{NET}/quotas/{project_id}", json={"quota": values}, headers=admin.headers)
 
 

@@ -13,19 +13,19 @@ from cirrus.network import security_groups
 from tests.api.network_helpers import NET, create, network, neutron_error, port, subnet
 
 
-def groups(api, caller) -> list[dict]:  # noqa: ANN001
+def groups(api, caller) -> list[dict]:
     r = api.get(f"{NET}/security-groups", headers=caller.headers)
     assert r.status_code == 200, r.text
     return r.json()["security_groups"]
 
 
-def new_group(api, caller, name: str = "web") -> dict:  # noqa: ANN001
+def new_group(api, caller, name: str = "web") -> dict:
     r = create(api, caller, "security-groups", "security_group", name=name, description="d")
     assert r.status_code == 201, r.text
     return r.json()["security_group"]
 
 
-def new_rule(api, caller, status: int = 201, **body) -> dict:  # noqa: ANN001
+def new_rule(api, caller, status: int = 201, **body) -> dict:
     r = create(api, caller, "security-group-rules", "security_group_rule", **body)
     assert r.status_code == status, (body, r.text)
     return r.json()["security_group_rule"] if status == 201 else neutron_error(r)

@@ -10,12 +10,12 @@ from cirrus.db.models import Subnet
 from tests.api.network_helpers import NET, create, network, neutron_error, port, subnet
 
 
-def count_subnets(cloud) -> int:  # noqa: ANN001
+def count_subnets(cloud) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(Subnet))
 
 
-def bad_subnet(api, caller, network_id: str, status: int = 400, **body) -> dict:  # noqa: ANN001
+def bad_subnet(api, caller, network_id: str, status: int = 400, **body) -> dict:
     body = {"cidr": "10.0.0.0/24", "ip_version": 4, **body}
     r = create(api, caller, "subnets", "subnet", network_id=network_id, **body)
     assert r.status_code == status, (body, r.text)

@@ -50,16 +50,16 @@ from tests.conftest import ADMIN_PASSWORD
 
 
 @pytest.fixture
-def as_admin(api) -> Clients:  # noqa: ANN001
+def as_admin(api) -> Clients:
     return Clients(api, "admin", ADMIN_PASSWORD, "admin")
 
 
 @pytest.fixture
-def as_member(api, member) -> Clients:  # noqa: ANN001
+def as_member(api, member) -> Clients:
     return Clients(api, "alice", "pw-alice", "project-a")
 
 
-def _server_args(version: str, flavor: str, image: str, **extra) -> dict:  # noqa: ANN003
+def _server_args(version: str, flavor: str, image: str, **extra) -> dict:
     args = {"name": "vm", "flavorRef": flavor, "imageRef": image, **extra}
     if at_least(version, "2.37"):  # from 2.37 `networks` is required
         args["networks"] = "none"

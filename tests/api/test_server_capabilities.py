@@ -18,7 +18,7 @@ NET = "/network/v2.0"
 SERVERS = "/compute/v2.1/servers"
 
 
-def _boot(api, cloud, caller, networks):  # noqa: ANN001, ANN202
+def _boot(api, cloud, caller, networks):
     body = server_body(add_flavor(cloud), add_image(cloud))
     body["server"]["networks"] = networks
     r = api.post(SERVERS, json=body, headers=caller.compute())
@@ -26,7 +26,7 @@ def _boot(api, cloud, caller, networks):  # noqa: ANN001, ANN202
     return wait_for_status(api, caller.compute(), r.json()["server"]["id"], "ACTIVE")
 
 
-def _network(api, caller, name, cidr):  # noqa: ANN001, ANN202
+def _network(api, caller, name, cidr):
     net = api.post(f"{NET}/networks", json={"network": {"name": name}},
                    headers=caller.headers).json()["network"]
     r = api.post(f"{NET}/subnets", json={"subnet": {"network_id": net["id"], "ip_version": 4,
@@ -35,7 +35,7 @@ def _network(api, caller, name, cidr):  # noqa: ANN001, ANN202
     return net
 
 
-def _host_reports(cloud, uuid: str, capabilities: DriverCapabilities) -> None:  # noqa: ANN001
+def _host_reports(cloud, uuid: str, capabilities: DriverCapabilities) -> None:
     """The fake driver of `uuid`'s host gets `capabilities`; its agent reports them."""
     with cloud.db.reader() as s:
         host = s.scalar(select(Instance.host).where(Instance.uuid == uuid))
@@ -52,7 +52,7 @@ def _host_reports(cloud, uuid: str, capabilities: DriverCapabilities) -> None:  
     raise AssertionError(f"{host} did not record its capabilities")
 
 
-def test_the_fake_driver_reports_its_capabilities(cloud, api, member):  # noqa: ANN001
+def test_the_fake_driver_reports_its_capabilities(cloud, api, member):
     server = _boot(api, cloud, member, "none")
     with cloud.db.reader() as s:
         host = s.scalar(select(Instance.host).where(Instance.uuid == server["id"]))
@@ -61,7 +61,7 @@ def test_the_fake_driver_reports_its_capabilities(cloud, api, member):  # noqa: 
                         "volume_attach": False}
 
 
-def test_attach_and_detach_on_a_host_without_hot_plug_are_409(api, cloud, member):  # noqa: ANN001
+def test_attach_and_detach_on_a_host_without_hot_plug_are_409(api, cloud, member):
     net_a = _network(api, member, "a", "10.1.0.0/24")
     net_b = _network(api, member, "b", "10.2.0.0/24")
     server = _boot(api, cloud, member, [{"uuid": net_a["id"]}])
@@ -79,7 +79,7 @@ def test_attach_and_detach_on_a_host_without_hot_plug_are_409(api, cloud, member
     assert [a["net_id"] for a in listed] == [net_a["id"]]  # nothing changed
 
 
-def test_a_snapshot_on_a_host_that_cannot_is_409_and_records_no_image(api, cloud, member):  # noqa: ANN001
+def test_a_snapshot_on_a_host_that_cannot_is_409_and_records_no_image(api, cloud, member):
     server = _boot(api, cloud, member, "none")
     _host_reports(cloud, server["id"], DriverCapabilities(hot_plug_nic=True, snapshot=False))
     r = api.post(f"{SERVERS}/{server['id']}/action", json={"createImage": {"name": "snap"}},
@@ -93,7 +93,7 @@ def test_a_snapshot_on_a_host_that_cannot_is_409_and_records_no_image(api, cloud
 
 
 @pytest.mark.parametrize("reported", [None, {}])
-def test_a_host_that_never_reported_capabilities_is_not_refused(api, cloud, member,  # noqa: ANN001
+def test_a_host_that_never_reported_capabilities_is_not_refused(api, cloud, member,
                                                                 reported):
     server = _boot(api, cloud, member, "none")
     with cloud.db.reader() as s:

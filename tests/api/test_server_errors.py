@@ -19,7 +19,7 @@ SERVERS = "/compute/v2.1/servers"
 NAMES = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 409: "conflictingRequest"}
 
 
-def refused(r, status: int, words: str) -> None:  # noqa: ANN001
+def refused(r, status: int, words: str) -> None:
     """`r` is `status` in Nova's error shape, its message saying `words`."""
     assert r.status_code == status, r.text
     body = r.json()
@@ -28,32 +28,32 @@ def refused(r, status: int, words: str) -> None:  # noqa: ANN001
     assert words in body[NAMES[status]]["message"], body
 
 
-def instance_count(cloud) -> int:  # noqa: ANN001
+def instance_count(cloud) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(Instance))
 
 
-def create(api, caller, flavor: str, image: str, **extra) -> str:  # noqa: ANN001, ANN003
+def create(api, caller, flavor: str, image: str, **extra) -> str:
     r = api.post(SERVERS, json=server_body(flavor, image, **extra), headers=caller.compute())
     assert r.status_code == 202, r.text
     return r.json()["server"]["id"]
 
 
-def set_image(cloud, image_id: str, **values) -> None:  # noqa: ANN001, ANN003
+def set_image(cloud, image_id: str, **values) -> None:
     cloud.db.run(lambda s: s.execute(update(Image).where(Image.id == image_id).values(**values)))
 
 
 # ---- create: refused before anything is written
 
 
-def test_an_image_that_does_not_exist_is_a_400(api, cloud, member, flavor) -> None:  # noqa: ANN001
+def test_an_image_that_does_not_exist_is_a_400(api, cloud, member, flavor) -> None:
     missing = str(uuid.uuid4())
     r = api.post(SERVERS, json=server_body(flavor, missing), headers=member.compute())
     refused(r, 400, f"Image {missing} could not be found.")
     assert instance_count(cloud) == 0
 
 
-def test_another_project_s_private_image_is_not_found(api, cloud, member, other_member,  # noqa: ANN001
+def test_another_project_s_private_image_is_not_found(api, cloud, member, other_member,
                                                       flavor) -> None:
     private = add_image(cloud, owner=other_member.project_id, visibility="private")
     r = api.post(SERVERS, json=server_body(flavor, private), headers=member.compute())
@@ -62,27 +62,27 @@ def test_another_project_s_private_image_is_not_found(api, cloud, member, other_
 
 
 @pytest.mark.parametrize("status", ["queued", "saving", "deactivated", "killed"])
-def test_an_image_that_is_not_active_is_a_400(api, cloud, member, flavor, status: str) -> None:  # noqa: ANN001
+def test_an_image_that_is_not_active_is_a_400(api, cloud, member, flavor, status: str) -> None:
     image = add_image(cloud, status=status)
     r = api.post(SERVERS, json=server_body(flavor, image), headers=member.compute())
     refused(r, 400, f"Image {image} is not active.")
     assert instance_count(cloud) == 0
 
 
-def test_an_image_ref_given_as_a_url_is_read_by_its_last_segment(api, cloud, member, flavor,  # noqa: ANN001
+def test_an_image_ref_given_as_a_url_is_read_by_its_last_segment(api, cloud, member, flavor,
                                                                  image) -> None:
     sid = create(api, member, flavor, f"http://glance.example/v2/images/{image}/")
     assert wait_for_status(api, member.compute(), sid, "ACTIVE")["image"]["id"] == image
 
 
-def test_min_count_greater_than_max_count_is_a_400(api, cloud, member, flavor, image) -> None:  # noqa: ANN001
+def test_min_count_greater_than_max_count_is_a_400(api, cloud, member, flavor, image) -> None:
     r = api.post(SERVERS, json=server_body(flavor, image, min_count=3, max_count=2),
                  headers=member.compute())
     refused(r, 400, "min_count must be <= max_count")
     assert instance_count(cloud) == 0
 
 
-def test_a_flavor_disk_smaller_than_the_image_s_min_disk_is_a_400(api, cloud, member,  # noqa: ANN001
+def test_a_flavor_disk_smaller_than_the_image_s_min_disk_is_a_400(api, cloud, member,
                                                                   image) -> None:
     flavor = add_flavor(cloud, name="tiny-disk", disk=1)
     set_image(cloud, image, min_disk=5)
@@ -92,14 +92,14 @@ def test_a_flavor_disk_smaller_than_the_image_s_min_disk_is_a_400(api, cloud, me
     assert instance_count(cloud) == 0
 
 
-def test_a_flavor_with_disk_0_takes_any_min_disk(api, cloud, member, image) -> None:  # noqa: ANN001
+def test_a_flavor_with_disk_0_takes_any_min_disk(api, cloud, member, image) -> None:
     """Nova: a flavor of disk 0 grows the root disk to the image; min_disk does not apply."""
     flavor = add_flavor(cloud, name="disk-0", disk=0)
     set_image(cloud, image, min_disk=5)
     wait_for_status(api, member.compute(), create(api, member, flavor, image), "ACTIVE")
 
 
-def test_a_flavor_memory_smaller_than_the_image_s_min_ram_is_a_400(api, cloud, member,  # noqa: ANN001
+def test_a_flavor_memory_smaller_than_the_image_s_min_ram_is_a_400(api, cloud, member,
                                                                   image) -> None:
     flavor = add_flavor(cloud, name="tiny-ram", ram=512)
     set_image(cloud, image, min_ram=1024)
@@ -108,7 +108,7 @@ def test_a_flavor_memory_smaller_than_the_image_s_min_ram_is_a_400(api, cloud, m
     assert instance_count(cloud) == 0
 
 
-def test_more_metadata_than_the_quota_is_a_403(api, cloud, member, flavor, image) -> None:  # noqa: ANN001
+def test_more_metadata_than_the_quota_is_a_403(api, cloud, member, flavor, image) -> None:
     cloud.settings.quota_metadata_items = 2
     metadata = {"a": "1", "b": "2", "c": "3"}
     r = api.post(SERVERS, json=server_body(flavor, image, metadata=metadata),
@@ -119,7 +119,7 @@ def test_more_metadata_than_the_quota_is_a_403(api, cloud, member, flavor, image
     create(api, member, flavor, image, metadata={"a": "1", "b": "2"})
 
 
-def test_metadata_set_later_is_held_to_the_quota_too(api, cloud, member, flavor, image) -> None:  # noqa: ANN001
+def test_metadata_set_later_is_held_to_the_quota_too(api, cloud, member, flavor, image) -> None:
     cloud.settings.quota_metadata_items = 2
     sid = create(api, member, flavor, image, metadata={"a": "1"})
     wait_for_status(api, member.compute(), sid, "ACTIVE")
@@ -133,7 +133,7 @@ def test_metadata_set_later_is_held_to_the_quota_too(api, cloud, member, flavor,
 # ---- state races: 409s
 
 
-def test_actions_on_a_server_that_is_still_building_are_409s(api, cloud, member, flavor,  # noqa: ANN001
+def test_actions_on_a_server_that_is_still_building_are_409s(api, cloud, member, flavor,
                                                              image) -> None:
     cloud.settings.fake.boot_delay = 1.5  # the build's task_state stays set meanwhile
     sid = create(api, member, flavor, image)
@@ -148,7 +148,7 @@ def test_actions_on_a_server_that_is_still_building_are_409s(api, cloud, member,
     assert server["OS-EXT-STS:power_state"] == 1
 
 
-def test_an_action_while_another_task_runs_is_a_409(api, cloud, member, flavor, image) -> None:  # noqa: ANN001
+def test_an_action_while_another_task_runs_is_a_409(api, cloud, member, flavor, image) -> None:
     sid = create(api, member, flavor, image)
     wait_for_status(api, member.compute(), sid, "ACTIVE")
     # A stop under way, as another request leaves it (its task set until the agent is done).
@@ -163,7 +163,7 @@ def test_an_action_while_another_task_runs_is_a_409(api, cloud, member, flavor, 
         assert s.scalar(select(Instance).where(Instance.uuid == sid)).task_state == "powering-off"  # nothing changed
 
 
-def test_changing_metadata_while_the_server_is_deleted_is_a_409(api, cloud, member, flavor,  # noqa: ANN001
+def test_changing_metadata_while_the_server_is_deleted_is_a_409(api, cloud, member, flavor,
                                                                 image) -> None:
     sid = create(api, member, flavor, image, metadata={"a": "1"})
     wait_for_status(api, member.compute(), sid, "ACTIVE")
@@ -179,12 +179,12 @@ def test_changing_metadata_while_the_server_is_deleted_is_a_409(api, cloud, memb
 # ---- a build retried on another host
 
 
-def _agents(cloud) -> dict:  # noqa: ANN001
+def _agents(cloud) -> dict:
     return {r.driver.host: r for r in cloud.roles if type(r).__name__ == "Agent"}
 
 
 def test_a_build_that_fails_on_two_hosts_is_retried_and_ends_active_on_the_third(
-        api, cloud, admin, member, image) -> None:  # noqa: ANN001
+        api, cloud, admin, member, image) -> None:
     """fake-3 is made the scheduler's last choice (a server on it takes RAM, and the
     scheduler prefers free RAM); fake-1 and fake-2 fail every spawn (the fake driver's
     failure_rate, set on those hosts' drivers alone). The build's three attempts go to both

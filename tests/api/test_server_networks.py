@@ -14,7 +14,7 @@ NET = "/network/v2.0"
 SERVERS = "/compute/v2.1/servers"
 
 
-def _network(api, caller, name="net", cidr="10.20.0.0/24", **subnet):  # noqa: ANN001, ANN202
+def _network(api, caller, name="net", cidr="10.20.0.0/24", **subnet):
     r = api.post(f"{NET}/networks", json={"network": {"name": name}}, headers=caller.headers)
     assert r.status_code == 201, r.text
     net = r.json()["network"]
@@ -24,7 +24,7 @@ def _network(api, caller, name="net", cidr="10.20.0.0/24", **subnet):  # noqa: A
     return net, r.json()["subnet"]
 
 
-def _boot(api, cloud, caller, networks, name="vm", status="ACTIVE", **extra):  # noqa: ANN001, ANN202
+def _boot(api, cloud, caller, networks, name="vm", status="ACTIVE", **extra):
     flavor, image = add_flavor(cloud, name=f"f-{name}"), add_image(cloud)
     body = server_body(flavor, image, name=name, **extra)
     body["server"]["networks"] = networks
@@ -33,13 +33,13 @@ def _boot(api, cloud, caller, networks, name="vm", status="ACTIVE", **extra):  #
     return wait_for_status(api, caller.compute(), r.json()["server"]["id"], status)
 
 
-def _ports(api, caller, **filters):  # noqa: ANN001, ANN202
+def _ports(api, caller, **filters):
     r = api.get(f"{NET}/ports", params=filters, headers=caller.headers)
     assert r.status_code == 200, r.text
     return r.json()["ports"]
 
 
-def _nics(cloud, uuid):  # noqa: ANN001, ANN202
+def _nics(cloud, uuid):
     with cloud.db.reader() as s:
         return s.scalar(select(Instance.nics).where(Instance.uuid == uuid))
 
@@ -147,7 +147,7 @@ def test_bad_networks_are_refused_before_anything_is_recorded(api, cloud, member
     theirs, _ = _network(api, other_member)
     net, _ = _network(api, member)
 
-    def create(networks, **extra):  # noqa: ANN001, ANN003, ANN202
+    def create(networks, **extra):
         body = server_body(flavor, image, **extra)
         body["server"]["networks"] = networks
         return api.post(SERVERS, json=body, headers=member.compute())
@@ -206,7 +206,7 @@ def test_deleting_a_server_unplugs_its_taps(api, cloud, member):
     assert f"tap{port['id'][:11]}" not in agent.dataplane.plugged()
 
 
-def _agent_of(cloud, uuid):  # noqa: ANN001, ANN202
+def _agent_of(cloud, uuid):
     with cloud.db.reader() as s:
         host = s.scalar(select(Instance.host).where(Instance.uuid == uuid))
     return next(r for r in cloud.roles if type(r).__name__ == "Agent" and r.host == host)

@@ -177,7 +177,7 @@ def test_a_snapshot_the_agent_never_finished_is_ended_by_the_sweeper(api, cloud,
     assert shown["OS-EXT-STS:task_state"] is None
 
 
-def _boot_for_sweep(api, cloud, member):  # noqa: ANN001, ANN202
+def _boot_for_sweep(api, cloud, member):
     flavor, image = add_flavor(cloud, name="f-sweep"), add_image(cloud)
     r = api.post("/compute/v2.1/servers", json=server_body(flavor, image),
                  headers=member.compute())

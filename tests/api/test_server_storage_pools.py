@@ -19,7 +19,7 @@ def settings(settings: Settings) -> Settings:
     return settings
 
 
-def pool_flavor(api, admin, pool: str) -> str:  # noqa: ANN001
+def pool_flavor(api, admin, pool: str) -> str:
     """A flavor made as an operator would: create it, then set its extra spec."""
     r = api.post(f"{BASE}/flavors", headers=admin.compute(),
                  json={"flavor": {"name": f"on-{pool}", "vcpus": 1, "ram": 512, "disk": 1}})
@@ -31,13 +31,13 @@ def pool_flavor(api, admin, pool: str) -> str:  # noqa: ANN001
     return flavor_id
 
 
-def create(api, caller, flavor: str, image: str) -> str:  # noqa: ANN001
+def create(api, caller, flavor: str, image: str) -> str:
     r = api.post(f"{BASE}/servers", json=server_body(flavor, image), headers=caller.compute())
     assert r.status_code == 202, r.text
     return r.json()["server"]["id"]
 
 
-def test_servers_asking_for_ssd_go_only_to_the_host_with_ssd(api, cloud, admin, member) -> None:  # noqa: ANN001
+def test_servers_asking_for_ssd_go_only_to_the_host_with_ssd(api, cloud, admin, member) -> None:
     flavor, image = pool_flavor(api, admin, "ssd"), add_image(cloud)
     sids = [create(api, member, flavor, image) for _ in range(3)]
     hosts = {wait_for_status(api, admin.compute(), sid, "ACTIVE")["OS-EXT-SRV-ATTR:host"]
@@ -49,7 +49,7 @@ def test_servers_asking_for_ssd_go_only_to_the_host_with_ssd(api, cloud, admin, 
         assert [t or [] for t in tried] == [[], [], []]
 
 
-def test_no_host_with_the_pool_ends_in_error_naming_the_filter(api, cloud, admin, member) -> None:  # noqa: ANN001
+def test_no_host_with_the_pool_ends_in_error_naming_the_filter(api, cloud, admin, member) -> None:
     flavor, image = pool_flavor(api, admin, "nvme"), add_image(cloud)
     sid = create(api, member, flavor, image)
     fault = wait_for_status(api, member.compute(), sid, "ERROR")["fault"]

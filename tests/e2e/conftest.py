@@ -73,7 +73,7 @@ class AllInOne:
         return yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["cirrus"]["auth"]
 
 
-def _pump(stream, sink: list[str]) -> None:  # noqa: ANN001
+def _pump(stream, sink: list[str]) -> None:
     for line in stream:
         sink.append(line)
 

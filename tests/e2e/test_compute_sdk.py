@@ -15,12 +15,12 @@ pytestmark = [
 ]
 
 
-def test_sdk_lists_flavors_and_images(sdk, base_flavor: dict, base_image: dict) -> None:  # noqa: ANN001
+def test_sdk_lists_flavors_and_images(sdk, base_flavor: dict, base_image: dict) -> None:
     assert base_flavor["id"] in {f.id for f in sdk.compute.flavors()}
     assert base_image["id"] in {i.id for i in sdk.image.images()}
 
 
-def test_sdk_create_server_then_delete_server_wait(sdk, base_flavor: dict,  # noqa: ANN001
+def test_sdk_create_server_then_delete_server_wait(sdk, base_flavor: dict,
                                                    base_image: dict) -> None:
     name = unique("e2e-sdk")
     server = sdk.create_server(name, image=base_image["id"], flavor=base_flavor["id"],
@@ -32,7 +32,7 @@ def test_sdk_create_server_then_delete_server_wait(sdk, base_flavor: dict,  # no
     assert sdk.get_server(server.id) is None
 
 
-def test_sdk_create_server_wait_true(sdk, base_flavor: dict, base_image: dict) -> None:  # noqa: ANN001
+def test_sdk_create_server_wait_true(sdk, base_flavor: dict, base_image: dict) -> None:
     # The SDK waits for an address too (it deletes an ACTIVE server without one): the
     # project's `auto` network gives it one.
     server = sdk.create_server(unique("e2e-sdk-wait"), image=base_image["id"],
@@ -42,7 +42,7 @@ def test_sdk_create_server_wait_true(sdk, base_flavor: dict, base_image: dict) -
     sdk.delete_server(server.id, wait=True, timeout=120)
 
 
-def test_sdk_proxy_create_with_no_network_and_power_actions(sdk, base_flavor: dict,  # noqa: ANN001
+def test_sdk_proxy_create_with_no_network_and_power_actions(sdk, base_flavor: dict,
                                                            base_image: dict) -> None:
     server = sdk.compute.create_server(name=unique("e2e-sdk-proxy"), image_id=base_image["id"],
                                        flavor_id=base_flavor["id"], networks="none")

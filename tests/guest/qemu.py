@@ -112,12 +112,12 @@ def _connect(path: Path) -> Iterator:
         sock.close()
 
 
-def _send(stream, message: dict) -> None:  # noqa: ANN001
+def _send(stream, message: dict) -> None:
     stream.write(json.dumps(message).encode() + b"\n")
     stream.flush()
 
 
-def _reply(stream) -> dict:  # noqa: ANN001
+def _reply(stream) -> dict:
     """The next reply, skipping QMP events and the agent's 0xff delimiter."""
     while True:
         line = stream.readline().lstrip(b"\xff").strip()

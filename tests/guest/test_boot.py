@@ -47,7 +47,7 @@ def test_guest() -> tuple[Path, Path]:
 
 
 def test_guest_applies_the_injected_network_and_names_nics_by_mac(
-        test_guest, tmp_path: Path, capsys):  # noqa: ANN001
+        test_guest, tmp_path: Path, capsys):
     nics = sample_nics()
     drive = make_vfat_image(drive_files(nics), tmp_path / "config-2.img", tmp_path / "drive")
     # The first virtio NIC in PCI order carries eth1's MAC: the guest must rename both.
@@ -77,7 +77,7 @@ def test_guest_applies_the_injected_network_and_names_nics_by_mac(
 
 
 def test_guest_without_the_marker_takes_the_dhcp_path_and_halts_on_request(
-        test_guest, tmp_path: Path):  # noqa: ANN001
+        test_guest, tmp_path: Path):
     nic = sample_nics()[0]
     drive = make_vfat_image(drive_files([nic], inject_ip=False), tmp_path / "config-2.img",
                             tmp_path / "drive")
@@ -96,7 +96,7 @@ def test_guest_without_the_marker_takes_the_dhcp_path_and_halts_on_request(
 
 
 def test_hot_plugged_port_is_configured_through_the_guest_agent(
-        test_guest, tmp_path: Path):  # noqa: ANN001
+        test_guest, tmp_path: Path):
     nic, plugged = sample_nics()[0], hot_plugged_nic()
     # This guest's drive is iso9660, the config drive's other format.
     drive = make_iso_image(drive_files([nic]), tmp_path / "config-2.iso")

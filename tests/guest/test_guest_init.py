@@ -130,7 +130,7 @@ def busybox_path(directory: Path) -> str:
 
 
 @pytest.fixture(params=["busybox", "dash", "bash"])
-def guest(request, tmp_path: Path) -> Iterator[Guest]:  # noqa: ANN001
+def guest(request, tmp_path: Path) -> Iterator[Guest]:
     """An empty guest namespace and its peer namespace, deleted afterwards."""
     if os.geteuid() != 0:
         skip_or_fail("cirrus-guest-init tests need root to create network namespaces")
@@ -161,7 +161,7 @@ def guest(request, tmp_path: Path) -> Iterator[Guest]:  # noqa: ANN001
             ip("netns", "del", name)
 
 
-def boot_guest(guest: Guest, **drive_options) -> Run:  # noqa: ANN003
+def boot_guest(guest: Guest, **drive_options) -> Run:
     """PCI order named the NICs against the port order: eth0 holds eth1's MAC and back."""
     write_tree(guest.drive, drive_files(sample_nics(), **drive_options))
     guest.add_nic("eth0", ETH1_MAC)

@@ -80,7 +80,7 @@ def _via(proxy: TcpProxy) -> str:
 
 
 @pytest.fixture
-def deploy(tmp_path: Path, broker_proxy: TcpProxy):  # noqa: ANN201
+def deploy(tmp_path: Path, broker_proxy: TcpProxy):
     """`deploy(backend, conductors=1)`: a started deployment on a fresh database, every
     process reaching RabbitMQ through `broker_proxy`."""
     opened: list[tuple] = []
@@ -193,7 +193,7 @@ def _prepare_load(d: Deployment) -> Load:
     return Load(d, flavor.json()["flavor"]["id"], image)
 
 
-def _run_load_around(d: Deployment, fault, before: float = 4.0, after: float = 6.0) -> Load:  # noqa: ANN001
+def _run_load_around(d: Deployment, fault, before: float = 4.0, after: float = 6.0) -> Load:
     """Load for `before` seconds, the fault (a callable), load for `after` seconds more."""
     load = _prepare_load(d).start()
     try:

@@ -18,7 +18,7 @@ from tests.security import aio as aiomod
 pytestmark = pytest.mark.timeout(300)
 
 
-def _wait(what: str, fetch, done, timeout: float = 60.0):  # noqa: ANN001, ANN202
+def _wait(what: str, fetch, done, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:

@@ -26,18 +26,18 @@ REGEX = r"^(?=.*\d)(?=.*[a-zA-Z]).{7,}$"
 REGEX_DESCRIPTION = "at least 7 characters, with a letter and a digit"
 
 
-def login(api: TestClient, user_id: str, password: str):  # noqa: ANN201
+def login(api: TestClient, user_id: str, password: str):
     return api.post(f"{V3}/auth/tokens", json={"auth": {"identity": {
         "methods": ["password"], "password": {"user": {"id": user_id, "password": password}}}}})
 
 
-def admin_login(api: TestClient, password: str = ADMIN_PASSWORD):  # noqa: ANN201
+def admin_login(api: TestClient, password: str = ADMIN_PASSWORD):
     return api.post(f"{V3}/auth/tokens", json={"auth": {"identity": {
         "methods": ["password"], "password": {"user": {
             "name": "admin", "domain": {"id": "default"}, "password": password}}}}})
 
 
-def change(api: TestClient, user_id: str, original: str, new: str):  # noqa: ANN201
+def change(api: TestClient, user_id: str, original: str, new: str):
     return api.post(f"{V3}/users/{user_id}/password",
                     json={"user": {"original_password": original, "password": new}})
 
@@ -50,7 +50,7 @@ def new_user(api: TestClient, admin: Caller, name: str, password: str = "first-p
     return r.json()["user"]
 
 
-def error(r, status: int) -> str:  # noqa: ANN001
+def error(r, status: int) -> str:
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == status
     return r.json()["error"]["message"]

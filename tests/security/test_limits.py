@@ -36,7 +36,7 @@ SOME_ID = "00000000-0000-4000-8000-000000000000"
 DEFAULTS = Settings()
 
 
-def json_routes(app) -> list[tuple[str, str]]:  # noqa: ANN001
+def json_routes(app) -> list[tuple[str, str]]:
     """(method, path) of every route that takes a JSON body, from the app's own routing
     table: every service (identity, compute, image, network, cirrus admin)."""
     found = []
@@ -62,18 +62,18 @@ def service_shape_ok(path: str, status: int, body: dict) -> bool:
     return body["error"]["code"] == status and body["error"]["message"]
 
 
-def row_counts(cloud) -> dict[str, int]:  # noqa: ANN001
+def row_counts(cloud) -> dict[str, int]:
     with cloud.db.reader() as s:
         return {table.name: s.scalar(select(func.count()).select_from(table))
                 for table in Base.metadata.sorted_tables}
 
 
 @pytest.fixture
-def app(cloud):  # noqa: ANN001
+def app(cloud):
     return create_app(cloud)
 
 
-def test_every_service_has_json_routes(app) -> None:  # noqa: ANN001
+def test_every_service_has_json_routes(app) -> None:
     routes = json_routes(app)
     for prefix in ("/identity/", "/compute/", "/image/", "/network/", "/cirrus/"):
         assert any(path.startswith(prefix) for _, path in routes), prefix
@@ -104,7 +104,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("kind", sorted(BAD_BODIES))
 def test_bad_json_bodies_are_4xx_on_every_route_and_write_nothing(api, app, cloud, admin,
-                                                                  kind) -> None:  # noqa: ANN001
+                                                                  kind) -> None:
     body = BAD_BODIES[kind]
     before = row_counts(cloud)
     statuses: dict[int, int] = {}
@@ -122,7 +122,7 @@ def test_bad_json_bodies_are_4xx_on_every_route_and_write_nothing(api, app, clou
     assert row_counts(cloud) == before
 
 
-def test_known_create_routes_answer_400_for_each_bad_body(api, admin) -> None:  # noqa: ANN001
+def test_known_create_routes_answer_400_for_each_bad_body(api, admin) -> None:
     creates = ["/identity/v3/users", "/identity/v3/projects", "/compute/v2.1/flavors",
                "/compute/v2.1/os-keypairs", "/image/v2/images", "/network/v2.0/networks",
                "/network/v2.0/ports", "/network/v2.0/security-groups"]
@@ -136,7 +136,7 @@ def test_known_create_routes_answer_400_for_each_bad_body(api, admin) -> None:  
 
 
 def test_oversized_bodies_are_413_on_every_route_with_and_without_token(api, app, cloud,
-                                                                        admin) -> None:  # noqa: ANN001
+                                                                        admin) -> None:
     limit = cloud.settings.max_json_body_size
     body = b'{"a": "' + b"x" * limit + b'"}'
     before = row_counts(cloud)
@@ -150,7 +150,7 @@ def test_oversized_bodies_are_413_on_every_route_with_and_without_token(api, app
     assert row_counts(cloud) == before
 
 
-def test_oversized_chunked_body_is_counted_as_it_arrives(api, cloud, admin) -> None:  # noqa: ANN001
+def test_oversized_chunked_body_is_counted_as_it_arrives(api, cloud, admin) -> None:
     """No Content-Length: the bytes are counted as they come and refused past the limit."""
     cloud.settings.max_json_body_size = 10_000
     sent = []
@@ -176,7 +176,7 @@ def test_oversized_chunked_body_is_counted_as_it_arrives(api, cloud, admin) -> N
     assert r.status_code == 201, r.text
 
 
-def test_bad_content_length_is_400(api, admin) -> None:  # noqa: ANN001
+def test_bad_content_length_is_400(api, admin) -> None:
     for value in ("abc", "-1", "99999999999999999999999"):
         r = api.post("/network/v2.0/networks", content=b"{}",
                      headers={**admin.headers, "Content-Length": value})
@@ -185,7 +185,7 @@ def test_bad_content_length_is_400(api, admin) -> None:  # noqa: ANN001
 
 
 def test_the_largest_legitimate_server_create_fits_the_default_limit(api, cloud,
-                                                                     member) -> None:  # noqa: ANN001
+                                                                     member) -> None:
     """user_data of 65535 base64 characters, five personality files of 10240 bytes (Nova's
     default injected-file quota), 128 metadata items of 255 characters, each written with
     JSON escapes for characters outside the BMP (12 bytes each), 50 tags: under the default
@@ -211,7 +211,7 @@ def test_the_largest_legitimate_server_create_fits_the_default_limit(api, cloud,
 # ---------------------------------------------------------------- headers, URL, query
 
 
-def test_long_token_header_is_401_before_authentication(api) -> None:  # noqa: ANN001
+def test_long_token_header_is_401_before_authentication(api) -> None:
     token = "a" * (DEFAULTS.max_token_size + 1)
     r = api.get("/compute/v2.1/servers", headers={"X-Auth-Token": token})
     assert r.status_code == 401
@@ -222,7 +222,7 @@ def test_long_token_header_is_401_before_authentication(api) -> None:  # noqa: A
     assert r.json()["error"]["code"] == 401
 
 
-def test_header_line_and_total_header_limits_are_431(api, admin) -> None:  # noqa: ANN001
+def test_header_line_and_total_header_limits_are_431(api, admin) -> None:
     r = api.get("/network/v2.0/networks",
                 headers={**admin.headers, "X-Long": "v" * (DEFAULTS.max_header_line + 1)})
     assert r.status_code == 431
@@ -234,7 +234,7 @@ def test_header_line_and_total_header_limits_are_431(api, admin) -> None:  # noq
     assert r.status_code == 200
 
 
-def test_long_url_is_414_and_too_many_query_parameters_400(api, admin) -> None:  # noqa: ANN001
+def test_long_url_is_414_and_too_many_query_parameters_400(api, admin) -> None:
     r = api.get("/image/v2/images?name=" + "n" * DEFAULTS.max_url_length, headers=admin.headers)
     assert r.status_code == 414
     assert r.json()["code"] == 414
@@ -246,7 +246,7 @@ def test_long_url_is_414_and_too_many_query_parameters_400(api, admin) -> None: 
     assert api.get(f"/image/v2/images?{query}", headers=admin.headers).status_code == 200
 
 
-def test_huge_integers_in_query_filters_are_400(api, admin) -> None:  # noqa: ANN001
+def test_huge_integers_in_query_filters_are_400(api, admin) -> None:
     for query in ("mtu=" + "9" * 5000, "mtu=99999999999999999999", "limit=" + "9" * 5000,
                   "limit=99999999999999999999"):
         r = api.get(f"/network/v2.0/networks?{query}", headers=admin.headers)
@@ -262,7 +262,7 @@ def test_huge_integers_in_query_filters_are_400(api, admin) -> None:  # noqa: AN
 # ---------------------------------------------------------------- findings of the issue
 
 
-def test_finding_deep_nesting_on_the_token_route_is_400(api) -> None:  # noqa: ANN001
+def test_finding_deep_nesting_on_the_token_route_is_400(api) -> None:
     """Before: depth ~3,000 gave a 500 (RecursionError), unauthenticated."""
     r = api.post("/identity/v3/auth/tokens", content=b"[" * 3000 + b"]" * 3000,
                  headers={"Content-Type": "application/json"})
@@ -270,7 +270,7 @@ def test_finding_deep_nesting_on_the_token_route_is_400(api) -> None:  # noqa: A
     assert "nests deeper" in r.json()["error"]["message"]
 
 
-def test_finding_lone_surrogate_in_a_network_name_is_400(api, cloud, admin) -> None:  # noqa: ANN001
+def test_finding_lone_surrogate_in_a_network_name_is_400(api, cloud, admin) -> None:
     """Before: a 500 (UnicodeEncodeError writing the row)."""
     r = api.post("/network/v2.0/networks", content=b'{"network": {"name": "x\\ud800"}}',
                  headers={**admin.headers, "Content-Type": "application/json"})
@@ -290,7 +290,7 @@ def test_finding_lone_surrogate_in_a_network_name_is_400(api, cloud, admin) -> N
     ("gre", 2**31), (None, 2**40), ("vlan", "18446744073709551616"),
 ])
 def test_finding_segmentation_id_out_of_range_is_400(api, cloud, admin, network_type,
-                                                     value) -> None:  # noqa: ANN001
+                                                     value) -> None:
     """Before: 2^64 gave a 500 (OverflowError writing the row)."""
     network = {"name": "seg", "provider:segmentation_id": value}
     if network_type:
@@ -305,19 +305,19 @@ def test_finding_segmentation_id_out_of_range_is_400(api, cloud, admin, network_
     assert r.json()["network"]["provider:segmentation_id"] == 4094
 
 
-def _queued_image(api, headers, disk_format: str = "qcow2") -> str:  # noqa: ANN001
+def _queued_image(api, headers, disk_format: str = "qcow2") -> str:
     r = api.post("/image/v2/images", json={"name": "i", "disk_format": disk_format,
                                            "container_format": "bare"}, headers=headers)
     assert r.status_code == 201
     return r.json()["id"]
 
 
-def _image_files(cloud) -> list[Path]:  # noqa: ANN001
+def _image_files(cloud) -> list[Path]:
     root = Path(cloud.settings.effective_image_dir)
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
-def test_finding_qcow2_header_with_a_2_64_virtual_size_is_400(api, cloud, admin) -> None:  # noqa: ANN001
+def test_finding_qcow2_header_with_a_2_64_virtual_size_is_400(api, cloud, admin) -> None:
     """Before: a 500 (OverflowError storing virtual_size). Now the header is refused as soon
     as it arrives; the image is queued again and no file is left behind."""
     image_id = _queued_image(api, admin.headers)
@@ -339,7 +339,7 @@ def test_finding_qcow2_header_with_a_2_64_virtual_size_is_400(api, cloud, admin)
 
 
 def test_image_upload_over_the_cap_is_413_and_leaves_the_image_queued(api, cloud,
-                                                                      admin) -> None:  # noqa: ANN001
+                                                                      admin) -> None:
     cloud.settings.image_size_cap = 1 << 20
     headers = {**admin.headers, "Content-Type": "application/octet-stream"}
     # Declared too large: refused before a byte is read.
@@ -369,7 +369,7 @@ def test_image_upload_over_the_cap_is_413_and_leaves_the_image_queued(api, cloud
     assert image["status"] == "active" and image["size"] == 1 << 20
 
 
-def test_image_create_with_an_overflowing_number_writes_nothing(api, cloud, admin) -> None:  # noqa: ANN001
+def test_image_create_with_an_overflowing_number_writes_nothing(api, cloud, admin) -> None:
     r = api.post("/image/v2/images", content=b'{"name": "n", "min_ram": 18446744073709551616}',
                  headers={**admin.headers, "Content-Type": "application/json"})
     assert r.status_code == 400
@@ -455,7 +455,7 @@ def _read_response(sock: socket.socket, timeout: float = 10.0) -> bytes:
     return head + b"\r\n\r\n" + rest
 
 
-def test_finding_unauthenticated_50_mb_body_is_answered_without_being_read(server) -> None:  # noqa: ANN001
+def test_finding_unauthenticated_50_mb_body_is_answered_without_being_read(server) -> None:
     """Before: the body was read whole before authentication. Now a declared 50 MB answers
     413 right after the headers, though only 64 KiB were sent."""
     for token in ("", _admin_token(server)):
@@ -469,7 +469,7 @@ def test_finding_unauthenticated_50_mb_body_is_answered_without_being_read(serve
         assert b"HTTPRequestEntityTooLarge" in answer
 
 
-def test_finding_ten_unauthenticated_50_mb_posts_do_not_grow_the_process(server) -> None:  # noqa: ANN001
+def test_finding_ten_unauthenticated_50_mb_posts_do_not_grow_the_process(server) -> None:
     """Before: ten 50 MB POSTs without a token took the process from 135 MB to 718 MB. Sent
     chunked (no Content-Length to refuse up front) and concurrently: the answer is a 401
     before the body is read, and the rest of each body is discarded as it arrives."""
@@ -495,7 +495,7 @@ def test_finding_ten_unauthenticated_50_mb_posts_do_not_grow_the_process(server)
     assert grown < 60, f"the API process grew by {grown:.0f} MiB"
 
 
-def test_an_endless_header_is_cut_off_while_being_parsed(server) -> None:  # noqa: ANN001
+def test_an_endless_header_is_cut_off_while_being_parsed(server) -> None:
     """uvicorn and httptools set no bound on a request's head (a 20 MB header line was read
     whole): the bounded protocol answers 431 and closes once the limit has arrived."""
     limit = DEFAULTS.max_url_length + DEFAULTS.max_header_size
@@ -538,7 +538,7 @@ _documents = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(doc=_documents, ascii_only=st.booleans())
-def test_json_depth_matches_the_documents_structure(doc, ascii_only: bool) -> None:  # noqa: ANN001
+def test_json_depth_matches_the_documents_structure(doc, ascii_only: bool) -> None:
     raw = json.dumps(doc, ensure_ascii=ascii_only).encode()
     assert json_depth(raw) == _depth(doc)
     if _depth(doc) <= DEFAULTS.max_json_depth:

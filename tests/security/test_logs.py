@@ -45,7 +45,7 @@ def _entries(srv: AllInOne, since: float) -> list[dict]:
     return entries
 
 
-def _crowd(clients: int, work) -> None:  # noqa: ANN001
+def _crowd(clients: int, work) -> None:
     """`clients` connections, 20 at a time."""
     per_thread = clients // 20
 
@@ -78,7 +78,7 @@ def _wait_for(srv: AllInOne, since: float, line: str, pattern: str, total: int) 
         time.sleep(0.5)
 
 
-def test_finding_a_thousand_clients_disconnecting_mid_body_write_no_errors(server) -> None:  # noqa: ANN001
+def test_finding_a_thousand_clients_disconnecting_mid_body_write_no_errors(server) -> None:
     """Before: 1,000 ERROR entries ("POST /network/v2.0/networks raised", a ClientDisconnect
     traceback each). Each client sends its headers and half of a declared body, then closes."""
     token = _admin_token(server)
@@ -112,7 +112,7 @@ def test_finding_a_thousand_clients_disconnecting_mid_body_write_no_errors(serve
         assert _read_response(sock).startswith(b"HTTP/1.1 200 ")
 
 
-def test_a_flood_of_malformed_requests_is_summarised(server) -> None:  # noqa: ANN001
+def test_a_flood_of_malformed_requests_is_summarised(server) -> None:
     """uvicorn logs one WARNING per request it cannot parse; a crowd of them gives a few of
     those lines and a summary."""
     since = time.time()
@@ -176,7 +176,7 @@ def test_rate_limiter_reports_on_the_next_event_if_no_timer_ran() -> None:
     assert reports == [1]
 
 
-def test_rate_limited_log_writes_a_summary_line_from_its_timer(caplog) -> None:  # noqa: ANN001
+def test_rate_limited_log_writes_a_summary_line_from_its_timer(caplog) -> None:
     logger = logging.getLogger("cirrus.test.ratelimit")
     log = RateLimitedLog(logger, what="client disconnects", burst=2, interval=0.3)
     with caplog.at_level(logging.INFO, logger="cirrus.test.ratelimit"):
@@ -189,7 +189,7 @@ def test_rate_limited_log_writes_a_summary_line_from_its_timer(caplog) -> None: 
     assert all(r.levelno == logging.INFO for r in caplog.records)
 
 
-def test_rate_limit_filter_summarises_another_library_s_repeated_message(caplog) -> None:  # noqa: ANN001
+def test_rate_limit_filter_summarises_another_library_s_repeated_message(caplog) -> None:
     logger = logging.getLogger("cirrus.test.library")
     limiter = RateLimitFilter(burst=1, interval=0.3)
     logger.addFilter(limiter)

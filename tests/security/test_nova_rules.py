@@ -26,26 +26,26 @@ BASE = "/compute/v2.1"
 
 
 @pytest.fixture
-def flavor(cloud) -> str:  # noqa: ANN001
+def flavor(cloud) -> str:
     return add_flavor(cloud)
 
 
 @pytest.fixture
-def image(cloud) -> str:  # noqa: ANN001
+def image(cloud) -> str:
     return add_image(cloud)
 
 
 @pytest.fixture
-def callers(admin, member, reader, other_member) -> dict:  # noqa: ANN001
+def callers(admin, member, reader, other_member) -> dict:
     return {"admin": admin, "member": member, "reader": reader, "other_member": other_member}
 
 
-def post_server(api, caller, flavor: str, image: str, microversion: str = "2.60", **extra):  # noqa: ANN001, ANN003, ANN201
+def post_server(api, caller, flavor: str, image: str, microversion: str = "2.60", **extra):
     return api.post(f"{BASE}/servers", json=server_body(flavor, image, **extra),
                     headers=caller.compute(microversion))
 
 
-def server_count(cloud) -> int:  # noqa: ANN001
+def server_count(cloud) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(Instance))
 
@@ -123,7 +123,7 @@ def test_a_zone_whose_services_are_all_disabled_is_not_available(api, cloud, adm
 # ---------------------------------------------------------------- security groups
 
 
-def new_group(api, caller, name: str) -> dict:  # noqa: ANN001
+def new_group(api, caller, name: str) -> dict:
     r = net_create(api, caller, "security-groups", "security_group", name=name)
     assert r.status_code == 201, r.text
     return r.json()["security_group"]
@@ -248,7 +248,7 @@ class TestOneHost:
     the build. The fault used to say only that; the attempt's own error was lost."""
 
     @pytest.fixture
-    def settings(self, tmp_path) -> Settings:  # noqa: ANN001
+    def settings(self, tmp_path) -> Settings:
         settings = make_settings(tmp_path)
         settings.fake.count = 1
         return settings

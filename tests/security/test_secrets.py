@@ -233,7 +233,7 @@ def test_over_rabbitmq_the_broker_stores_only_the_sealed_form(tmp_path) -> None:
         assert not problems, problems
 
 
-def _row(d, uuid: str, column):  # noqa: ANN001, ANN202 - a Deployment, a column
+def _row(d, uuid: str, column):
     from sqlalchemy import create_engine
 
     engine = create_engine(d.database_url)
@@ -244,11 +244,11 @@ def _row(d, uuid: str, column):  # noqa: ANN001, ANN202 - a Deployment, a column
         engine.dispose()
 
 
-def _spawning(d, uuid: str) -> bool:  # noqa: ANN001 - a Deployment
+def _spawning(d, uuid: str) -> bool:
     return _row(d, uuid, Instance.task_state) == "spawning"
 
 
-def _sealed_token(d, uuid: str) -> str | None:  # noqa: ANN001 - a Deployment
+def _sealed_token(d, uuid: str) -> str | None:
     """The instance's sealed build secrets, read from its request spec while it waits."""
     return (_row(d, uuid, Instance.request_spec) or {}).get(build_secrets.SEALED)
 

@@ -40,7 +40,7 @@ def _handshake(port: int, version: ssl.TLSVersion) -> str:
 
 
 @pytest.fixture(scope="module")
-def https_aio(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def https_aio(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("tls") / "data"
     cert = data / "tls" / "cert.pem"
     server = aiomod.start(data, "--tls", scheme="https",
@@ -49,7 +49,7 @@ def https_aio(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     assert server.stop() == 0, server.text()
 
 
-def test_self_signed_pair_is_made_private_and_named_for_the_host(https_aio) -> None:  # noqa: ANN001
+def test_self_signed_pair_is_made_private_and_named_for_the_host(https_aio) -> None:
     from cryptography import x509
 
     tls = https_aio.data_dir / "tls"
@@ -63,7 +63,7 @@ def test_self_signed_pair_is_made_private_and_named_for_the_host(https_aio) -> N
     assert cloud["auth"]["auth_url"].startswith("https://127.0.0.1:")
 
 
-def test_answers_over_https_with_links_in_https(https_aio) -> None:  # noqa: ANN001
+def test_answers_over_https_with_links_in_https(https_aio) -> None:
     r = httpx.get(f"{https_aio.url}/identity/v3", verify=https_aio.verify, timeout=10)
     assert r.status_code == 200
     assert r.json()["version"]["links"][0]["href"].startswith("https://")
@@ -72,7 +72,7 @@ def test_answers_over_https_with_links_in_https(https_aio) -> None:  # noqa: ANN
         httpx.get(f"{plain}/identity/v3", timeout=5)
 
 
-def test_only_tls_1_2_and_later_are_accepted(https_aio) -> None:  # noqa: ANN001
+def test_only_tls_1_2_and_later_are_accepted(https_aio) -> None:
     port = int(https_aio.url.rsplit(":", 1)[1])
     assert _handshake(port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
     assert _handshake(port, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
@@ -83,7 +83,7 @@ def test_only_tls_1_2_and_later_are_accepted(https_aio) -> None:  # noqa: ANN001
         assert "NO_PROTOCOLS_AVAILABLE" not in answer, answer
 
 
-def test_the_openstack_cli_issues_a_token_with_the_written_clouds_yaml(https_aio) -> None:  # noqa: ANN001
+def test_the_openstack_cli_issues_a_token_with_the_written_clouds_yaml(https_aio) -> None:
     command = Path(sys.executable).parent / "openstack"
     if not command.exists():
         pytest.fail("the `openstack` command is not installed beside this Python")

@@ -81,7 +81,7 @@ def test_the_keys_are_private_files_and_the_database_has_none(cloud: Cloud) -> N
     assert "signing_keys" not in inspect(cloud.db.engine).get_table_names()
 
 
-def _every_value_in(engine) -> list[bytes]:  # noqa: ANN001
+def _every_value_in(engine) -> list[bytes]:
     """Every text or blob value of every table: what a dump or backup of the database holds."""
     values: list[bytes] = []
     tables = MetaData()

@@ -41,16 +41,16 @@ numbers = st.one_of(big_ints, big_ints.map(str), st.text("0123456789", min_size=
 
 
 @pytest.fixture
-def flavor(cloud) -> str:  # noqa: ANN001
+def flavor(cloud) -> str:
     return add_flavor(cloud)
 
 
 @pytest.fixture
-def image(cloud) -> str:  # noqa: ANN001
+def image(cloud) -> str:
     return add_image(cloud)
 
 
-def thread_cpu_meter():  # noqa: ANN201
+def thread_cpu_meter():
     """Make the API's handlers record their thread's CPU time; the list they append to.
 
     Handlers run in worker threads (anyio.to_thread.run_sync, see cirrus/api/framework.py):
@@ -62,8 +62,8 @@ def thread_cpu_meter():  # noqa: ANN201
     spent: list[float] = []
     real = anyio.to_thread.run_sync
 
-    async def run_sync(func, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        def measured(*inner):  # noqa: ANN002, ANN202
+    async def run_sync(func, *args, **kwargs):
+        def measured(*inner):
             start = time.thread_time()
             try:
                 return func(*inner)
@@ -76,13 +76,13 @@ def thread_cpu_meter():  # noqa: ANN201
 
 
 @pytest.fixture
-def handler_cpu():  # noqa: ANN201
+def handler_cpu():
     spent, restore = thread_cpu_meter()
     yield spent
     restore()
 
 
-def timed(call, spent: list[float]) -> tuple:  # noqa: ANN001
+def timed(call, spent: list[float]) -> tuple:
     """(response, CPU seconds its handler took) of one in-process request."""
     spent.clear()
     response = call()
@@ -90,7 +90,7 @@ def timed(call, spent: list[float]) -> tuple:  # noqa: ANN001
     return response, sum(spent)
 
 
-def count_servers(cloud) -> int:  # noqa: ANN001
+def count_servers(cloud) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(Instance)
                         .where(Instance.deleted.is_(False)))
@@ -133,7 +133,7 @@ with tempfile.TemporaryDirectory() as tmp:
 """
 
 
-def run_isolated(bodies: list[dict], timeout: float = 60.0, **overrides) -> list[dict]:  # noqa: ANN003
+def run_isolated(bodies: list[dict], timeout: float = 60.0, **overrides) -> list[dict]:
     """Server creates in a process of their own, killed if it is still busy after `timeout`:
     a request that counts towards 2^63 fails this test instead of hanging the run."""
     try:
@@ -173,7 +173,7 @@ def test_max_count_2_pow_63_is_a_quick_400_and_the_quota_fit_is_constant_time():
 # ---------------------------------------------------------------- the quota fit
 
 
-def reference_fit(limits, usage, min_count, max_count, vcpus, ram):  # noqa: ANN001, ANN201
+def reference_fit(limits, usage, min_count, max_count, vcpus, ram):
     """The count-down the constant-time fit replaced, for small counts."""
     for count in range(max_count, min_count - 1, -1):
         over = quotas.instance_overage(limits, usage, count, vcpus, ram)

@@ -37,7 +37,7 @@ def run_periodic(tmp_path: Path, until: Callable[[ExpiringDriver, list], bool],
     reports: list = []
     bus.subscribe("conductor", {"agent_report": lambda c, p: reports.append(p)}, workers=1)
     agent = Agent(config, bus, "host-a", driver)
-    loop = threading.Thread(target=agent._periodic)  # noqa: SLF001 - the loop alone
+    loop = threading.Thread(target=agent._periodic)
     started = time.monotonic()
     try:
         loop.start()
@@ -45,7 +45,7 @@ def run_periodic(tmp_path: Path, until: Callable[[ExpiringDriver, list], bool],
         while not until(driver, reports) and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
-        agent._stop.set()  # noqa: SLF001
+        agent._stop.set()
         loop.join()
         bus.stop()
     return driver, reports, started

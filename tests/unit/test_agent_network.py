@@ -24,7 +24,7 @@ class RecordingDataplane(NoopDataplane):
 
     def plug(self, nic: Nic) -> None:
         super().plug(nic)
-        vm_exists = nic.port_id in str(self.driver._vms)  # noqa: SLF001 - test probe
+        vm_exists = nic.port_id in str(self.driver._vms)
         self.events.append(("plug", nic.tap, vm_exists))
 
 
@@ -35,7 +35,7 @@ def _nic(index: int, port: str, net: str = "net-1111-2222") -> dict:
                fixed_ips=(FixedIp(f"10.0.0.{10 + index}", subnet),)).to_dict()
 
 
-def _agent(tmp_path, bus: LocalBus) -> Agent:  # noqa: ANN001
+def _agent(tmp_path, bus: LocalBus) -> Agent:
     settings = make_settings(tmp_path)
     driver = FakeDriver("host-a", settings.fake, tmp_path / "fake-hosts")
     agent = Agent(settings, bus, "host-a", driver, dataplane=RecordingDataplane(driver))
@@ -44,7 +44,7 @@ def _agent(tmp_path, bus: LocalBus) -> Agent:  # noqa: ANN001
     return agent
 
 
-def test_taps_are_plugged_before_the_vm_starts_and_unplugged_after_it_goes(tmp_path) -> None:  # noqa: ANN001
+def test_taps_are_plugged_before_the_vm_starts_and_unplugged_after_it_goes(tmp_path) -> None:
     bus = LocalBus()
     try:
         agent = _agent(tmp_path, bus)
@@ -62,7 +62,7 @@ def test_taps_are_plugged_before_the_vm_starts_and_unplugged_after_it_goes(tmp_p
         bus.stop()
 
 
-def test_after_a_host_restart_every_running_vms_taps_are_made_again_first(tmp_path) -> None:  # noqa: ANN001
+def test_after_a_host_restart_every_running_vms_taps_are_made_again_first(tmp_path) -> None:
     bus = LocalBus()
     try:
         agent = _agent(tmp_path, bus)
@@ -72,8 +72,8 @@ def test_after_a_host_restart_every_running_vms_taps_are_made_again_first(tmp_pa
         gone = InstanceSpec(uuid="vm-2", name="gone", vcpus=1, memory_mb=64, root_gb=1,
                             nics=[Nic.from_dict(_nic(0, "port-cccccccccccc"))])
         agent.spawn(RequestContext.admin(), {"spec": gone.to_dict()})
-        agent.driver._vms.pop("vm-2")  # noqa: SLF001 - vanished while the host was down
-        agent.driver._save()  # noqa: SLF001
+        agent.driver._vms.pop("vm-2")  # vanished while the host was down
+        agent.driver._save()
     finally:
         bus.stop()
 

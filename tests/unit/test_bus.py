@@ -53,7 +53,7 @@ def test_call_to_a_topic_nobody_serves_raises_bus_timeout(bus: LocalBus) -> None
 
 
 def test_handler_exception_becomes_remote_error_with_type_and_message(bus: LocalBus) -> None:
-    def fail(c, p):  # noqa: ANN001, ANN202
+    def fail(c, p):
         raise ValueError("host fake-1 is full")
 
     bus.subscribe("compute", {"fail": fail})
@@ -70,7 +70,7 @@ def test_unknown_method_becomes_remote_error(bus: LocalBus) -> None:
 
 
 def test_a_failing_handler_does_not_kill_its_worker(bus: LocalBus) -> None:
-    def fail(c, p):  # noqa: ANN001, ANN202
+    def fail(c, p):
         raise RuntimeError("boom")
 
     bus.subscribe("compute", {"fail": fail, "ok": lambda c, p: "ok"}, workers=1)
@@ -85,7 +85,7 @@ def test_cast_runs_the_handler(bus: LocalBus) -> None:
     done = threading.Event()
     got: list = []
 
-    def record(c, p):  # noqa: ANN001, ANN202
+    def record(c, p):
         got.append(p)
         done.set()
 
@@ -100,8 +100,8 @@ def test_fanout_reaches_every_subscriber(bus: LocalBus) -> None:
     lock = threading.Lock()
     all_done = threading.Barrier(4, timeout=5)
 
-    def listener(name: str):  # noqa: ANN202
-        def handle(c, p):  # noqa: ANN001, ANN202
+    def listener(name: str):
+        def handle(c, p):
             with lock:
                 received.append(f"{name}:{p['n']}")
             all_done.wait()
@@ -118,7 +118,7 @@ def test_fanout_reaches_every_subscriber(bus: LocalBus) -> None:
 def test_the_callers_request_id_is_current_inside_the_handler(bus: LocalBus) -> None:
     seen: dict = {}
 
-    def handle(c, p):  # noqa: ANN001, ANN202
+    def handle(c, p):
         seen["ctx"] = c.request_id
         seen["current"] = current_request_id()
         return None

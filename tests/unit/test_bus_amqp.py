@@ -189,7 +189,7 @@ def test_handler_exception_becomes_remote_error_with_type_and_message(
         bus: Bus, topics: Callable[[str], str]) -> None:
     t = topics("compute")
 
-    def fail(c, p):  # noqa: ANN001, ANN202
+    def fail(c, p):
         raise ValueError("host fake-1 is full")
 
     bus.subscribe(t, {"fail": fail})
@@ -209,7 +209,7 @@ def test_unknown_method_becomes_remote_error(bus: Bus, topics: Callable[[str], s
 def test_a_failing_handler_does_not_kill_its_worker(bus: Bus, topics: Callable[[str], str]) -> None:
     t = topics("compute")
 
-    def fail(c, p):  # noqa: ANN001, ANN202
+    def fail(c, p):
         raise RuntimeError("boom")
 
     bus.subscribe(t, {"fail": fail, "ok": lambda c, p: "ok"}, workers=1)
@@ -234,8 +234,8 @@ def test_fanout_reaches_every_subscriber(bus: Bus, topics: Callable[[str], str])
     lock = threading.Lock()
     all_done = threading.Barrier(4, timeout=5)
 
-    def listener(name: str):  # noqa: ANN202
-        def handle(c, p):  # noqa: ANN001, ANN202
+    def listener(name: str):
+        def handle(c, p):
             with lock:
                 received.append(f"{name}:{p['n']}")
             all_done.wait()
@@ -254,7 +254,7 @@ def test_the_callers_request_id_is_current_inside_the_handler(
     t = topics("compute")
     seen: dict = {}
 
-    def handle(c, p):  # noqa: ANN001, ANN202
+    def handle(c, p):
         seen["ctx"] = c.request_id
         seen["current"] = current_request_id()
 
@@ -361,7 +361,7 @@ def test_a_message_whose_consumer_died_mid_handler_goes_to_another_consumer(
     ran: queue.Queue = queue.Queue()
     release = threading.Event()
 
-    def slow(c, p):  # noqa: ANN001, ANN202
+    def slow(c, p):
         ran.put("a")
         release.wait(10)
 
@@ -385,7 +385,7 @@ def test_a_cast_whose_handler_raises_is_dropped_not_redelivered(
     attempts: list[int] = []
     done = threading.Event()
 
-    def fail(c, p):  # noqa: ANN001, ANN202
+    def fail(c, p):
         attempts.append(1)
         raise RuntimeError("poison")
 
@@ -406,7 +406,7 @@ def test_a_cast_that_failed_for_a_transient_reason_is_redelivered_until_handled(
     attempts: list[dict] = []
     done = threading.Event()
 
-    def flaky(c, p):  # noqa: ANN001, ANN202
+    def flaky(c, p):
         attempts.append(p)
         if len(attempts) < 3:
             raise DatabaseUnavailable()  # the database is restarting
@@ -513,7 +513,7 @@ def test_casts_sent_while_the_connection_is_cut_are_each_handled_once(
     handled: Counter[int] = Counter()
     lock = threading.Lock()
 
-    def record(c, p):  # noqa: ANN001, ANN202
+    def record(c, p):
         with lock:
             handled[p["i"]] += 1
 
@@ -526,7 +526,7 @@ def test_casts_sent_while_the_connection_is_cut_are_each_handled_once(
             for i in range(total):
                 try:
                     bus.cast(ctx(), t, "n", {"i": i})
-                except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                except Exception as exc:
                     failures.append(exc)
                 time.sleep(0.005)
 

@@ -20,7 +20,7 @@ pytest_plugins = ("tests.dbfixtures",)  # fixtures empty_db_url, server_db_url, 
 
 
 @pytest.fixture
-def db(empty_db_url: str):  # noqa: ANN201
+def db(empty_db_url: str):
     database = Database(empty_db_url)
     yield database
     database.dispose()
@@ -46,7 +46,7 @@ def test_migrations_create_every_table_of_the_models(migrated: Database) -> None
 _MYSQL_BLOB_LIMITS = {"TINYBLOB": 255, "BLOB": 65535, "MEDIUMBLOB": 2**24 - 1, "LONGBLOB": 2**32 - 1}
 
 
-def _compare_type(ctx, _reflected_col, _model_col, reflected, model) -> bool | None:  # noqa: ANN001
+def _compare_type(ctx, _reflected_col, _model_col, reflected, model) -> bool | None:
     """Alembic's type comparison, except for MySQL's equivalent of a sized LargeBinary."""
     limit = _MYSQL_BLOB_LIMITS.get(type(reflected).__name__)
     if ctx.dialect.name == "mysql" and limit is not None and isinstance(model, LargeBinary) \
@@ -105,7 +105,7 @@ def test_check_schema_accepts_an_upgraded_schema(migrated: Database) -> None:
 
 
 def test_cloud_on_each_backend_bootstraps_and_issues_tokens(empty_db_url: str,
-                                                            cloud_on) -> None:  # noqa: ANN001
+                                                            cloud_on) -> None:
     with cloud_on(empty_db_url, roles=False) as cloud:
         cloud.check_schema()
         cloud.bootstrap("admin-secret")  # a second start must not fail or duplicate
@@ -134,11 +134,11 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return slept
 
 
-def test_run_retries_a_deadlock_at_most_max_retries_times(tmp_path: Path, no_sleep) -> None:  # noqa: ANN001
+def test_run_retries_a_deadlock_at_most_max_retries_times(tmp_path: Path, no_sleep) -> None:
     db = Database(f"sqlite:///{tmp_path}/r.db", max_retries=3)
     calls = []
 
-    def work(_session):  # noqa: ANN001, ANN202
+    def work(_session):
         calls.append(1)
         raise _deadlock()
 
@@ -150,11 +150,11 @@ def test_run_retries_a_deadlock_at_most_max_retries_times(tmp_path: Path, no_sle
     db.dispose()
 
 
-def test_run_returns_the_result_once_a_retry_succeeds(tmp_path: Path, no_sleep) -> None:  # noqa: ANN001
+def test_run_returns_the_result_once_a_retry_succeeds(tmp_path: Path, no_sleep) -> None:
     db = Database(f"sqlite:///{tmp_path}/r.db", max_retries=5)
     calls = []
 
-    def work(_session):  # noqa: ANN001, ANN202
+    def work(_session):
         calls.append(1)
         if len(calls) < 3:
             raise _deadlock()
@@ -165,11 +165,11 @@ def test_run_returns_the_result_once_a_retry_succeeds(tmp_path: Path, no_sleep) 
     db.dispose()
 
 
-def test_run_does_not_retry_other_errors(tmp_path: Path, no_sleep) -> None:  # noqa: ANN001
+def test_run_does_not_retry_other_errors(tmp_path: Path, no_sleep) -> None:
     db = Database(f"sqlite:///{tmp_path}/r.db")
     calls = []
 
-    def work(_session):  # noqa: ANN001, ANN202
+    def work(_session):
         calls.append(1)
         raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
 
@@ -193,7 +193,7 @@ def test_run_retries_a_real_deadlock_between_two_writers(server_db_url: str) -> 
     def writer(first: str, second: str) -> None:
         name = first + second
 
-        def work(s):  # noqa: ANN001, ANN202
+        def work(s):
             attempts[name] += 1
             s.get(QuotaLimit, ("p", first), with_for_update=True).hard_limit += 1
             if attempts[name] == 1:

@@ -50,7 +50,7 @@ def test_a_failing_heartbeat_is_logged_and_retried(db: Database, log_file: Path,
     beat.start()
     calls = []
 
-    def broken(work):  # noqa: ANN001, ANN202
+    def broken(work):
         calls.append(1)
         raise RuntimeError("database restarting")
 

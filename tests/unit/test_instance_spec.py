@@ -76,7 +76,7 @@ def test_unsealed_secrets_of_a_version_1_spec_still_open() -> None:
     assert secrets.admin_pass == "pw" and secrets.injected_files == [("/etc/motd", b"hi")]
 
 
-def test_an_agent_builds_what_an_older_conductor_sends(tmp_path) -> None:  # noqa: ANN001
+def test_an_agent_builds_what_an_older_conductor_sends(tmp_path) -> None:
     bus = LocalBus()
     results: list[dict] = []
     try:
@@ -94,7 +94,7 @@ def test_an_agent_builds_what_an_older_conductor_sends(tmp_path) -> None:  # noq
             time.sleep(0.01)
         assert results and results[0]["ok"], results
         assert driver.list_instances() == {"u-1": RUNNING}
-        assert driver._vms["u-1"]["storage_pool"] == "ssd"  # noqa: SLF001 - from extra
+        assert driver._vms["u-1"]["storage_pool"] == "ssd"
         assert agent.nics.get("u-1") == [NIC.to_dict()]
     finally:
         bus.stop()

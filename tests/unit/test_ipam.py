@@ -104,7 +104,7 @@ def test_free_candidates_skip_taken_and_gateway():
 
 def make_network(db: Database, settings: Settings, ctx: RequestContext,
                  cidr: str = CIDR) -> tuple[str, str]:
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         net = networks.create_network(s, ctx, settings, {"name": "race"})
         sub = subnets.create_subnet(s, ctx, settings, {
             "network_id": net.id, "cidr": cidr, "ip_version": 4})
@@ -116,7 +116,7 @@ def make_network(db: Database, settings: Settings, ctx: RequestContext,
 def create_one(db: Database, settings: Settings, ctx: RequestContext, network_id: str) -> str:
     """One port create as an API worker does it: its own transaction. Returns the address,
     or the error message."""
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         port = ports.create_port(s, ctx, settings, network_id=network_id)
         return ports.allocations_of(s, [port.id])[port.id][0].ip_address
 
@@ -159,7 +159,7 @@ def test_concurrent_threads_never_share_an_address(db_url, cloud_on):
                             .where(SecurityGroup.project_id == ctx.project_id)) == 1
 
 
-def _process_worker(url: str, project_id: str, network_id: str, count: int, queue) -> None:  # noqa: ANN001
+def _process_worker(url: str, project_id: str, network_id: str, count: int, queue) -> None:
     """A separate process with its own database engine, as another API worker is."""
     settings = Settings()
     db = Database(url)
@@ -221,7 +221,7 @@ def test_seeded_random_cannot_make_macs_collide(cloud):
 def test_build_nics_keeps_map_order_and_subnet_details(cloud):
     ctx = member_ctx()
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         net = networks.create_network(s, ctx, cloud.settings, {"name": "n", "mtu": 1400})
         subnets.create_subnet(s, ctx, cloud.settings, {
             "network_id": net.id, "cidr": "192.168.9.0/24", "ip_version": 4,

@@ -181,7 +181,7 @@ def test_simultaneous_first_reports_of_a_new_host_both_land(cloud):
         barrier.wait()
         try:
             conductor.agent_report(RequestContext.admin(), payload)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=report, args=(host, full))

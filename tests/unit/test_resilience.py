@@ -29,11 +29,11 @@ from cirrus.errors import DatabaseUnavailable, is_transient
 from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
 
 
-def _conductor(cloud):  # noqa: ANN001, ANN202
+def _conductor(cloud):
     return next(r for r in cloud.roles if type(r).__name__ == "Conductor")
 
 
-def _boot(api, cloud, member, name="vm"):  # noqa: ANN001, ANN202
+def _boot(api, cloud, member, name="vm"):
     flavor, image = add_flavor(cloud, name=f"f-{name}"), add_image(cloud)
     r = api.post("/compute/v2.1/servers", json=server_body(flavor, image, name=name),
                  headers=member.compute())
@@ -41,7 +41,7 @@ def _boot(api, cloud, member, name="vm"):  # noqa: ANN001, ANN202
     return wait_for_status(api, member.compute(), r.json()["server"]["id"], "ACTIVE")
 
 
-def _count(cloud, model) -> int:  # noqa: ANN001
+def _count(cloud, model) -> int:
     with cloud.db.reader() as s:
         return s.scalar(select(func.count()).select_from(model))
 
@@ -53,7 +53,7 @@ def test_a_create_no_broker_takes_is_undone_and_answered_503(api, cloud, member,
     flavor, image = add_flavor(cloud), add_image(cloud)
     real_cast = cloud.bus.cast
 
-    def refusing_cast(ctx, topic, method, payload):  # noqa: ANN001, ANN202
+    def refusing_cast(ctx, topic, method, payload):
         if method == "build_instances":
             raise BusTimeout("no broker confirmed the message within 60 s")
         return real_cast(ctx, topic, method, payload)
@@ -94,7 +94,7 @@ def test_a_delete_whose_message_was_lost_completes_on_redrive(api, cloud, member
     server = _boot(api, cloud, member)
     real_cast = cloud.bus.cast
 
-    def refusing_cast(ctx, topic, method, payload):  # noqa: ANN001, ANN202
+    def refusing_cast(ctx, topic, method, payload):
         if method == "delete_instance":
             raise BusTimeout("broker unavailable")
         return real_cast(ctx, topic, method, payload)
@@ -115,7 +115,7 @@ def test_a_delete_whose_message_was_lost_completes_on_redrive(api, cloud, member
         assert s.scalar(select(func.count()).select_from(Allocation)) == 0
 
 
-def _age(cloud, uuid: str, seconds: float) -> None:  # noqa: ANN001
+def _age(cloud, uuid: str, seconds: float) -> None:
     earlier = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=seconds)
     cloud.db.run(lambda s: s.execute(update(Instance).where(Instance.uuid == uuid)
                                      .values(task_started_at=earlier)))
@@ -157,12 +157,12 @@ def test_a_second_spawn_report_for_a_running_vm_does_not_destroy_it(api, cloud, 
     assert shown.json()["server"]["status"] == "ACTIVE"
 
 
-def _task(cloud, uuid: str) -> str | None:  # noqa: ANN001
+def _task(cloud, uuid: str) -> str | None:
     with cloud.db.reader() as s:
         return s.scalar(select(Instance.task_state).where(Instance.uuid == uuid))
 
 
-def _until(predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+def _until(predicate, timeout: float = 5.0) -> bool:
     import time
 
     deadline = time.monotonic() + timeout
@@ -197,11 +197,11 @@ def test_other_database_errors_are_not_disconnects(text: str) -> None:
     assert not is_disconnect(OperationalError("SELECT 1", {}, Exception(text)))
 
 
-def test_run_retries_an_unreachable_database_until_it_answers(tmp_path) -> None:  # noqa: ANN001
+def test_run_retries_an_unreachable_database_until_it_answers(tmp_path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}", reconnect_timeout=30)
     calls = []
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         calls.append(1)
         if len(calls) < 3:
             raise _refused()
@@ -210,10 +210,10 @@ def test_run_retries_an_unreachable_database_until_it_answers(tmp_path) -> None:
     assert db.run(work) == "done" and len(calls) == 3
 
 
-def test_run_gives_up_after_the_reconnect_timeout_with_a_transient_error(tmp_path) -> None:  # noqa: ANN001
+def test_run_gives_up_after_the_reconnect_timeout_with_a_transient_error(tmp_path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}", reconnect_timeout=0.5)
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         raise _refused()
 
     with pytest.raises(DatabaseUnavailable) as caught:
@@ -232,7 +232,7 @@ def test_the_local_bus_runs_a_cast_again_after_a_transient_failure() -> None:
     done = threading.Event()
     calls = []
 
-    def handler(ctx, payload):  # noqa: ANN001, ANN202
+    def handler(ctx, payload):
         calls.append(payload)
         if len(calls) == 1:
             raise DatabaseUnavailable()
@@ -251,7 +251,7 @@ def test_the_local_bus_drops_a_cast_that_failed_for_good() -> None:
     bus = LocalBus()
     calls = []
 
-    def handler(ctx, payload):  # noqa: ANN001, ANN202
+    def handler(ctx, payload):
         calls.append(payload)
         raise ValueError("a bug")
 
@@ -267,7 +267,7 @@ def test_the_local_bus_drops_a_cast_that_failed_for_good() -> None:
 def test_a_call_whose_handler_hit_a_transient_failure_says_so() -> None:
     bus = LocalBus(default_timeout=5)
 
-    def handler(ctx, payload):  # noqa: ANN001, ANN202
+    def handler(ctx, payload):
         raise DatabaseUnavailable()
 
     bus.subscribe("t", {"m": handler, "bug": lambda ctx, payload: 1 / 0})
@@ -294,7 +294,7 @@ def test_a_create_whose_commit_was_acknowledged_too_late_is_not_a_500(api, cloud
     lost: list[str] = []
 
     @contextlib.contextmanager
-    def writer():  # noqa: ANN202
+    def writer():
         with original() as s:
             yield s
             wrote = [o.uuid for o in s.identity_map.values() if isinstance(o, Instance)]

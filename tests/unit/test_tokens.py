@@ -20,7 +20,7 @@ from cirrus.identity.tokens import TokenClaims, TokenProvider
 
 
 @pytest.fixture
-def db(tmp_path) -> Iterator[Database]:  # noqa: ANN001
+def db(tmp_path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'tokens.db'}")
     migrate.upgrade(database.engine)
     yield database
@@ -28,7 +28,7 @@ def db(tmp_path) -> Iterator[Database]:  # noqa: ANN001
 
 
 @pytest.fixture
-def key_dir(tmp_path) -> str:  # noqa: ANN001
+def key_dir(tmp_path) -> str:
     return str(tmp_path / "keys")
 
 

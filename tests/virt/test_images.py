@@ -87,7 +87,7 @@ def test_concurrent_first_uses_in_threads_copy_once(cache: ImageCache, store: Pa
     def use() -> None:
         try:
             results.append(cache.fetch(ref))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=use) for _ in range(8)]
@@ -530,7 +530,7 @@ def test_concurrent_spawns_and_expiry_never_leave_an_overlay_without_its_base(
             try:
                 removed.extend(host_cache.expire(1e-9, ImagesInUse(
                     [pool], host_cache.cache_dir)).removed)
-            except Exception:  # noqa: BLE001 - reported below
+            except Exception:
                 errors.append(traceback.format_exc())
 
     def spawn_and_destroy(seed: int) -> None:
@@ -541,7 +541,7 @@ def test_concurrent_spawns_and_expiry_never_leave_an_overlay_without_its_base(
                 if not backing_chain_opens(inst / "disk.qcow2"):
                     errors.append(f"{inst.name}: the overlay's base is gone")
                 shutil.rmtree(inst)
-            except Exception:  # noqa: BLE001 - reported below
+            except Exception:
                 errors.append(traceback.format_exc())
             time.sleep(rng.uniform(0, 0.03))  # moments with no instance: expiry removes
 

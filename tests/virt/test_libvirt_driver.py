@@ -55,7 +55,7 @@ class Spawner:
     def blank_image(self) -> dict:
         return store_image(self.settings.effective_image_dir, b"\0" * MIB)
 
-    def domain(self, instance: str):  # noqa: ANN201 - a libvirt.virDomain or None
+    def domain(self, instance: str):
         return self.driver._domain(instance)
 
     def cleanup(self) -> None:
@@ -70,7 +70,7 @@ def spawner(libvirt_settings: Settings) -> Iterator[Spawner]:
     s.cleanup()
 
 
-def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -212,7 +212,7 @@ def macs(spawner: Spawner, instance: str, live: bool) -> list[str]:
     return interface_macs(spawner.domain(instance).XMLDesc(flags))
 
 
-def test_nics_at_spawn_and_hot_plugged(spawner: Spawner, dataplane) -> None:  # noqa: ANN001
+def test_nics_at_spawn_and_hot_plugged(spawner: Spawner, dataplane) -> None:
     first, second = dataplane(make_nic(0)), dataplane(make_nic(1))
     spec = spawner.spec(spawner.blank_image(), nics=[first])
     spawner.driver.spawn(spec)
@@ -246,7 +246,7 @@ def drive_macs(spawner: Spawner, instance: str) -> list[str]:
 
 
 def test_a_config_drive_is_made_again_for_nics_plugged_since(spawner: Spawner,
-                                                             dataplane) -> None:  # noqa: ANN001
+                                                             dataplane) -> None:
     first = dataplane(make_nic(0, dhcp=False, address="10.77.0.5"))
     second = dataplane(make_nic(1, dhcp=False, address="10.77.0.6"))
     spec = spawner.spec(spawner.blank_image(), config_drive=True, nics=[first])
@@ -307,7 +307,7 @@ def agent_macs(spawner: Spawner, instance: str) -> list[str]:
 
 def test_a_real_guest_gets_its_config_drive_and_nics(libvirt_settings: Settings,
                                                      test_guest: tuple[Path, Path],
-                                                     dataplane) -> None:  # noqa: ANN001
+                                                     dataplane) -> None:
     libvirt_settings.libvirt_shutdown_timeout = 60.0
     spawner = Spawner(libvirt_settings)
     try:

@@ -30,7 +30,9 @@ def bounded_int(value: object, field: str, minimum: int, maximum: int = MAX_INT)
     bounded exactly as one given as a number.
     """
     try:
-        number = int(value)  # type: ignore[arg-type]
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise BadRequest(f"Invalid input for field/attribute {field}. Value: {str(value)[:64]}. "
                          "It is not an integer.") from None

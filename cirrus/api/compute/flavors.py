@@ -136,7 +136,7 @@ def create_flavor(req: ApiRequest) -> dict:
     validate(CREATE_SCHEMA(req), body)
     spec = body["flavor"]
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         flavor = service.create_flavor(
             s, name=spec["name"], vcpus=spec["vcpus"], memory_mb=spec["ram"],
             root_gb=spec["disk"], ephemeral_gb=spec.get("OS-FLV-EXT-DATA:ephemeral", 0),
@@ -237,7 +237,7 @@ def _add_tenant_access(req: ApiRequest, flavor_id: str, body: dict) -> dict:
     validate(schemas.add_tenant_access, body)
     tenant = body["addTenantAccess"]["tenant"]
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         verify_project(s, tenant)
         flavor = service.get_flavor(s, flavor_id, req.ctx)
         if flavor.is_public and PUBLIC_ACCESS_CONFLICT(req):
@@ -253,7 +253,7 @@ def _remove_tenant_access(req: ApiRequest, flavor_id: str, body: dict) -> dict:
     validate(schemas.remove_tenant_access, body)
     tenant = body["removeTenantAccess"]["tenant"]
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         # The project may be gone already; its grant can still be removed.
         flavor = service.get_flavor(s, flavor_id, req.ctx)
         service.remove_access(s, flavor, tenant)

@@ -291,7 +291,7 @@ def _update_by_uuid(req: ApiRequest, service_id: str) -> dict:
     if body.get("status") == "enabled" and body.get("disabled_reason"):
         raise BadRequest("Specifying 'disabled_reason' with status 'enabled' is invalid.")
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         svc = records.get_service(s, service_id, by_uuid=True)
         records.ensure_updatable(svc)
         if "status" not in body and "forced_down" not in body:
@@ -325,7 +325,7 @@ def _legacy_action(req: ApiRequest, action: str) -> dict:
     if action == "force-down" and "forced_down" not in body:
         raise BadRequest("Missing forced_down field")
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         svc = records.find_service(s, host, binary)
         if action == "enable":
             records.set_status(s, svc, disabled=False)
@@ -353,7 +353,7 @@ def delete_service(req: ApiRequest, service_id: str) -> Reply:
     if not by_uuid and not service_id.isdigit():
         raise BadRequest(f"Invalid input for field/attribute id. Value: {service_id}. "
                          "It must be an integer.")
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         svc = records.get_service(s, service_id, by_uuid=by_uuid)
         gone = (svc.binary, svc.host)
         records.delete_service(s, svc)

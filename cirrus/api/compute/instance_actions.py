@@ -39,7 +39,7 @@ def _event_view(req: ApiRequest, event: InstanceActionEvent) -> dict:
     return view
 
 
-def _instance(req: ApiRequest, s, server_id: str):  # noqa: ANN001, ANN202
+def _instance(req: ApiRequest, s, server_id: str):
     return instances.get(s, req.ctx, server_id, include_deleted=DELETED_SERVERS(req))
 
 

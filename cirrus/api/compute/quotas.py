@@ -88,7 +88,7 @@ def update_quotas(req: ApiRequest, project_id: str) -> dict:
     values = {name: bounded_int(value, f"quota_set/{name}", quotas.UNLIMITED, quotas.MAX_LIMIT)
               for name, value in requested.items()}
 
-    def work(s):  # noqa: ANN001, ANN202
+    def work(s):
         quotas.verify_project(s, project_id)
         if not force:
             quotas.check_new_limits(s, project_id, values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from cirrus.api import validation
 from cirrus.compute.quotas import MAX_LIMIT, RESOURCES
@@ -21,7 +22,7 @@ _non_negative = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum"
 _description = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535,
                 "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"}
 
-flavor_create = {
+flavor_create: dict[str, Any] = {
     "type": "object",
     "properties": {
         "flavor": {
@@ -107,7 +108,7 @@ remove_tenant_access = {
 _keypair_name = {"allOf": [validation.name,
                            {"type": "string", "pattern": r"^[_\- a-zA-Z0-9]+$"}]}
 
-keypair_create = {
+keypair_create: dict[str, Any] = {
     "type": "object",
     "properties": {
         "keypair": {
@@ -142,8 +143,8 @@ QUOTAS_DROPPED_AT_2_57 = ("injected_files", "injected_file_content_bytes",
                           "injected_file_path_bytes")
 
 
-def _quota_update(dropped: tuple[str, ...]) -> dict:
-    properties = {name: _quota for name in RESOURCES if name not in dropped}
+def _quota_update(dropped: tuple[str, ...]) -> dict[str, Any]:
+    properties: dict[str, Any] = {name: _quota for name in RESOURCES if name not in dropped}
     properties["force"] = validation.boolean
     return {
         "type": "object",
@@ -165,7 +166,7 @@ quota_update_v257 = _quota_update(QUOTAS_DROPPED_AT_2_36 + QUOTAS_DROPPED_AT_2_5
 _host = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9-._]*$"}
 _reason = {"type": "string", "minLength": 1, "maxLength": 255}
 
-service_action = {
+service_action: dict[str, Any] = {
     "type": "object",
     "properties": {
         "host": _host,

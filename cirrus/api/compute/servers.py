@@ -203,7 +203,7 @@ def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection
     return next_links(req, collection, len(rows), rows[-1].uuid if rows else None, f.limit or 0)
 
 
-def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:  # noqa: ANN001
+def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:
     if not (req.ctx.is_admin and HOST_STATUS(req)):
         return {}
     hosts = {r.host for r in rows if r.host}

@@ -8,6 +8,7 @@ from typing import Any
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.identity.common import _authorize, _collection, _is_true, _revoke, _v3
 from cirrus.api.identity.views import _role_view
+from cirrus.db.models import Project
 from cirrus.identity import service as identity
 from cirrus.identity.policy import ADMIN
 
@@ -66,7 +67,7 @@ def _assignment_view(req: ApiRequest, a: identity.Assignment, names: bool,
         user["domain"] = {"id": a.user.domain_id,
                           "name": domain_names.get(a.user.domain_id, a.user.domain_id)}
         target["name"] = a.target.name
-        if a.target_type == "project":
+        if isinstance(a.target, Project):
             target["domain"] = {"id": a.target.domain_id,
                                 "name": domain_names.get(a.target.domain_id, a.target.domain_id)}
     return {"role": role, "user": user, "scope": {a.target_type: target}, "links": links}

@@ -18,7 +18,7 @@ def _related_domain_ids(req: ApiRequest, s: Any) -> set[str]:
     ids = {req.ctx.domain_id} if req.ctx.domain_id else set()
     if req.claims is not None and req.claims.project_domain_id:
         ids.add(req.claims.project_domain_id)
-    ids.update(d.id for d in identity.domains_of_user(s, req.ctx.user_id))
+    ids.update(d.id for d in identity.domains_of_user(s, req.require_user()))
     return ids
 
 

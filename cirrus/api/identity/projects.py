@@ -24,7 +24,7 @@ from cirrus.identity.policy import ADMIN
 def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
     if req.ctx.is_admin:
         return None
-    return {p.id for p in identity.projects_of_user(s, req.ctx.user_id)}
+    return {p.id for p in identity.projects_of_user(s, req.require_user())}
 
 
 def list_projects(req: ApiRequest) -> dict:

@@ -71,13 +71,13 @@ def auth_catalog(req: ApiRequest) -> dict:
 
 def auth_projects(req: ApiRequest) -> dict:
     with req.cloud.db.reader() as s:
-        projects = identity.projects_of_user(s, req.ctx.user_id, usable_only=True)
+        projects = identity.projects_of_user(s, req.require_user(), usable_only=True)
     return _collection(req, "projects", [_project_view(req, p) for p in projects])
 
 
 def auth_domains(req: ApiRequest) -> dict:
     with req.cloud.db.reader() as s:
-        domains = identity.domains_of_user(s, req.ctx.user_id)
+        domains = identity.domains_of_user(s, req.require_user())
     return _collection(req, "domains", [_domain_view(req, d) for d in domains])
 
 

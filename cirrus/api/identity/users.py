@@ -33,7 +33,7 @@ def list_users(req: ApiRequest) -> dict:
         users = identity.list_users(s, name=req.query.get("name"),
                                     domain_id=req.query.get("domain_id"),
                                     enabled=_bool_filter(req, "enabled"),
-                                    only_ids=None if req.ctx.is_admin else [req.ctx.user_id])
+                                    only_ids=None if req.ctx.is_admin else [req.require_user()])
     return _collection(req, "users", [_user_view(req, u) for u in users])
 
 

@@ -140,11 +140,15 @@ def _tags_match(tags: list[str], wanted: dict[str, list[str]]) -> bool:
             and not present & set(wanted.get("not-tags-any", [])))
 
 
+def _present_then_value(key: str) -> Callable[[dict], tuple[bool, Any]]:
+    """A sort key that puts the views without `key` (or with null) first, ascending."""
+    return lambda v: (v.get(key) is not None, v.get(key))
+
+
 def _sort(views: list[dict], sorts: list[tuple[str, bool]]) -> list[dict]:
     ordered = sorted(views, key=lambda v: str(v.get("id")))
     for key, ascending in reversed(sorts):
-        ordered.sort(key=lambda v, k=key: (v.get(k) is not None, v.get(k)),
-                     reverse=not ascending)
+        ordered.sort(key=_present_then_value(key), reverse=not ascending)
     return ordered
 
 

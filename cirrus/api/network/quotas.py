@@ -67,7 +67,7 @@ def update_quota(req: ApiRequest, project_id: str) -> dict:
                              f"must be no larger than '{service.MAX_LIMIT}'.")
     check_limit = to_bool(body.get("check_limit", False))
 
-    def work(s) -> dict:  # noqa: ANN001
+    def work(s) -> dict:
         if check_limit:
             over = service.over_usage(s, project_id, values)
             if over:

@@ -91,7 +91,7 @@ class _ConsumerLoop:
     def _on_delivery(self, message: Any) -> None:
         raise NotImplementedError
 
-    def _before_close(self, channel: Any) -> None:  # noqa: B027 - optional hook
+    def _before_close(self, channel: Any) -> None:
         pass
 
     def _run(self) -> None:

@@ -8,6 +8,7 @@ every host it tried says why each attempt failed, not only why no host was left.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from cirrus.db.models import Instance
 
@@ -29,7 +30,7 @@ def _numbers(numbers: list[int]) -> str:
     return f"attempts {', '.join(map(str, numbers[:-1]))} and {numbers[-1]}"
 
 
-def attempts_fault(errors: list[dict], final: str | None = None,
+def attempts_fault(errors: list[dict[str, Any]], final: str | None = None,
                    final_details: str | None = None) -> tuple[str, str]:
     """(message, details) of a build that failed on every host it tried.
 
@@ -50,7 +51,7 @@ def attempts_fault(errors: list[dict], final: str | None = None,
     return message, "Build failed on every host tried:\n" + "\n".join(lines)
 
 
-def record_build_error(inst: Instance, host: str, error: str) -> list[dict]:
+def record_build_error(inst: Instance, host: str, error: str) -> list[dict[str, Any]]:
     """Add one failed attempt's error to the instance's retry bookkeeping; all of them."""
     spec = dict(inst.request_spec or {})
     errors = [*(spec.get(BUILD_ERRORS) or []), {"host": host, "error": error[:MAX_ERROR_KEPT]}]

@@ -6,6 +6,8 @@ since every other step's conditional update then finds the instance gone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,7 @@ from cirrus.scheduler import claims
 EVENT = "compute_terminate_instance"
 
 
-def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
     uuid = payload["uuid"]
     with deps.db.reader() as s:
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))

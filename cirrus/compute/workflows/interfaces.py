@@ -6,6 +6,8 @@ no task, active or stopped, on a host.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,10 +31,11 @@ def _pluggable(inst: Instance | None, uuid: str, action: str) -> tuple[Instance,
     return inst, inst.host
 
 
-def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> dict:
+def attach_interface(deps: WorkflowDeps, ctx: RequestContext,
+                     payload: dict[str, Any]) -> dict[str, Any]:
     uuid = payload["uuid"]
 
-    def add(s: Session) -> tuple[str, dict, dict]:
+    def add(s: Session) -> tuple[str, dict[str, Any], dict[str, Any]]:
         inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)
                                          .with_for_update()), uuid, "attach_interface")
         capabilities.require(s, inst, "hot_plug_nic", "attach_interface")
@@ -56,7 +59,8 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
     return {"port_id": nic["port_id"]}
 
 
-def detach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> dict:
+def detach_interface(deps: WorkflowDeps, ctx: RequestContext,
+                     payload: dict[str, Any]) -> dict[str, Any]:
     uuid, port_id = payload["uuid"], payload["port_id"]
     with deps.db.reader() as s:
         inst, host = _pluggable(s.scalar(select(Instance).where(Instance.uuid == uuid)),
@@ -80,7 +84,7 @@ def detach_interface(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> 
     return {}
 
 
-def _forget_nic(s: Session, uuid: str, nic: dict) -> None:
+def _forget_nic(s: Session, uuid: str, nic: dict[str, Any]) -> None:
     inst = s.scalar(select(Instance).where(Instance.uuid == uuid).with_for_update())
     if inst is not None:
         inst.nics = [n for n in inst.nics or [] if n["port_id"] != nic["port_id"]]

@@ -7,6 +7,8 @@ vm_state as it was, when the agent failed).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,7 +29,7 @@ ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
                   states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
 
 
-def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
     uuid, task = payload["uuid"], payload["task"]
     with deps.db.reader() as s:
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
@@ -41,11 +43,11 @@ def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None
     deps.agents.power(ctx, host, uuid, task, ACTION_OF_TASK[task])
 
 
-def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
+def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, task = result["uuid"], result["task"]
 
     def finish(s: Session) -> None:
-        values: dict = {"task_started_at": None}
+        values: dict[str, Any] = {"task_started_at": None}
         if result["ok"]:
             _vm_state, power_state = states.TASK_RESULTS[task]
             values["power_state"] = result.get("power_state", power_state)

@@ -6,6 +6,8 @@ image, if anything failed). The records' side is in `cirrus.compute.snapshots`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from cirrus.compute import snapshots, states
@@ -16,7 +18,7 @@ from cirrus.errors import CirrusError, is_transient
 from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
 
 
-def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) -> None:
+def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
     uuid, image_id = payload["uuid"], payload["image_id"]
     with deps.db.reader() as s:
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
@@ -31,7 +33,7 @@ def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict) ->
     deps.agents.snapshot(ctx, host, uuid, image_id, result["file"])
 
 
-def snapshot_result(deps: WorkflowDeps, ctx: RequestContext, result: dict) -> None:
+def snapshot_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, image_id = result["uuid"], result["image_id"]
     store = FileStore(deps.settings.effective_image_dir)
     source = snapshot_staging_path(store.root, result["file"])

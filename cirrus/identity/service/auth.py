@@ -38,7 +38,7 @@ def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
 
 
 def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,
-                 *, domain: Domain | None = None, methods: list[str] | None = None):  # noqa: ANN201
+                 *, domain: Domain | None = None, methods: list[str] | None = None):
     """Claims for a token of `user`, scoped to `project`, else to `domain`, else unscoped.
 
     Implied roles are included (admin implies member implies reader), as Keystone does.
@@ -151,7 +151,7 @@ def record_login(s: Session, user_id: str, policy: PasswordPolicy, *, failed: bo
             user.failed_auth_count = 0
 
 
-def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,  # noqa: ANN201
+def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
                  policy: PasswordPolicy = DEFAULT_POLICY):
     """Claims for a new token from a Keystone auth request's identity and scope, and its user.
 

@@ -91,7 +91,7 @@ def qemu_user(capabilities_xml: str, virt_type: str) -> QemuUser | None:
     return None
 
 
-def _id(text: str, lookup) -> int:  # noqa: ANN001 - a name-to-id function
+def _id(text: str, lookup) -> int:
     """libvirt writes `+64055` for a number; a name is looked up."""
     text = text.strip()
     return int(text[1:]) if text.startswith("+") else (int(text) if text.isdigit() else lookup(text))

@@ -239,7 +239,7 @@ def copy_verified(source: Path, target: Path, image: ImageRef) -> None:
     nothing at `target`, if anything disagrees."""
     hashes = _expected_hashes(image)
     try:
-        src = open(source, "rb")  # noqa: SIM115 - closed below
+        src = open(source, "rb")
     except FileNotFoundError:
         raise SpawnError(
             f"image {image.id}: no data at {source}; agents read images from the image "
