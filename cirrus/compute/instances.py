@@ -93,7 +93,7 @@ BUILD_SECRETS = (build_secrets.SEALED, "admin_pass", "injected_files")
 
 
 def build_request_spec(req: CreateRequest, requested_networks: object, uuid: str,
-                       settings: object) -> dict:
+                       settings: Settings) -> dict:
     spec: dict = {"networks": requested_networks}
     try:
         sealed = build_secrets.seal(settings, uuid, build_secrets.BuildSecrets(
