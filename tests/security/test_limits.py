@@ -389,17 +389,19 @@ def test_json_depth_ignores_brackets_in_strings_and_never_recurses() -> None:
 
 
 def test_json_checks_stay_linear_on_hostile_input() -> None:
-    """A pathological body of the largest size is judged in well under a second (a string
-    pattern that could fail would rescan from every later quote: quadratic)."""
+    """A pathological body of the largest size is judged in linear time: well under a second
+    on an idle machine (a string pattern that could fail would rescan from every later quote:
+    quadratic, minutes for these sizes). The bound is this thread's CPU time, with room for a
+    loaded 2-core machine; the speed itself is the benchmarks' business."""
     settings = Settings()
     for raw in (b'"\\' * 500_000, b'"' + b'\\"' * 500_000, b"[" * 1_000_000,
                 b"[" + b'"a",' * 250_000 + b"1]", b"[" + b"1e5," * 250_000 + b"1]"):
-        started = time.process_time()
+        started = time.thread_time()
         try:
             parse_json(raw, settings)
         except BadRequest:
             pass
-        assert time.process_time() - started < 2.0, raw[:20]
+        assert time.thread_time() - started < 5.0, raw[:20]
 
 
 def test_json_numbers_within_64_bits_and_ordinary_documents_pass() -> None:
