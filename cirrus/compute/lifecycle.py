@@ -164,7 +164,7 @@ TRANSITIONS: tuple[Row, ...] = tuple([
            "workflows.delete.delete_instance"),
 ])
 # `create` has no source: it is the row the API inserts.
-CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "instances.create")
+CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "creation.create")
 
 EVENTS: tuple[str, ...] = tuple(dict.fromkeys(row.event for row in TRANSITIONS))
 

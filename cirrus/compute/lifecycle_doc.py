@@ -129,7 +129,7 @@ def _states_table() -> list[str]:
 def _events_table() -> list[str]:
     lines = ["## Events", "",
              "| event | from | to | fired by | code |", "|---|---|---|---|---|",
-             f"| `create` | - | {_state(*lifecycle.INITIAL)} | api | instances.create |"]
+             f"| `create` | - | {_state(*lifecycle.INITIAL)} | api | creation.create |"]
     grouped: dict[tuple[str, tuple[str, str | None], tuple[lifecycle.Actor, ...], str],
                   list[str]] = {}
     for row in TRANSITIONS:

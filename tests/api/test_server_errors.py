@@ -1,5 +1,5 @@
-"""The error branches of cirrus/compute/instances.py, through the compute API on the fake
-driver: each refusal is the 4xx Nova gives, in Nova's error shape, and changes nothing; a
+"""The error branches of cirrus/compute/creation.py and instances.py, through the compute
+API on the fake driver: each refusal is the 4xx Nova gives, in Nova's error shape, and changes nothing; a
 build that fails on one host is retried on another and ends ACTIVE there.
 
 (A partial `max_count` under the instances quota is in tests/security/test_work_bounds.py.)"""

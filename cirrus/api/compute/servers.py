@@ -12,7 +12,7 @@ from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.views import HOST_STATUS, server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
-from cirrus.compute import actions, instances, networking, states
+from cirrus.compute import actions, creation, instances, networking, states
 from cirrus.errors import BadRequest, Forbidden
 from cirrus.hosts import liveness
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
@@ -61,7 +61,7 @@ def create_server(req: ApiRequest) -> Reply:
     networks = server.get("networks", "auto")
     min_count = bounded_int(server.get("min_count", 1), "server/min_count", 1)
     max_count = bounded_int(server.get("max_count", min_count), "server/max_count", 1)
-    request = instances.CreateRequest(
+    request = creation.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
         key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
@@ -74,7 +74,7 @@ def create_server(req: ApiRequest) -> Reply:
         admin_pass=server.get("adminPass") or _generated_password(),
         injected_files=_personality(server.get("personality") or []),
     )
-    created, reservation_id = instances.create(req.cloud, req.ctx, request)
+    created, reservation_id = creation.create(req.cloud, req.ctx, request)
     if to_bool(server.get("return_reservation_id", False)):
         return Reply(202, {"reservation_id": reservation_id})
     first = created[0]
