@@ -13,7 +13,7 @@ from cirrus.virt.driver import SpawnError
 from cirrus.virt.libvirt.build import CONSOLE_LOG, ROOT_DISK
 from cirrus.virt.libvirt.connection import best_effort, wait_until
 from cirrus.virt.libvirt.drive import ConfigDrives
-from cirrus.virt.libvirt.images import qemu_img
+from cirrus.virt.libvirt.qemuimg import qemu_img
 
 log = logging.getLogger(__name__)
 
