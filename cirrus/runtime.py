@@ -131,10 +131,10 @@ class Cloud:
 
     def recover_after_restart(self) -> None:
         """Undo what a crash of the only API process left half-done (interrupted uploads)."""
-        from cirrus.storage import images
+        from cirrus.storage import image_data
         from cirrus.storage.filestore import FileStore
 
-        images.recover_interrupted_uploads(self.db, FileStore(self.settings.effective_image_dir))
+        image_data.recover_interrupted_uploads(self.db, FileStore(self.settings.effective_image_dir))
 
     def bootstrap(self, admin_password: str, reset_password: bool = False) -> bool:
         """Default domain, roles, admin user and project, the first token signing keys (in

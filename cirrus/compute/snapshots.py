@@ -21,7 +21,7 @@ from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
 from cirrus.errors import Conflict, NotFound, OverLimit
-from cirrus.storage import images
+from cirrus.storage import image_data, images
 from cirrus.storage.filestore import READ_CHUNK, FileStore
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def import_snapshot(db: Database, store: FileStore, ctx: RequestContext, image_i
                     source: Path) -> None:
     """Copy the agent's file into the store through the upload path (md5 + sha512, size,
     virtual size) and make the image active. NotFound: the image was deleted meanwhile."""
-    images.begin_upload(db, ctx, image_id)
+    image_data.begin_upload(db, ctx, image_id)
     writer = store.writer(image_id)
     try:
         with open(source, "rb") as fh:
@@ -109,9 +109,9 @@ def import_snapshot(db: Database, store: FileStore, ctx: RequestContext, image_i
         stored = writer.commit()
     except BaseException:
         writer.abort()
-        images.abort_upload(db, image_id)
+        image_data.abort_upload(db, image_id)
         raise
-    if images.finish_upload(db, image_id, stored) is None:
+    if image_data.finish_upload(db, image_id, stored) is None:
         store.delete(stored.location)
         raise NotFound(f"Image {image_id} was deleted while the snapshot was uploaded.")
 

@@ -710,7 +710,7 @@ def test_an_upload_cut_by_a_crash_is_queued_again_at_restart_and_its_partial_fil
     recover_after_restart) puts it back to `queued` and removes the file; nothing else is
     touched, and the image can then be uploaded."""
     from cirrus.context import RequestContext
-    from cirrus.storage import images
+    from cirrus.storage import image_data
 
     done = create(api, member, name="done")
     assert upload(api, member, done["id"], b"d" * 2048).status_code == 204
@@ -720,7 +720,7 @@ def test_an_upload_cut_by_a_crash_is_queued_again_at_restart_and_its_partial_fil
     # What the upload had done when the process died: the status, and part of the data.
     ctx = RequestContext(user_id=member.user_id, project_id=member.project_id,
                          roles=["member"])
-    images.begin_upload(cloud.db, ctx, cut["id"])
+    image_data.begin_upload(cloud.db, ctx, cut["id"])
     writer = store.writer(cut["id"])
     writer.write(b"p" * 1000)
     writer._fh.close()

@@ -29,7 +29,7 @@ from cirrus.context import RequestContext, current_request_id
 from cirrus.errors import BadRequest, CirrusError
 from cirrus.identity.policy import READ, WRITE, authorize
 from cirrus.observe.logging import RateLimitedLog
-from cirrus.storage import images
+from cirrus.storage import image_data, images
 from cirrus.storage.filestore import READ_CHUNK, FileStore, StoredData
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def upload_image_data(request: Request) -> Response:
         if media_type.split(";")[0].strip().lower() != "application/octet-stream":
             raise UnsupportedMediaType(
                 f"The Content-Type {media_type} is not supported; use application/octet-stream.")
-        await _in_thread(images.begin_upload, cloud.db, ctx, image_id)
+        await _in_thread(image_data.begin_upload, cloud.db, ctx, image_id)
     except CirrusError as exc:
         return _error(exc)
 
@@ -74,7 +74,7 @@ async def upload_image_data(request: Request) -> Response:
         stored = await _receive(request, store, image_id, cloud.settings.image_size_cap)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _in_thread(images.abort_upload, cloud.db, image_id)
+            await _in_thread(image_data.abort_upload, cloud.db, image_id)
         if isinstance(exc, ClientDisconnect):
             abandoned_log.info("upload of image %s abandoned by the client", image_id)
             return _error(BadRequest("The client closed the connection before the upload "
@@ -93,11 +93,11 @@ async def upload_image_data(request: Request) -> Response:
         raise
 
     try:
-        image = await _in_thread(images.finish_upload, cloud.db, image_id, stored)
+        image = await _in_thread(image_data.finish_upload, cloud.db, image_id, stored)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _in_thread(store.delete, stored.location)
-            await _in_thread(images.abort_upload, cloud.db, image_id)
+            await _in_thread(image_data.abort_upload, cloud.db, image_id)
         raise
     if image is None:
         await _in_thread(store.delete, stored.location)

@@ -21,13 +21,13 @@ from cirrus.api.image.views import image_view
 from cirrus.api.validation import validate
 from cirrus.errors import BadRequest
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
-from cirrus.storage import images
+from cirrus.storage import image_list, images
 
 
 def list_images(req: ApiRequest) -> dict:
     authorize(req.ctx, READ, "get_images")
     query = parse_list_query(req.query.multi_items())
-    page, next_marker = images.list_images(req.cloud.db, req.ctx, query)
+    page, next_marker = image_list.list_images(req.cloud.db, req.ctx, query)
     params = [(k, v) for k, v in req.query.multi_items() if k != "marker"]
     body: dict[str, Any] = {
         "images": [image_view(image) for image in page],

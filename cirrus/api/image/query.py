@@ -10,7 +10,7 @@ from cirrus.api.image.common import (
 )
 from cirrus.api.limits import INT64_MAX
 from cirrus.errors import BadRequest
-from cirrus.storage import images
+from cirrus.storage import image_list
 
 
 def _parse_bool(name: str, value: str) -> bool:
@@ -36,13 +36,13 @@ def _parse_int(name: str, value: str, minimum: int = 0) -> int:
 
 def _parse_time(name: str, value: str) -> tuple[str, dt.datetime]:
     op, sep, when = value.partition(":")
-    if not sep or op not in images.TIME_OPERATORS:
+    if not sep or op not in image_list.TIME_OPERATORS:
         op, when = "eq", value
     try:
         parsed = dt.datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise BadRequest(f"Invalid {name} filter: {value}. Use <op>:<ISO 8601 time> with op one "
-                         f"of {', '.join(images.TIME_OPERATORS)}.") from exc
+                         f"of {', '.join(image_list.TIME_OPERATORS)}.") from exc
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return op, parsed
@@ -50,9 +50,9 @@ def _parse_time(name: str, value: str) -> tuple[str, dt.datetime]:
 
 def _sort_key(key: str) -> str:
     key = key.strip()
-    if key not in images.SORT_KEYS:
+    if key not in image_list.SORT_KEYS:
         raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: "
-                         f"{', '.join(images.SORT_KEYS)}.")
+                         f"{', '.join(image_list.SORT_KEYS)}.")
     return key
 
 
@@ -87,9 +87,9 @@ _PAGING = ("limit", "marker", "sort", "sort_key", "sort_dir", "tag", "member_sta
 _VISIBILITY_FILTERS = ("community", "public", "private", "shared", "all")
 
 
-def parse_list_query(params: list[tuple[str, str]]) -> images.ImageQuery:
+def parse_list_query(params: list[tuple[str, str]]) -> image_list.ImageQuery:
     """Turn GET /v2/images query parameters into an ImageQuery (400 for bad values)."""
-    q = images.ImageQuery(sort=_parse_sort(params))
+    q = image_list.ImageQuery(sort=_parse_sort(params))
     single = {k: v for k, v in params}
     q.tags = [v.strip() for k, v in params if k == "tag"]
     if "limit" in single:
@@ -115,7 +115,7 @@ def parse_list_query(params: list[tuple[str, str]]) -> images.ImageQuery:
             q.times.append((key, *_parse_time(key, value)))
         elif key == "changes-since":
             raise BadRequest('The "changes-since" filter is no longer available on v2.')
-        elif key in images.FILTER_COLUMNS:
+        elif key in image_list.FILTER_COLUMNS:
             values = value[3:].split(",") if value.startswith("in:") else [value]
             q.columns[key] = [v.strip() for v in values]
         else:

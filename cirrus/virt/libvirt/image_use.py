@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cirrus.virt.driver import SpawnError
-from cirrus.virt.libvirt.images import image_info
+from cirrus.virt.libvirt.qemuimg import image_info
 
 USE_FILE = "cached-images.json"
 

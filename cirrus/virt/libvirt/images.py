@@ -30,19 +30,17 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
 import secrets
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cirrus.storage.filestore import QCOW2_HEADER, qcow2_virtual_size
 from cirrus.virt.driver import SpawnError
+from cirrus.virt.libvirt.qemuimg import check_qcow2, convert_to_qcow2, qemu_img, virtual_size
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,6 @@ CHUNK = 1024 * 1024
 RAW_FORMATS = ("raw", "ami", "aki", "ari")
 CONVERTED_FORMATS = {"vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}  # -> qemu-img
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-QEMU_IMG_TIMEOUT = 600.0
 LEFTOVER_AGE = 3600.0  # seconds after which a part or lock file is a crashed holder's leftover
 PART_FILE = re.compile(r"^\.(?P<id>.+)\.part\.[0-9a-f]+(\.qcow2)?$")
 LOCK_FILE = re.compile(r"^\.(?P<id>.+)\.lock$")
@@ -275,61 +272,6 @@ def _expected_hashes(image: ImageRef) -> dict[str, tuple]:
     if not hashes:
         raise SpawnError(f"image {image.id} has no checksum to verify it with")
     return hashes
-
-
-def qemu_img(*args: str) -> str:
-    """Run qemu-img; SpawnError with its message if it fails."""
-    try:
-        done = subprocess.run(["qemu-img", *args], capture_output=True, text=True,
-                              timeout=QEMU_IMG_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise SpawnError("qemu-img is not installed on this host (Debian: qemu-utils)") from None
-    if done.returncode != 0:
-        raise SpawnError(f"qemu-img {args[0]} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def image_info(path: Path, fmt: str | None = None) -> dict:
-    """`qemu-img info` as JSON (`--force-share`: the image may be in use)."""
-    args = ["info", "--output=json", "--force-share"]
-    if fmt:
-        args += ["-f", fmt]
-    return json.loads(qemu_img(*args, str(path)))
-
-
-def check_qcow2(path: Path) -> None:
-    """Refuse what claims to be qcow2 but is not, or reaches outside itself."""
-    info = image_info(path)
-    if info.get("format") != "qcow2":
-        raise SpawnError(f"image declared qcow2 is {info.get('format')!r}")
-    if info.get("backing-filename") or info.get("format-specific", {}).get("data", {}).get(
-            "data-file"):
-        raise SpawnError("a qcow2 image with a backing file or external data file is refused")
-
-
-def convert_to_qcow2(path: Path, qemu_format: str) -> Path:
-    """Convert `path` (of `qemu_format`) to qcow2 beside it; returns the new file and removes
-    the old one."""
-    out = path.with_name(path.name + ".qcow2")
-    try:
-        qemu_img("convert", "-f", qemu_format, "-O", "qcow2", str(path), str(out))
-    except SpawnError:
-        out.unlink(missing_ok=True)
-        raise
-    finally:
-        path.unlink(missing_ok=True)
-    return out
-
-
-def virtual_size(path: Path, fmt: str) -> int:
-    """What the guest sees: the file's size for raw, the header's size for qcow2."""
-    if fmt == "raw":
-        return path.stat().st_size
-    with open(path, "rb") as fh:
-        size = qcow2_virtual_size(fh.read(QCOW2_HEADER))
-    if size is None:
-        raise SpawnError(f"{path} is not qcow2")
-    return size
 
 
 def create_overlay(base: CachedImage, disk: Path, size_bytes: int | None) -> None:
