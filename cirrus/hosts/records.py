@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -53,13 +53,19 @@ def list_services(s: Session, host: str | None = None, binary: str | None = None
     return list(s.scalars(query))
 
 
+_Row = TypeVar("_Row", Service, ComputeNode)
+
+
+def _by_id(s: Session, model: type[_Row], ident: str, by_uuid: bool) -> _Row | None:
+    """A row by its uuid (2.53+) or its integer id; None when there is none."""
+    if by_uuid:
+        return s.scalar(select(model).where(model.uuid == ident))
+    number = db_id(ident)
+    return s.get(model, number) if number is not None else None
+
 def get_service(s: Session, service_id: str, *, by_uuid: bool) -> Service:
     """A service by uuid (2.53+) or integer id; NotFound otherwise."""
-    if by_uuid:
-        svc = s.scalar(select(Service).where(Service.uuid == service_id))
-    else:
-        number = db_id(service_id)
-        svc = s.get(Service, number) if number is not None else None
+    svc = _by_id(s, Service, service_id, by_uuid)
     if svc is None:
         raise NotFound(f"Service {service_id} could not be found.")
     return svc
@@ -185,11 +191,7 @@ def has_compute_node(s: Session, *, host: str | None = None, node: str | None = 
 
 
 def get_compute_node(s: Session, node_id: str, *, by_uuid: bool) -> ComputeNode:
-    if by_uuid:
-        node = s.scalar(select(ComputeNode).where(ComputeNode.uuid == node_id))
-    else:
-        number = db_id(node_id)
-        node = s.get(ComputeNode, number) if number is not None else None
+    node = _by_id(s, ComputeNode, node_id, by_uuid)
     if node is None:
         raise NotFound(f"Hypervisor with ID '{node_id}' could not be found.")
     return node

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,8 @@ SECRET = "s3cret-Value-42"
 
 
 @pytest.fixture
-def restore_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-        if h not in handlers:
-            h.close()
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
+def restore_root_logger(restore_logging: None) -> None:
+    """The root logger's handlers and levels put back (tests/unit/conftest.py)."""
 
 
 @pytest.fixture
