@@ -27,7 +27,7 @@ def make_settings(tmp_path, **overrides) -> Settings:
 
 
 # CIRRUS_TEST_DATABASE=postgresql|mariadb runs every test that uses the `cloud` fixture on a
-# fresh database of that server (CI does, after the SQLite run); default: SQLite.
+# empty database of that server (CI does, after the SQLite run); default: SQLite.
 TEST_DATABASE = os.environ.get("CIRRUS_TEST_DATABASE", "sqlite")
 
 
@@ -36,10 +36,19 @@ def settings(tmp_path) -> Iterator[Settings]:
     if TEST_DATABASE == "sqlite":
         yield make_settings(tmp_path)
         return
-    from tests.dbfixtures import fresh_database
+    from tests.dbfixtures import pooled_database
 
-    with fresh_database(TEST_DATABASE) as url:
+    with pooled_database(TEST_DATABASE) as url:
         yield make_settings(tmp_path, database_url=url)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the server databases the `settings` fixture kept for reuse."""
+    import sys
+
+    dbfixtures = sys.modules.get("tests.dbfixtures")
+    if dbfixtures is not None:
+        dbfixtures.drop_pooled_databases()
 
 
 @pytest.fixture

@@ -54,7 +54,8 @@ def test_a_callers_request_id_is_logged_by_every_role_that_builds_its_server(
 
 
 @pytest.mark.parametrize("given", ["not-a-request-id", "req-1234",
-                                   f"req-{uuid.uuid4()}\nforged log line"])
+                                   "req-0c1c5b5e-8a51-4a4e-9d3e-2f6f3d0b7a11\nforged log line"],
+                         ids=["not-a-uuid", "short", "uuid-with-newline"])
 def test_a_malformed_request_id_is_ignored(api, member, json_log, given):
     r = api.get("/compute/v2.1/flavors",
                 headers={**member.compute(), "X-OpenStack-Request-ID": given})
