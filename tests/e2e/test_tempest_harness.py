@@ -11,20 +11,22 @@ from pathlib import Path
 import httpx
 import subunit
 
-from tests.conformance import tempest_run as tr
+from tests.conformance import tempest_conf as tc
+from tests.conformance import tempest_results as tres
+from tests.conformance import tempest_run
 from tests.e2e.conftest import AllInOne
 
 
-def _admin(all_in_one: AllInOne) -> tr.Cloud:
+def _admin(all_in_one: AllInOne) -> tc.Cloud:
     auth = all_in_one.admin_auth
-    return tr.Cloud(tr.Credentials(auth["auth_url"], auth["username"], auth["password"],
+    return tc.Cloud(tc.Credentials(auth["auth_url"], auth["username"], auth["password"],
                                    auth["project_name"], auth["user_domain_name"],
                                    auth["project_domain_name"]))
 
 
 def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     cloud = _admin(all_in_one)
-    d = tr.discover(cloud)
+    d = tc.discover(cloud)
     # What the cloud itself says, fetched independently of the harness.
     version = httpx.get(f"{all_in_one.url}/compute/v2.1/").json()["version"]
     extensions = httpx.get(f"{all_in_one.url}/network/v2.0/extensions",
@@ -37,9 +39,9 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert d.network_extensions == sorted(e["alias"] for e in extensions)
     assert d.hypervisors >= 1
 
-    fx = tr.Fixtures("f1", "f2", "i1", "i2")
+    fx = tc.Fixtures("f1", "f2", "i1", "i2")
     path = tmp_path / "tempest.conf"
-    tr.write_conf(tr.render_conf(d, cloud.creds, fx), path)
+    tc.write_conf(tc.render_conf(d, cloud.creds, fx), path)
     conf = configparser.ConfigParser(interpolation=None)
     conf.read(path)
     assert conf["identity"]["uri_v3"] == f"{all_in_one.url}/identity/v3"
@@ -59,9 +61,9 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
 
 def test_prepare_makes_flavors_and_images_once(all_in_one: AllInOne) -> None:
     cloud = _admin(all_in_one)
-    d = tr.discover(cloud)
-    first = tr.prepare(cloud, d)
-    assert tr.prepare(cloud, d) == first  # found again by id and name, not made twice
+    d = tc.discover(cloud)
+    first = tc.prepare(cloud, d)
+    assert tc.prepare(cloud, d) == first  # found again by id and name, not made twice
     flavor = cloud.get(f"{d.services['compute']}/flavors/{first.flavor_ref_alt}").json()
     assert flavor["flavor"]["disk"] > 0
     image = cloud.get(f"{d.services['image']}/v2/images/{first.image_ref}").json()
@@ -76,7 +78,7 @@ def _stream() -> bytes:
     log = ("2026-12-06 INFO [tempest.lib.common.rest_client] Request (ServersTest:test_bad): "
            "200 GET http://127.0.0.1:1234/compute/v2.1/servers 0.01s\n"
            "2026-12-06 INFO [tempest.lib.common.rest_client] Request (ServersTest:test_bad): "
-           "404 POST http://127.0.0.1:1234/compute/v2.1/servers/abc/action 0.01s\n")
+           "404 POST http://127.0.0.1:1234/compute/v2.1/servers/0123456789abcdef0123456789abcdef/action 0.01s\n")
     tb = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
           "    raise exceptions.NotFound(resp_body, resp=resp)\n"
           "tempest.lib.exceptions.NotFound: Object not found\n"
@@ -100,35 +102,35 @@ def _stream() -> bytes:
 
 
 def test_results_per_service_and_summaries() -> None:
-    results = tr.parse_subunit(_stream())
-    per = tr.tally(results)
+    results = tres.parse_subunit(_stream())
+    per = tres.tally(results)
     assert per["compute"] == {"passed": 1, "failed": 1}
     assert per["image"] == {"skipped": 1}
     assert per["identity"] == {"failed": 1}
     assert per["network"] == {"passed": 1}
     bad = next(r for r in results if "test_bad" in r.test_id)
-    assert bad.summary.startswith("POST /compute/v2.1/servers/abc/action -> 404; "
+    assert bad.summary.startswith("POST /compute/v2.1/servers/{id}/action -> 404; "
                                   "tempest.lib.exceptions.NotFound: Object not found")
     assert "nope" in bad.summary
-    report = tr.failures_report(results)
+    report = tres.failures_report(results)
     assert "tempest.api.identity.admin.v3.test_domains.DomainsTest  # " in report
     assert "AssertionError: 1 != 2" in report
 
 
 def test_known_failures_ratchet(tmp_path: Path) -> None:
-    results = tr.parse_subunit(_stream())
+    results = tres.parse_subunit(_stream())
     known = tmp_path / "known.txt"
     known.write_text("# header\n"
                      "tempest.api.compute.servers.test_x.ServersTest.test_bad  # 404\n"
                      "tempest.api.network.test_ports.PortsTest.test_fixed  # was wrong\n")
-    new, fixed = tr.compare(results, [e for e, _ in tr.read_list(known)])
-    assert [tr.normalise_id(r.test_id) for r in new] == [
+    new, fixed = tres.compare(results, [e for e, _ in tres.read_list(known)])
+    assert [tres.normalise_id(r.test_id) for r in new] == [
         "tempest.api.identity.admin.v3.test_domains.DomainsTest"]
     assert fixed == ["tempest.api.network.test_ports.PortsTest.test_fixed"]
 
 
 def test_exclude_file_names_an_issue_for_every_entry() -> None:
-    entries = tr.read_list(tr.EXCLUDE_FILE)
+    entries = tres.read_list(tempest_run.EXCLUDE_FILE)
     assert entries
     for regex, reason in entries:
         assert "issue" in reason, f"{regex}: the reason must name the issue that builds it"
