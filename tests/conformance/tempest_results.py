@@ -92,7 +92,7 @@ def parse_subunit(stream: bytes, log: str = "") -> list[Result]:
     results: dict[str, Result] = {}
     log_index = failed_requests(log) if log else {}
 
-    def on_test(test: dict) -> None:
+    def on_test(test) -> None:  # testtools.TestDict
         status = test["status"]
         if status in (None, "exists", "inprogress"):
             return

@@ -142,7 +142,7 @@ def run_tempest(workspace: Path, regex: str, concurrency: int, exclude: Path | N
         try:
             return proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            print(f"tempest: tempest run did not finish in {timeout / 60:.0f} min",
+            print(f"tempest: tempest run did not finish in {(timeout or 0) / 60:.0f} min",
                   file=sys.stderr)
             return 1
         finally:
