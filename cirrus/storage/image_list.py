@@ -42,9 +42,12 @@ class ImageQuery:
 
 FILTER_COLUMNS = ("id", "name", "status", "owner", "container_format", "disk_format", "checksum",
                   "os_hash_value")
+# Times are shown in whole seconds, so a time without a fraction stands for its whole second
+# [t, t + 1s): `lte:` a shown created_at includes that image. `u` is the end of that second.
 _TIME_OPS = {
-    "eq": lambda c, t: c == t, "neq": lambda c, t: c != t, "gt": lambda c, t: c > t,
-    "gte": lambda c, t: c >= t, "lt": lambda c, t: c < t, "lte": lambda c, t: c <= t,
+    "eq": lambda c, t, u: (c >= t) & (c < u), "neq": lambda c, t, u: (c < t) | (c >= u),
+    "gt": lambda c, t, u: c >= u, "gte": lambda c, t, u: c >= t,
+    "lt": lambda c, t, u: c < t, "lte": lambda c, t, u: c < u,
 }
 TIME_OPERATORS = tuple(_TIME_OPS)
 
@@ -94,7 +97,9 @@ def _filter_clauses(q: ImageQuery) -> list[ColumnElement]:
     if q.size_max is not None:
         clauses.append(Image.size <= q.size_max)
     for column, op, when in q.times:
-        clauses.append(_TIME_OPS[op](getattr(Image, column), when))
+        end = when + dt.timedelta(seconds=1) if when.microsecond == 0 else \
+            when + dt.timedelta(microseconds=1)
+        clauses.append(_TIME_OPS[op](getattr(Image, column), when, end))
     return clauses
 
 
