@@ -229,3 +229,19 @@ def test_a_project_the_image_is_not_shared_with_cannot_boot_it(api, cloud, membe
                  headers=stranger.compute())
     assert r.status_code == 400
     assert shared in r.text
+
+
+ODD_BODIES = [None, [], 1.5, "member", {"member": None}, {"member": ["x"]}, {"member": {}},
+              {"status": None}, {"status": ["accepted"]}, {"member": "p", "extra": 1}]
+
+
+@pytest.mark.parametrize("body", ODD_BODIES)
+def test_odd_bodies_never_500(api, member, other_member, shared, body):
+    for r in (api.post(members_url(shared), json=body, headers=member.headers),
+              api.put(members_url(shared, other_member.project_id), json=body,
+                      headers=other_member.headers),
+              api.post(f"{IMAGES}/{shared}/import", json=body, headers=member.headers)):
+        assert r.status_code < 500, r.text
+    r = api.post(members_url(shared), content=b"{not json", headers={
+        **member.headers, "Content-Type": "application/json"})
+    assert r.status_code == 400
