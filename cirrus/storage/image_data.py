@@ -134,5 +134,16 @@ def import_staged(db: Database, ctx: RequestContext, image_id: str, method: str)
             image.status = "active"
             image.updated_at = utcnow()
 
+    def back_to_staged(s: Session) -> None:
+        image = s.get(Image, image_id, with_for_update=True)
+        if image is not None and image.status == "importing":
+            image.status = "uploading"
+            image.updated_at = utcnow()
+
     db.run(start)
-    db.run(finish)
+    try:
+        db.run(finish)
+    except Exception:
+        log.exception("import of image %s failed; it is staged again", image_id)
+        db.run(back_to_staged)  # if this fails too, the next start-up puts it back
+        raise

@@ -190,3 +190,24 @@ def test_restart_recovery_of_stages_and_imports(api, cloud, member):
     assert do_import(api, member, importing["id"]).status_code == 202
     r = api.get(f"{IMAGES}/{importing['id']}/file", headers=member.headers)
     assert r.content == b"kept too"
+
+
+def test_an_import_that_fails_midway_leaves_the_image_staged(api, member, monkeypatch):
+    image = create(api, member)
+    assert stage(api, member, image["id"], b"payload").status_code == 204
+    calls = {"n": 0}
+    real = image_data.utcnow
+
+    def flaky():
+        calls["n"] += 1
+        if calls["n"] == 2:  # the step from importing to active
+            raise RuntimeError("database went away")
+        return real()
+
+    monkeypatch.setattr(image_data, "utcnow", flaky)
+    r = do_import(api, member, image["id"])
+    assert r.status_code == 500
+    monkeypatch.setattr(image_data, "utcnow", real)
+    assert status(api, member, image["id"]) == "uploading"
+    assert do_import(api, member, image["id"]).status_code == 202
+    assert status(api, member, image["id"]) == "active"
