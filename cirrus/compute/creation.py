@@ -47,8 +47,8 @@ from cirrus.errors import (
     Unauthorized,
 )
 from cirrus.hosts import records, zones
-from cirrus.identity.policy import owns
 from cirrus.network import security_groups as sg
+from cirrus.storage import images
 
 if TYPE_CHECKING:
     from cirrus.config import Settings
@@ -114,8 +114,7 @@ def _image_for(s: Session, ctx: RequestContext, image_ref: str | None) -> Image:
         raise BadRequest("An image is required: booting from volume is not supported yet.")
     ref = image_ref.rstrip("/").rsplit("/", 1)[-1]
     image = s.get(Image, ref)
-    if image is None or not (owns(ctx, image.owner)
-                             or image.visibility in ("public", "community")):
+    if image is None or not images.can_see(s, ctx, image):
         raise BadRequest(f"Image {ref} could not be found.")
     if image.status != "active":
         raise BadRequest(f"Image {ref} is not active.")

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, false, or_, select, true
 
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
-from cirrus.db.models import Image
+from cirrus.db.models import Image, ImageMember
 from cirrus.errors import BadRequest
 from cirrus.storage.images import can_see, looks_like_id
 
@@ -25,9 +25,11 @@ class ImageQuery:
     """A parsed image list request."""
 
     visibility: str | None = None  # None: Glance's default view
+    member_status: str = "accepted"  # which images shared with the caller show: or "all"
     columns: dict[str, list[str]] = field(default_factory=dict)  # exact matches, any of the list
     protected: bool | None = None
     os_hidden: bool | None = False  # hidden images are left out unless asked for
+    size: int | None = None
     size_min: int | None = None
     size_max: int | None = None
     times: list[tuple[str, str, dt.datetime]] = field(default_factory=list)  # (column, op, when)
@@ -40,25 +42,42 @@ class ImageQuery:
 
 FILTER_COLUMNS = ("id", "name", "status", "owner", "container_format", "disk_format", "checksum",
                   "os_hash_value")
+# Times are shown in whole seconds, so a time without a fraction stands for its whole second
+# [t, t + 1s): `lte:` a shown created_at includes that image. `u` is the end of that second.
 _TIME_OPS = {
-    "eq": lambda c, t: c == t, "neq": lambda c, t: c != t, "gt": lambda c, t: c > t,
-    "gte": lambda c, t: c >= t, "lt": lambda c, t: c < t, "lte": lambda c, t: c <= t,
+    "eq": lambda c, t, u: (c >= t) & (c < u), "neq": lambda c, t, u: (c < t) | (c >= u),
+    "gt": lambda c, t, u: c >= u, "gte": lambda c, t, u: c >= t,
+    "lt": lambda c, t, u: c < t, "lte": lambda c, t, u: c < u,
 }
 TIME_OPERATORS = tuple(_TIME_OPS)
 
 
-def _visibility_clause(ctx: RequestContext, visibility: str | None) -> list[ColumnElement]:
+def _shared_with(ctx: RequestContext, member_status: str) -> ColumnElement:
+    """Shared images the caller's project is a member of, with that status (or any: all)."""
+    if not ctx.project_id:
+        return false()
+    members = select(ImageMember.image_id).where(ImageMember.member_id == ctx.project_id)
+    if member_status != "all":
+        members = members.where(ImageMember.status == member_status)
+    return (Image.visibility == "shared") & Image.id.in_(members)
+
+
+def _visibility_clause(ctx: RequestContext, visibility: str | None,
+                       member_status: str = "accepted") -> list[ColumnElement]:
     mine = Image.owner == ctx.project_id if ctx.project_id else false()
     if ctx.is_admin:
         if visibility is None:
             return [or_(Image.visibility != "community", mine)]
         return [] if visibility == "all" else [Image.visibility == visibility]
+    shared = _shared_with(ctx, member_status)
     if visibility is None:
-        return [or_(mine, Image.visibility == "public")]
+        return [or_(mine, Image.visibility == "public", shared)]
     if visibility == "all":
-        return [or_(mine, Image.visibility.in_(("public", "community")))]
+        return [or_(mine, Image.visibility.in_(("public", "community")), shared)]
     if visibility in ("public", "community"):
         return [Image.visibility == visibility]
+    if visibility == "shared":
+        return [Image.visibility == "shared", or_(mine, shared)]
     return [Image.visibility == visibility, mine]
 
 
@@ -71,12 +90,16 @@ def _filter_clauses(q: ImageQuery) -> list[ColumnElement]:
         clauses.append(Image.protected == (true() if q.protected else false()))
     if q.os_hidden is not None:
         clauses.append(Image.os_hidden == (true() if q.os_hidden else false()))
+    if q.size is not None:
+        clauses.append(Image.size == q.size)
     if q.size_min is not None:
         clauses.append(Image.size >= q.size_min)
     if q.size_max is not None:
         clauses.append(Image.size <= q.size_max)
     for column, op, when in q.times:
-        clauses.append(_TIME_OPS[op](getattr(Image, column), when))
+        end = when + dt.timedelta(seconds=1) if when.microsecond == 0 else \
+            when + dt.timedelta(microseconds=1)
+        clauses.append(_TIME_OPS[op](getattr(Image, column), when, end))
     return clauses
 
 
@@ -109,12 +132,12 @@ def list_images(db: Database, ctx: RequestContext, q: ImageQuery) -> tuple[list[
     here rather than in SQL; the column filters and visibility narrow the rows first.
     """
     with db.reader() as s:
-        rows = list(s.scalars(select(Image).where(*_visibility_clause(ctx, q.visibility),
+        rows = list(s.scalars(select(Image).where(*_visibility_clause(ctx, q.visibility, q.member_status),
                                                   *_filter_clauses(q))))
         marker = None
         if q.marker is not None:
             marker = s.get(Image, q.marker) if looks_like_id(q.marker) else None
-            if marker is None or not can_see(ctx, marker):
+            if marker is None or not can_see(s, ctx, marker):
                 raise BadRequest(f"Invalid marker. Image {q.marker} could not be found.")
     compare: Callable[[Image, Image], int] = functools.partial(_compare, q.sort)
     rows = [row for row in rows if _matches_json_filters(row, q)]

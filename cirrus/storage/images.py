@@ -1,7 +1,8 @@
 """Image records: who sees which image, and the writes that change one, by Glance's rules.
 
-A caller sees the images of their own project, public images, and community images; an admin
-sees every image. Only the owning project (or an admin) may change an image. The image data
+A caller sees the images of their own project, public images, community images, and shared
+images their project is a member of (whatever its answer: the answer only decides what lists
+show, image_members.py); an admin sees every image. Only the owning project (or an admin) may change an image. The image data
 lives in the file store (image_data.py: upload, queued -> saving -> active); image_list.py
 answers list requests.
 """
@@ -12,12 +13,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
-from cirrus.db.models import Image, utcnow
+from cirrus.db.models import Image, ImageMember, utcnow
 from cirrus.errors import Conflict, Forbidden, NotFound, OverLimit
 from cirrus.identity.policy import owns
 from cirrus.storage.filestore import FileStore
@@ -34,20 +36,29 @@ RESERVED = ("location", "locations", "deleted", "deleted_at")
 RESERVED_PREFIX = "os_glance"
 MAX_PROPERTIES = 128
 MAX_TAGS = 128
-DEFAULT_VISIBILITY = "private"
+DEFAULT_VISIBILITY = "shared"  # as in Glance: owner only until a member is added
 FORMAT_LOCKED_STATUSES = ("queued",)  # formats may change only before there is data
 
 
 # ---------------------------------------------------------------- visibility
 
 
-def can_see(ctx: RequestContext, image: Image) -> bool:
-    return owns(ctx, image.owner) or image.visibility in ("public", "community")
+def membership(s: Session, ctx: RequestContext, image: Image) -> ImageMember | None:
+    """The caller's project's membership of a shared image, if any."""
+    if image.visibility != "shared" or not ctx.project_id:
+        return None
+    return s.get(ImageMember, (image.id, ctx.project_id))
+
+
+def can_see(s: Session, ctx: RequestContext, image: Image) -> bool:
+    if owns(ctx, image.owner) or image.visibility in ("public", "community"):
+        return True
+    return membership(s, ctx, image) is not None
 
 
 def _visible(s: Session, ctx: RequestContext, image_id: str, *, lock: bool = False) -> Image:
     image = s.get(Image, image_id, with_for_update=lock) if looks_like_id(image_id) else None
-    if image is None or not can_see(ctx, image):
+    if image is None or not can_see(s, ctx, image):
         raise NotFound(f"No image found with ID {image_id}")
     return image
 
@@ -219,6 +230,7 @@ def delete_image(db: Database, store: FileStore, ctx: RequestContext, image_id: 
         if image.protected:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
         location = image.location
+        s.execute(delete(ImageMember).where(ImageMember.image_id == image.id))
         s.delete(image)
         return location
 

@@ -68,7 +68,7 @@ def test_image_routes_need_a_token(api):
 # ---------------------------------------------------------------- create
 
 
-def test_create_records_a_queued_private_image_owned_by_the_project(api, member):
+def test_create_records_a_queued_shared_image_owned_by_the_project(api, member):
     r = api.post("/image/v2/images", headers=member.headers, json={
         "name": "cirros", "disk_format": "qcow2", "container_format": "bare", "min_ram": 64,
         "min_disk": 1, "tags": ["a", "b", "a"], "os_distro": "cirros", "protected": False,
@@ -76,7 +76,7 @@ def test_create_records_a_queued_private_image_owned_by_the_project(api, member)
     assert r.status_code == 201
     image = r.json()
     assert image["status"] == "queued"
-    assert image["visibility"] == "private"
+    assert image["visibility"] == "shared"  # Glance's default: the owner's until shared
     assert image["owner"] == member.project_id
     assert image["os_distro"] == "cirros"
     assert image["tags"] == ["a", "b"]
@@ -252,7 +252,8 @@ def test_list_filters(api, member, admin):
     assert listed("name=in:alpha,beta") == {a["id"], b["id"]}
     assert listed("status=active") == {b["id"]}
     assert listed("visibility=public") == {pub["id"]}
-    assert listed("visibility=private") == {a["id"], b["id"]}
+    assert listed("visibility=shared") == {a["id"], b["id"]}
+    assert listed("visibility=private") == set()
     assert listed(f"owner={member.project_id}") == {a["id"], b["id"]}
     assert listed("tag=x86") == {a["id"], b["id"]}
     assert listed("tag=x86&tag=linux") == {a["id"]}
@@ -489,22 +490,28 @@ def test_tags_are_added_once_and_removed(api, member):
 # ---------------------------------------------------------------- deactivate / reactivate
 
 
-def test_deactivation_is_admin_only_and_blocks_downloads_for_others(api, admin, member):
+def test_deactivation_by_admin_or_owner_blocks_downloads_for_non_admins(api, admin, member,
+                                                                        reader, other_member):
     image = create(api, member)
     iid = image["id"]
     act = f"/image/v2/images/{iid}/actions"
     assert api.post(f"{act}/deactivate", headers=admin.headers).status_code == 403  # queued
     assert upload(api, member, iid, b"payload").status_code == 204
-    assert api.post(f"{act}/deactivate", headers=member.headers).status_code == 403
-    assert api.post(f"{act}/deactivate", headers=admin.headers).status_code == 204
+    assert api.post(f"{act}/deactivate", headers=reader.headers).status_code == 403
+    assert api.post(f"{act}/deactivate", headers=other_member.headers).status_code == 404
+    assert api.post(f"{act}/deactivate", headers=member.headers).status_code == 204
     assert api.post(f"{act}/deactivate", headers=admin.headers).status_code == 204
     assert api.get(f"/image/v2/images/{iid}", headers=member.headers).json()["status"] == \
         "deactivated"
     assert api.get(f"/image/v2/images/{iid}/file", headers=member.headers).status_code == 403
+    assert api.get(f"/image/v2/images/{iid}/file", headers=reader.headers).status_code == 403
     assert api.get(f"/image/v2/images/{iid}/file", headers=admin.headers).content == b"payload"
-    assert api.post(f"{act}/reactivate", headers=member.headers).status_code == 403
-    assert api.post(f"{act}/reactivate", headers=admin.headers).status_code == 204
+    assert api.post(f"{act}/reactivate", headers=reader.headers).status_code == 403
+    assert api.post(f"{act}/reactivate", headers=other_member.headers).status_code == 404
+    assert api.post(f"{act}/reactivate", headers=member.headers).status_code == 204
     assert api.get(f"/image/v2/images/{iid}/file", headers=member.headers).content == b"payload"
+    assert api.post(f"{act}/deactivate", headers=admin.headers).status_code == 204
+    assert api.post(f"{act}/reactivate", headers=admin.headers).status_code == 204
 
 
 # ---------------------------------------------------------------- schemas and info
@@ -524,7 +531,7 @@ def test_schemas_describe_images(api, member):
 
 def test_info_documents(api, member):
     r = api.get("/image/v2/info/import", headers=member.headers)
-    assert r.json()["import-methods"]["value"] == []
+    assert r.json()["import-methods"]["value"] == ["glance-direct"]
     r = api.get("/image/v2/info/stores", headers=member.headers)
     assert r.json() == {"stores": [{"id": "file", "description": "Local file store",
                                     "default": "true"}]}

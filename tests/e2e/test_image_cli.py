@@ -1,13 +1,15 @@
-"""Images through the `openstack` CLI: create from a file, list, show, download, delete."""
+"""Images through the `openstack` CLI: create from a file, list, show, download, delete, and
+share with another project (add project, accept as the member, list, boot)."""
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Cli, unique
+from tests.e2e.conftest import Cli, Users, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -61,3 +63,56 @@ def test_image_delete(cli: Cli, image_file: Path) -> None:
     cli.run("image", "delete", doomed["id"])
     assert doomed["id"] not in {i["ID"] for i in cli.json("image", "list")}
     assert cli.fails("image", "show", doomed["id"]).stderr
+
+
+# ---------------------------------------------------------------- sharing between projects
+
+
+def _member_of_new_project(cli: Cli, users: Users, role: str = "member") -> tuple[Cli, str]:
+    project = unique("e2e-share")
+    project_id = cli.json("project", "create", "--domain", "default", project)["id"]
+    name, password = unique("e2e-sharer"), "pw-" + uuid.uuid4().hex
+    cli.json("user", "create", "--domain", "default", "--project", project,
+             "--password", password, name)
+    cli.run("role", "add", "--project", project, "--user", name, role)
+    return users.add(name, name, password, project), project_id
+
+
+def test_image_sharing_accept_list_and_boot(cli: Cli, users: Users, image_file: Path,
+                                            base_flavor: dict) -> None:
+    """The owner shares an image with a project; its member accepts it, lists it and boots
+    a server from it; a project it is not shared with sees nothing."""
+    shared = cli.json("image", "create", "--file", str(image_file), "--disk-format", "raw",
+                      "--container-format", "bare", "--shared", unique("e2e-shared"))
+    assert shared["visibility"] == "shared"
+    member, member_project = _member_of_new_project(cli, users)
+    stranger, _ = _member_of_new_project(cli, users)
+
+    added = cli.json("image", "add", "project", shared["id"], member_project)
+    assert added["status"] == "pending"
+    assert shared["id"] not in {i["ID"] for i in member.json("image", "list")}
+    # Before accepting, the member sees it when it asks for pending images.
+    pending = member.json("image", "list", "--member-status", "pending")
+    assert shared["id"] in {i["ID"] for i in pending}
+
+    member.run("image", "set", "--accept", shared["id"])
+    listed = {i["ID"] for i in member.json("image", "list")}
+    assert shared["id"] in listed
+    members = cli.json("image", "member", "list", shared["id"])
+    assert [(m["Member ID"], m["Status"]) for m in members] == [(member_project, "accepted")]
+
+    server = member.json("server", "create", "--flavor", base_flavor["id"],
+                         "--image", shared["id"], "--nic", "none", "--wait",
+                         unique("e2e-vm-shared"))
+    assert server["status"] == "ACTIVE"
+    member.run("server", "delete", "--wait", server["id"])
+
+    assert shared["id"] not in {i["ID"] for i in stranger.json("image", "list")}
+    assert stranger.fails("image", "show", shared["id"]).stderr
+    assert stranger.fails("server", "create", "--flavor", base_flavor["id"], "--image",
+                          shared["id"], "--nic", "none", unique("e2e-vm-no")).stderr
+
+    member.run("image", "set", "--reject", shared["id"])
+    assert shared["id"] not in {i["ID"] for i in member.json("image", "list")}
+    cli.run("image", "remove", "project", shared["id"], member_project)
+    assert member.fails("image", "show", shared["id"]).stderr

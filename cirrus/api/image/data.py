@@ -56,16 +56,27 @@ def _error(exc: CirrusError) -> Response:
 
 async def upload_image_data(request: Request) -> Response:
     """PUT /v2/images/{image_id}/file: stream the body into the store, hashing as it goes."""
+    return await _put_data(request, image_data.UPLOAD, "upload_image")
+
+
+async def stage_image_data(request: Request) -> Response:
+    """PUT /v2/images/{image_id}/stage: the same transfer, leaving the image `uploading`
+    until `POST .../import` with the glance-direct method makes it active."""
+    return await _put_data(request, image_data.STAGE, "stage_image")
+
+
+async def _put_data(request: Request, mode: tuple[str, str], action: str) -> Response:
     cloud = request.app.state.cloud
     image_id = request.path_params["image_id"]
+    again = "queued again"
     try:
         ctx = _caller(request)
-        authorize(ctx, WRITE, "upload_image")
+        authorize(ctx, WRITE, action)
         media_type = request.headers.get("content-type", "application/octet-stream")
         if media_type.split(";")[0].strip().lower() != "application/octet-stream":
             raise UnsupportedMediaType(
                 f"The Content-Type {media_type} is not supported; use application/octet-stream.")
-        await _in_thread(image_data.begin_upload, cloud.db, ctx, image_id)
+        await _in_thread(image_data.begin_upload, cloud.db, ctx, image_id, mode)
     except CirrusError as exc:
         return _error(exc)
 
@@ -74,30 +85,30 @@ async def upload_image_data(request: Request) -> Response:
         stored = await _receive(request, store, image_id, cloud.settings.image_size_cap)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _in_thread(image_data.abort_upload, cloud.db, image_id)
+            await _in_thread(image_data.abort_upload, cloud.db, image_id, mode)
         if isinstance(exc, ClientDisconnect):
             abandoned_log.info("upload of image %s abandoned by the client", image_id)
             return _error(BadRequest("The client closed the connection before the upload "
-                                     "finished; the image is queued again."))
+                                     f"finished; the image is {again}."))
         if isinstance(exc, BodyTooLarge):
             log.info("upload of image %s refused: more than %d bytes", image_id, exc.limit)
             return error_response(SERVICE, 413, f"The image data is larger than the limit of "
-                                  f"{exc.limit} bytes (image_size_cap); the image is queued "
-                                  "again.", {"Connection": "close"})
+                                  f"{exc.limit} bytes (image_size_cap); the image is {again}.",
+                                  {"Connection": "close"})
         if isinstance(exc, CirrusError):
             return _error(exc)
         if isinstance(exc, OSError):
             log.error("upload of image %s failed in the store: %s", image_id, exc)
             return error_response(SERVICE, 503, "The image store could not save the data; "
-                                  "the image is queued again.")
+                                  f"the image is {again}.")
         raise
 
     try:
-        image = await _in_thread(image_data.finish_upload, cloud.db, image_id, stored)
+        image = await _in_thread(image_data.finish_upload, cloud.db, image_id, stored, mode)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await _in_thread(store.delete, stored.location)
-            await _in_thread(image_data.abort_upload, cloud.db, image_id)
+            await _in_thread(image_data.abort_upload, cloud.db, image_id, mode)
         raise
     if image is None:
         await _in_thread(store.delete, stored.location)
@@ -171,6 +182,7 @@ async def _chunks(fh: BinaryIO) -> AsyncIterator[bytes]:
 # Raw streaming endpoints, mounted beside the framework's routes.
 DATA_ROUTES: list[tuple[str, str, Callable]] = [
     ("PUT", "/v2/images/{image_id}/file", upload_image_data),
+    ("PUT", "/v2/images/{image_id}/stage", stage_image_data),
     ("GET", "/v2/images/{image_id}/file", download_image_data),
 ]
 

@@ -20,7 +20,7 @@ from cirrus.api.image.query import parse_list_query
 from cirrus.api.image.views import image_view
 from cirrus.api.validation import validate
 from cirrus.errors import BadRequest
-from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
+from cirrus.identity.policy import READ, WRITE, authorize
 from cirrus.storage import image_list, images
 
 
@@ -135,12 +135,12 @@ def remove_tag(req: ApiRequest, image_id: str, tag: str) -> None:
 
 
 def deactivate_image(req: ApiRequest, image_id: str) -> None:
-    authorize(req.ctx, ADMIN, "deactivate")
+    authorize(req.ctx, WRITE, "deactivate")
     images.set_deactivated(req.cloud.db, req.ctx, image_id, True)
 
 
 def reactivate_image(req: ApiRequest, image_id: str) -> None:
-    authorize(req.ctx, ADMIN, "reactivate")
+    authorize(req.ctx, WRITE, "reactivate")
     images.set_deactivated(req.cloud.db, req.ctx, image_id, False)
 
 

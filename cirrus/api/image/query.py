@@ -97,19 +97,21 @@ def parse_list_query(params: list[tuple[str, str]]) -> image_list.ImageQuery:
     else:
         q.limit = DEFAULT_LIMIT
     q.marker = single.get("marker")
-    member_status = single.get("member_status", "accepted")
-    if member_status not in ("pending", "accepted", "rejected", "all"):
-        raise BadRequest(f"Invalid status: {member_status}")
+    q.member_status = single.get("member_status", "accepted")
+    if q.member_status not in ("pending", "accepted", "rejected", "all"):
+        raise BadRequest(f"Invalid member_status filter: {q.member_status}. It must be one of "
+                         "pending, accepted, rejected, all.")
     for key, value in single.items():
         if key in _PAGING:
             continue
         if key == "visibility":
             if value not in _VISIBILITY_FILTERS:
-                raise BadRequest(f"Invalid visibility value: {value}")
+                raise BadRequest(f"Invalid visibility filter: {value}. It must be one of "
+                                 f"{', '.join(_VISIBILITY_FILTERS)}.")
             q.visibility = value
         elif key in ("protected", "os_hidden"):
             setattr(q, key, _parse_bool(key, value))
-        elif key in ("size_min", "size_max"):
+        elif key in ("size", "size_min", "size_max"):
             setattr(q, key, _parse_int(key, value))
         elif key in ("created_at", "updated_at"):
             q.times.append((key, *_parse_time(key, value)))

@@ -105,3 +105,54 @@ def image_schema() -> dict:
 
 def images_schema() -> dict:
     return copy.deepcopy(IMAGES)
+
+
+MEMBER_STATUSES = ["pending", "accepted", "rejected"]
+
+MEMBER = {
+    "name": "member",
+    "properties": {
+        "created_at": {"type": "string", "description": "Date and time of image member creation"},
+        "image_id": {"type": "string", "pattern": _UUID,
+                     "description": "An identifier for the image"},
+        "member_id": {"type": "string",
+                      "description": "An identifier for the image member (tenantId)"},
+        "schema": {"type": "string", "readOnly": True},
+        "status": {"type": "string", "enum": MEMBER_STATUSES,
+                   "description": "The status of this image member"},
+        "updated_at": {"type": "string",
+                       "description": "Date and time of last modification of image member"},
+    },
+}
+
+MEMBERS = {
+    "name": "members",
+    "properties": {"members": {"type": "array", "items": MEMBER}, "schema": {"type": "string"}},
+    "links": [{"rel": "describedby", "href": "{schema}"}],
+}
+
+# POST /v2/images/{id}/members and PUT .../members/{member}
+CREATE_MEMBER = {"type": "object", "required": ["member"],
+                 "properties": {"member": {"type": "string", "minLength": 1, "maxLength": 64}}}
+UPDATE_MEMBER = {"type": "object", "required": ["status"],
+                 "properties": {"status": {"type": "string", "enum": MEMBER_STATUSES}}}
+
+# POST /v2/images/{id}/import
+IMPORT_BODY = {
+    "type": "object", "required": ["method"],
+    "properties": {
+        "method": {"type": "object", "required": ["name"],
+                   "properties": {"name": {"type": "string"}, "uri": {"type": "string"}}},
+        "stores": {"type": "array", "items": {"type": "string"}},
+        "all_stores": {"type": "boolean"},
+        "all_stores_must_succeed": {"type": "boolean"},
+    },
+}
+
+
+def member_schema() -> dict:
+    return copy.deepcopy(MEMBER)
+
+
+def members_schema() -> dict:
+    return copy.deepcopy(MEMBERS)

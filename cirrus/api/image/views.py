@@ -44,6 +44,6 @@ def image_view(image: Image) -> dict[str, Any]:
         "file": f"/v2/images/{image.id}/file",
         "schema": "/v2/schemas/image",
     })
-    if image.location:
+    if image.location and image.status in ("active", "deactivated"):
         view["stores"] = STORE_ID
     return view

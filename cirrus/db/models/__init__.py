@@ -17,7 +17,7 @@ from cirrus.db.models.compute import (
     Service,
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
-from cirrus.db.models.images import Image
+from cirrus.db.models.images import Image, ImageMember
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
     IPAllocation,
@@ -29,7 +29,7 @@ from cirrus.db.models.network import (
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
-    "Role", "RoleAssignment", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
+    "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cirrus.db.models.base import Base, TimestampMixin
@@ -29,3 +29,14 @@ class Image(TimestampMixin, Base):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     properties: Mapped[dict] = mapped_column(JSON, default=dict)
     location: Mapped[str | None] = mapped_column(Text)  # path in the file store
+
+
+class ImageMember(TimestampMixin, Base):
+    """A project an image is shared with, and whether it accepted (pending, accepted, rejected)."""
+
+    __tablename__ = "image_members"
+    image_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
