@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.network import schemas
+from cirrus.api.network import bulk, schemas
 from cirrus.api.network.listing import (
     as_text,
     finish,
@@ -84,17 +84,22 @@ def list_ports(req: ApiRequest) -> dict:
 
 
 def create_port(req: ApiRequest) -> Reply:
-    body = schemas.unwrap(req.json, "port")
-    schemas.check(schemas.PORT_CREATE, body)
-    spec = port_spec(req, body, "create_port")
-    owner = schemas.requested_owner(body)
+    """One port, or several (`{"ports": [...]}`, all or nothing: see bulk; a failed
+    request keeps none of the addresses it took)."""
+    items, is_bulk = bulk.bodies(req.json, "port", "ports")
+    specs = []
+    for body in items:
+        schemas.check(schemas.PORT_CREATE, body)
+        spec = port_spec(req, body, "create_port")
+        spec["network_id"] = body["network_id"]
+        spec["project_id"] = schemas.requested_owner(body)
+        specs.append(spec)
 
-    def work(s: Session) -> dict:
-        port = service.create_port(s, req.ctx, req.cloud.settings, network_id=body["network_id"],
-                                   project_id=owner, **spec)
-        return render(req, s, port)
+    def work(s: Session) -> list[dict]:
+        ports = [service.create_port(s, req.ctx, req.cloud.settings, **spec) for spec in specs]
+        return [render(req, s, port) for port in ports]
 
-    return Reply(201, {"port": req.cloud.db.run(work)})
+    return Reply(201, bulk.reply_body(req.cloud.db.run(work), "port", "ports", is_bulk))
 
 
 def show_port(req: ApiRequest, port_id: str) -> dict:
