@@ -132,7 +132,7 @@ def test_no_gateway_and_an_ipv4_subnet_on_one_network(api, member):
         {"start": "2001:db8:14::3", "end": "2001:db8:14:0:ffff:ffff:ffff:ffff"}]
     assert four["gateway_ip"] is None
     shown = api.get(f"{NET}/networks/{net['id']}", headers=member.headers).json()["network"]
-    assert shown["subnets"] == [six["id"], four["id"]]
+    assert sorted(shown["subnets"]) == sorted([six["id"], four["id"]])
 
 
 # ---------------------------------------------------------------- ports
@@ -266,3 +266,36 @@ def test_ipv6_subnet_authorisation(api, admin, member, other_member, reader):
     assert {sub["id"], mine["id"]} <= seen
     assert api.get(f"{NET}/subnets?ip_version=6",
                    headers=other_member.headers).json()["subnets"] == []
+
+
+# ---------------------------------------------------------------- ip_address_substr
+
+
+def test_ports_filtered_by_part_of_an_address(api, member, other_member, reader):
+    net = network(api, member)
+    four = subnet(api, member, net["id"], "10.40.0.0/24")
+    six = v6(api, member, net["id"], "2001:db8:40::/64", ipv6_address_mode="dhcpv6-stateful")
+    a = port(api, member, net["id"], fixed_ips=[{"subnet_id": four["id"],
+                                                 "ip_address": "10.40.0.15"}])
+    b = port(api, member, net["id"], fixed_ips=[{"subnet_id": four["id"],
+                                                 "ip_address": "10.40.0.25"},
+                                                {"subnet_id": six["id"],
+                                                 "ip_address": "2001:db8:40::abcd"}])
+
+    def found(caller, value: str) -> list[str]:
+        r = api.get(f"{NET}/ports", params={"fixed_ips": f"ip_address_substr={value}"},
+                    headers=caller.headers)
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["ports"]]
+
+    assert found(reader, "10.40.0.1") == [a["id"]]
+    assert sorted(found(reader, "10.40.0.")) == sorted([a["id"], b["id"]])
+    assert found(reader, ":abc") == [b["id"]]
+    assert found(reader, "10.40.0._5") == []  # no LIKE wildcards
+    assert found(reader, "%") == []
+    assert found(other_member, "10.40.0.") == []
+    r = api.get(f"{NET}/ports", params={"fixed_ips": "ip_substr=10"}, headers=member.headers)
+    assert r.status_code == 400 and "fixed_ips" in neutron_error(r)["message"]
+    aliases = {e["alias"] for e in api.get(f"{NET}/extensions", headers=member.headers)
+               .json()["extensions"]}
+    assert "ip-substring-filtering" in aliases

@@ -1,7 +1,8 @@
 """Ports: GET/POST /v2.0/ports, GET/PUT/DELETE /v2.0/ports/{id}.
 
 `binding:host_id` is admin-only (shown and set). `fixed_ips=ip_address=A` and
-`fixed_ips=subnet_id=S` filter the list, as `openstack port list --fixed-ip` asks;
+`fixed_ips=subnet_id=S` filter the list, as `openstack port list --fixed-ip` asks
+(`fixed_ips=ip_address_substr=10.0.0.` matches part of an address);
 `device_id` is what `openstack port list --server` filters on.
 """
 
@@ -60,9 +61,10 @@ def _ip_filters(values: list[str]) -> list[tuple[str, str]]:
     result = []
     for value in values:
         key, sep, wanted = value.partition("=")
-        if not sep or key not in ("ip_address", "subnet_id"):
+        if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
             raise BadRequest(f"Invalid input for fixed_ips. Reason: '{value}' is not of the "
-                             "form ip_address=<address> or subnet_id=<id>.")
+                             "form ip_address=<address>, ip_address_substr=<part of one> "
+                             "or subnet_id=<id>.")
         result.append((key, wanted))
     return result
 
