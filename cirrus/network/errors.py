@@ -68,6 +68,20 @@ class SecurityGroupRuleNotFound(NotFound):
         super().__init__(f"Security group rule {rule_id} does not exist")
 
 
+class AgentNotFound(NotFound):
+    error_type = "AgentNotFound"
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"Agent {agent_id} could not be found.")
+
+
+class RouterNotFound(NotFound):
+    error_type = "RouterNotFound"
+
+    def __init__(self, router_id: str) -> None:
+        super().__init__(f"Router {router_id} could not be found.")
+
+
 class NetworkInUse(Conflict):
     error_type = "NetworkInUse"
 

@@ -79,15 +79,20 @@ def get_port(s: Session, ctx: RequestContext, port_id: str) -> Port:
 def list_ports(s: Session, ctx: RequestContext, filters: dict[str, list],
                ip_filters: Sequence[tuple[str, str]] = ()) -> list[Port]:
     """Visible ports matching column filters and fixed-IP filters ((key, value) with key
-    ip_address or subnet_id, as `fixed_ips=ip_address=10.0.0.5` asks)."""
+    ip_address, ip_address_substr or subnet_id, as `fixed_ips=ip_address=10.0.0.5`
+    asks)."""
     query = select(Port).where(*column_filters(Port, filters))
     if not ctx.is_admin:
         own_networks = select(Network.id).where(Network.project_id == ctx.project_id)
         query = query.where(or_(Port.project_id == ctx.project_id,
                                 Port.network_id.in_(own_networks)))
     for key, value in ip_filters:
-        column = IPAllocation.ip_address if key == "ip_address" else IPAllocation.subnet_id
-        query = query.where(Port.id.in_(select(IPAllocation.port_id).where(column == value)))
+        if key == "ip_address_substr":
+            match = IPAllocation.ip_address.contains(value, autoescape=True)
+        else:
+            column = IPAllocation.ip_address if key == "ip_address" else IPAllocation.subnet_id
+            match = column == value
+        query = query.where(Port.id.in_(select(IPAllocation.port_id).where(match)))
     return list(s.scalars(query.order_by(Port.created_at, Port.id)))
 
 

@@ -122,6 +122,9 @@ def update_group(s: Session, ctx: RequestContext, group_id: str, changes: dict) 
     if group.name == DEFAULT_NAME and changes.get("name", DEFAULT_NAME) != DEFAULT_NAME:
         raise InUse("Updating default security group not allowed.",
                     "SecurityGroupCannotUpdateDefault")
+    if group.name != DEFAULT_NAME and changes.get("name") == DEFAULT_NAME:
+        raise InUse("Default security group already exists.",
+                    "SecurityGroupDefaultAlreadyExists")
     for key in ("name", "description", "stateful"):
         if key in changes:
             setattr(group, key, changes[key])
@@ -185,9 +188,10 @@ def _check_ports(rule: dict) -> None:
     if protocol is None:
         raise InvalidInput("Must also specify protocol if port range is given.")
     if protocol in PORT_PROTOCOLS:
-        if low is None or high is None:
-            rule["port_range_min"] = rule["port_range_max"] = low if low is not None else high
-        elif low > high:
+        # Neutron's words; both ends are needed (a single port is min == max), 0 is no port.
+        if low == 0 or high == 0:
+            raise InvalidInput("Invalid value for port 0.")
+        if low is None or high is None or low > high:
             raise InvalidInput("For TCP/UDP protocols, port_range_min must be <= port_range_max")
         return
     if protocol in ICMP_PROTOCOLS:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
 from cirrus.context import RequestContext
-from cirrus.db.models import IPAllocation, Network, Subnet
+from cirrus.db.models import IPAllocation, Network, Port, Subnet
 from cirrus.network import ipam, quotas
 from cirrus.network.access import (
     WRITE,
@@ -41,6 +41,7 @@ from cirrus.network.networks import bump_revision, get_network
 MAX_DNS_NAMESERVERS = 5  # Neutron's max_dns_nameservers
 MAX_HOST_ROUTES = 20  # Neutron's max_subnet_host_routes
 IPV6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+ROUTER_OWNER = "network:router_interface"  # and its _distributed / _ha variants
 UPDATABLE = ("name", "description", "gateway_ip", "allocation_pools", "dns_nameservers",
              "host_routes", "enable_dhcp", "tags")
 
@@ -186,6 +187,9 @@ def create_subnet(s: Session, ctx: RequestContext, settings: Settings, spec: dic
                              else ipam.default_gateway(net))
     ra_mode, address_mode = spec.get("ipv6_ra_mode"), spec.get("ipv6_address_mode")
     _check_ipv6_modes(net, ra_mode, address_mode)
+    if (ra_mode or address_mode) and not enable_dhcp:
+        raise InvalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp "
+                           "is set to False")
     pools = (ipam.check_pools(net, spec["allocation_pools"], gateway)
              if spec.get("allocation_pools") is not None else ipam.default_pools(net, gateway))
     subnet = Subnet(
@@ -212,6 +216,9 @@ def update_subnet(s: Session, ctx: RequestContext, subnet_id: str, changes: dict
     net = ipaddress.ip_network(subnet.cidr)
     if "enable_dhcp" in changes and not subnet.enable_dhcp:
         _check_dhcp(net, changes["enable_dhcp"])
+    if changes.get("enable_dhcp") is False and (subnet.ipv6_ra_mode or subnet.ipv6_address_mode):
+        raise InvalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp "
+                           "is set to False")
     gateway = (_check_gateway(net, changes["gateway_ip"]) if "gateway_ip" in changes
                else subnet.gateway_ip)
     if "gateway_ip" in changes or "allocation_pools" in changes:
@@ -232,9 +239,17 @@ def update_subnet(s: Session, ctx: RequestContext, subnet_id: str, changes: dict
 
 def delete_subnet(s: Session, ctx: RequestContext, subnet_id: str) -> None:
     """Delete a subnet no port has an address on (SubnetInUse otherwise; an allocation made
-    concurrently is caught by its foreign key and reported the same way)."""
+    concurrently is caught by its foreign key and reported the same way). On a SLAAC or
+    DHCPv6-stateless subnet the addresses are the ports' EUI-64 ones, not handed out:
+    Neutron removes them from the ports (router interfaces excepted) and deletes."""
     subnet = get_subnet(s, ctx, subnet_id)
     require_owner(ctx, subnet.project_id, "delete_subnet")
+    if ipam.is_auto_address(subnet):
+        auto_ports = select(Port.id).where(Port.network_id == subnet.network_id,
+                                           ~Port.device_owner.startswith(ROUTER_OWNER))
+        s.execute(delete(IPAllocation).where(IPAllocation.subnet_id == subnet.id,
+                                             IPAllocation.port_id.in_(auto_ports))
+                  .execution_options(synchronize_session=False))
     taken = s.scalar(select(IPAllocation.port_id).where(IPAllocation.subnet_id == subnet.id).limit(1))
     if taken is not None:
         raise SubnetInUse(subnet.id)

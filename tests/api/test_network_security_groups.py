@@ -85,6 +85,16 @@ def test_the_default_group_cannot_be_renamed_made_again_or_deleted_by_members(ap
     assert r.status_code == 409
     r = create(api, member, "security-groups", "security_group", name="default")
     assert r.status_code == 409
+    web = new_group(api, member)
+    r = api.put(f"{NET}/security-groups/{web['id']}",
+                json={"security_group": {"name": "default"}}, headers=member.headers)
+    assert r.status_code == 409
+    assert neutron_error(r)["message"] == "Default security group already exists."
+    r = api.get(f"{NET}/security-groups/{web['id']}", headers=member.headers)
+    assert r.json()["security_group"]["name"] == web["name"]
+    r = api.put(f"{NET}/security-groups/{default['id']}",
+                json={"security_group": {"description": "still allowed"}}, headers=member.headers)
+    assert r.status_code == 200, r.text
     r = api.delete(f"{NET}/security-groups/{default['id']}", headers=member.headers)
     assert r.status_code == 409
     assert neutron_error(r) == {"type": "SecurityGroupCannotRemoveDefault", "detail": "",
@@ -157,6 +167,24 @@ def test_duplicate_rules_are_409_naming_the_existing_one(api, member):
      "ICMP type (port-range-min) is missing"),
     ({"direction": "ingress", "protocol": "tcp", "port_range_min": 70000},
      "Invalid input for port_range_min"),
+    # Tempest's test_create_security_group_rule_with_invalid_ports, in Neutron's words.
+    *[({"direction": "ingress", "protocol": "tcp", "port_range_min": low,
+        "port_range_max": high}, words) for low, high, words in (
+        (-16, 80, "Invalid value for port -16"),
+        (80, 79, "port_range_min must be <= port_range_max"),
+        (80, 65536, "Invalid value for port 65536"),
+        (None, 6, "port_range_min must be <= port_range_max"),
+        (6, None, "port_range_min must be <= port_range_max"),
+        (0, 80, "Invalid value for port 0"),
+        ("x", 80, "Invalid input for port_range_min. Reason: Invalid value for port x"),
+        (True, 80, "Invalid input for port_range_min"),
+        (-16, 65536, "Invalid value for port"))],
+    *[({"direction": "ingress", "protocol": "icmp", "port_range_min": low,
+        "port_range_max": high}, words) for low, high, words in (
+        (1, 256, "Invalid value for ICMP code (port_range_max) 256. It must be 0 to 255."),
+        (-1, 25, "Invalid value"),
+        (None, 6, "ICMP type (port-range-min) is missing"),
+        (300, 1, "Invalid value for ICMP type"))],
     ({"direction": "ingress", "ethertype": "IPv5"}, "ethertype 'IPv5' not supported"),
     ({"direction": "ingress", "remote_ip_prefix": "::/0"}, "Conflicting value ethertype IPv4"),
     ({"direction": "ingress", "remote_ip_prefix": "bad"}, "is not a valid IP subnet"),

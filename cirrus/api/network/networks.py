@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.network import schemas
+from cirrus.api.network import bulk, schemas
 from cirrus.api.network.listing import (
     as_text,
     finish,
@@ -88,13 +88,17 @@ def list_networks(req: ApiRequest) -> dict:
 
 
 def create_network(req: ApiRequest) -> Reply:
-    body = schemas.unwrap(req.json, "network")
-    schemas.check(schemas.NETWORK_CREATE, body)
-    spec = network_spec(body)
-    spec["project_id"] = schemas.requested_owner(body)
-    view = req.cloud.db.run(lambda s: render(
-        req, s, service.create_network(s, req.ctx, req.cloud.settings, spec)))
-    return Reply(201, {"network": view})
+    """One network, or several (`{"networks": [...]}`, all or nothing: see bulk)."""
+    items, is_bulk = bulk.bodies(req.json, "network", "networks")
+    specs = []
+    for body in items:
+        schemas.check(schemas.NETWORK_CREATE, body)
+        spec = network_spec(body)
+        spec["project_id"] = schemas.requested_owner(body)
+        specs.append(spec)
+    views = req.cloud.db.run(lambda s: [render(
+        req, s, service.create_network(s, req.ctx, req.cloud.settings, spec)) for spec in specs])
+    return Reply(201, bulk.reply_body(views, "network", "networks", is_bulk))
 
 
 def show_network(req: ApiRequest, network_id: str) -> dict:

@@ -1,7 +1,8 @@
 """Ports: GET/POST /v2.0/ports, GET/PUT/DELETE /v2.0/ports/{id}.
 
 `binding:host_id` is admin-only (shown and set). `fixed_ips=ip_address=A` and
-`fixed_ips=subnet_id=S` filter the list, as `openstack port list --fixed-ip` asks;
+`fixed_ips=subnet_id=S` filter the list, as `openstack port list --fixed-ip` asks
+(`fixed_ips=ip_address_substr=10.0.0.` matches part of an address);
 `device_id` is what `openstack port list --server` filters on.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.network import schemas
+from cirrus.api.network import bulk, schemas
 from cirrus.api.network.listing import (
     as_text,
     finish,
@@ -60,9 +61,10 @@ def _ip_filters(values: list[str]) -> list[tuple[str, str]]:
     result = []
     for value in values:
         key, sep, wanted = value.partition("=")
-        if not sep or key not in ("ip_address", "subnet_id"):
+        if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
             raise BadRequest(f"Invalid input for fixed_ips. Reason: '{value}' is not of the "
-                             "form ip_address=<address> or subnet_id=<id>.")
+                             "form ip_address=<address>, ip_address_substr=<part of one> "
+                             "or subnet_id=<id>.")
         result.append((key, wanted))
     return result
 
@@ -84,17 +86,22 @@ def list_ports(req: ApiRequest) -> dict:
 
 
 def create_port(req: ApiRequest) -> Reply:
-    body = schemas.unwrap(req.json, "port")
-    schemas.check(schemas.PORT_CREATE, body)
-    spec = port_spec(req, body, "create_port")
-    owner = schemas.requested_owner(body)
+    """One port, or several (`{"ports": [...]}`, all or nothing: see bulk; a failed
+    request keeps none of the addresses it took)."""
+    items, is_bulk = bulk.bodies(req.json, "port", "ports")
+    specs = []
+    for body in items:
+        schemas.check(schemas.PORT_CREATE, body)
+        spec = port_spec(req, body, "create_port")
+        spec["network_id"] = body["network_id"]
+        spec["project_id"] = schemas.requested_owner(body)
+        specs.append(spec)
 
-    def work(s: Session) -> dict:
-        port = service.create_port(s, req.ctx, req.cloud.settings, network_id=body["network_id"],
-                                   project_id=owner, **spec)
-        return render(req, s, port)
+    def work(s: Session) -> list[dict]:
+        ports = [service.create_port(s, req.ctx, req.cloud.settings, **spec) for spec in specs]
+        return [render(req, s, port) for port in ports]
 
-    return Reply(201, {"port": req.cloud.db.run(work)})
+    return Reply(201, bulk.reply_body(req.cloud.db.run(work), "port", "ports", is_bulk))
 
 
 def show_port(req: ApiRequest, port_id: str) -> dict:

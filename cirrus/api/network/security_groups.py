@@ -14,6 +14,7 @@ from cirrus.api.network.listing import finish, parse_listing, select_fields
 from cirrus.api.network.views import rule_view, security_group_view
 from cirrus.api.validation import to_bool
 from cirrus.db.models import SecurityGroup
+from cirrus.errors import BadRequest
 from cirrus.network import security_groups as service
 from cirrus.network.access import READ, require
 
@@ -93,13 +94,21 @@ def list_rules(req: ApiRequest) -> dict:
     return finish(req, "security_group_rules", views, listing)
 
 
+def _port_value(key: str, value: object) -> int:
+    """A port number 0-65535 (an integer or its digits), as Neutron's converter takes it."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise BadRequest(f"Invalid input for {key}. Reason: Invalid value for port {value}.")
+    return int(text)
+
+
 def create_rule(req: ApiRequest) -> Reply:
     body = schemas.unwrap(req.json, "security_group_rule")
     schemas.check(schemas.RULE_CREATE, body)
     spec = dict(body)
     for key in ("port_range_min", "port_range_max"):
         if spec.get(key) is not None:
-            spec[key] = int(spec[key])
+            spec[key] = _port_value(key, spec[key])
     view = req.cloud.db.run(lambda s: rule_view(
         *service.create_rule(s, req.ctx, req.cloud.settings, spec)))
     return Reply(201, {"security_group_rule": view})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.network import schemas
+from cirrus.api.network import bulk, schemas
 from cirrus.api.network.listing import (
     as_text,
     finish,
@@ -52,16 +52,20 @@ def list_subnets(req: ApiRequest) -> dict:
 
 
 def create_subnet(req: ApiRequest) -> Reply:
-    body = schemas.unwrap(req.json, "subnet")
-    schemas.check(schemas.SUBNET_CREATE, body)
-    if "cidr" not in body:
-        raise BadRequest("Bad subnets request: a cidr must be specified in the absence of a "
-                         "subnet pool.")
-    spec = subnet_spec(body)
-    spec["project_id"] = schemas.requested_owner(body)
-    view = req.cloud.db.run(lambda s: subnet_view(
-        service.create_subnet(s, req.ctx, req.cloud.settings, spec)))
-    return Reply(201, {"subnet": view})
+    """One subnet, or several (`{"subnets": [...]}`, all or nothing: see bulk)."""
+    items, is_bulk = bulk.bodies(req.json, "subnet", "subnets")
+    specs = []
+    for body in items:
+        schemas.check(schemas.SUBNET_CREATE, body)
+        if "cidr" not in body:
+            raise BadRequest("Bad subnets request: a cidr must be specified in the absence "
+                             "of a subnet pool.")
+        spec = subnet_spec(body)
+        spec["project_id"] = schemas.requested_owner(body)
+        specs.append(spec)
+    views = req.cloud.db.run(lambda s: [subnet_view(
+        service.create_subnet(s, req.ctx, req.cloud.settings, spec)) for spec in specs])
+    return Reply(201, bulk.reply_body(views, "subnet", "subnets", is_bulk))
 
 
 def show_subnet(req: ApiRequest, subnet_id: str) -> dict:

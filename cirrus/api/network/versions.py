@@ -54,6 +54,9 @@ EXTENSIONS = (
      "2016-06-12T00:00:00-00:00"),
     ("filter-validation", "Filter parameters validation",
      "Provides validation on filter parameters.", "2018-07-04T10:00:00-00:00"),
+    ("ip-substring-filtering", "IP address substring filtering",
+     "Provides IP address substring filtering when listing ports",
+     "2017-11-28T09:00:00-00:00"),
 )
 COLLECTIONS = (("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
                ("security_group", "security-groups"),
