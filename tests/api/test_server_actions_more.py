@@ -10,7 +10,11 @@ from sqlalchemy import func, select, update
 
 from cirrus.api.compute import microversion
 from cirrus.db.models import Allocation, Instance, InstanceFault
+from tempest.lib.services.compute.servers_client import ServersClient
+
 from tests.api.servers_helpers import add_image, server_body, wait_for_status
+from tests.api.tempest_schemas import ALWAYS_CHECKED, Clients, at_least, compute_microversion
+from tests.conftest import ADMIN_PASSWORD
 
 SERVERS = "/compute/v2.1/servers"
 NET = "/network/v2.0"
@@ -401,3 +405,48 @@ def test_who_may_undo(api, member, reader, other_member, name, flavor, image):
     assert act(api, reader, sid, {name: None}).status_code == 403
     assert act(api, other_member, sid, {name: None}).status_code == 404
     assert name in bad_request(act(api, member, sid, {name: "x"}))
+
+
+# ---------------------------------------------------------------- Tempest's own clients
+
+
+@pytest.mark.parametrize("version", ALWAYS_CHECKED)
+def test_actions_match_tempest_schemas(api, cloud, admin, member, flavor, image, version):
+    """Tempest's ServersClient sends each action as Tempest does and checks the answer
+    against its schema for `version` (rebuild's body: rebuild_server_with_admin_pass)."""
+    as_member = Clients(api, "alice", "pw-alice", "project-a")
+    as_admin = Clients(api, "admin", ADMIN_PASSWORD, "admin")
+    cloud.settings.reclaim_instance_interval = 3600
+    with compute_microversion(version):
+        servers = as_member.compute(ServersClient)
+        args = {"name": "vm", "flavorRef": flavor, "imageRef": image}
+        if at_least(version, "2.37"):
+            args["networks"] = "none"
+        sid = servers.create_server(**args)["server"]["id"]
+        wait_for_status(api, admin.compute(), sid, "ACTIVE")
+        rebuilt = servers.rebuild_server(sid, image, name="rebuilt", adminPass="pw-1")
+        assert rebuilt["server"]["adminPass"] == "pw-1"
+        wait_for_status(api, admin.compute(), sid, "ACTIVE")
+        servers.lock_server(sid)
+        assert servers.show_server(sid)["server"].get("locked", True) is True
+        servers.unlock_server(sid)
+        servers.pause_server(sid)
+        wait_for_status(api, admin.compute(), sid, "PAUSED")
+        servers.unpause_server(sid)
+        wait_for_status(api, admin.compute(), sid, "ACTIVE")
+        servers.suspend_server(sid)
+        wait_for_status(api, admin.compute(), sid, "SUSPENDED")
+        servers.resume_server(sid)
+        wait_for_status(api, admin.compute(), sid, "ACTIVE")
+        admin_servers = as_admin.compute(ServersClient)
+        admin_servers.reset_state(sid, state="error")
+        assert servers.show_server(sid)["server"]["status"] == "ERROR"
+        admin_servers.reset_state(sid, state="active")
+        servers.delete_server(sid)
+        wait_for_status(api, admin.compute(), sid, "SOFT_DELETED")
+        servers.restore_soft_deleted_server(sid)
+        wait_for_status(api, admin.compute(), sid, "ACTIVE")
+        servers.delete_server(sid)
+        wait_for_status(api, admin.compute(), sid, "SOFT_DELETED")
+        servers.force_delete_server(sid)
+        wait_for_status(api, admin.compute(), sid, "DELETED")

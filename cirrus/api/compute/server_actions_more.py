@@ -7,12 +7,14 @@ import base64
 import binascii
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from cirrus.api.compute import servers
-from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.microversion import Since, fields_since
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.compute import instances, server_ops, states
+from cirrus.db.models import Instance
 from cirrus.errors import BadRequest
 from cirrus.identity.policy import ADMIN, WRITE, authorize
 
@@ -23,6 +25,13 @@ REBUILD_ACCEPTS = {"description": Since("2.19"), "key_name": Since("2.54"),
 # 2.75: rebuild answers with the same view as show (before, the basic view of an update).
 REBUILD_FULL_VIEW = Since("2.75")
 LOCKED_REASON = Since("2.73")
+# Fields rebuild's answer gains at a microversion (Tempest's rebuild_server schemas).
+REBUILD_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
+    "2.54": {"key_name": lambda inst: inst.key_name},
+    "2.57": {"user_data": lambda inst: inst.user_data},
+    "2.63": {"trusted_image_certificates": lambda inst: None},
+    "2.71": {"server_groups": lambda inst: []},
+}
 
 _personality = {
     "type": "array",
@@ -126,7 +135,17 @@ def _rebuild(req: ApiRequest, server_id: str, body: dict) -> Reply:
     if "user_data" in spec:
         rebuild.user_data = user_data
     server_ops.request_rebuild(req.cloud, req.ctx, server_id, rebuild)
-    view = servers._server_view(req, server_id, extended=REBUILD_FULL_VIEW(req))
+    full = REBUILD_FULL_VIEW(req)
+    view = servers._server_view(req, server_id, extended=full)
+    if not full:  # Nova's extend_address=False: no OS-EXT-IPS fields before 2.75
+        view["server"]["addresses"] = {
+            net: [{"version": a["version"], "addr": a["addr"]} for a in addrs]
+            for net, addrs in view["server"]["addresses"].items()}
+    else:  # 2.75: `user_data` replaces the admin's OS-EXT-SRV-ATTR:user_data here
+        view["server"].pop("OS-EXT-SRV-ATTR:user_data", None)
+    with req.cloud.db.reader() as s:
+        inst = instances.get(s, req.ctx, server_id)
+        view["server"].update(fields_since(req, REBUILD_FIELDS_SINCE, inst))
     view["server"]["adminPass"] = admin_pass
     return Reply(202, view)
 
