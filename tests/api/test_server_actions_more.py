@@ -7,11 +7,10 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import func, select, update
+from tempest.lib.services.compute.servers_client import ServersClient
 
 from cirrus.api.compute import microversion
 from cirrus.db.models import Allocation, Instance, InstanceFault
-from tempest.lib.services.compute.servers_client import ServersClient
-
 from tests.api.servers_helpers import add_image, server_body, wait_for_status
 from tests.api.tempest_schemas import ALWAYS_CHECKED, Clients, at_least, compute_microversion
 from tests.conftest import ADMIN_PASSWORD
