@@ -63,7 +63,8 @@ ACTIONS: dict[str, Transition] = {
     "reboot_hard": Transition((ACTIVE, STOPPED, ERROR), (None, REBOOTING, REBOOTING_HARD),
                               REBOOTING_HARD),
     # The vm_state is left as it was: a snapshot ends where it started.
-    "create_image": Transition((ACTIVE, STOPPED), (None,), IMAGE_SNAPSHOT),
+    "create_image": Transition((ACTIVE, STOPPED, PAUSED_VM, SUSPENDED_VM),  # comp-a: as Nova
+                               (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
     "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR,
                           PAUSED_VM, SUSPENDED_VM, SOFT_DELETED),  # comp-a

@@ -449,3 +449,17 @@ def test_actions_match_tempest_schemas(api, cloud, admin, member, flavor, image,
         wait_for_status(api, admin.compute(), sid, "SOFT_DELETED")
         servers.force_delete_server(sid)
         wait_for_status(api, admin.compute(), sid, "DELETED")
+
+
+def test_a_paused_or_suspended_server_can_be_snapshotted(api, member, flavor, image):
+    """Nova takes createImage from paused and suspended servers too; they stay so."""
+    for pause, status in (("pause", "PAUSED"), ("suspend", "SUSPENDED")):
+        sid = create(api, member, flavor, image)
+        act(api, member, sid, {pause: None})
+        wait_for_status(api, member.compute(), sid, status)
+        r = act(api, member, sid, {"createImage": {"name": f"snap-{pause}"}})
+        assert r.status_code == 202, r.text
+        image_id = r.json()["image_id"]
+        wait_for_status(api, member.compute(), sid, status)
+        shown = api.get(f"/image/v2/images/{image_id}", headers=member.headers).json()
+        assert shown["status"] == "active", shown
