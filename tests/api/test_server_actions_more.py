@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from tempest.lib.services.compute.servers_client import ServersClient
 
@@ -13,6 +15,7 @@ from cirrus.api.compute import microversion
 from cirrus.db.models import Allocation, Instance, InstanceFault
 from tests.api.servers_helpers import add_image, server_body, wait_for_status
 from tests.api.tempest_schemas import ALWAYS_CHECKED, Clients, at_least, compute_microversion
+from tests.api.test_bad_input_never_500 import assert_compute_error, json_values
 from tests.conftest import ADMIN_PASSWORD
 
 SERVERS = "/compute/v2.1/servers"
@@ -463,3 +466,41 @@ def test_a_paused_or_suspended_server_can_be_snapshotted(api, member, flavor, im
         wait_for_status(api, member.compute(), sid, status)
         shown = api.get(f"/image/v2/images/{image_id}", headers=member.headers).json()
         assert shown["status"] == "active", shown
+
+
+# ---------------------------------------------------------------- random bodies
+
+_FUZZED: dict[int, str] = {}
+_NO_ARGS = ("pause", "unpause", "suspend", "resume", "unlock", "restore", "forceDelete")
+
+
+def _well_formed(action: dict) -> bool:
+    if len(action) != 1:
+        return False
+    (name, value), = action.items()
+    if name in _NO_ARGS:
+        return value is None or isinstance(value, dict)
+    if name == "lock":  # locked_reason only from 2.73; these requests are 2.60
+        return value is None or value == {}
+    if name == "os-resetState":
+        return isinstance(value, dict) and value in ({"state": "active"}, {"state": "error"})
+    return False
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(action=st.dictionaries(st.sampled_from([*_NO_ARGS, "lock", "os-resetState", "rebuild"]),
+                              json_values, min_size=0, max_size=2))
+def test_random_action_bodies_are_400_unless_well_formed(api, cloud, admin, action):
+    sid = _FUZZED.get(id(cloud))
+    if sid is None:
+        from tests.api.servers_helpers import add_flavor
+        sid = _FUZZED[id(cloud)] = create(api, admin, add_flavor(cloud, name="fuzz-a"),
+                                          add_image(cloud), wait=None)
+    r = act(api, admin, sid, action)
+    if not _well_formed(action):
+        assert_compute_error(r, 400, action)
+    elif r.status_code == 409:  # the server's state decides
+        assert_compute_error(r, 409, action)
+    else:
+        assert r.status_code == 202, (action, r.status_code, r.text)
