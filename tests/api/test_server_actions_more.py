@@ -504,3 +504,20 @@ def test_random_action_bodies_are_400_unless_well_formed(api, cloud, admin, acti
         assert_compute_error(r, 409, action)
     else:
         assert r.status_code == 202, (action, r.status_code, r.text)
+
+
+def test_a_stuck_rebuild_ends_in_error_and_a_stuck_pause_is_cleared(api, cloud, member,
+                                                                    flavor, image):
+    rebuilding = create(api, member, flavor, image)
+    pausing = create(api, member, flavor, image)
+    old = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=2)
+    cloud.db.run(lambda s: (
+        s.execute(update(Instance).where(Instance.uuid == rebuilding)
+                  .values(task_state="rebuild_spawning", task_started_at=old)),
+        s.execute(update(Instance).where(Instance.uuid == pausing)
+                  .values(task_state="pausing", task_started_at=old))))
+    assert _conductor(cloud).sweep() == 2
+    server = show(api, member, rebuilding)
+    assert server["status"] == "ERROR" and "timed out" in server["fault"]["message"]
+    server = show(api, member, pausing)
+    assert server["status"] == "ACTIVE" and server["OS-EXT-STS:task_state"] is None
