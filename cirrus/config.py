@@ -87,6 +87,9 @@ class Settings:
     rpc_timeout: float = 60.0
     db_reconnect_timeout: float = 30.0  # seconds a transaction waits out an unreachable database
     task_redrive_after: float = 120.0  # seconds before the conductor re-sends a stalled task
+    # Nova's name: seconds a deleted server stays soft-deleted (restorable) before the
+    # conductor reclaims it; 0: a DELETE deletes at once.
+    reclaim_instance_interval: int = 0
     service_down_time: float = 60.0
     heartbeat_interval: float = 10.0
     sync_interval: float = 60.0

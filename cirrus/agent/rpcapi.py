@@ -42,7 +42,7 @@ class PowerInstance(Payload):
 
     uuid: str
     task: str  # the task_state the action runs under, echoed in the result
-    action: str  # stop, start, reboot or reboot_hard
+    action: str  # stop, start, reboot, reboot_hard, pause, unpause, suspend or resume
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,17 @@ class SnapshotInstance(Payload):
 
 
 @dataclass(frozen=True)
+class RebuildInstance(Payload):
+    """Make the VM again from `spec` (a new root disk and config drive, the same NICs);
+    `stopped`: leave it powered off, as it was. The agent answers with `task_result`
+    (issue 13, comp-a)."""
+
+    spec: dict[str, Any]  # a cirrus.virt.driver.InstanceSpec as plain data
+    task: str  # echoed in the result
+    stopped: bool = False
+
+
+@dataclass(frozen=True)
 class ListInstances(Payload):
     pass
 
@@ -88,6 +99,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "snapshot": SnapshotInstance,
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
+    "rebuild": RebuildInstance,  # comp-a
 }
 
 
@@ -102,6 +114,7 @@ class AgentHandler(Protocol):
     def snapshot(self, ctx: RequestContext, payload: SnapshotInstance) -> None: ...
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
+    def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -164,6 +177,11 @@ class AgentAPI:
         reply = self._call(ctx, host, "console_output", ConsoleOutput(uuid=uuid, length=length),
                            timeout)
         return str(reply["output"])
+
+    def rebuild(self, ctx: RequestContext, host: str, spec: Mapping[str, Any], task: str,
+                stopped: bool) -> None:
+        self._cast(ctx, host, "rebuild",
+                   RebuildInstance(spec=dict(spec), task=task, stopped=stopped))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

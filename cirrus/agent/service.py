@@ -231,6 +231,8 @@ class Agent:
                     self.driver.power_on(uuid)
                 elif action in ("reboot", "reboot_hard"):
                     self.driver.reboot(uuid, hard=action == "reboot_hard")
+                elif action in ("pause", "unpause", "suspend", "resume"):  # comp-a
+                    getattr(self.driver, action)(uuid)
                 else:
                     raise ValueError(f"unknown power action {action!r}")
                 result = replace(result, ok=True)
@@ -240,6 +242,26 @@ class Agent:
                 result = replace(result, error=str(exc) or type(exc).__name__,
                                  details=traceback.format_exc())
             result = replace(result, power_state=self.driver.power_state(uuid))
+        self.conductor.task_result(ctx, result)
+
+    def rebuild(self, ctx: RequestContext, payload: rpcapi.RebuildInstance | Received) -> None:
+        """A new root disk and config drive from the spec, the NICs left plugged (comp-a)."""
+        request = rpcapi.RebuildInstance.coerce(payload)
+        spec = InstanceSpec.from_dict(request.spec)
+        result = TaskResult(uuid=spec.uuid, host=self.host, task=request.task, ok=False)
+        with self._lock(spec.uuid):
+            try:
+                self._plug(spec.uuid, [nic.to_dict() for nic in spec.nics])
+                self.driver.rebuild(spec)
+                if request.stopped:
+                    self.driver.power_off(spec.uuid)
+                result = replace(result, ok=True)
+                log.info("rebuilt %s on %s", spec.uuid, self.host)
+            except Exception as exc:
+                log.warning("rebuild of %s on %s failed: %s", spec.uuid, self.host, exc)
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
+            result = replace(result, power_state=self.driver.power_state(spec.uuid))
         self.conductor.task_result(ctx, result)
 
     def snapshot(self, ctx: RequestContext, payload: rpcapi.SnapshotInstance | Received) -> None:

@@ -192,17 +192,27 @@ def set_metadata(cloud: Deps, ctx: RequestContext, uuid: str, items: dict, *, re
     return cloud.db.run(work)
 
 
-def request_delete(cloud: Deps, ctx: RequestContext, uuid: str) -> None:
-    def work(s: Session) -> None:
+def request_delete(cloud: Deps, ctx: RequestContext, uuid: str, *, force: bool = False) -> None:
+    """Delete; with `reclaim_instance_interval` set, a server on a host is soft-deleted
+    instead (its guest stopped, kept until the sweeper reclaims it); `force`: now."""
+    reclaim = cloud.settings.reclaim_instance_interval > 0 and not force
+
+    def work(s: Session) -> bool:
         inst = get(s, ctx, uuid)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
+        if reclaim and inst.host and lifecycle.allowed("soft_delete",  # comp-a
+                                                       (inst.vm_state, inst.task_state)):
+            return True
         states.check_action("delete", uuid, inst.vm_state, inst.task_state)
         lifecycle.transition(s, uuid, "delete", where=(Instance.deleted.is_(False),),
                              task_started_at=utcnow(), updated_at=utcnow())
-        actions.start_action(s, ctx, uuid, "delete")
+        actions.start_action(s, ctx, uuid, "forceDelete" if force else "delete")
+        return False
 
-    cloud.db.run(work)
+    if cloud.db.run(work):
+        request_power_action(cloud, ctx, uuid, "soft_delete")
+        return
     _send_task(f"delete of {uuid}", lambda: ConductorAPI(cloud.bus).delete_instance(ctx, uuid))
 
 
@@ -217,19 +227,23 @@ def _send_task(task: str, send: Callable[[], None]) -> None:
 
 
 def request_power_action(cloud: Deps, ctx: RequestContext, uuid: str, action: str) -> None:
-    """stop, start, reboot or reboot_hard: check the transition, set the task, tell the conductor."""
+    """stop, start, reboot, reboot_hard, pause, unpause, suspend, resume, soft_delete,
+    restore: check the transition, set the task, tell the conductor."""
     def work(s: Session) -> str:
         inst = get(s, ctx, uuid)
         if inst.locked and not ctx.is_admin:
             raise Conflict(f"Instance {uuid} is locked")
         transition = states.check_action(action, uuid, inst.vm_state, inst.task_state)
+        extra = {"deleted_at": utcnow()} if action == "soft_delete" else {}  # comp-a
         done = lifecycle.transition(
             s, uuid, action, vm_state=inst.vm_state, task_state=inst.task_state,
-            where=(Instance.deleted.is_(False),), task_started_at=utcnow(), updated_at=utcnow())
+            where=(Instance.deleted.is_(False),), task_started_at=utcnow(), updated_at=utcnow(),
+            **extra)
         if not done:
             raise Conflict(f"Instance {uuid} changed state while the request was processed; "
                            "try again.")
-        actions.start_action(s, ctx, uuid, "reboot" if action.startswith("reboot") else action)
+        actions.start_action(s, ctx, uuid, "reboot" if action.startswith("reboot")
+                             else "delete" if action == "soft_delete" else action)
         return transition.task_state
 
     task = cloud.db.run(work)

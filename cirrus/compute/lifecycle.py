@@ -32,13 +32,24 @@ from cirrus.compute.states import (
     DELETING,
     ERROR,
     IMAGE_SNAPSHOT,
+    PAUSED_VM,
+    PAUSING,
     POWERING_OFF,
     POWERING_ON,
     REBOOTING,
     REBOOTING_HARD,
+    REBUILD_SPAWNING,
+    REBUILDING,
+    RESTORING,
+    RESUMING,
     SCHEDULING,
+    SOFT_DELETED,
+    SOFT_DELETING,
     SPAWNING,
     STOPPED,
+    SUSPENDED_VM,
+    SUSPENDING,
+    UNPAUSING,
 )
 from cirrus.db.models import Instance
 
@@ -69,6 +80,17 @@ STATES: tuple[State, ...] = (
     (STOPPED, None), (STOPPED, POWERING_ON), (STOPPED, REBOOTING_HARD),
     (STOPPED, IMAGE_SNAPSHOT), (STOPPED, DELETING),
     (ERROR, None), (ERROR, POWERING_OFF), (ERROR, REBOOTING_HARD), (ERROR, DELETING),
+    # ---- comp-a: rebuild, pause, suspend, soft delete
+    (ACTIVE, PAUSING), (ACTIVE, SUSPENDING), (ACTIVE, SOFT_DELETING),
+    (ACTIVE, REBUILDING), (ACTIVE, REBUILD_SPAWNING),
+    (STOPPED, SOFT_DELETING), (STOPPED, REBUILDING), (STOPPED, REBUILD_SPAWNING),
+    (ERROR, SOFT_DELETING), (ERROR, REBUILDING), (ERROR, REBUILD_SPAWNING),
+    (PAUSED_VM, None), (PAUSED_VM, UNPAUSING), (PAUSED_VM, SOFT_DELETING),
+    (PAUSED_VM, IMAGE_SNAPSHOT), (PAUSED_VM, DELETING),
+    (SUSPENDED_VM, None), (SUSPENDED_VM, RESUMING), (SUSPENDED_VM, SOFT_DELETING),
+    (SUSPENDED_VM, IMAGE_SNAPSHOT), (SUSPENDED_VM, DELETING),
+    (SOFT_DELETED, None), (SOFT_DELETED, RESTORING), (SOFT_DELETED, DELETING),
+    # ---- end comp-a
     (DELETED, None),
 )
 INITIAL: State = (BUILDING, SCHEDULING)
@@ -86,6 +108,16 @@ TIMEOUTS: dict[str, tuple[str, str]] = {
     REBOOTING_HARD: ("task_timeout", "task_failed"),
     IMAGE_SNAPSHOT: ("task_timeout", "task_failed"),
     DELETING: ("task_timeout", "deleted"),
+    # ---- comp-a
+    PAUSING: ("task_timeout", "task_failed"),
+    UNPAUSING: ("task_timeout", "task_failed"),
+    SUSPENDING: ("task_timeout", "task_failed"),
+    RESUMING: ("task_timeout", "task_failed"),
+    SOFT_DELETING: ("task_timeout", "task_failed"),
+    RESTORING: ("task_timeout", "task_failed"),
+    REBUILDING: ("build_timeout", "rebuild_failed"),
+    REBUILD_SPAWNING: ("build_timeout", "rebuild_failed"),
+    # ---- end comp-a
 }
 
 
@@ -116,7 +148,8 @@ def _api_rows() -> list[Row]:
     for action, t in states.ACTIONS.items():
         sources = [(vm, task) for vm in t.vm_states for task in t.task_states]
         fired_by = ("snapshots.request_snapshot" if action == "create_image"
-                    else "instances.request_delete" if action == "delete"
+                    else "instances.request_delete" if action in ("delete", "soft_delete")
+                    else "rebuild.request_rebuild" if action == "rebuild"  # comp-a
                     else "instances.request_power_action")
         rows += _rows(action, sources, (KEEP, t.task_state), (Actor.API,), fired_by)
     return rows
@@ -143,6 +176,28 @@ def _task_rows() -> list[Row]:
     return rows
 
 
+def _comp_a_rows() -> list[Row]:
+    """Issue 13 (comp-a): rebuild's second step and its end, reset-state, reclaim."""
+    rebuilding = [s for s in STATES if s[1] == REBUILDING]
+    rebuild_spawning = [s for s in STATES if s[1] == REBUILD_SPAWNING]
+    return [
+        *_rows("rebuild_spawning", rebuilding, (KEEP, REBUILD_SPAWNING), (Actor.WORKFLOW,),
+               "workflows.rebuild.rebuild_instance (the agent is told)"),
+        *_rows("task_done", [(ACTIVE, REBUILD_SPAWNING), (ERROR, REBUILD_SPAWNING)],
+               (ACTIVE, None), (Actor.WORKFLOW,), "workflows.power.task_result"),
+        *_rows("task_done", [(STOPPED, REBUILD_SPAWNING)], (STOPPED, None), (Actor.WORKFLOW,),
+               "workflows.power.task_result (a stopped server is rebuilt stopped)"),
+        *_rows("rebuild_failed", rebuilding + rebuild_spawning, (ERROR, None),
+               (Actor.WORKFLOW, Actor.SWEEPER), "workflows.power.task_result"),
+        *_rows("reset_active", LIVE, (ACTIVE, None), (Actor.API,),
+               "server_admin.reset_state (os-resetState, admins)"),
+        *_rows("reset_error", LIVE, (ERROR, None), (Actor.API,),
+               "server_admin.reset_state (os-resetState, admins)"),
+        *_rows("reclaim", [(SOFT_DELETED, None)], (KEEP, DELETING), (Actor.SWEEPER,),
+               "workflows.sweeper (soft-deleted longer than reclaim_instance_interval)"),
+    ]
+
+
 TRANSITIONS: tuple[Row, ...] = tuple([
     *_rows("scheduled", [(BUILDING, SCHEDULING)], (BUILDING, SPAWNING), (Actor.SCHEDULER,),
            "scheduler.claims.place"),
@@ -162,6 +217,7 @@ TRANSITIONS: tuple[Row, ...] = tuple([
            "reconcile._confirm_missing (the VM is no longer on its host)"),
     *_rows("deleted", LIVE, FINAL, (Actor.WORKFLOW, Actor.SWEEPER),
            "workflows.delete.delete_instance"),
+    *_comp_a_rows(),
 ])
 # `create` has no source: it is the row the API inserts.
 CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "creation.create")

@@ -16,9 +16,9 @@ Every instance has three states, all shown by the API:
 
 | field | meaning | values |
 |---|---|---|
-| `OS-EXT-STS:vm_state` | what the instance is | `building`, `active`, `stopped`, `error`, `deleted` |
-| `OS-EXT-STS:task_state` | what is being done to it (or `null`) | `scheduling`, `spawning`, `powering-off`, `powering-on`, `rebooting`, `rebooting_hard`, `image_snapshot`, `deleting` |
-| `OS-EXT-STS:power_state` | what the hypervisor last reported | 0 pending, 1 running, 4 shutdown, 6 crashed |
+| `OS-EXT-STS:vm_state` | what the instance is | `building`, `active`, `stopped`, `error`, `paused`, `suspended`, `soft-delete`, `deleted` |
+| `OS-EXT-STS:task_state` | what is being done to it (or `null`) | `scheduling`, `spawning`, `powering-off`, `powering-on`, `rebooting`, `rebooting_hard`, `image_snapshot`, `deleting`, `rebuilding`, `rebuild_spawning`, `pausing`, `unpausing`, `suspending`, `resuming`, `soft-deleting`, `restoring` |
+| `OS-EXT-STS:power_state` | what the hypervisor last reported | 0 pending, 1 running, 3 paused, 4 shutdown, 6 crashed, 7 suspended |
 
 The (vm_state, task_state) pairs an instance can be in, and every event that moves it from
 one to another, are one table: `cirrus/compute/lifecycle.py`. Every write of vm_state or
@@ -86,6 +86,37 @@ with the reason, and the server stays as it was: no fault, no `error` state. The
 shown during the snapshot is the server's own (`ACTIVE` or `SHUTOFF`), as in Nova. A delete
 during a snapshot wins; a snapshot that was already written is still imported. Details:
 docs/libvirt.md, section Snapshots.
+
+## Rebuild
+
+`rebuild` (from `active`, `stopped` or `error`) gives the server a new root disk from the
+image given (the same one or another), and may change its name, metadata, admin password,
+personality files (until 2.56), description (2.19), key pair (2.54) and user data (2.57).
+The API records them and sets `rebuilding` (status `REBUILD`; a `rebuild` instance action);
+the conductor moves it to `rebuild_spawning` and sends the host's agent the new spec. The
+agent destroys the VM and its files and builds it again (a new root disk and config drive),
+leaving its NICs plugged: ports and addresses are kept. A server rebuilt while stopped is
+left stopped. If the agent fails, or the rebuild outlives `build_timeout`, the server goes
+to `error` with a fault. The answer is 202 with the server and its `adminPass`.
+
+## Pause, suspend, lock, reset-state
+
+`pause`/`unpause` freeze and thaw the guest's vCPUs in memory (libvirt: virDomainSuspend
+and virDomainResume; power state 3 paused, status `PAUSED`). `suspend`/`resume` save the
+guest's memory to disk and stop it (libvirt's managed save; power state 7 suspended, status
+`SUSPENDED`); resume starts it from the saved memory. A paused or suspended server can be
+deleted. `lock` (with a `locked_reason` from 2.73) makes every action and delete of a
+non-admin answer `409` until `unlock`; an owner cannot unlock what an admin locked (403).
+`locked` is shown from 2.9, `locked_reason` from 2.73. `os-resetState` (admins) sets the
+server to `active` or `error` and clears its task, whatever it was doing.
+
+## Soft delete (`reclaim_instance_interval`)
+
+With `reclaim_instance_interval` (seconds; 0, the default, is off) a DELETE of a server on a
+host soft-deletes it: `soft-deleting`, the guest is stopped, then `soft-delete` (status
+`SOFT_DELETED`); its claim, ports and quota stay held. `restore` starts it again (`active`);
+`forceDelete` deletes it at once; the conductor's sweeper deletes those soft-deleted longer
+than the interval (event `reclaim`).
 
 ## Nothing stays in a task state
 

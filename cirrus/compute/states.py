@@ -36,8 +36,17 @@ REBOOTING_HARD = "rebooting_hard"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
 
+# ---- issue 13 (comp-a): rebuild, pause, suspend, soft delete (Nova's names)
+PAUSED_VM, SUSPENDED_VM, SOFT_DELETED = "paused", "suspended", "soft-delete"
+PAUSING, UNPAUSING = "pausing", "unpausing"
+SUSPENDING, RESUMING = "suspending", "resuming"
+SOFT_DELETING, RESTORING = "soft-deleting", "restoring"
+REBUILDING, REBUILD_SPAWNING = "rebuilding", "rebuild_spawning"
+# ---- end comp-a
+
 # An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
-_SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage"}
+_SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage",
+             "soft_delete": "delete"}
 
 
 @dataclass(frozen=True)
@@ -54,11 +63,26 @@ ACTIONS: dict[str, Transition] = {
     "reboot_hard": Transition((ACTIVE, STOPPED, ERROR), (None, REBOOTING, REBOOTING_HARD),
                               REBOOTING_HARD),
     # The vm_state is left as it was: a snapshot ends where it started.
-    "create_image": Transition((ACTIVE, STOPPED), (None,), IMAGE_SNAPSHOT),
+    "create_image": Transition((ACTIVE, STOPPED, PAUSED_VM, SUSPENDED_VM),  # comp-a: as Nova
+                               (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
-    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR),
+    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR,
+                          PAUSED_VM, SUSPENDED_VM, SOFT_DELETED),  # comp-a
                          (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
-                          REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING), DELETING),
+                          REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING,
+                          PAUSING, UNPAUSING, SUSPENDING, RESUMING, SOFT_DELETING,  # comp-a
+                          RESTORING, REBUILDING, REBUILD_SPAWNING), DELETING),
+    # ---- comp-a: rebuild, pause, suspend, soft delete
+    "rebuild": Transition((ACTIVE, STOPPED, ERROR), (None,), REBUILDING),
+    "pause": Transition((ACTIVE,), (None,), PAUSING),
+    "unpause": Transition((PAUSED_VM,), (None,), UNPAUSING),
+    "suspend": Transition((ACTIVE,), (None,), SUSPENDING),
+    "resume": Transition((SUSPENDED_VM,), (None,), RESUMING),
+    # A DELETE while `reclaim_instance_interval` is set: the guest is stopped and kept.
+    "soft_delete": Transition((ACTIVE, STOPPED, ERROR, PAUSED_VM, SUSPENDED_VM), (None,),
+                              SOFT_DELETING),
+    "restore": Transition((SOFT_DELETED,), (None,), RESTORING),
+    # ---- end comp-a
 }
 
 # What a finished task leaves behind: task -> (vm_state, power_state) on success.
@@ -69,7 +93,18 @@ TASK_RESULTS: dict[str, tuple[str, int]] = {
     POWERING_ON: (ACTIVE, RUNNING),
     REBOOTING: (ACTIVE, RUNNING),
     REBOOTING_HARD: (ACTIVE, RUNNING),
+    # ---- comp-a (a rebuild of a stopped server ends stopped: lifecycle's rebuild rows)
+    PAUSING: (PAUSED_VM, PAUSED),
+    UNPAUSING: (ACTIVE, RUNNING),
+    SUSPENDING: (SUSPENDED_VM, SUSPENDED),
+    RESUMING: (ACTIVE, RUNNING),
+    SOFT_DELETING: (SOFT_DELETED, SHUTDOWN),
+    RESTORING: (ACTIVE, RUNNING),
+    # ---- end comp-a
 }
+
+# comp-a: what `os-resetState` may set, and its event in the lifecycle table.
+RESET_STATES = {ACTIVE: "reset_active", ERROR: "reset_error"}
 
 
 def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) -> Transition:
@@ -85,10 +120,17 @@ def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) 
 
 _STATUS: dict[str, dict[str | None, str]] = {
     BUILDING: {None: "BUILD"},
-    ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE"},
-    STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF"},
-    ERROR: {None: "ERROR"},
+    ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE",
+             REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
+    STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF",
+              REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
+    ERROR: {None: "ERROR", REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
     DELETED: {None: "DELETED"},
+    # ---- comp-a
+    PAUSED_VM: {None: "PAUSED"},
+    SUSPENDED_VM: {None: "SUSPENDED"},
+    SOFT_DELETED: {None: "SOFT_DELETED"},
+    # ---- end comp-a
 }
 
 
@@ -101,10 +143,18 @@ def api_status(vm_state: str, task_state: str | None) -> str:
 # The reverse, for `?status=` filters: status -> (vm_states, task_states or None for any).
 STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]] = {
     "BUILD": ((BUILDING,), None),
-    "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING)),
+    "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING,
+                           PAUSING, SUSPENDING, SOFT_DELETING)),  # comp-a
     "REBOOT": ((ACTIVE,), (REBOOTING,)),
     "HARD_REBOOT": ((ACTIVE, STOPPED), (REBOOTING_HARD,)),
-    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING)),
+    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING,
+                             SOFT_DELETING)),  # comp-a
     "ERROR": ((ERROR,), None),
     "DELETED": ((DELETED,), None),
+    # ---- comp-a
+    "REBUILD": ((ACTIVE, STOPPED, ERROR), (REBUILDING, REBUILD_SPAWNING)),
+    "PAUSED": ((PAUSED_VM,), None),
+    "SUSPENDED": ((SUSPENDED_VM,), None),
+    "SOFT_DELETED": ((SOFT_DELETED,), None),
+    # ---- end comp-a
 }

@@ -92,6 +92,29 @@ class VirtDriver(abc.ABC):
         """Write a self-contained copy of the VM's root disk (no backing file) to `target`,
         for an image upload; running or stopped. A VM that does not exist is an error."""
 
+    # ---- issue 13 (comp-a): pause, suspend, rebuild
+    def pause(self, uuid: str) -> None:
+        """Freeze the VM's vCPUs in memory (power state PAUSED)."""
+        raise SpawnError(f"{type(self).__name__} cannot pause")
+
+    def unpause(self, uuid: str) -> None:
+        raise SpawnError(f"{type(self).__name__} cannot unpause")
+
+    def suspend(self, uuid: str) -> None:
+        """Save the VM's memory to disk and stop it (power state SUSPENDED)."""
+        raise SpawnError(f"{type(self).__name__} cannot suspend")
+
+    def resume(self, uuid: str) -> None:
+        """Start a suspended VM from its saved memory."""
+        raise SpawnError(f"{type(self).__name__} cannot resume")
+
+    def rebuild(self, spec: InstanceSpec) -> None:
+        """Give the VM a new root disk from `spec`'s image and a new config drive, keeping
+        its NICs (the agent leaves them plugged): the VM and its files are made again."""
+        self.destroy(spec.uuid)
+        self.spawn(spec)
+    # ---- end comp-a
+
     def expire_image_cache(self) -> None:
         """Remove cached images this host's instances no longer use (the agent calls it
         every `image_cache_interval` s); a driver without an image cache does nothing."""

@@ -24,7 +24,7 @@ from cirrus import build_secrets
 from cirrus.config import FakeHostSettings, Settings
 from cirrus.storage.pools import DEFAULT_POOL
 from cirrus.virt.driver import DriverCapabilities, HostStats, InstanceSpec, SpawnError, VirtDriver
-from cirrus.virt.power import NOSTATE, RUNNING, SHUTDOWN
+from cirrus.virt.power import NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,15 @@ class FakeDriver(VirtDriver):
             if self._vms.pop(uuid, None) is not None:
                 self._save()
 
-    def _set_power(self, uuid: str, state: int, line: str) -> None:
+    def _set_power(self, uuid: str, state: int, line: str,
+                   when: tuple[int, ...] | None = None) -> None:
         with self._lock:
             vm = self._vms.get(uuid)
             if vm is None:
                 raise SpawnError(f"fake driver on {self.host}: no VM {uuid}")
+            if when is not None and vm["power_state"] not in when:
+                raise SpawnError(f"fake driver on {self.host}: {uuid} is in power state "
+                                 f"{vm['power_state']}, not {when}")
             vm["power_state"] = state
             self._log(vm, line)
             self._save()
@@ -155,6 +159,20 @@ class FakeDriver(VirtDriver):
 
     def reboot(self, uuid: str, hard: bool) -> None:
         self._set_power(uuid, RUNNING, "reboot: hard reset" if hard else "reboot: Restarting system")
+
+    # ---- comp-a: pause and suspend are state flags here
+    def pause(self, uuid: str) -> None:
+        self._set_power(uuid, PAUSED, "paused", when=(RUNNING,))
+
+    def unpause(self, uuid: str) -> None:
+        self._set_power(uuid, RUNNING, "unpaused", when=(PAUSED,))
+
+    def suspend(self, uuid: str) -> None:
+        self._set_power(uuid, SUSPENDED, "PM: suspend to disk", when=(RUNNING,))
+
+    def resume(self, uuid: str) -> None:
+        self._set_power(uuid, RUNNING, "PM: resumed from disk", when=(SUSPENDED,))
+    # ---- end comp-a
 
     def attach_interface(self, uuid: str, nic: dict,
                          server_nics: list[dict] | None = None) -> None:

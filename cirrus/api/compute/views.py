@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from cirrus.api.compute.microversion import Since, by_version, fields_since
 from cirrus.api.framework import ApiRequest
-from cirrus.compute import states
+from cirrus.compute import server_ops, states
 
 if TYPE_CHECKING:
     from cirrus.db.models import Instance, InstanceFault
@@ -62,6 +62,8 @@ SERVER_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
     "2.9": {"locked": lambda inst: bool(inst.locked)},
     "2.19": {"description": lambda inst: inst.display_description},
     "2.26": {"tags": lambda inst: list(inst.tags or [])},
+    # comp-a: the reason given to lock (null when unlocked or none was given)
+    "2.73": {"locked_reason": lambda inst: server_ops.locked_reason(inst)},
 }
 
 # The admin's OS-EXT-SRV-ATTR fields a server gains at a microversion.

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute import actions, snapshots, states
 from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows import rebuild
 from cirrus.compute.workflows.deps import WorkflowDeps
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -24,13 +25,27 @@ TASK_EVENTS = {
     states.REBOOTING: "compute_reboot_instance",
     states.REBOOTING_HARD: "compute_reboot_instance",
     states.IMAGE_SNAPSHOT: snapshots.EVENT,
+    # ---- comp-a
+    states.PAUSING: "compute_pause_instance",
+    states.UNPAUSING: "compute_unpause_instance",
+    states.SUSPENDING: "compute_suspend_instance",
+    states.RESUMING: "compute_resume_instance",
+    states.SOFT_DELETING: "compute_soft_delete_instance",
+    states.RESTORING: "compute_restore_instance",
 }
 ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
-                  states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}
+                  states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard",
+                  # comp-a: the agent's power actions; soft delete and restore stop and start
+                  states.PAUSING: "pause", states.UNPAUSING: "unpause",
+                  states.SUSPENDING: "suspend", states.RESUMING: "resume",
+                  states.SOFT_DELETING: "stop", states.RESTORING: "start"}
 
 
 def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
     uuid, task = payload["uuid"], payload["task"]
+    if task in rebuild.TASKS:  # comp-a
+        rebuild.rebuild_instance(deps, ctx, uuid)
+        return
     with deps.db.reader() as s:
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
         if inst is None or inst.deleted or inst.task_state != task:
@@ -45,12 +60,17 @@ def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any
 
 def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, task = result["uuid"], result["task"]
+    if task in rebuild.TASKS:  # comp-a
+        rebuild.finish(deps, ctx, result)
+        return
 
     def finish(s: Session) -> None:
         values: dict[str, Any] = {"task_started_at": None}
         if result["ok"]:
             _vm_state, power_state = states.TASK_RESULTS[task]
             values["power_state"] = result.get("power_state", power_state)
+            if task == states.RESTORING:  # comp-a: no longer soft-deleted
+                values["deleted_at"] = None
         elif result.get("power_state") is not None:
             values["power_state"] = result["power_state"]
         done = transition(s, uuid, "task_done" if result["ok"] else "task_failed",

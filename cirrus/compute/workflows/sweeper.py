@@ -10,15 +10,17 @@ in flight changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
 from typing import cast
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cirrus.compute import states
-from cirrus.compute.lifecycle import TIMEOUTS
-from cirrus.compute.workflows import build, delete, power, snapshot
+from cirrus.compute.lifecycle import TIMEOUTS, transition
+from cirrus.compute.workflows import build, delete, power, rebuild, snapshot
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
@@ -46,6 +48,7 @@ class Sweeper:
             ).all())
         ended = 0
         ctx = RequestContext.admin()
+        self.reclaim(ctx)  # comp-a
         for uuid, task, started in stuck:
             if started < cutoffs[TIMEOUTS[task][0]]:
                 ended += self._end_task(ctx, uuid, task)
@@ -54,6 +57,31 @@ class Sweeper:
                             uuid, task, started)
                 self._redrive(ctx, uuid, task)
         return ended
+
+    def reclaim(self, ctx: RequestContext) -> list[str]:
+        """Delete the servers soft-deleted longer than `reclaim_instance_interval` (Nova's
+        _reclaim_queued_deletes); the uuids it deleted (comp-a)."""
+        interval = self.deps.settings.reclaim_instance_interval
+        if interval <= 0:
+            return []
+        cutoff = utcnow() - dt.timedelta(seconds=interval)
+        with self.deps.db.reader() as s:
+            due = list(s.scalars(select(Instance.uuid).where(
+                Instance.deleted.is_(False), Instance.vm_state == states.SOFT_DELETED,
+                Instance.task_state.is_(None), Instance.deleted_at < cutoff)))
+        reclaimed = []
+        def start(s: Session, uuid: str) -> int:
+            return transition(s, uuid, "reclaim", vm_state=states.SOFT_DELETED,
+                              task_state=None, where=(Instance.deleted.is_(False),),
+                              task_started_at=utcnow())
+
+        for uuid in due:
+            if self.deps.db.run(functools.partial(start, uuid=uuid)):
+                log.info("instance %s: soft-deleted for over %d s, reclaiming it", uuid,
+                         interval)
+                delete.delete_instance(self.deps, ctx, {"uuid": uuid})
+                reclaimed.append(uuid)
+        return reclaimed
 
     def _due_for_redrive(self, uuid: str, task: str) -> bool:
         """Once per `task_redrive_after` per (instance, task), in this process."""
@@ -71,7 +99,7 @@ class Sweeper:
             build.build(self.deps, ctx, uuid)
         elif task == states.DELETING:
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
-        elif task in power.ACTION_OF_TASK:
+        elif task in power.ACTION_OF_TASK or task in rebuild.TASKS:  # comp-a: rebuild
             power.power_action(self.deps, ctx, {"uuid": uuid, "task": task})
 
     def _end_task(self, ctx: RequestContext, uuid: str, task: str) -> int:

@@ -27,6 +27,14 @@ POWER_STATES = {
 }
 
 
+def _power_state(dom: libvirt.virDomain) -> int:
+    """A domain that is off with a managed save image is suspended (comp-a)."""
+    state = POWER_STATES.get(dom.state()[0], NOSTATE)
+    if state == SHUTDOWN and dom.hasManagedSaveImage(0):
+        return SUSPENDED
+    return state
+
+
 class HostSide(LibvirtBase):
     """What the agent reports of the host and its domains."""
 
@@ -55,7 +63,7 @@ class HostSide(LibvirtBase):
         for dom in domains:
             with contextlib.suppress(libvirt.libvirtError):  # gone while we looked
                 if domain.is_cirrus_domain(dom.name()) and self._owns(dom):
-                    result[dom.UUIDString()] = POWER_STATES.get(dom.state()[0], NOSTATE)
+                    result[dom.UUIDString()] = _power_state(dom)
         return result
 
     def _owns(self, dom: libvirt.virDomain) -> bool:
@@ -73,7 +81,7 @@ class HostSide(LibvirtBase):
         dom = self._domain(uuid)
         if dom is None:
             return NOSTATE
-        return POWER_STATES.get(self._call("reading state", lambda c: dom.state()[0]), NOSTATE)
+        return self._call("reading state", lambda c: _power_state(dom))
 
     def expire_image_cache(self) -> None:
         """Remove cached images no instance in this host's pools has used for

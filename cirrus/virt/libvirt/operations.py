@@ -59,6 +59,28 @@ class Operations(ConfigDrives):
             return
         self._call(f"resetting {uuid}", lambda c: dom.reset(0))
 
+    # ---- comp-a: pause (virDomainSuspend/Resume), suspend (managed save)
+    def pause(self, uuid: str) -> None:
+        dom = self._require(uuid)
+        self._call(f"pausing {uuid}", lambda c: dom.suspend())
+
+    def unpause(self, uuid: str) -> None:
+        dom = self._require(uuid)
+        self._call(f"unpausing {uuid}", lambda c: dom.resume())
+
+    def suspend(self, uuid: str) -> None:
+        """Save the guest's memory beside the domain (libvirt's managed save) and stop it;
+        a paused guest is saved as it is."""
+        dom = self._require(uuid)
+        self._call(f"suspending {uuid}", lambda c: dom.managedSave(0))
+
+    def resume(self, uuid: str) -> None:
+        """Start from the managed save image (libvirt restores it on create)."""
+        dom = self._require(uuid)
+        if not self._is_active(dom, uuid):
+            self._call(f"resuming {uuid}", lambda c: dom.create())
+    # ---- end comp-a
+
     def _shutdown(self, dom: libvirt.virDomain, uuid: str, timeout: float) -> bool:
         """Ask the guest to power off, again every SHUTDOWN_RETRY s (a guest still booting
         misses the ACPI button, and its agent may come up meanwhile), for up to `timeout` s;
