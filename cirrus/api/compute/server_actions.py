@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
+from cirrus.api.compute import security_groups
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
@@ -88,6 +89,8 @@ ACTIONS = {
     "reboot": _reboot,
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
+    "addSecurityGroup": security_groups.add_security_group,
+    "removeSecurityGroup": security_groups.remove_security_group,
 }
 
 
