@@ -273,11 +273,12 @@ def create_rule(req: ApiRequest) -> dict:
     low, high = _ports(protocol, body.get("from_port"), body.get("to_port"))
     cidr = None
     if remote is None:
-        try:
-            cidr = str(ipaddress.ip_network(body.get("cidr") or "0.0.0.0/0", strict=False))
+        cidr = body.get("cidr") or "0.0.0.0/0"
+        try:  # kept as given (Nova shows it so); the network service records it
+            network = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise BadRequest(f"Invalid cidr {str(body.get('cidr'))[:64]!r}.") from None
-    ethertype = "IPv6" if cidr and ":" in cidr else "IPv4"
+    ethertype = "IPv6" if cidr and network.version == 6 else "IPv4"
     spec = {"security_group_id": parent, "direction": "ingress", "ethertype": ethertype,
             "protocol": protocol, "port_range_min": low, "port_range_max": high,
             "remote_ip_prefix": cidr, "remote_group_id": remote}
