@@ -1,6 +1,7 @@
 """Who may do what: roles admin > member > reader, and project ownership.
 
-Keystone's default roles imply each other (admin implies member implies reader); tokens carry
+Keystone's default roles imply each other (admin implies manager implies member implies
+reader; `service` implies nothing); tokens carry
 the implied roles too, so a check here is one set lookup. Resources of another project answer
 404, as if they did not exist, unless the caller is an admin.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 from cirrus.context import RequestContext
 from cirrus.errors import Forbidden, NotFound
 
-IMPLIED_ROLES = {"admin": ["member", "reader"], "member": ["reader"]}
+IMPLIED_ROLES = {"admin": ["manager", "member", "reader"], "manager": ["member", "reader"],
+                 "member": ["reader"]}
 
 READ, WRITE, ADMIN = "reader", "member", "admin"
 

@@ -140,6 +140,14 @@ def delete_group(s: Session, ctx: RequestContext, group_id: str) -> None:
                     "SecurityGroupCannotRemoveDefault")
     if group_in_use(s, group):
         raise InUse(f"Security Group {group.id} in use.", "SecurityGroupInUse")
+    # Rules of other groups that name this one as their remote group go with it (Neutron's
+    # foreign key cascades the same way).
+    for other in s.scalars(select(SecurityGroup).where(SecurityGroup.project_id == group.project_id,
+                                                       SecurityGroup.id != group.id)):
+        kept = [r for r in other.rules or [] if r.get("remote_group_id") != group.id]
+        if len(kept) != len(other.rules or []):
+            other.rules = kept
+            other.revision_number += 1
     s.delete(group)
 
 
@@ -218,7 +226,7 @@ def _remote_prefix(rule: dict) -> None:
         raise BadAttribute("remote_ip_prefix", f"'{prefix}' is not a valid IP subnet") from None
     if f"IPv{net.version}" != rule["ethertype"]:
         raise InvalidInput(f"Conflicting value ethertype {rule['ethertype']} for CIDR {prefix}")
-    rule["remote_ip_prefix"] = str(net)
+    # Kept as given, as Neutron does; views show the network itself as `normalized_cidr`.
 
 
 def build_rule(s: Session, ctx: RequestContext, spec: dict) -> dict:

@@ -126,7 +126,7 @@ def test_password_token_scoped_by_names_has_keystones_shape(api: TestClient, adm
     assert token["project"] == {"id": admin.project_id, "name": "admin",
                                 "domain": {"id": "default", "name": "Default"}}
     assert token["is_domain"] is False
-    assert {r["name"] for r in token["roles"]} == {"admin", "member", "reader"}
+    assert {r["name"] for r in token["roles"]} == {"admin", "manager", "member", "reader"}
     assert all(set(role) == {"id", "name"} for role in token["roles"])
     assert ISO_Z.match(token["issued_at"]) and ISO_Z.match(token["expires_at"])
     assert token["expires_at"] > token["issued_at"]
@@ -792,7 +792,7 @@ def test_default_roles_exist_and_readers_can_list_them(api: TestClient, reader: 
     r = api.get(f"{V3}/roles", headers=reader.headers)
     assert r.status_code == 200
     roles = {role["name"]: role for role in r.json()["roles"]}
-    assert set(roles) == {"admin", "member", "reader"}
+    assert set(roles) == {"admin", "manager", "member", "reader", "service"}
     assert roles["admin"]["links"]["self"] == f"{PUBLIC}{V3}/roles/{roles['admin']['id']}"
     shown = api.get(f"{V3}/roles/{roles['member']['id']}", headers=reader.headers)
     assert shown.json()["role"] == roles["member"]

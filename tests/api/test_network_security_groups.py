@@ -130,8 +130,9 @@ def test_rules_are_stored_shown_listed_and_deleted(api, member):
     rule = new_rule(api, member, security_group_id=web["id"], direction="ingress",
                     protocol="TCP", port_range_min=80, port_range_max=443,
                     remote_ip_prefix="10.1.2.3/8", ethertype="ipv4")
-    assert (rule["protocol"], rule["ethertype"], rule["remote_ip_prefix"]) == \
-        ("tcp", "IPv4", "10.0.0.0/8")
+    # Neutron keeps the prefix as given and shows its network as normalized_cidr.
+    assert (rule["protocol"], rule["ethertype"], rule["remote_ip_prefix"],
+            rule["normalized_cidr"]) == ("tcp", "IPv4", "10.1.2.3/8", "10.0.0.0/8")
     assert (rule["port_range_min"], rule["port_range_max"]) == (80, 443)
     r = api.get(f"{NET}/security-group-rules/{rule['id']}", headers=member.headers)
     assert r.json()["security_group_rule"] == rule

@@ -13,15 +13,15 @@ def ctx(*roles: str, project_id: str | None = "p1") -> RequestContext:
     return RequestContext(user_id="u1", project_id=project_id, roles=list(roles))
 
 
-def test_admin_implies_member_and_reader() -> None:
-    assert expand_roles(["admin"]) == ["admin", "member", "reader"]
+def test_admin_implies_manager_member_and_reader() -> None:
+    assert expand_roles(["admin"]) == ["admin", "manager", "member", "reader"]
     assert expand_roles(["member"]) == ["member", "reader"]
     assert expand_roles(["reader"]) == ["reader"]
 
 
 def test_expanding_keeps_other_roles_and_lists_each_once() -> None:
     assert expand_roles(["custom", "member", "reader", "admin"]) == [
-        "custom", "member", "reader", "admin"]
+        "custom", "member", "reader", "admin", "manager"]
 
 
 @pytest.mark.parametrize(("roles", "allowed"), [

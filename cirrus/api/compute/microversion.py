@@ -134,3 +134,19 @@ def min_version(version: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         return gated
 
     return wrap
+
+
+def max_version(version: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """A handler that exists only up to `version`: after it, the route is not found (Nova's
+    proxies removed at 2.36, for one)."""
+
+    def wrap(handler: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(handler)
+        def gated(req: Versioned, *args: Any, **kwargs: Any) -> T:
+            if req.microversion > _v(version):
+                raise NotFound("The resource could not be found.")
+            return handler(req, *args, **kwargs)
+
+        return gated
+
+    return wrap

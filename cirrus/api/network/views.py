@@ -8,6 +8,7 @@ Neutron's policy does. Timestamps are "2024-01-01T00:00:00Z".
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
 from cirrus.context import RequestContext
@@ -109,6 +110,10 @@ def port_view(ctx: RequestContext, port: Port, allocations: list[IPAllocation]) 
     return view
 
 
+def _normalized(prefix: str | None) -> str | None:
+    return str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
+
+
 def rule_view(group: SecurityGroup, rule: dict) -> dict[str, Any]:
     created = rule.get("created_at")
     stamp = isotime(dt.datetime.fromisoformat(created)) if created else isotime(group.created_at)
@@ -121,7 +126,7 @@ def rule_view(group: SecurityGroup, rule: dict) -> dict[str, Any]:
         "port_range_min": rule["port_range_min"],
         "port_range_max": rule["port_range_max"],
         "remote_ip_prefix": rule["remote_ip_prefix"],
-        "normalized_cidr": rule["remote_ip_prefix"],
+        "normalized_cidr": _normalized(rule["remote_ip_prefix"]),
         "remote_group_id": rule["remote_group_id"],
         "remote_address_group_id": None,
         "description": rule.get("description", ""),

@@ -74,7 +74,8 @@ def ensure_assignment(s: Session, role_id: str, user_id: str, target_id: str,
 
 
 def bootstrap(s: Session, admin_user: str, admin_password: str, admin_project: str) -> User:
-    """Idempotent first start: Default domain, admin/member/reader roles, admin user+project."""
+    """Idempotent first start: Default domain, the default roles (admin, manager, member,
+    reader, service), admin user+project."""
     ensure_default_domain(s)
     roles = {name: ensure_role(s, name) for name in DEFAULT_ROLES}
     project = ensure_project(s, admin_project, description="Bootstrap project for the admin")

@@ -15,7 +15,9 @@ from cirrus.errors import Conflict, Unauthorized
 from cirrus.identity.compliance import PasswordPolicy
 
 DEFAULT_DOMAIN_ID = "default"
-DEFAULT_ROLES = ("admin", "member", "reader")
+# Keystone's bootstrap roles (2023.2 on): `manager` sits between admin and member (a
+# project manager), `service` is for service users (Nova's external events, for one).
+DEFAULT_ROLES = ("admin", "manager", "member", "reader", "service")
 
 Revocation = tuple[str, str | None]
 DEFAULT_POLICY = PasswordPolicy()
