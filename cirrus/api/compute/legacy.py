@@ -5,6 +5,7 @@ is always empty; clearing it is accepted)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cirrus.api.compute.microversion import max_version
@@ -144,7 +145,7 @@ def update_host(req: ApiRequest, host: str) -> dict:
     return req.cloud.db.run(work)
 
 
-def _power(action: str):  # type: ignore[no-untyped-def]
+def _power(action: str) -> Callable[..., dict]:
     @max_version(HOSTS_LAST)
     def handler(req: ApiRequest, host: str) -> dict:
         authorize(req.ctx, ADMIN, f"os_compute_api:os-hosts:{action}")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute import server_actions_more
-from cirrus.api.compute import security_groups
+from cirrus.api.compute import security_groups, server_actions_more
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
