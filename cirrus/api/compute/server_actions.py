@@ -5,6 +5,7 @@ from __future__ import annotations
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.network_actions import inject_network_info
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
@@ -88,6 +89,7 @@ ACTIONS = {
     "reboot": _reboot,
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
+    "injectNetworkInfo": inject_network_info,  # comp-misc
 }
 
 

@@ -19,11 +19,32 @@ from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
 
 # Request fields by microversion: the versions that accept a field, and those that require it.
 CREATE_ACCEPTS = {"description": Since("2.19"), "tags": Since("2.52"),
-                  "personality": Since("2.1", until="2.56")}
+                  "personality": Since("2.1", until="2.56"),
+                  "trusted_image_certificates": Since("2.63"),
+                  "host": Since("2.74"), "hypervisor_hostname": Since("2.74"),
+                  "hostname": Since("2.90")}
 CREATE_REQUIRES = {"networks": Since("2.37")}
-UPDATE_ACCEPTS = {"description": Since("2.19")}
+UPDATE_ACCEPTS = {"description": Since("2.19"), "hostname": Since("2.90")}
 # 2.38: an unknown status filter is a 400 (before, it matches no server).
 STRICT_STATUS_FILTER = Since("2.38")
+# 2.75: PUT answers with the full view of GET; unknown list query parameters are a 400.
+FULL_UPDATE_VIEW = Since("2.75")
+STRICT_LIST_QUERY = Since("2.75")
+TAG_FILTERS = Since("2.26")  # tags, tags-any, not-tags, not-tags-any
+# 2.83: members may filter by these too (before, admins only; others' filters are ignored).
+MEMBER_FILTERS = Since("2.83")
+# The list's query parameters Nova's schema knows (2.75 refuses others).
+LIST_QUERY = frozenset((
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+    "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+    "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+    "name", "display_name", "description", "display_description", "locked_by", "locked",
+    "uuid", "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "ip", "ip6",
+    "auto_disk_config", "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted",
+    "deleted", "status", "changes-since", "changes-before", "created_at", "updated_at",
+    "block_device_mapping", "services", "metadata", "system_metadata", "info_cache",
+    "security_groups", "pci_devices", "limit", "marker", "tags", "tags-any", "not-tags",
+    "not-tags-any"))
 
 
 def _check_fields_by_version(req: ApiRequest, server: dict, accepts: dict[str, Since],
@@ -55,18 +76,31 @@ def create_server(req: ApiRequest) -> Reply:
                              f"{user_data[:64]}. It is not base64 encoded.") from exc
     availability_zone, forced_host, forced_node = _parse_availability_zone(
         server.get("availability_zone"))
+    if server.get("trusted_image_certificates"):
+        raise BadRequest("Invalid input for field/attribute trusted_image_certificates: image "
+                         "signature certificate validation is not supported by this cloud.")
+    if server.get("host") or server.get("hypervisor_hostname"):
+        # 2.74: a requested destination, admins only (Nova's
+        # compute:servers:create:requested_destination).
+        authorize(req.ctx, ADMIN, "compute:servers:create:requested_destination")
+        forced_host = server.get("host") or forced_host
+        forced_node = server.get("hypervisor_hostname") or forced_node
     if forced_host or forced_node:
         # Nova's os_compute_api:servers:create:forced_host: admins only.
         authorize(req.ctx, ADMIN, "os_compute_api:servers:create:forced_host")
     networks = server.get("networks", "auto")
     min_count = bounded_int(server.get("min_count", 1), "server/min_count", 1)
     max_count = bounded_int(server.get("max_count", min_count), "server/max_count", 1)
+    if server.get("hostname") and max_count > 1:
+        raise BadRequest("Invalid input for field/attribute hostname: a hostname cannot be "
+                         "given to several servers at once.")
     request = creation.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
         key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
         availability_zone=availability_zone, forced_host=forced_host, forced_node=forced_node,
         description=server.get("description"),
+        hostname=server.get("hostname"),
         tags=server.get("tags", []),
         security_groups=[g["name"] for g in server.get("security_groups", [])] or ["default"],
         config_drive=to_bool(server.get("config_drive", False)),
@@ -152,9 +186,31 @@ def _parse_time(value: str, field: str) -> dt.datetime:
     return parsed
 
 
+def _tag_list(q, name: str) -> list[str] | None:
+    raw = q.get(name)
+    if raw is None:
+        return None
+    tags = [t.strip() for t in raw.split(",")]
+    if not all(tags) or any(len(t) > 60 or "/" in t for t in tags):
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {raw[:64]}. "
+                         "Tags are comma-separated, 1 to 60 characters each, without '/'.")
+    return tags
+
+
 def _filters(req: ApiRequest) -> instances.ListFilters:
     q = req.query
     f = instances.ListFilters()
+    if STRICT_LIST_QUERY(req):
+        unknown = sorted(set(q.keys()) - LIST_QUERY)
+        if unknown:
+            raise BadRequest("Invalid input for query parameters. Additional properties are "
+                             f"not allowed ({', '.join(repr(k) for k in unknown)} "
+                             "was unexpected)")
+    if TAG_FILTERS(req):
+        f.tags, f.tags_any = _tag_list(q, "tags"), _tag_list(q, "tags-any")
+        f.not_tags, f.not_tags_any = _tag_list(q, "not-tags"), _tag_list(q, "not-tags-any")
+    if req.ctx.is_admin or MEMBER_FILTERS(req):
+        f.user_id, f.key_name = q.get("user_id") or None, q.get("key_name") or None
     if "all_tenants" in q and (q["all_tenants"] == "" or to_bool(q["all_tenants"])):
         if not req.ctx.is_admin:
             raise Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants "
@@ -273,9 +329,11 @@ def update_server(req: ApiRequest, server_id: str) -> dict:
         values["access_ip_v4"] = server["accessIPv4"]
     if "accessIPv6" in server:
         values["access_ip_v6"] = server["accessIPv6"]
+    if "hostname" in server:
+        values["hostname"] = server["hostname"]
     instances.update_fields(req.cloud, req.ctx, server_id, values)
     # Until 2.75 Nova answers an update with the basic view, without extended attributes.
-    return _server_view(req, server_id, extended=False)
+    return _server_view(req, server_id, extended=FULL_UPDATE_VIEW(req))
 
 
 def delete_server(req: ApiRequest, server_id: str) -> Reply:

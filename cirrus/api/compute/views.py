@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,14 @@ def iso_z(value: dt.datetime | None) -> str | None:
 
 def iso_micro(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
+
+
+def compressed_ip(value: str) -> str:
+    """An address as Nova shows it: IPv6 compressed (`::babe:dc0c:1602`)."""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return value
 
 
 def links(req: ApiRequest, collection: str, ident: str) -> list[dict]:
@@ -62,7 +71,16 @@ SERVER_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
     "2.9": {"locked": lambda inst: bool(inst.locked)},
     "2.19": {"description": lambda inst: inst.display_description},
     "2.26": {"tags": lambda inst: list(inst.tags or [])},
+    # comp-misc (2.61-2.90): image signature verification is not offered, so no server has
+    # trusted certificates; server groups are not offered yet, so a server is in none.
+    "2.63": {"trusted_image_certificates": lambda inst: None},
+    "2.71": {"server_groups": lambda inst: []},
+    # 2.73's lock reason: the lock's owner helper replaces this getter with its column.
+    "2.73": {"locked_reason": lambda inst: getattr(inst, "locked_reason", None)},
 }
+
+# 2.90: every reader sees OS-EXT-SRV-ATTR:hostname (before, admins only, from 2.3).
+HOSTNAME_FOR_ALL = Since("2.90")
 
 # The admin's OS-EXT-SRV-ATTR fields a server gains at a microversion.
 ADMIN_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
@@ -120,7 +138,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses or {},
         "accessIPv4": inst.access_ip_v4 or "",
-        "accessIPv6": inst.access_ip_v6 or "",
+        "accessIPv6": compressed_ip(inst.access_ip_v6) if inst.access_ip_v6 else "",
         "links": links(req, "servers", inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
     }
@@ -156,4 +174,6 @@ def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | Non
         view.update(fields_since(req, ADMIN_FIELDS_SINCE, inst))
         if HOST_STATUS(req):
             view["host_status"] = host_status if inst.host else ""
+    elif HOSTNAME_FOR_ALL(req):
+        view["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
     return view
