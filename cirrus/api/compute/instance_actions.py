@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.microversion import Since
-from cirrus.api.compute.servers import _parse_time
+from cirrus.api.compute.server_filters import parse_time
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest
 from cirrus.compute import history, instances
@@ -62,9 +62,9 @@ def list_actions(req: ApiRequest, server_id: str) -> dict:
     limit = page_limit_and_marker(req)[0] if paged else 0
     with req.cloud.db.reader() as s:
         _instance(req, s, server_id)
-        changes_since = (_parse_time(req.query["changes-since"], "changes-since")
+        changes_since = (parse_time(req.query["changes-since"], "changes-since")
                          if paged and "changes-since" in req.query else None)
-        changes_before = (_parse_time(req.query["changes-before"], "changes-before")
+        changes_before = (parse_time(req.query["changes-before"], "changes-before")
                           if CHANGES_BEFORE(req) and "changes-before" in req.query else None)
         if changes_since and changes_before and changes_before < changes_since:
             raise BadRequest("The value of changes-since must be less than or equal to "
