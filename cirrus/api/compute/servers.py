@@ -191,7 +191,7 @@ def list_servers_detail(req: ApiRequest) -> dict:
         host_status = _host_statuses(req, s, rows)
         addresses = networking.addresses(s, rows)
         servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"),
-                                 addresses=addresses.get(r.uuid))
+                                 addresses=addresses.get(r.uuid), listed=True)
                    for r in rows]
     body: dict = {"servers": servers}
     next_links = _next_link(req, rows, f, "servers/detail")

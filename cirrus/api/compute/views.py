@@ -74,11 +74,12 @@ SERVER_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
     # comp-misc (2.61-2.90): image signature verification is not offered, so no server has
     # trusted certificates; server groups are not offered yet, so a server is in none.
     "2.63": {"trusted_image_certificates": lambda inst: None},
-    "2.71": {"server_groups": lambda inst: []},
     # 2.73's lock reason: the lock's owner helper replaces this getter with its column.
     "2.73": {"locked_reason": lambda inst: getattr(inst, "locked_reason", None)},
 }
 
+# 2.71: one server's view (show, update, rebuild; not the lists) names its server groups.
+SERVER_GROUPS = Since("2.71")
 # 2.90: every reader sees OS-EXT-SRV-ATTR:hostname (before, admins only, from 2.3).
 HOSTNAME_FOR_ALL = Since("2.90")
 
@@ -113,7 +114,7 @@ FAULT_STATUSES = ("ERROR", "DELETED")
 
 def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None = None,
                   host_status: str | None = None, *, extended: bool = True,
-                  addresses: dict | None = None) -> dict:
+                  addresses: dict | None = None, listed: bool = False) -> dict:
     """A server as GET /servers/{id} shows it.
 
     `extended=False` is the smaller view that PUT /servers/{id} answers with before 2.75:
@@ -149,6 +150,8 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
     if extended:
         view.update(_extended_attributes(req, inst, host_status))
     view.update(fields_since(req, SERVER_FIELDS_SINCE, inst))
+    if SERVER_GROUPS(req) and not listed:
+        view["server_groups"] = []  # server groups are not offered yet
     return view
 
 
