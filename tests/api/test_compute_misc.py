@@ -193,3 +193,16 @@ def test_instance_action_events_from_2_62_and_2_84(api, admin, member, flavor, i
 def test_versions_past_the_maximum_are_406(api, member, version):
     r = api.get(f"{BASE}/servers", headers=member.compute(version))
     assert r.status_code == 406
+
+
+def test_interfaces_show_a_null_device_tag_from_2_70(api, member, flavor, image):
+    net = nets.network(api, member, name="tagnet")
+    nets.subnet(api, member, net["id"], cidr="10.9.0.0/24")
+    sid = boot(api, member, flavor, image, networks=[{"uuid": net["id"]}])
+    url = f"{BASE}/servers/{sid}/os-interface"
+    [before] = api.get(url, headers=member.compute("2.69")).json()["interfaceAttachments"]
+    assert "tag" not in before
+    [after] = api.get(url, headers=member.compute("2.70")).json()["interfaceAttachments"]
+    assert after["tag"] is None
+    shown = api.get(f"{url}/{after['port_id']}", headers=member.compute("2.70")).json()
+    assert shown["interfaceAttachment"]["tag"] is None
