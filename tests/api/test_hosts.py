@@ -199,6 +199,10 @@ def test_uptime_before_and_from_2_88(cloud, api, admin):
     host = add_host(cloud, "hv-u")
     r = api.get(f"{BASE}/os-hypervisors/{host.node_id}/uptime", headers=admin.compute("2.1"))
     assert r.status_code == 404 and "has not reported it" in r.json()["itemNotFound"]["message"]
+    assert api.get(f"{BASE}/os-hypervisors/99999/uptime",
+                   headers=admin.compute("2.1")).status_code == 404
+    r = api.get(f"{BASE}/os-hypervisors/not-a-uuid/uptime", headers=admin.compute("2.53"))
+    assert r.status_code == 400 and "not-a-uuid" in r.json()["badRequest"]["message"]
 
     def boot(s):
         node = s.get(ComputeNode, host.node_id)
@@ -224,10 +228,10 @@ def test_uptime_before_and_from_2_88(cloud, api, admin):
 
 @pytest.mark.parametrize("path", ["os-hypervisors", "os-hypervisors/detail",
                                   "os-hypervisors/statistics", "os-services",
-                                  "os-availability-zone/detail"])
-def test_fleet_views_are_admin_only(api, member, reader, path):
-    assert api.get(f"{BASE}/{path}", headers=member.compute()).status_code == 403
-    assert api.get(f"{BASE}/{path}", headers=reader.compute()).status_code == 403
+                                  "os-availability-zone/detail", "os-hypervisors/1/uptime"])
+def test_fleet_views_are_admin_only(api, member, reader, other_member, path):
+    for caller in (member, reader, other_member):
+        assert api.get(f"{BASE}/{path}", headers=caller.compute()).status_code == 403
 
 
 # ---------------------------------------------------------------- services
