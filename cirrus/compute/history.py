@@ -13,12 +13,15 @@ from cirrus.errors import BadRequest
 
 def list_actions(s: Session, uuid: str, *, limit: int | None = None,
                  changes_since: dt.datetime | None = None,
+                 changes_before: dt.datetime | None = None,
                  marker: str | None = None) -> list[InstanceAction]:
     """Newest first; `limit`, `changes_since` and `marker` (a request id) page the list."""
     q = (select(InstanceAction).where(InstanceAction.instance_uuid == uuid)
          .order_by(InstanceAction.start_time.desc(), InstanceAction.id.desc()))
     if changes_since is not None:
         q = q.where(InstanceAction.updated_at >= changes_since)
+    if changes_before is not None:
+        q = q.where(InstanceAction.updated_at <= changes_before)
     if marker:
         row = get_action(s, uuid, marker)
         if row is None:

@@ -80,6 +80,25 @@ class ListFilters:
     marker: str | None = None
     sort_key: str = "created_at"
     sort_dir: str = "desc"
+    # Server tags (2.26): all of `tags`, any of `tags_any`, not all of `not_tags`, none of
+    # `not_tags_any`.
+    tags: list[str] | None = None
+    tags_any: list[str] | None = None
+    not_tags: list[str] | None = None
+    not_tags_any: list[str] | None = None
+    user_id: str | None = None
+    key_name: str | None = None
+
+    def matches_tags(self, inst: Instance) -> bool:
+        have = set(inst.tags or [])
+        return ((not self.tags or set(self.tags) <= have)
+                and (not self.tags_any or bool(have & set(self.tags_any)))
+                and (not self.not_tags or not set(self.not_tags) <= have)
+                and (not self.not_tags_any or not have & set(self.not_tags_any)))
+
+    @property
+    def by_tags(self) -> bool:
+        return bool(self.tags or self.tags_any or self.not_tags or self.not_tags_any)
 
 
 SORT_KEYS = {"created_at": Instance.created_at, "updated_at": Instance.updated_at,
@@ -122,6 +141,10 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
         q = q.where(Instance.reservation_id == f.reservation_id)
     if f.availability_zone:
         q = q.where(Instance.availability_zone == f.availability_zone)
+    if f.user_id:
+        q = q.where(Instance.user_id == f.user_id)
+    if f.key_name:
+        q = q.where(Instance.key_name == f.key_name)
     column = SORT_KEYS.get(f.sort_key, Instance.created_at)
     descending = f.sort_dir == "desc"
     q = q.order_by(column.desc() if descending else column.asc(),
@@ -141,17 +164,18 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
             q = q.where(or_(column < mval, and_(column == mval, Instance.id < marker.id)))
         else:
             q = q.where(or_(column > mval, and_(column == mval, Instance.id > marker.id)))
-    if name_re is None and f.limit is not None:
+    # Name patterns, flavors and tags are matched here, before the page is cut.
+    in_python = name_re is not None or bool(f.flavor) or f.by_tags
+    if not in_python and f.limit is not None:
         q = q.limit(f.limit)
     rows = list(s.scalars(q))
-    if name_re is not None:
-        rows = [r for r in rows if name_re.search(r.display_name or "")]
-        if f.flavor:
-            pass
+    if in_python:
+        rows = [r for r in rows
+                if (name_re is None or name_re.search(r.display_name or ""))
+                and (not f.flavor or (r.flavor or {}).get("flavorid") == f.flavor)
+                and f.matches_tags(r)]
         if f.limit is not None:
             rows = rows[: f.limit]
-    if f.flavor:
-        rows = [r for r in rows if (r.flavor or {}).get("flavorid") == f.flavor]
     return rows
 
 

@@ -213,10 +213,18 @@ def addresses(s: Session, insts: list[Instance]) -> dict[str, dict]:
             for net, mac, ip, version in sorted(by_port.get(nic["port_id"], []),
                                                 key=lambda r: (r[3], r[2])):
                 view.setdefault(net, []).append({
-                    "version": version, "addr": ip, "OS-EXT-IPS:type": "fixed",
+                    "version": version, "addr": _compressed(ip), "OS-EXT-IPS:type": "fixed",
                     "OS-EXT-IPS-MAC:mac_addr": mac})
         result[inst.uuid] = view
     return result
+
+
+def _compressed(ip: str) -> str:
+    """An address as Nova shows it: IPv6 in compressed form (`::babe:dc0c:1602`)."""
+    try:
+        return ipaddress.ip_address(ip).compressed
+    except ValueError:
+        return ip
 
 
 def attachments(s: Session, port_ids: list[str]) -> list[tuple[Port, list[IPAllocation]]]:
@@ -241,3 +249,18 @@ def live_nics(s: Session, uuid: str) -> list[dict] | None:
     """The NIC map of a server that is not deleted (None if there is none)."""
     return s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
                                                 Instance.deleted.is_(False)))
+
+
+def check_inject_network_info(s: Session, ctx: RequestContext, uuid: str) -> None:
+    """Nova's injectNetworkInfo on Cirrus's drivers: nothing to rewrite. A guest takes its
+    network from the config drive and the metadata written at build, and a server's ports
+    and addresses do not change under it, so there is nothing newer to inject (Nova's
+    libvirt driver does nothing for it either). The request is checked as Nova checks it:
+    the server exists, is the caller's to see, and is not being built or deleted."""
+    from . import instances, states
+
+    inst = instances.get(s, ctx, uuid)
+    if inst.vm_state == states.BUILDING or inst.task_state == states.DELETING:
+        raise Conflict(f"Cannot 'injectNetworkInfo' instance {uuid} while it is in vm_state "
+                       f"{inst.vm_state}" + (f", task_state {inst.task_state}"
+                                              if inst.task_state else ""))

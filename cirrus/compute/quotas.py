@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
-from cirrus.db.models import Instance, KeyPair, Project, QuotaLimit
+from cirrus.db.models import Instance, KeyPair, Project, QuotaClassLimit, QuotaLimit
 from cirrus.errors import BadRequest, QuotaExceeded
 
 # Every quota Nova's os-quota-sets names, in Nova's order. Only instances, cores, ram,
@@ -50,8 +50,35 @@ def defaults(settings: Settings) -> dict[str, int]:
     return {name: values[name] for name in RESOURCES}
 
 
-def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int]:
+DEFAULT_CLASS = "default"
+
+
+def class_limits(s: Session, settings: Settings, class_name: str) -> dict[str, int]:
+    """A quota class's limits: the settings' defaults overlaid with the `default` class's
+    rows, then with the class's own (Nova's quota classes; only `default` is applied to
+    projects, as in Nova)."""
     limits = defaults(settings)
+    for name in dict.fromkeys((DEFAULT_CLASS, class_name)):
+        rows = s.execute(select(QuotaClassLimit.resource, QuotaClassLimit.hard_limit)
+                         .where(QuotaClassLimit.class_name == name)).all()
+        limits.update({row.resource: row.hard_limit for row in rows if row.resource in limits})
+    return limits
+
+
+def set_class_limits(s: Session, class_name: str, values: dict[str, int]) -> None:
+    for resource, limit in values.items():
+        if resource not in RESOURCES:
+            raise BadRequest(f"Unknown quota resource {resource!r}.")
+        row = s.get(QuotaClassLimit, (class_name, resource))
+        if row is None:
+            s.add(QuotaClassLimit(class_name=class_name, resource=resource, hard_limit=limit))
+        else:
+            row.hard_limit = limit
+    s.flush()
+
+
+def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int]:
+    limits = class_limits(s, settings, DEFAULT_CLASS)
     rows = s.execute(select(QuotaLimit.resource, QuotaLimit.hard_limit)
                      .where(QuotaLimit.project_id == project_id)).all()
     limits.update({row.resource: row.hard_limit for row in rows})
@@ -205,7 +232,7 @@ def check_new_limits(s: Session, project_id: str, values: dict[str, int]) -> Non
 def check_key_pairs(s: Session, settings: Settings, project_id: str | None, user_id: str) -> None:
     """Raise QuotaExceeded if the user may not own one more key pair."""
     limit = (get_limits(s, settings, project_id)["key_pairs"] if project_id
-             else defaults(settings)["key_pairs"])
+             else class_limits(s, settings, DEFAULT_CLASS)["key_pairs"])
     used = get_usage(s, project_id or "", user_id)["key_pairs"]
     if limit != UNLIMITED and used + 1 > limit:
         raise QuotaExceeded("Quota exceeded, too many key pairs.")

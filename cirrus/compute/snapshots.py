@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 ACTION = "createImage"
 EVENT = "compute_snapshot_instance"
 DISK_FORMAT, CONTAINER_FORMAT = "qcow2", "bare"
-# Set by Cirrus on every snapshot; a request's metadata cannot override them.
-_OWN_PROPERTIES = ("image_type", "instance_uuid", "base_image_ref", "user_id")
+# Set by Cirrus on every snapshot; a request's metadata cannot override them. `image_type`
+# ("snapshot") is a default the metadata may change, as in Nova (Tempest checks it).
+_OWN_PROPERTIES = ("instance_uuid", "base_image_ref", "user_id")
 
 
 # ---------------------------------------------------------------- API side
@@ -67,8 +68,8 @@ def _snapshot_image(s: Session, ctx: RequestContext, inst: Instance, name: str,
     the base image's properties carry over (kernel_id, ramdisk_id ...) so the snapshot
     boots as its server did."""
     base = s.get(Image, inst.image_ref) if inst.image_ref else None
-    properties = {**((base.properties or {}) if base is not None else {}), **metadata,
-                  "image_type": "snapshot", "instance_uuid": inst.uuid,
+    properties = {**((base.properties or {}) if base is not None else {}),
+                  "image_type": "snapshot", **metadata, "instance_uuid": inst.uuid,
                   "base_image_ref": inst.image_ref or "", "user_id": ctx.user_id}
     if len(properties) > images.MAX_PROPERTIES:
         raise OverLimit(f"Quota exceeded for metadata: the snapshot would have "

@@ -19,12 +19,20 @@ from cirrus.errors import BadRequest, Conflict, NotFound
 
 from .liveness import AGENT_BINARY
 
-# Names Nova tools use for the hypervisor service, accepted wherever a binary is named.
-BINARY_ALIASES = {"nova-compute": AGENT_BINARY}
+# The names Nova's tools filter services by, for Cirrus's roles: the API shows these, and
+# accepts either name wherever a binary is named.
+NOVA_BINARIES = {AGENT_BINARY: "nova-compute", "cirrus-conductor": "nova-conductor",
+                 "cirrus-scheduler": "nova-scheduler"}
+BINARY_ALIASES = {nova: cirrus for cirrus, nova in NOVA_BINARIES.items()}
 
 
 def canonical_binary(binary: str) -> str:
     return BINARY_ALIASES.get(binary, binary)
+
+
+def nova_binary(binary: str) -> str:
+    """The name Nova's tools know a Cirrus role's service by (`nova-compute` for the agent)."""
+    return NOVA_BINARIES.get(binary, binary)
 
 
 def db_id(text: object) -> int | None:
@@ -82,8 +90,8 @@ def find_service(s: Session, host: str, binary: str) -> Service:
 def ensure_updatable(svc: Service) -> None:
     """Only hypervisor agents can be enabled, disabled or forced down."""
     if svc.binary != AGENT_BINARY:
-        raise BadRequest(f"Updating a {svc.binary} service is not supported. Only "
-                         f"{AGENT_BINARY} services can be updated.")
+        raise BadRequest(f"Updating a {nova_binary(svc.binary)} service is not supported. "
+                         "Only nova-compute services can be updated.")
 
 
 def set_status(s: Session, svc: Service, *, disabled: bool, reason: str | None = None) -> None:
@@ -154,6 +162,9 @@ def record_node(s: Session, settings: Settings, host: str,
     node.cpu_info = stats.get("cpu_info") or {}
     node.storage_pools = stats.get("storage_pools") or {}  # absent: an older agent
     node.capabilities = stats.get("capabilities") or None  # None: an older agent, not refused
+    booted = stats.get("booted_at")  # absent or 0: an agent older than the field
+    node.booted_at = (dt.datetime.fromtimestamp(booted, dt.UTC).replace(tzinfo=None)
+                      if booted else None)
     return node
 
 

@@ -41,6 +41,21 @@ class HostStats:
     storage_pools: dict = field(default_factory=dict)
     # DriverCapabilities.to_dict(); empty: an agent older than capabilities.
     capabilities: dict = field(default_factory=dict)
+    # When the host the agent runs on booted (seconds since the epoch; 0 if unknown): the
+    # hypervisor's uptime. Both drivers run on the host they report, so both read it here.
+    booted_at: float = field(default_factory=lambda: host_boot_time())
+
+
+def host_boot_time() -> float:
+    """The boot time of this machine from /proc/stat's `btime` (0 where there is none)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            for line in stat:
+                if line.startswith("btime "):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return 0.0
 
 
 class SpawnError(Exception):

@@ -91,7 +91,7 @@ def compute_microversion(version: str | None) -> Iterator[None]:
 
 
 # Microversions the conformance tests always cover, whether or not Tempest switches schema there.
-ALWAYS_CHECKED = ("2.1", "2.26", "2.47", "2.53", "2.60")
+ALWAYS_CHECKED = ("2.1", "2.26", "2.47", "2.53", "2.60", "2.75", "2.88", "2.90")
 
 
 def _version_key(text: str) -> tuple[int, int]:

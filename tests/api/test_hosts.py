@@ -195,18 +195,43 @@ def test_statistics_count_enabled_hypervisors(cloud, api, admin):
                           "current_workload", "running_vms", "disk_available_least"}
 
 
-def test_uptime_is_not_implemented(cloud, api, admin):
+def test_uptime_before_and_from_2_88(cloud, api, admin):
     host = add_host(cloud, "hv-u")
     r = api.get(f"{BASE}/os-hypervisors/{host.node_id}/uptime", headers=admin.compute("2.1"))
-    assert r.status_code == 501
+    assert r.status_code == 404 and "has not reported it" in r.json()["itemNotFound"]["message"]
+    assert api.get(f"{BASE}/os-hypervisors/99999/uptime",
+                   headers=admin.compute("2.1")).status_code == 404
+    r = api.get(f"{BASE}/os-hypervisors/not-a-uuid/uptime", headers=admin.compute("2.53"))
+    assert r.status_code == 400 and "not-a-uuid" in r.json()["badRequest"]["message"]
+
+    def boot(s):
+        node = s.get(ComputeNode, host.node_id)
+        node.booted_at = utcnow() - dt.timedelta(days=3, hours=2, minutes=10, seconds=5)
+    cloud.db.run(boot)
+    r = api.get(f"{BASE}/os-hypervisors/{host.node_id}/uptime", headers=admin.compute("2.1"))
+    assert r.status_code == 200
+    view = r.json()["hypervisor"]
+    assert view["id"] == host.node_id and view["hypervisor_hostname"] == "hv-u.example.org"
+    assert view["uptime"].endswith(" up 3 days,  2:10")
+    # 2.88: the route is gone, `uptime` is in the hypervisor's detail, the figures are not.
+    assert api.get(f"{BASE}/os-hypervisors/{host.node_uuid}/uptime",
+                   headers=admin.compute("2.88")).status_code == 404
+    assert api.get(f"{BASE}/os-hypervisors/statistics",
+                   headers=admin.compute("2.88")).status_code == 404
+    r = api.get(f"{BASE}/os-hypervisors/{host.node_uuid}", headers=admin.compute("2.88"))
+    shown = r.json()["hypervisor"]
+    assert shown["uptime"].endswith(" up 3 days,  2:10")
+    assert "vcpus" not in shown and "cpu_info" not in shown and "running_vms" not in shown
+    assert api.get(f"{BASE}/os-hypervisors/{host.node_uuid}",
+                   headers=admin.compute("2.87")).json()["hypervisor"]["vcpus"] == 8
 
 
 @pytest.mark.parametrize("path", ["os-hypervisors", "os-hypervisors/detail",
                                   "os-hypervisors/statistics", "os-services",
-                                  "os-availability-zone/detail"])
-def test_fleet_views_are_admin_only(api, member, reader, path):
-    assert api.get(f"{BASE}/{path}", headers=member.compute()).status_code == 403
-    assert api.get(f"{BASE}/{path}", headers=reader.compute()).status_code == 403
+                                  "os-availability-zone/detail", "os-hypervisors/1/uptime"])
+def test_fleet_views_are_admin_only(api, member, reader, other_member, path):
+    for caller in (member, reader, other_member):
+        assert api.get(f"{BASE}/{path}", headers=caller.compute()).status_code == 403
 
 
 # ---------------------------------------------------------------- services
@@ -217,12 +242,14 @@ def test_services_list_fields_per_microversion(cloud, api, admin):
     add_host(cloud, "hv-e", binary="cirrus-conductor", node=False, zone=None)
     r = api.get(f"{BASE}/os-services?host=hv-e", headers=admin.compute("2.10"))
     services = {s["binary"]: s for s in r.json()["services"]}
-    agent = services[AGENT_BINARY]
+    # Cirrus's roles under the names Nova's tools filter by.
+    assert set(services) == {"nova-compute", "nova-conductor"}
+    agent = services["nova-compute"]
     assert set(agent) == {"id", "binary", "host", "zone", "status", "state", "updated_at",
                           "disabled_reason"}
     assert (agent["id"], agent["zone"], agent["status"], agent["state"]) == (
         host.service_id, "az-e", "enabled", "up")
-    assert services["cirrus-conductor"]["zone"] == "internal"
+    assert services["nova-conductor"]["zone"] == "internal"
     r = api.get(f"{BASE}/os-services?host=hv-e&binary={AGENT_BINARY}",
                 headers=admin.compute("2.53"))
     [only] = r.json()["services"]
@@ -318,7 +345,8 @@ def test_non_agent_services_cannot_be_updated(cloud, api, admin):
     r = api.put(f"{BASE}/os-services/{other.service_uuid}", headers=admin.compute("2.53"),
                 json={"status": "disabled"})
     assert r.status_code == 400
-    assert "Only cirrus-agent services can be updated" in r.json()["badRequest"]["message"]
+    assert ("Updating a nova-scheduler service is not supported. Only nova-compute services "
+            "can be updated.") == r.json()["badRequest"]["message"]
 
 
 def test_delete_service_and_its_compute_node(cloud, api, admin):
@@ -368,10 +396,10 @@ def test_zone_detail_lists_hosts_and_services(cloud, api, admin):
     add_host(cloud, "hv-q", binary="cirrus-conductor", node=False, zone=None)
     r = api.get(f"{BASE}/os-availability-zone/detail", headers=admin.compute())
     zones = {z["zoneName"]: z for z in r.json()["availabilityZoneInfo"]}
-    state = zones["az-q"]["hosts"]["hv-q"][AGENT_BINARY]
+    state = zones["az-q"]["hosts"]["hv-q"]["nova-compute"]
     assert state["available"] is True and state["active"] is True
     assert state["updated_at"] is not None
-    assert zones["internal"]["hosts"]["hv-q"]["cirrus-conductor"]["available"] is True
+    assert zones["internal"]["hosts"]["hv-q"]["nova-conductor"]["available"] is True
 
 
 def test_aggregates_list_is_empty_and_admin_only(api, admin, member):

@@ -89,8 +89,8 @@ def api_processes_logging(d: Deployment, request_id: str, method: str, path: str
 def test_compute_service_list_shows_every_role_up(cli: Cli) -> None:
     rows = cli.json("compute", "service", "list")
     up = {(r["Binary"], r["Host"]) for r in rows if r["State"] == "up" and r["Status"] == "enabled"}
-    expected = {("cirrus-conductor", "ctl-1"), ("cirrus-scheduler", "sched-1")}
-    expected |= {("cirrus-agent", host) for host in AGENT_HOSTS}
+    expected = {("nova-conductor", "ctl-1"), ("nova-scheduler", "sched-1")}
+    expected |= {("nova-compute", host) for host in AGENT_HOSTS}
     assert expected <= up, rows
 
 
@@ -225,7 +225,7 @@ def service_row(cli: Cli, binary: str, host: str) -> dict | None:
 def set_agents_enabled(cli: Cli, hosts: list[str], enabled: bool) -> None:
     change = ["--enable"] if enabled else ["--disable", "--disable-reason", "test: node-4 only"]
     for host in hosts:
-        cli.run("compute", "service", "set", *change, host, "cirrus-agent")
+        cli.run("compute", "service", "set", *change, host, "nova-compute")
 
 
 def test_added_agent_host_registers_takes_servers_and_can_be_removed(
@@ -233,7 +233,7 @@ def test_added_agent_host_registers_takes_servers_and_can_be_removed(
     deployment.agent_hosts.append("node-4")  # so that stop() deletes its queue too
     deployment.add("agent-4", "agent", host_name="node-4")
     deployment.start("agent-4")
-    wait_for(lambda: (service_row(cli, "cirrus-agent", "node-4") or {}).get("State") == "up",
+    wait_for(lambda: (service_row(cli, "nova-compute", "node-4") or {}).get("State") == "up",
              30, "node-4 up in compute service list", interval=0.5)
     assert "node-4" in {h["Hypervisor Hostname"] for h in cli.json("hypervisor", "list")}
 
@@ -247,8 +247,8 @@ def test_added_agent_host_registers_takes_servers_and_can_be_removed(
     cli.run("server", "delete", "--wait", server["id"])
 
     assert deployment.proc("agent-4").stop() == 0
-    cli.run("compute", "service", "delete", service_row(cli, "cirrus-agent", "node-4")["ID"])
-    assert service_row(cli, "cirrus-agent", "node-4") is None
+    cli.run("compute", "service", "delete", service_row(cli, "nova-compute", "node-4")["ID"])
+    assert service_row(cli, "nova-compute", "node-4") is None
     assert "node-4" not in {h["Hypervisor Hostname"] for h in cli.json("hypervisor", "list")}
 
 

@@ -344,8 +344,8 @@ def test_serve_all_roles_answers_dumps_stacks_and_changes_log_level(
         headers = {"X-Auth-Token": session.token}
         services = httpx.get(f"{url}/compute/v2.1/os-services", headers=headers).json()
         rows = {(s["binary"], s["host"]): s["state"] for s in services["services"]}
-        assert rows[("cirrus-agent", "node-a")] == "up"
-        assert ("cirrus-scheduler", "node-a") in rows and ("cirrus-conductor", "node-a") in rows
+        assert rows[("nova-compute", "node-a")] == "up"
+        assert ("nova-scheduler", "node-a") in rows and ("nova-conductor", "node-a") in rows
         hypervisors = httpx.get(f"{url}/compute/v2.1/os-hypervisors",
                                 headers=headers).json()["hypervisors"]
         assert [h["hypervisor_hostname"] for h in hypervisors] == ["node-a"]
@@ -444,10 +444,10 @@ def test_roles_in_separate_processes_on_rabbitmq_build_a_server(broker_env: dict
             rows = httpx.get(f"{compute}/os-services", headers=h).json()["services"]
             return {(s["binary"], s["host"]): s["state"] for s in rows}
 
-        wait_for(lambda: services().get(("cirrus-agent", "node-q")) == "up",
+        wait_for(lambda: services().get(("nova-compute", "node-q")) == "up",
                  what="the agent registered through the conductor")
-        assert services()[("cirrus-scheduler", "ctl-q")] == "up"
-        assert services()[("cirrus-conductor", "ctl-q")] == "up"
+        assert services()[("nova-scheduler", "ctl-q")] == "up"
+        assert services()[("nova-conductor", "ctl-q")] == "up"
 
         flavor = httpx.post(f"{compute}/flavors", headers=h, json={"flavor": {
             "name": "t1", "vcpus": 1, "ram": 128, "disk": 1}}).json()["flavor"]["id"]

@@ -46,7 +46,7 @@ def test_legacy_header_is_honoured():
     assert version == (2, 11)
 
 
-@pytest.mark.parametrize("value", ["2.0", "2.61", "3.0", "1.1"])
+@pytest.mark.parametrize("value", ["2.0", "2.91", "3.0", "1.1"])
 def test_versions_outside_the_range_are_406(value):
     with pytest.raises(NotAcceptable):
         microversion.negotiate(request(openstack_api_version=f"compute {value}"))
@@ -62,21 +62,24 @@ def test_version_documents_are_not_versioned():
 
 
 def test_unsupported_version_is_406_over_http(api, member):
-    r = api.get("/compute/v2.1/flavors", headers=member.compute("2.61"))
+    r = api.get("/compute/v2.1/flavors", headers=member.compute("2.91"))
     assert r.status_code == 406
-    assert "2.61" in r.json()["HTTPNotAcceptable"]["message"]
+    assert "2.91" in r.json()["HTTPNotAcceptable"]["message"]
     r = api.get("/compute/v2.1/flavors", headers=member.compute("latest"))
     assert r.status_code == 200
-    assert r.headers["OpenStack-API-Version"] == "compute 2.60"
+    assert r.headers["OpenStack-API-Version"] == "compute 2.90"
     r = api.get("/compute/v2.1/flavors", headers=member.compute("2.x"))
     assert r.status_code == 400
 
 
-def test_root_lists_v2_1_without_a_token(api):
+def test_root_lists_v2_0_then_v2_1_without_a_token(api):
     r = api.get("/compute/")
     assert r.status_code == 200
     assert r.json() == {"versions": [{
-        "id": "v2.1", "status": "CURRENT", "version": "2.60", "min_version": "2.1",
+        "id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": "http://testserver/compute/v2/"}]}, {
+        "id": "v2.1", "status": "CURRENT", "version": "2.90", "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": "http://testserver/compute/v2.1/"}]}]}
 

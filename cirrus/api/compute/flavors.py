@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 DESCRIPTION = Since("2.55")  # a flavor's `description`
 PUBLIC_ACCESS_CONFLICT = Since("2.7")  # adding access to a public flavor is a 409
+EXTRA_SPECS_IN_BODY = Since("2.61")  # a flavor's detail shows its extra_specs
+SWAP_ZERO = Since("2.75")  # no swap is 0, not ""
 CREATE_SCHEMA = by_version({("2.1", "2.54"): schemas.flavor_create,
                             ("2.55", None): schemas.flavor_create_v255})
 
@@ -50,7 +52,7 @@ def _full(req: ApiRequest, flavor: Flavor) -> dict[str, Any]:
         "name": flavor.name,
         "ram": flavor.memory_mb,
         "disk": flavor.root_gb,
-        "swap": flavor.swap or "",  # "" for no swap until 2.75
+        "swap": flavor.swap or (0 if SWAP_ZERO(req) else ""),
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
         "OS-FLV-DISABLED:disabled": flavor.disabled,
         "vcpus": flavor.vcpus,
@@ -60,6 +62,8 @@ def _full(req: ApiRequest, flavor: Flavor) -> dict[str, Any]:
     }
     if DESCRIPTION(req):
         view["description"] = flavor.description
+    if EXTRA_SPECS_IN_BODY(req):
+        view["extra_specs"] = dict(flavor.extra_specs or {})
     return view
 
 

@@ -1,56 +1,49 @@
-"""Availability zones, hypervisors and services (Nova v2.1 up to 2.60). Admin only, except
-the plain availability-zone list.
+"""Availability zones and hypervisors (Nova v2.1 up to the maximum microversion). Admin
+only, except the plain availability-zone list. Services are in services.py.
 
-Microversions: 2.11 shows and sets services' `forced_down`; 2.28 gives hypervisors'
-`cpu_info` as an object (a JSON string before); 2.33 pages hypervisor lists; 2.53 replaces
-integer ids of hypervisors and services with UUIDs, moves hypervisor search into
-`?hypervisor_hostname_pattern=` and `?with_servers=`, and updates a service with
-PUT /os-services/{uuid} instead of the enable/disable/force-down actions.
+Hypervisors keep the type their driver reports: `QEMU` for libvirt (as Nova's libvirt
+driver), `fake` for the fake driver.
+
+Microversions: 2.28 gives hypervisors' `cpu_info` as an object (a JSON string before); 2.33
+pages hypervisor lists; 2.53 replaces integer ids of hypervisors and services with UUIDs and
+moves hypervisor search into `?hypervisor_hostname_pattern=` and `?with_servers=`; 2.88
+drops the resource figures (vcpus, memory, disk, cpu_info, running_vms...) from hypervisors,
+adds `uptime` to their detail and removes /statistics and /{id}/uptime.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import logging
 import uuid as uuidlib
 from typing import Any
 
-from cirrus.agent.rpcapi import AgentAPI
-from cirrus.api.compute import schemas_misc as schemas
 from cirrus.api.compute.common import (
     available,
     next_links,
     page_limit_and_marker,
     query_bool,
 )
-from cirrus.api.compute.microversion import Since, by_version
+from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.views import iso_micro
-from cirrus.api.framework import ApiRequest, Reply
-from cirrus.api.validation import to_bool, validate
+from cirrus.api.framework import ApiRequest
 from cirrus.db.models import ComputeNode, Service
-from cirrus.errors import BadRequest, CirrusError, NotFound
+from cirrus.errors import BadRequest, NotFound
 from cirrus.hosts import records
-from cirrus.hosts.liveness import AGENT_BINARY, service_is_up
-from cirrus.hosts.zones import INTERNAL_ZONE, availability_zones, service_zone
+from cirrus.hosts.liveness import service_is_up
+from cirrus.hosts.zones import INTERNAL_ZONE, availability_zones
 from cirrus.identity.policy import ADMIN, READ, authorize
-
-log = logging.getLogger(__name__)
 
 # The microversion gates of this module (see the docstring above).
 FORCED_DOWN = Since("2.11")  # services show forced_down; the force-down action
 CPU_INFO_OBJECT = Since("2.28")  # hypervisors' cpu_info an object, not a JSON string
 PAGED_HYPERVISORS = Since("2.33")  # limit/marker on hypervisor lists
 UUID_IDS = Since("2.53")  # UUIDs for hypervisors and services; PUT /os-services/{uuid}
-SERVICE_ACTION_SCHEMA = by_version({("2.1", "2.10"): schemas.service_action,
-                                    ("2.11", None): schemas.service_action_v211})
+RESOURCE_FIGURES = Since("2.1", until="2.87")  # vcpus, memory, disk... in the detail
+UPTIME_IN_BODY = Since("2.88")  # `uptime` in the detail; /uptime and /statistics gone
 
 
-class NotImplementedHere(CirrusError):
-    status = 501
-    default_message = "The requested functionality is not supported."
-
-
-def _is_uuid(value: str) -> bool:
+def is_uuid(value: str) -> bool:
     try:
         uuidlib.UUID(value)
     except ValueError:
@@ -86,7 +79,8 @@ def list_zones_detail(req: ApiRequest) -> dict:
     for z in zones:
         hosts = None
         if z.available:
-            hosts = {host: {binary: {**state, "updated_at": iso_micro(state["updated_at"])}
+            hosts = {host: {records.nova_binary(binary): {
+                **state, "updated_at": iso_micro(state["updated_at"])}
                             for binary, state in binaries.items()}
                      for host, binaries in z.hosts.items()}
         info.append({"zoneName": z.name, "zoneState": {"available": z.available},
@@ -107,13 +101,18 @@ def _hypervisor(req: ApiRequest, node: ComputeNode, svc: Service, *, detail: boo
         "status": "disabled" if svc.disabled else "enabled",
     }
     if detail:
-        free_disk = node.local_gb - node.local_gb_used
         view.update({
             "hypervisor_type": node.hypervisor_type,
             "hypervisor_version": node.hypervisor_version,
             "host_ip": node.host_ip,
             "service": {"id": svc.uuid if uuids else svc.id, "host": node.host,
                         "disabled_reason": svc.disabled_reason},
+        })
+        if UPTIME_IN_BODY(req):
+            view["uptime"] = uptime_text(node)
+    if detail and RESOURCE_FIGURES(req):
+        free_disk = node.local_gb - node.local_gb_used
+        view.update({
             "vcpus": node.vcpus,
             "memory_mb": node.memory_mb,
             "local_gb": node.local_gb,
@@ -183,7 +182,7 @@ def list_hypervisors_detail(req: ApiRequest) -> dict:
 
 def _node_and_service(req: ApiRequest, s: Any, hypervisor_id: str) -> tuple[ComputeNode, Service]:
     if UUID_IDS(req):
-        if not _is_uuid(hypervisor_id):
+        if not is_uuid(hypervisor_id):
             raise BadRequest(f"Invalid uuid {hypervisor_id}")
         node = records.get_compute_node(s, hypervisor_id, by_uuid=True)
     else:
@@ -206,13 +205,33 @@ def show_hypervisor(req: ApiRequest, hypervisor_id: str) -> dict:
         return {"hypervisor": _hypervisor(req, node, svc, detail=True, servers=servers)}
 
 
+def uptime_text(node: ComputeNode, now: dt.datetime | None = None) -> str | None:
+    """The host's uptime in the first words of `uptime`'s line (" 15:04:11 up 3 days,
+    2:10"), from the boot time its agent reports; None before an agent reported it."""
+    if node.booted_at is None:
+        return None
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    minutes = max(0, int((now - node.booted_at).total_seconds()) // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    clock = f"{minutes // 60:2d}:{minutes % 60:02d}"
+    up = (f"{days} day{'s' if days != 1 else ''}, {clock}" if days else clock)
+    return f" {now:%H:%M:%S} up {up}"
+
+
+@available("2.1", "2.87")
 def hypervisor_uptime(req: ApiRequest, hypervisor_id: str) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-hypervisors:uptime")
     with req.cloud.db.reader() as s:
-        _node_and_service(req, s, hypervisor_id)
-    raise NotImplementedHere("Host uptime is not reported by Cirrus agents.")
+        node, svc = _node_and_service(req, s, hypervisor_id)
+        view = _hypervisor(req, node, svc, detail=False)
+    view["uptime"] = uptime_text(node)
+    if view["uptime"] is None:
+        raise NotFound(f"The uptime of hypervisor {hypervisor_id} is not known yet: its agent "
+                       "has not reported it.")
+    return {"hypervisor": view}
 
 
+@available("2.1", "2.87")
 def hypervisor_statistics(req: ApiRequest) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-hypervisors:statistics")
     with req.cloud.db.reader() as s:
@@ -250,126 +269,6 @@ def list_aggregates(req: ApiRequest) -> dict:
     return {"aggregates": []}
 
 
-# ---------------------------------------------------------------- services
-
-
-def _service(req: ApiRequest, svc: Service) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": svc.uuid if UUID_IDS(req) else svc.id,
-        "binary": svc.binary,
-        "disabled_reason": svc.disabled_reason,
-        "host": svc.host,
-        "state": "up" if service_is_up(svc, req.cloud.settings.service_down_time) else "down",
-        "status": "disabled" if svc.disabled else "enabled",
-        "updated_at": iso_micro(records.last_update(svc)),
-        "zone": service_zone(svc, req.cloud.settings),
-    }
-    if FORCED_DOWN(req):
-        view["forced_down"] = bool(svc.forced_down)
-    return view
-
-
-def list_services(req: ApiRequest) -> dict:
-    authorize(req.ctx, ADMIN, "os_compute_api:os-services:list")
-    with req.cloud.db.reader() as s:
-        return {"services": [_service(req, svc) for svc in records.list_services(
-            s, host=req.query.get("host"), binary=req.query.get("binary"))]}
-
-
-def update_service(req: ApiRequest, service_id: str) -> dict:
-    authorize(req.ctx, ADMIN, "os_compute_api:os-services:update")
-    if UUID_IDS(req):
-        return _update_by_uuid(req, service_id)
-    return _legacy_action(req, service_id)
-
-
-def _update_by_uuid(req: ApiRequest, service_id: str) -> dict:
-    body = req.json
-    validate(schemas.service_update_v253, body)
-    if not _is_uuid(service_id):
-        raise BadRequest(f"Invalid uuid {service_id}")
-    if body.get("status") == "enabled" and body.get("disabled_reason"):
-        raise BadRequest("Specifying 'disabled_reason' with status 'enabled' is invalid.")
-
-    def work(s):
-        svc = records.get_service(s, service_id, by_uuid=True)
-        records.ensure_updatable(svc)
-        if "status" not in body and "forced_down" not in body:
-            raise BadRequest("No updates were requested. Fields 'status' or 'forced_down' "
-                             "should be specified.")
-        if "status" in body:
-            records.set_status(s, svc, disabled=body["status"] == "disabled",
-                               reason=body.get("disabled_reason"))
-        if "forced_down" in body:
-            records.set_forced_down(s, svc, to_bool(body["forced_down"]))
-        return {"service": _service(req, svc)}
-
-    return req.cloud.db.run(work)
-
-
-def _legacy_action(req: ApiRequest, action: str) -> dict:
-    actions = {"enable", "disable", "disable-log-reason"}
-    if FORCED_DOWN(req):
-        actions.add("force-down")
-    if action not in actions:
-        raise NotFound("Unknown action")
-    body = req.json
-    validate(SERVICE_ACTION_SCHEMA(req), body)
-    host, binary = body["host"], body["binary"]
-    if records.canonical_binary(binary) != AGENT_BINARY:
-        raise BadRequest(f"Updating a {binary} service is not supported. Only "
-                         f"{AGENT_BINARY} services can be updated.")
-    reply: dict[str, Any] = {"host": host, "binary": binary}
-    if action == "disable-log-reason" and "disabled_reason" not in body:
-        raise BadRequest("Missing disabled reason field")
-    if action == "force-down" and "forced_down" not in body:
-        raise BadRequest("Missing forced_down field")
-
-    def work(s):
-        svc = records.find_service(s, host, binary)
-        if action == "enable":
-            records.set_status(s, svc, disabled=False)
-            reply["status"] = "enabled"
-        elif action == "disable":
-            records.set_status(s, svc, disabled=True)
-            reply["status"] = "disabled"
-        elif action == "disable-log-reason":
-            records.set_status(s, svc, disabled=True, reason=body["disabled_reason"])
-            reply.update(status="disabled", disabled_reason=body["disabled_reason"])
-        else:
-            forced = to_bool(body["forced_down"])
-            records.set_forced_down(s, svc, forced)
-            reply["forced_down"] = forced
-        return {"service": reply}
-
-    return req.cloud.db.run(work)
-
-
-def delete_service(req: ApiRequest, service_id: str) -> Reply:
-    authorize(req.ctx, ADMIN, "os_compute_api:os-services:delete")
-    by_uuid = UUID_IDS(req)
-    if by_uuid and not _is_uuid(service_id):
-        raise BadRequest(f"Invalid uuid {service_id}")
-    if not by_uuid and not service_id.isdigit():
-        raise BadRequest(f"Invalid input for field/attribute id. Value: {service_id}. "
-                         "It must be an integer.")
-    def work(s):
-        svc = records.get_service(s, service_id, by_uuid=by_uuid)
-        gone = (svc.binary, svc.host)
-        records.delete_service(s, svc)
-        return gone
-
-    binary, host = req.cloud.db.run(work)
-    if binary == AGENT_BINARY:
-        # The host is gone: so is the work queued for it (an agent started again on it
-        # registers afresh, with a new queue).
-        try:
-            AgentAPI(req.cloud.bus).discard(host)
-        except Exception:
-            log.warning("could not delete the queue of removed host %s", host, exc_info=True)
-    return Reply(204)
-
-
 ROUTES = [
     ("GET", "/v2.1/os-availability-zone", list_zones),
     ("GET", "/v2.1/os-availability-zone/detail", list_zones_detail),
@@ -381,7 +280,4 @@ ROUTES = [
     ("GET", "/v2.1/os-hypervisors/{pattern}/search", search_hypervisors),
     ("GET", "/v2.1/os-hypervisors/{pattern}/servers", hypervisor_servers),
     ("GET", "/v2.1/os-aggregates", list_aggregates),
-    ("GET", "/v2.1/os-services", list_services),
-    ("PUT", "/v2.1/os-services/{service_id}", update_service),
-    ("DELETE", "/v2.1/os-services/{service_id}", delete_service),
 ]

@@ -8,8 +8,10 @@ answers once it is there (or undoes the port and says why).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.views import compressed_ip
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.bus import BusTimeout, RemoteError
@@ -44,22 +46,30 @@ _attach = {
     "additionalProperties": False,
 }
 
+# 2.70: NICs show their device `tag`. Cirrus does not keep device tags yet: always null.
+DEVICE_TAG = Since("2.70")
 T = TypeVar("T")
 # What a conductor's refusal becomes at the API (the bus carries the type's name).
 _REMOTE = {cls.__name__: cls for cls in (BadRequest, Conflict, NotFound)}
 
 
-def _attachment(port: Port, ips: list[IPAllocation]) -> dict:
-    return {"port_state": port.status, "port_id": port.id, "net_id": port.network_id,
-            "mac_addr": port.mac_address,
-            "fixed_ips": [{"subnet_id": ip.subnet_id, "ip_address": ip.ip_address} for ip in ips]}
+def _attachment(req: ApiRequest, port: Port, ips: list[IPAllocation]) -> dict:
+    view: dict[str, Any] = {
+        "port_state": port.status, "port_id": port.id, "net_id": port.network_id,
+        "mac_addr": port.mac_address,
+        "fixed_ips": [{"subnet_id": ip.subnet_id, "ip_address": compressed_ip(ip.ip_address)}
+                      for ip in ips]}
+    if DEVICE_TAG(req):
+        view["tag"] = None
+    return view
 
 
 def _attachments(req: ApiRequest, server_id: str) -> list[dict]:
     with req.cloud.db.reader() as s:
         inst = instances.get(s, req.ctx, server_id)
         port_ids = [n["port_id"] for n in sorted(inst.nics or [], key=lambda n: n["index"])]
-        return [_attachment(port, ips) for port, ips in networking.attachments(s, port_ids)]
+        return [_attachment(req, port, ips)
+                for port, ips in networking.attachments(s, port_ids)]
 
 
 def list_interfaces(req: ApiRequest, server_id: str) -> dict:
@@ -117,7 +127,7 @@ def attach_interface(req: ApiRequest, server_id: str) -> Reply:
         req.ctx, inst.uuid, request, timeout=timeout))
     with req.cloud.db.reader() as s:
         port, ips = networking.attachment(s, port_id)
-        return Reply(200, {"interfaceAttachment": _attachment(port, ips)})
+        return Reply(200, {"interfaceAttachment": _attachment(req, port, ips)})
 
 
 def detach_interface(req: ApiRequest, server_id: str, port_id: str) -> Reply:

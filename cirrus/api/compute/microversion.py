@@ -12,7 +12,7 @@ from starlette.requests import Request
 from cirrus.errors import BadRequest, NotAcceptable, NotFound
 
 MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 60)
+MAX_VERSION = (2, 90)
 
 
 def fmt(version: tuple[int, int]) -> str:
@@ -47,6 +47,9 @@ def negotiate(request: Request) -> tuple[tuple[int, int], dict[str, str]]:
     if path in ("/compute", "/compute/v2.1", "/compute/v2"):
         # Version documents are not versioned.
         return MIN_VERSION, headers
+    if path.startswith("/compute/v2/"):
+        # v2.0, Nova's legacy endpoint: no microversions; it answers as 2.1 without headers.
+        return MIN_VERSION, {}
     version = requested(request)
     if not MIN_VERSION <= version <= MAX_VERSION:
         headers = {**headers, "OpenStack-API-Version": f"compute {fmt(version)}",

@@ -74,7 +74,8 @@ def show_default_quotas(req: ApiRequest, project_id: str) -> dict:
     authorize(req.ctx, READ)
     with req.cloud.db.reader() as s:
         quotas.verify_project(s, project_id)
-    return _quota_set(req, project_id, quotas.defaults(req.cloud.settings))
+        return _quota_set(req, project_id,
+                          quotas.class_limits(s, req.cloud.settings, quotas.DEFAULT_CLASS))
 
 
 def update_quotas(req: ApiRequest, project_id: str) -> dict:

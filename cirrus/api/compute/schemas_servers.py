@@ -19,6 +19,10 @@ def bounded_int(minimum: int, maximum: int = MAX_INT) -> dict:
 
 positive_int = bounded_int(1)
 
+# 2.90's `hostname`: a host name label (Nova's parameter_types.hostname).
+hostname = {"type": "string", "minLength": 2, "maxLength": 63,
+            "pattern": "^[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]$"}
+
 _network = {
     "type": "object",
     "properties": {
@@ -102,7 +106,13 @@ server_create = {
                 "tags": {"type": "array", "maxItems": 50,
                          "items": {"type": "string", "minLength": 1, "maxLength": 60,
                                    "pattern": "^[^,/]*$"}},
-                "hostname": {"type": "string", "minLength": 1, "maxLength": 255},
+                "hostname": hostname,
+                "trusted_image_certificates": {
+                    "type": ["array", "null"], "minItems": 1, "maxItems": 50,
+                    "uniqueItems": True,
+                    "items": {"type": "string", "minLength": 1}},
+                "host": {"type": "string", "minLength": 1, "maxLength": 255},
+                "hypervisor_hostname": {"type": "string", "minLength": 1, "maxLength": 255},
             },
             "required": ["name", "flavorRef"],
             "additionalProperties": False,
@@ -125,6 +135,7 @@ server_update = {
                 "accessIPv4": {"type": "string", "format": "ipv4"},
                 "accessIPv6": {"type": "string", "format": "ipv6"},
                 "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+                "hostname": hostname,
             },
             "additionalProperties": False,
         }

@@ -6,6 +6,7 @@ from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute import security_groups, server_actions_more
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.network_actions import inject_network_info
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
@@ -92,6 +93,7 @@ ACTIONS = {
     **server_actions_more.ACTIONS,  # issue 13 (comp-a): rebuild, lock, pause, ...
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
+    "injectNetworkInfo": inject_network_info,  # comp-misc
 }
 
 

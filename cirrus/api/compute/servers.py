@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute.common import bounded_int, next_links, page_limit_and_marker
+from cirrus.api.compute.common import bounded_int, next_links
 from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.server_filters import list_filters
 from cirrus.api.compute.views import HOST_STATUS, server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import actions, creation, instances, networking, states
-from cirrus.errors import BadRequest, Forbidden
+from cirrus.errors import BadRequest
 from cirrus.hosts import liveness
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
 
 # Request fields by microversion: the versions that accept a field, and those that require it.
 CREATE_ACCEPTS = {"description": Since("2.19"), "tags": Since("2.52"),
-                  "personality": Since("2.1", until="2.56")}
+                  "personality": Since("2.1", until="2.56"),
+                  "trusted_image_certificates": Since("2.63"),
+                  "host": Since("2.74"), "hypervisor_hostname": Since("2.74"),
+                  "hostname": Since("2.90")}
 CREATE_REQUIRES = {"networks": Since("2.37")}
-UPDATE_ACCEPTS = {"description": Since("2.19")}
-# 2.38: an unknown status filter is a 400 (before, it matches no server).
-STRICT_STATUS_FILTER = Since("2.38")
+# 2.75: PUT answers with the full view of GET.
+FULL_UPDATE_VIEW = Since("2.75")
+UPDATE_ACCEPTS = {"description": Since("2.19"), "hostname": Since("2.90")}
 
 
 def _check_fields_by_version(req: ApiRequest, server: dict, accepts: dict[str, Since],
@@ -55,18 +58,31 @@ def create_server(req: ApiRequest) -> Reply:
                              f"{user_data[:64]}. It is not base64 encoded.") from exc
     availability_zone, forced_host, forced_node = _parse_availability_zone(
         server.get("availability_zone"))
+    if server.get("trusted_image_certificates"):
+        raise BadRequest("Invalid input for field/attribute trusted_image_certificates: image "
+                         "signature certificate validation is not supported by this cloud.")
+    if server.get("host") or server.get("hypervisor_hostname"):
+        # 2.74: a requested destination, admins only (Nova's
+        # compute:servers:create:requested_destination).
+        authorize(req.ctx, ADMIN, "compute:servers:create:requested_destination")
+        forced_host = server.get("host") or forced_host
+        forced_node = server.get("hypervisor_hostname") or forced_node
     if forced_host or forced_node:
         # Nova's os_compute_api:servers:create:forced_host: admins only.
         authorize(req.ctx, ADMIN, "os_compute_api:servers:create:forced_host")
     networks = server.get("networks", "auto")
     min_count = bounded_int(server.get("min_count", 1), "server/min_count", 1)
     max_count = bounded_int(server.get("max_count", min_count), "server/max_count", 1)
+    if server.get("hostname") and max_count > 1:
+        raise BadRequest("Invalid input for field/attribute hostname: a hostname cannot be "
+                         "given to several servers at once.")
     request = creation.CreateRequest(
         name=server["name"], flavor_ref=str(server["flavorRef"]), image_ref=image_ref,
         networks=networks, min_count=min_count, max_count=max_count,
         key_name=server.get("key_name"), metadata=server.get("metadata", {}), user_data=user_data,
         availability_zone=availability_zone, forced_host=forced_host, forced_node=forced_node,
         description=server.get("description"),
+        hostname=server.get("hostname"),
         tags=server.get("tags", []),
         security_groups=[g["name"] for g in server.get("security_groups", [])] or ["default"],
         config_drive=to_bool(server.get("config_drive", False)),
@@ -141,64 +157,6 @@ def _personality(files: list[dict]) -> list[tuple[str, bytes]]:
     return decoded
 
 
-def _parse_time(value: str, field: str) -> dt.datetime:
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace(" ", "+"))
-    except ValueError as exc:
-        raise BadRequest(f"Invalid input for query parameters {field}. Value: {value}. "
-                         "It is not a valid ISO 8601 date-time.") from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    return parsed
-
-
-def _filters(req: ApiRequest) -> instances.ListFilters:
-    q = req.query
-    f = instances.ListFilters()
-    if "all_tenants" in q and (q["all_tenants"] == "" or to_bool(q["all_tenants"])):
-        if not req.ctx.is_admin:
-            raise Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants "
-                            "to be performed.")
-        f.all_tenants = True
-    f.project_id = q.get("project_id") or q.get("tenant_id")
-    if f.project_id and not req.ctx.is_admin:
-        f.project_id = None
-    elif f.project_id:
-        f.all_tenants = True
-    f.name = q.get("name")
-    status = q.get("status")
-    if status:
-        status = status.upper()
-        if status not in states.STATUS_FILTERS:
-            if STRICT_STATUS_FILTER(req):
-                raise BadRequest(f"Invalid status value: {q.get('status')}")
-            status = "__none__"
-        f.status = status
-    f.host = q.get("host") if req.ctx.is_admin else None
-    if "changes-since" in q:
-        f.changes_since = _parse_time(q["changes-since"], "changes-since")
-    if "changes-before" in q:
-        f.changes_before = _parse_time(q["changes-before"], "changes-before")
-    if f.changes_since and f.changes_before and f.changes_before < f.changes_since:
-        raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
-    f.image = q.get("image")
-    f.flavor = q.get("flavor")
-    f.reservation_id = q.get("reservation_id")
-    f.availability_zone = q.get("availability_zone")
-    if "deleted" in q and req.ctx.is_admin:
-        f.deleted = to_bool(q["deleted"])
-    f.limit, f.marker = page_limit_and_marker(req)
-    sort_key = q.get("sort_key", "created_at")
-    if sort_key not in instances.SORT_KEYS:
-        raise BadRequest(f"Invalid sort_key {sort_key!r}")
-    f.sort_key = sort_key
-    sort_dir = q.get("sort_dir", "desc")
-    if sort_dir not in ("asc", "desc"):
-        raise BadRequest(f"Invalid sort_dir {sort_dir!r}")
-    f.sort_dir = sort_dir
-    return f
-
-
 def _next_link(req: ApiRequest, rows: list, f: instances.ListFilters, collection: str) -> list[dict]:
     return next_links(req, collection, len(rows), rows[-1].uuid if rows else None, f.limit or 0)
 
@@ -214,7 +172,7 @@ def _host_statuses(req: ApiRequest, s, rows: list) -> dict[str, str]:
 
 def list_servers(req: ApiRequest) -> dict:
     authorize(req.ctx, READ, "os_compute_api:servers:index")
-    f = _filters(req)
+    f = list_filters(req)
     with req.cloud.db.reader() as s:
         rows = [] if f.status == "__none__" else instances.list_(s, req.ctx, f)
     body: dict = {"servers": [server_brief(req, r) for r in rows]}
@@ -226,14 +184,14 @@ def list_servers(req: ApiRequest) -> dict:
 
 def list_servers_detail(req: ApiRequest) -> dict:
     authorize(req.ctx, READ, "os_compute_api:servers:detail")
-    f = _filters(req)
+    f = list_filters(req)
     with req.cloud.db.reader() as s:
         rows = [] if f.status == "__none__" else instances.list_(s, req.ctx, f)
         faults = actions.latest_faults(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
         host_status = _host_statuses(req, s, rows)
         addresses = networking.addresses(s, rows)
         servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"),
-                                 addresses=addresses.get(r.uuid))
+                                 addresses=addresses.get(r.uuid), listed=True)
                    for r in rows]
     body: dict = {"servers": servers}
     next_links = _next_link(req, rows, f, "servers/detail")
@@ -273,9 +231,11 @@ def update_server(req: ApiRequest, server_id: str) -> dict:
         values["access_ip_v4"] = server["accessIPv4"]
     if "accessIPv6" in server:
         values["access_ip_v6"] = server["accessIPv6"]
+    if "hostname" in server:
+        values["hostname"] = server["hostname"]
     instances.update_fields(req.cloud, req.ctx, server_id, values)
     # Until 2.75 Nova answers an update with the basic view, without extended attributes.
-    return _server_view(req, server_id, extended=False)
+    return _server_view(req, server_id, extended=FULL_UPDATE_VIEW(req))
 
 
 def delete_server(req: ApiRequest, server_id: str) -> Reply:

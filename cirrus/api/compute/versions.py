@@ -1,7 +1,10 @@
 """Compute version documents.
 
-GET /compute/ lists the API versions (200, as Nova's root does); GET /compute/v2.1 describes
-v2.1 with the microversion range this Cirrus honours. Neither needs a token.
+GET /compute/ lists the API versions (200, as Nova's root does): v2.0 first (Tempest checks
+the order), then v2.1. GET /compute/v2.1 describes v2.1 with the microversion range this
+Cirrus honours; GET /compute/v2 describes v2.0, the API without microversions (every route
+of v2.1 is also served under /compute/v2 and answers as 2.1 does, without version headers).
+None needs a token.
 """
 
 from __future__ import annotations
@@ -9,15 +12,21 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.compute import microversion
-from cirrus.api.compute.common import api_root
+from cirrus.api.compute.common import api_root, compute_root
 from cirrus.api.framework import ApiRequest
 
 UPDATED = "2013-07-23T11:33:21Z"
+UPDATED_V20 = "2011-01-21T11:33:21Z"
 MEDIA_TYPES = [{"base": "application/json",
                 "type": "application/vnd.openstack.compute+json;version=2.1"}]
 
 
 # ---------------------------------------------------------------- version documents
+
+
+def _describe_v20(req: ApiRequest) -> dict[str, Any]:
+    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": UPDATED_V20}
 
 
 def _describe(req: ApiRequest) -> dict[str, Any]:
@@ -31,9 +40,22 @@ def _describe(req: ApiRequest) -> dict[str, Any]:
 
 
 def list_versions(req: ApiRequest) -> dict:
+    legacy = _describe_v20(req)
+    legacy["links"] = [{"rel": "self", "href": f"{compute_root(req)}/v2/"}]
     doc = _describe(req)
     doc["links"] = [{"rel": "self", "href": f"{api_root(req)}/"}]
-    return {"versions": [doc]}
+    return {"versions": [legacy, doc]}
+
+
+def show_version_v20(req: ApiRequest) -> dict:
+    doc = _describe_v20(req)
+    doc["links"] = [
+        {"rel": "self", "href": f"{compute_root(req)}/v2/"},
+        {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"},
+    ]
+    doc["media-types"] = [{"base": "application/json",
+                           "type": "application/vnd.openstack.compute+json;version=2"}]
+    return {"version": doc}
 
 
 def show_version(req: ApiRequest) -> dict:
@@ -51,4 +73,6 @@ ROUTES = [
     ("GET", "/", list_versions, PUBLIC),
     ("GET", "/v2.1", show_version, PUBLIC),
     ("GET", "/v2.1/", show_version, PUBLIC),
+    ("GET", "/v2", show_version_v20, PUBLIC),
+    ("GET", "/v2/", show_version_v20, PUBLIC),
 ]

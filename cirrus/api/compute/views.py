@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,14 @@ def iso_z(value: dt.datetime | None) -> str | None:
 
 def iso_micro(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%f") if value else None
+
+
+def compressed_ip(value: str) -> str:
+    """An address as Nova shows it: IPv6 compressed (`::babe:dc0c:1602`)."""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        return value
 
 
 def links(req: ApiRequest, collection: str, ident: str) -> list[dict]:
@@ -62,9 +71,17 @@ SERVER_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
     "2.9": {"locked": lambda inst: bool(inst.locked)},
     "2.19": {"description": lambda inst: inst.display_description},
     "2.26": {"tags": lambda inst: list(inst.tags or [])},
+    # comp-misc (2.61-2.90): image signature verification is not offered, so no server has
+    # trusted certificates; server groups are not offered yet, so a server is in none.
+    "2.63": {"trusted_image_certificates": lambda inst: None},
     # comp-a: the reason given to lock (null when unlocked or none was given)
     "2.73": {"locked_reason": lambda inst: server_ops.locked_reason(inst)},
 }
+
+# 2.71: one server's view (show, update, rebuild; not the lists) names its server groups.
+SERVER_GROUPS = Since("2.71")
+# 2.90: every reader sees OS-EXT-SRV-ATTR:hostname (before, admins only, from 2.3).
+HOSTNAME_FOR_ALL = Since("2.90")
 
 # The admin's OS-EXT-SRV-ATTR fields a server gains at a microversion.
 ADMIN_FIELDS_SINCE: dict[str, dict[str, Callable[[Instance], Any]]] = {
@@ -97,7 +114,7 @@ FAULT_STATUSES = ("ERROR", "DELETED")
 
 def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None = None,
                   host_status: str | None = None, *, extended: bool = True,
-                  addresses: dict | None = None) -> dict:
+                  addresses: dict | None = None, listed: bool = False) -> dict:
     """A server as GET /servers/{id} shows it.
 
     `extended=False` is the smaller view that PUT /servers/{id} answers with before 2.75:
@@ -122,7 +139,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses or {},
         "accessIPv4": inst.access_ip_v4 or "",
-        "accessIPv6": inst.access_ip_v6 or "",
+        "accessIPv6": compressed_ip(inst.access_ip_v6) if inst.access_ip_v6 else "",
         "links": links(req, "servers", inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
     }
@@ -133,6 +150,8 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
     if extended:
         view.update(_extended_attributes(req, inst, host_status))
     view.update(fields_since(req, SERVER_FIELDS_SINCE, inst))
+    if SERVER_GROUPS(req) and not listed:
+        view["server_groups"] = []  # server groups are not offered yet
     return view
 
 
@@ -158,4 +177,6 @@ def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | Non
         view.update(fields_since(req, ADMIN_FIELDS_SINCE, inst))
         if HOST_STATUS(req):
             view["host_status"] = host_status if inst.host else ""
+    elif HOSTNAME_FOR_ALL(req):
+        view["OS-EXT-SRV-ATTR:hostname"] = inst.hostname
     return view

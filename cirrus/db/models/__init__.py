@@ -13,6 +13,7 @@ from cirrus.db.models.compute import (
     InstanceActionEvent,
     InstanceFault,
     KeyPair,
+    QuotaClassLimit,
     QuotaLimit,
     Service,
 )
@@ -31,6 +32,6 @@ __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
     "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
-    "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
+    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"
 ]

@@ -99,6 +99,8 @@ class ComputeNode(TimestampMixin, Base):
     ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     cpu_info: Mapped[dict] = mapped_column(JSON, default=dict)
+    # When the host booted, as its agent last reported (HostStats.booted_at): the uptime.
+    booted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     # Pool name -> {"total_gb", "free_gb"} as the agent last reported (HostStats.storage_pools).
     storage_pools: Mapped[dict] = mapped_column(JSON, default=dict)
     # What its virt driver can do (DriverCapabilities.to_dict()) as the agent last reported;
@@ -214,5 +216,15 @@ class QuotaLimit(Base):
 
     __tablename__ = "quota_limits"
     project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaClassLimit(Base):
+    """A quota class's limit (os-quota-class-sets); the `default` class's rows change the
+    defaults every project without its own override gets."""
+
+    __tablename__ = "quota_class_limits"
+    class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
