@@ -1,6 +1,6 @@
 """compute_nodes.booted_at (the hypervisor's uptime) and quota_class_limits (quota classes)
 
-Revision ID: 0003_comp_misc
+Revision ID: 0004_comp_misc
 Revises: 0002
 """
 
