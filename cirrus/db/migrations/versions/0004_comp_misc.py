@@ -1,7 +1,7 @@
 """compute_nodes.booted_at (the hypervisor's uptime) and quota_class_limits (quota classes)
 
 Revision ID: 0004_comp_misc
-Revises: 0002
+Revises: 0003_image
 """
 
 import sqlalchemy as sa
