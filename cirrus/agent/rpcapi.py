@@ -29,6 +29,7 @@ class SpawnInstance(Payload):
     """Build the VM; the agent answers with `spawn_result` to the conductor."""
 
     spec: dict[str, Any]  # a cirrus.virt.driver.InstanceSpec as plain data
+    task: str | None = None  # echoed in spawn_result: "unshelving" for an unshelve
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,25 @@ class SnapshotInstance(Payload):
     host: str | None = None  # sent by conductors before the contracts; the agent's own wins
 
 
+# ---- shelve (comp-b)
+@dataclass(frozen=True)
+class ShelveInstance(Payload):
+    """Power the VM off and write its root disk's flat copy to the staging `file`; the
+    agent answers with `shelve_result` to the conductor."""
+
+    uuid: str
+    image_id: str
+    file: str
+
+
+@dataclass(frozen=True)
+class OffloadInstance(Payload):
+    """Remove the VM and its disks from the host (a shelved server leaving it); unlike
+    `destroy`, a later spawn of the same server here is accepted (its unshelve)."""
+
+    uuid: str
+
+
 @dataclass(frozen=True)
 class ListInstances(Payload):
     pass
@@ -86,6 +106,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "attach_interface": AttachInterface,
     "detach_interface": DetachInterface,
     "snapshot": SnapshotInstance,
+    "shelve": ShelveInstance,
+    "offload": OffloadInstance,
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
 }
@@ -100,6 +122,8 @@ class AgentHandler(Protocol):
     def attach_interface(self, ctx: RequestContext, payload: AttachInterface) -> object: ...
     def detach_interface(self, ctx: RequestContext, payload: DetachInterface) -> object: ...
     def snapshot(self, ctx: RequestContext, payload: SnapshotInstance) -> None: ...
+    def shelve(self, ctx: RequestContext, payload: ShelveInstance) -> None: ...
+    def offload(self, ctx: RequestContext, payload: OffloadInstance) -> object: ...
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
 
@@ -122,8 +146,9 @@ class AgentAPI:
               timeout: float | None) -> Any:
         return self.bus.call(ctx, agent_topic(host), method, payload.to_wire(), timeout=timeout)
 
-    def spawn(self, ctx: RequestContext, host: str, spec: Mapping[str, Any]) -> None:
-        self._cast(ctx, host, "spawn", SpawnInstance(spec=dict(spec)))
+    def spawn(self, ctx: RequestContext, host: str, spec: Mapping[str, Any],
+              task: str | None = None) -> None:
+        self._cast(ctx, host, "spawn", SpawnInstance(spec=dict(spec), task=task))
 
     def destroy(self, ctx: RequestContext, host: str, uuid: str, *,
                 timeout: float | None = None) -> None:
@@ -152,6 +177,14 @@ class AgentAPI:
                  file: str) -> None:
         self._cast(ctx, host, "snapshot",
                    SnapshotInstance(uuid=uuid, image_id=image_id, file=file, host=host))
+
+    def shelve(self, ctx: RequestContext, host: str, uuid: str, image_id: str,
+               file: str) -> None:
+        self._cast(ctx, host, "shelve", ShelveInstance(uuid=uuid, image_id=image_id, file=file))
+
+    def offload(self, ctx: RequestContext, host: str, uuid: str, timeout: float) -> None:
+        """Wait for the VM to be gone from `host` (BusTimeout, RemoteError otherwise)."""
+        self._call(ctx, host, "offload", OffloadInstance(uuid=uuid), timeout)
 
     def list_instances(self, ctx: RequestContext, host: str,
                        timeout: float | None = None) -> dict[str, int]:

@@ -37,8 +37,13 @@ from cirrus.compute.states import (
     REBOOTING,
     REBOOTING_HARD,
     SCHEDULING,
+    SHELVED,
+    SHELVED_OFFLOADED,
+    SHELVING,
+    SHELVING_OFFLOADING,
     SPAWNING,
     STOPPED,
+    UNSHELVING,
 )
 from cirrus.db.models import Instance
 
@@ -70,6 +75,10 @@ STATES: tuple[State, ...] = (
     (STOPPED, IMAGE_SNAPSHOT), (STOPPED, DELETING),
     (ERROR, None), (ERROR, POWERING_OFF), (ERROR, REBOOTING_HARD), (ERROR, DELETING),
     (DELETED, None),
+    # shelve (comp-b)
+    (ACTIVE, SHELVING), (STOPPED, SHELVING),
+    (SHELVED, None), (SHELVED, SHELVING_OFFLOADING), (SHELVED, UNSHELVING), (SHELVED, DELETING),
+    (SHELVED_OFFLOADED, None), (SHELVED_OFFLOADED, UNSHELVING), (SHELVED_OFFLOADED, DELETING),
 )
 INITIAL: State = (BUILDING, SCHEDULING)
 FINAL: State = (DELETED, None)
@@ -86,6 +95,28 @@ TIMEOUTS: dict[str, tuple[str, str]] = {
     REBOOTING_HARD: ("task_timeout", "task_failed"),
     IMAGE_SNAPSHOT: ("task_timeout", "task_failed"),
     DELETING: ("task_timeout", "deleted"),
+    # shelve (comp-b): a shelve, an offload or an unshelve that timed out leaves the server
+    # where it was (an unshelve's claim is given back: workflows.shelve.unshelve_failed).
+    SHELVING: ("task_timeout", "task_failed"),
+    SHELVING_OFFLOADING: ("task_timeout", "task_failed"),
+    UNSHELVING: ("build_timeout", "task_failed"),
+}
+
+# Who fires an API action's row, where it is not instances.request_power_action.
+_API_FIRED_BY = {
+    "create_image": "snapshots.request_snapshot",
+    "delete": "instances.request_delete",
+    "shelve": "shelving.request_shelve",
+    "shelve_offload": "shelving.request_shelve_offload",
+    "unshelve": "shelving.request_unshelve",
+}
+# Tasks of TASK_RESULTS whose end is a workflow's own event from these states, not task_done.
+_NOT_TASK_DONE: frozenset[State] = frozenset({(SHELVED_OFFLOADED, UNSHELVING)})
+# Workflows other than power that end a task with task_failed.
+_TASK_FAILED_BY = {
+    SHELVING: "workflows.shelve.shelve_result",
+    SHELVING_OFFLOADING: "workflows.shelve.offload",
+    UNSHELVING: "workflows.power.task_result; workflows.shelve.unshelve_failed",
 }
 
 
@@ -115,9 +146,7 @@ def _api_rows() -> list[Row]:
     rows = []
     for action, t in states.ACTIONS.items():
         sources = [(vm, task) for vm in t.vm_states for task in t.task_states]
-        fired_by = ("snapshots.request_snapshot" if action == "create_image"
-                    else "instances.request_delete" if action == "delete"
-                    else "instances.request_power_action")
+        fired_by = _API_FIRED_BY.get(action, "instances.request_power_action")
         rows += _rows(action, sources, (KEEP, t.task_state), (Actor.API,), fired_by)
     return rows
 
@@ -128,7 +157,8 @@ def _task_rows() -> list[Row]:
     for task, (vm_state, _power) in states.TASK_RESULTS.items():
         if task == SPAWNING:
             continue  # a build has its own events below
-        rows += _rows("task_done", [s for s in STATES if s[1] == task], (vm_state, None),
+        rows += _rows("task_done", [s for s in STATES if s[1] == task
+                                    and s not in _NOT_TASK_DONE], (vm_state, None),
                       (Actor.WORKFLOW,), "workflows.power.task_result")
     rows += _rows("task_done", [s for s in STATES if s[1] == IMAGE_SNAPSHOT], (KEEP, None),
                   (Actor.WORKFLOW,), "snapshots.finish_task")
@@ -136,7 +166,7 @@ def _task_rows() -> list[Row]:
         if event == "task_failed":
             snapshot = task == IMAGE_SNAPSHOT
             fired_by = ("snapshots.finish_task; snapshots.abandon_request (no broker took it)"
-                        if snapshot else "workflows.power.task_result")
+                        if snapshot else _TASK_FAILED_BY.get(task, "workflows.power.task_result"))
             actors = (Actor.WORKFLOW, Actor.SWEEPER, *((Actor.API,) if snapshot else ()))
             rows += _rows("task_failed", [s for s in STATES if s[1] == task], (KEEP, None),
                           actors, fired_by)
@@ -162,6 +192,19 @@ TRANSITIONS: tuple[Row, ...] = tuple([
            "reconcile._confirm_missing (the VM is no longer on its host)"),
     *_rows("deleted", LIVE, FINAL, (Actor.WORKFLOW, Actor.SWEEPER),
            "workflows.delete.delete_instance"),
+    # shelve (comp-b)
+    *_rows("shelved", [(ACTIVE, SHELVING), (STOPPED, SHELVING)], (SHELVED, None),
+           (Actor.WORKFLOW,), "workflows.shelve.shelve_result (the disk is in an image)"),
+    *_rows("offload_due", [(SHELVED, None)], (SHELVED, SHELVING_OFFLOADING),
+           (Actor.WORKFLOW,),
+           "workflows.shelve.offload_due (shelved_offload_time passed, or 0)"),
+    *_rows("offloaded", [(SHELVED, SHELVING_OFFLOADING)], (SHELVED_OFFLOADED, None),
+           (Actor.WORKFLOW,), "workflows.shelve.offload (the host is freed)"),
+    *_rows("unshelve_scheduled", [(SHELVED_OFFLOADED, UNSHELVING)],
+           (SHELVED_OFFLOADED, UNSHELVING), (Actor.SCHEDULER,),
+           "scheduler.claims.place (a host is claimed for the unshelve)"),
+    *_rows("unshelved", [(SHELVED_OFFLOADED, UNSHELVING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.shelve.unshelve_result (built from the image)"),
 ])
 # `create` has no source: it is the row the API inserts.
 CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "creation.create")

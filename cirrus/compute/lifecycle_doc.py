@@ -139,7 +139,7 @@ def _events_table() -> list[str]:
         grouped.setdefault(key, []).append(_state(*row.source))
     every = [_state(*state) for state in lifecycle.LIVE]
     for (event, (vm_state, task_state), actors, fired_by), sources in grouped.items():
-        shown = "every state but `deleted`" if sources == every else "<br>".join(sources)
+        shown = "every state but `deleted`" if sorted(sources) == sorted(every) else "<br>".join(sources)
         lines.append(f"| `{event}` | {shown} | {vm_state} / `{task_state or '-'}` "
                      f"| {', '.join(actors)} | {fired_by} |")
     return lines

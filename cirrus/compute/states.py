@@ -25,6 +25,9 @@ from cirrus.virt.power import SUSPENDED as SUSPENDED
 
 # vm_state
 BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "error", "deleted"
+# shelve (comp-b): a shelved server is stopped with its disk in an image; offloaded, it has
+# no host at all.
+SHELVED, SHELVED_OFFLOADED = "shelved", "shelved_offloaded"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -35,9 +38,14 @@ REBOOTING = "rebooting"
 REBOOTING_HARD = "rebooting_hard"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+# shelve (comp-b)
+SHELVING = "shelving"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
 
 # An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
-_SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage"}
+_SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage",
+             "shelve_offload": "shelveOffload"}
 
 
 @dataclass(frozen=True)
@@ -56,9 +64,14 @@ ACTIONS: dict[str, Transition] = {
     # The vm_state is left as it was: a snapshot ends where it started.
     "create_image": Transition((ACTIVE, STOPPED), (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
-    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR),
+    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR, SHELVED, SHELVED_OFFLOADED),
                          (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
-                          REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING), DELETING),
+                          REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING, SHELVING,
+                          SHELVING_OFFLOADING, UNSHELVING), DELETING),
+    # shelve (comp-b): the vm_state is kept until the workflow ends the task.
+    "shelve": Transition((ACTIVE, STOPPED), (None,), SHELVING),
+    "shelve_offload": Transition((SHELVED,), (None,), SHELVING_OFFLOADING),
+    "unshelve": Transition((SHELVED, SHELVED_OFFLOADED), (None,), UNSHELVING),
 }
 
 # What a finished task leaves behind: task -> (vm_state, power_state) on success.
@@ -69,6 +82,8 @@ TASK_RESULTS: dict[str, tuple[str, int]] = {
     POWERING_ON: (ACTIVE, RUNNING),
     REBOOTING: (ACTIVE, RUNNING),
     REBOOTING_HARD: (ACTIVE, RUNNING),
+    # shelve (comp-b): an unshelve of a server still on its host is a power-on.
+    UNSHELVING: (ACTIVE, RUNNING),
 }
 
 
@@ -89,6 +104,8 @@ _STATUS: dict[str, dict[str | None, str]] = {
     STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF"},
     ERROR: {None: "ERROR"},
     DELETED: {None: "DELETED"},
+    SHELVED: {None: "SHELVED"},
+    SHELVED_OFFLOADED: {None: "SHELVED_OFFLOADED"},
 }
 
 
@@ -101,10 +118,14 @@ def api_status(vm_state: str, task_state: str | None) -> str:
 # The reverse, for `?status=` filters: status -> (vm_states, task_states or None for any).
 STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]] = {
     "BUILD": ((BUILDING,), None),
-    "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING)),
+    "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING,
+                           SHELVING)),
     "REBOOT": ((ACTIVE,), (REBOOTING,)),
     "HARD_REBOOT": ((ACTIVE, STOPPED), (REBOOTING_HARD,)),
-    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING)),
+    "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING,
+                             SHELVING)),
     "ERROR": ((ERROR,), None),
     "DELETED": ((DELETED,), None),
+    "SHELVED": ((SHELVED,), None),
+    "SHELVED_OFFLOADED": ((SHELVED_OFFLOADED,), None),
 }

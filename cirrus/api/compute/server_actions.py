@@ -8,10 +8,10 @@ from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
-from cirrus.compute import instances, snapshots
+from cirrus.compute import instances, shelving, snapshots
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.errors import BadRequest, ServiceUnavailable
-from cirrus.identity.policy import WRITE, authorize
+from cirrus.identity.policy import ADMIN, WRITE, authorize
 
 
 def _stop(req: ApiRequest, server_id: str, body: dict) -> Reply:
@@ -82,12 +82,55 @@ def _create_image(req: ApiRequest, server_id: str, body: dict) -> Reply:
     return Reply(202, headers={"Location": f"{req.base_url}/image/v2/images/{image_id}"})
 
 
+# ---- shelve (comp-b): shelve, shelveOffload (admin), unshelve (2.77: availability_zone)
+UNSHELVE_AZ = Since("2.77")
+UNSHELVE_277 = {
+    "type": "object",
+    "properties": {
+        "unshelve": {"oneOf": [
+            {"type": "object",
+             "properties": {"availability_zone": {"type": "string", "minLength": 1,
+                                                  "maxLength": 255}},
+             "required": ["availability_zone"], "additionalProperties": False},
+            {"type": "null"},
+        ]},
+    },
+    "required": ["unshelve"],
+    "additionalProperties": False,
+}
+
+
+def _shelve(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:os-shelve:shelve")
+    shelving.request_shelve(req.cloud, req.ctx, server_id)
+    return Reply(202)
+
+
+def _shelve_offload(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, ADMIN, "os_compute_api:os-shelve:shelve_offload")
+    shelving.request_shelve_offload(req.cloud, req.ctx, server_id)
+    return Reply(202)
+
+
+def _unshelve(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:os-shelve:unshelve")
+    zone = None
+    if UNSHELVE_AZ(req):  # before 2.77 the body's value is not looked at, as in Nova
+        validate(UNSHELVE_277, body)
+        zone = (body["unshelve"] or {}).get("availability_zone")
+    shelving.request_unshelve(req.cloud, req.ctx, server_id, zone)
+    return Reply(202)
+
+
 ACTIONS = {
     "os-stop": _stop,
     "os-start": _start,
     "reboot": _reboot,
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
+    "shelve": _shelve,
+    "shelveOffload": _shelve_offload,
+    "unshelve": _unshelve,
 }
 
 

@@ -24,6 +24,7 @@ TASK_EVENTS = {
     states.REBOOTING: "compute_reboot_instance",
     states.REBOOTING_HARD: "compute_reboot_instance",
     states.IMAGE_SNAPSHOT: snapshots.EVENT,
+    states.UNSHELVING: "compute_unshelve_instance",  # shelve (comp-b): of a SHELVED server
 }
 ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
                   states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard"}

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from cirrus.compute import states
 from cirrus.compute.lifecycle import TIMEOUTS
-from cirrus.compute.workflows import build, delete, power, snapshot
+from cirrus.compute.workflows import build, delete, power, shelve, snapshot
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
@@ -53,6 +53,7 @@ class Sweeper:
                 log.warning("instance %s: %s has made no progress since %s; sending it again",
                             uuid, task, started)
                 self._redrive(ctx, uuid, task)
+        shelve.offload_due(self.deps)  # shelve (comp-b): shelved_offload_time passed
         return ended
 
     def _due_for_redrive(self, uuid: str, task: str) -> bool:
@@ -71,6 +72,8 @@ class Sweeper:
             build.build(self.deps, ctx, uuid)
         elif task == states.DELETING:
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
+        elif task in shelve.TASKS:  # shelve (comp-b)
+            shelve.redrive(self.deps, ctx, uuid, task)
         elif task in power.ACTION_OF_TASK:
             power.power_action(self.deps, ctx, {"uuid": uuid, "task": task})
 
@@ -81,6 +84,8 @@ class Sweeper:
                              f"{getattr(self.deps.settings, timeout):g} s in task_state {task}.")
         elif event == "deleted":
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
+        elif task in shelve.TASKS:  # shelve (comp-b)
+            shelve.timed_out(self.deps, ctx, uuid, task)
         else:
             if task == states.IMAGE_SNAPSHOT:  # its image will get no data now
                 snapshot.discard_unfinished(self.deps, uuid)
