@@ -88,6 +88,24 @@ class OffloadInstance(Payload):
     uuid: str
 
 
+# ---- resize and cold migrate (comp-b)
+@dataclass(frozen=True)
+class PrepareResize(Payload):
+    """Power the VM off before it moves to another host (a call)."""
+
+    uuid: str
+
+
+@dataclass(frozen=True)
+class ResizeInstance(Payload):
+    """Give the VM the flavor of `spec` here: resize it if this host has it, else build it
+    (a move from another host); the agent answers with `resize_result` to the conductor."""
+
+    spec: dict[str, Any]
+    task: str  # resize_migrating, or resize_reverting for a revert; echoed in the result
+    power_on: bool
+
+
 @dataclass(frozen=True)
 class ListInstances(Payload):
     pass
@@ -108,6 +126,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "snapshot": SnapshotInstance,
     "shelve": ShelveInstance,
     "offload": OffloadInstance,
+    "prepare_resize": PrepareResize,
+    "resize": ResizeInstance,
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
 }
@@ -124,6 +144,8 @@ class AgentHandler(Protocol):
     def snapshot(self, ctx: RequestContext, payload: SnapshotInstance) -> None: ...
     def shelve(self, ctx: RequestContext, payload: ShelveInstance) -> None: ...
     def offload(self, ctx: RequestContext, payload: OffloadInstance) -> object: ...
+    def prepare_resize(self, ctx: RequestContext, payload: PrepareResize) -> object: ...
+    def resize(self, ctx: RequestContext, payload: ResizeInstance) -> None: ...
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
 
@@ -185,6 +207,14 @@ class AgentAPI:
     def offload(self, ctx: RequestContext, host: str, uuid: str, timeout: float) -> None:
         """Wait for the VM to be gone from `host` (BusTimeout, RemoteError otherwise)."""
         self._call(ctx, host, "offload", OffloadInstance(uuid=uuid), timeout)
+
+    def prepare_resize(self, ctx: RequestContext, host: str, uuid: str, timeout: float) -> None:
+        self._call(ctx, host, "prepare_resize", PrepareResize(uuid=uuid), timeout)
+
+    def resize(self, ctx: RequestContext, host: str, spec: Mapping[str, Any], task: str,
+               power_on: bool) -> None:
+        self._cast(ctx, host, "resize",
+                   ResizeInstance(spec=dict(spec), task=task, power_on=power_on))
 
     def list_instances(self, ctx: RequestContext, host: str,
                        timeout: float | None = None) -> dict[str, int]:

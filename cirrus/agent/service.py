@@ -26,6 +26,7 @@ from cirrus.bus import Bus
 from cirrus.compute.rpcapi import (
     AgentReport,
     ConductorAPI,
+    ResizeResult,
     ShelveResult,
     SnapshotResult,
     SpawnResult,
@@ -308,6 +309,46 @@ class Agent:
         self._forget_lock(uuid)
         log.info("offloaded %s from %s", uuid, self.host)
         return {"uuid": uuid, "offloaded": True}
+
+    # ---- resize and cold migrate (comp-b)
+    def prepare_resize(self, ctx: RequestContext,
+                       payload: rpcapi.PrepareResize | Received) -> dict:
+        """Power the VM off before it moves away (it stays here until the resize is
+        confirmed, for a revert)."""
+        uuid = rpcapi.PrepareResize.coerce(payload).uuid
+        with self._lock(uuid):
+            if self.driver.power_state(uuid) not in (NOSTATE, SHUTDOWN):
+                self.driver.power_off(uuid)
+        return {"uuid": uuid, "power_state": self.driver.power_state(uuid)}
+
+    def resize(self, ctx: RequestContext, payload: rpcapi.ResizeInstance | Received) -> None:
+        """Resize the VM in place if this host has it; else build it here (moved from
+        another host) with the new flavor; and report."""
+        request = rpcapi.ResizeInstance.coerce(payload)
+        spec = InstanceSpec.from_dict(request.spec)
+        uuid = spec.uuid
+        result = ResizeResult(uuid=uuid, host=self.host, task=request.task, ok=False)
+        with self._lock(uuid):
+            here = self.driver.power_state(uuid) != NOSTATE
+            try:
+                if here:
+                    self.driver.resize(uuid, spec, request.power_on)
+                else:
+                    self._destroyed.pop(uuid, None)
+                    self._plug(uuid, [nic.to_dict() for nic in spec.nics])
+                    self.driver.spawn(spec)
+                    if not request.power_on:
+                        self.driver.power_off(uuid)
+                result = replace(result, ok=True)
+                log.info("resize of %s on %s done", uuid, self.host)
+            except Exception as exc:
+                log.warning("resize of %s on %s failed: %s", uuid, self.host, exc)
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
+                if not here:  # half built here: nothing of it stays
+                    self._safe_destroy(uuid)
+            result = replace(result, power_state=self.driver.power_state(uuid))
+        self.conductor.resize_result(ctx, result)
 
     def list_instances(self, ctx: RequestContext,
                        payload: rpcapi.ListInstances | Received) -> dict[str, int]:

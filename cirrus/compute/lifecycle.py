@@ -36,6 +36,11 @@ from cirrus.compute.states import (
     POWERING_ON,
     REBOOTING,
     REBOOTING_HARD,
+    RESIZE_CONFIRMING,
+    RESIZE_MIGRATING,
+    RESIZE_PREP,
+    RESIZE_REVERTING,
+    RESIZED,
     SCHEDULING,
     SHELVED,
     SHELVED_OFFLOADED,
@@ -79,6 +84,11 @@ STATES: tuple[State, ...] = (
     (ACTIVE, SHELVING), (STOPPED, SHELVING),
     (SHELVED, None), (SHELVED, SHELVING_OFFLOADING), (SHELVED, UNSHELVING), (SHELVED, DELETING),
     (SHELVED_OFFLOADED, None), (SHELVED_OFFLOADED, UNSHELVING), (SHELVED_OFFLOADED, DELETING),
+    # resize and cold migrate (comp-b)
+    (ACTIVE, RESIZE_PREP), (ACTIVE, RESIZE_MIGRATING),
+    (STOPPED, RESIZE_PREP), (STOPPED, RESIZE_MIGRATING),
+    (RESIZED, None), (RESIZED, RESIZE_CONFIRMING), (RESIZED, RESIZE_REVERTING),
+    (RESIZED, DELETING),
 )
 INITIAL: State = (BUILDING, SCHEDULING)
 FINAL: State = (DELETED, None)
@@ -100,6 +110,12 @@ TIMEOUTS: dict[str, tuple[str, str]] = {
     SHELVING: ("task_timeout", "task_failed"),
     SHELVING_OFFLOADING: ("task_timeout", "task_failed"),
     UNSHELVING: ("build_timeout", "task_failed"),
+    # resize and cold migrate (comp-b): a timed-out move goes back to the source
+    # (workflows.resize.timed_out gives the new claim back).
+    RESIZE_PREP: ("build_timeout", "task_failed"),
+    RESIZE_MIGRATING: ("build_timeout", "task_failed"),
+    RESIZE_CONFIRMING: ("task_timeout", "task_failed"),
+    RESIZE_REVERTING: ("task_timeout", "task_failed"),
 }
 
 # Who fires an API action's row, where it is not instances.request_power_action.
@@ -109,6 +125,10 @@ _API_FIRED_BY = {
     "shelve": "shelving.request_shelve",
     "shelve_offload": "shelving.request_shelve_offload",
     "unshelve": "shelving.request_unshelve",
+    "resize": "resizing.request_resize",
+    "migrate": "resizing.request_resize",
+    "confirm_resize": "resizing.request_confirm",
+    "revert_resize": "resizing.request_revert",
 }
 # Tasks of TASK_RESULTS whose end is a workflow's own event from these states, not task_done.
 _NOT_TASK_DONE: frozenset[State] = frozenset({(SHELVED_OFFLOADED, UNSHELVING)})
@@ -117,6 +137,10 @@ _TASK_FAILED_BY = {
     SHELVING: "workflows.shelve.shelve_result",
     SHELVING_OFFLOADING: "workflows.shelve.offload",
     UNSHELVING: "workflows.power.task_result; workflows.shelve.unshelve_failed",
+    RESIZE_PREP: "workflows.resize.failed",
+    RESIZE_MIGRATING: "workflows.resize.failed",
+    RESIZE_CONFIRMING: "workflows.resize.failed",
+    RESIZE_REVERTING: "workflows.resize.failed",
 }
 
 
@@ -205,6 +229,23 @@ TRANSITIONS: tuple[Row, ...] = tuple([
            "scheduler.claims.place (a host is claimed for the unshelve)"),
     *_rows("unshelved", [(SHELVED_OFFLOADED, UNSHELVING)], (ACTIVE, None),
            (Actor.WORKFLOW,), "workflows.shelve.unshelve_result (built from the image)"),
+    # resize and cold migrate (comp-b)
+    *_rows("resize_scheduled", [(ACTIVE, RESIZE_PREP), (STOPPED, RESIZE_PREP)],
+           (KEEP, RESIZE_MIGRATING), (Actor.SCHEDULER,),
+           "scheduler.claims.place (the new flavor is claimed on the destination)"),
+    *_rows("resize_finished", [(ACTIVE, RESIZE_MIGRATING), (STOPPED, RESIZE_MIGRATING)],
+           (RESIZED, None), (Actor.WORKFLOW,),
+           "workflows.resize.resize_result (on the destination, VERIFY_RESIZE)"),
+    *_rows("confirm_due", [(RESIZED, None)], (RESIZED, RESIZE_CONFIRMING), (Actor.WORKFLOW,),
+           "workflows.resize.confirm_due (resize_confirm_window passed)"),
+    *_rows("resize_confirmed", [(RESIZED, RESIZE_CONFIRMING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.resize.confirm (it was running)"),
+    *_rows("resize_confirmed_stopped", [(RESIZED, RESIZE_CONFIRMING)], (STOPPED, None),
+           (Actor.WORKFLOW,), "workflows.resize.confirm (it was stopped)"),
+    *_rows("resize_reverted", [(RESIZED, RESIZE_REVERTING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.resize.revert_result (it was running)"),
+    *_rows("resize_reverted_stopped", [(RESIZED, RESIZE_REVERTING)], (STOPPED, None),
+           (Actor.WORKFLOW,), "workflows.resize.revert_result (it was stopped)"),
 ])
 # `create` has no source: it is the row the API inserts.
 CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "creation.create")

@@ -136,6 +136,35 @@ class UnshelveInstance(Payload):
     uuid: str
 
 
+# ---- resize and cold migrate (comp-b)
+@dataclass(frozen=True)
+class ResizeRequest(Payload):
+    """Run the resize or migrate the API recorded (task resize_prep, migration `migration`)."""
+
+    uuid: str
+    migration: str
+
+
+@dataclass(frozen=True)
+class ResizeResult(Payload):
+    """An agent's answer to `resize`."""
+
+    uuid: str
+    host: str
+    task: str
+    ok: bool
+    error: str | None = None
+    details: str | None = None
+    power_state: int | None = None
+
+
+@dataclass(frozen=True)
+class ResizeDecision(Payload):
+    """Run the confirmResize or revertResize the API recorded."""
+
+    uuid: str
+
+
 @dataclass(frozen=True)
 class AgentReport(Payload):
     """An agent's heartbeat; a full report adds capacity and every VM it has."""
@@ -162,6 +191,10 @@ MESSAGES: dict[str, type[Payload]] = {
     "shelve_result": ShelveResult,
     "offload_instance": OffloadInstance,
     "unshelve_instance": UnshelveInstance,
+    "resize_instance": ResizeRequest,
+    "resize_result": ResizeResult,
+    "confirm_resize": ResizeDecision,
+    "revert_resize": ResizeDecision,
 }
 
 
@@ -182,6 +215,10 @@ class ConductorHandler(Protocol):
     def shelve_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def offload_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def unshelve_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def resize_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def resize_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def confirm_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def revert_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
 
 
 def endpoints(handler: ConductorHandler) -> dict[str, BusHandler]:
@@ -253,3 +290,16 @@ class ConductorAPI:
 
     def unshelve_instance(self, ctx: RequestContext, uuid: str) -> None:
         self._cast(ctx, "unshelve_instance", UnshelveInstance(uuid=uuid))
+
+    # ---- resize and cold migrate (comp-b)
+    def resize_instance(self, ctx: RequestContext, uuid: str, migration: str) -> None:
+        self._cast(ctx, "resize_instance", ResizeRequest(uuid=uuid, migration=migration))
+
+    def resize_result(self, ctx: RequestContext, result: ResizeResult) -> None:
+        self._cast(ctx, "resize_result", result)
+
+    def confirm_resize(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "confirm_resize", ResizeDecision(uuid=uuid))
+
+    def revert_resize(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "revert_resize", ResizeDecision(uuid=uuid))

@@ -28,6 +28,8 @@ BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "er
 # shelve (comp-b): a shelved server is stopped with its disk in an image; offloaded, it has
 # no host at all.
 SHELVED, SHELVED_OFFLOADED = "shelved", "shelved_offloaded"
+# resize and cold migrate (comp-b): moved, waiting for confirmResize or revertResize.
+RESIZED = "resized"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -42,10 +44,16 @@ IMAGE_SNAPSHOT = "image_snapshot"
 SHELVING = "shelving"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
+# resize and cold migrate (comp-b)
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_CONFIRMING = "resize_confirming"
+RESIZE_REVERTING = "resize_reverting"
 
 # An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
 _SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage",
-             "shelve_offload": "shelveOffload"}
+             "shelve_offload": "shelveOffload", "confirm_resize": "confirmResize",
+             "revert_resize": "revertResize"}
 
 
 @dataclass(frozen=True)
@@ -64,14 +72,20 @@ ACTIONS: dict[str, Transition] = {
     # The vm_state is left as it was: a snapshot ends where it started.
     "create_image": Transition((ACTIVE, STOPPED), (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
-    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR, SHELVED, SHELVED_OFFLOADED),
+    "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR, SHELVED, SHELVED_OFFLOADED, RESIZED),
                          (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
                           REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING, SHELVING,
-                          SHELVING_OFFLOADING, UNSHELVING), DELETING),
+                          SHELVING_OFFLOADING, UNSHELVING, RESIZE_PREP, RESIZE_MIGRATING,
+                          RESIZE_CONFIRMING, RESIZE_REVERTING), DELETING),
     # shelve (comp-b): the vm_state is kept until the workflow ends the task.
     "shelve": Transition((ACTIVE, STOPPED), (None,), SHELVING),
     "shelve_offload": Transition((SHELVED,), (None,), SHELVING_OFFLOADING),
     "unshelve": Transition((SHELVED, SHELVED_OFFLOADED), (None,), UNSHELVING),
+    # resize and cold migrate (comp-b)
+    "resize": Transition((ACTIVE, STOPPED), (None,), RESIZE_PREP),
+    "migrate": Transition((ACTIVE, STOPPED), (None,), RESIZE_PREP),
+    "confirm_resize": Transition((RESIZED,), (None,), RESIZE_CONFIRMING),
+    "revert_resize": Transition((RESIZED,), (None,), RESIZE_REVERTING),
 }
 
 # What a finished task leaves behind: task -> (vm_state, power_state) on success.
@@ -100,12 +114,15 @@ def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) 
 
 _STATUS: dict[str, dict[str | None, str]] = {
     BUILDING: {None: "BUILD"},
-    ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE"},
-    STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF"},
+    ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE",
+             RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE"},
+    STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF",
+              RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE"},
     ERROR: {None: "ERROR"},
     DELETED: {None: "DELETED"},
     SHELVED: {None: "SHELVED"},
     SHELVED_OFFLOADED: {None: "SHELVED_OFFLOADED"},
+    RESIZED: {None: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
 }
 
 
@@ -128,4 +145,7 @@ STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]]
     "DELETED": ((DELETED,), None),
     "SHELVED": ((SHELVED,), None),
     "SHELVED_OFFLOADED": ((SHELVED_OFFLOADED,), None),
+    "RESIZE": ((ACTIVE, STOPPED), (RESIZE_PREP, RESIZE_MIGRATING)),
+    "VERIFY_RESIZE": ((RESIZED,), (None, RESIZE_CONFIRMING)),
+    "REVERT_RESIZE": ((RESIZED,), (RESIZE_REVERTING,)),
 }

@@ -77,6 +77,10 @@ def place(s: Session, instance_uuid: str, host: str, node: str,
           task: str | None = None) -> bool:
     """Record where a claimed instance goes; False if it is no longer waiting to be scheduled.
     `task` "unshelving": an offloaded server being unshelved (it stays in its task)."""
+    if task == states.RESIZE_PREP:  # resize (comp-b): the host is recorded when it is done
+        return lifecycle.transition(s, instance_uuid, "resize_scheduled",
+                                    task_state=states.RESIZE_PREP,
+                                    where=(Instance.deleted.is_(False),)) == 1
     if task == states.UNSHELVING:
         return lifecycle.transition(s, instance_uuid, "unshelve_scheduled",
                                     vm_state=states.SHELVED_OFFLOADED,

@@ -92,6 +92,12 @@ class VirtDriver(abc.ABC):
         """Write a self-contained copy of the VM's root disk (no backing file) to `target`,
         for an image upload; running or stopped. A VM that does not exist is an error."""
 
+    def resize(self, uuid: str, spec: InstanceSpec, power_on: bool) -> None:
+        """Give the VM the vCPUs, memory and root disk size of `spec` (a cold resize: off
+        while it happens; started again if `power_on`). A disk never shrinks. A driver
+        that cannot resize raises (the conductor records the error)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resize")
+
     def expire_image_cache(self) -> None:
         """Remove cached images this host's instances no longer use (the agent calls it
         every `image_cache_interval` s); a driver without an image cache does nothing."""

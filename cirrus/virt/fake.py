@@ -187,6 +187,17 @@ class FakeDriver(VirtDriver):
             data = snapshot_bytes(uuid, vm["name"])
         target.write_bytes(data)
 
+    def resize(self, uuid: str, spec: InstanceSpec, power_on: bool) -> None:
+        """The record takes the new size (a root disk only grows), as a cold resize."""
+        with self._lock:
+            vm = self._vm(uuid)
+            vm["root_gb"] = max(vm.get("root_gb", 0), spec.root_gb)
+            vm["vcpus"], vm["memory_mb"] = spec.vcpus, spec.memory_mb
+            vm["power_state"] = RUNNING if power_on else SHUTDOWN
+            self._log(vm, f"resized to {spec.vcpus} vCPU, {spec.memory_mb} MB, "
+                          f"{vm['root_gb']} GB")
+            self._save()
+
     def console_output(self, uuid: str, length: int | None = None) -> str:
         with self._lock:
             vm = self._vms.get(uuid)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from cirrus.compute import states
 from cirrus.compute.lifecycle import TIMEOUTS
-from cirrus.compute.workflows import build, delete, power, shelve, snapshot
+from cirrus.compute.workflows import build, delete, power, resize, shelve, snapshot
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
@@ -54,6 +54,7 @@ class Sweeper:
                             uuid, task, started)
                 self._redrive(ctx, uuid, task)
         shelve.offload_due(self.deps)  # shelve (comp-b): shelved_offload_time passed
+        resize.confirm_due(self.deps)  # resize (comp-b): resize_confirm_window passed
         return ended
 
     def _due_for_redrive(self, uuid: str, task: str) -> bool:
@@ -74,6 +75,8 @@ class Sweeper:
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
         elif task in shelve.TASKS:  # shelve (comp-b)
             shelve.redrive(self.deps, ctx, uuid, task)
+        elif task in resize.TASKS:  # resize (comp-b)
+            resize.redrive(self.deps, ctx, uuid, task)
         elif task in power.ACTION_OF_TASK:
             power.power_action(self.deps, ctx, {"uuid": uuid, "task": task})
 
@@ -86,6 +89,8 @@ class Sweeper:
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
         elif task in shelve.TASKS:  # shelve (comp-b)
             shelve.timed_out(self.deps, ctx, uuid, task)
+        elif task in resize.TASKS:  # resize (comp-b)
+            resize.timed_out(self.deps, ctx, uuid, task)
         else:
             if task == states.IMAGE_SNAPSHOT:  # its image will get no data now
                 snapshot.discard_unfinished(self.deps, uuid)

@@ -18,6 +18,7 @@ from cirrus.db.models.compute import (
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
 from cirrus.db.models.images import Image
+from cirrus.db.models.migrations import Migration
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
     IPAllocation,
@@ -32,5 +33,5 @@ __all__ = [
     "Role", "RoleAssignment", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
-    "SecurityGroup", "AutoAllocatedNetwork"
+    "SecurityGroup", "AutoAllocatedNetwork", "Migration",
 ]
