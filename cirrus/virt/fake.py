@@ -124,7 +124,8 @@ class FakeDriver(VirtDriver):
         with self._lock:
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
                   "console": [], "nics": [n.port_id for n in spec.nics],
-                  "storage_pool": pool, "root_gb": spec.root_gb}
+                  "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
+                  "memory_mb": spec.memory_mb}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves
                 self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
