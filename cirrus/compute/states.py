@@ -146,6 +146,6 @@ STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]]
     "SHELVED": ((SHELVED,), None),
     "SHELVED_OFFLOADED": ((SHELVED_OFFLOADED,), None),
     "RESIZE": ((ACTIVE, STOPPED), (RESIZE_PREP, RESIZE_MIGRATING)),
-    "VERIFY_RESIZE": ((RESIZED,), (None, RESIZE_CONFIRMING)),
+    "VERIFY_RESIZE": ((RESIZED,), (None, RESIZE_CONFIRMING, DELETING)),
     "REVERT_RESIZE": ((RESIZED,), (RESIZE_REVERTING,)),
 }
