@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout
-from cirrus.compute import actions, flavors, instances, lifecycle, states
+from cirrus.compute import actions, flavors, instances, lifecycle, quotas, states
 from cirrus.compute.creation import flavor_snapshot
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.context import RequestContext
@@ -52,6 +52,16 @@ def _flavor_id(s: Session, flavorid: str) -> int | None:
     return s.scalar(select(Flavor.id).where(Flavor.flavorid == flavorid))
 
 
+def _check_quota(s: Session, cloud: Deps, inst: Instance, new: dict) -> None:
+    """403 (Nova's QuotaError) when the bigger flavor's cores or RAM break the project's."""
+    limits = quotas.get_limits(s, cloud.settings, inst.project_id)
+    usage = quotas.get_usage(s, inst.project_id)
+    wanted = {"cores": int(new["vcpus"]) - inst.vcpus, "ram": int(new["ram"]) - inst.memory_mb}
+    quotas.raise_overage([(r, d, usage[r], limits[r]) for r, d in wanted.items()
+                          if d > 0 and limits[r] != quotas.UNLIMITED
+                          and usage[r] + d > limits[r]])
+
+
 def request_resize(cloud: Deps, ctx: RequestContext, uuid: str, flavor_ref: str | None, *,
                    host: str | None = None) -> None:
     """A resize to `flavor_ref`, or (None) a cold migrate, optionally to `host` (2.56)."""
@@ -78,6 +88,8 @@ def request_resize(cloud: Deps, ctx: RequestContext, uuid: str, flavor_ref: str 
                                  f"(flavor {new['flavorid']} has {new['disk']} GB, the "
                                  f"server {old.get('disk', 0)} GB).")
         states.check_action(action, uuid, inst.vm_state, inst.task_state)
+        if not migrate:
+            _check_quota(s, cloud, inst, new)
         if host is not None:
             if not records.has_compute_node(s, host=host, node=None):
                 raise BadRequest(f"host: Compute host {host} could not be found.")

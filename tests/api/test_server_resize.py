@@ -271,3 +271,16 @@ def test_os_migrations_versions_and_paging(api, cloud, member, admin, server, fl
     by_type = api.get("/compute/v2.1/os-migrations?migration_type=resize",
                       headers=admin.compute("2.59")).json()["migrations"]
     assert [m["migration_type"] for m in by_type] == ["resize"]
+
+
+def test_a_resize_past_the_projects_cores_or_ram_quota_is_403(api, cloud, member, admin,
+                                                              server, flavors):
+    sid = server["id"]
+    r = api.put(f"/compute/v2.1/os-quota-sets/{member.project_id}",
+                json={"quota_set": {"cores": 1}}, headers=admin.compute())
+    assert r.status_code == 200, r.text
+    r = act(api, member, sid, {"resize": {"flavorRef": flavors[1]}})
+    assert r.status_code == 403 and "cores" in r.text
+    assert wait_for_status(api, member.compute(), sid, "ACTIVE")["flavor"]["vcpus"] == 1
+    with cloud.db.reader() as s:
+        assert s.scalars(select(Migration)).all() == []
