@@ -4,6 +4,7 @@ host's resources (the scheduler's view), ports kept, the periodic offload, refus
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -33,6 +34,17 @@ def vms_on_hosts(cloud) -> dict[str, str]:
     """uuid -> host of every VM the fake drivers have."""
     return {uuid: role.host for role in cloud.roles if isinstance(role, Agent)
             for uuid in role.driver.list_instances()}
+
+
+def image_gone(cloud, image_id, timeout=10.0) -> bool:
+    """The image record is deleted (the workflow does it just after the state changes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with cloud.db.reader() as s:
+            if s.get(Image, image_id) is None:
+                return True
+        time.sleep(0.02)
+    return False
 
 
 def events_of(api, admin, sid, action):
@@ -142,11 +154,15 @@ def test_unshelve_of_a_server_still_on_its_host_powers_it_on_there(api, cloud, m
     host = vms_on_hosts(cloud)[sid]
     assert act(api, member, sid, {"shelve": None}).status_code == 202
     wait_for_status(api, member.compute(), sid, "SHELVED")
+    with cloud.db.reader() as s:
+        image_id = s.scalar(select(Instance.system_metadata).where(
+            Instance.uuid == sid))["shelved_image_id"]
     assert act(api, member, sid, {"unshelve": None}).status_code == 202
     back = wait_for_status(api, member.compute(), sid, "ACTIVE")
     assert back["OS-EXT-STS:power_state"] == 1
     assert vms_on_hosts(cloud)[sid] == host
     assert used(cloud) == (2, 1024, 3, 1)
+    assert image_gone(cloud, image_id)  # the shelved image is gone
 
 
 def test_the_periodic_task_offloads_after_shelved_offload_time(api, cloud, member, server):
@@ -299,9 +315,13 @@ def test_a_shelved_offloaded_server_can_be_deleted(api, cloud, member, server):
     sid = server["id"]
     assert act(api, member, sid, {"shelve": None}).status_code == 202
     wait_for_status(api, member.compute(), sid, "SHELVED_OFFLOADED")
+    with cloud.db.reader() as s:
+        image_id = s.scalar(select(Instance.system_metadata).where(
+            Instance.uuid == sid))["shelved_image_id"]
     assert api.delete(f"/compute/v2.1/servers/{sid}", headers=member.compute()).status_code == 204
     wait_for_status(api, member.compute(), sid, "DELETED")
     assert used(cloud) == (0, 0, 0, 0)
+    assert image_gone(cloud, image_id)  # the shelved image went with it
 
 
 def test_status_filter_finds_shelved_servers(api, cloud, member, server):

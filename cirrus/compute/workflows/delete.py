@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, states
 from cirrus.compute.lifecycle import transition
-from cirrus.compute.workflows import resize
+from cirrus.compute.workflows import resize, shelve
 from cirrus.compute.workflows.build import forget_build_secrets
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
@@ -54,4 +54,5 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
             actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
 
     deps.db.run(finish)
+    shelve.forget_shelved_image(deps, uuid)  # shelve (comp-b): a shelved server's image
     log.info("instance %s deleted", uuid)

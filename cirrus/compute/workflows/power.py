@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute import actions, snapshots, states
 from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows import shelve
 from cirrus.compute.workflows.deps import WorkflowDeps
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -45,6 +46,13 @@ def power_action(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any
 
 
 def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
+    uuid, task = result["uuid"], result["task"]
+    _finish_task(deps, ctx, result)
+    if task == states.UNSHELVING and result["ok"]:  # shelve (comp-b): unshelved on its host
+        shelve.forget_shelved_image(deps, uuid)
+
+
+def _finish_task(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, task = result["uuid"], result["task"]
 
     def finish(s: Session) -> None:

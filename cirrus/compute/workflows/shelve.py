@@ -282,6 +282,27 @@ def unshelve_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, A
         _delete_image(deps, outcome)
 
 
+def forget_shelved_image(deps: WorkflowDeps, uuid: str) -> None:
+    """The server is no longer shelved (unshelved on its host, or deleted): its shelved
+    image goes, as in Nova, and system_metadata forgets it."""
+
+    def work(s: Session) -> str | None:
+        inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
+        sysmeta = dict((inst.system_metadata if inst is not None else None) or {})
+        image_id = sysmeta.pop(IMAGE_KEY, None)
+        if inst is None or image_id is None or inst.vm_state in (
+                states.SHELVED, states.SHELVED_OFFLOADED):
+            return None
+        sysmeta.pop(AT_KEY, None)
+        sysmeta.pop(HOST_KEY, None)
+        inst.system_metadata = sysmeta
+        return str(image_id)
+
+    image_id = deps.db.run(work)
+    if image_id is not None:
+        _delete_image(deps, image_id)
+
+
 def _delete_image(deps: WorkflowDeps, image_id: str) -> None:
     def work(s: Session) -> str | None:
         image = s.get(Image, image_id, with_for_update=True)
