@@ -97,7 +97,7 @@ def test_shelve_offloads_at_once_and_frees_the_host_then_unshelve_builds_it_agai
     assert used(cloud) == (2, 1024, 3, 1)
     assert sid in vms_on_hosts(cloud)
     # The shelved image is gone once the server is back, as in Nova; its record is clean.
-    assert api.get(f"/image/v2/images/{image_id}", headers=member.headers).status_code == 404
+    assert image_gone(cloud, image_id)
     with cloud.db.reader() as s:
         sysmeta = s.scalar(select(Instance.system_metadata).where(Instance.uuid == sid))
     assert "shelved_image_id" not in sysmeta
