@@ -153,6 +153,17 @@ def request_revert(cloud: Deps, ctx: RequestContext, uuid: str) -> None:
     _decide(cloud, ctx, uuid, "revert_resize")
 
 
+OPEN = ("pre-migrating", "migrating", "post-migrating", "finished", "confirming", "reverting")
+
+
+def moving_on(s: Session, host: str) -> set[str]:
+    """The instances with a resize or migration under way from or to `host`: their VM may
+    be there while the instance's host is the other end (reconcile leaves it alone)."""
+    return set(s.scalars(select(Migration.instance_uuid).where(
+        Migration.status.in_(OPEN),
+        (Migration.source_compute == host) | (Migration.dest_compute == host))).all())
+
+
 # ---------------------------------------------------------------- os-migrations
 
 

@@ -4,6 +4,7 @@ driver: states, the flavor shown, the claims the scheduler sees, refusals."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import select, update
@@ -284,3 +285,22 @@ def test_a_resize_past_the_projects_cores_or_ram_quota_is_403(api, cloud, member
     assert wait_for_status(api, member.compute(), sid, "ACTIVE")["flavor"]["vcpus"] == 1
     with cloud.db.reader() as s:
         assert s.scalars(select(Migration)).all() == []
+
+
+def test_reconcile_leaves_both_ends_of_a_migration_alone(api, cloud, member, admin, server):
+    from cirrus.context import RequestContext
+
+    sid = server["id"]
+    source = claims(cloud)[sid][0]
+    assert act(api, admin, sid, {"migrate": None}).status_code == 202
+    wait_for_status(api, member.compute(), sid, "VERIFY_RESIZE")
+    conductor = next(x for x in cloud.roles if type(x).__name__ == "Conductor")
+    agent = next(r for r in cloud.roles if isinstance(r, Agent) and r.host == source)
+    # The source's full report lists a VM whose server is now on another host.
+    conductor.reconcile(RequestContext.admin(), source, agent.driver.list_instances(),
+                        startup=True)
+    time.sleep(0.5)  # a destroy would be a cast: give it the time to arrive
+    assert source in [vm["host"] for vm in fake_vms(cloud)[sid]]
+    assert act(api, member, sid, {"revertResize": None}).status_code == 202
+    wait_for_status(api, member.compute(), sid, "ACTIVE")
+    assert [vm["host"] for vm in fake_vms(cloud)[sid]] == [source]

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, specs, states
 from cirrus.compute.lifecycle import transition
-from cirrus.compute.resizing import MIGRATION, NEW_FLAVOR, OLD_FLAVOR, OLD_VM_STATE
+from cirrus.compute.resizing import MIGRATION, NEW_FLAVOR, OLD_FLAVOR, OLD_VM_STATE, OPEN
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Allocation, Image, Instance, Migration, utcnow
@@ -324,9 +324,12 @@ def revert_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any
 
 
 def release_migration_claims(s: Session, uuid: str) -> None:
-    """A deleted instance's old claims, kept under its migrations' uuids, go too."""
-    for mig_uuid in s.scalars(select(Migration.uuid).where(Migration.instance_uuid == uuid)):
-        claims.release(s, mig_uuid)
+    """A deleted instance's old claims, kept under its migrations' uuids, go too; a
+    migration under way ends in error (so reconcile removes a VM left at its other end)."""
+    for mig in s.scalars(select(Migration).where(Migration.instance_uuid == uuid)).all():
+        claims.release(s, mig.uuid)
+        if mig.status in OPEN:
+            mig.status = "error"
 
 
 def redrive(deps: WorkflowDeps, ctx: RequestContext, uuid: str, task: str) -> None:
