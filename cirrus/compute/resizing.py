@@ -13,13 +13,14 @@ within `resize_confirm_window` seconds is confirmed by the conductor's periodic 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout
@@ -177,6 +178,8 @@ class MigrationFilter:
     user_id: str | None = None
     limit: int | None = None
     marker: str | None = None
+    changes_since: dt.datetime | None = None  # updated (or created) at or after
+    changes_before: dt.datetime | None = None  # updated (or created) at or before
 
 
 def list_migrations(cloud: Deps, f: MigrationFilter) -> list[Migration]:
@@ -195,6 +198,11 @@ def list_migrations(cloud: Deps, f: MigrationFilter) -> list[Migration]:
             q = q.where(Migration.project_id == f.project_id)
         if f.user_id:
             q = q.where(Migration.user_id == f.user_id)
+        changed = func.coalesce(Migration.updated_at, Migration.created_at)
+        if f.changes_since is not None:
+            q = q.where(changed >= f.changes_since)
+        if f.changes_before is not None:
+            q = q.where(changed <= f.changes_before)
         if f.marker:
             marker = s.scalar(select(Migration).where(Migration.uuid == f.marker))
             if marker is None:

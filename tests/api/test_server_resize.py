@@ -304,3 +304,16 @@ def test_reconcile_leaves_both_ends_of_a_migration_alone(api, cloud, member, adm
     assert act(api, member, sid, {"revertResize": None}).status_code == 202
     wait_for_status(api, member.compute(), sid, "ACTIVE")
     assert [vm["host"] for vm in fake_vms(cloud)[sid]] == [source]
+
+
+def test_os_migrations_changes_since(api, cloud, member, admin, server, flavors):
+    sid = server["id"]
+    assert act(api, member, sid, {"resize": {"flavorRef": flavors[1]}}).status_code == 202
+    wait_for_status(api, member.compute(), sid, "VERIFY_RESIZE")
+    url = "/compute/v2.1/os-migrations?changes-since="
+    assert len(api.get(url + "2000-01-01T00:00:00Z",
+                       headers=admin.compute("2.59")).json()["migrations"]) == 1
+    assert api.get(url + "2999-01-01T00:00:00Z",
+                   headers=admin.compute("2.59")).json()["migrations"] == []
+    r = api.get(url + "yesterday", headers=admin.compute("2.59"))
+    assert r.status_code == 400 and "changes-since" in r.text

@@ -2,13 +2,15 @@
 
 2.23 adds `migration_type` (and `links`, only for live migrations in progress: Cirrus has
 none); 2.59 adds `uuid` and paging (`limit`, `marker`: a migration's uuid); 2.80 adds
-`user_id` and `project_id`, and their filters.
+`user_id` and `project_id`, and their filters; 2.59 `changes-since` and 2.66
+`changes-before` filter on the time a migration last changed.
 """
 
 from __future__ import annotations
 
 from cirrus.api.compute.common import next_links, page_limit_and_marker
 from cirrus.api.compute.microversion import Since
+from cirrus.api.compute.servers import _parse_time
 from cirrus.api.compute.views import iso_micro
 from cirrus.api.framework import ApiRequest
 from cirrus.compute.resizing import MigrationFilter, list_migrations
@@ -16,7 +18,8 @@ from cirrus.db.models import Migration
 from cirrus.identity.policy import ADMIN, authorize
 
 TYPED = Since("2.23")
-PAGED = Since("2.59")
+PAGED = Since("2.59")  # also `changes-since`
+CHANGES_BEFORE = Since("2.66")
 OWNERS = Since("2.80")
 _TYPES = ("migration", "resize", "live-migration", "evacuation")
 
@@ -49,7 +52,11 @@ def list_os_migrations(req: ApiRequest) -> dict:
         migration_type=q.get("migration_type"),
         user_id=q.get("user_id") if OWNERS(req) else None,
         project_id=q.get("project_id") if OWNERS(req) else None,
-        limit=limit, marker=marker)
+        limit=limit, marker=marker,
+        changes_since=(_parse_time(q["changes-since"], "changes-since")
+                       if PAGED(req) and "changes-since" in q else None),
+        changes_before=(_parse_time(q["changes-before"], "changes-before")
+                        if CHANGES_BEFORE(req) and "changes-before" in q else None))
     rows = list_migrations(req.cloud, f)
     body: dict = {"migrations": [migration_view(req, m) for m in rows]}
     if PAGED(req) and limit is not None:
