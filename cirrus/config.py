@@ -84,6 +84,13 @@ class Settings:
     # the same file on every API and agent host. Empty: <data_dir>/keys/build-secrets.key
     build_secrets_key_file: str = ""
     task_timeout: float = 600.0  # seconds before any other task state is cleared
+    # Seconds a SHELVED server keeps its host before it is offloaded (Nova's name);
+    # 0: at once, -1: never (only an admin's shelveOffload frees the host).
+    shelved_offload_time: float = 0.0
+    # Resize (Nova's names): a resize may stay on its host (tests have few hosts); seconds
+    # before a resize left in VERIFY_RESIZE is confirmed automatically (0: never).
+    allow_resize_to_same_host: bool = True
+    resize_confirm_window: float = 0.0
     rpc_timeout: float = 60.0
     db_reconnect_timeout: float = 30.0  # seconds a transaction waits out an unreachable database
     task_redrive_after: float = 120.0  # seconds before the conductor re-sends a stalled task

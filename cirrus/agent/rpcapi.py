@@ -29,6 +29,7 @@ class SpawnInstance(Payload):
     """Build the VM; the agent answers with `spawn_result` to the conductor."""
 
     spec: dict[str, Any]  # a cirrus.virt.driver.InstanceSpec as plain data
+    task: str | None = None  # echoed in spawn_result: "unshelving" for an unshelve
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,43 @@ class SnapshotInstance(Payload):
     host: str | None = None  # sent by conductors before the contracts; the agent's own wins
 
 
+# ---- shelve (comp-b)
+@dataclass(frozen=True)
+class ShelveInstance(Payload):
+    """Power the VM off and write its root disk's flat copy to the staging `file`; the
+    agent answers with `shelve_result` to the conductor."""
+
+    uuid: str
+    image_id: str
+    file: str
+
+
+@dataclass(frozen=True)
+class OffloadInstance(Payload):
+    """Remove the VM and its disks from the host (a shelved server leaving it); unlike
+    `destroy`, a later spawn of the same server here is accepted (its unshelve)."""
+
+    uuid: str
+
+
+# ---- resize and cold migrate (comp-b)
+@dataclass(frozen=True)
+class PrepareResize(Payload):
+    """Power the VM off before it moves to another host (a call)."""
+
+    uuid: str
+
+
+@dataclass(frozen=True)
+class ResizeInstance(Payload):
+    """Give the VM the flavor of `spec` here: resize it if this host has it, else build it
+    (a move from another host); the agent answers with `resize_result` to the conductor."""
+
+    spec: dict[str, Any]
+    task: str  # resize_migrating, or resize_reverting for a revert; echoed in the result
+    power_on: bool
+
+
 @dataclass(frozen=True)
 class RebuildInstance(Payload):
     """Make the VM again from `spec` (a new root disk and config drive, the same NICs);
@@ -97,6 +135,10 @@ MESSAGES: dict[str, type[Payload]] = {
     "attach_interface": AttachInterface,
     "detach_interface": DetachInterface,
     "snapshot": SnapshotInstance,
+    "shelve": ShelveInstance,
+    "offload": OffloadInstance,
+    "prepare_resize": PrepareResize,
+    "resize": ResizeInstance,
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
@@ -112,6 +154,10 @@ class AgentHandler(Protocol):
     def attach_interface(self, ctx: RequestContext, payload: AttachInterface) -> object: ...
     def detach_interface(self, ctx: RequestContext, payload: DetachInterface) -> object: ...
     def snapshot(self, ctx: RequestContext, payload: SnapshotInstance) -> None: ...
+    def shelve(self, ctx: RequestContext, payload: ShelveInstance) -> None: ...
+    def offload(self, ctx: RequestContext, payload: OffloadInstance) -> object: ...
+    def prepare_resize(self, ctx: RequestContext, payload: PrepareResize) -> object: ...
+    def resize(self, ctx: RequestContext, payload: ResizeInstance) -> None: ...
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
@@ -135,8 +181,9 @@ class AgentAPI:
               timeout: float | None) -> Any:
         return self.bus.call(ctx, agent_topic(host), method, payload.to_wire(), timeout=timeout)
 
-    def spawn(self, ctx: RequestContext, host: str, spec: Mapping[str, Any]) -> None:
-        self._cast(ctx, host, "spawn", SpawnInstance(spec=dict(spec)))
+    def spawn(self, ctx: RequestContext, host: str, spec: Mapping[str, Any],
+              task: str | None = None) -> None:
+        self._cast(ctx, host, "spawn", SpawnInstance(spec=dict(spec), task=task))
 
     def destroy(self, ctx: RequestContext, host: str, uuid: str, *,
                 timeout: float | None = None) -> None:
@@ -165,6 +212,22 @@ class AgentAPI:
                  file: str) -> None:
         self._cast(ctx, host, "snapshot",
                    SnapshotInstance(uuid=uuid, image_id=image_id, file=file, host=host))
+
+    def shelve(self, ctx: RequestContext, host: str, uuid: str, image_id: str,
+               file: str) -> None:
+        self._cast(ctx, host, "shelve", ShelveInstance(uuid=uuid, image_id=image_id, file=file))
+
+    def offload(self, ctx: RequestContext, host: str, uuid: str, timeout: float) -> None:
+        """Wait for the VM to be gone from `host` (BusTimeout, RemoteError otherwise)."""
+        self._call(ctx, host, "offload", OffloadInstance(uuid=uuid), timeout)
+
+    def prepare_resize(self, ctx: RequestContext, host: str, uuid: str, timeout: float) -> None:
+        self._call(ctx, host, "prepare_resize", PrepareResize(uuid=uuid), timeout)
+
+    def resize(self, ctx: RequestContext, host: str, spec: Mapping[str, Any], task: str,
+               power_on: bool) -> None:
+        self._cast(ctx, host, "resize",
+                   ResizeInstance(spec=dict(spec), task=task, power_on=power_on))
 
     def list_instances(self, ctx: RequestContext, host: str,
                        timeout: float | None = None) -> dict[str, int]:

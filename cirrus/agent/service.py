@@ -23,8 +23,16 @@ from cirrus.agent import rpcapi
 from cirrus.agent.nics import NicStore
 from cirrus.agent.rpcapi import agent_topic
 from cirrus.bus import Bus
-from cirrus.compute.rpcapi import AgentReport, ConductorAPI, SnapshotResult, SpawnResult, TaskResult
-from cirrus.compute.states import NOSTATE
+from cirrus.compute.rpcapi import (
+    AgentReport,
+    ConductorAPI,
+    ResizeResult,
+    ShelveResult,
+    SnapshotResult,
+    SpawnResult,
+    TaskResult,
+)
+from cirrus.compute.states import NOSTATE, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
@@ -173,8 +181,9 @@ class Agent:
             self._locks.pop(uuid, None)
 
     def spawn(self, ctx: RequestContext, payload: rpcapi.SpawnInstance | Received) -> None:
-        spec = InstanceSpec.from_dict(rpcapi.SpawnInstance.coerce(payload).spec)
-        result = SpawnResult(uuid=spec.uuid, host=self.host, ok=False)
+        request = rpcapi.SpawnInstance.coerce(payload)
+        spec = InstanceSpec.from_dict(request.spec)
+        result = SpawnResult(uuid=spec.uuid, host=self.host, ok=False, task=request.task)
         with self._lock(spec.uuid):
             if spec.uuid in self._destroyed:
                 log.info("spawn of %s on %s refused: deleted before it was built", spec.uuid,
@@ -284,6 +293,84 @@ class Agent:
                                  details=traceback.format_exc())
                 target.unlink(missing_ok=True)
         self.conductor.snapshot_result(ctx, result)
+
+    # ---- shelve (comp-b)
+    def shelve(self, ctx: RequestContext, payload: rpcapi.ShelveInstance | Received) -> None:
+        """Power the VM off, then write its root disk's flat copy to the staging file (as
+        `snapshot`), and report; the conductor imports it into the shelved image."""
+        request = rpcapi.ShelveInstance.coerce(payload)
+        uuid = request.uuid
+        result = ShelveResult(uuid=uuid, image_id=request.image_id, file=request.file,
+                              host=self.host, ok=False)
+        target = snapshot_staging_path(self.settings.effective_image_dir, request.file)
+        with self._lock(uuid):
+            try:
+                if self.driver.power_state(uuid) == NOSTATE:
+                    raise RuntimeError(f"no VM {uuid} on {self.host}")
+                if self.driver.power_state(uuid) != SHUTDOWN:
+                    self.driver.power_off(uuid)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.driver.snapshot(uuid, target)
+                result = replace(result, ok=True)
+                log.info("shelve of %s on %s: disk written to %s", uuid, self.host, target)
+            except Exception as exc:
+                log.warning("shelve of %s on %s failed: %s", uuid, self.host, exc)
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
+                target.unlink(missing_ok=True)
+            result = replace(result, power_state=self.driver.power_state(uuid))
+        self.conductor.shelve_result(ctx, result)
+
+    def offload(self, ctx: RequestContext, payload: rpcapi.OffloadInstance | Received) -> dict:
+        """Remove the VM, its disks and NICs from this host; not remembered as destroyed, so
+        the server's unshelve may bring it back here."""
+        uuid = rpcapi.OffloadInstance.coerce(payload).uuid
+        with self._lock(uuid):
+            self.driver.destroy(uuid)
+            self._unplug(uuid, self.nics.pop(uuid))
+        self._forget_lock(uuid)
+        log.info("offloaded %s from %s", uuid, self.host)
+        return {"uuid": uuid, "offloaded": True}
+
+    # ---- resize and cold migrate (comp-b)
+    def prepare_resize(self, ctx: RequestContext,
+                       payload: rpcapi.PrepareResize | Received) -> dict:
+        """Power the VM off before it moves away (it stays here until the resize is
+        confirmed, for a revert)."""
+        uuid = rpcapi.PrepareResize.coerce(payload).uuid
+        with self._lock(uuid):
+            if self.driver.power_state(uuid) not in (NOSTATE, SHUTDOWN):
+                self.driver.power_off(uuid)
+        return {"uuid": uuid, "power_state": self.driver.power_state(uuid)}
+
+    def resize(self, ctx: RequestContext, payload: rpcapi.ResizeInstance | Received) -> None:
+        """Resize the VM in place if this host has it; else build it here (moved from
+        another host) with the new flavor; and report."""
+        request = rpcapi.ResizeInstance.coerce(payload)
+        spec = InstanceSpec.from_dict(request.spec)
+        uuid = spec.uuid
+        result = ResizeResult(uuid=uuid, host=self.host, task=request.task, ok=False)
+        with self._lock(uuid):
+            here = self.driver.power_state(uuid) != NOSTATE
+            try:
+                if here:
+                    self.driver.resize(uuid, spec, request.power_on)
+                else:
+                    self._destroyed.pop(uuid, None)
+                    self._plug(uuid, [nic.to_dict() for nic in spec.nics])
+                    self.driver.spawn(spec)
+                    if not request.power_on:
+                        self.driver.power_off(uuid)
+                result = replace(result, ok=True)
+                log.info("resize of %s on %s done", uuid, self.host)
+            except Exception as exc:
+                log.warning("resize of %s on %s failed: %s", uuid, self.host, exc)
+                result = replace(result, error=str(exc) or type(exc).__name__,
+                                 details=traceback.format_exc())
+                if not here:  # half built here: nothing of it stays
+                    self._safe_destroy(uuid)
+            result = replace(result, power_state=self.driver.power_state(uuid))
+        self.conductor.resize_result(ctx, result)
 
     def list_instances(self, ctx: RequestContext,
                        payload: rpcapi.ListInstances | Received) -> dict[str, int]:

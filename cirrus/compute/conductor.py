@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cirrus.compute import rpcapi
 from cirrus.compute.rpcapi import CONDUCTOR_TOPIC
-from cirrus.compute.workflows import build, delete, interfaces, power, snapshot
+from cirrus.compute.workflows import build, delete, interfaces, power, resize, shelve, snapshot
 from cirrus.compute.workflows.build import BUILD_EVENT, forget_build_secrets, instance_spec
 from cirrus.compute.workflows.deps import WorkflowDeps
 from cirrus.compute.workflows.sweeper import Sweeper
@@ -100,6 +100,32 @@ class Conductor:
 
     def snapshot_result(self, ctx: RequestContext, result: dict) -> None:
         snapshot.snapshot_result(self.deps, ctx, result)
+
+    # ---- shelve (comp-b)
+    def shelve_instance(self, ctx: RequestContext, payload: dict) -> None:
+        shelve.shelve_instance(self.deps, ctx, payload)
+
+    def shelve_result(self, ctx: RequestContext, result: dict) -> None:
+        shelve.shelve_result(self.deps, ctx, result)
+
+    def offload_instance(self, ctx: RequestContext, payload: dict) -> None:
+        shelve.offload(self.deps, ctx, payload)
+
+    def unshelve_instance(self, ctx: RequestContext, payload: dict) -> None:
+        shelve.unshelve_instance(self.deps, ctx, payload)
+
+    # ---- resize and cold migrate (comp-b)
+    def resize_instance(self, ctx: RequestContext, payload: dict) -> None:
+        resize.resize_instance(self.deps, ctx, payload)
+
+    def resize_result(self, ctx: RequestContext, result: dict) -> None:
+        resize.resize_result(self.deps, ctx, result)
+
+    def confirm_resize(self, ctx: RequestContext, payload: dict) -> None:
+        resize.confirm(self.deps, ctx, payload)
+
+    def revert_resize(self, ctx: RequestContext, payload: dict) -> None:
+        resize.revert(self.deps, ctx, payload)
 
     # ---- hosts: agent reports and reconciliation live in cirrus.hosts
     def agent_report(self, ctx: RequestContext, report: dict) -> None:

@@ -40,9 +40,18 @@ from cirrus.compute.states import (
     REBOOTING_HARD,
     REBUILD_SPAWNING,
     REBUILDING,
+    RESIZE_CONFIRMING,
+    RESIZE_MIGRATING,
+    RESIZE_PREP,
+    RESIZE_REVERTING,
+    RESIZED,
     RESTORING,
     RESUMING,
     SCHEDULING,
+    SHELVED,
+    SHELVED_OFFLOADED,
+    SHELVING,
+    SHELVING_OFFLOADING,
     SOFT_DELETED,
     SOFT_DELETING,
     SPAWNING,
@@ -50,6 +59,7 @@ from cirrus.compute.states import (
     SUSPENDED_VM,
     SUSPENDING,
     UNPAUSING,
+    UNSHELVING,
 )
 from cirrus.db.models import Instance
 
@@ -92,6 +102,15 @@ STATES: tuple[State, ...] = (
     (SOFT_DELETED, None), (SOFT_DELETED, RESTORING), (SOFT_DELETED, DELETING),
     # ---- end comp-a
     (DELETED, None),
+    # shelve (comp-b)
+    (ACTIVE, SHELVING), (STOPPED, SHELVING),
+    (SHELVED, None), (SHELVED, SHELVING_OFFLOADING), (SHELVED, UNSHELVING), (SHELVED, DELETING),
+    (SHELVED_OFFLOADED, None), (SHELVED_OFFLOADED, UNSHELVING), (SHELVED_OFFLOADED, DELETING),
+    # resize and cold migrate (comp-b)
+    (ACTIVE, RESIZE_PREP), (ACTIVE, RESIZE_MIGRATING),
+    (STOPPED, RESIZE_PREP), (STOPPED, RESIZE_MIGRATING),
+    (RESIZED, None), (RESIZED, RESIZE_CONFIRMING), (RESIZED, RESIZE_REVERTING),
+    (RESIZED, DELETING),
 )
 INITIAL: State = (BUILDING, SCHEDULING)
 FINAL: State = (DELETED, None)
@@ -118,6 +137,44 @@ TIMEOUTS: dict[str, tuple[str, str]] = {
     REBUILDING: ("build_timeout", "rebuild_failed"),
     REBUILD_SPAWNING: ("build_timeout", "rebuild_failed"),
     # ---- end comp-a
+    # shelve (comp-b): a shelve, an offload or an unshelve that timed out leaves the server
+    # where it was (an unshelve's claim is given back: workflows.shelve.unshelve_failed).
+    SHELVING: ("task_timeout", "task_failed"),
+    SHELVING_OFFLOADING: ("task_timeout", "task_failed"),
+    UNSHELVING: ("build_timeout", "task_failed"),
+    # resize and cold migrate (comp-b): a timed-out move goes back to the source
+    # (workflows.resize.timed_out gives the new claim back).
+    RESIZE_PREP: ("build_timeout", "task_failed"),
+    RESIZE_MIGRATING: ("build_timeout", "task_failed"),
+    RESIZE_CONFIRMING: ("task_timeout", "task_failed"),
+    RESIZE_REVERTING: ("task_timeout", "task_failed"),
+}
+
+# Who fires an API action's row, where it is not instances.request_power_action.
+_API_FIRED_BY = {
+    "create_image": "snapshots.request_snapshot",
+    "delete": "instances.request_delete",
+    "soft_delete": "instances.request_delete",  # comp-a
+    "rebuild": "rebuild.request_rebuild",  # comp-a
+    "shelve": "shelving.request_shelve",
+    "shelve_offload": "shelving.request_shelve_offload",
+    "unshelve": "shelving.request_unshelve",
+    "resize": "resizing.request_resize",
+    "migrate": "resizing.request_resize",
+    "confirm_resize": "resizing.request_confirm",
+    "revert_resize": "resizing.request_revert",
+}
+# Tasks of TASK_RESULTS whose end is a workflow's own event from these states, not task_done.
+_NOT_TASK_DONE: frozenset[State] = frozenset({(SHELVED_OFFLOADED, UNSHELVING)})
+# Workflows other than power that end a task with task_failed.
+_TASK_FAILED_BY = {
+    SHELVING: "workflows.shelve.shelve_result",
+    SHELVING_OFFLOADING: "workflows.shelve.offload",
+    UNSHELVING: "workflows.power.task_result; workflows.shelve.unshelve_failed",
+    RESIZE_PREP: "workflows.resize.failed",
+    RESIZE_MIGRATING: "workflows.resize.failed",
+    RESIZE_CONFIRMING: "workflows.resize.failed",
+    RESIZE_REVERTING: "workflows.resize.failed",
 }
 
 
@@ -147,10 +204,7 @@ def _api_rows() -> list[Row]:
     rows = []
     for action, t in states.ACTIONS.items():
         sources = [(vm, task) for vm in t.vm_states for task in t.task_states]
-        fired_by = ("snapshots.request_snapshot" if action == "create_image"
-                    else "instances.request_delete" if action in ("delete", "soft_delete")
-                    else "rebuild.request_rebuild" if action == "rebuild"  # comp-a
-                    else "instances.request_power_action")
+        fired_by = _API_FIRED_BY.get(action, "instances.request_power_action")
         rows += _rows(action, sources, (KEEP, t.task_state), (Actor.API,), fired_by)
     return rows
 
@@ -161,7 +215,8 @@ def _task_rows() -> list[Row]:
     for task, (vm_state, _power) in states.TASK_RESULTS.items():
         if task == SPAWNING:
             continue  # a build has its own events below
-        rows += _rows("task_done", [s for s in STATES if s[1] == task], (vm_state, None),
+        rows += _rows("task_done", [s for s in STATES if s[1] == task
+                                    and s not in _NOT_TASK_DONE], (vm_state, None),
                       (Actor.WORKFLOW,), "workflows.power.task_result")
     rows += _rows("task_done", [s for s in STATES if s[1] == IMAGE_SNAPSHOT], (KEEP, None),
                   (Actor.WORKFLOW,), "snapshots.finish_task")
@@ -169,7 +224,7 @@ def _task_rows() -> list[Row]:
         if event == "task_failed":
             snapshot = task == IMAGE_SNAPSHOT
             fired_by = ("snapshots.finish_task; snapshots.abandon_request (no broker took it)"
-                        if snapshot else "workflows.power.task_result")
+                        if snapshot else _TASK_FAILED_BY.get(task, "workflows.power.task_result"))
             actors = (Actor.WORKFLOW, Actor.SWEEPER, *((Actor.API,) if snapshot else ()))
             rows += _rows("task_failed", [s for s in STATES if s[1] == task], (KEEP, None),
                           actors, fired_by)
@@ -218,6 +273,36 @@ TRANSITIONS: tuple[Row, ...] = tuple([
     *_rows("deleted", LIVE, FINAL, (Actor.WORKFLOW, Actor.SWEEPER),
            "workflows.delete.delete_instance"),
     *_comp_a_rows(),
+    # shelve (comp-b)
+    *_rows("shelved", [(ACTIVE, SHELVING), (STOPPED, SHELVING)], (SHELVED, None),
+           (Actor.WORKFLOW,), "workflows.shelve.shelve_result (the disk is in an image)"),
+    *_rows("offload_due", [(SHELVED, None)], (SHELVED, SHELVING_OFFLOADING),
+           (Actor.WORKFLOW,),
+           "workflows.shelve.offload_due (shelved_offload_time passed, or 0)"),
+    *_rows("offloaded", [(SHELVED, SHELVING_OFFLOADING)], (SHELVED_OFFLOADED, None),
+           (Actor.WORKFLOW,), "workflows.shelve.offload (the host is freed)"),
+    *_rows("unshelve_scheduled", [(SHELVED_OFFLOADED, UNSHELVING)],
+           (SHELVED_OFFLOADED, UNSHELVING), (Actor.SCHEDULER,),
+           "scheduler.claims.place (a host is claimed for the unshelve)"),
+    *_rows("unshelved", [(SHELVED_OFFLOADED, UNSHELVING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.shelve.unshelve_result (built from the image)"),
+    # resize and cold migrate (comp-b)
+    *_rows("resize_scheduled", [(ACTIVE, RESIZE_PREP), (STOPPED, RESIZE_PREP)],
+           (KEEP, RESIZE_MIGRATING), (Actor.SCHEDULER,),
+           "scheduler.claims.place (the new flavor is claimed on the destination)"),
+    *_rows("resize_finished", [(ACTIVE, RESIZE_MIGRATING), (STOPPED, RESIZE_MIGRATING)],
+           (RESIZED, None), (Actor.WORKFLOW,),
+           "workflows.resize.resize_result (on the destination, VERIFY_RESIZE)"),
+    *_rows("confirm_due", [(RESIZED, None)], (RESIZED, RESIZE_CONFIRMING), (Actor.WORKFLOW,),
+           "workflows.resize.confirm_due (resize_confirm_window passed)"),
+    *_rows("resize_confirmed", [(RESIZED, RESIZE_CONFIRMING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.resize.confirm (it was running)"),
+    *_rows("resize_confirmed_stopped", [(RESIZED, RESIZE_CONFIRMING)], (STOPPED, None),
+           (Actor.WORKFLOW,), "workflows.resize.confirm (it was stopped)"),
+    *_rows("resize_reverted", [(RESIZED, RESIZE_REVERTING)], (ACTIVE, None),
+           (Actor.WORKFLOW,), "workflows.resize.revert_result (it was running)"),
+    *_rows("resize_reverted_stopped", [(RESIZED, RESIZE_REVERTING)], (STOPPED, None),
+           (Actor.WORKFLOW,), "workflows.resize.revert_result (it was stopped)"),
 ])
 # `create` has no source: it is the row the API inserts.
 CREATE = Row("create", INITIAL, INITIAL, (Actor.API,), "creation.create")

@@ -117,6 +117,39 @@ host soft-deletes it: `soft-deleting`, the guest is stopped, then `soft-delete` 
 `SOFT_DELETED`); its claim, ports and quota stay held. `restore` starts it again (`active`);
 `forceDelete` deletes it at once; the conductor's sweeper deletes those soft-deleted longer
 than the interval (event `reclaim`).
+## Shelve, offload, unshelve
+
+`shelve` (member) records a queued image `<name>-shelved` and sets `shelving`; the
+server's agent powers the VM off and writes its root disk (as a snapshot), the conductor
+imports it and the server is `shelved` (SHELVED, its id in system_metadata
+`shelved_image_id`). With `shelved_offload_time` 0 (the default) the offload follows at
+once; with N > 0 the conductor's periodic task offloads after N seconds; with -1 only an
+admin's `shelveOffload` does. Offloading (`shelving_offloading`) removes the VM and its
+disks from the host, releases the scheduler's claim and unbinds the ports (kept, with
+their addresses): `shelved_offloaded`, no host. `unshelve` (member; 2.77:
+`availability_zone`, for an offloaded server only) powers a `shelved` server on where it
+is, or schedules an offloaded one again (a new claim; the scheduler's `unshelve_scheduled`
+records the host) and builds it from the shelved image, which is deleted once the server
+is ACTIVE. A failure clears the task and leaves the server where it was, with an `Error`
+event (an unshelve also a fault, and its claim released).
+
+## Resize, cold migrate, confirm, revert
+
+`resize` (member, a new flavor whose disk is not smaller) and `migrate` (admin, the same
+flavor on another host; 2.56: `host`) record a migration (os-migrations) and set
+`resize_prep`. The conductor moves the server's claim to the migration's uuid and asks the
+scheduler for the new flavor (`resize_scheduled`: `resize_migrating`); a resize may stay
+on its host when `allow_resize_to_same_host` (default true), a migrate never. Moving to
+another host powers the source VM off (it stays there for a revert); the destination's
+agent resizes the VM in place (libvirt: the domain off, `qemu-img resize` of the root
+disk, vCPUs and memory redefined) or builds it there. Then the server is `resized`
+(VERIFY_RESIZE) with the new flavor, holding both claims. `confirmResize` (204) removes the
+source VM and releases the old claim; `revertResize` removes the destination VM, gives the
+source VM its old flavor back (a disk never shrinks), releases the new claim and returns
+the old one: ACTIVE or SHUTOFF, as before the resize. A resize left in VERIFY_RESIZE for
+`resize_confirm_window` seconds (0: never) is confirmed by the conductor's periodic task.
+If no host fits, or the move fails, the claims go back and the server stays where it was
+with a fault, and the migration is `error`.
 
 ## Nothing stays in a task state
 
@@ -170,7 +203,7 @@ def _events_table() -> list[str]:
         grouped.setdefault(key, []).append(_state(*row.source))
     every = [_state(*state) for state in lifecycle.LIVE]
     for (event, (vm_state, task_state), actors, fired_by), sources in grouped.items():
-        shown = "every state but `deleted`" if sources == every else "<br>".join(sources)
+        shown = "every state but `deleted`" if sorted(sources) == sorted(every) else "<br>".join(sources)
         lines.append(f"| `{event}` | {shown} | {vm_state} / `{task_state or '-'}` "
                      f"| {', '.join(actors)} | {fired_by} |")
     return lines

@@ -36,6 +36,7 @@ class SpawnResult(Payload):
     error: str | None = None
     details: str | None = None  # the traceback, for admins
     power_state: int | None = None
+    task: str | None = None  # the spawn's `task` echoed: "unshelving" for an unshelve
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,72 @@ class SnapshotResult(Payload):
     details: str | None = None
 
 
+# ---- shelve (comp-b)
+@dataclass(frozen=True)
+class ShelveInstance(Payload):
+    """Run the shelve the API recorded (task shelving) into the queued image `image_id`."""
+
+    uuid: str
+    image_id: str
+
+
+@dataclass(frozen=True)
+class ShelveResult(Payload):
+    """An agent's answer to `shelve`: the VM is off and the staging `file` written, or why not."""
+
+    uuid: str
+    image_id: str
+    file: str
+    ok: bool
+    host: str | None = None
+    error: str | None = None
+    details: str | None = None
+    power_state: int | None = None
+
+
+@dataclass(frozen=True)
+class OffloadInstance(Payload):
+    """Run the offload the API recorded (task shelving_offloading)."""
+
+    uuid: str
+
+
+@dataclass(frozen=True)
+class UnshelveInstance(Payload):
+    """Run the unshelve the API recorded (task unshelving)."""
+
+    uuid: str
+
+
+# ---- resize and cold migrate (comp-b)
+@dataclass(frozen=True)
+class ResizeRequest(Payload):
+    """Run the resize or migrate the API recorded (task resize_prep, migration `migration`)."""
+
+    uuid: str
+    migration: str
+
+
+@dataclass(frozen=True)
+class ResizeResult(Payload):
+    """An agent's answer to `resize`."""
+
+    uuid: str
+    host: str
+    task: str
+    ok: bool
+    error: str | None = None
+    details: str | None = None
+    power_state: int | None = None
+
+
+@dataclass(frozen=True)
+class ResizeDecision(Payload):
+    """Run the confirmResize or revertResize the API recorded."""
+
+    uuid: str
+
+
 @dataclass(frozen=True)
 class AgentReport(Payload):
     """An agent's heartbeat; a full report adds capacity and every VM it has."""
@@ -120,6 +187,14 @@ MESSAGES: dict[str, type[Payload]] = {
     "snapshot_instance": SnapshotInstance,
     "snapshot_result": SnapshotResult,
     "agent_report": AgentReport,
+    "shelve_instance": ShelveInstance,
+    "shelve_result": ShelveResult,
+    "offload_instance": OffloadInstance,
+    "unshelve_instance": UnshelveInstance,
+    "resize_instance": ResizeRequest,
+    "resize_result": ResizeResult,
+    "confirm_resize": ResizeDecision,
+    "revert_resize": ResizeDecision,
 }
 
 
@@ -136,6 +211,14 @@ class ConductorHandler(Protocol):
     def snapshot_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def snapshot_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def agent_report(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def shelve_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def shelve_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def offload_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def unshelve_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def resize_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def resize_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def confirm_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def revert_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
 
 
 def endpoints(handler: ConductorHandler) -> dict[str, BusHandler]:
@@ -194,3 +277,29 @@ class ConductorAPI:
 
     def agent_report(self, ctx: RequestContext, report: AgentReport) -> None:
         self._cast(ctx, "agent_report", report)
+
+    # ---- shelve (comp-b)
+    def shelve_instance(self, ctx: RequestContext, uuid: str, image_id: str) -> None:
+        self._cast(ctx, "shelve_instance", ShelveInstance(uuid=uuid, image_id=image_id))
+
+    def shelve_result(self, ctx: RequestContext, result: ShelveResult) -> None:
+        self._cast(ctx, "shelve_result", result)
+
+    def offload_instance(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "offload_instance", OffloadInstance(uuid=uuid))
+
+    def unshelve_instance(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "unshelve_instance", UnshelveInstance(uuid=uuid))
+
+    # ---- resize and cold migrate (comp-b)
+    def resize_instance(self, ctx: RequestContext, uuid: str, migration: str) -> None:
+        self._cast(ctx, "resize_instance", ResizeRequest(uuid=uuid, migration=migration))
+
+    def resize_result(self, ctx: RequestContext, result: ResizeResult) -> None:
+        self._cast(ctx, "resize_result", result)
+
+    def confirm_resize(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "confirm_resize", ResizeDecision(uuid=uuid))
+
+    def revert_resize(self, ctx: RequestContext, uuid: str) -> None:
+        self._cast(ctx, "revert_resize", ResizeDecision(uuid=uuid))

@@ -25,6 +25,11 @@ from cirrus.virt.power import SUSPENDED as SUSPENDED
 
 # vm_state
 BUILDING, ACTIVE, STOPPED, ERROR, DELETED = "building", "active", "stopped", "error", "deleted"
+# shelve (comp-b): a shelved server is stopped with its disk in an image; offloaded, it has
+# no host at all.
+SHELVED, SHELVED_OFFLOADED = "shelved", "shelved_offloaded"
+# resize and cold migrate (comp-b): moved, waiting for confirmResize or revertResize.
+RESIZED = "resized"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -35,6 +40,15 @@ REBOOTING = "rebooting"
 REBOOTING_HARD = "rebooting_hard"
 DELETING = "deleting"
 IMAGE_SNAPSHOT = "image_snapshot"
+# shelve (comp-b)
+SHELVING = "shelving"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
+# resize and cold migrate (comp-b)
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATING = "resize_migrating"
+RESIZE_CONFIRMING = "resize_confirming"
+RESIZE_REVERTING = "resize_reverting"
 
 # ---- issue 13 (comp-a): rebuild, pause, suspend, soft delete (Nova's names)
 PAUSED_VM, SUSPENDED_VM, SOFT_DELETED = "paused", "suspended", "soft-delete"
@@ -46,7 +60,8 @@ REBUILDING, REBUILD_SPAWNING = "rebuilding", "rebuild_spawning"
 
 # An action's name in Nova's conflict messages, where it differs from the key in ACTIONS.
 _SHOWN_AS = {"reboot_hard": "reboot", "create_image": "createImage",
-             "soft_delete": "delete"}
+             "soft_delete": "delete", "shelve_offload": "shelveOffload",
+             "confirm_resize": "confirmResize", "revert_resize": "revertResize"}
 
 
 @dataclass(frozen=True)
@@ -67,11 +82,14 @@ ACTIONS: dict[str, Transition] = {
                                (None,), IMAGE_SNAPSHOT),
     # Delete is allowed from every state, a build or another delete included.
     "delete": Transition((BUILDING, ACTIVE, STOPPED, ERROR,
-                          PAUSED_VM, SUSPENDED_VM, SOFT_DELETED),  # comp-a
+                          PAUSED_VM, SUSPENDED_VM, SOFT_DELETED,  # comp-a
+                          SHELVED, SHELVED_OFFLOADED, RESIZED),  # comp-b
                          (None, SCHEDULING, SPAWNING, POWERING_OFF, POWERING_ON, REBOOTING,
                           REBOOTING_HARD, IMAGE_SNAPSHOT, DELETING,
                           PAUSING, UNPAUSING, SUSPENDING, RESUMING, SOFT_DELETING,  # comp-a
-                          RESTORING, REBUILDING, REBUILD_SPAWNING), DELETING),
+                          RESTORING, REBUILDING, REBUILD_SPAWNING,
+                          SHELVING, SHELVING_OFFLOADING, UNSHELVING, RESIZE_PREP,  # comp-b
+                          RESIZE_MIGRATING, RESIZE_CONFIRMING, RESIZE_REVERTING), DELETING),
     # ---- comp-a: rebuild, pause, suspend, soft delete
     "rebuild": Transition((ACTIVE, STOPPED, ERROR), (None,), REBUILDING),
     "pause": Transition((ACTIVE,), (None,), PAUSING),
@@ -83,6 +101,15 @@ ACTIONS: dict[str, Transition] = {
                               SOFT_DELETING),
     "restore": Transition((SOFT_DELETED,), (None,), RESTORING),
     # ---- end comp-a
+    # shelve (comp-b): the vm_state is kept until the workflow ends the task.
+    "shelve": Transition((ACTIVE, STOPPED), (None,), SHELVING),
+    "shelve_offload": Transition((SHELVED,), (None,), SHELVING_OFFLOADING),
+    "unshelve": Transition((SHELVED, SHELVED_OFFLOADED), (None,), UNSHELVING),
+    # resize and cold migrate (comp-b)
+    "resize": Transition((ACTIVE, STOPPED), (None,), RESIZE_PREP),
+    "migrate": Transition((ACTIVE, STOPPED), (None,), RESIZE_PREP),
+    "confirm_resize": Transition((RESIZED,), (None,), RESIZE_CONFIRMING),
+    "revert_resize": Transition((RESIZED,), (None,), RESIZE_REVERTING),
 }
 
 # What a finished task leaves behind: task -> (vm_state, power_state) on success.
@@ -101,6 +128,8 @@ TASK_RESULTS: dict[str, tuple[str, int]] = {
     SOFT_DELETING: (SOFT_DELETED, SHUTDOWN),
     RESTORING: (ACTIVE, RUNNING),
     # ---- end comp-a
+    # shelve (comp-b): an unshelve of a server still on its host is a power-on.
+    UNSHELVING: (ACTIVE, RUNNING),
 }
 
 # comp-a: what `os-resetState` may set, and its event in the lifecycle table.
@@ -121,9 +150,11 @@ def check_action(action: str, uuid: str, vm_state: str, task_state: str | None) 
 _STATUS: dict[str, dict[str | None, str]] = {
     BUILDING: {None: "BUILD"},
     ACTIVE: {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT", None: "ACTIVE",
-             REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
+             REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD",  # comp-a
+             RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE"},  # comp-b
     STOPPED: {REBOOTING_HARD: "HARD_REBOOT", None: "SHUTOFF",
-              REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
+              REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD",  # comp-a
+              RESIZE_PREP: "RESIZE", RESIZE_MIGRATING: "RESIZE"},  # comp-b
     ERROR: {None: "ERROR", REBUILDING: "REBUILD", REBUILD_SPAWNING: "REBUILD"},  # comp-a
     DELETED: {None: "DELETED"},
     # ---- comp-a
@@ -131,6 +162,9 @@ _STATUS: dict[str, dict[str | None, str]] = {
     SUSPENDED_VM: {None: "SUSPENDED"},
     SOFT_DELETED: {None: "SOFT_DELETED"},
     # ---- end comp-a
+    SHELVED: {None: "SHELVED"},
+    SHELVED_OFFLOADED: {None: "SHELVED_OFFLOADED"},
+    RESIZED: {None: "VERIFY_RESIZE", RESIZE_REVERTING: "REVERT_RESIZE"},
 }
 
 
@@ -144,11 +178,12 @@ def api_status(vm_state: str, task_state: str | None) -> str:
 STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]] = {
     "BUILD": ((BUILDING,), None),
     "ACTIVE": ((ACTIVE,), (None, POWERING_OFF, POWERING_ON, IMAGE_SNAPSHOT, DELETING,
-                           PAUSING, SUSPENDING, SOFT_DELETING)),  # comp-a
+                           PAUSING, SUSPENDING, SOFT_DELETING,  # comp-a
+                           SHELVING)),  # comp-b
     "REBOOT": ((ACTIVE,), (REBOOTING,)),
     "HARD_REBOOT": ((ACTIVE, STOPPED), (REBOOTING_HARD,)),
     "SHUTOFF": ((STOPPED,), (None, POWERING_ON, POWERING_OFF, IMAGE_SNAPSHOT, DELETING,
-                             SOFT_DELETING)),  # comp-a
+                             SOFT_DELETING, SHELVING)),
     "ERROR": ((ERROR,), None),
     "DELETED": ((DELETED,), None),
     # ---- comp-a
@@ -157,4 +192,9 @@ STATUS_FILTERS: dict[str, tuple[tuple[str, ...], tuple[str | None, ...] | None]]
     "SUSPENDED": ((SUSPENDED_VM,), None),
     "SOFT_DELETED": ((SOFT_DELETED,), None),
     # ---- end comp-a
+    "SHELVED": ((SHELVED,), None),
+    "SHELVED_OFFLOADED": ((SHELVED_OFFLOADED,), None),
+    "RESIZE": ((ACTIVE, STOPPED), (RESIZE_PREP, RESIZE_MIGRATING)),
+    "VERIFY_RESIZE": ((RESIZED,), (None, RESIZE_CONFIRMING, DELETING)),
+    "REVERT_RESIZE": ((RESIZED,), (RESIZE_REVERTING,)),
 }

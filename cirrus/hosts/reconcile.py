@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.bus import Bus, BusTimeout, RemoteError
-from cirrus.compute import actions, instances, lifecycle, states
+from cirrus.compute import actions, instances, lifecycle, resizing, states
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
@@ -74,8 +74,9 @@ class Reconciler:
         def work(s: Session) -> None:
             live = {i.uuid: i for i in s.scalars(
                 select(Instance).where(Instance.host == host, Instance.deleted.is_(False)))}
+            moving = resizing.moving_on(s, host) if running else set()  # comp-b
             for uuid in running:
-                if uuid not in live:
+                if uuid not in live and uuid not in moving:
                     to_destroy.append(uuid)  # deleted in the database, or never known
             for uuid, inst in live.items():
                 power = running.get(uuid)

@@ -73,8 +73,20 @@ def release(s: Session, instance_uuid: str) -> bool:
     return True
 
 
-def place(s: Session, instance_uuid: str, host: str, node: str) -> bool:
-    """Record where a claimed instance goes; False if it is no longer waiting to be scheduled."""
+def place(s: Session, instance_uuid: str, host: str, node: str,
+          task: str | None = None) -> bool:
+    """Record where a claimed instance goes; False if it is no longer waiting to be scheduled.
+    `task` "unshelving": an offloaded server being unshelved (it stays in its task)."""
+    if task == states.RESIZE_PREP:  # resize (comp-b): the host is recorded when it is done
+        return lifecycle.transition(s, instance_uuid, "resize_scheduled",
+                                    task_state=states.RESIZE_PREP,
+                                    where=(Instance.deleted.is_(False),)) == 1
+    if task == states.UNSHELVING:
+        return lifecycle.transition(s, instance_uuid, "unshelve_scheduled",
+                                    vm_state=states.SHELVED_OFFLOADED,
+                                    task_state=states.UNSHELVING,
+                                    where=(Instance.deleted.is_(False), Instance.host.is_(None)),
+                                    host=host, node=node) == 1
     return lifecycle.transition(s, instance_uuid, "scheduled", task_state=states.SCHEDULING,
                                 where=(Instance.deleted.is_(False),), host=host, node=node,
                                 task_started_at=utcnow()) == 1

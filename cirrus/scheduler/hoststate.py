@@ -51,6 +51,7 @@ class RequestSpec:
     # An admin's forced destination (Nova's force_hosts/force_nodes): only it is considered.
     force_host: str | None = None
     force_node: str | None = None
+    task: str | None = None  # None: a build; "unshelving": an unshelve (claims.place)
 
     @classmethod
     def from_dict(cls, data: dict) -> RequestSpec:

@@ -32,6 +32,8 @@ class SelectDestination(Payload):
     # An admin's forced destination (Nova's force_hosts/force_nodes).
     force_host: str | None = None
     force_node: str | None = None
+    # None: a build (building/scheduling); "unshelving": an unshelve of an offloaded server.
+    task: str | None = None
 
 
 @dataclass(frozen=True)

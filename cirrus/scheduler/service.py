@@ -110,7 +110,8 @@ class Scheduler:
                 pick = random.choice(ranked[:subset])
                 if claims.claim(s, pick.node_id, spec.instance_uuid, spec.vcpus,
                                 spec.memory_mb, spec.disk_gb):
-                    if not claims.place(s, spec.instance_uuid, pick.host, pick.node):
+                    if not claims.place(s, spec.instance_uuid, pick.host, pick.node,
+                                        task=spec.task):
                         raise _InstanceGone
                     return Destination(host=pick.host, node=pick.node)
                 refusals.setdefault("Claim", []).append((pick.node, "filled up by a concurrent claim"))

@@ -129,6 +129,11 @@ class VirtDriver(abc.ABC):
         self.destroy(spec.uuid)
         self.spawn(spec)
     # ---- end comp-a
+    def resize(self, uuid: str, spec: InstanceSpec, power_on: bool) -> None:
+        """Give the VM the vCPUs, memory and root disk size of `spec` (a cold resize: off
+        while it happens; started again if `power_on`). A disk never shrinks. A driver
+        that cannot resize raises (the conductor records the error)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot resize")
 
     def expire_image_cache(self) -> None:
         """Remove cached images this host's instances no longer use (the agent calls it

@@ -124,7 +124,8 @@ class FakeDriver(VirtDriver):
         with self._lock:
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
                   "console": [], "nics": [n.port_id for n in spec.nics],
-                  "storage_pool": pool, "root_gb": spec.root_gb}
+                  "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
+                  "memory_mb": spec.memory_mb}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves
                 self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
@@ -204,6 +205,17 @@ class FakeDriver(VirtDriver):
             self._log(vm, "snapshot taken")
             data = snapshot_bytes(uuid, vm["name"])
         target.write_bytes(data)
+
+    def resize(self, uuid: str, spec: InstanceSpec, power_on: bool) -> None:
+        """The record takes the new size (a root disk only grows), as a cold resize."""
+        with self._lock:
+            vm = self._vm(uuid)
+            vm["root_gb"] = max(vm.get("root_gb", 0), spec.root_gb)
+            vm["vcpus"], vm["memory_mb"] = spec.vcpus, spec.memory_mb
+            vm["power_state"] = RUNNING if power_on else SHUTDOWN
+            self._log(vm, f"resized to {spec.vcpus} vCPU, {spec.memory_mb} MB, "
+                          f"{vm['root_gb']} GB")
+            self._save()
 
     def console_output(self, uuid: str, length: int | None = None) -> str:
         with self._lock:

@@ -49,7 +49,7 @@ ROLES = {"agent": agent_rpcapi, "conductor": compute_rpcapi, "scheduler": schedu
 
 # One payload per class, every field set to something other than its default.
 SAMPLES: list[Payload] = [
-    agent_rpcapi.SpawnInstance(spec=SPEC),
+    agent_rpcapi.SpawnInstance(spec=SPEC, task=states.UNSHELVING),
     agent_rpcapi.DestroyInstance(uuid=UUID),
     agent_rpcapi.PowerInstance(uuid=UUID, task=states.POWERING_OFF, action="stop"),
     agent_rpcapi.AttachInterface(uuid=UUID, nic=NIC),
@@ -60,7 +60,8 @@ SAMPLES: list[Payload] = [
     agent_rpcapi.RebuildInstance(spec=SPEC, task=states.REBUILD_SPAWNING, stopped=True),
     compute_rpcapi.BuildInstances(uuids=(UUID, UUID2)),
     compute_rpcapi.SpawnResult(uuid=UUID, host="fake-1", ok=False, error="no disk",
-                               details="Traceback ...", power_state=0),
+                               details="Traceback ...", power_state=0,
+                               task=states.UNSHELVING),
     compute_rpcapi.DeleteInstance(uuid=UUID),
     compute_rpcapi.AttachInterface(uuid=UUID, request=({"uuid": "net-1", "fixed_ip": "10.0.0.9"},)),
     compute_rpcapi.DetachInterface(uuid=UUID, port_id=PORT),
@@ -74,10 +75,26 @@ SAMPLES: list[Payload] = [
                                instances={UUID: 1, UUID2: 4}, startup=True),
     scheduler_rpcapi.SelectDestination(
         instance_uuid=UUID, vcpus=2, memory_mb=512, disk_gb=10, availability_zone="az1",
-        exclude_hosts=("fake-2",), storage_pool="ssd", force_host="fake-1", force_node="fake-1"),
+        exclude_hosts=("fake-2",), storage_pool="ssd", force_host="fake-1", force_node="fake-1",
+        task=states.UNSHELVING),
     scheduler_rpcapi.Destination(host=None, node=None, reason="fake-1: full",
                                  public_reason="full", gone=True),
     admin_rpcapi.SetLogLevel(level="DEBUG", logger="cirrus.agent"),
+    # shelve, resize and cold migrate (comp-b)
+    agent_rpcapi.ShelveInstance(uuid=UUID, image_id=IMAGE, file="snap-1"),
+    agent_rpcapi.OffloadInstance(uuid=UUID),
+    agent_rpcapi.PrepareResize(uuid=UUID),
+    agent_rpcapi.ResizeInstance(spec=SPEC, task=states.RESIZE_MIGRATING, power_on=True),
+    compute_rpcapi.ShelveInstance(uuid=UUID, image_id=IMAGE),
+    compute_rpcapi.ShelveResult(uuid=UUID, image_id=IMAGE, file="snap-1", ok=False,
+                                host="fake-1", error="disk gone", details="Traceback ...",
+                                power_state=4),
+    compute_rpcapi.OffloadInstance(uuid=UUID),
+    compute_rpcapi.UnshelveInstance(uuid=UUID),
+    compute_rpcapi.ResizeRequest(uuid=UUID, migration=UUID2),
+    compute_rpcapi.ResizeResult(uuid=UUID, host="fake-1", task=states.RESIZE_MIGRATING,
+                                ok=False, error="boom", details="Traceback ...", power_state=1),
+    compute_rpcapi.ResizeDecision(uuid=UUID),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -117,6 +134,21 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
         "force_host": None, "force_node": None}),
     ("admin", "set_log_level", {"level": "WARNING", "logger": None}),
     ("admin", "set_log_level", {"level": "WARNING", "logger": "cirrus.agent"}),
+    # shelve, resize and cold migrate (comp-b): new messages, their first form
+    ("agent", "shelve", {"uuid": UUID, "image_id": IMAGE, "file": "snapshot-" + IMAGE}),
+    ("agent", "offload", {"uuid": UUID}),
+    ("agent", "prepare_resize", {"uuid": UUID}),
+    ("agent", "resize", {"spec": SPEC, "task": states.RESIZE_MIGRATING, "power_on": False}),
+    ("conductor", "shelve_instance", {"uuid": UUID, "image_id": IMAGE}),
+    ("conductor", "shelve_result", {"uuid": UUID, "image_id": IMAGE, "host": "fake-1",
+                                    "file": "snapshot-" + IMAGE, "ok": True}),
+    ("conductor", "offload_instance", {"uuid": UUID}),
+    ("conductor", "unshelve_instance", {"uuid": UUID}),
+    ("conductor", "resize_instance", {"uuid": UUID, "migration": UUID2}),
+    ("conductor", "resize_result", {"uuid": UUID, "host": "fake-1",
+                                    "task": states.RESIZE_REVERTING, "ok": True}),
+    ("conductor", "confirm_resize", {"uuid": UUID}),
+    ("conductor", "revert_resize", {"uuid": UUID}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

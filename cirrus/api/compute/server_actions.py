@@ -10,10 +10,10 @@ from cirrus.api.compute.network_actions import inject_network_info
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import metadata, name, validate
 from cirrus.bus import BusTimeout
-from cirrus.compute import instances, snapshots
+from cirrus.compute import instances, resizing, shelving, snapshots
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.errors import BadRequest, ServiceUnavailable
-from cirrus.identity.policy import WRITE, authorize
+from cirrus.identity.policy import ADMIN, WRITE, authorize
 
 
 def _stop(req: ApiRequest, server_id: str, body: dict) -> Reply:
@@ -84,6 +84,109 @@ def _create_image(req: ApiRequest, server_id: str, body: dict) -> Reply:
     return Reply(202, headers={"Location": f"{req.base_url}/image/v2/images/{image_id}"})
 
 
+# ---- shelve (comp-b): shelve, shelveOffload (admin), unshelve (2.77: availability_zone)
+UNSHELVE_AZ = Since("2.77")
+UNSHELVE_277 = {
+    "type": "object",
+    "properties": {
+        "unshelve": {"oneOf": [
+            {"type": "object",
+             "properties": {"availability_zone": {"type": "string", "minLength": 1,
+                                                  "maxLength": 255}},
+             "required": ["availability_zone"], "additionalProperties": False},
+            {"type": "null"},
+        ]},
+    },
+    "required": ["unshelve"],
+    "additionalProperties": False,
+}
+
+
+def _shelve(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:os-shelve:shelve")
+    shelving.request_shelve(req.cloud, req.ctx, server_id)
+    return Reply(202)
+
+
+def _shelve_offload(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, ADMIN, "os_compute_api:os-shelve:shelve_offload")
+    shelving.request_shelve_offload(req.cloud, req.ctx, server_id)
+    return Reply(202)
+
+
+def _unshelve(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:os-shelve:unshelve")
+    zone = None
+    if UNSHELVE_AZ(req):  # before 2.77 the body's value is not looked at, as in Nova
+        validate(UNSHELVE_277, body)
+        zone = (body["unshelve"] or {}).get("availability_zone")
+    shelving.request_unshelve(req.cloud, req.ctx, server_id, zone)
+    return Reply(202)
+
+
+# ---- resize and cold migrate (comp-b): resize, confirmResize, revertResize, migrate (admin)
+MIGRATE_HOST = Since("2.56")
+RESIZE = {
+    "type": "object",
+    "properties": {
+        "resize": {
+            "type": "object",
+            "properties": {
+                "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            "required": ["flavorRef"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["resize"],
+    "additionalProperties": False,
+}
+MIGRATE_256 = {
+    "type": "object",
+    "properties": {
+        "migrate": {"oneOf": [
+            {"type": "object",
+             "properties": {"host": {"type": ["string", "null"], "minLength": 1,
+                                     "maxLength": 255}},
+             "additionalProperties": False},
+            {"type": "null"},
+        ]},
+    },
+    "required": ["migrate"],
+    "additionalProperties": False,
+}
+
+
+def _resize(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:resize")
+    validate(RESIZE, body)
+    resizing.request_resize(req.cloud, req.ctx, server_id, str(body["resize"]["flavorRef"]))
+    return Reply(202)
+
+
+def _confirm_resize(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:confirm_resize")
+    resizing.request_confirm(req.cloud, req.ctx, server_id)
+    return Reply(204)
+
+
+def _revert_resize(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, WRITE, "os_compute_api:servers:revert_resize")
+    resizing.request_revert(req.cloud, req.ctx, server_id)
+    return Reply(202)
+
+
+def _migrate(req: ApiRequest, server_id: str, body: dict) -> Reply:
+    authorize(req.ctx, ADMIN, "os_compute_api:os-migrate-server:migrate")
+    host = None
+    if MIGRATE_HOST(req):  # before 2.56 the body's value is not looked at, as in Nova
+        validate(MIGRATE_256, body)
+        host = (body["migrate"] or {}).get("host")
+    resizing.request_resize(req.cloud, req.ctx, server_id, None, host=host)
+    return Reply(202)
+
+
 ACTIONS = {
     "os-stop": _stop,
     "os-start": _start,
@@ -94,6 +197,13 @@ ACTIONS = {
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
     "injectNetworkInfo": inject_network_info,  # comp-misc
+    "shelve": _shelve,
+    "shelveOffload": _shelve_offload,
+    "unshelve": _unshelve,
+    "resize": _resize,
+    "confirmResize": _confirm_resize,
+    "revertResize": _revert_resize,
+    "migrate": _migrate,
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, instances, networking, specs, states
 from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows import shelve
 from cirrus.compute.workflows.build_errors import BUILD_ERRORS, attempts_fault, record_build_error
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
@@ -124,6 +125,9 @@ def _prepare(deps: WorkflowDeps, s: Session, ctx: RequestContext,
 
 def spawn_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, host = result["uuid"], result["host"]
+    if result.get("task") == states.UNSHELVING:  # shelve (comp-b): an unshelve's build
+        shelve.unshelve_result(deps, ctx, result)
+        return
     if not result["ok"]:
         _spawn_failed(deps, ctx, uuid, host, result.get("error") or "unknown error",
                       result.get("details") or "")

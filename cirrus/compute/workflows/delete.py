@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, networking, states
 from cirrus.compute.lifecycle import transition
+from cirrus.compute.workflows import resize, shelve
 from cirrus.compute.workflows.build import forget_build_secrets
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
@@ -40,6 +41,7 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
 
     def finish(s: Session) -> None:
         claims.release(s, uuid)
+        resize.release_migration_claims(s, uuid)  # resize (comp-b): the old claim too
         nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
                                                     Instance.deleted.is_(False)))
         networking.deallocate(s, nics or [])
@@ -52,4 +54,5 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
             actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
 
     deps.db.run(finish)
+    shelve.forget_shelved_image(deps, uuid)  # shelve (comp-b): a shelved server's image
     log.info("instance %s deleted", uuid)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute import actions, snapshots, states
 from cirrus.compute.lifecycle import transition
-from cirrus.compute.workflows import rebuild
+from cirrus.compute.workflows import rebuild, shelve
 from cirrus.compute.workflows.deps import WorkflowDeps
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -32,6 +32,7 @@ TASK_EVENTS = {
     states.RESUMING: "compute_resume_instance",
     states.SOFT_DELETING: "compute_soft_delete_instance",
     states.RESTORING: "compute_restore_instance",
+    states.UNSHELVING: "compute_unshelve_instance",  # shelve (comp-b): of a SHELVED server
 }
 ACTION_OF_TASK = {states.POWERING_OFF: "stop", states.POWERING_ON: "start",
                   states.REBOOTING: "reboot", states.REBOOTING_HARD: "reboot_hard",
@@ -63,6 +64,13 @@ def task_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any])
     if task in rebuild.TASKS:  # comp-a
         rebuild.finish(deps, ctx, result)
         return
+    _finish_task(deps, ctx, result)
+    if task == states.UNSHELVING and result["ok"]:  # shelve (comp-b): unshelved on its host
+        shelve.forget_shelved_image(deps, uuid)
+
+
+def _finish_task(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
+    uuid, task = result["uuid"], result["task"]
 
     def finish(s: Session) -> None:
         values: dict[str, Any] = {"task_started_at": None}

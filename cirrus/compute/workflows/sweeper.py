@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute import states
 from cirrus.compute.lifecycle import TIMEOUTS, transition
-from cirrus.compute.workflows import build, delete, power, rebuild, snapshot
+from cirrus.compute.workflows import build, delete, power, rebuild, resize, shelve, snapshot
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
@@ -56,6 +56,8 @@ class Sweeper:
                 log.warning("instance %s: %s has made no progress since %s; sending it again",
                             uuid, task, started)
                 self._redrive(ctx, uuid, task)
+        shelve.offload_due(self.deps)  # shelve (comp-b): shelved_offload_time passed
+        resize.confirm_due(self.deps)  # resize (comp-b): resize_confirm_window passed
         return ended
 
     def reclaim(self, ctx: RequestContext) -> list[str]:
@@ -99,6 +101,10 @@ class Sweeper:
             build.build(self.deps, ctx, uuid)
         elif task == states.DELETING:
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
+        elif task in shelve.TASKS:  # shelve (comp-b)
+            shelve.redrive(self.deps, ctx, uuid, task)
+        elif task in resize.TASKS:  # resize (comp-b)
+            resize.redrive(self.deps, ctx, uuid, task)
         elif task in power.ACTION_OF_TASK or task in rebuild.TASKS:  # comp-a: rebuild
             power.power_action(self.deps, ctx, {"uuid": uuid, "task": task})
 
@@ -109,6 +115,10 @@ class Sweeper:
                              f"{getattr(self.deps.settings, timeout):g} s in task_state {task}.")
         elif event == "deleted":
             delete.delete_instance(self.deps, ctx, {"uuid": uuid})
+        elif task in shelve.TASKS:  # shelve (comp-b)
+            shelve.timed_out(self.deps, ctx, uuid, task)
+        elif task in resize.TASKS:  # resize (comp-b)
+            resize.timed_out(self.deps, ctx, uuid, task)
         else:
             if task == states.IMAGE_SNAPSHOT:  # its image will get no data now
                 snapshot.discard_unfinished(self.deps, uuid)

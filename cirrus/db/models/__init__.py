@@ -19,6 +19,7 @@ from cirrus.db.models.compute import (
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
 from cirrus.db.models.images import Image, ImageMember
+from cirrus.db.models.migrations import Migration
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
     IPAllocation,
@@ -32,6 +33,6 @@ __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
     "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
-    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
-    "SecurityGroup", "AutoAllocatedNetwork"
+    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
+    "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
 ]

@@ -21,16 +21,17 @@ from cirrus.virt.libvirt.drive import ConfigDriveBuilder
 from cirrus.virt.libvirt.host import HostSide
 from cirrus.virt.libvirt.images import ImageCache
 from cirrus.virt.libvirt.interfaces import Interfaces
-from cirrus.virt.libvirt.operations import Operations
 from cirrus.virt.libvirt.probe import resolve_virt_type
+from cirrus.virt.libvirt.resize import Resizing
 from cirrus.virt.libvirt.storage import StoragePools
 
 log = logging.getLogger(__name__)
 
 
-class LibvirtDriver(HostSide, Build, Operations, Interfaces):
+class LibvirtDriver(HostSide, Build, Resizing, Interfaces):
     """The parts by what they do: connection.py (the libvirt connection), host.py, build.py,
-    drive.py (the config drive), operations.py (power, snapshot, console), interfaces.py."""
+    drive.py (the config drive), operations.py (power, snapshot, console), resize.py (cold
+    resize over operations.py), interfaces.py."""
 
     # Memory ballooning and volumes are not wired up yet.
     capabilities = DriverCapabilities(hot_plug_nic=True, snapshot=True, balloon=False,
