@@ -927,7 +927,8 @@ def test_role_assignments_list_and_filters(api: TestClient, admin: Caller, membe
                                            other_member: Caller) -> None:
     url = f"{V3}/role_assignments"
     everything = api.get(url, headers=admin.headers).json()["role_assignments"]
-    assert len(everything) == 4  # admin on project and domain, alice and bob on their projects
+    # admin on project, domain and system, alice and bob on their projects
+    assert len(everything) == 5
     mine = api.get(f"{url}?user.id={member.user_id}", headers=admin.headers).json()
     (only,) = mine["role_assignments"]
     member_role = role_id(api, admin, "member")
@@ -946,6 +947,8 @@ def test_role_assignments_list_and_filters(api: TestClient, admin: Caller, membe
     by_domain = api.get(f"{url}?scope.domain.id=default", headers=admin.headers).json()
     assert [a["user"]["id"] for a in by_domain["role_assignments"]] == [admin.user_id]
     assert api.get(f"{url}?group.id=g1", headers=admin.headers).json()["role_assignments"] == []
+    by_system = api.get(f"{url}?scope.system=all", headers=admin.headers).json()
+    assert [a["scope"] for a in by_system["role_assignments"]] == [{"system": {"all": True}}]
 
 
 def test_role_assignments_with_names(api: TestClient, admin: Caller, member: Caller) -> None:

@@ -16,7 +16,17 @@ from cirrus.db.models.compute import (
     QuotaLimit,
     Service,
 )
-from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
+from cirrus.db.models.identity import (
+    Domain,
+    Group,
+    GroupMembership,
+    ImpliedRole,
+    Project,
+    Role,
+    RoleAssignment,
+    TokenRevocation,
+    User,
+)
 from cirrus.db.models.images import Image
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
@@ -29,7 +39,7 @@ from cirrus.db.models.network import (
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
-    "Role", "RoleAssignment", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
+    "Role", "RoleAssignment", "Group", "GroupMembership", "ImpliedRole", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"
