@@ -134,3 +134,36 @@ def test_domain_scoped_admin_token_and_domain_grants(api: TestClient, admin: Cal
                     headers=admin.headers).json()["role_assignments"]
     assert {a["role"]["id"] for a in found} == {admin_role, role_id(api, admin, "member"),
                                                 role_id(api, admin, "reader")}
+
+
+def test_users_and_projects_listed_per_the_callers_rights(api: TestClient, admin: Caller,
+                                                          member: Caller) -> None:
+    acme = create_domain(api, admin, "Acme")
+    project = create_project(api, admin, "ops", domain_id=acme["id"])
+    wile = create_user(api, admin, "wile", "pw-wile", domain_id=acme["id"])
+    dom = create_user(api, admin, "dom", "pw-dom", domain_id=acme["id"])
+    reader = role_id(api, admin, "reader")
+    api.put(f"{V3}/domains/{acme['id']}/users/{dom['id']}/roles/{reader}", headers=admin.headers)
+    r = issue(api, password_auth("dom", "pw-dom", user_domain={"id": acme["id"]},
+                                 scope={"domain": {"id": acme["id"]}}))
+    h = {"X-Auth-Token": r.headers["X-Subject-Token"]}
+    # a domain reader: its domain's users and projects, nothing of another domain
+    users = api.get(f"{V3}/users", headers=h).json()["users"]
+    assert {u["name"] for u in users} == {"wile", "dom"}
+    assert api.get(f"{V3}/users?domain_id=default", headers=h).json()["users"] == []
+    assert api.get(f"{V3}/users/{wile['id']}", headers=h).status_code == 200
+    assert_error(api.get(f"{V3}/users/{member.user_id}", headers=h), 404)
+    projects = api.get(f"{V3}/projects", headers=h).json()["projects"]
+    assert [p["id"] for p in projects] == [project["id"]]
+    assert_error(api.get(f"{V3}/projects/{member.project_id}", headers=h), 404)
+    # a project member: only themselves and their projects
+    mine = api.get(f"{V3}/users", headers=member.headers).json()["users"]
+    assert [u["id"] for u in mine] == [member.user_id]
+    own = api.get(f"{V3}/projects", headers=member.headers).json()["projects"]
+    assert [p["id"] for p in own] == [member.project_id]
+    assert api.get(f"{V3}/users/{member.user_id}/projects",
+                   headers=member.headers).status_code == 200
+    assert_error(api.get(f"{V3}/users/{wile['id']}/projects", headers=member.headers), 404)
+    # the admin: everyone
+    everyone = {u["name"] for u in api.get(f"{V3}/users", headers=admin.headers).json()["users"]}
+    assert {"wile", "dom", "alice", "admin"} <= everyone

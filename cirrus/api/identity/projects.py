@@ -13,6 +13,7 @@ from cirrus.api.identity.common import (
     _collection,
     _domain_for_writes,
     _is_true,
+    _reader_domain,
     _revoke,
 )
 from cirrus.api.identity.views import _project_view
@@ -22,9 +23,14 @@ from cirrus.identity.policy import ADMIN
 
 
 def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
+    """None for all (an admin); else the caller's projects, and a domain reader's domain's."""
     if req.ctx.is_admin:
         return None
-    return {p.id for p in identity.projects_of_user(s, req.require_user())}
+    visible = {p.id for p in identity.projects_of_user(s, req.require_user())}
+    domain_id = _reader_domain(req)
+    if domain_id is not None:
+        visible |= {p.id for p in identity.list_projects(s, domain_id=domain_id)}
+    return visible
 
 
 def list_projects(req: ApiRequest) -> dict:

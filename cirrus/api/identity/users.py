@@ -13,6 +13,7 @@ from cirrus.api.identity.common import (
     _counting_failed_logins,
     _domain_for_writes,
     _policy,
+    _reader_domain,
     _revoke,
 )
 from cirrus.api.identity.views import _project_view, _user_view
@@ -22,18 +23,30 @@ from cirrus.identity.policy import ADMIN
 
 
 def _ensure_self_or_admin(req: ApiRequest, user_id: str) -> None:
-    """Another user does not exist for a non-admin caller."""
+    """Another user does not exist for a non-admin caller (a domain reader sees its domain's)."""
     if user_id != req.ctx.user_id and not req.ctx.is_admin:
+        domain_id = _reader_domain(req)
+        if domain_id is not None:
+            with req.cloud.db.reader() as s:
+                user = identity.get_user(s, user_id)
+            if user.domain_id == domain_id:
+                return
         raise NotFound(f"Could not find user: {user_id}.")
 
 
 def list_users(req: ApiRequest) -> dict:
-    # A non-admin's list holds only themselves (so `openstack user show <own name>` works).
+    # A non-admin's list holds only themselves (so `openstack user show <own name>` works);
+    # a reader scoped to a domain lists that domain's users.
+    domain_id = req.query.get("domain_id")
+    only_ids = None if req.ctx.is_admin else [req.require_user()]
+    reader_domain = None if req.ctx.is_admin else _reader_domain(req)
+    if reader_domain is not None and domain_id in (None, reader_domain):
+        domain_id, only_ids = reader_domain, None
     with req.cloud.db.reader() as s:
         users = identity.list_users(s, name=req.query.get("name"),
-                                    domain_id=req.query.get("domain_id"),
+                                    domain_id=domain_id,
                                     enabled=_bool_filter(req, "enabled"),
-                                    only_ids=None if req.ctx.is_admin else [req.require_user()])
+                                    only_ids=only_ids)
     return _collection(req, "users", [_user_view(req, u) for u in users])
 
 
