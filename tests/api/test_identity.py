@@ -582,7 +582,10 @@ def test_project_list_filters(api: TestClient, admin: Caller, member: Caller) ->
 
 def test_a_member_sees_only_projects_they_have_a_role_on(api: TestClient, member: Caller,
                                                          other_member: Caller) -> None:
-    listed = api.get(f"{V3}/projects", headers=member.headers).json()["projects"]
+    # Keystone's default policy: no listing of /v3/projects for a project's member
+    assert_error(api.get(f"{V3}/projects", headers=member.headers), 403,
+                 "You are not authorized to perform the requested action: identity:list_projects.")
+    listed = api.get(f"{V3}/auth/projects", headers=member.headers).json()["projects"]
     assert [p["id"] for p in listed] == [member.project_id]
     assert api.get(f"{V3}/projects/{member.project_id}", headers=member.headers).status_code == 200
     r = api.get(f"{V3}/projects/{other_member.project_id}", headers=member.headers)
@@ -700,8 +703,8 @@ def test_user_list_filters(api: TestClient, admin: Caller, member: Caller, reade
 
 
 def test_a_user_sees_only_themselves(api: TestClient, member: Caller, reader: Caller) -> None:
-    listed = api.get(f"{V3}/users", headers=member.headers).json()["users"]
-    assert [u["id"] for u in listed] == [member.user_id]
+    assert_error(api.get(f"{V3}/users", headers=member.headers), 403,
+                 "You are not authorized to perform the requested action: identity:list_users.")
     assert api.get(f"{V3}/users/{member.user_id}", headers=member.headers).status_code == 200
     assert_error(api.get(f"{V3}/users/{reader.user_id}", headers=member.headers), 404)
 

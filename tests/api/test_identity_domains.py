@@ -156,10 +156,11 @@ def test_users_and_projects_listed_per_the_callers_rights(api: TestClient, admin
     projects = api.get(f"{V3}/projects", headers=h).json()["projects"]
     assert [p["id"] for p in projects] == [project["id"]]
     assert_error(api.get(f"{V3}/projects/{member.project_id}", headers=h), 404)
-    # a project member: only themselves and their projects
-    mine = api.get(f"{V3}/users", headers=member.headers).json()["users"]
-    assert [u["id"] for u in mine] == [member.user_id]
-    own = api.get(f"{V3}/projects", headers=member.headers).json()["projects"]
+    # a project member: no listing (Keystone's default policy), but themselves and their projects
+    assert_error(api.get(f"{V3}/users", headers=member.headers), 403)
+    assert_error(api.get(f"{V3}/projects", headers=member.headers), 403)
+    assert api.get(f"{V3}/users/{member.user_id}", headers=member.headers).status_code == 200
+    own = api.get(f"{V3}/auth/projects", headers=member.headers).json()["projects"]
     assert [p["id"] for p in own] == [member.project_id]
     assert api.get(f"{V3}/users/{member.user_id}/projects",
                    headers=member.headers).status_code == 200

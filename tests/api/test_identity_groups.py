@@ -37,6 +37,14 @@ def test_group_crud_has_keystones_shape(api: TestClient, admin: Caller) -> None:
     assert r.json()["group"]["name"] == "ops2" and r.json()["group"]["description"] == ""
     assert_error(api.post(f"{V3}/groups", headers=admin.headers,
                           json={"group": {"name": "ops2"}}), 409)
+    # like Keystone, other attributes are kept and returned
+    extra = create_group(api, admin, "tagged", project_id="p1")
+    assert extra["project_id"] == "p1"
+    assert api.get(f"{V3}/groups/{extra['id']}", headers=admin.headers).json()["group"][
+        "project_id"] == "p1"
+    assert_error(api.patch(f"{V3}/groups/{extra['id']}", headers=admin.headers,
+                           json={"group": {"domain_id": "other"}}), 400)
+    api.delete(f"{V3}/groups/{extra['id']}", headers=admin.headers)
     assert api.delete(f"{V3}/groups/{group['id']}", headers=admin.headers).status_code == 204
     assert_error(api.get(f"{V3}/groups/{group['id']}", headers=admin.headers), 404)
 
@@ -44,7 +52,8 @@ def test_group_crud_has_keystones_shape(api: TestClient, admin: Caller) -> None:
 @pytest.mark.parametrize(("body", "field"), [
     ({"group": {}}, "name"),
     ({"group": {"name": ""}}, "name"),
-    ({"group": {"name": "g", "colour": "red"}}, "colour"),
+    ({"group": {"name": "g" * 65}}, "name"),
+    ({"group": {"name": "g", "description": 5}}, "description"),
     ({"group": {"name": "g", "domain_id": "no/such"}}, "domain_id"),
     ({"groups": {"name": "g"}}, "group"),
 ])

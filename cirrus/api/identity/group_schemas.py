@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from cirrus.api.identity.schemas import _wrapped, description, id_string, name
+from cirrus.api.identity.schemas import _wrapped, description, id_string, project_name
 
-_group_properties = {"name": name, "description": description, "domain_id": id_string}
+_group_properties = {"name": project_name, "description": description, "domain_id": id_string}
 
+# Like Keystone, any other attribute is kept and returned (additionalProperties).
 group_create = _wrapped("group", {
     "type": "object", "properties": _group_properties, "required": ["name"],
-    "additionalProperties": False,
 })
 group_update = _wrapped("group", {
-    "type": "object", "properties": {k: v for k, v in _group_properties.items()
-                                     if k != "domain_id"},
-    "minProperties": 1, "additionalProperties": False,
+    "type": "object", "properties": {**_group_properties, "domain_id": {"not": {}}},
+    "minProperties": 1,
 })

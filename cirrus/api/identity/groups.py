@@ -27,7 +27,7 @@ from cirrus.identity.policy import ADMIN, READ
 
 
 def _group_view(req: ApiRequest, g: Group) -> dict:
-    return {"id": g.id, "name": g.name, "domain_id": g.domain_id,
+    return {**(g.extra or {}), "id": g.id, "name": g.name, "domain_id": g.domain_id,
             "description": g.description or "", "links": _self_link(req, "groups", g.id)}
 
 

@@ -36,6 +36,10 @@ def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
 def list_projects(req: ApiRequest) -> dict:
     if _is_true(req, "is_domain"):  # no project acts as a domain here
         return _collection(req, "projects", [])
+    if not req.ctx.is_admin and _reader_domain(req) is None:
+        # Keystone's default policy: a project's members list their projects at
+        # /v3/auth/projects or /v3/users/{own id}/projects, not here.
+        _authorize(req, ADMIN, "list_projects")
     with req.cloud.db.reader() as s:
         projects = identity.list_projects(
             s, name=req.query.get("name"), domain_id=req.query.get("domain_id"),

@@ -35,18 +35,20 @@ def _ensure_self_or_admin(req: ApiRequest, user_id: str) -> None:
 
 
 def list_users(req: ApiRequest) -> dict:
-    # A non-admin's list holds only themselves (so `openstack user show <own name>` works);
-    # a reader scoped to a domain lists that domain's users.
+    # Keystone's default policy: admins list everyone, a reader scoped to a domain that
+    # domain's users; anyone else is refused (they read themselves at /v3/users/{id}).
     domain_id = req.query.get("domain_id")
-    only_ids = None if req.ctx.is_admin else [req.require_user()]
-    reader_domain = None if req.ctx.is_admin else _reader_domain(req)
-    if reader_domain is not None and domain_id in (None, reader_domain):
-        domain_id, only_ids = reader_domain, None
+    if not req.ctx.is_admin:
+        reader_domain = _reader_domain(req)
+        if reader_domain is None:
+            _authorize(req, ADMIN, "list_users")
+        if domain_id not in (None, reader_domain):
+            return _collection(req, "users", [])
+        domain_id = reader_domain
     with req.cloud.db.reader() as s:
         users = identity.list_users(s, name=req.query.get("name"),
                                     domain_id=domain_id,
-                                    enabled=_bool_filter(req, "enabled"),
-                                    only_ids=only_ids)
+                                    enabled=_bool_filter(req, "enabled"))
     return _collection(req, "users", [_user_view(req, u) for u in users])
 
 

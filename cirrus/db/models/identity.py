@@ -84,6 +84,7 @@ class Group(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(255))
     domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"))
     description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)  # Keystone keeps other attributes
 
 
 class GroupMembership(Base):

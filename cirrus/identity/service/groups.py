@@ -16,6 +16,13 @@ from cirrus.identity.service.common import Revocation, _conflict, _flush, new_id
 from cirrus.identity.service.domains import get_domain
 from cirrus.identity.service.users import get_user
 
+_OWN = frozenset({"id", "name", "domain_id", "description", "links"})
+
+
+def _extra(fields: dict) -> dict:
+    """The free-form attributes Keystone keeps with a group and returns flattened into it."""
+    return {k: v for k, v in fields.items() if k not in _OWN}
+
 
 def get_group(s: Session, group_id: str) -> Group:
     group = s.get(Group, group_id)
@@ -48,7 +55,7 @@ def create_group(s: Session, fields: dict, default_domain_id: str) -> Group:
     get_domain(s, domain_id)
     _duplicate(s, domain_id, fields["name"])
     group = Group(id=new_id(), name=fields["name"], domain_id=domain_id,
-                  description=fields.get("description") or "")
+                  description=fields.get("description") or "", extra=_extra(fields))
     s.add(group)
     _flush(s, "group", f"Duplicate entry found with name {fields['name']}")
     return group
@@ -61,6 +68,8 @@ def update_group(s: Session, group_id: str, fields: dict) -> Group:
         group.name = fields["name"]
     if "description" in fields:
         group.description = fields["description"] or ""
+    if _extra(fields):
+        group.extra = {**(group.extra or {}), **_extra(fields)}
     _flush(s, "group", f"Duplicate entry found with name {group.name}")
     return group
 

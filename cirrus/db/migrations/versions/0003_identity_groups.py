@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("domain_id", sa.String(length=64), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("extra", sa.JSON(), nullable=False),
         sa.Column("created_at", _timestamp(), nullable=False),
         sa.Column("updated_at", _timestamp(), nullable=True),
         sa.ForeignKeyConstraint(["domain_id"], ["domains.id"],
