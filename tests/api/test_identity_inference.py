@@ -74,7 +74,9 @@ def test_cycles_and_domain_roles_are_refused(api: TestClient, admin: Caller) -> 
     assert_error(api.put(f"{V3}/roles/{a['id']}/implies/{a['id']}", headers=admin.headers), 400)
     dom = create_role(api, admin, "acme-only", domain_id="default")
     assert_error(api.put(f"{V3}/roles/{a['id']}/implies/{dom['id']}", headers=admin.headers),
-                 403)
+                 403)  # a global role cannot imply a domain-specific one; the reverse is fine
+    assert api.put(f"{V3}/roles/{dom['id']}/implies/{a['id']}",
+                   headers=admin.headers).status_code == 201
     assert_error(api.put(f"{V3}/roles/{a['id']}/implies/nosuch", headers=admin.headers), 404)
     rules = api.get(f"{V3}/roles/{a['id']}/implies", headers=admin.headers).json()
     assert [i["id"] for i in rules["role_inference"]["implies"]] == [b["id"]]
@@ -108,11 +110,21 @@ def test_domain_specific_roles(api: TestClient, admin: Caller) -> None:
     user = create_user(api, admin, "u1")
     r = api.put(f"{V3}/projects/{foreign['id']}/users/{user['id']}/roles/{role['id']}",
                 headers=admin.headers)
-    assert_error(r, 400)
-    assert "domain_id" in r.json()["error"]["message"]
+    assert_error(r, 403)
+    assert "must be in the same domain as the role" in r.json()["error"]["message"]
     local = create_project(api, admin, "near")
     assert api.put(f"{V3}/projects/{local['id']}/users/{user['id']}/roles/{role['id']}",
                    headers=admin.headers).status_code == 204
+    # a domain-specific role stands only for what it implies: not in tokens nor effective lists
+    url = f"{V3}/role_assignments?effective&user.id={user['id']}"
+    assert api.get(url, headers=admin.headers).json()["role_assignments"] == []
+    api.put(f"{V3}/roles/{role['id']}/implies/{role_id(api, admin, 'reader')}",
+            headers=admin.headers)
+    found = api.get(url, headers=admin.headers).json()["role_assignments"]
+    assert [a["role"]["id"] for a in found] == [role_id(api, admin, "reader")]
+    r = issue(api, password_auth("u1", "pw", scope={"project": {"id": local["id"]}}))
+    assert r.status_code == 201, r.text
+    assert [x["name"] for x in r.json()["token"]["roles"]] == ["reader"]
 
 
 def test_system_scoped_token(api: TestClient, admin: Caller, member: Caller) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cirrus.db.models import Domain, Group, GroupMembership, Project, Role, RoleAssignment, User
-from cirrus.errors import BadRequest, NotFound
+from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service import implied
 from cirrus.identity.service.common import SYSTEM_ID, Revocation
 from cirrus.identity.service.domains import get_domain
@@ -73,8 +73,9 @@ def grant_role(s: Session, target_type: str, target_id: str, user_id: str, role_
     if role.domain_id and target_type == "project":
         project = get_project(s, target_id)
         if project.domain_id != role.domain_id:
-            raise BadRequest(f"role.domain_id: the domain-specific role {role_id} can only be "
-                             f"assigned on projects of its domain {role.domain_id}.")
+            raise Forbidden(f"You are not authorized to perform the requested action: "
+                            f"Project {target_id} must be in the same domain as the role "
+                            f"{role_id} being assigned.")
     if _find_grant(s, target_type, target_id, user_id, role_id, actor_type) is None:
         try:
             with s.begin_nested():
@@ -197,8 +198,8 @@ def list_assignments(s: Session, *, user_id: str | None = None, group_id: str | 
                 role = roles.get(implied_id)
                 key = (implied_id, a.user.id if a.user else "", a.target_type,
                        a.target.id if a.target else SYSTEM_ID)
-                if role is None or key in seen:
-                    continue
+                if role is None or role.domain_id or key in seen:
+                    continue  # domain-specific roles only stand for what they imply
                 seen.add(key)
                 result.append(Assignment(role, a.user, a.target_type, a.target,
                                          prior_role=a.role if prior_id else None, group=a.group))

@@ -35,11 +35,11 @@ def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
 def _scoped_roles(s: Session, user: User, target_id: str, target_type: str) -> list[dict]:
     """The user's roles (their own and their groups') on the target, implied ones included;
     Unauthorized when there are none (Keystone's answer to a scope without a role)."""
-    assigned = _roles_on(s, user.id, target_id, target_type, groups=True)
-    if not assigned:
+    roles = _expanded_role_refs(s, _roles_on(s, user.id, target_id, target_type, groups=True))
+    if not roles:  # none, or only domain-specific roles that imply nothing
         log.info("user %s has no role on %s %s", user.id, target_type, target_id)
         raise Unauthorized()
-    return _expanded_role_refs(s, assigned)
+    return roles
 
 
 def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,

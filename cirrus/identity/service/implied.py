@@ -1,8 +1,9 @@
 """Role inference rules (implied roles): whoever holds the prior role holds the implied one.
 
 Rules chain (admin implies member implies reader: an admin is a reader too); tokens and
-effective role assignments carry the whole closure. Keystone refuses a rule that would make
-a cycle, and a domain-specific role as the implied one.
+effective role assignments carry the whole closure, less the domain-specific roles (which
+only stand for what they imply). Keystone refuses a rule that would make a cycle, and a
+global role implying a domain-specific one.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def implied_closure(s: Session, role_ids: Iterable[str]) -> list[tuple[str, str 
 
 
 def expand_roles(s: Session, roles: list[Role]) -> list[Role]:
-    """The roles and every role they imply, each once."""
+    """The roles and every role they imply, each once, without domain-specific roles: those
+    only stand for the roles they imply (Keystone leaves them out of tokens)."""
     closure = [rid for rid, _ in implied_closure(s, [r.id for r in roles])]
     by_id = {r.id: r for r in roles}
     missing = [rid for rid in closure if rid not in by_id]
     if missing:
         by_id.update({r.id: r for r in s.scalars(select(Role).where(Role.id.in_(missing)))})
-    return [by_id[rid] for rid in closure if rid in by_id]
+    return [by_id[rid] for rid in closure if rid in by_id and not by_id[rid].domain_id]
 
 
 def get_inference(s: Session, prior_id: str, implied_id: str) -> tuple[Role, Role]:
@@ -61,10 +63,10 @@ def get_inference(s: Session, prior_id: str, implied_id: str) -> tuple[Role, Rol
 
 def create_inference(s: Session, prior_id: str, implied_id: str) -> tuple[Role, Role]:
     prior, implied = get_role(s, prior_id), get_role(s, implied_id)
-    if implied.domain_id:
+    if implied.domain_id and not prior.domain_id:
         raise Forbidden(f"You are not authorized to perform the requested action: "
-                        f"Implied role {implied_id} is a domain-specific role and cannot be "
-                        f"implied.")
+                        f"global role {prior_id} cannot imply the domain-specific role "
+                        f"{implied_id}.")
     if prior_id == implied_id or prior_id in (r for r, _ in implied_closure(s, [implied_id])):
         raise BadRequest(f"Creating the rule {prior_id} implies {implied_id} would make a "
                          f"cycle of implied roles.")
