@@ -218,3 +218,31 @@ def test_effective_assignments_expand_groups(api: TestClient, admin: Caller,
         member.project_id, project["id"]}
     assert_error(api.get(f"{url}?effective&group.id={gid}", headers=admin.headers), 400)
     assert_error(api.get(f"{url}?group.id={gid}", headers=member.headers), 403)
+
+
+def test_role_assignments_include_subtree_and_bad_filters(api: TestClient, admin: Caller,
+                                                          member: Caller) -> None:
+    parent = create_project(api, admin, "parent")
+    child = create_project(api, admin, "child", parent_id=parent["id"])
+    user = create_user(api, admin, "kid")
+    reader = role_id(api, admin, "reader")
+    api.put(f"{V3}/projects/{child['id']}/users/{user['id']}/roles/{reader}",
+            headers=admin.headers)
+    url = f"{V3}/role_assignments?scope.project.id={parent['id']}"
+    assert api.get(url, headers=admin.headers).json()["role_assignments"] == []
+    found = api.get(f"{url}&include_subtree=true", headers=admin.headers).json()
+    assert [(a["user"]["id"], a["scope"]["project"]["id"]) for a in found["role_assignments"]] \
+        == [(user["id"], child["id"])]
+    for query, field in [("include_subtree=true", "include_subtree"),
+                         ("scope.system=some", "scope.system"),
+                         (f"scope.project.id={parent['id']}&scope.domain.id=default",
+                          "scope.domain.id"),
+                         (f"user.id={user['id']}&group.id=g", "group.id")]:
+        r = api.get(f"{V3}/role_assignments?{query}", headers=admin.headers)
+        assert_error(r, 400)
+        assert field in r.json()["error"]["message"]
+    # a non-admin lists only their own, whatever they ask for
+    mine = api.get(f"{V3}/role_assignments", headers=member.headers).json()["role_assignments"]
+    assert {a["user"]["id"] for a in mine} == {member.user_id}
+    assert_error(api.get(f"{V3}/role_assignments?user.id={user['id']}",
+                         headers=member.headers), 403)
