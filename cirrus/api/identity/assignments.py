@@ -64,6 +64,10 @@ def _assignment_view(req: ApiRequest, a: identity.Assignment, names: bool,
         link_actor = actor.id
     links = {"assignment": f"{_v3(req)}/{prefix}/{actor_kind}/{link_actor}/roles/"
                            f"{(a.prior_role or a.role).id}"}
+    if a.inherited_from is not None:
+        links["assignment"] = (f"{_v3(req)}/OS-INHERIT/{a.inherited_from}/{actor_kind}/"
+                               f"{link_actor}/roles/{(a.prior_role or a.role).id}"
+                               f"/inherited_to_projects")
     if a.user is not None and a.group is not None:
         links["membership"] = f"{_v3(req)}/groups/{a.group.id}/users/{a.user.id}"
     if a.prior_role is not None:

@@ -21,6 +21,7 @@ from cirrus.db.models.identity import (
     Group,
     GroupMembership,
     ImpliedRole,
+    InheritedRoleAssignment,
     Project,
     Role,
     RoleAssignment,
@@ -39,7 +40,7 @@ from cirrus.db.models.network import (
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
-    "Role", "RoleAssignment", "Group", "GroupMembership", "ImpliedRole", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
+    "Role", "RoleAssignment", "Group", "GroupMembership", "ImpliedRole", "InheritedRoleAssignment", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"

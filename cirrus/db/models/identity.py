@@ -77,6 +77,23 @@ class RoleAssignment(Base):
                                             server_default="user")  # user | group
 
 
+class InheritedRoleAssignment(Base):
+    """OS-INHERIT: a role a user or group holds on every project below a domain or project
+    (not on the domain or project itself)."""
+
+    __tablename__ = "inherited_role_assignments"
+    __table_args__ = (
+        UniqueConstraint("role_id", "actor_type", "actor_id", "target_type", "target_id",
+                         name="uq_inherited_role_assignments"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
+    actor_type: Mapped[str] = mapped_column(String(16))  # user | group
+    actor_id: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(16))  # domain | project
+    target_id: Mapped[str] = mapped_column(String(64))
+
+
 class Group(TimestampMixin, Base):
     __tablename__ = "groups"
     __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_groups_domain_name"),)

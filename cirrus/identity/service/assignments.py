@@ -10,7 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Group, GroupMembership, Project, Role, RoleAssignment, User
+from cirrus.db.models import (
+    Domain,
+    Group,
+    GroupMembership,
+    InheritedRoleAssignment,
+    Project,
+    Role,
+    RoleAssignment,
+    User,
+)
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service import implied
 from cirrus.identity.service.common import SYSTEM_ID, Revocation
@@ -106,6 +115,7 @@ class Assignment:
     target: Project | Domain | None  # None for the system
     prior_role: Role | None = None  # the assigned role this one is implied by (effective)
     group: Group | None = None  # the group assigned (direct) or the membership (effective)
+    inherited_from: str | None = None  # "domains/{id}" or "projects/{id}" (OS-INHERIT)
 
 
 def _subtree(s: Session, project_id: str) -> list[str]:
@@ -153,7 +163,10 @@ def list_assignments(s: Session, *, user_id: str | None = None, group_id: str | 
     if role_id is not None and not effective:
         query = query.where(RoleAssignment.role_id == role_id)
     rows = list(s.scalars(query))
-    if not rows:
+    inherited: list[Assignment] = []
+    if effective and domain_id is None and not system:
+        inherited = _inherited_assignments(s, user_id, role_id, project_id, include_subtree)
+    if not rows and not inherited:
         return []
     roles = {r.id: r for r in s.scalars(select(Role))}
     group_ids = sorted({r.actor_id for r in rows if r.actor_type == "group"})
@@ -191,6 +204,7 @@ def list_assignments(s: Session, *, user_id: str | None = None, group_id: str | 
             direct.append(Assignment(role, users[row.actor_id], row.target_type, target))
     result = direct
     if effective:
+        direct = direct + inherited
         result = []
         seen: set[tuple[str, str, str, str]] = set()
         for a in direct:
@@ -202,10 +216,54 @@ def list_assignments(s: Session, *, user_id: str | None = None, group_id: str | 
                     continue  # domain-specific roles only stand for what they imply
                 seen.add(key)
                 result.append(Assignment(role, a.user, a.target_type, a.target,
-                                         prior_role=a.role if prior_id else None, group=a.group))
+                                         prior_role=a.role if prior_id else None, group=a.group,
+                                         inherited_from=a.inherited_from))
         if role_id is not None:
             result = [a for a in result if a.role.id == role_id]
     result.sort(key=lambda a: (a.target_type, a.target.name if a.target else "",
                                a.user.name if a.user else "", a.group.name if a.group else "",
                                a.role.name))
+    return result
+
+
+def _inherited_assignments(s: Session, user_id: str | None, role_id: str | None,
+                           project_id: str | None, include_subtree: bool) -> list[Assignment]:
+    """The OS-INHERIT assignments as what they give: a role on each project they reach."""
+    query = select(InheritedRoleAssignment)
+    if user_id is not None:
+        groups = list(s.scalars(select(GroupMembership.group_id).where(
+            GroupMembership.user_id == user_id)))
+        query = query.where(((InheritedRoleAssignment.actor_type == "user")
+                             & (InheritedRoleAssignment.actor_id == user_id))
+                            | ((InheritedRoleAssignment.actor_type == "group")
+                               & InheritedRoleAssignment.actor_id.in_(groups)))
+    rows = list(s.scalars(query))
+    if not rows:
+        return []
+    wanted = set(_subtree(s, project_id) if include_subtree else [project_id]) \
+        if project_id is not None else None
+    result: list[Assignment] = []
+    for row in rows:
+        role = s.get(Role, row.role_id)
+        if role is None:
+            continue
+        if row.target_type == "domain":
+            projects = list(s.scalars(select(Project).where(Project.domain_id == row.target_id)))
+        else:
+            below = _subtree(s, row.target_id)[1:]
+            projects = list(s.scalars(select(Project).where(Project.id.in_(below))))
+        projects = [p for p in projects if wanted is None or p.id in wanted]
+        if not projects:
+            continue
+        group = s.get(Group, row.actor_id) if row.actor_type == "group" else None
+        if row.actor_type == "group":
+            user_ids = [u for u in member_ids(s, [row.actor_id]) if user_id in (None, u)]
+        else:
+            user_ids = [row.actor_id]
+        users = [u for u in (s.get(User, uid) for uid in user_ids) if u is not None]
+        source = f"{'domains' if row.target_type == 'domain' else 'projects'}/{row.target_id}"
+        for project in projects:
+            for user in users:
+                result.append(Assignment(role, user, "project", project, group=group,
+                                         inherited_from=source))
     return result

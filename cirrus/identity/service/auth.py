@@ -35,7 +35,13 @@ def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
 def _scoped_roles(s: Session, user: User, target_id: str, target_type: str) -> list[dict]:
     """The user's roles (their own and their groups') on the target, implied ones included;
     Unauthorized when there are none (Keystone's answer to a scope without a role)."""
-    roles = _expanded_role_refs(s, _roles_on(s, user.id, target_id, target_type, groups=True))
+    assigned = _roles_on(s, user.id, target_id, target_type, groups=True)
+    if target_type == "project":  # and what the project's domain and ancestors pass down
+        from cirrus.identity.service.inherit import inherited_roles_on_project  # import cycle
+
+        assigned += [r for r in inherited_roles_on_project(s, user.id, target_id)
+                     if r not in assigned]
+    roles = _expanded_role_refs(s, assigned)
     if not roles:  # none, or only domain-specific roles that imply nothing
         log.info("user %s has no role on %s %s", user.id, target_type, target_id)
         raise Unauthorized()
@@ -215,7 +221,11 @@ def resolve_scope(s: Session, user: User, scope: Any) -> tuple[Project | None, D
     if not scope:
         project = _usable_project(s, s.get(Project, user.default_project_id)
                                   if user.default_project_id else None)
-        if project is not None and _roles_on(s, user.id, project.id, "project", groups=True):
+        if project is not None:
+            try:
+                _scoped_roles(s, user, project.id, "project")
+            except Unauthorized:
+                return None, None
             return project, None
         return None, None
     kinds = [k for k in ("project", "domain", "system", "OS-TRUST:trust") if k in scope]

@@ -12,6 +12,7 @@ from cirrus.db.models import (
     Group,
     GroupMembership,
     ImpliedRole,
+    InheritedRoleAssignment,
     Project,
     Role,
     RoleAssignment,
@@ -118,6 +119,10 @@ def delete_domain(s: Session, domain_id: str) -> list[Revocation]:
                                             GroupMembership.user_id.in_(user_ids)))
     s.execute(delete(ImpliedRole).where(ImpliedRole.prior_role_id.in_(role_ids) |
                                         ImpliedRole.implied_role_id.in_(role_ids)))
+    s.execute(delete(InheritedRoleAssignment).where(
+        InheritedRoleAssignment.target_id.in_([*project_ids, domain.id]) |
+        InheritedRoleAssignment.actor_id.in_([*user_ids, *group_ids]) |
+        InheritedRoleAssignment.role_id.in_(role_ids)))
     s.execute(delete(Group).where(Group.domain_id == domain.id))
     s.execute(delete(Project).where(Project.domain_id == domain.id))
     s.execute(delete(User).where(User.domain_id == domain.id))

@@ -10,7 +10,13 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Group, GroupMembership, RoleAssignment, User
+from cirrus.db.models import (
+    Group,
+    GroupMembership,
+    InheritedRoleAssignment,
+    RoleAssignment,
+    User,
+)
 from cirrus.errors import NotFound
 from cirrus.identity.service.common import Revocation, _conflict, _flush, new_id
 from cirrus.identity.service.domains import get_domain
@@ -92,6 +98,9 @@ def delete_groups(s: Session, group_ids: list[str]) -> list[Revocation]:
     if group_ids:
         s.execute(delete(RoleAssignment).where(RoleAssignment.actor_type == "group",
                                                RoleAssignment.actor_id.in_(group_ids)))
+        s.execute(delete(InheritedRoleAssignment).where(
+            InheritedRoleAssignment.actor_type == "group",
+            InheritedRoleAssignment.actor_id.in_(group_ids)))
         s.execute(delete(GroupMembership).where(GroupMembership.group_id.in_(group_ids)))
         s.execute(delete(Group).where(Group.id.in_(group_ids)))
     return revocations

@@ -1,4 +1,5 @@
-"""identity: groups and their members, role inference rules, group role assignments
+"""identity: groups and their members, role inference rules, group role assignments,
+inherited (OS-INHERIT) role assignments
 
 Revision ID: 0003_identity_groups
 Revises: 0002
@@ -55,6 +56,20 @@ def upgrade() -> None:
                                 name=op.f("fk_implied_roles_implied_role_id_roles")),
         sa.PrimaryKeyConstraint("prior_role_id", "implied_role_id", name=op.f("pk_implied_roles")),
     )
+    op.create_table(
+        "inherited_role_assignments",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("role_id", sa.String(length=64), nullable=False),
+        sa.Column("actor_type", sa.String(length=16), nullable=False),
+        sa.Column("actor_id", sa.String(length=64), nullable=False),
+        sa.Column("target_type", sa.String(length=16), nullable=False),
+        sa.Column("target_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(["role_id"], ["roles.id"], ondelete="CASCADE",
+                                name=op.f("fk_inherited_role_assignments_role_id_roles")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inherited_role_assignments")),
+        sa.UniqueConstraint("role_id", "actor_type", "actor_id", "target_type", "target_id",
+                            name="uq_inherited_role_assignments"),
+    )
     with op.batch_alter_table("role_assignments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("actor_type", sa.String(length=16), nullable=False,
                                       server_default="user"))
@@ -63,6 +78,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("role_assignments", schema=None) as batch_op:
         batch_op.drop_column("actor_type")
+    op.drop_table("inherited_role_assignments")
     op.drop_table("implied_roles")
     op.drop_index(op.f("ix_group_memberships_user_id"), table_name="group_memberships")
     op.drop_table("group_memberships")
