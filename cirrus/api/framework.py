@@ -93,6 +93,7 @@ def context_from_claims(claims: TokenClaims, request_id: str) -> RequestContext:
         project_name=claims.project_name,
         domain_id=claims.user_domain_id,
         roles=claims.role_names,
+        system=claims.system,
     )
 
 

@@ -97,6 +97,7 @@ class TokenClaims:
     project_domain_name: str | None = None
     roles: list[dict] = field(default_factory=list)  # [{"id", "name"}]
     password_expires_at: float | None = None  # the user's, when the token was issued
+    system: bool = False  # system-scoped (scope {"system": {"all": true}})
 
     @property
     def role_names(self) -> list[str]:
@@ -122,6 +123,8 @@ class TokenClaims:
             _check_timestamp(data.get(name))
         if data.get("password_expires_at") is not None:
             _check_timestamp(data["password_expires_at"])
+        if not isinstance(data.get("system", False), bool):
+            raise ValueError("system")
         methods = data.get("methods")
         if not isinstance(methods, list) or len(methods) > _MAX_LIST:
             raise ValueError("methods")

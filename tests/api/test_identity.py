@@ -582,7 +582,10 @@ def test_project_list_filters(api: TestClient, admin: Caller, member: Caller) ->
 
 def test_a_member_sees_only_projects_they_have_a_role_on(api: TestClient, member: Caller,
                                                          other_member: Caller) -> None:
-    listed = api.get(f"{V3}/projects", headers=member.headers).json()["projects"]
+    # Keystone's default policy: no listing of /v3/projects for a project's member
+    assert_error(api.get(f"{V3}/projects", headers=member.headers), 403,
+                 "You are not authorized to perform the requested action: identity:list_projects.")
+    listed = api.get(f"{V3}/auth/projects", headers=member.headers).json()["projects"]
     assert [p["id"] for p in listed] == [member.project_id]
     assert api.get(f"{V3}/projects/{member.project_id}", headers=member.headers).status_code == 200
     r = api.get(f"{V3}/projects/{other_member.project_id}", headers=member.headers)
@@ -700,8 +703,8 @@ def test_user_list_filters(api: TestClient, admin: Caller, member: Caller, reade
 
 
 def test_a_user_sees_only_themselves(api: TestClient, member: Caller, reader: Caller) -> None:
-    listed = api.get(f"{V3}/users", headers=member.headers).json()["users"]
-    assert [u["id"] for u in listed] == [member.user_id]
+    assert_error(api.get(f"{V3}/users", headers=member.headers), 403,
+                 "You are not authorized to perform the requested action: identity:list_users.")
     assert api.get(f"{V3}/users/{member.user_id}", headers=member.headers).status_code == 200
     assert_error(api.get(f"{V3}/users/{reader.user_id}", headers=member.headers), 404)
 
@@ -927,7 +930,8 @@ def test_role_assignments_list_and_filters(api: TestClient, admin: Caller, membe
                                            other_member: Caller) -> None:
     url = f"{V3}/role_assignments"
     everything = api.get(url, headers=admin.headers).json()["role_assignments"]
-    assert len(everything) == 4  # admin on project and domain, alice and bob on their projects
+    # admin on project, domain and system, alice and bob on their projects
+    assert len(everything) == 5
     mine = api.get(f"{url}?user.id={member.user_id}", headers=admin.headers).json()
     (only,) = mine["role_assignments"]
     member_role = role_id(api, admin, "member")
@@ -946,6 +950,8 @@ def test_role_assignments_list_and_filters(api: TestClient, admin: Caller, membe
     by_domain = api.get(f"{url}?scope.domain.id=default", headers=admin.headers).json()
     assert [a["user"]["id"] for a in by_domain["role_assignments"]] == [admin.user_id]
     assert api.get(f"{url}?group.id=g1", headers=admin.headers).json()["role_assignments"] == []
+    by_system = api.get(f"{url}?scope.system=all", headers=admin.headers).json()
+    assert [a["scope"] for a in by_system["role_assignments"]] == [{"system": {"all": True}}]
 
 
 def test_role_assignments_with_names(api: TestClient, admin: Caller, member: Caller) -> None:

@@ -91,6 +91,16 @@ def _domain_for_writes(req: ApiRequest) -> str:
     return identity.DEFAULT_DOMAIN_ID
 
 
+def _reader_domain(req: ApiRequest) -> str | None:
+    """The domain a non-admin caller reads as a domain reader: that of a domain-scoped token
+    carrying the reader role (Keystone's `role:reader and domain_id:%(target.domain_id)s`)."""
+    claims = req.claims
+    if (claims is not None and not claims.project_id and claims.project_domain_id
+            and "reader" in req.ctx.roles):
+        return claims.project_domain_id
+    return None
+
+
 @contextlib.contextmanager
 def _counting_failed_logins(req: ApiRequest, policy: PasswordPolicy) -> Iterator[None]:
     """A wrong password is counted towards a lockout in a transaction of its own, once the

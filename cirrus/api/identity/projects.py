@@ -13,6 +13,7 @@ from cirrus.api.identity.common import (
     _collection,
     _domain_for_writes,
     _is_true,
+    _reader_domain,
     _revoke,
 )
 from cirrus.api.identity.views import _project_view
@@ -22,14 +23,23 @@ from cirrus.identity.policy import ADMIN
 
 
 def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
+    """None for all (an admin); else the caller's projects, and a domain reader's domain's."""
     if req.ctx.is_admin:
         return None
-    return {p.id for p in identity.projects_of_user(s, req.require_user())}
+    visible = {p.id for p in identity.projects_of_user(s, req.require_user())}
+    domain_id = _reader_domain(req)
+    if domain_id is not None:
+        visible |= {p.id for p in identity.list_projects(s, domain_id=domain_id)}
+    return visible
 
 
 def list_projects(req: ApiRequest) -> dict:
     if _is_true(req, "is_domain"):  # no project acts as a domain here
         return _collection(req, "projects", [])
+    if not req.ctx.is_admin and _reader_domain(req) is None:
+        # Keystone's default policy: a project's members list their projects at
+        # /v3/auth/projects or /v3/users/{own id}/projects, not here.
+        _authorize(req, ADMIN, "list_projects")
     with req.cloud.db.reader() as s:
         projects = identity.list_projects(
             s, name=req.query.get("name"), domain_id=req.query.get("domain_id"),

@@ -148,7 +148,7 @@ def _wrapped(key: str, inner: dict) -> dict:
 
 
 _domain_properties = {
-    "name": name,
+    "name": project_name,  # Keystone: at most 64 characters
     "description": description,
     "enabled": boolean,
     "options": no_options,

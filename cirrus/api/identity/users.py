@@ -13,6 +13,7 @@ from cirrus.api.identity.common import (
     _counting_failed_logins,
     _domain_for_writes,
     _policy,
+    _reader_domain,
     _revoke,
 )
 from cirrus.api.identity.views import _project_view, _user_view
@@ -22,18 +23,32 @@ from cirrus.identity.policy import ADMIN
 
 
 def _ensure_self_or_admin(req: ApiRequest, user_id: str) -> None:
-    """Another user does not exist for a non-admin caller."""
+    """Another user does not exist for a non-admin caller (a domain reader sees its domain's)."""
     if user_id != req.ctx.user_id and not req.ctx.is_admin:
+        domain_id = _reader_domain(req)
+        if domain_id is not None:
+            with req.cloud.db.reader() as s:
+                user = identity.get_user(s, user_id)
+            if user.domain_id == domain_id:
+                return
         raise NotFound(f"Could not find user: {user_id}.")
 
 
 def list_users(req: ApiRequest) -> dict:
-    # A non-admin's list holds only themselves (so `openstack user show <own name>` works).
+    # Keystone's default policy: admins list everyone, a reader scoped to a domain that
+    # domain's users; anyone else is refused (they read themselves at /v3/users/{id}).
+    domain_id = req.query.get("domain_id")
+    if not req.ctx.is_admin:
+        reader_domain = _reader_domain(req)
+        if reader_domain is None:
+            _authorize(req, ADMIN, "list_users")
+        if domain_id not in (None, reader_domain):
+            return _collection(req, "users", [])
+        domain_id = reader_domain
     with req.cloud.db.reader() as s:
         users = identity.list_users(s, name=req.query.get("name"),
-                                    domain_id=req.query.get("domain_id"),
-                                    enabled=_bool_filter(req, "enabled"),
-                                    only_ids=None if req.ctx.is_admin else [req.require_user()])
+                                    domain_id=domain_id,
+                                    enabled=_bool_filter(req, "enabled"))
     return _collection(req, "users", [_user_view(req, u) for u in users])
 
 

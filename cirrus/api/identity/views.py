@@ -75,6 +75,9 @@ def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.da
     elif claims.project_domain_id:  # domain-scoped (see identity.build_claims)
         token["domain"] = {"id": claims.project_domain_id, "name": claims.project_domain_name}
         token["roles"] = claims.roles
+    elif claims.system:
+        token["system"] = {"all": True}
+        token["roles"] = claims.roles
     else:
         scoped = False
     if scoped and "nocatalog" not in req.query:

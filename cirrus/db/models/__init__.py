@@ -17,7 +17,18 @@ from cirrus.db.models.compute import (
     QuotaLimit,
     Service,
 )
-from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
+from cirrus.db.models.identity import (
+    Domain,
+    Group,
+    GroupMembership,
+    ImpliedRole,
+    InheritedRoleAssignment,
+    Project,
+    Role,
+    RoleAssignment,
+    TokenRevocation,
+    User,
+)
 from cirrus.db.models.images import Image, ImageMember
 from cirrus.db.models.migrations import Migration
 from cirrus.db.models.network import (
@@ -31,7 +42,9 @@ from cirrus.db.models.network import (
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
-    "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
+    "Role", "RoleAssignment", "Group", "GroupMembership", "ImpliedRole",
+    "InheritedRoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor",
+    "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
     "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",

@@ -1,4 +1,5 @@
-"""Identity: domains, projects, users, roles, role assignments, token revocations."""
+"""Identity: domains, projects, users, groups, roles, role assignments and inference rules,
+token revocations."""
 
 from __future__ import annotations
 
@@ -69,9 +70,56 @@ class RoleAssignment(Base):
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
-    actor_id: Mapped[str] = mapped_column(String(64))  # a user id
-    target_id: Mapped[str] = mapped_column(String(64))  # a project or domain id
-    target_type: Mapped[str] = mapped_column(String(16), default="project")  # project | domain
+    actor_id: Mapped[str] = mapped_column(String(64))  # a user or group id
+    target_id: Mapped[str] = mapped_column(String(64))  # a project or domain id, or "system"
+    target_type: Mapped[str] = mapped_column(String(16), default="project")  # project|domain|system
+    actor_type: Mapped[str] = mapped_column(String(16), default="user",
+                                            server_default="user")  # user | group
+
+
+class InheritedRoleAssignment(Base):
+    """OS-INHERIT: a role a user or group holds on every project below a domain or project
+    (not on the domain or project itself)."""
+
+    __tablename__ = "inherited_role_assignments"
+    __table_args__ = (
+        UniqueConstraint("role_id", "actor_type", "actor_id", "target_type", "target_id",
+                         name="uq_inherited_role_assignments"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
+    actor_type: Mapped[str] = mapped_column(String(16))  # user | group
+    actor_id: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(16))  # domain | project
+    target_id: Mapped[str] = mapped_column(String(64))
+
+
+class Group(TimestampMixin, Base):
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_groups_domain_name"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(ForeignKey("domains.id"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict] = mapped_column(JSON, default=dict)  # Keystone keeps other attributes
+
+
+class GroupMembership(Base):
+    __tablename__ = "group_memberships"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+
+class ImpliedRole(Base):
+    """An inference rule: whoever holds the prior role holds the implied one too."""
+
+    __tablename__ = "implied_roles"
+    prior_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"),
+                                               primary_key=True)
+    implied_role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"),
+                                                 primary_key=True)
 
 
 class TokenRevocation(Base):

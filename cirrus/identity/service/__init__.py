@@ -37,6 +37,7 @@ from cirrus.identity.service.common import (
     DEFAULT_DOMAIN_ID,
     DEFAULT_POLICY,
     DEFAULT_ROLES,
+    SYSTEM_ID,
     FailedLogin,
     Revocation,
     extra_attributes,
@@ -49,6 +50,25 @@ from cirrus.identity.service.domains import (
     get_domain,
     list_domains,
     update_domain,
+)
+from cirrus.identity.service.groups import (
+    add_user_to_group,
+    check_user_in_group,
+    create_group,
+    delete_group,
+    get_group,
+    groups_of_user,
+    list_group_users,
+    list_groups,
+    remove_user_from_group,
+    update_group,
+)
+from cirrus.identity.service.implied import (
+    all_inferences,
+    create_inference,
+    delete_inference,
+    get_inference,
+    implied_by,
 )
 from cirrus.identity.service.projects import (
     create_project,
@@ -85,5 +105,9 @@ __all__ = [
     "get_user", "grant_role", "list_assignments", "list_domains", "list_projects",
     "list_roles", "list_users", "new_id", "project_role_names", "projects_of_user",
     "record_login", "reset_password", "resolve_scope", "revoke_role", "roles_of_user_on",
-    "update_domain", "update_project", "update_role", "update_user", "user_of_token"
+    "update_domain", "update_project", "update_role", "update_user", "user_of_token",
+    "SYSTEM_ID", "add_user_to_group", "check_user_in_group", "create_group", "delete_group",
+    "get_group", "groups_of_user", "list_group_users", "list_groups", "remove_user_from_group",
+    "update_group", "all_inferences", "create_inference", "delete_inference", "get_inference",
+    "implied_by",
 ]

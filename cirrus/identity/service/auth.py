@@ -15,8 +15,8 @@ from cirrus.db.models import Domain, Project, Role, User, utcnow
 from cirrus.errors import BadRequest, NotFound, Unauthorized
 from cirrus.identity.compliance import PasswordPolicy, expired_error, locked_error, password_expired
 from cirrus.identity.passwords import hash_password, verify_password
-from cirrus.identity.policy import expand_roles
-from cirrus.identity.service.common import DEFAULT_POLICY, FailedLogin
+from cirrus.identity.service import implied
+from cirrus.identity.service.common import DEFAULT_POLICY, SYSTEM_ID, FailedLogin
 from cirrus.identity.service.projects import _usable_project
 from cirrus.identity.service.roles import _roles_on
 
@@ -29,19 +29,33 @@ Named = TypeVar("Named", User, Project)
 
 def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
     """Assigned roles plus the ones they imply, as [{"id", "name"}] (what a token carries)."""
-    names = expand_roles([r.name for r in assigned])
-    by_name = {r.name: r for r in assigned}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        by_name.update({r.name: r for r in s.scalars(select(Role).where(Role.name.in_(missing)))})
-    return [{"id": by_name[n].id, "name": n} for n in names if n in by_name]
+    return [{"id": r.id, "name": r.name} for r in implied.expand_roles(s, assigned)]
+
+
+def _scoped_roles(s: Session, user: User, target_id: str, target_type: str) -> list[dict]:
+    """The user's roles (their own and their groups') on the target, implied ones included;
+    Unauthorized when there are none (Keystone's answer to a scope without a role)."""
+    assigned = _roles_on(s, user.id, target_id, target_type, groups=True)
+    if target_type == "project":  # and what the project's domain and ancestors pass down
+        from cirrus.identity.service.inherit import inherited_roles_on_project  # import cycle
+
+        assigned += [r for r in inherited_roles_on_project(s, user.id, target_id)
+                     if r not in assigned]
+    roles = _expanded_role_refs(s, assigned)
+    if not roles:  # none, or only domain-specific roles that imply nothing
+        log.info("user %s has no role on %s %s", user.id, target_type, target_id)
+        raise Unauthorized()
+    return roles
 
 
 def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,
-                 *, domain: Domain | None = None, methods: list[str] | None = None):
-    """Claims for a token of `user`, scoped to `project`, else to `domain`, else unscoped.
+                 *, domain: Domain | None = None, system: bool = False,
+                 methods: list[str] | None = None):
+    """Claims for a token of `user`, scoped to `project`, else to `domain`, else to the system,
+    else unscoped.
 
-    Implied roles are included (admin implies member implies reader), as Keystone does.
+    The roles are the user's and their groups', with the roles they imply (admin implies
+    member implies reader, and the stored inference rules), as Keystone does.
     A domain-scoped token carries the domain in the project_domain fields and no project.
     """
     user_domain = s.get(Domain, user.domain_id)
@@ -52,23 +66,18 @@ def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project
         kwargs["password_expires_at"] = user.password_expires_at.replace(
             tzinfo=dt.UTC).timestamp()
     if project is not None:
-        assigned = _roles_on(s, user.id, project.id, "project")
-        if not assigned:
-            log.info("user %s has no role on project %s", user.id, project.id)
-            raise Unauthorized()
+        roles = _scoped_roles(s, user, project.id, "project")
         project_domain = s.get(Domain, project.domain_id)
         kwargs.update(
             project_id=project.id, project_name=project.name, project_domain_id=project.domain_id,
             project_domain_name=project_domain.name if project_domain else project.domain_id,
-            roles=_expanded_role_refs(s, assigned),
+            roles=roles,
         )
     elif domain is not None:
-        assigned = _roles_on(s, user.id, domain.id, "domain")
-        if not assigned:
-            log.info("user %s has no role on domain %s", user.id, domain.id)
-            raise Unauthorized()
         kwargs.update(project_domain_id=domain.id, project_domain_name=domain.name,
-                      roles=_expanded_role_refs(s, assigned))
+                      roles=_scoped_roles(s, user, domain.id, "domain"))
+    elif system:
+        kwargs.update(system=True, roles=_scoped_roles(s, user, SYSTEM_ID, "system"))
     return tokens.new_claims(**kwargs)
 
 
@@ -176,7 +185,9 @@ def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
         user = user_of_token(s, parent.user_id)
         token_methods = list(dict.fromkeys(["token", *parent.methods]))
     project, domain = resolve_scope(s, user, scope)
-    claims = build_claims(s, tokens, user, project, domain=domain, methods=token_methods)
+    system = isinstance(scope, dict) and "system" in scope
+    claims = build_claims(s, tokens, user, project, domain=domain, system=system,
+                          methods=token_methods)
     if parent is not None:
         claims.expires_at = min(claims.expires_at, parent.expires_at)
     return claims, user
@@ -210,7 +221,11 @@ def resolve_scope(s: Session, user: User, scope: Any) -> tuple[Project | None, D
     if not scope:
         project = _usable_project(s, s.get(Project, user.default_project_id)
                                   if user.default_project_id else None)
-        if project is not None and _roles_on(s, user.id, project.id, "project"):
+        if project is not None:
+            try:
+                _scoped_roles(s, user, project.id, "project")
+            except Unauthorized:
+                return None, None
             return project, None
         return None, None
     kinds = [k for k in ("project", "domain", "system", "OS-TRUST:trust") if k in scope]
@@ -228,4 +243,8 @@ def resolve_scope(s: Session, user: User, scope: Any) -> tuple[Project | None, D
         if domain is None or not domain.enabled:
             raise _auth_failure("domain scope %s unknown or disabled", scope["domain"])
         return None, domain
+    if kinds[0] == "system":
+        if scope["system"] != {"all": True}:
+            raise BadRequest("Only the system scope {\"all\": true} is supported.")
+        return None, None
     raise _auth_failure("%s scope is not supported", kinds[0])

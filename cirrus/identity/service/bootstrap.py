@@ -6,10 +6,17 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Project, Role, RoleAssignment, User, utcnow
+from cirrus.db.models import Domain, ImpliedRole, Project, Role, RoleAssignment, User, utcnow
 from cirrus.identity.compliance import BOOTSTRAP_ADMIN_OPTIONS, PasswordPolicy, user_options
 from cirrus.identity.passwords import hash_password
-from cirrus.identity.service.common import DEFAULT_DOMAIN_ID, DEFAULT_POLICY, DEFAULT_ROLES, new_id
+from cirrus.identity.policy import IMPLIED_ROLES
+from cirrus.identity.service.common import (
+    DEFAULT_DOMAIN_ID,
+    DEFAULT_POLICY,
+    DEFAULT_ROLES,
+    SYSTEM_ID,
+    new_id,
+)
 from cirrus.identity.service.users import _set_password
 
 
@@ -89,4 +96,10 @@ def bootstrap(s: Session, admin_user: str, admin_password: str, admin_project: s
                       "options": {**BOOTSTRAP_ADMIN_OPTIONS, **options}}
     ensure_assignment(s, roles["admin"].id, user.id, project.id)
     ensure_assignment(s, roles["admin"].id, user.id, DEFAULT_DOMAIN_ID, target_type="domain")
+    ensure_assignment(s, roles["admin"].id, user.id, SYSTEM_ID, target_type="system")
+    for prior, implied in IMPLIED_ROLES.items():  # Keystone's bootstrap stores these rules
+        for name in implied[:1]:  # admin -> manager -> member -> reader: the chain gives the rest
+            if s.get(ImpliedRole, (roles[prior].id, roles[name].id)) is None:
+                s.add(ImpliedRole(prior_role_id=roles[prior].id, implied_role_id=roles[name].id))
+                s.flush()
     return user

@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import RoleAssignment
+from cirrus.db.models import GroupMembership, RoleAssignment
 from cirrus.errors import Conflict, Unauthorized
 from cirrus.identity.compliance import PasswordPolicy
 
 DEFAULT_DOMAIN_ID = "default"
+SYSTEM_ID = "system"  # the target id of system role assignments (target_type "system")
 # Keystone's bootstrap roles (2023.2 on): `manager` sits between admin and member (a
 # project manager), `service` is for service users (Nova's external events, for one).
 DEFAULT_ROLES = ("admin", "manager", "member", "reader", "service")
@@ -67,7 +68,14 @@ def _merge_extra(current: dict | None, fields: dict) -> dict:
 
 
 def _revoke_project_users(s: Session, project_ids: Iterable[str]) -> list[Revocation]:
-    rows = s.execute(select(RoleAssignment.actor_id, RoleAssignment.target_id).where(
+    rows = s.execute(select(RoleAssignment.actor_id, RoleAssignment.actor_type,
+                            RoleAssignment.target_id).where(
         RoleAssignment.target_type == "project", RoleAssignment.target_id.in_(list(project_ids))
     )).all()
-    return sorted({(row.actor_id, row.target_id) for row in rows})
+    result = {(row.actor_id, row.target_id) for row in rows if row.actor_type == "user"}
+    for row in rows:
+        if row.actor_type == "group":
+            result |= {(u, row.target_id) for u in s.scalars(select(GroupMembership.user_id)
+                                                               .where(GroupMembership.group_id
+                                                                      == row.actor_id))}
+    return sorted(result)

@@ -7,7 +7,17 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Project, Role, RoleAssignment, User
+from cirrus.db.models import (
+    Domain,
+    Group,
+    GroupMembership,
+    ImpliedRole,
+    InheritedRoleAssignment,
+    Project,
+    Role,
+    RoleAssignment,
+    User,
+)
 from cirrus.errors import Forbidden, NotFound
 from cirrus.identity.service.common import (
     DEFAULT_DOMAIN_ID,
@@ -72,14 +82,23 @@ def _domain_revocations(s: Session, domain_id: str) -> list[Revocation]:
     """Everything a disabled or deleted domain takes away: its users' and projects' tokens."""
     users = set(s.scalars(select(User.id).where(User.domain_id == domain_id)))
     users |= set(s.scalars(select(RoleAssignment.actor_id).where(
+        RoleAssignment.actor_type == "user",
         RoleAssignment.target_type == "domain", RoleAssignment.target_id == domain_id)))
+    groups = set(s.scalars(select(Group.id).where(Group.domain_id == domain_id)))
+    groups |= set(s.scalars(select(RoleAssignment.actor_id).where(
+        RoleAssignment.actor_type == "group",
+        RoleAssignment.target_type == "domain", RoleAssignment.target_id == domain_id)))
+    if groups:
+        users |= set(s.scalars(select(GroupMembership.user_id).where(
+            GroupMembership.group_id.in_(sorted(groups)))))
     project_ids = list(s.scalars(select(Project.id).where(Project.domain_id == domain_id)))
     result = {(u, None) for u in users} | set(_revoke_project_users(s, project_ids))
     return sorted(result, key=lambda r: (r[0], r[1] or ""))
 
 
 def delete_domain(s: Session, domain_id: str) -> list[Revocation]:
-    """Delete a disabled domain with its projects, users and their role assignments."""
+    """Delete a disabled domain with its projects, users, groups, domain-specific roles and
+    every role assignment of, on or with them."""
     domain = get_domain(s, domain_id)
     if domain.enabled:
         raise Forbidden("You are not authorized to perform the requested action: Cannot delete "
@@ -90,9 +109,21 @@ def delete_domain(s: Session, domain_id: str) -> list[Revocation]:
     revocations = _domain_revocations(s, domain.id)
     project_ids = list(s.scalars(select(Project.id).where(Project.domain_id == domain.id)))
     user_ids = list(s.scalars(select(User.id).where(User.domain_id == domain.id)))
+    group_ids = list(s.scalars(select(Group.id).where(Group.domain_id == domain.id)))
+    role_ids = list(s.scalars(select(Role.id).where(Role.domain_id == domain.id)))
     s.execute(delete(RoleAssignment).where(
         RoleAssignment.target_id.in_([*project_ids, domain.id]) |
-        RoleAssignment.actor_id.in_(user_ids)))
+        RoleAssignment.actor_id.in_([*user_ids, *group_ids]) |
+        RoleAssignment.role_id.in_(role_ids)))
+    s.execute(delete(GroupMembership).where(GroupMembership.group_id.in_(group_ids) |
+                                            GroupMembership.user_id.in_(user_ids)))
+    s.execute(delete(ImpliedRole).where(ImpliedRole.prior_role_id.in_(role_ids) |
+                                        ImpliedRole.implied_role_id.in_(role_ids)))
+    s.execute(delete(InheritedRoleAssignment).where(
+        InheritedRoleAssignment.target_id.in_([*project_ids, domain.id]) |
+        InheritedRoleAssignment.actor_id.in_([*user_ids, *group_ids]) |
+        InheritedRoleAssignment.role_id.in_(role_ids)))
+    s.execute(delete(Group).where(Group.domain_id == domain.id))
     s.execute(delete(Project).where(Project.domain_id == domain.id))
     s.execute(delete(User).where(User.domain_id == domain.id))
     s.execute(delete(Role).where(Role.domain_id == domain.id))
@@ -102,6 +133,12 @@ def delete_domain(s: Session, domain_id: str) -> list[Revocation]:
 
 def domains_of_user(s: Session, user_id: str) -> list[Domain]:
     """Enabled domains the user holds a role on."""
+    groups = list(s.scalars(select(GroupMembership.group_id).where(
+        GroupMembership.user_id == user_id)))
+    actor = (RoleAssignment.actor_type == "user") & (RoleAssignment.actor_id == user_id)
+    if groups:
+        actor = actor | ((RoleAssignment.actor_type == "group")
+                         & RoleAssignment.actor_id.in_(groups))
     domain_ids = set(s.scalars(select(RoleAssignment.target_id).where(
-        RoleAssignment.actor_id == user_id, RoleAssignment.target_type == "domain")))
+        actor, RoleAssignment.target_type == "domain")))
     return list_domains(s, enabled=True, only_ids=domain_ids) if domain_ids else []

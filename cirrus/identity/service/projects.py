@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Project, RoleAssignment
+from cirrus.db.models import Domain, GroupMembership, Project, RoleAssignment
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service.common import (
     Revocation,
@@ -116,8 +116,14 @@ def delete_project(s: Session, project_id: str) -> list[Revocation]:
 
 def projects_of_user(s: Session, user_id: str, *, usable_only: bool = False) -> list[Project]:
     """Projects the user holds a role on (usable_only: enabled, in an enabled domain)."""
+    groups = list(s.scalars(select(GroupMembership.group_id).where(
+        GroupMembership.user_id == user_id)))
+    actor = (RoleAssignment.actor_type == "user") & (RoleAssignment.actor_id == user_id)
+    if groups:  # and the projects of their groups
+        actor = actor | ((RoleAssignment.actor_type == "group")
+                         & RoleAssignment.actor_id.in_(groups))
     project_ids = set(s.scalars(select(RoleAssignment.target_id).where(
-        RoleAssignment.actor_id == user_id, RoleAssignment.target_type == "project")))
+        actor, RoleAssignment.target_type == "project")))
     projects = list_projects(s, only_ids=project_ids) if project_ids else []
     if usable_only:
         projects = [p for p in projects if _usable_project(s, p) is not None]

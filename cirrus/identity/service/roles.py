@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Role, RoleAssignment
+from cirrus.db.models import GroupMembership, Role, RoleAssignment
 from cirrus.errors import Forbidden, NotFound
 from cirrus.identity.service.common import DEFAULT_ROLES, Revocation, _conflict, _flush, new_id
 from cirrus.identity.service.domains import get_domain
@@ -15,12 +15,21 @@ def project_role_names(s: Session, user_id: str, project_id: str) -> list[Role]:
     return _roles_on(s, user_id, project_id, "project")
 
 
-def _roles_on(s: Session, user_id: str, target_id: str, target_type: str) -> list[Role]:
+def _roles_on(s: Session, user_id: str, target_id: str, target_type: str, *,
+              groups: bool = False) -> list[Role]:
+    """The user's roles on the target: assigned to them, and with `groups` to their groups."""
+    actor = (RoleAssignment.actor_type == "user") & (RoleAssignment.actor_id == user_id)
+    if groups:
+        group_ids = list(s.scalars(select(GroupMembership.group_id).where(
+            GroupMembership.user_id == user_id)))
+        if group_ids:
+            actor = actor | ((RoleAssignment.actor_type == "group")
+                             & RoleAssignment.actor_id.in_(group_ids))
     return list(s.scalars(
         select(Role).join(RoleAssignment, RoleAssignment.role_id == Role.id)
-        .where(RoleAssignment.actor_id == user_id, RoleAssignment.target_id == target_id,
+        .where(actor, RoleAssignment.target_id == target_id,
                RoleAssignment.target_type == target_type)
-        .order_by(Role.name)
+        .distinct().order_by(Role.name)
     ))
 
 

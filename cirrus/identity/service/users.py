@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import RoleAssignment, User, utcnow
+from cirrus.db.models import InheritedRoleAssignment, RoleAssignment, User, utcnow
 from cirrus.errors import BadRequest, NotFound
 from cirrus.identity.compliance import LOCK_PASSWORD, PasswordPolicy, user_options
 from cirrus.identity.passwords import hash_password, verify_password
@@ -169,5 +169,7 @@ def change_password(s: Session, user_id: str, original_password: str, password: 
 def delete_user(s: Session, user_id: str) -> list[Revocation]:
     user = get_user(s, user_id)
     s.execute(delete(RoleAssignment).where(RoleAssignment.actor_id == user.id))
+    s.execute(delete(InheritedRoleAssignment).where(InheritedRoleAssignment.actor_type == "user",
+                                                    InheritedRoleAssignment.actor_id == user.id))
     s.delete(user)
     return [(user.id, None)]
