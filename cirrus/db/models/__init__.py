@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from cirrus.db.models.base import NAMING, Base, Timestamp, TimestampMixin, utcnow
+from cirrus.db.models.catalog import (
+    ApplicationCredential,
+    CatalogEndpoint,
+    CatalogRegion,
+    CatalogService,
+)
 from cirrus.db.models.compute import (
     Allocation,
     ComputeNode,
@@ -32,5 +38,6 @@ __all__ = [
     "Role", "RoleAssignment", "TokenRevocation", "Image", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
-    "SecurityGroup", "AutoAllocatedNetwork"
+    "SecurityGroup", "AutoAllocatedNetwork", "ApplicationCredential", "CatalogEndpoint",
+    "CatalogRegion", "CatalogService"
 ]
