@@ -143,8 +143,8 @@ class Cloud:
         returns whether the password was changed."""
         from cirrus.identity import service as identity
         from cirrus.identity.compliance import PasswordPolicy
-        from cirrus.identity.service import catalog_admin
         from cirrus.identity.passwords import verify_password
+        from cirrus.identity.service import catalog_admin
 
         s = self.settings
 

@@ -15,7 +15,7 @@ from cirrus.api.framework import make_routes
 
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
 MODULES = ("versions", "tokens", "catalog", "domains", "projects", "users", "roles",
-           "assignments")
+           "assignments", "app_credentials", "project_tree")
 
 
 def routes() -> list[Route]:

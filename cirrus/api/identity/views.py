@@ -76,6 +76,8 @@ def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.da
         token["roles"] = claims.roles
     else:
         scoped = False
+    if claims.application_credential is not None:
+        token["application_credential"] = dict(claims.application_credential)
     if scoped and "nocatalog" not in req.query:
         token["catalog"] = _catalog_view(req)
     return {"token": token}

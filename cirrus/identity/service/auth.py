@@ -38,11 +38,13 @@ def _expanded_role_refs(s: Session, assigned: list[Role]) -> list[dict]:
 
 
 def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,
-                 *, domain: Domain | None = None, methods: list[str] | None = None):
+                 *, domain: Domain | None = None, methods: list[str] | None = None,
+                 roles: list[Role] | None = None):
     """Claims for a token of `user`, scoped to `project`, else to `domain`, else unscoped.
 
     Implied roles are included (admin implies member implies reader), as Keystone does.
     A domain-scoped token carries the domain in the project_domain fields and no project.
+    `roles` (an application credential's) replaces the user's assigned roles on the project.
     """
     user_domain = s.get(Domain, user.domain_id)
     kwargs: dict = dict(user_id=user.id, user_name=user.name, user_domain_id=user.domain_id,
@@ -52,7 +54,7 @@ def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project
         kwargs["password_expires_at"] = user.password_expires_at.replace(
             tzinfo=dt.UTC).timestamp()
     if project is not None:
-        assigned = _roles_on(s, user.id, project.id, "project")
+        assigned = roles if roles is not None else _roles_on(s, user.id, project.id, "project")
         if not assigned:
             log.info("user %s has no role on project %s", user.id, project.id)
             raise Unauthorized()
@@ -158,6 +160,12 @@ def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
     Methods: "password", or "token" (re-scoping a valid token; the new one expires no later).
     """
     methods = identity["methods"]
+    if "application_credential" in methods:
+        from cirrus.identity.service import app_credentials
+
+        if methods != ["application_credential"]:
+            raise Unauthorized("Attempted to authenticate with an unsupported method.")
+        return app_credentials.authenticate(s, tokens, identity, scope)
     if any(m not in ("password", "token") for m in methods):
         raise Unauthorized("Attempted to authenticate with an unsupported method.")
     method = "password" if "password" in methods else "token"
@@ -173,6 +181,8 @@ def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
             parent = tokens.validate(identity["token"]["id"])
         except NotFound:
             raise _auth_failure("the token to re-scope is invalid") from None
+        if parent.application_credential is not None:  # it would lose its restrictions
+            raise _auth_failure("a token from an application credential cannot be re-scoped")
         user = user_of_token(s, parent.user_id)
         token_methods = list(dict.fromkeys(["token", *parent.methods]))
     project, domain = resolve_scope(s, user, scope)
