@@ -137,3 +137,26 @@ def test_who_may_touch_tags(api: TestClient, admin: Caller, member: Caller, who:
         assert_error(api.get(url, headers=caller.headers), 404)
         assert api.head(f"{url}/keep", headers=caller.headers).status_code == 404
     assert api.get(url, headers=admin.headers).json() == {"tags": ["keep"]}
+
+
+def test_hierarchy_rules(api: TestClient, admin: Caller) -> None:
+    chain = [make_project(api, admin, "level1")]
+    for level in range(2, 6):
+        chain.append(make_project(api, admin, f"level{level}", parent_id=chain[-1]["id"]))
+    r = api.post(f"{V3}/projects", headers=admin.headers,
+                 json={"project": {"name": "level6", "parent_id": chain[-1]["id"]}})
+    assert_error(r, 403, f"Max hierarchy depth reached for {chain[-1]['id']} branch.")
+
+    parent, child = chain[2], chain[3]
+    api.patch(f"{V3}/projects/{child['id']}", headers=admin.headers,
+              json={"project": {"enabled": False}})
+    api.patch(f"{V3}/projects/{parent['id']}", headers=admin.headers,
+              json={"project": {"enabled": False}})
+    r = api.post(f"{V3}/projects", headers=admin.headers,
+                 json={"project": {"name": "under-disabled", "parent_id": parent["id"]}})
+    assert_error(r, 403)
+    r = api.patch(f"{V3}/projects/{child['id']}", headers=admin.headers,
+                  json={"project": {"enabled": True}})
+    assert_error(r, 403, f"Cannot enable project {child['id']} since it has disabled parents.")
+    assert api.get(f"{V3}/projects/{child['id']}",
+                   headers=admin.headers).json()["project"]["enabled"] is False

@@ -8,10 +8,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.db.models import Project
-from cirrus.errors import BadRequest, NotFound
+from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service.projects import get_project
 
 MAX_TAGS = 80
+# Keystone's [resource] max_project_tree_depth: levels below the domain.
+MAX_DEPTH = 5
+
+
+def check_new_child(s: Session, parent: Project) -> None:
+    """A project may go under `parent` (Keystone's rules: enabled, not too deep)."""
+    if not parent.enabled:
+        raise Forbidden(f"Cannot create project, since it specifies its parent ({parent.id}) "
+                        f"as a disabled project.")
+    if len(parents(s, parent)) + 2 > MAX_DEPTH:
+        raise Forbidden(f"Max hierarchy depth reached for {parent.id} branch.")
+
+
+def check_enable(s: Session, project: Project) -> None:
+    """A project is enabled only under enabled parents."""
+    if any(not p.enabled for p in parents(s, project)):
+        raise Forbidden(f"Cannot enable project {project.id} since it has disabled parents.")
 
 
 def parents(s: Session, project: Project) -> list[Project]:
