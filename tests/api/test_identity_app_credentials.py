@@ -174,3 +174,19 @@ def test_deleting_the_user_deletes_their_credentials(api: TestClient, admin: Cal
     cred = create(api, member)
     assert api.delete(f"{V3}/users/{member.user_id}", headers=admin.headers).status_code == 204
     assert_error(app_cred_auth(api, {"id": cred["id"], "secret": cred["secret"]}), 401)
+
+
+def test_a_role_granted_after_the_token_counts(api: TestClient, admin: Caller,
+                                               member: Caller) -> None:
+    """As Tempest's test_create_application_credential_with_roles: Keystone checks the
+    user's assignments, not the roles in the caller's token."""
+    role = api.post(f"{V3}/roles", headers=admin.headers, json={"role": {"name": "deployer"}})
+    role_id = role.json()["role"]["id"]
+    r = api.put(f"{V3}/projects/{member.project_id}/users/{member.user_id}/roles/{role_id}",
+                headers=admin.headers)
+    assert r.status_code == 204, r.text
+    cred = create(api, member, roles=[{"id": role_id}])
+    assert [r["name"] for r in cred["roles"]] == ["deployer"]
+    r = app_cred_auth(api, {"id": cred["id"], "secret": cred["secret"]})
+    assert r.status_code == 201, r.text
+    assert [r["id"] for r in r.json()["token"]["roles"]] == [role_id]

@@ -56,14 +56,14 @@ def parse_expiry(value: str | None) -> dt.datetime | None:
     return parsed
 
 
-def _chosen_roles(fields: dict, caller_roles: list[dict], user_id: str,
+def _chosen_roles(s: Session, fields: dict, token_roles: list[dict], user_id: str,
                   project_id: str) -> list[dict]:
-    """The roles asked for, each one the caller's token holds; all of them if none asked."""
-    if not fields.get("roles"):
-        return [dict(r) for r in caller_roles]
+    """The roles asked for (by default the caller's token's), each one the user holds on the
+    project now (Keystone checks the assignments, not the token: a role given since counts)."""
+    held = _expanded_role_refs(s, _roles_on(s, user_id, project_id, "project"))
     chosen: list[dict] = []
-    for ref in fields["roles"]:
-        match = next((r for r in caller_roles
+    for ref in fields.get("roles") or token_roles:
+        match = next((r for r in held
                       if ("id" not in ref or r["id"] == ref["id"])
                       and ("name" not in ref or r["name"] == ref["name"])), None)
         if match is None:
@@ -85,7 +85,7 @@ def create(s: Session, user_id: str, project_id: str, caller_roles: list[dict],
             ApplicationCredential.user_id == user_id,
             ApplicationCredential.name == name)) is not None:
         raise _conflict("application_credential", duplicate)
-    roles = _chosen_roles(fields, caller_roles, user_id, project_id)
+    roles = _chosen_roles(s, fields, caller_roles, user_id, project_id)
     secret = fields.get("secret") or secrets.token_urlsafe(64)
     cred = ApplicationCredential(
         id=new_id(), name=name, user_id=user_id, project_id=project_id,
