@@ -61,3 +61,20 @@ def test_application_credential_lists_servers(cli: Cli, users: Users) -> None:
 
     owner.run("application", "credential", "delete", "ci")
     assert as_cred.fails("server", "list").returncode != 0
+
+
+def test_catalog_changes_show_in_new_tokens(cli: Cli) -> None:
+    """`openstack region/service/endpoint create`: the next token's catalog has them."""
+    region, kind = unique("region"), unique("dns")
+    cli.run("region", "create", "--parent-region", "RegionOne", region)
+    service = cli.json("service", "create", "--name", "designate", kind)
+    endpoint = cli.json("endpoint", "create", "--region", region, service["id"], "public",
+                        "http://dns.example:9001")
+    assert endpoint["enabled"] is True and endpoint["region"] == region
+    shown = cli.json("catalog", "show", kind)
+    assert "http://dns.example:9001" in str(shown["endpoints"])
+    cli.run("endpoint", "set", "--disable", endpoint["id"])
+    cli.run("service", "delete", service["id"])
+    assert kind not in {entry["Type"] for entry in cli.json("catalog", "list")}
+    cli.run("region", "delete", region)
+    assert region not in {r["Region"] for r in cli.json("region", "list")}
