@@ -190,3 +190,18 @@ def test_a_role_granted_after_the_token_counts(api: TestClient, admin: Caller,
     r = app_cred_auth(api, {"id": cred["id"], "secret": cred["secret"]})
     assert r.status_code == 201, r.text
     assert [r["id"] for r in r.json()["token"]["roles"]] == [role_id]
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"name": "x", "secret": "s" * 256}, "application_credential/secret"),
+    ({"name": "x", "expires_at": "9999-12-31T23:59:59-14:00"},
+     "application_credential/expires_at"),
+    ({"name": "x", "expires_at": "2027-13-45T00:00:00"}, "application_credential/expires_at"),
+])
+def test_edge_values_are_400_not_500(api: TestClient, member: Caller, fields: dict,
+                                     field: str) -> None:
+    r = api.post(_url(member.user_id), headers=member.headers,
+                 json={"application_credential": fields})
+    assert_error(r, 400)
+    assert field in r.json()["error"]["message"]
+    assert "s" * 256 not in r.text

@@ -180,3 +180,10 @@ def test_only_admins_change_the_catalog(api: TestClient, admin: Caller, who: str
     assert [r["id"] for r in api.get(f"{V3}/regions", headers=h).json()["regions"]] == [
         "RegionOne"]
     assert len(api.get(f"{V3}/endpoints", headers=admin.headers).json()["endpoints"]) == 12
+
+
+def test_a_region_id_too_long_is_400(api: TestClient, admin: Caller) -> None:
+    r = api.put(f"{V3}/regions/{'r' * 256}", headers=admin.headers, json={"region": {}})
+    assert_error(r, 400)
+    assert "region/id" in r.json()["error"]["message"]
+    assert_error(api.get(f"{V3}/regions/{'r' * 256}", headers=admin.headers), 404)

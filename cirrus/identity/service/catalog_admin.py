@@ -92,6 +92,9 @@ def _check_parent(s: Session, region_id: str, parent_id: str | None) -> None:
 
 def create_region(s: Session, fields: dict, region_id: str | None = None) -> CatalogRegion:
     region_id = region_id or fields.get("id") or new_id()
+    if len(region_id) > 255:
+        raise BadRequest("Invalid input for field/attribute region/id. It is longer than 255 "
+                         "characters.")
     if s.get(CatalogRegion, region_id) is not None:
         raise _conflict("region", f"Duplicate ID, {region_id}")
     _check_parent(s, region_id, fields.get("parent_region_id"))
