@@ -205,3 +205,13 @@ def test_edge_values_are_400_not_500(api: TestClient, member: Caller, fields: di
     assert_error(r, 400)
     assert field in r.json()["error"]["message"]
     assert "s" * 256 not in r.text
+
+
+def test_deleting_the_project_deletes_its_credentials(api: TestClient, admin: Caller,
+                                                      member: Caller) -> None:
+    cred = create(api, member)
+    assert api.delete(f"{V3}/projects/{member.project_id}",
+                      headers=admin.headers).status_code == 204
+    assert_error(app_cred_auth(api, {"id": cred["id"], "secret": cred["secret"]}), 401)
+    assert api.get(_url(member.user_id), headers=admin.headers).json()[
+        "application_credentials"] == []

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, Project, RoleAssignment
+from cirrus.db.models import ApplicationCredential, Domain, Project, RoleAssignment
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service.common import (
     Revocation,
@@ -117,6 +117,7 @@ def delete_project(s: Session, project_id: str) -> list[Revocation]:
     revocations = _revoke_project_users(s, [project.id])
     s.execute(delete(RoleAssignment).where(RoleAssignment.target_type == "project",
                                            RoleAssignment.target_id == project.id))
+    s.execute(delete(ApplicationCredential).where(ApplicationCredential.project_id == project.id))
     s.delete(project)
     return revocations
 
