@@ -144,11 +144,13 @@ class Cloud:
         from cirrus.identity import service as identity
         from cirrus.identity.compliance import PasswordPolicy
         from cirrus.identity.passwords import verify_password
+        from cirrus.identity.service import catalog_admin
 
         s = self.settings
 
         def work(session) -> bool:
             user = identity.bootstrap(session, s.admin_user, admin_password, s.admin_project)
+            catalog_admin.ensure_default_catalog(session, s.effective_public_url, s.region)
             if reset_password:
                 user.failed_auth_count = 0
                 if not verify_password(user.password_hash, admin_password):

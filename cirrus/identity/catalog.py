@@ -1,8 +1,11 @@
-"""The service catalog: which OpenStack services Cirrus serves, and where.
+"""The service catalog's defaults: which OpenStack services Cirrus serves, and where.
 
-The catalog is not stored anywhere: it is a pure function of the settings (public URL and
-region), so every API process derives the same one and ids stay stable across restarts.
-A capability that starts serving a new API adds one row to `SERVICES`.
+The catalog lives in the database (regions, services, endpoints: administrators change it
+through /v3/regions, /v3/services and /v3/endpoints; cirrus.identity.service.catalog_admin).
+Bootstrap writes these defaults into an empty catalog, with ids derived from the service type,
+interface and region so that they are the same in every deployment. A capability that starts
+serving a new API adds one row to `SERVICES` (bootstrap adds that service to an existing
+catalog when its type is not there yet).
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-
-from cirrus.config import Settings
 
 # A fixed namespace so that service and endpoint ids are the same in every process.
 _ID_NAMESPACE = uuid.UUID("6f1c2b0e-8f3e-4a7c-9b8e-2d1f6c3a9e10")
@@ -70,19 +71,14 @@ def _stable_id(*parts: str) -> str:
     return uuid.uuid5(_ID_NAMESPACE, ":".join(parts)).hex
 
 
-def services(settings: Settings) -> list[Service]:
-    del settings  # the set of services does not depend on settings (yet)
+def default_services() -> list[Service]:
+    """The services Cirrus serves, as bootstrap first writes them to the catalog."""
     return [Service(id=_stable_id("service", row.type), type=row.type, name=row.name,
                     description=row.description) for row in SERVICES]
 
 
-def endpoints(settings: Settings) -> list[Endpoint]:
-    return list(_endpoints(settings.effective_public_url, settings.region))
-
-
-@functools.lru_cache(maxsize=16)
-def _endpoints(base: str, region: str) -> tuple[Endpoint, ...]:
-    """Every token carries the catalog: built once per (public URL, region), not per token."""
+def default_endpoints(base: str, region: str) -> list[Endpoint]:
+    """Where they are (every interface at the public URL), as bootstrap first writes them."""
     result = []
     for row in SERVICES:
         service_id = _stable_id("service", row.type)
@@ -92,24 +88,4 @@ def _endpoints(base: str, region: str) -> tuple[Endpoint, ...]:
                 service_type=row.type, service_name=row.name, interface=interface, region=region,
                 url=f"{base}{row.path}",
             ))
-    return tuple(result)
-
-
-def regions(settings: Settings) -> list[Region]:
-    return [Region(id=settings.region)]
-
-
-@functools.lru_cache(maxsize=16)
-def token_catalog(base: str, region: str) -> list[dict]:
-    """The catalog in a token body; the same for every token of one deployment, so built once.
-
-    Callers serialise it and must not change it.
-    """
-    by_service: dict[str, list[dict]] = {}
-    for ep in _endpoints(base, region):
-        by_service.setdefault(ep.service_id, []).append(
-            {"id": ep.id, "interface": ep.interface, "region": ep.region, "region_id": ep.region,
-             "url": ep.url})
-    return [{"id": svc.id, "type": svc.type, "name": svc.name,
-             "endpoints": by_service.get(svc.id, [])}
-            for svc in services(None)]  # type: ignore[arg-type]
+    return result

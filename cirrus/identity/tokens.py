@@ -98,13 +98,18 @@ class TokenClaims:
     roles: list[dict] = field(default_factory=list)  # [{"id", "name"}]
     password_expires_at: float | None = None  # the user's, when the token was issued
     system: bool = False  # system-scoped (scope {"system": {"all": true}})
+    # {"id", "name", "restricted"} when issued for an application credential
+    application_credential: dict | None = None
 
     @property
     def role_names(self) -> list[str]:
         return [r["name"] for r in self.roles]
 
     def to_json(self) -> dict:
-        return self.__dict__.copy()
+        data = self.__dict__.copy()
+        if data["application_credential"] is None:  # most tokens: keep them short
+            del data["application_credential"]
+        return data
 
     @classmethod
     def from_json(cls, data: object) -> TokenClaims:
@@ -138,6 +143,14 @@ class TokenClaims:
                 raise ValueError("role")
             _check_string(role["id"])
             _check_string(role["name"])
+        cred = data.get("application_credential")
+        if cred is not None:
+            if not isinstance(cred, dict) or set(cred) != {"id", "name", "restricted"}:
+                raise ValueError("application_credential")
+            _check_string(cred["id"])
+            _check_string(cred["name"])
+            if not isinstance(cred["restricted"], bool):
+                raise ValueError("application_credential")
         return cls(**data)
 
     @property
@@ -300,7 +313,11 @@ class TokenProvider:
         self._refresh_revocations()
         if claims.audit_id in self._revoked_audit:
             return True
-        for project_id, before in self._revoked_users.get(claims.user_id, ()):
+        revoked = self._revoked_users.get(claims.user_id, [])
+        if claims.application_credential is not None:  # deleting the credential revokes
+            revoked = [*revoked, *self._revoked_users.get(claims.application_credential["id"],
+                                                          ())]
+        for project_id, before in revoked:
             # Whole seconds: MariaDB's DATETIME keeps no fractions (Keystone does the same).
             if (project_id is None or project_id == claims.project_id) and int(
                 claims.issued_at
@@ -315,7 +332,8 @@ class TokenProvider:
         self._refresh_revocations(force=True)
 
     def revoke_user(self, user_id: str, project_id: str | None = None) -> None:
-        """Revoke every token of a user (optionally only those scoped to one project)."""
+        """Revoke every token of a user (optionally only those scoped to one project), or,
+        given an application credential's id, every token issued for that credential."""
         now = utcnow()
         with self.db.writer() as s:
             s.add(TokenRevocation(user_id=user_id, project_id=project_id, issued_before=now,

@@ -417,13 +417,18 @@ def test_auth_domains_lists_domains_with_a_role(api: TestClient, admin: Caller,
 # ---------------------------------------------------------------- catalog
 
 
-def test_catalog_is_a_pure_function_of_settings(cloud) -> None:
-    first, second = catalog.endpoints(cloud.settings), catalog.endpoints(cloud.settings)
+def test_bootstrap_writes_the_default_catalog_once(cloud) -> None:
+    from cirrus.identity.service import catalog_admin
+
+    with cloud.db.reader() as s:
+        first = [(e.id, e.url) for e in catalog_admin.list_endpoints(s)]
+    cloud.bootstrap("admin-secret")  # a second start neither duplicates nor changes it
+    with cloud.db.reader() as s:
+        second = [(e.id, e.url) for e in catalog_admin.list_endpoints(s)]
+        services = catalog_admin.list_services(s)
     assert first == second
     assert len(first) == 3 * len(catalog.SERVICES)
-    assert {ep.region for ep in first} == {cloud.settings.region}
-    assert [s.id for s in catalog.services(cloud.settings)] == list(
-        dict.fromkeys(ep.service_id for ep in first))
+    assert sorted(s.id for s in services) == sorted(s.id for s in catalog.default_services())
 
 
 def test_services_endpoints_and_regions_are_listed_and_shown(api: TestClient,
@@ -457,9 +462,9 @@ def test_unknown_catalog_ids_are_404(api: TestClient, admin: Caller) -> None:
                  "Could not find region: nope.")
 
 
-def test_the_catalog_is_read_only_and_services_admin_only(api: TestClient, admin: Caller,
-                                                          member: Caller) -> None:
-    assert_error(api.post(f"{V3}/services", headers=admin.headers, json={}), 405)
+def test_services_and_endpoints_are_admin_only(api: TestClient, admin: Caller,
+                                               member: Caller) -> None:
+    assert_error(api.post(f"{V3}/services", headers=admin.headers, json={}), 400)
     assert_error(api.get(f"{V3}/services", headers=member.headers), 403)
     assert_error(api.get(f"{V3}/endpoints", headers=member.headers), 403)
     assert api.get(f"{V3}/regions", headers=member.headers).status_code == 200

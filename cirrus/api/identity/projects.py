@@ -16,10 +16,12 @@ from cirrus.api.identity.common import (
     _reader_domain,
     _revoke,
 )
+from cirrus.api.identity.project_tree import hierarchy
 from cirrus.api.identity.views import _project_view
 from cirrus.errors import NotFound
 from cirrus.identity import service as identity
 from cirrus.identity.policy import ADMIN
+from cirrus.identity.service import project_tree
 
 
 def _visible_project_ids(req: ApiRequest, s: Any) -> set[str] | None:
@@ -45,6 +47,7 @@ def list_projects(req: ApiRequest) -> dict:
             s, name=req.query.get("name"), domain_id=req.query.get("domain_id"),
             enabled=_bool_filter(req, "enabled"), parent_id=req.query.get("parent_id"),
             only_ids=_visible_project_ids(req, s))
+    projects = project_tree.filter_by_tags(projects, dict(req.query))
     return _collection(req, "projects", [_project_view(req, p) for p in projects])
 
 
@@ -54,7 +57,8 @@ def show_project(req: ApiRequest, project_id: str) -> dict:
         if visible is not None and project_id not in visible:
             raise NotFound(f"Could not find project: {project_id}.")
         project = identity.get_project(s, project_id)
-    return {"project": _project_view(req, project)}
+        return {"project": {**_project_view(req, project),
+                            **hierarchy(req, s, project, visible)}}
 
 
 def create_project(req: ApiRequest) -> Reply:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cirrus.api.validation import name as _trimmed_name
 
-SECRET_KEYS = frozenset({"password", "original_password"})
+SECRET_KEYS = frozenset({"password", "original_password", "secret"})
 
 
 def redacted(body: Any) -> Any:

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest
 from cirrus.api.identity.common import _iso, _naive_iso, _self_link
-from cirrus.identity import catalog
 from cirrus.identity import service as identity
+from cirrus.identity.service import catalog_admin
 from cirrus.identity.tokens import TokenClaims
 
 if TYPE_CHECKING:
@@ -50,8 +50,7 @@ def _role_view(req: ApiRequest, r: Role) -> dict:
 
 
 def _catalog_view(req: ApiRequest) -> list[dict]:
-    settings = req.cloud.settings
-    return catalog.token_catalog(settings.effective_public_url, settings.region)
+    return catalog_admin.token_catalog(req.cloud.db)
 
 
 def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.datetime | None,
@@ -80,6 +79,8 @@ def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.da
         token["roles"] = claims.roles
     else:
         scoped = False
+    if claims.application_credential is not None:
+        token["application_credential"] = dict(claims.application_credential)
     if scoped and "nocatalog" not in req.query:
         token["catalog"] = _catalog_view(req)
     return {"token": token}

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from cirrus.db.models.base import NAMING, Base, Timestamp, TimestampMixin, utcnow
+from cirrus.db.models.catalog import (
+    ApplicationCredential,
+    CatalogEndpoint,
+    CatalogRegion,
+    CatalogService,
+)
 from cirrus.db.models.compute import (
     Allocation,
     ComputeNode,
@@ -48,4 +54,5 @@ __all__ = [
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
     "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
+    "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
 ]

@@ -50,13 +50,14 @@ def _scoped_roles(s: Session, user: User, target_id: str, target_type: str) -> l
 
 def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project | None,
                  *, domain: Domain | None = None, system: bool = False,
-                 methods: list[str] | None = None):
+                 methods: list[str] | None = None, roles: list[Role] | None = None):
     """Claims for a token of `user`, scoped to `project`, else to `domain`, else to the system,
     else unscoped.
 
     The roles are the user's and their groups', with the roles they imply (admin implies
     member implies reader, and the stored inference rules), as Keystone does.
     A domain-scoped token carries the domain in the project_domain fields and no project.
+    `roles` (an application credential's) replaces the user's assigned roles on the project.
     """
     user_domain = s.get(Domain, user.domain_id)
     kwargs: dict = dict(user_id=user.id, user_name=user.name, user_domain_id=user.domain_id,
@@ -66,12 +67,18 @@ def build_claims(s: Session, tokens: TokenProvider, user: User, project: Project
         kwargs["password_expires_at"] = user.password_expires_at.replace(
             tzinfo=dt.UTC).timestamp()
     if project is not None:
-        roles = _scoped_roles(s, user, project.id, "project")
+        if roles is not None:  # an application credential's roles, implied ones included
+            if not roles:
+                log.info("user %s has no role on project %s", user.id, project.id)
+                raise Unauthorized()
+            scoped = _expanded_role_refs(s, roles)
+        else:
+            scoped = _scoped_roles(s, user, project.id, "project")
         project_domain = s.get(Domain, project.domain_id)
         kwargs.update(
             project_id=project.id, project_name=project.name, project_domain_id=project.domain_id,
             project_domain_name=project_domain.name if project_domain else project.domain_id,
-            roles=roles,
+            roles=scoped,
         )
     elif domain is not None:
         kwargs.update(project_domain_id=domain.id, project_domain_name=domain.name,
@@ -167,6 +174,12 @@ def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
     Methods: "password", or "token" (re-scoping a valid token; the new one expires no later).
     """
     methods = identity["methods"]
+    if "application_credential" in methods:
+        from cirrus.identity.service import app_credentials
+
+        if methods != ["application_credential"]:
+            raise Unauthorized("Attempted to authenticate with an unsupported method.")
+        return app_credentials.authenticate(s, tokens, identity, scope)
     if any(m not in ("password", "token") for m in methods):
         raise Unauthorized("Attempted to authenticate with an unsupported method.")
     method = "password" if "password" in methods else "token"
@@ -182,6 +195,8 @@ def authenticate(s: Session, tokens: TokenProvider, identity: dict, scope: Any,
             parent = tokens.validate(identity["token"]["id"])
         except NotFound:
             raise _auth_failure("the token to re-scope is invalid") from None
+        if parent.application_credential is not None:  # it would lose its restrictions
+            raise _auth_failure("a token from an application credential cannot be re-scoped")
         user = user_of_token(s, parent.user_id)
         token_methods = list(dict.fromkeys(["token", *parent.methods]))
     project, domain = resolve_scope(s, user, scope)

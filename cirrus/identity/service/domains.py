@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cirrus.db.models import (
+    ApplicationCredential,
     Domain,
     Group,
     GroupMembership,
@@ -123,6 +124,9 @@ def delete_domain(s: Session, domain_id: str) -> list[Revocation]:
         InheritedRoleAssignment.target_id.in_([*project_ids, domain.id]) |
         InheritedRoleAssignment.actor_id.in_([*user_ids, *group_ids]) |
         InheritedRoleAssignment.role_id.in_(role_ids)))
+    s.execute(delete(ApplicationCredential).where(
+        ApplicationCredential.user_id.in_(user_ids) |
+        ApplicationCredential.project_id.in_(project_ids)))
     s.execute(delete(Group).where(Group.domain_id == domain.id))
     s.execute(delete(Project).where(Project.domain_id == domain.id))
     s.execute(delete(User).where(User.domain_id == domain.id))

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import Domain, GroupMembership, Project, RoleAssignment
+from cirrus.db.models import ApplicationCredential, Domain, GroupMembership, Project, RoleAssignment
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity.service.common import (
     Revocation,
@@ -57,9 +57,12 @@ def create_project(s: Session, fields: dict, default_domain_id: str) -> Project:
     get_domain(s, domain_id)
     parent_id = fields.get("parent_id")
     if parent_id and parent_id != domain_id:
+        from cirrus.identity.service.project_tree import check_new_child
+
         parent = get_project(s, parent_id)
         if parent.domain_id != domain_id:
             raise BadRequest("Cannot create project, the parent is in a different domain.")
+        check_new_child(s, parent)
     else:
         parent_id = None
     name = fields["name"]
@@ -94,6 +97,10 @@ def update_project(s: Session, project_id: str, fields: dict) -> tuple[Project, 
     if "description" in fields:
         project.description = fields["description"] or ""
     if "enabled" in fields:
+        if fields["enabled"] and not project.enabled:
+            from cirrus.identity.service.project_tree import check_enable
+
+            check_enable(s, project)
         if project.enabled and not fields["enabled"]:
             revocations = _revoke_project_users(s, [project.id])
         project.enabled = fields["enabled"]
@@ -110,6 +117,7 @@ def delete_project(s: Session, project_id: str) -> list[Revocation]:
     revocations = _revoke_project_users(s, [project.id])
     s.execute(delete(RoleAssignment).where(RoleAssignment.target_type == "project",
                                            RoleAssignment.target_id == project.id))
+    s.execute(delete(ApplicationCredential).where(ApplicationCredential.project_id == project.id))
     s.delete(project)
     return revocations
 

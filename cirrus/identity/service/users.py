@@ -167,9 +167,12 @@ def change_password(s: Session, user_id: str, original_password: str, password: 
 
 
 def delete_user(s: Session, user_id: str) -> list[Revocation]:
+    from cirrus.identity.service.app_credentials import delete_for_user
+
     user = get_user(s, user_id)
     s.execute(delete(RoleAssignment).where(RoleAssignment.actor_id == user.id))
     s.execute(delete(InheritedRoleAssignment).where(InheritedRoleAssignment.actor_type == "user",
                                                     InheritedRoleAssignment.actor_id == user.id))
+    delete_for_user(s, user.id)  # their tokens go with the user's
     s.delete(user)
     return [(user.id, None)]
