@@ -5,14 +5,19 @@ machine in the same minutes: REF (a commit, a branch, a tag) is checked out into
 git worktree, and each repetition starts one all-in-one from REF's code and one from the
 checkout (in alternating order, each on a fresh data directory), creates N servers to ACTIVE
 at concurrency C and deletes them. The figures are the medians of create throughput and of
-the p99 of create-to-ACTIVE latency for each, and their ratio (checkout / REF).
+the p99 of create-to-ACTIVE latency for each, and their ratio (checkout / REF); and, because
+seconds on a shared machine move with its load, the database work per server counted by
+bench/workcount (write transactions, the statements in them, all statements, the time the
+write lock was held): counts that do not move with the load.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,18 +43,46 @@ def checkout(ref: str) -> Iterator[tuple[Path, str]]:
                            check=False)
 
 
+WORKCOUNT = Path(__file__).resolve().parent / "workcount"
+
+
+def _work(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _settled(path: Path) -> dict:
+    """The counts once they are written after this moment (the writer dumps twice a second)."""
+    time.sleep(1.1)
+    return _work(path)
+
+
 def one_run(code: Path, data_dir: Path, n: int, c: int) -> dict:
-    """An all-in-one from `code`'s tree: N servers created and deleted at concurrency C."""
-    aio = server.start(data_dir, code_root=code)
+    """An all-in-one from `code`'s tree: N servers created and deleted at concurrency C, and
+    the database work it did for them (bench/workcount: statements, write transactions)."""
+    counts = data_dir / "workcount.json"
+    aio = server.start(data_dir, code_root=code, extra_env={
+        "CIRRUS_BENCH_WORK_OUT": str(counts),
+        "PYTHONPATH": str(WORKCOUNT)})
     try:
         session = api.login(aio.url, aio.cloud["auth"])
         flavor, image = api.create_flavor(session), api.create_image(session)
+        before = _settled(counts)
         created, deleted = load.create_and_delete(session, n, c, flavor, image)
+        after = _settled(counts)
     finally:
         code_rc = aio.stop()
+    work = {key: (after.get(key, 0) - before.get(key, 0)) / n
+            for key in ("statements", "write_statements", "writes", "write_seconds")}
     return {"rate": created.rate, "p99": report.percentile(created.latencies, 99),
             "p50": report.percentile(created.latencies, 50), "created": created.count,
-            "errors": (created.errors + deleted.errors)[:20], "exit_code": code_rc}
+            "errors": (created.errors + deleted.errors)[:20], "exit_code": code_rc,
+            "work": work}
+
+
+WORK_KEYS = ("writes", "write_statements", "statements", "write_seconds")
 
 
 def run(ref: str, scenario: tuple[int, int], repeat: int, workdir: Path,
@@ -70,8 +103,11 @@ def run(ref: str, scenario: tuple[int, int], repeat: int, workdir: Path,
                     f"{len(outcome['errors'])} errors")
     medians = {label: {key: statistics.median(r[key] for r in rs) for key in ("rate", "p50", "p99")}
                for label, rs in runs.items()}
+    for label, rs in runs.items():
+        for key in WORK_KEYS:
+            medians[label][key] = statistics.median(r["work"].get(key, 0.0) for r in rs)
     ratios = {key: medians["checkout"][key] / medians["ref"][key] if medians["ref"][key] else
-              float("nan") for key in ("rate", "p50", "p99")}
+              float("nan") for key in ("rate", "p50", "p99", *WORK_KEYS)}
     return {"ref": ref, "commit": commit, "scenario": f"{n}x{c}", "repeat": repeat,
             "runs": runs, "medians": medians, "ratios": ratios}
 
@@ -80,11 +116,17 @@ def table(outcome: dict, markdown: bool) -> str:
     m, r = outcome["medians"], outcome["ratios"]
     rows = [("create throughput (servers/s)", "rate", "{:.1f}"),
             ("create-to-ACTIVE p50 (s)", "p50", "{:.3f}"),
-            ("create-to-ACTIVE p99 (s)", "p99", "{:.3f}")]
+            ("create-to-ACTIVE p99 (s)", "p99", "{:.3f}"),
+            ("write transactions per server", "writes", "{:.2f}"),
+            ("SQL statements in them per server", "write_statements", "{:.1f}"),
+            ("SQL statements per server (with polling)", "statements", "{:.1f}"),
+            ("write lock held per server (ms)", "write_seconds", "{:.2f}")]
     head = ("metric", f"{outcome['ref']} ({outcome['commit'][:10]})", "checkout",
             "checkout / ref")
-    lines = [(name, fmt.format(m["ref"][key]), fmt.format(m["checkout"][key]),
-              f"{r[key]:.2f}") for name, key, fmt in rows]
+    scale = {"write_seconds": 1000.0}
+    lines = [(name, fmt.format(m["ref"].get(key, 0.0) * scale.get(key, 1.0)),
+              fmt.format(m["checkout"].get(key, 0.0) * scale.get(key, 1.0)),
+              f"{r.get(key, float('nan')):.2f}") for name, key, fmt in rows]
     if markdown:
         out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         out += ["| " + " | ".join(line) + " |" for line in lines]
