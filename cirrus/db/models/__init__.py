@@ -18,6 +18,14 @@ from cirrus.db.models.compute import (
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
 from cirrus.db.models.images import Image, ImageMember
+from cirrus.db.models.metadefs import (
+    ImageTask,
+    MetadefNamespace,
+    MetadefObject,
+    MetadefProperty,
+    MetadefResourceTypeAssociation,
+    MetadefTag,
+)
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
     IPAllocation,
@@ -32,5 +40,6 @@ __all__ = [
     "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
-    "SecurityGroup", "AutoAllocatedNetwork"
+    "SecurityGroup", "AutoAllocatedNetwork", "MetadefNamespace", "MetadefObject",
+    "MetadefProperty", "MetadefTag", "MetadefResourceTypeAssociation", "ImageTask",
 ]
