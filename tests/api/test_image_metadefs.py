@@ -5,6 +5,8 @@ namespaces and their own project's)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cirrus.db.models import MetadefNamespace, MetadefObject, MetadefTag
 
@@ -299,3 +301,34 @@ def test_schemas(api, reader, other_member, name, title):
 
 def test_unknown_schema_is_404(api, reader):
     assert api.get("/image/v2/schemas/metadefs/nope", headers=reader.headers).status_code == 404
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=90),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=300), children, max_size=3),
+    max_leaves=8,
+)
+namespace_fields = st.fixed_dictionaries({"namespace": st.text(max_size=90)}, optional={
+    "display_name": json_values, "description": json_values, "visibility": json_values,
+    "protected": json_values, "owner": json_values, "resource_type_associations": json_values,
+    "properties": json_values, "objects": json_values, "tags": json_values,
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=namespace_fields)
+def test_random_namespace_bodies_never_500_nor_half_written(api, admin, cloud, body):
+    before = count(cloud, MetadefNamespace)
+    r = api.post(NS, json=body, headers=admin.headers)
+    assert r.status_code in (201, 400, 404, 409), (body, r.status_code, r.text)
+    after = count(cloud, MetadefNamespace)
+    if r.status_code == 201:
+        assert after == before + 1
+        assert api.delete(f"{NS}/{r.json()['namespace']}", headers=admin.headers) \
+            .status_code in (204, 403, 404)
+        api.put(f"{NS}/{body['namespace']}", json={"namespace": body["namespace"]},
+                headers=admin.headers)
+        api.delete(f"{NS}/{body['namespace']}", headers=admin.headers)
+    else:
+        assert after == before

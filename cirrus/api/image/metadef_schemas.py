@@ -8,8 +8,18 @@ import copy
 
 NAME_MAX = 80
 PROPERTY_TYPES = ["array", "boolean", "integer", "number", "object", "string", None]
+# No control characters (PostgreSQL refuses NUL in text), no blank ends for names.
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 _NAME = {"type": "string", "minLength": 1, "maxLength": NAME_MAX,
-         "pattern": r"^(?!\s)[\s\S]*(?<!\s)$"}
+         "pattern": r"^(?!\s)[^\x00-\x1f\x7f]*(?<!\s)$"}
+
+
+def _text(max_length: int | None = None, **extra: object) -> dict:
+    schema: dict = {"type": "string", "pattern": _PRINTABLE, **extra}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
 _TIMESTAMPS = {
     "created_at": {"type": "string", "readOnly": True, "format": "date-time",
                    "description": "Date and time of creation"},
@@ -18,10 +28,11 @@ _TIMESTAMPS = {
 }
 _POSITIVE = {"type": "integer", "minimum": 0}
 
+_PROPERTY_NAME = {"minLength": 1, "maxLength": 255, "pattern": _PRINTABLE}
 PROPERTY_FIELDS: dict = {
-    "name": {"type": "string", "maxLength": 255, "minLength": 1},
-    "title": {"type": "string", "maxLength": 255},
-    "description": {"type": "string"},
+    "name": {"type": "string", "maxLength": 255, "minLength": 1, "pattern": _PRINTABLE},
+    "title": _text(255),
+    "description": _text(),
     "operators": {"type": "array", "items": {"type": "string"}},
     "type": {"type": ["string", "null"], "enum": PROPERTY_TYPES},
     "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
@@ -51,9 +62,10 @@ OBJECT = {
     "type": "object",
     "properties": {
         "name": _NAME,
-        "description": {"type": "string"},
+        "description": _text(),
         "required": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY},
+        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY,
+                       "propertyNames": _PROPERTY_NAME},
         "schema": {"type": "string"}, "self": {"type": "string"}, **_TIMESTAMPS,
     },
     "required": ["name"], "additionalProperties": False,
@@ -69,10 +81,10 @@ RESOURCE_TYPE_ASSOCIATION = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX,
-                 "description": "Resource type names should be aligned with Heat resource "
+                 "pattern": _PRINTABLE, "description": "Resource type names should be aligned with Heat resource "
                                 "types whenever possible."},
-        "prefix": {"type": "string", "maxLength": NAME_MAX},
-        "properties_target": {"type": "string", "maxLength": NAME_MAX},
+        "prefix": _text(NAME_MAX),
+        "properties_target": _text(NAME_MAX),
         **_TIMESTAMPS,
     },
     "required": ["name"], "additionalProperties": False,
@@ -81,13 +93,14 @@ NAMESPACE = {
     "type": "object",
     "properties": {
         "namespace": _NAME,
-        "display_name": {"type": "string", "maxLength": NAME_MAX},
-        "description": {"type": "string", "maxLength": 500},
+        "display_name": _text(NAME_MAX),
+        "description": _text(500),
         "visibility": {"type": "string", "enum": ["public", "private"]},
         "protected": {"type": "boolean"},
-        "owner": {"type": "string", "maxLength": 255},
+        "owner": _text(255, minLength=1),
         "resource_type_associations": {"type": "array", "items": RESOURCE_TYPE_ASSOCIATION},
-        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY},
+        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY,
+                       "propertyNames": _PROPERTY_NAME},
         "objects": {"type": "array", "items": OBJECT},
         "tags": {"type": "array", "items": TAG},
         "schema": {"type": "string"}, "self": {"type": "string"}, **_TIMESTAMPS,
@@ -97,8 +110,8 @@ NAMESPACE = {
 TASK_INPUT = {
     "type": "object",
     "properties": {
-        "import_from": {"type": "string", "minLength": 1, "maxLength": 2048},
-        "import_from_format": {"type": "string", "maxLength": 32},
+        "import_from": _text(2048, minLength=1),
+        "import_from_format": _text(32),
         "image_properties": {"type": "object"},
     },
     "required": ["import_from", "import_from_format", "image_properties"],
@@ -151,7 +164,8 @@ def _collection(name: str, item_name: str, item: dict, extra: dict | None = None
 def served() -> dict[str, dict]:
     """Every schema by its path under /v2/schemas/."""
     properties = {"name": "properties", "properties": {
-        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY},
+        "properties": {"type": "object", "additionalProperties": NESTED_PROPERTY,
+                       "propertyNames": _PROPERTY_NAME},
         "schema": {"type": "string"}}}
     return {
         "metadefs/namespace": _named("namespace", NAMESPACE),
