@@ -109,6 +109,9 @@ class Settings:
     # above it is a 400), so a request's work stays bounded even under unlimited quotas.
     max_servers_per_request: int = 100
     image_dir: str = ""  # empty: <data_dir>/images
+    # URL prefixes an image `import` task may fetch from (server-side request forgery guard);
+    # empty: none, every such task fails without fetching (docs/configuration.md).
+    image_import_allowed_url_prefixes: list[str] = field(default_factory=list)
     # Request limits at the API edge (docs/security.md, "Request limits"); 0 turns one off.
     max_json_body_size: int = 1048576  # bytes of any body but image data; larger: 413
     image_size_cap: int = 1099511627776  # bytes of one image's data (Glance's name); larger: 413

@@ -36,6 +36,14 @@ from cirrus.db.models.identity import (
     User,
 )
 from cirrus.db.models.images import Image, ImageMember
+from cirrus.db.models.metadefs import (
+    ImageTask,
+    MetadefNamespace,
+    MetadefObject,
+    MetadefProperty,
+    MetadefResourceTypeAssociation,
+    MetadefTag,
+)
 from cirrus.db.models.migrations import Migration
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
@@ -55,4 +63,6 @@ __all__ = [
     "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
     "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
     "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
+    "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
+    "MetadefResourceTypeAssociation", "ImageTask",
 ]
