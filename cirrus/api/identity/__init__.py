@@ -15,7 +15,10 @@ from cirrus.api.framework import make_routes
 
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
 MODULES = ("versions", "tokens", "catalog", "domains", "projects", "users", "roles",
-           "assignments")
+           "assignments",
+           "credentials",
+           "policies",
+           "domain_config")
 
 
 def routes() -> list[Route]:

@@ -17,6 +17,12 @@ from cirrus.db.models.compute import (
     Service,
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
+from cirrus.db.models.identity_extra import (
+    Credential,
+    DomainConfigOption,
+    OAuthConsumer,
+    Policy,
+)
 from cirrus.db.models.images import Image, ImageMember
 from cirrus.db.models.network import (
     AutoAllocatedNetwork,
@@ -29,7 +35,8 @@ from cirrus.db.models.network import (
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
-    "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
+    "Role", "RoleAssignment", "TokenRevocation", "Credential", "DomainConfigOption", "OAuthConsumer",
+    "Policy", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"
