@@ -31,13 +31,13 @@ def test_default_config_groups_and_options(api: TestClient, admin: Caller) -> No
     config = api.get(f"{V3}/domains/config/default", headers=admin.headers).json()["config"]
     assert config["identity"] == {"driver": "sql", "list_limit": None}
     assert "password" not in config["ldap"] and config["ldap"]["url"] == "ldap://localhost"
-    group = api.get(f"{V3}/domains/config/default/ldap", headers=admin.headers).json()
+    group = api.get(f"{V3}/domains/config/ldap/default", headers=admin.headers).json()
     assert group == {"config": {"ldap": config["ldap"]}}
     for option in config["ldap"]:
-        r = api.get(f"{V3}/domains/config/default/ldap/{option}", headers=admin.headers)
+        r = api.get(f"{V3}/domains/config/ldap/{option}/default", headers=admin.headers)
         assert r.json() == {"config": {option: config["ldap"][option]}}
-    error(api.get(f"{V3}/domains/config/default/nope", headers=admin.headers), 404)
-    error(api.get(f"{V3}/domains/config/default/ldap/nope", headers=admin.headers), 404)
+    error(api.get(f"{V3}/domains/config/nope/default", headers=admin.headers), 404)
+    error(api.get(f"{V3}/domains/config/ldap/nope/default", headers=admin.headers), 404)
 
 
 def test_put_get_patch_delete(api: TestClient, admin: Caller, domain: str) -> None:
@@ -84,8 +84,8 @@ def test_domain_config_is_admin_only(api: TestClient, admin: Caller, domain: str
     api.put(url(domain), json={"config": CONFIG}, headers=admin.headers)
     h = caller.headers
     error(api.get(f"{V3}/domains/config/default", headers=h), 403)
-    error(api.get(f"{V3}/domains/config/default/ldap", headers=h), 403)
-    error(api.get(f"{V3}/domains/config/default/ldap/url", headers=h), 403)
+    error(api.get(f"{V3}/domains/config/ldap/default", headers=h), 403)
+    error(api.get(f"{V3}/domains/config/ldap/url/default", headers=h), 403)
     error(api.put(url(domain), json={"config": CONFIG}, headers=h), 403)
     for parts, body in (((), {"config": CONFIG}),
                         (("ldap",), {"config": {"ldap": {"url": "x"}}}),

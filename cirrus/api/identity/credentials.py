@@ -53,6 +53,7 @@ def list_credentials(req: ApiRequest) -> dict:
 
 def create_credential(req: ApiRequest) -> Reply:
     fields = _body(req, schemas.credential_create)["credential"]
+    schemas.fits(fields, "blob", schemas.BLOB_BYTES)
     owner = _owner(req)
     if owner is not None and fields["user_id"] != owner:
         raise _deny("create_credential")
@@ -70,6 +71,7 @@ def show_credential(req: ApiRequest, credential_id: str) -> dict:
 
 def update_credential(req: ApiRequest, credential_id: str) -> dict:
     fields = _body(req, schemas.credential_update)["credential"]
+    schemas.fits(fields, "blob", schemas.BLOB_BYTES)
     owner, settings = _owner(req), req.cloud.settings
     if owner is not None and fields.get("user_id", owner) != owner:
         raise _deny("update_credential")

@@ -1,5 +1,5 @@
 """Domain configuration (/v3/domains/{id}/config[/{group}[/{option}]] and
-/v3/domains/config/default[/{group}[/{option}]]): admin only. Stored, not acted on: Cirrus has
+/v3/domains/config[/{group}[/{option}]]/default): admin only. Stored, not acted on: Cirrus has
 no LDAP identity backend (cirrus/identity/service/domain_config.py)."""
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ def delete_option(req: ApiRequest, domain_id: str, group: str, option: str) -> N
 _D = "/v3/domains/{domain_id}/config"
 ROUTES: list = [
     ("GET", "/v3/domains/config/default", show_default),
-    ("GET", "/v3/domains/config/default/{group}", show_default_group),
-    ("GET", "/v3/domains/config/default/{group}/{option}", show_default_option),
+    # Keystone's spelling: the group (and option) before "default"
+    ("GET", "/v3/domains/config/{group}/default", show_default_group),
+    ("GET", "/v3/domains/config/{group}/{option}/default", show_default_option),
     ("PUT", _D, put_config),
     ("GET", _D, show_config),
     ("PATCH", _D, update_config),

@@ -18,6 +18,8 @@ from cirrus.identity.service import oauth, policies
 def _body(req: ApiRequest, schema: dict, key: str) -> dict:
     body = req.json
     validate(schema, schemas.redacted(body))
+    for name in ("blob", "description"):
+        schemas.fits(body[key], name, schemas.TEXT_BYTES)
     return body[key]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.identity.schemas import id_string, nullable_id
+from cirrus.errors import BadRequest
 
 SECRET_KEYS = frozenset({"blob", "secret", "password"})
 
@@ -29,7 +30,11 @@ def redacted(body: Any) -> Any:
 
 
 _type = {"type": "string", "minLength": 1, "maxLength": 255}
-_blob = {"type": "string", "minLength": 1, "maxLength": 65535}
+# A sealed blob must fit a TEXT column (64 KiB on MariaDB): 32 KiB of UTF-8 at most (checked
+# in bytes by fits() too, since a character may take 4).
+BLOB_BYTES = 32768
+TEXT_BYTES = 65535
+_blob = {"type": "string", "minLength": 1, "maxLength": BLOB_BYTES}
 
 credential_create = {
     "type": "object", "required": ["credential"], "additionalProperties": False,
@@ -51,7 +56,7 @@ ec2_create = {
     "type": "object", "required": ["tenant_id"],
     "properties": {"tenant_id": id_string, "trust_id": {"type": ["string", "null"]}},
 }
-_description = {"type": ["string", "null"], "maxLength": 65535}
+_description = {"type": ["string", "null"], "maxLength": TEXT_BYTES}
 consumer_create = {
     "type": "object", "required": ["consumer"], "additionalProperties": False,
     "properties": {"consumer": {
@@ -68,14 +73,14 @@ policy_create = {
     "type": "object", "required": ["policy"], "additionalProperties": False,
     "properties": {"policy": {
         "type": "object", "required": ["blob", "type"],
-        "properties": {"blob": _blob, "type": _type},
+        "properties": {"blob": {**_blob, "maxLength": TEXT_BYTES}, "type": _type},
     }},
 }
 policy_update = {
     "type": "object", "required": ["policy"], "additionalProperties": False,
     "properties": {"policy": {
         "type": "object", "minProperties": 1,
-        "properties": {"blob": _blob, "type": _type},
+        "properties": {"blob": {**_blob, "maxLength": TEXT_BYTES}, "type": _type},
     }},
 }
 _value = {"type": ["string", "integer", "number", "boolean", "null", "array"],
@@ -91,3 +96,11 @@ domain_config_option = {
     "properties": {"config": {"type": "object", "minProperties": 1, "maxProperties": 1,
                               "additionalProperties": _value}},
 }
+
+
+def fits(fields: dict, name: str, limit: int) -> None:
+    """400 naming `name` when its UTF-8 form is longer than `limit` bytes."""
+    value = fields.get(name)
+    if isinstance(value, str) and len(value.encode()) > limit:
+        raise BadRequest(f"Invalid input for field/attribute {name}: longer than {limit} "
+                         "bytes.")
