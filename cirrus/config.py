@@ -83,6 +83,9 @@ class Settings:
     # Fernet keys sealing a build's admin password and injected files (docs/security.md);
     # the same file on every API and agent host. Empty: <data_dir>/keys/build-secrets.key
     build_secrets_key_file: str = ""
+    # Fernet keys sealing Keystone credential blobs and sensitive domain-config options
+    # (docs/security.md, "Identity secrets"). Empty: <data_dir>/keys/credentials.key
+    credential_key_file: str = ""
     task_timeout: float = 600.0  # seconds before any other task state is cleared
     # Seconds a SHELVED server keeps its host before it is offloaded (Nova's name);
     # 0: at once, -1: never (only an admin's shelveOffload frees the host).

@@ -35,6 +35,12 @@ from cirrus.db.models.identity import (
     TokenRevocation,
     User,
 )
+from cirrus.db.models.identity_extra import (
+    Credential,
+    DomainConfigOption,
+    OAuthConsumer,
+    Policy,
+)
 from cirrus.db.models.images import Image, ImageMember
 from cirrus.db.models.metadefs import (
     ImageTask,
@@ -57,8 +63,8 @@ from cirrus.db.models.network import (
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
     "Role", "RoleAssignment", "Group", "GroupMembership", "ImpliedRole",
-    "InheritedRoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor",
-    "FlavorProject", "KeyPair",
+    "InheritedRoleAssignment", "TokenRevocation", "Credential", "DomainConfigOption",
+    "OAuthConsumer", "Policy", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
     "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
     "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
