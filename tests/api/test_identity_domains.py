@@ -128,11 +128,12 @@ def test_domain_scoped_admin_token_and_domain_grants(api: TestClient, admin: Cal
     assert r.status_code == 201, r.text
     token = r.json()["token"]
     assert token["domain"] == {"id": acme["id"], "name": "Acme"}
-    assert {x["name"] for x in token["roles"]} == {"admin", "member", "reader"}
+    assert {x["name"] for x in token["roles"]} == {"admin", "manager", "member", "reader"}
     assert "project" not in token and token["catalog"]
     found = api.get(f"{V3}/role_assignments?scope.domain.id={acme['id']}&effective",
                     headers=admin.headers).json()["role_assignments"]
-    assert {a["role"]["id"] for a in found} == {admin_role, role_id(api, admin, "member"),
+    assert {a["role"]["id"] for a in found} == {admin_role, role_id(api, admin, "manager"),
+                                                role_id(api, admin, "member"),
                                                 role_id(api, admin, "reader")}
 
 

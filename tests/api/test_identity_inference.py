@@ -28,7 +28,7 @@ def test_bootstrap_stores_the_default_inference_rules(api: TestClient, admin: Ca
     rules = api.get(f"{V3}/role_inferences", headers=admin.headers).json()
     pairs = {(r["prior_role"]["name"], i["name"]) for r in rules["role_inferences"]
              for i in r["implies"]}
-    assert pairs == {("admin", "member"), ("member", "reader")}
+    assert pairs == {("admin", "manager"), ("manager", "member"), ("member", "reader")}
     assert rules["links"]["self"] == f"{PUBLIC}{V3}/role_inferences"
 
 
@@ -133,7 +133,7 @@ def test_system_scoped_token(api: TestClient, admin: Caller, member: Caller) -> 
     assert r.status_code == 201, r.text
     token = r.json()["token"]
     assert token["system"] == {"all": True}
-    assert {x["name"] for x in token["roles"]} == {"admin", "member", "reader"}
+    assert {x["name"] for x in token["roles"]} == {"admin", "manager", "member", "reader"}
     assert "project" not in token and "domain" not in token and token["catalog"]
     system_token = r.headers["X-Subject-Token"]
     h = {"X-Auth-Token": system_token}
