@@ -93,3 +93,14 @@ def get_task(db: Database, ctx: RequestContext, task_id: str) -> ImageTask:
         if task is None or not (ctx.is_admin or task.owner == ctx.project_id):
             raise NotFound(f"Task with the given ID {task_id} was not found")
         return task
+
+
+def tasks_of_image(db: Database, ctx: RequestContext, image_id: str) -> list[ImageTask]:
+    """The tasks that made or import into an image (Glance 2.12's image tasks), oldest first.
+    No task here ever produces an image yet (imports from URLs are not fetched), so an
+    image's list is empty unless a task result names it."""
+    with db.reader() as s:
+        query = select(ImageTask).order_by(ImageTask.created_at, ImageTask.id)
+        if not ctx.is_admin:
+            query = query.where(ImageTask.owner == ctx.project_id)
+        return [t for t in s.scalars(query) if (t.result or {}).get("image_id") == image_id]

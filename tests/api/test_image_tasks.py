@@ -132,3 +132,27 @@ def test_unknown_task_and_bad_list_query(api, admin):
                          ("sort_key=id", "sort_key"), ("marker=nope", "")):
         r = api.get(f"{TASKS}?{query}", headers=admin.headers)
         assert r.status_code in (400, 404) and field in r.text, query
+
+
+def test_an_images_tasks_are_listed_for_whoever_sees_the_image(api, admin, member, reader,
+                                                              other_member, cloud):
+    r = api.post("/image/v2/images", headers=member.headers,
+                 json={"name": "own", "disk_format": "raw", "container_format": "bare"})
+    image_id = r.json()["id"]
+    url = f"/image/v2/images/{image_id}/tasks"
+    for caller in (member, reader, admin):
+        r = api.get(url, headers=caller.headers)
+        assert r.status_code == 200 and r.json() == {"tasks": []}, r.text
+    assert api.get(url, headers=other_member.headers).status_code == 404
+    assert api.get("/image/v2/images/no-such-image/tasks", headers=admin.headers).status_code == 404
+
+    def linked(s):  # a task whose result names the image (what a finished import records)
+        s.add(ImageTask(id="5e6c0d2a-0d1e-4a57-9a43-6f3b1f6a1c2e", type="import",
+                        status="success", owner=admin.project_id, input={},
+                        result={"image_id": image_id}, message=""))
+
+    cloud.db.run(linked)
+    tasks = api.get(url, headers=admin.headers).json()["tasks"]
+    assert [(t["id"], t["image_id"]) for t in tasks] == [
+        ("5e6c0d2a-0d1e-4a57-9a43-6f3b1f6a1c2e", image_id)]
+    assert api.get(url, headers=member.headers).json() == {"tasks": []}  # another owner's task

@@ -10,8 +10,8 @@ from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.image import metadef_schemas
 from cirrus.api.image.metadefs import _limit, isotime, json_body
 from cirrus.errors import BadRequest
-from cirrus.identity.policy import ADMIN, authorize
-from cirrus.storage import image_tasks
+from cirrus.identity.policy import ADMIN, READ, authorize
+from cirrus.storage import image_tasks, images
 
 STATUSES = ("pending", "processing", "success", "failure")
 _SCHEMAS = metadef_schemas.served()
@@ -76,7 +76,16 @@ def tasks_schema(req: ApiRequest) -> dict:
     return _SCHEMAS["tasks"]
 
 
+def image_tasks_of(req: ApiRequest, image_id: str) -> dict:
+    """GET /v2/images/{image_id}/tasks: the tasks behind an image the caller can see."""
+    authorize(req.ctx, READ, "get_image")
+    images.get_image(req.cloud.db, req.ctx, image_id)  # 404 unless visible to the caller
+    tasks = image_tasks.tasks_of_image(req.cloud.db, req.ctx, image_id)
+    return {"tasks": [{**task_view(t), "image_id": image_id} for t in tasks]}
+
+
 ROUTES: list = [
+    ("GET", "/v2/images/{image_id}/tasks", image_tasks_of),
     ("GET", "/v2/tasks", list_tasks),
     ("POST", "/v2/tasks", create_task),
     ("GET", "/v2/tasks/{task_id}", show_task),
