@@ -175,5 +175,7 @@ def test_server_groups_add_and_remove(api, cloud, member, reader, other_member):
     assert api.post(action, headers=h(member),
                     json={"removeSecurityGroup": {"name": "default"}}).status_code == 202
     assert names() == []
+    shown = api.get(f"/compute/v2.1/servers/{server_id}", headers=h(member)).json()["server"]
+    assert "security_groups" not in shown  # Nova leaves the key out when there are none
     assert api.post(action, headers=h(member), json={"addSecurityGroup": {}}).status_code == 400
     assert api.get(url, headers=h(other_member)).status_code == 404

@@ -168,7 +168,7 @@ def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | Non
         "os-extended-volumes:volumes_attached": [],
         "config_drive": inst.config_drive or "",
     }
-    if not inst.deleted:
+    if not inst.deleted and inst.security_groups != []:  # none left: no key, as in Nova
         view["security_groups"] = [{"name": n} for n in (inst.security_groups or ["default"])]
     if req.ctx.is_admin:
         view["OS-EXT-SRV-ATTR:host"] = inst.host
