@@ -101,7 +101,11 @@ def revoke_role(s: Session, target_type: str, target_id: str, user_id: str,
         raise _assignment_not_found(role_id, user_id, target_id)
     s.delete(grant)
     users = member_ids(s, [user_id]) if actor_type == "group" else [user_id]
-    return [(u, target_id if target_type == "project" else None) for u in users]
+    # Only the tokens scoped to that project or domain carried the role (Keystone revokes by
+    # grant): a domain grant's removal leaves the user's project tokens alone. A system
+    # grant's removal revokes all of them (system tokens name no project or domain).
+    scope = target_id if target_type in ("project", "domain") else None
+    return [(u, scope) for u in users]
 
 
 @dataclass

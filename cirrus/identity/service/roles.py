@@ -90,5 +90,7 @@ def delete_role(s: Session, role_id: str) -> list[Revocation]:
                      .where(RoleAssignment.role_id == role.id)).all()
     s.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role.id))
     s.delete(role)
-    return sorted({(r.actor_id, r.target_id if r.target_type == "project" else None)
+    # The tokens scoped where the role was held (a project or a domain), as Keystone; a
+    # system role's: all of the holder's tokens.
+    return sorted({(r.actor_id, r.target_id if r.target_type in ("project", "domain") else None)
                    for r in rows}, key=lambda r: (r[0], r[1] or ""))
