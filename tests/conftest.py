@@ -43,10 +43,11 @@ def settings(tmp_path) -> Iterator[Settings]:
 
 
 # Under pytest-xdist with `--dist loadgroup` (as .ci/run runs the whole suite, `-n 2`), the
-# tests that start processes, guests or servers of their own run one after another on one
-# worker, as they were written to; the rest (unit, API, security: each on its own database
-# and in-process cloud) are shared out between the workers.
-SERIAL_DIRS = ("e2e", "virt", "guest", "multiproc", "faults")
+# tests that start processes, guests or servers of their own (and the security tests, some of
+# which cut brokers and time shutdowns) run one after another on one worker, as they were
+# written to; the rest (unit and API: each on its own database and in-process cloud) are
+# shared out between the workers.
+SERIAL_DIRS = ("e2e", "virt", "guest", "multiproc", "faults", "security")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -245,7 +245,7 @@ class Deployment:
             if service.port is not None and service.proc is not None:
                 wait_until_answering(service.proc, f"http://127.0.0.1:{service.port}/identity/v3",
                                      timeout)
-        expected = {("cirrus-agent", host) for host in self.agent_hosts
+        expected = {("nova-compute", host) for host in self.agent_hosts
                     if self.services[f"agent-{host.split('-')[1]}"].proc is not None}
         wait_for(lambda: expected <= self.services_up(), timeout, "every agent up")
 

@@ -77,19 +77,26 @@ def test_forced_host_must_be_a_compute_host(api, cloud, admin, flavor, image):
     assert server_count(cloud) == 0
 
 
-def test_host_fields_in_the_body_are_refused_below_2_74(api, cloud, callers, flavor, image):
-    # Nova takes `host` and `hypervisor_hostname` from 2.74 (admins only); Cirrus serves up to
-    # 2.60, where they are unknown fields: 400 for every caller that may create, 406 at 2.74.
+def test_host_fields_in_the_body_are_refused_below_2_74_and_admin_only_from_it(
+        api, cloud, callers, flavor, image):
+    # Nova takes `host` and `hypervisor_hostname` from 2.74, admins only: before it they are
+    # unknown fields (400 for every caller that may create); from it a non-admin gets 403.
     for who in ("admin", "member", "other_member"):
         for field in ("host", "hypervisor_hostname"):
             r = post_server(api, callers[who], flavor, image, **{field: "fake-1"})
             assert r.status_code == 400, (who, field, r.text)
+    assert server_count(cloud) == 0
+    for who in ("member", "other_member"):
+        for field in ("host", "hypervisor_hostname"):
             r = post_server(api, callers[who], flavor, image, microversion="2.74",
                             **{field: "fake-1"})
-            assert r.status_code == 406, (who, field, r.text)
+            assert r.status_code == 403, (who, field, r.text)
     r = post_server(api, callers["reader"], flavor, image, host="fake-1")
     assert r.status_code in (400, 403)
     assert server_count(cloud) == 0
+    r = post_server(api, callers["admin"], flavor, image, microversion="2.74", host="fake-1")
+    assert r.status_code == 202, r.text
+    assert server_count(cloud) == 1
 
 
 # ---------------------------------------------------------------- availability zones
