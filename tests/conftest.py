@@ -42,22 +42,6 @@ def settings(tmp_path) -> Iterator[Settings]:
         yield make_settings(tmp_path, database_url=url)
 
 
-# Under pytest-xdist with `--dist loadgroup` (as .ci/run runs the whole suite, `-n 2`), the
-# tests that start processes, guests or servers of their own (and the security tests, some of
-# which cut brokers and time shutdowns) run one after another on one worker, as they were
-# written to; the rest (unit and API: each on its own database and in-process cloud) are
-# shared out between the workers.
-SERIAL_DIRS = ("e2e", "virt", "guest", "multiproc", "faults", "security")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tests_dir = os.path.dirname(__file__)
-    for item in items:
-        relative = os.path.relpath(str(item.path), tests_dir)
-        if relative.split(os.sep, 1)[0] in SERIAL_DIRS:
-            item.add_marker(pytest.mark.xdist_group("serial"))
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop the server databases the `settings` fixture kept for reuse."""
     import sys
