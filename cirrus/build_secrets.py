@@ -73,10 +73,14 @@ def key_file(settings: KeySettings) -> Path:
 
 
 def ensure_key(settings: KeySettings) -> Path:
-    """The key file, made (one new key, 0600 in a 0700 directory) if it does not exist. Two
+    """The key file, made (one new key, 0600 in a 0700 directory) if it does not exist."""
+    return create_key_file(key_file(settings), "build secrets")
+
+
+def create_key_file(path: Path, what: str) -> Path:
+    """`path`, made with one new Fernet key (0600, in a 0700 directory) unless it exists. Two
     processes starting together make one key: the file appears whole, and the loser of the
-    race uses the winner's."""
-    path = key_file(settings)
+    race uses the winner's. Shared with identity/secrets.py."""
     if path.exists():
         return path
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -84,7 +88,7 @@ def ensure_key(settings: KeySettings) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write("# Cirrus build secrets keys (docs/security.md): the first seals, all open\n")
+            fh.write(f"# Cirrus {what} keys (docs/security.md): the first seals, all open\n")
             fh.write(Fernet.generate_key().decode() + "\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -106,6 +110,13 @@ def read_keys(path: Path) -> list[bytes]:
         raise BuildSecretsError(
             f"build secrets key file {path} is missing: every API and agent host of a "
             "deployment needs the same one (docs/deployment.md)") from exc
+    return parse_keys(path, text, "build secrets", BuildSecretsError)
+
+
+def parse_keys(path: Path, text: str, what: str, error: type[Exception]) -> list[bytes]:
+    """The Fernet keys of a key file's text, first the sealing one; `error` if there are none
+    or a line is not a key (naming the file and line, never a key). Shared with
+    identity/secrets.py."""
     keys = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -114,11 +125,11 @@ def read_keys(path: Path) -> list[bytes]:
         try:
             Fernet(line.encode())
         except (ValueError, binascii.Error) as exc:
-            raise BuildSecretsError(f"{path}, line {number}: not a Fernet key (32 bytes in "
-                                    "url-safe base64)") from exc
+            raise error(f"{path}, line {number}: not a Fernet key (32 bytes in "
+                        "url-safe base64)") from exc
         keys.append(line.encode())
     if not keys:
-        raise BuildSecretsError(f"build secrets key file {path} holds no key")
+        raise error(f"{what} key file {path} holds no key")
     return keys
 
 

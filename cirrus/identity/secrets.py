@@ -11,7 +11,6 @@ The first API to seal makes it (0600, in a 0700 directory).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import logging
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from cirrus.build_secrets import create_key_file, parse_keys
 
 log = logging.getLogger(__name__)
 
@@ -45,44 +46,12 @@ def key_file(settings: KeySettings) -> Path:
 
 
 def ensure_key(settings: KeySettings) -> Path:
-    """The key file, made (one new key, 0600 in a 0700 directory) if it does not exist; two
-    processes racing make one key (the file appears whole, the loser uses the winner's)."""
-    path = key_file(settings)
-    if path.exists():
-        return path
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("# Cirrus identity secrets keys (docs/security.md): the first seals, "
-                     "all open\n")
-            fh.write(Fernet.generate_key().decode() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """The key file, made (one new key, 0600 in a 0700 directory) if it does not exist."""
+    return create_key_file(key_file(settings), "identity secrets")
 
 
 def _read_keys(path: Path) -> list[bytes]:
-    keys = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            Fernet(line.encode())
-        except (ValueError, binascii.Error) as exc:
-            raise SecretsError(f"{path}, line {number}: not a Fernet key") from exc
-        keys.append(line.encode())
-    if not keys:
-        raise SecretsError(f"identity secrets key file {path} holds no key")
-    return keys
+    return parse_keys(path, path.read_text(), "identity secrets", SecretsError)
 
 
 _cache: dict[Path, tuple[tuple[int, int], MultiFernet, bytes]] = {}
