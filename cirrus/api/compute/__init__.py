@@ -11,7 +11,8 @@ from cirrus.api.framework import make_routes
 
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
 MODULES = ("versions", "flavors", "keypairs", "limits", "quotas", "hosts", "servers",
-           "server_actions", "instance_actions", "interfaces", "security_groups", "legacy")
+           "server_actions", "instance_actions", "interfaces", "security_groups", "legacy",
+           "audit", "diagnostics", "external_events")
 
 
 def routes() -> list[Route]:
