@@ -189,10 +189,12 @@ def test_external_events_service_role_and_forbidden(api, cloud, member, reader, 
     ({"events": [{"name": "network-changed"}]}, "server_uuid"),
     ({"events": [{"name": "network-changed", "server_uuid": str(uuidlib.UUID(int=1)),
                   "status": "x"}]}, "status"),
-    ({"events": [{"name": "volume-extended", "server_uuid": "u"}]}, "name"),  # 2.51+
+    ({"events": [{"name": "volume-extended", "server_uuid": str(uuidlib.UUID(int=1))}]},
+     "name"),
 ])
 def test_external_events_bad_input(api, admin, body, field):
-    r = api.post(f"{BASE}/os-server-external-events", json=body, headers=admin.compute())
+    # 2.50: volume-extended is not an event name yet.
+    r = api.post(f"{BASE}/os-server-external-events", json=body, headers=admin.compute("2.50"))
     assert r.status_code == 400, r.text
     assert field in r.json()["badRequest"]["message"]
 
