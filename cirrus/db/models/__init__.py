@@ -15,6 +15,7 @@ from cirrus.db.models.compute import (
     KeyPair,
     QuotaLimit,
     Service,
+    UserQuotaLimit,
 )
 from cirrus.db.models.identity import Domain, Project, Role, RoleAssignment, TokenRevocation, User
 from cirrus.db.models.images import Image, ImageMember
@@ -31,6 +32,6 @@ __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
     "Role", "RoleAssignment", "TokenRevocation", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
-    "InstanceActionEvent", "QuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
+    "InstanceActionEvent", "QuotaLimit", "UserQuotaLimit", "Network", "Subnet", "Port", "IPAllocation",
     "SecurityGroup", "AutoAllocatedNetwork"
 ]
