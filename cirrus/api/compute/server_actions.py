@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute import security_groups, server_actions_more
+from cirrus.api.compute import backup, security_groups, server_actions_more
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
@@ -90,6 +90,7 @@ ACTIONS = {
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
     **server_actions_more.ACTIONS,  # issue 13 (comp-a): rebuild, lock, pause, ...
+    **backup.ACTIONS,  # issue 13 (comp-x): createBackup
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
 }
