@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute import backup, security_groups, server_actions_more
+from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.framework import ApiRequest, Reply
