@@ -16,7 +16,8 @@ from cirrus.api.image.common import SERVICE
 from cirrus.api.image.data import _data_routes
 
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
-MODULES = ("versions", "images", "members", "imports", "info")
+MODULES = ("versions", "images", "members", "imports", "info",
+           "image_tasks")  # comp-x
 
 
 def routes() -> list[Route]:
