@@ -95,13 +95,3 @@ def test_v2_1_document_announces_the_range(api, path):
     assert doc["links"][0] == {"rel": "self", "href": "http://testserver/compute/v2.1/"}
     assert doc["media-types"] == [{"base": "application/json",
                                    "type": "application/vnd.openstack.compute+json;version=2.1"}]
-
-
-@pytest.mark.parametrize("path", ["/compute/v2", "/compute/v2/"])
-def test_v2_0_document_is_served_without_a_token(api, path):
-    """Tempest's test_get_version_details follows every listed version's self link."""
-    r = api.get(path)
-    assert r.status_code == 200
-    doc = r.json()["version"]
-    assert (doc["id"], doc["status"], doc["version"]) == ("v2.0", "SUPPORTED", "")
-    assert {"rel": "self", "href": "http://testserver/compute/v2/"} in doc["links"]

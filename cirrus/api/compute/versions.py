@@ -40,16 +40,6 @@ def _v2_0(req: ApiRequest) -> dict[str, Any]:
             "updated": V2_0_UPDATED, "links": [{"rel": "self", "href": f"{compute_root(req)}/v2/"}]}
 
 
-def show_v2_0(req: ApiRequest) -> dict:
-    """The v2.0 document: only described (clients go on to v2.1, the current one)."""
-    doc = _v2_0(req)
-    doc["links"].append({"rel": "describedby", "type": "text/html",
-                         "href": "http://docs.openstack.org/"})
-    doc["media-types"] = [{"base": "application/json",
-                           "type": "application/vnd.openstack.compute+json;version=2"}]
-    return {"version": doc}
-
-
 def list_versions(req: ApiRequest) -> dict:
     doc = _describe(req)
     doc["links"] = [{"rel": "self", "href": f"{api_root(req)}/"}]
@@ -69,8 +59,6 @@ def show_version(req: ApiRequest) -> dict:
 PUBLIC = {"auth": False, "inline": True}  # no I/O: served on the event loop
 ROUTES = [
     ("GET", "/", list_versions, PUBLIC),
-    ("GET", "/v2", show_v2_0, PUBLIC),
-    ("GET", "/v2/", show_v2_0, PUBLIC),
     ("GET", "/v2.1", show_version, PUBLIC),
     ("GET", "/v2.1/", show_version, PUBLIC),
 ]
