@@ -72,13 +72,10 @@ def test_unsupported_version_is_406_over_http(api, member):
     assert r.status_code == 400
 
 
-def test_root_lists_v2_0_then_v2_1_without_a_token(api):
+def test_root_lists_v2_1_without_a_token(api):
     r = api.get("/compute/")
     assert r.status_code == 200
     assert r.json() == {"versions": [{
-        "id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-        "updated": "2011-01-21T11:33:21Z",
-        "links": [{"rel": "self", "href": "http://testserver/compute/v2/"}]}, {
         "id": "v2.1", "status": "CURRENT", "version": "2.60", "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": "http://testserver/compute/v2.1/"}]}]}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from cirrus.api.compute import microversion
-from cirrus.api.compute.common import api_root, compute_root
+from cirrus.api.compute.common import api_root
 from cirrus.api.framework import ApiRequest
 
 UPDATED = "2013-07-23T11:33:21Z"
@@ -30,20 +30,10 @@ def _describe(req: ApiRequest) -> dict[str, Any]:
     }
 
 
-# Nova lists the legacy v2.0 first (no microversions, SUPPORTED); clients pick v2.1, the
-# CURRENT one, and Tempest checks the order.
-V2_0_UPDATED = "2011-01-21T11:33:21Z"
-
-
-def _v2_0(req: ApiRequest) -> dict[str, Any]:
-    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-            "updated": V2_0_UPDATED, "links": [{"rel": "self", "href": f"{compute_root(req)}/v2/"}]}
-
-
 def list_versions(req: ApiRequest) -> dict:
     doc = _describe(req)
     doc["links"] = [{"rel": "self", "href": f"{api_root(req)}/"}]
-    return {"versions": [_v2_0(req), doc]}
+    return {"versions": [doc]}
 
 
 def show_version(req: ApiRequest) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +14,6 @@ from cirrus.compute import server_ops, states
 if TYPE_CHECKING:
     from cirrus.db.models import Instance, InstanceFault
 
-
-
-def compressed_ipv6(address: str | None) -> str:
-    """An IPv6 address as Nova shows it (netaddr's compressed form: `::babe:dc0c:1602` for
-    `0000:...:babe:220.12.22.2`); anything unparsable as given."""
-    if not address:
-        return ""
-    try:
-        return ipaddress.IPv6Address(address).compressed
-    except ValueError:
-        return address
 
 def iso_z(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
@@ -134,7 +122,7 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses or {},
         "accessIPv4": inst.access_ip_v4 or "",
-        "accessIPv6": compressed_ipv6(inst.access_ip_v6),
+        "accessIPv6": inst.access_ip_v6 or "",
         "links": links(req, "servers", inst.uuid),
         "OS-DCF:diskConfig": "MANUAL",
     }
