@@ -297,12 +297,9 @@ class TokenProvider:
         self._refresh_revocations()
         if claims.audit_id in self._revoked_audit:
             return True
-        # A revocation names the scope it covers: a project, or a domain (a domain-scoped
-        # token carries its domain in project_domain_id and no project), or None: all.
-        scope = claims.project_id or claims.project_domain_id
         for project_id, before in self._revoked_users.get(claims.user_id, ()):
             # Whole seconds: MariaDB's DATETIME keeps no fractions (Keystone does the same).
-            if (project_id is None or project_id == scope) and int(
+            if (project_id is None or project_id == claims.project_id) and int(
                 claims.issued_at
             ) <= int(before):
                 return True
@@ -315,8 +312,7 @@ class TokenProvider:
         self._refresh_revocations(force=True)
 
     def revoke_user(self, user_id: str, project_id: str | None = None) -> None:
-        """Revoke every token of a user (optionally only those scoped to one project, or to
-        one domain: `project_id` is then the domain's id)."""
+        """Revoke every token of a user (optionally only those scoped to one project)."""
         now = utcnow()
         with self.db.writer() as s:
             s.add(TokenRevocation(user_id=user_id, project_id=project_id, issued_before=now,

@@ -68,9 +68,7 @@ def revoke_role(s: Session, target_type: str, target_id: str, user_id: str,
     if grant is None:
         raise _assignment_not_found(role_id, user_id, target_id)
     s.delete(grant)
-    # Only the tokens scoped to that project or domain carried the role (Keystone revokes by
-    # grant): a domain grant's removal leaves the user's project tokens alone.
-    return [(user_id, target_id)]
+    return [(user_id, target_id if target_type == "project" else None)]
 
 
 @dataclass

@@ -81,5 +81,5 @@ def delete_role(s: Session, role_id: str) -> list[Revocation]:
                      .where(RoleAssignment.role_id == role.id)).all()
     s.execute(delete(RoleAssignment).where(RoleAssignment.role_id == role.id))
     s.delete(role)
-    # The tokens scoped where the role was held (a project or a domain), as Keystone.
-    return sorted({(r.actor_id, r.target_id) for r in rows})
+    return sorted({(r.actor_id, r.target_id if r.target_type == "project" else None)
+                   for r in rows}, key=lambda r: (r[0], r[1] or ""))
