@@ -91,14 +91,3 @@ def test_backup_authorisation(api, admin, reader, other_member, server):
     r = backup(api, admin, sid)
     assert r.status_code == 202, r.text
     wait_for_image(api, admin, r.json()["image_id"], "active")
-
-
-def test_image_tasks_of_a_backup_are_none(api, member, other_member, server):
-    """Glance 2.12's GET /v2/images/{id}/tasks, which Tempest's backup test waits on."""
-    r = backup(api, member, server["id"])
-    image_id = r.json()["image_id"]
-    wait_for_image(api, member, image_id, "active")
-    got = api.get(f"/image/v2/images/{image_id}/tasks", headers=member.headers)
-    assert got.status_code == 200 and got.json() == {"tasks": []}
-    assert api.get(f"/image/v2/images/{image_id}/tasks",
-                   headers=other_member.headers).status_code == 404

@@ -16,8 +16,7 @@ from cirrus.api.image.common import SERVICE
 from cirrus.api.image.data import _data_routes
 
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
-MODULES = ("versions", "images", "members", "imports", "info",
-           "image_tasks")  # comp-x
+MODULES = ("versions", "images", "members", "imports", "info")
 
 
 def routes() -> list[Route]:
