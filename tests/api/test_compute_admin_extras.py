@@ -206,23 +206,3 @@ def test_external_events_match_tempest_schema(api, member, flavor, image):
     got = client.create_server_external_events(
         events=[{"name": "network-changed", "server_uuid": sid}])["events"][0]
     assert got["code"] == 200 and got["server_uuid"] == sid
-
-
-# ---------------------------------------------------------------- listing by tenant
-
-
-def test_admin_list_ignores_tenant_id_without_all_tenants(api, admin, member, flavor, image):
-    """Nova (lp:#1185290): tenant_id/project_id filter only with all_tenants; Tempest's
-    ServersAdminTestJSON.test_list_servers_by_admin_with_specified_tenant."""
-    sid = _server(api, member, flavor, image)
-
-    def ids(query):
-        r = api.get(f"{BASE}/servers/detail?{query}", headers=admin.compute())
-        assert r.status_code == 200, r.text
-        return [s["id"] for s in r.json()["servers"]]
-
-    assert sid not in ids(f"tenant_id={member.project_id}")
-    assert sid not in ids(f"project_id={member.project_id}")
-    assert sid in ids(f"all_tenants=&tenant_id={member.project_id}")
-    assert sid in ids(f"all_tenants=1&project_id={member.project_id}")
-    assert sid not in ids(f"all_tenants=&tenant_id={admin.project_id}")

@@ -160,9 +160,11 @@ def _filters(req: ApiRequest) -> instances.ListFilters:
             raise Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants "
                             "to be performed.")
         f.all_tenants = True
-    # Nova ignores project_id/tenant_id unless all_tenants is given (lp:#1185290): without
-    # it, even an admin lists its own project's servers.
-    f.project_id = (q.get("project_id") or q.get("tenant_id")) if f.all_tenants else None
+    f.project_id = q.get("project_id") or q.get("tenant_id")
+    if f.project_id and not req.ctx.is_admin:
+        f.project_id = None
+    elif f.project_id:
+        f.all_tenants = True
     f.name = q.get("name")
     status = q.get("status")
     if status:
