@@ -22,6 +22,7 @@ from cirrus.db.models.compute import (
     QuotaClassLimit,
     QuotaLimit,
     Service,
+    UserQuotaLimit,
 )
 from cirrus.db.models.identity import (
     Domain,
@@ -66,8 +67,8 @@ __all__ = [
     "InheritedRoleAssignment", "TokenRevocation", "Credential", "DomainConfigOption",
     "OAuthConsumer", "Policy", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
-    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
-    "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
+    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "UserQuotaLimit", "Network",
+    "Subnet", "Port", "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
     "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
