@@ -95,6 +95,7 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.ResizeResult(uuid=UUID, host="fake-1", task=states.RESIZE_MIGRATING,
                                 ok=False, error="boom", details="Traceback ...", power_state=1),
     compute_rpcapi.ResizeDecision(uuid=UUID),
+    agent_rpcapi.InstanceDiagnostics(uuid=UUID),  # issue 13
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -149,6 +150,7 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
                                     "task": states.RESIZE_REVERTING, "ok": True}),
     ("conductor", "confirm_resize", {"uuid": UUID}),
     ("conductor", "revert_resize", {"uuid": UUID}),
+    ("agent", "diagnostics", {"uuid": UUID}),  # issue 13: a new message, its first form
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),
