@@ -8,6 +8,9 @@ from cirrus.db.models.catalog import (
     CatalogEndpoint,
     CatalogRegion,
     CatalogService,
+    EndpointGroup,
+    ProjectEndpoint,
+    ProjectEndpointGroup,
 )
 from cirrus.db.models.compute import (
     Allocation,
@@ -70,6 +73,7 @@ __all__ = [
     "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "UserQuotaLimit", "Network",
     "Subnet", "Port", "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
     "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
+    "EndpointGroup", "ProjectEndpoint", "ProjectEndpointGroup",
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
 ]
