@@ -1,13 +1,13 @@
 """endpoint_groups, project_endpoint_groups, project_endpoints: Keystone's OS-EP-FILTER
 
-Revision ID: 0015_endpoint_groups
+Revision ID: 0011_endpoint_groups
 Revises: 0010_comp_x
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_endpoint_groups"
+revision = "0011_endpoint_groups"
 down_revision = "0010_comp_x"
 branch_labels = None
 depends_on = None
