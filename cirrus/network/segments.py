@@ -46,7 +46,7 @@ CANDIDATES = 32  # draw among this many free ids, so concurrent workers seldom c
 
 @dataclass(frozen=True)
 class Segment:
-    network_type: str
+    network_type: str | None
     physical_network: str | None = None
     segmentation_id: int | None = None
 
