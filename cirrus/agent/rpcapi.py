@@ -128,6 +128,18 @@ class ConsoleOutput(Payload):
     length: int | None = None
 
 
+# ---- multi-host L2 (issue 14, l2)
+@dataclass(frozen=True)
+class NetworkPeers(Payload):
+    """The other hosts of the agent's VXLAN networks (cirrus.network.l2pop): network id ->
+    [NetworkPeer.to_dict()]. Each listed network's forwarding database becomes exactly its
+    list; `full`: every network not listed has no peer (the whole state of the host, sent
+    when its agent starts and periodically)."""
+
+    networks: dict[str, list[dict[str, Any]]]
+    full: bool = False
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -142,6 +154,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
+    "update_network_peers": NetworkPeers,  # l2
 }
 
 
@@ -161,6 +174,7 @@ class AgentHandler(Protocol):
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
+    def update_network_peers(self, ctx: RequestContext, payload: NetworkPeers) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -245,6 +259,12 @@ class AgentAPI:
                 stopped: bool) -> None:
         self._cast(ctx, host, "rebuild",
                    RebuildInstance(spec=dict(spec), task=task, stopped=stopped))
+
+    def update_network_peers(self, ctx: RequestContext, host: str,
+                             networks: Mapping[str, list[dict[str, Any]]],
+                             full: bool = False) -> None:
+        self._cast(ctx, host, "update_network_peers",
+                   NetworkPeers(networks={k: list(v) for k, v in networks.items()}, full=full))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

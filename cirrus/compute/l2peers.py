@@ -1,0 +1,67 @@
+"""Telling agents who shares their VXLAN networks (issue 14, l2).
+
+The conductor sends each host its views (cirrus.network.l2pop) over the bus: of the
+networks a port was just bound to or unbound from (a build, an interface attach or detach,
+a delete), of all its networks when its agent starts (`full`), and of everything every
+`sync_interval` (`resync`), which also covers what changes outside these paths (a resize,
+an unshelve, a port deleted through the API). Messages are whole views, never differences,
+so one lost or reordered is mended by the next. Nothing here fails a workflow: a host that
+missed an update gets the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cirrus.agent.rpcapi import AgentAPI
+from cirrus.context import RequestContext
+from cirrus.db.engine import Database
+from cirrus.network import l2pop
+from cirrus.network.model import NetworkPeer
+
+log = logging.getLogger(__name__)
+
+
+def _wire(view: Mapping[str, list[NetworkPeer]]) -> dict[str, list[dict[str, Any]]]:
+    return {network_id: [peer.to_dict() for peer in peers] for network_id, peers in view.items()}
+
+
+def push_networks(db: Database, agents: AgentAPI, ctx: RequestContext,
+                  network_ids: Iterable[str]) -> None:
+    """Every host with a port on these networks gets its view of them."""
+    ids = sorted(set(network_ids))
+    if not ids:
+        return
+    try:
+        with db.reader() as s:
+            views = l2pop.views(s, ids)
+        for host, view in sorted(views.items()):
+            agents.update_network_peers(ctx, host, _wire(view))
+    except Exception:  # the periodic resync mends it
+        log.exception("sending the peers of networks %s failed", ", ".join(ids))
+
+
+def push_host(db: Database, agents: AgentAPI, ctx: RequestContext, host: str) -> None:
+    """The host's whole state: every VXLAN network it has a port on (its agent started)."""
+    try:
+        with db.reader() as s:
+            view = l2pop.host_view(s, host)
+        agents.update_network_peers(ctx, host, _wire(view), full=True)
+    except Exception:
+        log.exception("sending the network peers of %s failed", host)
+
+
+def resync(db: Database, agents: AgentAPI, ctx: RequestContext) -> int:
+    """Every host with a port on a VXLAN network gets its whole state; how many hosts."""
+    with db.reader() as s:
+        views = l2pop.views(s)
+    for host, view in sorted(views.items()):
+        agents.update_network_peers(ctx, host, _wire(view), full=True)
+    return len(views)
+
+
+def network_ids(nics: Iterable[Mapping[str, Any]] | None) -> list[str]:
+    """The networks of a NIC map's entries."""
+    return [nic["network_id"] for nic in nics or [] if nic.get("network_id")]
