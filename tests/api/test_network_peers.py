@@ -17,7 +17,7 @@ from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Instance, Port
 from cirrus.network import l2pop
 from cirrus.network.model import NetworkPeer
-from tests.api.network_helpers import NET, network, subnet
+from tests.api.network_helpers import network, subnet
 from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
 
 SERVERS = "/compute/v2.1/servers"
