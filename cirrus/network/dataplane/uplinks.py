@@ -50,7 +50,7 @@ def plan_uplink(nic: Nic, mappings: dict[str, str], local_ip: str) -> Uplink | N
     if kind in (FLAT, VLAN):
         interface = mappings.get(nic.physical_network or "")
         if interface is None:
-            log.warning("network %s: physical network %r is not in this host's "
+            log.info("network %s: physical network %r is not in this host's "
                         "physical_interface_mappings; its bridge has no uplink",
                         nic.network_id, nic.physical_network)
             return None
@@ -63,7 +63,7 @@ def plan_uplink(nic: Nic, mappings: dict[str, str], local_ip: str) -> Uplink | N
                       attributes={"IFLA_VLAN_ID": nic.segmentation_id})
     if kind == VXLAN:
         if not local_ip:
-            log.warning("network %s: this host has no overlay_local_ip; its vxlan network "
+            log.info("network %s: this host has no overlay_local_ip; its vxlan network "
                         "stays on the host", nic.network_id)
             return None
         assert nic.segmentation_id is not None
