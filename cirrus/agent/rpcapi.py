@@ -138,6 +138,9 @@ class NetworkPeers(Payload):
 
     networks: dict[str, list[dict[str, Any]]]
     full: bool = False
+    # When the sender read the views (time.time()): an agent ignores, per network, a view
+    # older than one it applied already (casts may arrive out of order).
+    taken_at: float | None = None
 
 
 MESSAGES: dict[str, type[Payload]] = {
@@ -262,9 +265,10 @@ class AgentAPI:
 
     def update_network_peers(self, ctx: RequestContext, host: str,
                              networks: Mapping[str, list[dict[str, Any]]],
-                             full: bool = False) -> None:
+                             full: bool = False, taken_at: float | None = None) -> None:
         self._cast(ctx, host, "update_network_peers",
-                   NetworkPeers(networks={k: list(v) for k, v in networks.items()}, full=full))
+                   NetworkPeers(networks={k: list(v) for k, v in networks.items()}, full=full,
+                                taken_at=taken_at))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

@@ -59,6 +59,8 @@ class Agent:
         self.nics = NicStore(Path(settings.data_dir) / "agents" / host / "nics.json")
         # The VXLAN peers last sent (network id -> [NetworkPeer dicts]), kept for a restart.
         self.peers = NicStore(Path(settings.data_dir) / "agents" / host / "peers.json")
+        self._peers_lock = threading.Lock()
+        self._peers_taken_at: dict[str, float] = {}  # network id -> its view applied last
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -167,15 +169,22 @@ class Agent:
         emptied. Kept on disk first, so a restart rebuilds the same."""
         request = rpcapi.NetworkPeers.coerce(payload)
         networks = {k: list(v) for k, v in request.networks.items()}
-        if request.full:
-            networks = {**{k: [] for k in self.peers.all()}, **networks}
-        for network_id, peers in networks.items():
-            self.peers.set(network_id, peers)
-            try:
-                self.dataplane.set_peers(network_id, _peers(peers))
-            except Exception:
-                log.exception("updating the peers of network %s on %s failed", network_id,
-                              self.host)
+        taken_at = request.taken_at
+        with self._peers_lock:
+            if request.full:
+                networks = {**{k: [] for k in self.peers.all()}, **networks}
+            if taken_at is not None:  # an older view than one applied: out of order, dropped
+                networks = {k: v for k, v in networks.items()
+                            if self._peers_taken_at.get(k, 0.0) <= taken_at}
+            for network_id, peers in networks.items():
+                if taken_at is not None:
+                    self._peers_taken_at[network_id] = taken_at
+                self.peers.set(network_id, peers)
+                try:
+                    self.dataplane.set_peers(network_id, _peers(peers))
+                except Exception:
+                    log.exception("updating the peers of network %s on %s failed", network_id,
+                                  self.host)
         log.info("network peers on %s: %d networks updated%s", self.host, len(networks),
                  " (full)" if request.full else "")
 

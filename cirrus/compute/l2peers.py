@@ -12,6 +12,7 @@ missed an update gets the next one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,10 +36,11 @@ def push_networks(db: Database, agents: AgentAPI, ctx: RequestContext,
     if not ids:
         return
     try:
+        taken_at = time.time()
         with db.reader() as s:
             views = l2pop.views(s, ids)
         for host, view in sorted(views.items()):
-            agents.update_network_peers(ctx, host, _wire(view))
+            agents.update_network_peers(ctx, host, _wire(view), taken_at=taken_at)
     except Exception:  # the periodic resync mends it
         log.exception("sending the peers of networks %s failed", ", ".join(ids))
 
@@ -46,19 +48,21 @@ def push_networks(db: Database, agents: AgentAPI, ctx: RequestContext,
 def push_host(db: Database, agents: AgentAPI, ctx: RequestContext, host: str) -> None:
     """The host's whole state: every VXLAN network it has a port on (its agent started)."""
     try:
+        taken_at = time.time()
         with db.reader() as s:
             view = l2pop.host_view(s, host)
-        agents.update_network_peers(ctx, host, _wire(view), full=True)
+        agents.update_network_peers(ctx, host, _wire(view), full=True, taken_at=taken_at)
     except Exception:
         log.exception("sending the network peers of %s failed", host)
 
 
 def resync(db: Database, agents: AgentAPI, ctx: RequestContext) -> int:
     """Every host with a port on a VXLAN network gets its whole state; how many hosts."""
+    taken_at = time.time()
     with db.reader() as s:
         views = l2pop.views(s)
     for host, view in sorted(views.items()):
-        agents.update_network_peers(ctx, host, _wire(view), full=True)
+        agents.update_network_peers(ctx, host, _wire(view), full=True, taken_at=taken_at)
     return len(views)
 
 

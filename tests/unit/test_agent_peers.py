@@ -93,3 +93,21 @@ def test_a_nic_of_before_network_types_reads_as_one_without_a_segment() -> None:
     nic = Nic.from_dict(old)
     assert (nic.network_type, nic.physical_network, nic.segmentation_id) == (None, None, None)
     assert Nic.from_dict(vxlan_nic().to_dict()) == vxlan_nic()
+
+
+def test_a_view_older_than_one_applied_is_dropped(tmp_path) -> None:
+    """Casts may arrive out of order: the view read later wins, per network."""
+    bus = LocalBus()
+    try:
+        agent = make_agent(tmp_path, bus)
+        ctx = RequestContext.admin()
+        newer = {"host": "host-c", "vtep": "192.0.2.3", "macs": []}
+        agent.update_network_peers(ctx, {"networks": {NET: [newer]}, "taken_at": 20.0})
+        agent.update_network_peers(ctx, {"networks": {NET: [PEER], "other": [PEER]},
+                                         "taken_at": 10.0})
+        assert agent.dataplane.peers[NET] == (NetworkPeer.from_dict(newer),)
+        assert agent.dataplane.peers["other"] == (NetworkPeer.from_dict(PEER),)  # first seen
+        agent.update_network_peers(ctx, {"networks": {NET: []}, "taken_at": 30.0})
+        assert agent.dataplane.peers[NET] == ()
+    finally:
+        bus.stop()

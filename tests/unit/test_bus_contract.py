@@ -76,7 +76,7 @@ SAMPLES: list[Payload] = [
                                overlay_ip="192.0.2.1"),
     agent_rpcapi.NetworkPeers(networks={"net-1": [{"host": "fake-2", "vtep": "192.0.2.2",
                                                    "macs": ["fa:16:3e:00:00:02"]}]},
-                              full=True),  # l2
+                              full=True, taken_at=1733480000.5),  # l2
     scheduler_rpcapi.SelectDestination(
         instance_uuid=UUID, vcpus=2, memory_mb=512, disk_gb=10, availability_zone="az1",
         exclude_hosts=("fake-2",), storage_pool="ssd", force_host="fake-1", force_node="fake-1",
