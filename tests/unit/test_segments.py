@@ -46,8 +46,35 @@ def test_concurrent_creates_never_share_a_vni(db_url, cloud_on):
             "error: Unable to create the network. No tenant network is available for "
             "allocation."] * (WORKERS - RANGE)
         with cloud.db.reader() as s:  # the refused creates left no network behind
-            assert s.scalar(select(func.count()).select_from(Network)) == RANGE
-            assert s.scalar(select(func.count()).select_from(SegmentAllocation)) == RANGE
+            assert s.scalar(select(func.count()).select_from(Network)
+                            .where(Network.provider_network_type == "vxlan")) == RANGE
+            assert s.scalar(select(func.count()).select_from(SegmentAllocation)
+                            .where(SegmentAllocation.network_type == "vxlan")) == RANGE
+
+
+def test_concurrent_admins_asking_for_one_vlan_get_it_once(db_url, cloud_on):
+    with cloud_on(db_url, roles=False) as cloud:
+        cloud.settings.network_vlan_ranges = ["physnet1"]
+        ctx = RequestContext(project_id=uuid.uuid4().hex, roles=["admin", "member", "reader"])
+        spec = {"name": "v", "provider_network_type": "vlan",
+                "provider_physical_network": "physnet1", "provider_segmentation_id": 5}
+
+        def create(_: int) -> str:
+            try:
+                return cloud.db.run(lambda s: networks.create_network(
+                    s, ctx, cloud.settings, dict(spec)).id)
+            except CirrusError as exc:
+                return f"error: {exc.message}"
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(create, range(8)))
+        errors = [r for r in results if r.startswith("error")]
+        assert len(errors) == 7 and set(errors) == {
+            "error: Unable to create the network. The VLAN 5 on physical network physnet1 is "
+            "in use."}, results
+        with cloud.db.reader() as s:  # (the module's database: count this test's only)
+            assert s.scalar(select(func.count()).select_from(Network)
+                            .where(Network.provider_network_type == "vlan")) == 1
 
 
 def test_ranges_and_mtus_from_settings():
