@@ -60,7 +60,7 @@ def test_admin_flat_network_once_per_physnet(api, admin, physnets):
     network(api, admin, **provider("flat", "public"))
 
 
-def test_flat_checks_speak_neutron(api, admin, physnets):
+def test_flat_checks_speak_neutron(api, cloud, admin, physnets):
     refused(api, admin, 400, "InvalidInput", "Invalid input for operation: physical_network "
             "required for flat provider network.", **provider("flat"))
     refused(api, admin, 400, "InvalidInput", "Invalid input for operation: physical_network "
@@ -69,6 +69,8 @@ def test_flat_checks_speak_neutron(api, admin, physnets):
             "specified for flat provider network.", **provider("flat", "public", 5))
     refused(api, admin, 400, "HTTPBadRequest", "Invalid input for mtu. Reason: Requested MTU "
             "is too big, maximum is 1500.", **provider("flat", "public", mtu=1501))
+    with cloud.db.reader() as s:  # the MTU is checked after the segment: rolled back
+        assert s.scalar(select(SegmentAllocation)) is None
 
 
 def test_admin_vlan_network_once_per_physnet_and_id(api, admin, physnets):
@@ -101,7 +103,7 @@ def test_vlan_without_id_comes_from_the_physnets_range(api, admin, physnets):
             "network is available for allocation.", **provider("vlan", "physnet1"))
 
 
-def test_vxlan_checks_speak_neutron(api, admin, member):
+def test_vxlan_checks_speak_neutron(api, cloud, admin, member):
     net = network(api, admin, **provider("vxlan", None, 5000))
     assert (net["provider:segmentation_id"], net["mtu"]) == (5000, 1450)
     refused(api, admin, 409, "TunnelIdInUse", "Unable to create the network. The tunnel ID 5000 "
@@ -116,7 +118,10 @@ def test_vxlan_checks_speak_neutron(api, admin, member):
     refused(api, admin, 400, "InvalidInput", "Invalid input for operation: network_type "
             "required.", **provider(None, None, 5))
     # A tenant allocation never takes an id an admin holds.
-    assert network(api, member)["mtu"] == 1450
+    cloud.settings.vxlan_vni_ranges = ["5000:5001"]
+    mine = network(api, member)
+    shown = api.get(f"{NET}/networks/{mine['id']}", headers=admin.headers).json()["network"]
+    assert shown["provider:segmentation_id"] == 5001
 
 
 def test_local_network_has_no_segment_and_jumbo_mtu(api, cloud, admin):
