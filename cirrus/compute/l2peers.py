@@ -46,12 +46,16 @@ def push_networks(db: Database, agents: AgentAPI, ctx: RequestContext,
 
 
 def push_host(db: Database, agents: AgentAPI, ctx: RequestContext, host: str) -> None:
-    """The host's whole state: every VXLAN network it has a port on (its agent started)."""
+    """The host's whole state: every VXLAN network it has a port on (its agent started);
+    and the other hosts of those networks their views of them (its VTEP may be new)."""
     try:
         taken_at = time.time()
         with db.reader() as s:
-            view = l2pop.host_view(s, host)
-        agents.update_network_peers(ctx, host, _wire(view), full=True, taken_at=taken_at)
+            views = l2pop.views(s, l2pop.host_networks(s, host))
+        agents.update_network_peers(ctx, host, _wire(views.pop(host, {})), full=True,
+                                    taken_at=taken_at)
+        for other, view in sorted(views.items()):
+            agents.update_network_peers(ctx, other, _wire(view), taken_at=taken_at)
     except Exception:
         log.exception("sending the network peers of %s failed", host)
 

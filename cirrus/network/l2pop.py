@@ -61,9 +61,14 @@ def views(s: Session, network_ids: Iterable[str] | None = None) -> Views:
     return dict(result)
 
 
+def host_networks(s: Session, host: str) -> list[str]:
+    """The vxlan networks a host has a port bound on."""
+    return list(s.scalars(
+        select(Port.network_id).join(Network, Network.id == Port.network_id)
+        .where(Port.binding_host_id == host, Network.provider_network_type == VXLAN)
+        .distinct()))
+
+
 def host_view(s: Session, host: str) -> dict[str, list[NetworkPeer]]:
     """One host's views of every vxlan network it has a port on (a full update)."""
-    mine = s.scalars(select(Port.network_id).join(Network, Network.id == Port.network_id)
-                     .where(Port.binding_host_id == host, Network.provider_network_type == VXLAN)
-                     .distinct())
-    return views(s, list(mine)).get(host, {})
+    return views(s, host_networks(s, host)).get(host, {})

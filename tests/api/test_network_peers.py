@@ -126,3 +126,20 @@ def _agents(cloud):
     from cirrus.agent.rpcapi import AgentAPI
 
     return AgentAPI(cloud.bus)
+
+
+def test_a_started_host_with_a_new_vtep_is_announced_to_its_peers(api, cloud, admin, member):
+    set_vteps(cloud)
+    net = network(api, member)
+    subnet(api, member, net["id"])
+    boot(api, cloud, admin, net["id"], "fake-1")
+    _, mac2 = boot(api, cloud, admin, net["id"], "fake-2")
+
+    def move(s):  # fake-2 came back with another underlay address (its first report)
+        s.scalar(select(ComputeNode).where(ComputeNode.host == "fake-2")).overlay_ip = \
+            "192.0.2.99"
+    cloud.db.run(move)
+    l2peers.push_host(cloud.db, _agents(cloud), RequestContext.admin(), "fake-2")
+    a1 = agent(cloud, "fake-1")
+    want = (NetworkPeer("fake-2", "192.0.2.99", (mac2,)),)
+    assert eventually(lambda: a1.dataplane.peers.get(net["id"]) == want), a1.dataplane.peers
