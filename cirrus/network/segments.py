@@ -80,6 +80,17 @@ def vlan_ranges(settings: Settings) -> dict[str, list[tuple[int, int]]]:
     return result
 
 
+def check_settings(settings: Settings) -> None:
+    """ValueError saying which l2 setting is wrong (a process refuses to start with it)."""
+    vni_ranges(settings)
+    vlan_ranges(settings)
+    unknown = set(settings.tenant_network_types) - {VXLAN, VLAN, LOCAL}
+    if unknown:
+        raise ValueError(f"tenant_network_types: {sorted(unknown)} (known: vxlan, vlan, local)")
+    if settings.default_network_mtu - VXLAN_OVERHEAD < 68:
+        raise ValueError("default_network_mtu: too small for a vxlan network")
+
+
 def max_mtu(settings: Settings, network_type: str | None) -> int:
     """The largest MTU a network of this type can carry: the physical networks' MTU
     (`default_network_mtu`, Neutron's global_physnet_mtu) less the overlay's overhead."""

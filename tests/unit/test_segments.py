@@ -90,3 +90,14 @@ def test_ranges_and_mtus_from_settings():
     with pytest.raises(ValueError, match="not within"):
         segments.vlan_ranges(Settings(network_vlan_ranges=["p:1:4095"]))
     assert segments._first_free([(1, 3), (7, 9)], {1, 2, 8}, 3) == [3, 7, 9]
+
+
+def test_bad_l2_settings_stop_a_process_from_starting(tmp_path):
+    from cirrus.runtime import Cloud, ConfigurationError
+
+    for bad, said in ((dict(vxlan_vni_ranges=["9:1"]), "vxlan_vni_ranges: '9:1'"),
+                      (dict(network_vlan_ranges=["p:1:x"]), "is not low:high"),
+                      (dict(tenant_network_types=["gre"]), "tenant_network_types"),
+                      (dict(default_network_mtu=100), "default_network_mtu")):
+        with pytest.raises(ConfigurationError, match=said):
+            Cloud(Settings(data_dir=tmp_path, **bad))
