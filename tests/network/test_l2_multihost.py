@@ -167,3 +167,23 @@ def test_a_physnet_this_host_does_not_map_leaves_the_bridge_without_uplink(fabri
     h1.dataplane.plug(lone)
     ports = [n for n, link in links(h1.ns).items() if link.get("master") == lone.bridge]
     assert ports == [lone.tap]
+
+
+def test_a_stale_vxlan_device_of_a_deleted_network_gives_its_vni_up(fabric):
+    """The kernel takes one VXLAN device per VNI: a device left by a network deleted while
+    the host was away must not stop the network that has its VNI now."""
+    h1 = fabric.hosts["h1"]
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    ip("-n", h1.ns, "link", "add", vxlan_name(old), "type", "vxlan", "id", "31", "local",
+       h1.vtep, "dstport", "4789")
+    h1.dataplane.plug(nic(new, 10, "vxlan", 31))
+    present = links(h1.ns)
+    assert vxlan_name(old) not in present
+    assert present[vxlan_name(new)]["linkinfo"]["info_data"]["id"] == 31
+    # One Cirrus did not make is left alone, and the plug says why it cannot go on.
+    other = str(uuid.uuid4())
+    ip("-n", h1.ns, "link", "add", "foreign0", "type", "vxlan", "id", "32", "local",
+       h1.vtep, "dstport", "4789")
+    with pytest.raises(RuntimeError, match="VNI 32 is taken on this host by foreign0"):
+        h1.dataplane.plug(nic(other, 11, "vxlan", 32))
+    assert "foreign0" in links(h1.ns)

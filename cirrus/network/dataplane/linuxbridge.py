@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 IFF_UP = 0x1
 BRIDGE_PREFIX = "brq"
 TAP_PREFIX = "tap"
+VXLAN_PREFIX = "vxl"
 ZERO_MAC = "00:00:00:00:00:00"  # a VXLAN FDB entry for broadcast, unknown unicast, multicast
 MADE_KINDS = ("vxlan", "vlan")  # uplinks Cirrus makes (and deletes); others are the host's
 
@@ -152,6 +153,8 @@ class LinuxBridgeDataplane(Dataplane):
                 raise RuntimeError(f"interface {uplink.name} (physical_interface_mappings) "
                                    "does not exist on this host")
             spec = dict(uplink.create)
+            if spec["kind"] == "vxlan":
+                self._remove_stale_vxlan(ipr, uplink.name, int(str(spec["vxlan_id"])))
             if "link" in spec:
                 parent = _get_link(ipr, str(spec["link"]))
                 if parent is None:
@@ -161,10 +164,25 @@ class LinuxBridgeDataplane(Dataplane):
             _create_link(ipr, ifname=uplink.name, mtu=mtu, **spec)
             log.info("created %s", " && ".join(ip_commands(uplink, bridge.get("ifname"), mtu)))
             link = _get_link(ipr, uplink.name)
-            assert link is not None
+            if link is None:
+                raise RuntimeError(f"could not create {uplink.name} ({uplink.kind})")
         if uplink.kind != FLAT:
             self._disable_ipv6(uplink.name)
         _converge(ipr, link, mtu=mtu if uplink.set_mtu else None, master=bridge)
+
+    def _remove_stale_vxlan(self, ipr: IPRoute, name: str, vni: int) -> None:
+        """The kernel allows one VXLAN device per VNI and port: one of Cirrus's with this
+        VNI under another name belongs to a network deleted while its host was away (a VNI
+        is one network's at a time), so it goes; anyone else's is an error worth saying."""
+        for link in ipr.get_links():
+            if (_kind(link) != "vxlan" or link.get("ifname") == name
+                    or link.get(("linkinfo", "data", "IFLA_VXLAN_ID")) != vni):
+                continue
+            if not str(link.get("ifname")).startswith(VXLAN_PREFIX):
+                raise RuntimeError(f"VNI {vni} is taken on this host by {link.get('ifname')}, "
+                                   "which Cirrus did not make")
+            _delete_link(ipr, link)
+            log.info("deleted %s: a stale VXLAN device with VNI %d", link.get("ifname"), vni)
 
     def _converge_fdb(self, ipr: IPRoute, network_id: str) -> None:
         """Make the VXLAN device's forwarding database exactly the peers' entries: stale
