@@ -2,9 +2,9 @@
 
 The conductor sends each host its views (cirrus.network.l2pop) over the bus: of the
 networks a port was just bound to or unbound from (a build, an interface attach or detach,
-a delete), of all its networks when its agent starts (`full`), and of everything every
-`sync_interval` (`resync`), which also covers what changes outside these paths (a resize,
-an unshelve, a port deleted through the API). Messages are whole views, never differences,
+a delete, a resize or its revert, a shelve offload, an unshelve), of all its networks when
+its agent starts (`full`), and of everything every `sync_interval` (`resync`), which also
+covers what changes outside these paths (a bound port deleted through the API). Messages are whole views, never differences,
 so one lost or reordered is mended by the next. Nothing here fails a workflow: a host that
 missed an update gets the next one.
 """
@@ -16,9 +16,12 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import select
+
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
+from cirrus.db.models import Instance
 from cirrus.network import l2pop
 from cirrus.network.model import NetworkPeer
 
@@ -68,6 +71,17 @@ def resync(db: Database, agents: AgentAPI, ctx: RequestContext) -> int:
     for host, view in sorted(views.items()):
         agents.update_network_peers(ctx, host, _wire(view), full=True, taken_at=taken_at)
     return len(views)
+
+
+def push_instance(db: Database, agents: AgentAPI, ctx: RequestContext, uuid: str) -> None:
+    """The networks of a server whose ports moved (a resize, a shelve or unshelve)."""
+    try:
+        with db.reader() as s:
+            nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid))
+    except Exception:
+        log.exception("reading the NICs of %s failed", uuid)
+        return
+    push_networks(db, agents, ctx, network_ids(nics))
 
 
 def network_ids(nics: Iterable[Mapping[str, Any]] | None) -> list[str]:

@@ -143,3 +143,19 @@ def test_a_started_host_with_a_new_vtep_is_announced_to_its_peers(api, cloud, ad
     a1 = agent(cloud, "fake-1")
     want = (NetworkPeer("fake-2", "192.0.2.99", (mac2,)),)
     assert eventually(lambda: a1.dataplane.peers.get(net["id"]) == want), a1.dataplane.peers
+
+
+def test_a_migrated_server_moves_its_ports_in_the_peers_views(api, cloud, admin, member):
+    set_vteps(cloud)
+    net = network(api, member)
+    subnet(api, member, net["id"])
+    boot(api, cloud, admin, net["id"], "fake-1")
+    moving, mac = boot(api, cloud, admin, net["id"], "fake-3")  # fake-3: no VTEP
+    a1 = agent(cloud, "fake-1")
+    assert eventually(lambda: a1.dataplane.peers.get(net["id"]) == ())
+    r = api.post(f"{SERVERS}/{moving}/action", json={"migrate": {"host": "fake-2"}},
+                 headers=admin.compute("2.56"))
+    assert r.status_code == 202, r.text
+    wait_for_status(api, admin.compute(), moving, "VERIFY_RESIZE")
+    want = (NetworkPeer("fake-2", "192.0.2.11", (mac,)),)
+    assert eventually(lambda: a1.dataplane.peers.get(net["id"]) == want), a1.dataplane.peers
