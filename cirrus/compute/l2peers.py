@@ -4,9 +4,10 @@ The conductor sends each host its views (cirrus.network.l2pop) over the bus: of 
 networks a port was just bound to or unbound from (a build, an interface attach or detach,
 a delete, a resize or its revert, a shelve offload, an unshelve), of all its networks when
 its agent starts (`full`), and of everything every `sync_interval` (`resync`), which also
-covers what changes outside these paths (a bound port deleted through the API). Messages are whole views, never differences,
-so one lost or reordered is mended by the next. Nothing here fails a workflow: a host that
-missed an update gets the next one.
+covers what changes outside these paths (a port bound by another service). Messages are
+whole views, never differences, so one lost is mended by the next, and the agent drops one
+read before a view it applied already. Nothing here fails a workflow: a host that missed an
+update gets the next one.
 """
 
 from __future__ import annotations
