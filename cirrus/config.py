@@ -130,6 +130,19 @@ class Settings:
     default_network_mtu: int = 1500
     auto_network_cidr: str = "10.0.0.0/24"  # each project's own `auto` network (isolated L2)
     auto_network_dns: list[str] = field(default_factory=list)
+    # ---- L2 network types and the host uplinks (issue 14, l2; docs/networking.md)
+    # What a member's network gets (the first type that has a free id); empty: no
+    # segment (a bridge with no uplink, as before network types).
+    tenant_network_types: list[str] = field(default_factory=lambda: ["vxlan"])
+    vxlan_vni_ranges: list[str] = field(default_factory=lambda: ["1:65535"])  # "low:high"
+    # Physical networks for vlan: "physnet" (provider networks only) or
+    # "physnet:low:high" (also a range for tenant vlan networks).
+    network_vlan_ranges: list[str] = field(default_factory=list)
+    flat_networks: list[str] = field(default_factory=lambda: ["*"])  # "*": any physnet
+    # Agent side: physnet -> interface of this host ("physnet1=eth1" in the environment),
+    # and this host's VTEP address on the overlay underlay (empty: no vxlan here).
+    physical_interface_mappings: dict[str, str] = field(default_factory=dict)
+    overlay_local_ip: str = ""
     quota_network: int = 100
     quota_subnet: int = 100
     quota_port: int = 500

@@ -80,6 +80,12 @@ def make_bus(settings: Settings) -> Bus:
 
 class Cloud:
     def __init__(self, settings: Settings, bus: Bus | None = None) -> None:
+        from cirrus.network import segments
+
+        try:
+            segments.check_settings(settings)  # l2: ranges and types, before anything runs
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
         self.settings = settings
         self.bus = bus or make_bus(settings)
         self.roles: list = []

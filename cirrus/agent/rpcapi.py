@@ -135,6 +135,21 @@ class InstanceDiagnostics(Payload):
     uuid: str
 
 
+# ---- multi-host L2 (issue 14, l2)
+@dataclass(frozen=True)
+class NetworkPeers(Payload):
+    """The other hosts of the agent's VXLAN networks (cirrus.network.l2pop): network id ->
+    [NetworkPeer.to_dict()]. Each listed network's forwarding database becomes exactly its
+    list; `full`: every network not listed has no peer (the whole state of the host, sent
+    when its agent starts and periodically)."""
+
+    networks: dict[str, list[dict[str, Any]]]
+    full: bool = False
+    # When the sender read the views (time.time()): an agent ignores, per network, a view
+    # older than one it applied already (casts may arrive out of order).
+    taken_at: float | None = None
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -150,6 +165,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
     "diagnostics": InstanceDiagnostics,  # comp-x
+    "update_network_peers": NetworkPeers,  # l2
 }
 
 
@@ -170,6 +186,7 @@ class AgentHandler(Protocol):
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
     def diagnostics(self, ctx: RequestContext, payload: InstanceDiagnostics) -> dict[str, Any]: ...
+    def update_network_peers(self, ctx: RequestContext, payload: NetworkPeers) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -258,6 +275,13 @@ class AgentAPI:
     def diagnostics(self, ctx: RequestContext, host: str, uuid: str,
                     timeout: float = CONSOLE_TIMEOUT) -> dict[str, Any]:
         return dict(self._call(ctx, host, "diagnostics", InstanceDiagnostics(uuid=uuid), timeout))
+
+    def update_network_peers(self, ctx: RequestContext, host: str,
+                             networks: Mapping[str, list[dict[str, Any]]],
+                             full: bool = False, taken_at: float | None = None) -> None:
+        self._cast(ctx, host, "update_network_peers",
+                   NetworkPeers(networks={k: list(v) for k, v in networks.items()}, full=full,
+                                taken_at=taken_at))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

@@ -36,7 +36,7 @@ from cirrus.compute.states import NOSTATE, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
-from cirrus.network.model import Nic
+from cirrus.network.model import NetworkPeer, Nic
 from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
@@ -52,8 +52,15 @@ class Agent:
         self.conductor = ConductorAPI(bus)
         self.host = host
         self.driver = driver
-        self.dataplane = dataplane or load_dataplane(settings.network_dataplane)
+        self.dataplane = dataplane or load_dataplane(
+            settings.network_dataplane,
+            physical_interface_mappings=settings.physical_interface_mappings,
+            overlay_local_ip=settings.overlay_local_ip)
         self.nics = NicStore(Path(settings.data_dir) / "agents" / host / "nics.json")
+        # The VXLAN peers last sent (network id -> [NetworkPeer dicts]), kept for a restart.
+        self.peers = NicStore(Path(settings.data_dir) / "agents" / host / "peers.json")
+        self._peers_lock = threading.Lock()
+        self._peers_taken_at: dict[str, float] = {}  # network id -> its view applied last
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -103,12 +110,13 @@ class Agent:
         `taken_at` says when the VM list was read, so the conductor can leave alone what
         changed after; `startup` says no work from before this agent started is in flight.
         """
-        report = AgentReport(host=self.host)
+        overlay_ip = self.settings.overlay_local_ip or None
+        report = AgentReport(host=self.host, overlay_ip=overlay_ip)
         if full:
             report = AgentReport(host=self.host,
                                  stats=dataclasses.asdict(self.driver.host_stats()),
                                  taken_at=time.time(), instances=self.driver.list_instances(),
-                                 startup=startup)
+                                 startup=startup, overlay_ip=overlay_ip)
         self.conductor.agent_report(ctx, report)
 
     # ---- work
@@ -124,6 +132,12 @@ class Agent:
         """Make the bridges and taps of every VM this host has, before anything else: after
         a host restart they are gone, and a VM must never start without them."""
         running = self.driver.list_instances()
+        for network_id, peers in self.peers.all().items():  # before the VXLAN devices
+            try:
+                self.dataplane.set_peers(network_id, _peers(peers))
+            except Exception:
+                log.exception("restoring the peers of network %s on %s failed", network_id,
+                              self.host)
         for uuid, nics in self.nics.all().items():
             if uuid not in running:
                 self._unplug(uuid, self.nics.pop(uuid))
@@ -147,6 +161,32 @@ class Agent:
             except Exception:
                 log.exception("unplugging port %s of %s on %s failed", nic["port_id"], uuid,
                               self.host)
+
+    def update_network_peers(self, ctx: RequestContext,
+                             payload: rpcapi.NetworkPeers | Received) -> None:
+        """The other hosts of this host's VXLAN networks (l2, issue 14): each listed
+        network's forwarding database becomes its list; with `full`, unlisted ones are
+        emptied. Kept on disk first, so a restart rebuilds the same."""
+        request = rpcapi.NetworkPeers.coerce(payload)
+        networks = {k: list(v) for k, v in request.networks.items()}
+        taken_at = request.taken_at
+        with self._peers_lock:
+            if request.full:
+                networks = {**{k: [] for k in self.peers.all()}, **networks}
+            if taken_at is not None:  # an older view than one applied: out of order, dropped
+                networks = {k: v for k, v in networks.items()
+                            if self._peers_taken_at.get(k, 0.0) <= taken_at}
+            for network_id, peers in networks.items():
+                if taken_at is not None:
+                    self._peers_taken_at[network_id] = taken_at
+                self.peers.set(network_id, peers)
+                try:
+                    self.dataplane.set_peers(network_id, _peers(peers))
+                except Exception:
+                    log.exception("updating the peers of network %s on %s failed", network_id,
+                                  self.host)
+        log.info("network peers on %s: %d networks updated%s", self.host, len(networks),
+                 " (full)" if request.full else "")
 
     def attach_interface(self, ctx: RequestContext,
                          payload: rpcapi.AttachInterface | Received) -> dict:
@@ -385,3 +425,7 @@ class Agent:
                     payload: rpcapi.InstanceDiagnostics | Received) -> dict:
         request = rpcapi.InstanceDiagnostics.coerce(payload)
         return self.driver.diagnostics(request.uuid)
+
+
+def _peers(peers: list[dict]) -> tuple[NetworkPeer, ...]:
+    return tuple(NetworkPeer.from_dict(peer) for peer in peers)

@@ -13,7 +13,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
-from cirrus.compute import rpcapi
+from cirrus.compute import l2peers, rpcapi
 from cirrus.compute.rpcapi import CONDUCTOR_TOPIC
 from cirrus.compute.workflows import build, delete, interfaces, power, resize, shelve, snapshot
 from cirrus.compute.workflows.build import BUILD_EVENT, forget_build_secrets, instance_spec
@@ -62,12 +62,20 @@ class Conductor:
         self.db.run(lambda s: record_heartbeat(s, self.hostname, "cirrus-conductor", CONDUCTOR_TOPIC))
 
     def _periodic(self) -> None:
+        since_peers = 0.0
         while not self._stop.wait(self.settings.heartbeat_interval):
             try:
                 self._heartbeat()
                 self.sweep()
             except Exception:
                 log.exception("conductor periodic task failed")
+            since_peers += self.settings.heartbeat_interval
+            if since_peers >= self.settings.sync_interval:  # l2: VXLAN peers, whole views
+                since_peers = 0.0
+                try:
+                    l2peers.resync(self.db, self.deps.agents, RequestContext.admin())
+                except Exception:
+                    log.exception("conductor: resync of the network peers failed")
 
     def sweep(self) -> int:
         """Re-drive stalled tasks and end those past their timeout. Returns how many ended."""
@@ -131,6 +139,8 @@ class Conductor:
     def agent_report(self, ctx: RequestContext, report: dict) -> None:
         reports.handle_report(ctx, report, db=self.db, settings=self.settings,
                               reconciler=self._reconciler())
+        if report.get("startup"):  # l2: a started agent gets its whole VXLAN state
+            l2peers.push_host(self.db, self.deps.agents, ctx, report["host"])
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

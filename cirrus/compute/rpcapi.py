@@ -174,6 +174,7 @@ class AgentReport(Payload):
     taken_at: float | None = None  # when the VM list was read (time.time())
     instances: dict[str, int] | None = None  # uuid -> power state
     startup: bool = False  # the first report after the agent started
+    overlay_ip: str | None = None  # the host's VTEP (overlay_local_ip); l2, issue 14
 
 
 MESSAGES: dict[str, type[Payload]] = {

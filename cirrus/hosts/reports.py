@@ -23,14 +23,16 @@ from .reconcile import Reconciler
 from .records import record_node
 
 
-def record_report(db: Database, settings: Settings, host: str, stats: dict[str, Any] | None) -> None:
-    """The agent's heartbeat, and its compute node when the report carries `stats`."""
+def record_report(db: Database, settings: Settings, host: str, stats: dict[str, Any] | None,
+                  overlay_ip: str | None = None) -> None:
+    """The agent's heartbeat, and its compute node (with its VTEP) when the report carries
+    `stats`."""
 
     def record(s: Session) -> None:
         record_heartbeat(s, host, AGENT_BINARY, agent_topic(host),
                          settings.default_availability_zone)
         if stats:
-            record_node(s, settings, host, stats)
+            record_node(s, settings, host, stats).overlay_ip = overlay_ip or None
 
     try:
         db.run(record)
@@ -45,7 +47,7 @@ def handle_report(ctx: RequestContext, report: dict[str, Any], *, db: Database, 
                   reconciler: Reconciler) -> None:
     """Record an agent's report, then reconcile the VMs it lists (if it lists them)."""
     host = report["host"]
-    record_report(db, settings, host, report.get("stats"))
+    record_report(db, settings, host, report.get("stats"), report.get("overlay_ip"))
     if report.get("instances") is not None:
         reconciler.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()},
                              startup=bool(report.get("startup")),

@@ -7,7 +7,7 @@ working. The API edge (cirrus/api/network) turns them into Neutron's error body.
 
 from __future__ import annotations
 
-from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound
+from cirrus.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 
 
 class InvalidInput(BadRequest):
@@ -141,3 +141,37 @@ class InUse(Conflict):
     def __init__(self, message: str, error_type: str = "InUse") -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+# ---- network segments (issue 14, l2): Neutron ML2's words
+
+
+class VlanIdInUse(Conflict):
+    error_type = "VlanIdInUse"
+
+    def __init__(self, vlan_id: int, physical_network: str) -> None:
+        super().__init__(f"Unable to create the network. The VLAN {vlan_id} on physical "
+                         f"network {physical_network} is in use.")
+
+
+class FlatNetworkInUse(Conflict):
+    error_type = "FlatNetworkInUse"
+
+    def __init__(self, physical_network: str) -> None:
+        super().__init__(f"Unable to create the flat network. Physical network "
+                         f"{physical_network} is in use.")
+
+
+class TunnelIdInUse(Conflict):
+    error_type = "TunnelIdInUse"
+
+    def __init__(self, tunnel_id: int) -> None:
+        super().__init__(f"Unable to create the network. The tunnel ID {tunnel_id} is in use.")
+
+
+class NoNetworkAvailable(ServiceUnavailable):
+    error_type = "NoNetworkAvailable"
+
+    def __init__(self) -> None:
+        super().__init__("Unable to create the network. No tenant network is available for "
+                         "allocation.")

@@ -23,6 +23,11 @@ def tap_name(port_id: str) -> str:
     return f"tap{port_id[:11]}"
 
 
+def vxlan_name(network_id: str) -> str:
+    """The VXLAN device of a network on every host that has a port of it (issue 14, l2)."""
+    return f"vxl{network_id[:12]}"
+
+
 @dataclass(frozen=True)
 class SubnetInfo:
     id: str
@@ -50,6 +55,11 @@ class Nic:
     network_id: str
     mtu: int
     fixed_ips: tuple[FixedIp, ...] = field(default_factory=tuple)
+    # The network's segment (issue 14, l2; cirrus.network.segments): None for a network
+    # made before network types, and in payloads from senders older than them.
+    network_type: str | None = None
+    physical_network: str | None = None
+    segmentation_id: int | None = None
 
     @property
     def bridge(self) -> str:
@@ -73,4 +83,23 @@ class Nic:
             for ip in data.get("fixed_ips") or ())
         return cls(index=data["index"], name=data["name"], port_id=data["port_id"],
                    mac=data["mac"], network_id=data["network_id"], mtu=data["mtu"],
-                   fixed_ips=ips)
+                   fixed_ips=ips, network_type=data.get("network_type"),
+                   physical_network=data.get("physical_network"),
+                   segmentation_id=data.get("segmentation_id"))
+
+
+@dataclass(frozen=True)
+class NetworkPeer:
+    """Another host with ports on a VXLAN network (issue 14, l2): where its VTEP is, and the
+    MACs of its ports there, for the forwarding database of the hosts it shares it with."""
+
+    host: str
+    vtep: str
+    macs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "vtep": self.vtep, "macs": list(self.macs)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetworkPeer:
+        return cls(host=data["host"], vtep=data["vtep"], macs=tuple(data.get("macs") or ()))

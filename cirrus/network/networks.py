@@ -19,7 +19,7 @@ from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.db.models import AutoAllocatedNetwork, Network, Port, Subnet
 from cirrus.errors import Conflict
-from cirrus.network import quotas
+from cirrus.network import quotas, segments
 from cirrus.network.access import (
     WRITE,
     can_see_network,
@@ -33,13 +33,14 @@ from cirrus.network.access import (
 from cirrus.network.errors import (
     BadAttribute,
     InUse,
+    InvalidInput,
     NetworkInUse,
     NetworkNotFound,
     PolicyNotAuthorized,
 )
 
 MIN_MTU = 68  # IPv4's minimum
-MAX_MTU = 9000  # jumbo frames; Cirrus has no physical-network MTU setting to go by
+_PROVIDER = ("provider_network_type", "provider_physical_network", "provider_segmentation_id")
 # Attribute -> its Neutron name in policy messages; admin-only unless set to the default.
 ADMIN_ONLY = {
     "shared": "shared",
@@ -53,7 +54,7 @@ _DEFAULTS = {"shared": False, "external": False, "is_default": False,
              "provider_network_type": None, "provider_physical_network": None,
              "provider_segmentation_id": None}
 UPDATABLE = ("name", "description", "admin_state_up", "mtu", "port_security_enabled",
-             "tags", *ADMIN_ONLY)
+             "tags", "shared", "external", "is_default")  # provider:* are fixed at create
 
 
 def get_network(s: Session, ctx: RequestContext, network_id: str) -> Network:
@@ -91,11 +92,12 @@ def _check_admin_only(ctx: RequestContext, action: str, values: dict,
             raise PolicyNotAuthorized(f"{action}:{neutron_name}")
 
 
-def _check_mtu(mtu: int) -> None:
+def _check_mtu(mtu: int, maximum: int) -> None:
+    """`maximum`: what the network's type can carry (segments.max_mtu)."""
     if mtu < MIN_MTU:
         raise BadAttribute("mtu", f"'{mtu}' is too small - must be at least '{MIN_MTU}'")
-    if mtu > MAX_MTU:
-        raise BadAttribute("mtu", f"Requested MTU is too big, maximum is {MAX_MTU}")
+    if mtu > maximum:
+        raise BadAttribute("mtu", f"Requested MTU is too big, maximum is {maximum}")
 
 
 def _check_default(s: Session, network: Network) -> None:
@@ -118,24 +120,40 @@ def create_network(s: Session, ctx: RequestContext, settings: Settings, spec: di
     spec = dict(spec)
     owner = owner_for_create(ctx, spec.pop("project_id", None))
     _check_admin_only(ctx, "create_network", spec, _DEFAULTS)
-    spec.setdefault("mtu", settings.default_network_mtu)
-    _check_mtu(spec["mtu"])
+    requested = segments.Segment(*(spec.pop(key, None) for key in _PROVIDER))
+    segments.validate(settings, requested)
+    mtu = spec.pop("mtu", None)
+    if mtu is not None:
+        _check_mtu(mtu, segments.MAX_LOCAL_MTU)
     quotas.check(s, settings, owner, {"network": 1})
-    network = Network(id=new_id(), project_id=owner, **spec)
+    network = Network(id=new_id(), project_id=owner, mtu=settings.default_network_mtu, **spec)
     s.add(network)
     s.flush()
+    kind = segments.assign(s, settings, network, requested).network_type
+    if mtu is None:
+        network.mtu = segments.default_mtu(settings, kind)
+    else:
+        _check_mtu(mtu, segments.max_mtu(settings, kind))
+        network.mtu = mtu
     quotas.check(s, settings, owner, {"network": 1}, already_added=True)
     _check_default(s, network)
     return network
 
 
-def update_network(s: Session, ctx: RequestContext, network_id: str, changes: dict) -> Network:
+def update_network(s: Session, ctx: RequestContext, network_id: str, changes: dict,
+                   settings: Settings | None = None) -> Network:
     network = get_network(s, ctx, network_id)
     require_owner(ctx, network.project_id, "update_network")
     _check_admin_only(ctx, "update_network", changes,
                       {key: getattr(network, key) for key in ADMIN_ONLY})
+    changed = [ADMIN_ONLY[key] for key in _PROVIDER
+               if key in changes and changes[key] != getattr(network, key)]
+    if changed:  # as ML2: a network's segment is fixed once it has one
+        raise InvalidInput("Plugin does not support updating the following provider network "
+                           f"attributes: {', '.join(changed)}")
     if "mtu" in changes:
-        _check_mtu(changes["mtu"])
+        _check_mtu(changes["mtu"], segments.MAX_LOCAL_MTU if settings is None else
+                   segments.max_mtu(settings, network.provider_network_type))
     if network.shared and changes.get("shared") is False:
         _check_unshare(s, network)
     for key in UPDATABLE:
@@ -172,6 +190,7 @@ def delete_network_records(s: Session, network: Network) -> None:
         s.execute(delete(AutoAllocatedNetwork).where(
             AutoAllocatedNetwork.network_id == network.id))
         s.execute(delete(Subnet).where(Subnet.network_id == network.id))
+        segments.release(s, network.id)
         s.delete(network)
         s.flush()
     except IntegrityError:

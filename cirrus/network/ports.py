@@ -326,8 +326,16 @@ def build_nics(s: Session, nic_map: list[dict]) -> list[Nic]:
                 mac=ports[item["port_id"]].mac_address,
                 network_id=ports[item["port_id"]].network_id,
                 mtu=networks[ports[item["port_id"]].network_id].mtu,
-                fixed_ips=tuple(fixed[item["port_id"]]))
+                fixed_ips=tuple(fixed[item["port_id"]]),
+                **_segment(networks[ports[item["port_id"]].network_id]))
             for item in nic_map if item["port_id"] in ports]
+
+
+def _segment(network: Network) -> dict:
+    """The network's segment as a NIC carries it to the host (issue 14, l2)."""
+    return {"network_type": network.provider_network_type,
+            "physical_network": network.provider_physical_network,
+            "segmentation_id": network.provider_segmentation_id}
 
 
 def subnet_info(subnet: Subnet) -> SubnetInfo:

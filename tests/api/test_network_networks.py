@@ -86,7 +86,7 @@ def test_create_shows_every_neutron_field(api, cloud, member):
         "project_id", "description", "created_at", "updated_at", "revision_number"}
     assert net["tenant_id"] == net["project_id"] == member.project_id
     assert (net["name"], net["description"], net["status"]) == ("n1", "d", "ACTIVE")
-    assert net["mtu"] == cloud.settings.default_network_mtu
+    assert net["mtu"] == cloud.settings.default_network_mtu - 50  # vxlan (a tenant network)
     assert net["admin_state_up"] is True and net["shared"] is False
     assert net["router:external"] is False and net["subnets"] == []
     assert TIMESTAMP.match(net["created_at"]) and TIMESTAMP.match(net["updated_at"])
@@ -122,7 +122,8 @@ def test_member_cannot_set_admin_only_attributes(api, cloud, member):
     assert network(api, member, shared=False)["shared"] is False
 
 
-def test_provider_attributes_are_admin_only_in_responses(api, admin, member):
+def test_provider_attributes_are_admin_only_in_responses(api, cloud, admin, member):
+    cloud.settings.network_vlan_ranges = ["physnet1"]
     net = network(api, admin, shared=True, **{"provider:network_type": "vlan",
                                               "provider:physical_network": "physnet1",
                                               "provider:segmentation_id": 101})
@@ -134,11 +135,15 @@ def test_provider_attributes_are_admin_only_in_responses(api, admin, member):
 
 
 def test_mtu_is_settable_within_limits(api, member):
+    # A member's network is vxlan: the physical MTU (1500) less the overlay's 50 bytes.
+    assert network(api, member)["mtu"] == 1450
     assert network(api, member, mtu=1400)["mtu"] == 1400
-    assert network(api, member, mtu=9000)["mtu"] == 9000
+    assert network(api, member, mtu=1450)["mtu"] == 1450
+    r = create(api, member, "networks", "network", mtu=1451)
+    assert r.status_code == 400
+    assert "Requested MTU is too big, maximum is 1450" in neutron_error(r)["message"]
     r = create(api, member, "networks", "network", mtu=9001)
     assert r.status_code == 400
-    assert "Requested MTU is too big" in neutron_error(r)["message"]
     r = create(api, member, "networks", "network", mtu=10)
     assert r.status_code == 400
 
@@ -318,7 +323,7 @@ def test_filters_match_exactly_and_repeat_as_alternatives(api, admin, member):
     assert names(f"id={a['id']}") == ["a"]
     assert names(f"tenant_id={member.project_id}") == ["a", "b"]
     assert names(f"project_id={ext['project_id']}") == ["ext"]
-    assert names("mtu=1500&admin_state_up=1") == ["a", "b", "ext"]
+    assert names("mtu=1450&admin_state_up=1") == ["a", "b", "ext"]  # all vxlan
     assert names("name=") == ["a", "b", "ext"]  # empty values are ignored, as Neutron does
 
 

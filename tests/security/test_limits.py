@@ -299,7 +299,9 @@ def test_finding_segmentation_id_out_of_range_is_400(api, cloud, admin, network_
     assert r.status_code == 400, r.text
     with cloud.db.reader() as s:
         assert s.scalar(select(func.count()).select_from(Network)) == 0
-    ok = {"name": "seg", "provider:network_type": "vlan", "provider:segmentation_id": 4094}
+    cloud.settings.network_vlan_ranges = ["physnet1"]  # l2: a VLAN id needs a known physnet
+    ok = {"name": "seg", "provider:network_type": "vlan", "provider:physical_network": "physnet1",
+          "provider:segmentation_id": 4094}
     r = api.post("/network/v2.0/networks", json={"network": ok}, headers=admin.headers)
     assert r.status_code == 201
     assert r.json()["network"]["provider:segmentation_id"] == 4094

@@ -72,7 +72,11 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.SnapshotResult(uuid=UUID, image_id=IMAGE, file="snap-1", ok=False,
                                   host="fake-1", error="disk gone", details="Traceback ..."),
     compute_rpcapi.AgentReport(host="fake-1", stats=STATS, taken_at=1733480000.25,
-                               instances={UUID: 1, UUID2: 4}, startup=True),
+                               instances={UUID: 1, UUID2: 4}, startup=True,
+                               overlay_ip="192.0.2.1"),
+    agent_rpcapi.NetworkPeers(networks={"net-1": [{"host": "fake-2", "vtep": "192.0.2.2",
+                                                   "macs": ["fa:16:3e:00:00:02"]}]},
+                              full=True, taken_at=1733480000.5),  # l2
     scheduler_rpcapi.SelectDestination(
         instance_uuid=UUID, vcpus=2, memory_mb=512, disk_gb=10, availability_zone="az1",
         exclude_hosts=("fake-2",), storage_pool="ssd", force_host="fake-1", force_node="fake-1",
@@ -151,6 +155,9 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("conductor", "confirm_resize", {"uuid": UUID}),
     ("conductor", "revert_resize", {"uuid": UUID}),
     ("agent", "diagnostics", {"uuid": UUID}),  # issue 13: a new message, its first form
+    # multi-host L2 (l2): a new message, its first form
+    ("agent", "update_network_peers", {"networks": {"net-1": [
+        {"host": "fake-2", "vtep": "192.0.2.2", "macs": ["fa:16:3e:00:00:02"]}]}}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

@@ -32,8 +32,8 @@ def neutron_errors(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return handler(req, **params)
         except CirrusError as exc:
-            if exc.status >= 500:
-                raise
+            if exc.status >= 500 and getattr(exc, "error_type", None) is None:
+                raise  # typed 5xx (NoNetworkAvailable) keep Neutron's type
             return error_response(SERVICE, exc.status, exc.message, exc.headers,
                                   getattr(exc, "error_type", None))
 

@@ -113,7 +113,7 @@ def update_network(req: ApiRequest, network_id: str) -> dict:
     schemas.check(schemas.NETWORK_UPDATE, body, readonly=schemas.NETWORK_READONLY)
     spec = network_spec(body)
     view = req.cloud.db.run(lambda s: render(
-        req, s, service.update_network(s, req.ctx, network_id, spec)))
+        req, s, service.update_network(s, req.ctx, network_id, spec, req.cloud.settings)))
     return {"network": view}
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, instances, networking, specs, states
+from cirrus.compute import actions, instances, l2peers, networking, specs, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.workflows import shelve
 from cirrus.compute.workflows.build_errors import BUILD_ERRORS, attempts_fault, record_build_error
@@ -100,6 +100,8 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
     # The scheduler has claimed the resources and recorded the host (task spawning).
     if spec["nics"]:
         deps.db.run(lambda s: networking.bind_host(s, spec["nics"], host))
+        # Other hosts of its VXLAN networks learn the new ports before the VM boots (l2).
+        l2peers.push_networks(deps.db, deps.agents, ctx, l2peers.network_ids(spec["nics"]))
     deps.agents.spawn(ctx, host, spec)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, states
+from cirrus.compute import actions, l2peers, networking, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.workflows import resize, shelve
 from cirrus.compute.workflows.build import forget_build_secrets
@@ -39,7 +39,7 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
             log.warning("destroy of %s on %s failed, deleting the record anyway: %s",
                         uuid, host, exc)
 
-    def finish(s: Session) -> None:
+    def finish(s: Session) -> list[dict[str, Any]]:
         claims.release(s, uuid)
         resize.release_migration_claims(s, uuid)  # resize (comp-b): the old claim too
         nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
@@ -52,7 +52,9 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
         if done:
             forget_build_secrets(s, uuid)
             actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
+        return list(nics or [])
 
-    deps.db.run(finish)
+    gone = deps.db.run(finish)
+    l2peers.push_networks(deps.db, deps.agents, ctx, l2peers.network_ids(gone))  # l2
     shelve.forget_shelved_image(deps, uuid)  # shelve (comp-b): a shelved server's image
     log.info("instance %s deleted", uuid)

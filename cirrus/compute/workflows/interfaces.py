@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, capabilities, networking, states
+from cirrus.compute import actions, capabilities, l2peers, networking, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -50,6 +50,7 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext,
         return host, nic, networking.build_nics(s, [nic])[0].to_dict()
 
     host, nic, plug = deps.db.run(add)
+    l2peers.push_networks(deps.db, deps.agents, ctx, [nic["network_id"]])  # l2
     try:
         deps.agents.attach_interface(ctx, host, uuid, plug, timeout=deps.settings.rpc_timeout)
     except (BusTimeout, RemoteError) as exc:
@@ -80,6 +81,7 @@ def detach_interface(deps: WorkflowDeps, ctx: RequestContext,
         actions.start_action(s, ctx, uuid, "detach_interface")
 
     deps.db.run(remove)
+    l2peers.push_networks(deps.db, deps.agents, ctx, [nic["network_id"]])  # l2
     log.info("instance %s: port %s detached", uuid, port_id)
     return {}
 

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, specs, states
+from cirrus.compute import actions, l2peers, networking, specs, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.resizing import MIGRATION, NEW_FLAVOR, OLD_FLAVOR, OLD_VM_STATE, OPEN
 from cirrus.compute.workflows.deps import WorkflowDeps, log
@@ -175,6 +175,7 @@ def resize_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any
         actions.record_event(s, uuid, ctx.request_id, RESIZE_EVENT, host, actions.SUCCESS)
 
     deps.db.run(finish)
+    l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: its ports moved
     log.info("instance %s resized on %s, waiting for confirmation", uuid, host)
 
 
@@ -317,6 +318,7 @@ def revert_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any
         actions.record_event(s, uuid, ctx.request_id, REVERT_EVENT, host, actions.SUCCESS)
 
     deps.db.run(finish)
+    l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: its ports moved back
     log.info("resize of %s reverted", uuid)
 
 

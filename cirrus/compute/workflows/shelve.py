@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cirrus.bus import BusTimeout, RemoteError
-from cirrus.compute import actions, networking, snapshots, specs, states
+from cirrus.compute import actions, l2peers, networking, snapshots, specs, states
 from cirrus.compute.lifecycle import transition
 from cirrus.compute.shelving import (
     AT_KEY,
@@ -185,6 +185,7 @@ def offload(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) ->
             actions.record_event(s, uuid, ctx.request_id, OFFLOAD_EVENT, host, actions.SUCCESS)
 
     deps.db.run(finish)
+    l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: its ports left the host
     log.info("instance %s offloaded from %s", uuid, host)
 
 
@@ -246,6 +247,7 @@ def _spawn(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str) -> Non
     if spec is None:
         unshelve_failed(deps, ctx, uuid, host, "The shelved image is gone or not active.")
         return
+    l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: ports bound, before boot
     deps.agents.spawn(ctx, host, spec, task=states.UNSHELVING)
 
 
@@ -333,6 +335,7 @@ def unshelve_failed(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: st
             actions.add_fault(s, uuid, 500, error, details, host)
 
     deps.db.run(work)
+    l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: ports may have left
     log.warning("unshelve of %s failed: %s", uuid, error)
 
 

@@ -63,6 +63,7 @@ from cirrus.db.models.network import (
     SecurityGroup,
     Subnet,
 )
+from cirrus.db.models.segments import SegmentAllocation
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
@@ -76,4 +77,5 @@ __all__ = [
     "EndpointGroup", "ProjectEndpoint", "ProjectEndpointGroup",
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
+    "SegmentAllocation",  # l2
 ]

@@ -87,6 +87,8 @@ class ComputeNode(TimestampMixin, Base):
     hypervisor_type: Mapped[str] = mapped_column(String(64), default="fake")
     hypervisor_version: Mapped[int] = mapped_column(Integer, default=1000)
     host_ip: Mapped[str | None] = mapped_column(String(64))
+    # The host's VTEP (its agent's overlay_local_ip) as last reported; None: no vxlan there.
+    overlay_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     vcpus: Mapped[int] = mapped_column(Integer, default=0)
     memory_mb: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,15 +5,19 @@
   a host restart cannot leave a VM without its network;
 - `noop`: nothing on the host (the fake virt driver), but it remembers what is plugged.
 
-Bridges and taps have no uplink and no address on the host: nothing a guest sends leaves
-the machine until a later issue connects networks to the outside.
+A network's bridge gets the uplink its type asks for (issue 14, l2): a `flat` network the
+interface `physical_interface_mappings` names for its physical network, a `vlan` network a
+802.1Q device on that interface, a `vxlan` network a VXLAN device from `overlay_local_ip`
+whose forwarding database Cirrus fills (`set_peers`). A `local` network, one made before
+network types, or one whose physnet this host does not map, has none: its traffic stays on
+the host. Bridges and taps never get an address on the host.
 """
 
 from __future__ import annotations
 
 import abc
 
-from cirrus.network.model import Nic
+from cirrus.network.model import NetworkPeer, Nic
 
 
 class Dataplane(abc.ABC):
@@ -33,10 +37,18 @@ class Dataplane(abc.ABC):
     def plugged(self) -> dict[str, str]:
         """tap name -> bridge name of every port this dataplane has plugged on the host."""
 
+    @abc.abstractmethod
+    def set_peers(self, network_id: str, peers: tuple[NetworkPeer, ...]) -> None:
+        """The other hosts of a VXLAN network and their ports' MACs: the forwarding database
+        of the network's VXLAN device becomes exactly that (a broadcast entry per peer VTEP,
+        a unicast entry per MAC). Remembered for a device made later by `plug`."""
 
-def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None) -> Dataplane:
+
+def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None, *,
+                   physical_interface_mappings: dict[str, str] | None = None,
+                   overlay_local_ip: str = "") -> Dataplane:
     """The dataplane called `name`; `netns` runs linuxbridge inside a network namespace
-    (tests)."""
+    (tests); the mappings and the VTEP address are the agent's settings of the same names."""
     if name == "noop":
         from cirrus.network.dataplane.noop import NoopDataplane
 
@@ -44,5 +56,6 @@ def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = 
     if name == "linuxbridge":
         from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 
-        return LinuxBridgeDataplane(netns=netns)
+        return LinuxBridgeDataplane(netns=netns, mappings=physical_interface_mappings,
+                                    local_ip=overlay_local_ip)
     raise ValueError(f"unknown network dataplane {name!r} (known: noop, linuxbridge)")

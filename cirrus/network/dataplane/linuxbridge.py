@@ -6,8 +6,13 @@ at the network's MTU, tap present, up, at that MTU, enslaved to the bridge) and 
 nothing that is already right. The tap is persistent and single-queue, so libvirt can later
 attach it with `<interface type='ethernet'><target dev='tap...' managed='no'/>`.
 
-Bridges get no uplink and no address, and IPv6 is disabled on bridges and taps, so the host
-never configures itself on a guest network and nothing a guest sends leaves the machine.
+A bridge gets the uplink its network's type asks for (cirrus.network.dataplane.uplinks:
+the mapped interface for flat, an 802.1Q device for vlan, a VXLAN device for vxlan) and no
+address; IPv6 is disabled on bridges, taps and the devices Cirrus makes, so the host never
+configures itself on a guest network. A VXLAN device learns nothing: its forwarding
+database is exactly what `set_peers` says (an all-zero entry per peer VTEP, so broadcasts
+such as ARP and DHCP reach every host of the network by head-end replication, and one entry
+per remote port's MAC). The uplink goes with the bridge when the last port leaves.
 """
 
 from __future__ import annotations
@@ -25,26 +30,40 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as Link
 
 from cirrus.network.dataplane import Dataplane
-from cirrus.network.model import Nic, bridge_name, tap_name
+from cirrus.network.dataplane.uplinks import FLAT, Uplink, ip_commands, plan_uplink
+from cirrus.network.model import NetworkPeer, Nic, bridge_name, tap_name, vxlan_name
 
 log = logging.getLogger(__name__)
 
 IFF_UP = 0x1
 BRIDGE_PREFIX = "brq"
 TAP_PREFIX = "tap"
+VXLAN_PREFIX = "vxl"
+ZERO_MAC = "00:00:00:00:00:00"  # a VXLAN FDB entry for broadcast, unknown unicast, multicast
+MADE_KINDS = ("vxlan", "vlan")  # uplinks Cirrus makes (and deletes); others are the host's
 
 
 class LinuxBridgeDataplane(Dataplane):
     name = "linuxbridge"
 
-    def __init__(self, netns: str | None = None) -> None:
-        """`netns`: an existing network namespace to work in (tests); None is the host."""
+    def __init__(self, netns: str | None = None, mappings: dict[str, str] | None = None,
+                 local_ip: str = "") -> None:
+        """`netns`: an existing network namespace to work in (tests); None is the host.
+        `mappings`: physnet -> interface of this host; `local_ip`: this host's VTEP."""
         self.netns = netns
+        self.mappings = dict(mappings or {})
+        self.local_ip = local_ip
         self._lock = threading.Lock()  # one change at a time: check-then-act on links
+        self._peers: dict[str, tuple[NetworkPeer, ...]] = {}  # network id -> set_peers'
 
     def plug(self, nic: Nic) -> None:
+        uplink = plan_uplink(nic, self.mappings, self.local_ip)
         with self._lock, self._rtnl() as ipr:
             bridge = self._ensure_bridge(ipr, nic.bridge, nic.mtu)
+            if uplink is not None:
+                self._ensure_uplink(ipr, uplink, bridge, nic.mtu)
+                if uplink.kind == "vxlan":
+                    self._converge_fdb(ipr, nic.network_id)
             self._ensure_tap(ipr, nic.tap, bridge, nic.mtu)
 
     def unplug(self, port_id: str, network_id: str) -> None:
@@ -55,9 +74,34 @@ class LinuxBridgeDataplane(Dataplane):
                 _delete_link(ipr, link)
                 log.info("deleted tap %s", tap)
             link = _get_link(ipr, bridge)
-            if link is not None and not _has_ports(ipr, link["index"]):
-                _delete_link(ipr, link)
-                log.info("deleted bridge %s: no port left on it", bridge)
+            if link is None:
+                return
+            ports = [p for p in ipr.get_links() if p.get("master") == link["index"]]
+            if any(not self._is_uplink(p) for p in ports):
+                return
+            for port in ports:  # the uplink goes with the last port of the network
+                if _kind(port) in MADE_KINDS:
+                    _delete_link(ipr, port)
+                    log.info("deleted %s %s of bridge %s: no port left", _kind(port),
+                             port.get("ifname"), bridge)
+                else:  # the host's own interface (flat): released, never deleted
+                    ipr.link("set", index=port["index"], master=0)
+                    log.info("released %s from bridge %s", port.get("ifname"), bridge)
+            self._peers.pop(network_id, None)
+            _delete_link(ipr, link)
+            log.info("deleted bridge %s: no port left on it", bridge)
+
+    def set_peers(self, network_id: str, peers: tuple[NetworkPeer, ...]) -> None:
+        with self._lock:
+            self._peers[network_id] = tuple(peers)
+            with self._rtnl() as ipr:
+                self._converge_fdb(ipr, network_id)
+
+    def fdb(self, network_id: str) -> set[tuple[str, str]]:
+        """(MAC, VTEP) entries of the network's VXLAN device (empty when it has none)."""
+        with self._lock, self._rtnl() as ipr:
+            link = _get_link(ipr, vxlan_name(network_id))
+            return set() if link is None else _fdb_entries(ipr, link["index"])
 
     def plugged(self) -> dict[str, str]:
         with self._lock, self._rtnl() as ipr:
@@ -91,6 +135,75 @@ class LinuxBridgeDataplane(Dataplane):
         self._disable_ipv6(name)
         _converge(ipr, link, mtu=mtu)
         return link
+
+    def _is_uplink(self, link: Link) -> bool:
+        return _kind(link) in MADE_KINDS or link.get("ifname") in self.mappings.values()
+
+    def _ensure_uplink(self, ipr: IPRoute, uplink: Uplink, bridge: Link, mtu: int) -> None:
+        """Make the uplink if Cirrus makes it and it is missing (or is not what the plan
+        says: another VNI, another VTEP), then enslave it to the bridge and bring it up."""
+        link = _get_link(ipr, uplink.name)
+        if link is not None and uplink.create is not None and not _matches(link, uplink):
+            _delete_link(ipr, link)
+            log.info("deleted %s: not the %s device the network needs", uplink.name,
+                     uplink.kind)
+            link = None
+        if link is None:
+            if uplink.create is None:
+                raise RuntimeError(f"interface {uplink.name} (physical_interface_mappings) "
+                                   "does not exist on this host")
+            spec = dict(uplink.create)
+            if spec["kind"] == "vxlan":
+                self._remove_stale_vxlan(ipr, uplink.name, int(str(spec["vxlan_id"])))
+            if "link" in spec:
+                parent = _get_link(ipr, str(spec["link"]))
+                if parent is None:
+                    raise RuntimeError(f"interface {spec['link']} (physical_interface_mappings)"
+                                       " does not exist on this host")
+                spec["link"] = parent["index"]
+            _create_link(ipr, ifname=uplink.name, mtu=mtu, **spec)
+            log.info("created %s", " && ".join(ip_commands(uplink, bridge.get("ifname"), mtu)))
+            link = _get_link(ipr, uplink.name)
+            if link is None:
+                raise RuntimeError(f"could not create {uplink.name} ({uplink.kind})")
+        if uplink.kind != FLAT:
+            self._disable_ipv6(uplink.name)
+        _converge(ipr, link, mtu=mtu if uplink.set_mtu else None, master=bridge)
+
+    def _remove_stale_vxlan(self, ipr: IPRoute, name: str, vni: int) -> None:
+        """The kernel allows one VXLAN device per VNI and port: one of Cirrus's with this
+        VNI under another name belongs to a network deleted while its host was away (a VNI
+        is one network's at a time), so it goes; anyone else's is an error worth saying."""
+        for link in ipr.get_links():
+            if (_kind(link) != "vxlan" or link.get("ifname") == name
+                    or link.get(("linkinfo", "data", "IFLA_VXLAN_ID")) != vni):
+                continue
+            if not str(link.get("ifname")).startswith(VXLAN_PREFIX):
+                raise RuntimeError(f"VNI {vni} is taken on this host by {link.get('ifname')}, "
+                                   "which Cirrus did not make")
+            _delete_link(ipr, link)
+            log.info("deleted %s: a stale VXLAN device with VNI %d", link.get("ifname"), vni)
+
+    def _converge_fdb(self, ipr: IPRoute, network_id: str) -> None:
+        """Make the VXLAN device's forwarding database exactly the peers' entries: stale
+        ones removed first, then the missing ones appended."""
+        link = _get_link(ipr, vxlan_name(network_id))
+        if link is None:
+            return
+        wanted: set[tuple[str, str]] = set()
+        for peer in self._peers.get(network_id, ()):
+            if peer.vtep == self.local_ip:
+                continue
+            wanted.add((ZERO_MAC, peer.vtep))
+            wanted.update((mac.lower(), peer.vtep) for mac in peer.macs)
+        present = _fdb_entries(ipr, link["index"])
+        for mac, dst in sorted(present - wanted):
+            ipr.fdb("del", ifindex=link["index"], lladdr=mac, dst=dst)
+        for mac, dst in sorted(wanted - present):
+            ipr.fdb("append", ifindex=link["index"], lladdr=mac, dst=dst)
+        if present != wanted:
+            log.info("fdb of %s: %d entries (%d added, %d removed)", link.get("ifname"),
+                     len(wanted), len(wanted - present), len(present - wanted))
 
     def _ensure_tap(self, ipr: IPRoute, name: str, bridge: Link, mtu: int) -> None:
         """Create the persistent tap if missing, then fix MTU, master and admin state."""
@@ -133,12 +246,13 @@ def _disable_ipv6_here(dev: str) -> None:
         log.warning("could not disable IPv6 on %s: %s", dev, e)
 
 
-def _converge(ipr: IPRoute, link: Link, mtu: int, master: Link | None = None) -> None:
+def _converge(ipr: IPRoute, link: Link, mtu: int | None, master: Link | None = None) -> None:
     """Set what differs, MTU before master (one message: the kernel applies MTU first) so the
-    bridge never adopts a wrong MTU from a port, then bring the device up."""
+    bridge never adopts a wrong MTU from a port, then bring the device up. `mtu` None: left
+    as it is (the host's own interface)."""
     name = link.get("ifname")
     changes: dict[str, int] = {}
-    if link.get("mtu") != mtu:
+    if mtu is not None and link.get("mtu") != mtu:
         changes["mtu"] = mtu
     if master is not None and link.get("master") != master["index"]:
         changes["master"] = master["index"]
@@ -180,8 +294,19 @@ def _delete_link(ipr: IPRoute, link: Link) -> None:
             raise
 
 
-def _has_ports(ipr: IPRoute, bridge: int) -> bool:
-    return any(link.get("master") == bridge for link in ipr.get_links())
+def _matches(link: Link, uplink: Uplink) -> bool:
+    if _kind(link) != uplink.kind:
+        return False
+    return all(link.get(("linkinfo", "data", key)) == value
+               for key, value in uplink.attributes.items())
+
+
+def _fdb_entries(ipr: IPRoute, index: int) -> set[tuple[str, str]]:
+    """The (MAC, remote VTEP) entries of a VXLAN device; local bridge entries have no
+    destination and are left out."""
+    return {(str(entry.get("NDA_LLADDR")).lower(), str(entry.get("NDA_DST")))
+            for entry in ipr.fdb("dump", ifindex=index)
+            if entry.get("NDA_DST") and entry.get("ifindex") == index}
 
 
 def _kind(link: Link) -> str | None:

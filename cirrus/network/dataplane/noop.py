@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from cirrus.network.dataplane import Dataplane
-from cirrus.network.model import Nic, tap_name
+from cirrus.network.model import NetworkPeer, Nic, tap_name
 
 
 class NoopDataplane(Dataplane):
@@ -18,6 +18,7 @@ class NoopDataplane(Dataplane):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._plugged: dict[str, str] = {}  # tap -> bridge
+        self.peers: dict[str, tuple[NetworkPeer, ...]] = {}  # network id -> its peers
 
     def plug(self, nic: Nic) -> None:
         with self._lock:
@@ -30,3 +31,7 @@ class NoopDataplane(Dataplane):
     def plugged(self) -> dict[str, str]:
         with self._lock:
             return dict(self._plugged)
+
+    def set_peers(self, network_id: str, peers: tuple[NetworkPeer, ...]) -> None:
+        with self._lock:
+            self.peers[network_id] = tuple(peers)
