@@ -59,6 +59,7 @@ from cirrus.db.models.network import (
     SecurityGroup,
     Subnet,
 )
+from cirrus.db.models.routers import FloatingIP, Router
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
@@ -71,4 +72,5 @@ __all__ = [
     "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
+    "Router", "FloatingIP",  # L3 (issue 14)
 ]
