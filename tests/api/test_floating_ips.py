@@ -145,6 +145,17 @@ def test_unreachable_port_is_404(api, cloud, member, ext):
     assert r.status_code == 404
 
 
+def test_members_do_not_see_external_subnets(api, admin, member, ext):
+    """Neutron's policy: an external network is visible, its subnets are not (unless it is
+    shared); floating IPs and gateways are how projects use them."""
+    r = api.get(f"{NET}/subnets", params={"network_id": ext["id"]}, headers=member.headers)
+    assert r.json()["subnets"] == []
+    r = api.get(f"{NET}/subnets/{ext['subnet']['id']}", headers=member.headers)
+    assert r.status_code == 404
+    r = api.get(f"{NET}/subnets", params={"network_id": ext["id"]}, headers=admin.headers)
+    assert [sn["id"] for sn in r.json()["subnets"]] == [ext["subnet"]["id"]]
+
+
 def test_not_an_external_network(api, member, ext):
     net = network(api, member)
     subnet(api, member, net["id"])

@@ -148,20 +148,47 @@ def _find_or_create_image(cloud: Cloud, image: str, name: str) -> str:
     return image_id
 
 
+PUBLIC_NETWORK = "public"
+PUBLIC_CIDR = "172.24.4.0/24"  # DevStack's floating range
+
+
+def _find_or_create_public_network(cloud: Cloud, network: str) -> str:
+    """The external network routers and floating IPs use (`public_network_id`): found by
+    name, else made with one IPv4 subnet."""
+    base = network if network.endswith("/v2.0") else network + "/v2.0"
+    r = cloud.get(f"{base}/networks", params={"name": PUBLIC_NETWORK, "router:external": "true"})
+    r.raise_for_status()
+    if r.json()["networks"]:
+        return r.json()["networks"][0]["id"]
+    r = cloud.http.post(f"{base}/networks", json={"network": {
+        "name": PUBLIC_NETWORK, "router:external": True}})
+    r.raise_for_status()
+    network_id = r.json()["network"]["id"]
+    r = cloud.http.post(f"{base}/subnets", json={"subnet": {
+        "name": f"{PUBLIC_NETWORK}-subnet", "network_id": network_id, "ip_version": 4,
+        "cidr": PUBLIC_CIDR, "enable_dhcp": False}})
+    r.raise_for_status()
+    return network_id
+
+
 @dataclass
 class Fixtures:
     flavor_ref: str
     flavor_ref_alt: str
     image_ref: str
     image_ref_alt: str
+    public_network_id: str | None = None
 
 
 def prepare(cloud: Cloud, d: Discovery) -> Fixtures:
-    """Two flavors and two public images (found by name, else made), for compute's tests."""
+    """Two flavors and two public images (found by name, else made), for compute's tests;
+    the external network `public` when the cloud has routers."""
     compute, image = d.services["compute"], d.services["image"]
     flavors = [_find_or_create_flavor(cloud, compute, *f) for f in FLAVORS]
     images = [_find_or_create_image(cloud, image, name) for name in IMAGE_NAMES]
-    return Fixtures(flavors[0], flavors[1], images[0], images[1])
+    public = (_find_or_create_public_network(cloud, d.services["network"])
+              if "router" in d.network_extensions and "network" in d.services else None)
+    return Fixtures(flavors[0], flavors[1], images[0], images[1], public)
 
 
 # ------------------------------------------------------------------- tempest.conf
@@ -218,7 +245,7 @@ NETWORK_FEATURES = {
     "ipv6_subnet_attributes": True,
     "port_admin_state_change": True,
     "port_security": True,
-    "floating_ips": False,             # issue 14 (network dataplane)
+    "floating_ips": True,              # issue 14 point 3 (the API; no dataplane yet)
 }
 
 
@@ -297,6 +324,9 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         "build_timeout": "60",
         "build_interval": "1",
     }
+    if fx.public_network_id:
+        c["network"]["public_network_id"] = fx.public_network_id
+        c["network"]["floating_network_name"] = PUBLIC_NETWORK
     c["network-feature-enabled"] = {k: _b(v) for k, v in NETWORK_FEATURES.items()}
     c["network-feature-enabled"]["api_extensions"] = ",".join(d.network_extensions) or "None"
     c["validation"] = {"run_validation": "false"}
