@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from cirrus.api.compute import floating_ips, security_groups, server_actions_more
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute import security_groups, server_actions_more
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.network_actions import inject_network_info
@@ -204,6 +204,7 @@ ACTIONS = {
     "confirmResize": _confirm_resize,
     "revertResize": _revert_resize,
     "migrate": _migrate,
+    **floating_ips.ACTIONS,  # issue 14: addFloatingIp, removeFloatingIp (before 2.44)
 }
 
 
