@@ -262,7 +262,9 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         c["DEFAULT"]["log_file"] = "tempest.log"
     c["auth"] = {
         "use_dynamic_credentials": "true",
-        "create_isolated_networks": "false",   # isolated networks need routers (issue 14)
+        # A network, subnet and router (gateway on public_network_id) per test project,
+        # as on a real cloud, when there is a public network for the routers.
+        "create_isolated_networks": _b(fx.public_network_id is not None),
         "admin_username": creds.username,
         "admin_password": creds.password,
         "admin_project_name": creds.project_name,
