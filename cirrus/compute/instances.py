@@ -25,6 +25,8 @@ from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.context import RequestContext
 from cirrus.db.models import (
     Instance,
+    IPAllocation,
+    Port,
     utcnow,
 )
 from cirrus.errors import (
@@ -88,6 +90,10 @@ class ListFilters:
     not_tags_any: list[str] | None = None
     user_id: str | None = None
     key_name: str | None = None
+    # Part of a fixed address (`ip`: any, `ip6`: IPv6), as Nova asks Neutron for it
+    # (ip_address_substr, after taking off a regex's ^, $ and \. escapes).
+    ip: str | None = None
+    ip6: str | None = None
 
     def matches_tags(self, inst: Instance) -> bool:
         have = set(inst.tags or [])
@@ -164,8 +170,10 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
             q = q.where(or_(column < mval, and_(column == mval, Instance.id < marker.id)))
         else:
             q = q.where(or_(column > mval, and_(column == mval, Instance.id > marker.id)))
-    # Name patterns, flavors and tags are matched here, before the page is cut.
-    in_python = name_re is not None or bool(f.flavor) or f.by_tags
+    # Name patterns, flavors, tags and addresses are matched here, before the page is cut.
+    address_parts = {version: _address_part(part)
+                     for version, part in ((0, f.ip), (6, f.ip6)) if part}
+    in_python = name_re is not None or bool(f.flavor) or f.by_tags or bool(address_parts)
     if not in_python and f.limit is not None:
         q = q.limit(f.limit)
     rows = list(s.scalars(q))
@@ -174,9 +182,30 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
                 if (name_re is None or name_re.search(r.display_name or ""))
                 and (not f.flavor or (r.flavor or {}).get("flavorid") == f.flavor)
                 and f.matches_tags(r)]
+        if address_parts:
+            addresses = _addresses(s, [r.uuid for r in rows])
+            rows = [r for r in rows if all(
+                any(part in a for a in addresses.get(r.uuid, []) if not version or ":" in a)
+                for version, part in address_parts.items())]
         if f.limit is not None:
             rows = rows[: f.limit]
     return rows
+
+
+def _address_part(text: str) -> str:
+    return text.removeprefix("^").removesuffix("$").replace("\\.", ".")
+
+
+def _addresses(s: Session, uuids: list[str]) -> dict[str, list[str]]:
+    """Each server's fixed addresses, in one query."""
+    found: dict[str, list[str]] = {}
+    if uuids:
+        rows = s.execute(select(Port.device_id, IPAllocation.ip_address)
+                         .join(IPAllocation, IPAllocation.port_id == Port.id)
+                         .where(Port.device_id.in_(uuids)))
+        for uuid, address in rows:
+            found.setdefault(uuid, []).append(address)
+    return found
 
 
 def update_fields(cloud: Deps, ctx: RequestContext, uuid: str, values: dict) -> None:

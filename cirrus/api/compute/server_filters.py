@@ -93,6 +93,7 @@ def list_filters(req: ApiRequest) -> instances.ListFilters:
     if f.changes_since and f.changes_before and f.changes_before < f.changes_since:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
     f.image = q.get("image")
+    f.ip, f.ip6 = q.get("ip") or None, q.get("ip6") or None
     f.flavor = q.get("flavor")
     f.reservation_id = q.get("reservation_id")
     f.availability_zone = q.get("availability_zone")
