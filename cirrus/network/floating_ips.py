@@ -175,10 +175,11 @@ def _associate(s: Session, ctx: RequestContext, fip: FloatingIP, port_id: str,
         FloatingIP.id != fip.id))
     if taken is not None:
         raise _already(fip, port.id, fixed.ip_address)
-    fip.fixed_port_id, fip.fixed_ip_address = port.id, fixed.ip_address
-    fip.router_id, fip.status = routers[0], "ACTIVE"
+    # The savepoint first: beginning it flushes, and the change must be inside it.
     savepoint = s.begin_nested()
     try:
+        fip.fixed_port_id, fip.fixed_ip_address = port.id, fixed.ip_address
+        fip.router_id, fip.status = routers[0], "ACTIVE"
         s.flush()
     except IntegrityError:
         savepoint.rollback()

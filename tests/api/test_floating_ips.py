@@ -279,3 +279,33 @@ def test_another_projects_port_cannot_be_associated(api, member, other_member, e
     made = fip(api, other_member, ext["id"])
     r = update(api, other_member, made["id"], port_id=behind["port"]["id"])
     assert r.status_code == 404 and neutron_error(r)["type"] == "PortNotFound"
+
+
+def test_concurrent_associations_give_a_fixed_address_one_floating_ip(api, cloud, member, ext,
+                                                                      behind):
+    """Eight floating IPs associated with one port at once: exactly one wins, the others get
+    FloatingIPPortAlreadyAssociated and stay unassociated (a unique key decides)."""
+    from cirrus.context import RequestContext
+    from cirrus.errors import Conflict
+    from cirrus.network import floating_ips
+    from tests.threads import run_threads
+
+    fips = [fip(api, member, ext["id"])["id"] for _ in range(8)]
+    ctx = RequestContext(project_id=member.project_id, roles=["member", "reader"])
+    outcomes: list[str] = []
+
+    def associate(fip_id: str) -> None:
+        try:
+            cloud.db.run(lambda s: floating_ips.update_floatingip(
+                s, ctx, fip_id, {"port_id": behind["port"]["id"]}))
+            outcomes.append("ok")
+        except Conflict as exc:
+            assert exc.error_type == "FloatingIPPortAlreadyAssociated"
+            outcomes.append("conflict")
+
+    run_threads([lambda f=f: associate(f) for f in fips])
+    assert sorted(outcomes) == ["conflict"] * 7 + ["ok"]
+    with cloud.db.reader() as s:
+        associated = s.scalars(select(FloatingIP.id).where(
+            FloatingIP.fixed_port_id == behind["port"]["id"])).all()
+    assert len(associated) == 1 and associated[0] in fips
