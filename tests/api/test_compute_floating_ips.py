@@ -123,3 +123,15 @@ def test_a_server_without_a_router_cannot_have_one(api, member, public, flavor, 
     assert r.status_code == 400 and "is not reachable from subnet" in r.text
     shown = api.get(f"{FIPS}/{made['id']}", headers=member.compute("2.35")).json()["floating_ip"]
     assert shown["instance_id"] is None
+
+
+def test_deleting_the_server_disassociates(api, member, public, server):
+    made = api.post(FIPS, json={"pool": "public"},
+                    headers=member.compute("2.35")).json()["floating_ip"]
+    assert action(api, member, server["id"],
+                  addFloatingIp={"address": made["ip"]}).status_code == 202
+    r = api.delete(f"/compute/v2.1/servers/{server['id']}", headers=member.compute("2.35"))
+    assert r.status_code == 204
+    wait_for_status(api, member.compute("2.35"), server["id"], "DELETED")
+    shown = api.get(f"{NET}/floatingips/{made['id']}", headers=member.headers).json()
+    assert shown["floatingip"]["port_id"] is None and shown["floatingip"]["status"] == "DOWN"

@@ -340,3 +340,17 @@ def test_layout_for_the_dataplane(api, cloud, admin, member):
     assert iface.addresses == ((sn["id"], "10.8.0.0/24", "10.8.0.1"),)
     assert layout.gateway is not None and layout.gateway.network_id == ext["id"]
     assert [a[2] for a in layout.gateway.addresses] == list(gateway_ips)
+
+
+def test_bulk_create_is_all_or_nothing(api, cloud, admin, member):
+    ext, _ = external(api, admin)
+    r = api.post(f"{NET}/routers", headers=member.headers, json={"routers": [
+        {"name": "a", "external_gateway_info": {"network_id": ext["id"]}},
+        {"name": "b", "external_gateway_info": {"network_id": "nope"}}]})
+    assert r.status_code == 404 and neutron_error(r)["type"] == "NetworkNotFound"
+    with cloud.db.reader() as s:
+        assert s.scalar(select(func.count()).select_from(Router)) == 0
+        assert s.scalar(select(func.count()).select_from(Port)) == 0
+    r = api.post(f"{NET}/routers", headers=member.headers,
+                 json={"routers": [{"name": "a"}, {"name": "b"}]})
+    assert r.status_code == 201 and [x["name"] for x in r.json()["routers"]] == ["a", "b"]
