@@ -148,6 +148,9 @@ class Settings:
     quota_port: int = 500
     quota_security_group: int = 10
     quota_security_group_rule: int = 100
+    # L3 (routers and floating IPs; issue 14): Neutron's quota names and defaults.
+    quota_router: int = 10
+    quota_floatingip: int = 50
     # Production mode (`cirrus serve`): the broker and this process's host name.
     broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
     amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off

@@ -90,8 +90,9 @@ class ListFilters:
     not_tags_any: list[str] | None = None
     user_id: str | None = None
     key_name: str | None = None
-    # Part of a fixed IPv4 (`ip`) or IPv6 (`ip6`) address of the server, taken literally (as
-    # Nova asks Neutron with ip_address_substr: "10.1.1.1" also finds "10.1.1.10").
+    # Part of a fixed address (`ip`: any, `ip6`: IPv6) of the server, as Nova asks
+    # Neutron for it (ip_address_substr, after taking off a regex's ^, $ and \. escapes):
+    # "10.1.1.1" also finds "10.1.1.10".
     ip: str | None = None
     ip6: str | None = None
 
@@ -153,11 +154,12 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
         q = q.where(Instance.key_name == f.key_name)
     for part, v6 in ((f.ip, False), (f.ip6, True)):
         if part:
-            family = (IPAllocation.ip_address.contains(":") if v6
-                      else ~IPAllocation.ip_address.contains(":"))
-            q = q.where(Instance.uuid.in_(
-                select(Port.device_id).join(IPAllocation, IPAllocation.port_id == Port.id)
-                .where(family, IPAllocation.ip_address.contains(part, autoescape=True))))
+            sub = (select(Port.device_id).join(IPAllocation, IPAllocation.port_id == Port.id)
+                   .where(IPAllocation.ip_address.contains(_address_part(part),
+                                                           autoescape=True)))
+            if v6:  # `ip` matches any address, as Neutron's ip_address_substr; `ip6` IPv6
+                sub = sub.where(IPAllocation.ip_address.contains(":"))
+            q = q.where(Instance.uuid.in_(sub))
     column = SORT_KEYS.get(f.sort_key, Instance.created_at)
     descending = f.sort_dir == "desc"
     q = q.order_by(column.desc() if descending else column.asc(),
@@ -190,6 +192,10 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
         if f.limit is not None:
             rows = rows[: f.limit]
     return rows
+
+
+def _address_part(text: str) -> str:
+    return text.removeprefix("^").removesuffix("$").replace("\\.", ".")
 
 
 def update_fields(cloud: Deps, ctx: RequestContext, uuid: str, values: dict) -> None:

@@ -175,3 +175,102 @@ class NoNetworkAvailable(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__("Unable to create the network. No tenant network is available for "
                          "allocation.")
+# ---------------------------------------------------------------- L3: routers, floating IPs
+
+
+class BadL3Request(BadRequest):
+    """Neutron's BadRequest(resource=..., msg=...): "Bad router request: ..."."""
+
+    error_type = "BadRequest"
+
+    def __init__(self, resource: str, detail: str) -> None:
+        super().__init__(f"Bad {resource} request: {detail}.")
+
+
+class RouterInUse(Conflict):
+    error_type = "RouterInUse"
+
+    def __init__(self, router_id: str, reason: str = "still has ports") -> None:
+        super().__init__(f"Router {router_id} {reason}")
+
+
+class RouterInterfaceNotFound(NotFound):
+    error_type = "RouterInterfaceNotFound"
+
+    def __init__(self, router_id: str, port_id: str) -> None:
+        super().__init__(f"Router {router_id} does not have an interface with id {port_id}")
+
+
+class RouterInterfaceNotFoundForSubnet(NotFound):
+    error_type = "RouterInterfaceNotFoundForSubnet"
+
+    def __init__(self, router_id: str, subnet_id: str) -> None:
+        super().__init__(f"Router {router_id} has no interface on subnet {subnet_id}")
+
+
+class RouterInterfaceInUse(Conflict):
+    """RouterInterfaceInUseByFloatingIP / RouterInterfaceInUseByRoute."""
+
+    def __init__(self, router_id: str, subnet_id: str, by: str) -> None:
+        super().__init__(f"Router interface for subnet {subnet_id} on router {router_id} "
+                         f"cannot be deleted, as it is required by one or more {by}.")
+        self.error_type = ("RouterInterfaceInUseByFloatingIP" if by == "floating IPs"
+                           else "RouterInterfaceInUseByRoute")
+
+
+class GatewayInUseByFloatingIp(Conflict):
+    error_type = "RouterExternalGatewayInUseByFloatingIp"
+
+    def __init__(self, router_id: str, network_id: str) -> None:
+        super().__init__(f"Gateway cannot be updated for router {router_id}, since a gateway "
+                         f"to external network {network_id} is required by one or more "
+                         "floating IPs.")
+
+
+class InvalidRoutes(BadRequest):
+    error_type = "InvalidRoutes"
+
+    def __init__(self, routes: object, reason: str) -> None:
+        super().__init__(f"Invalid format for routes: {routes}, {reason}.")
+
+
+class RoutesExhausted(BadRequest):
+    error_type = "RoutesExhausted"
+
+    def __init__(self, router_id: str, quota: int) -> None:
+        super().__init__(f"Unable to complete operation for {router_id}. The number of "
+                         f"routes exceeds the maximum {quota}.")
+
+
+class PortInUse(Conflict):
+    error_type = "PortInUse"
+
+    def __init__(self, port_id: str, network_id: str, device_id: str) -> None:
+        super().__init__(f"Unable to complete operation on port {port_id} for network "
+                         f"{network_id}. Port already has an attached device {device_id}.")
+
+
+class FloatingIPNotFound(NotFound):
+    error_type = "FloatingIPNotFound"
+
+    def __init__(self, floatingip_id: str) -> None:
+        super().__init__(f"Floating IP {floatingip_id} could not be found")
+
+
+class ExternalGatewayForFloatingIPNotFound(NotFound):
+    error_type = "ExternalGatewayForFloatingIPNotFound"
+
+    def __init__(self, network_id: str, subnet_id: str, port_id: str) -> None:
+        super().__init__(f"External network {network_id} is not reachable from subnet "
+                         f"{subnet_id}.  Therefore, cannot associate Port {port_id} with a "
+                         "Floating IP.")
+
+
+class FloatingIPPortAlreadyAssociated(Conflict):
+    error_type = "FloatingIPPortAlreadyAssociated"
+
+    def __init__(self, address: str, fip_id: str, port_id: str, fixed_ip: str,
+                 network_id: str) -> None:
+        super().__init__(f"Cannot associate floating IP {address} ({fip_id}) with port "
+                         f"{port_id} using fixed IP {fixed_ip}, as that fixed IP already has "
+                         f"a floating IP on external network {network_id}.")

@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
 from cirrus.context import RequestContext
-from cirrus.db.models import AutoAllocatedNetwork, Network, Port, Subnet
+from cirrus.db.models import (
+    AutoAllocatedNetwork,
+    FloatingIP,
+    IPAllocation,
+    Network,
+    Port,
+    Subnet,
+)
 from cirrus.errors import Conflict
 from cirrus.network import quotas, segments
 from cirrus.network.access import (
@@ -184,9 +191,11 @@ def delete_network_records(s: Session, network: Network) -> None:
 
     A port created concurrently is caught by its foreign key: the delete then fails at
     flush, reported as the same NetworkInUse."""
-    if s.scalar(select(Port.id).where(Port.network_id == network.id).limit(1)) is not None:
+    if s.scalar(select(Port.id).where(Port.network_id == network.id,
+                                      Port.device_owner != FLOATINGIP_OWNER).limit(1)) is not None:
         raise NetworkInUse(network.id)
     try:
+        _delete_floating_ips(s, network.id)
         s.execute(delete(AutoAllocatedNetwork).where(
             AutoAllocatedNetwork.network_id == network.id))
         s.execute(delete(Subnet).where(Subnet.network_id == network.id))
@@ -195,6 +204,23 @@ def delete_network_records(s: Session, network: Network) -> None:
         s.flush()
     except IntegrityError:
         raise NetworkInUse(network.id) from None
+
+
+# An external network's floating IPs go with it, as in Neutron (their ports do not keep it
+# in use); the rest of L3 is in cirrus.network.routers and floating_ips.
+FLOATINGIP_OWNER = "network:floatingip"
+
+
+def _delete_floating_ips(s: Session, network_id: str) -> None:
+    fip_ports = select(Port.id).where(Port.network_id == network_id,
+                                      Port.device_owner == FLOATINGIP_OWNER)
+    s.execute(delete(FloatingIP).where(FloatingIP.floating_network_id == network_id)
+              .execution_options(synchronize_session=False))
+    s.execute(delete(IPAllocation).where(IPAllocation.port_id.in_(fip_ports))
+              .execution_options(synchronize_session=False))
+    s.execute(delete(Port).where(Port.network_id == network_id,
+                                 Port.device_owner == FLOATINGIP_OWNER)
+              .execution_options(synchronize_session=False))
 
 
 def bump_revision(s: Session, network_id: str) -> None:

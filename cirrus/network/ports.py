@@ -14,12 +14,12 @@ import random
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
 from cirrus.context import RequestContext
-from cirrus.db.models import IPAllocation, Network, Port, Subnet
+from cirrus.db.models import FloatingIP, IPAllocation, Network, Port, Router, Subnet
 from cirrus.network import ipam, quotas, security_groups
 from cirrus.network.access import WRITE, can_use_network, column_filters, new_id, owns, require
 from cirrus.network.errors import (
@@ -272,7 +272,11 @@ def _replace_fixed_ips(s: Session, port: Port, fixed_ips: list[dict]) -> None:
 
 
 def delete_port(s: Session, port_id: str) -> None:
-    """Delete a port and free its addresses (internal: no policy check; gone is fine)."""
+    """Delete a port and free its addresses (internal: no policy check; gone is fine).
+    A floating IP associated with it is disassociated, as Neutron does."""
+    s.execute(update(FloatingIP).where(FloatingIP.fixed_port_id == port_id)
+              .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN")
+              .execution_options(synchronize_session="fetch"))
     s.execute(delete(IPAllocation).where(IPAllocation.port_id == port_id))
     port = s.get(Port, port_id)
     if port is not None:
@@ -284,7 +288,46 @@ def delete_port_checked(s: Session, ctx: RequestContext, port_id: str) -> None:
     """DELETE /v2.0/ports/{id}: the port's project or its network's owner may."""
     port = get_port(s, ctx, port_id)
     _check_write(s, ctx, port, "delete_port")
+    _check_not_l3_port(s, port)
     delete_port(s, port.id)
+
+
+# L3 ports: a router's interfaces and gateway, a floating IP's address (issue 14).
+ROUTER_INTERFACE, ROUTER_GATEWAY = "network:router_interface", "network:router_gateway"
+FLOATINGIP = "network:floatingip"
+L3_OWNERS = (ROUTER_INTERFACE, ROUTER_GATEWAY, FLOATINGIP)
+
+
+def _check_not_l3_port(s: Session, port: Port) -> None:
+    """A port of an existing router or floating IP goes only through the router or
+    floating IP API (Neutron's L3PortInUse)."""
+    if port.device_owner not in L3_OWNERS or not port.device_id:
+        return
+    model = FloatingIP if port.device_owner == FLOATINGIP else Router
+    if s.get(model, port.device_id) is not None:
+        raise InUse(f"Port {port.id} has owner {port.device_owner} and therefore cannot be "
+                    "deleted directly via the port API.", "L3PortInUse")
+
+
+def create_device_port(s: Session, network: Network, *, project_id: str, device_id: str,
+                       device_owner: str, fixed_ips: list[dict] | None = None,
+                       subnets: list[Subnet] | None = None, status: str = "ACTIVE") -> Port:
+    """A port Cirrus makes for an L3 device of its own (a router's interface or gateway, a
+    floating IP's address): the caller has checked policy and quota; no security groups.
+    `fixed_ips` as create_port's; `subnets` narrows Neutron's default allocation (None:
+    every subnet of the network)."""
+    port = Port(id=new_id(), network_id=network.id, project_id=project_id, name="",
+                description="", admin_state_up=True, device_id=device_id,
+                device_owner=device_owner, port_security_enabled=False, security_groups=[],
+                tags=[])
+    _binding(port, None)
+    port.status = status
+    _insert_port(s, port, None)
+    all_subnets = network_subnets(s, network.id)
+    requests = None if fixed_ips is None else ipam.resolve_fixed_ips(
+        network.id, all_subnets, fixed_ips, port.mac_address, _subnet_ids_elsewhere(s, fixed_ips))
+    ipam.allocate_for_port(s, port, all_subnets if subnets is None else subnets, requests)
+    return port
 
 
 def delete_port_if_exists(s: Session, ctx: RequestContext, port_id: str) -> None:

@@ -1,4 +1,5 @@
-"""Networking quotas: networks, subnets, ports, security groups and their rules per project.
+"""Networking quotas: networks, subnets, ports, security groups and their rules, routers and
+floating IPs per project.
 
 Limits: the settings' defaults (quota_network, ...) unless a QuotaLimit row overrides one
 for the project. Usage is never stored: it is counted from the records, and a create
@@ -13,15 +14,17 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute.quotas import clear_limits, store_limits
 from cirrus.config import Settings
-from cirrus.db.models import Network, Port, QuotaLimit, SecurityGroup, Subnet
+from cirrus.db.models import FloatingIP, Network, Port, QuotaLimit, Router, SecurityGroup, Subnet
 from cirrus.network.errors import OverQuota
 
-RESOURCES = ("network", "subnet", "port", "security_group", "security_group_rule")
+RESOURCES = ("network", "subnet", "port", "security_group", "security_group_rule", "router",
+             "floatingip")
 UNLIMITED = -1
 MAX_LIMIT = 0x7FFFFFFF
 
-_COUNTED: dict[str, type[Network | Subnet | Port | SecurityGroup]] = {
-    "network": Network, "subnet": Subnet, "port": Port, "security_group": SecurityGroup}
+_COUNTED: dict[str, type[Network | Subnet | Port | SecurityGroup | Router | FloatingIP]] = {
+    "network": Network, "subnet": Subnet, "port": Port, "security_group": SecurityGroup,
+    "router": Router, "floatingip": FloatingIP}
 
 
 def defaults(settings: Settings) -> dict[str, int]:

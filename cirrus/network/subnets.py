@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import ColumnElement, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,13 +57,20 @@ def _visible(s: Session, ctx: RequestContext, subnet: Subnet) -> bool:
     if owns(ctx, subnet.project_id):
         return True
     return s.scalar(select(Network.id).where(Network.id == subnet.network_id,
-                                             network_visible(ctx))) is not None
+                                             _subnets_shown(ctx))) is not None
+
+
+def _subnets_shown(ctx: RequestContext) -> ColumnElement[bool]:
+    """Networks whose subnets another project sees: shared ones. An external network's
+    subnets stay hidden (Neutron's policy without subnet-external-network): its users
+    reach them through routers and floating IPs."""
+    return network_visible(ctx) if ctx.is_admin else Network.shared.is_(True)
 
 
 def list_subnets(s: Session, ctx: RequestContext, filters: dict[str, list]) -> list[Subnet]:
     query = select(Subnet).where(*column_filters(Subnet, filters))
     if not ctx.is_admin:
-        visible_networks = select(Network.id).where(network_visible(ctx))
+        visible_networks = select(Network.id).where(_subnets_shown(ctx))
         query = query.where(or_(Subnet.project_id == ctx.project_id,
                                 Subnet.network_id.in_(visible_networks)))
     return list(s.scalars(query.order_by(Subnet.created_at, Subnet.id)))

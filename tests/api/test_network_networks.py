@@ -55,18 +55,19 @@ def test_extensions_list_what_is_implemented_and_nothing_else(api, member):
     r = api.get(f"{NET}/extensions", headers=member.headers)
     aliases = {ext["alias"] for ext in r.json()["extensions"]}
     assert {"external-net", "provider", "quotas", "security-group", "binding", "port-security",
-            "auto-allocated-topology", "standard-attr-revisions", "net-mtu"} <= aliases
-    assert not aliases & {"router", "dns-integration", "allowed-address-pairs", "qos",
-                          "default-subnetpools", "extra_dhcp_opt"}
+            "auto-allocated-topology", "standard-attr-revisions", "net-mtu", "router",
+            "extraroute", "ext-gw-mode"} <= aliases
+    assert not aliases & {"dvr", "l3-ha", "l3-flavors", "dns-integration",
+                          "allowed-address-pairs", "qos", "default-subnetpools", "extra_dhcp_opt"}
     r = api.get(f"{NET}/extensions/binding", headers=member.headers)
     assert r.json()["extension"]["name"] == "Port Binding"
-    r = api.get(f"{NET}/extensions/router", headers=member.headers)
+    r = api.get(f"{NET}/extensions/dvr", headers=member.headers)
     assert r.status_code == 404
     assert neutron_error(r)["type"] == "HTTPNotFound"
 
 
 def test_unknown_path_and_method_answer_in_neutron_shape(api, member):
-    r = api.get(f"{NET}/floatingips", headers=member.headers)
+    r = api.get(f"{NET}/trunks", headers=member.headers)
     assert r.status_code == 404
     neutron_error(r)
     r = api.patch(f"{NET}/networks", headers=member.headers, json={})

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from cirrus.db.models import Network, Port
 from tests.api.network_helpers import NET, create, network, neutron_error, subnet
 
-RESOURCES = {"network", "subnet", "port", "security_group", "security_group_rule"}
+RESOURCES = {"network", "subnet", "port", "security_group", "security_group_rule", "router",
+             "floatingip"}
 
 
 def set_quota(api, admin, project_id: str, **values):
@@ -22,7 +23,8 @@ def test_members_read_their_own_quotas_only(api, cloud, member, other_member, re
                                  "subnet": cloud.settings.quota_subnet,
                                  "port": cloud.settings.quota_port,
                                  "security_group": cloud.settings.quota_security_group,
-                                 "security_group_rule": cloud.settings.quota_security_group_rule}
+                                 "security_group_rule": cloud.settings.quota_security_group_rule,
+                                 "router": 10, "floatingip": 50}
     assert api.get(f"{NET}/quotas/{member.project_id}", headers=reader.headers).status_code == 200
     r = api.get(f"{NET}/quotas/{member.project_id}", headers=other_member.headers)
     assert r.status_code == 403
@@ -72,7 +74,7 @@ def test_only_admins_change_quotas_and_bad_values_are_400(api, admin, member):
     assert api.delete(f"{NET}/quotas/{member.project_id}", headers=member.headers).status_code == 403
     for values, words in (({"network": -2}, "Invalid input for network"),
                           ({"network": "many"}, "Invalid input for network"),
-                          ({"router": 3}, "Unrecognized attribute(s) 'router'"),
+                          ({"rbac_policy": 3}, "Unrecognized attribute(s) 'rbac_policy'"),
                           ({"port": 2**40}, "too large")):
         r = set_quota(api, admin, member.project_id, **values)
         assert r.status_code == 400, values

@@ -262,5 +262,6 @@ def test_servers_are_listed_by_part_of_their_ip_and_ip6(api, cloud, member, othe
     v6 = [a["addr"] for a in two["addresses"]["dual"] if a["version"] == 6][0]
     assert listed(member, ip6=v6) == {two["id"]}
     assert listed(member, ip6="2001:db8:30:") == {one["id"], two["id"]}
-    assert listed(member, ip="2001:db8:30:") == set()  # ip is IPv4 only
+    assert listed(member, ip="2001:db8:30:") == {one["id"], two["id"]}  # ip: any address
+    assert listed(member, ip6="10.30.0.1") == set()  # ip6: IPv6 only
     assert listed(other_member, ip="10.30.0.1") == set()  # another project's servers

@@ -2,8 +2,8 @@
 
 discover() reads, as admin, the catalog of a project-scoped token, the compute microversions
 (its version document), the network extensions, the image import methods and stores, and
-the number of hypervisors; prepare() finds or makes two flavors, two public images and a
-shared network (`fixed_network_name`) for compute's tests; render_conf() writes those plus the *_FEATURES tables below (what Cirrus
+the number of hypervisors; prepare() finds or makes two flavors and two public images for
+compute's tests; render_conf() writes those plus the *_FEATURES tables below (what Cirrus
 does: on; the rest: off) as Tempest 47's options.
 """
 
@@ -148,26 +148,27 @@ def _find_or_create_image(cloud: Cloud, image: str, name: str) -> str:
     return image_id
 
 
-FIXED_NETWORK = ("tempest-fixed", "10.100.0.0/16")
+PUBLIC_NETWORK = "public"
+PUBLIC_CIDR = "172.24.4.0/24"  # DevStack's floating range
 
 
-def _find_or_create_shared_network(cloud: Cloud, network: str) -> str:
-    """A shared network with an IPv4 subnet, the one Tempest gives its servers (its
-    `fixed_network_name`) while it makes no isolated networks of its own; its name."""
-    base = network.rstrip("/") if network.rstrip("/").endswith("/v2.0") else (
-        network.rstrip("/") + "/v2.0")
-    name, cidr = FIXED_NETWORK
-    r = cloud.get(f"{base}/networks", params={"name": name})
+def _find_or_create_public_network(cloud: Cloud, network: str) -> str:
+    """The external network routers and floating IPs use (`public_network_id`): found by
+    name, else made with one IPv4 subnet."""
+    base = network if network.endswith("/v2.0") else network + "/v2.0"
+    r = cloud.get(f"{base}/networks", params={"name": PUBLIC_NETWORK, "router:external": "true"})
     r.raise_for_status()
     if r.json()["networks"]:
-        return name
-    r = cloud.http.post(f"{base}/networks", json={"network": {"name": name, "shared": True}})
+        return r.json()["networks"][0]["id"]
+    r = cloud.http.post(f"{base}/networks", json={"network": {
+        "name": PUBLIC_NETWORK, "router:external": True}})
     r.raise_for_status()
-    net_id = r.json()["network"]["id"]
+    network_id = r.json()["network"]["id"]
     r = cloud.http.post(f"{base}/subnets", json={"subnet": {
-        "name": name, "network_id": net_id, "ip_version": 4, "cidr": cidr}})
+        "name": f"{PUBLIC_NETWORK}-subnet", "network_id": network_id, "ip_version": 4,
+        "cidr": PUBLIC_CIDR, "enable_dhcp": False}})
     r.raise_for_status()
-    return name
+    return network_id
 
 
 @dataclass
@@ -176,18 +177,18 @@ class Fixtures:
     flavor_ref_alt: str
     image_ref: str
     image_ref_alt: str
-    fixed_network_name: str | None = None
+    public_network_id: str | None = None
 
 
 def prepare(cloud: Cloud, d: Discovery) -> Fixtures:
-    """Two flavors, two public images and a shared network (found by name, else made), for
-    compute's tests."""
+    """Two flavors and two public images (found by name, else made), for compute's tests;
+    the external network `public` when the cloud has routers."""
     compute, image = d.services["compute"], d.services["image"]
     flavors = [_find_or_create_flavor(cloud, compute, *f) for f in FLAVORS]
     images = [_find_or_create_image(cloud, image, name) for name in IMAGE_NAMES]
-    network = d.services.get("network")
-    fixed = _find_or_create_shared_network(cloud, network) if network else None
-    return Fixtures(flavors[0], flavors[1], images[0], images[1], fixed)
+    public = (_find_or_create_public_network(cloud, d.services["network"])
+              if "router" in d.network_extensions and "network" in d.services else None)
+    return Fixtures(flavors[0], flavors[1], images[0], images[1], public)
 
 
 # ------------------------------------------------------------------- tempest.conf
@@ -244,7 +245,7 @@ NETWORK_FEATURES = {
     "ipv6_subnet_attributes": True,
     "port_admin_state_change": True,
     "port_security": True,
-    "floating_ips": False,             # issue 14 (network dataplane)
+    "floating_ips": True,              # issue 14 point 3 (the API; no dataplane yet)
 }
 
 
@@ -261,7 +262,9 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         c["DEFAULT"]["log_file"] = "tempest.log"
     c["auth"] = {
         "use_dynamic_credentials": "true",
-        "create_isolated_networks": "false",   # isolated networks need routers (issue 14)
+        # A network, subnet and router (gateway on public_network_id) per test project,
+        # as on a real cloud, when there is a public network for the routers.
+        "create_isolated_networks": _b(fx.public_network_id is not None),
         "admin_username": creds.username,
         "admin_password": creds.password,
         "admin_project_name": creds.project_name,
@@ -300,8 +303,6 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         "build_interval": "1",
         "min_compute_nodes": str(d.hypervisors),
     }
-    if fx.fixed_network_name:
-        c["compute"]["fixed_network_name"] = fx.fixed_network_name
     if d.compute_min:
         c["compute"]["min_microversion"] = d.compute_min
     if d.compute_max:
@@ -325,6 +326,9 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         "build_timeout": "60",
         "build_interval": "1",
     }
+    if fx.public_network_id:
+        c["network"]["public_network_id"] = fx.public_network_id
+        c["network"]["floating_network_name"] = PUBLIC_NETWORK
     c["network-feature-enabled"] = {k: _b(v) for k, v in NETWORK_FEATURES.items()}
     c["network-feature-enabled"]["api_extensions"] = ",".join(d.network_extensions) or "None"
     c["validation"] = {"run_validation": "false"}

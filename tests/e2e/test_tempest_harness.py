@@ -42,7 +42,7 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert d.network_extensions == sorted(e["alias"] for e in extensions)
     assert d.hypervisors >= 1
 
-    fx = tc.Fixtures("f1", "f2", "i1", "i2")
+    fx = tc.Fixtures("f1", "f2", "i1", "i2", "pub")
     path = tmp_path / "tempest.conf"
     tc.write_conf(tc.render_conf(d, cloud.creds, fx), path)
     conf = configparser.ConfigParser(interpolation=None)
@@ -54,7 +54,8 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert (conf["compute"]["image_ref"], conf["compute"]["flavor_ref_alt"]) == ("i1", "f2")
     assert conf["network-feature-enabled"]["api_extensions"].split(",") == d.network_extensions
     assert conf["network-feature-enabled"]["ipv6"] == "true"
-    assert conf["network-feature-enabled"]["floating_ips"] == "false"
+    assert conf["network-feature-enabled"]["floating_ips"] == "true"
+    assert conf["network"]["public_network_id"] == "pub"
     assert conf["service_available"]["cinder"] == "false"
     assert conf["service_available"]["nova"] == "true"
     assert conf["validation"]["run_validation"] == "false"
@@ -71,6 +72,8 @@ def test_prepare_makes_flavors_and_images_once(all_in_one: AllInOne) -> None:
     assert flavor["flavor"]["disk"] > 0
     image = cloud.get(f"{d.services['image']}/v2/images/{first.image_ref}").json()
     assert image["status"] == "active" and first.image_ref != first.image_ref_alt
+    public = cloud.get(f"{d.services['network']}/v2.0/networks/{first.public_network_id}").json()
+    assert public["network"]["router:external"] is True and public["network"]["subnets"]
 
 
 def _stream() -> bytes:

@@ -13,7 +13,7 @@ from cirrus.api.framework import make_routes
 MODULES = ("versions", "flavors", "keypairs", "limits", "quotas", "quota_classes", "hosts",
            "services", "servers", "server_tags", "server_actions", "instance_actions",
            "interfaces", "usage", "images", "security_groups", "legacy", "migrations",
-           "audit", "diagnostics", "external_events")
+           "audit", "diagnostics", "external_events", "floating_ips")
 
 
 def routes() -> list[Route]:

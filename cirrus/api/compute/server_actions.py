@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cirrus.api.compute import backup, security_groups, server_actions_more
+from cirrus.api.compute import backup, floating_ips, security_groups, server_actions_more
 from cirrus.api.compute import schemas_servers as schemas
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
@@ -205,6 +205,7 @@ ACTIONS = {
     "confirmResize": _confirm_resize,
     "revertResize": _revert_resize,
     "migrate": _migrate,
+    **floating_ips.ACTIONS,  # issue 14: addFloatingIp, removeFloatingIp (before 2.44)
 }
 
 

@@ -20,7 +20,7 @@ from cirrus.errors import CirrusError
 
 SERVICE = "network"
 MODULES = ("versions", "networks", "subnets", "ports", "security_groups", "quotas",
-           "auto_topology", "tags", "empty_lists")
+           "auto_topology", "tags", "empty_lists", "routers", "floating_ips")
 
 
 def neutron_errors(handler: Callable[..., Any]) -> Callable[..., Any]:

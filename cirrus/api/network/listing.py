@@ -25,7 +25,8 @@ TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 UNSORTABLE = {"subnets", "availability_zone_hints", "availability_zones", "tags", "fixed_ips",
               "security_groups", "allocation_pools", "dns_nameservers", "host_routes",
               "service_types", "allowed_address_pairs", "extra_dhcp_opts",
-              "security_group_rules", "binding:vif_details", "binding:profile"}
+              "security_group_rules", "binding:vif_details", "binding:profile",
+              "external_gateway_info", "routes"}
 _TRUE = ("1", "t", "true", "on", "y", "yes")
 _FALSE = ("0", "f", "false", "off", "n", "no")
 

@@ -1,7 +1,8 @@
 """Networking quotas: /v2.0/quotas (Neutron's quotas and quota_details extensions).
 
 Members read their own project's; admins read and change any project's. Limits are
-network, subnet, port, security_group and security_group_rule; -1 is unlimited.
+network, subnet, port, security_group, security_group_rule, router and floatingip; -1 is
+unlimited.
 `check_limit: true` in an update refuses a limit below what the project already uses.
 """
 

@@ -44,7 +44,8 @@ EXTENSIONS = (
      "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
      "standard attributes.", "2016-09-12T10:00:00-00:00"),
     ("standard-attr-tag", "Tag support for resources with standard attribute: network, "
-     "subnet, port", "Enables to set tag on resources with standard attribute.",
+     "subnet, port, router, floatingip",
+     "Enables to set tag on resources with standard attribute.",
      "2017-01-01T00:00:00-00:00"),
     ("project-id", "project_id field enabled",
      "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09"),
@@ -57,10 +58,20 @@ EXTENSIONS = (
     ("ip-substring-filtering", "IP address substring filtering",
      "Provides IP address substring filtering when listing ports",
      "2017-11-28T09:00:00-00:00"),
+    # L3 (issue 14): the API and its records; the dataplane that carries them comes apart.
+    ("router", "Neutron L3 Router",
+     "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to "
+     "external networks via a NAT gateway.", "2012-07-20T10:00:00-00:00"),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router",
+     "2013-02-01T10:00:00-00:00"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
+     "Extension of the router abstraction for specifying whether SNAT should occur on the "
+     "external gateway", "2013-03-28T10:00:00-00:00"),
 )
 COLLECTIONS = (("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
                ("security_group", "security-groups"),
-               ("security_group_rule", "security-group-rules"), ("quota", "quotas"))
+               ("security_group_rule", "security-group-rules"), ("quota", "quotas"),
+               ("router", "routers"), ("floatingip", "floatingips"))
 
 
 def _extension(row: tuple[str, str, str, str]) -> dict:

@@ -63,6 +63,7 @@ from cirrus.db.models.network import (
     SecurityGroup,
     Subnet,
 )
+from cirrus.db.models.routers import FloatingIP, Router
 from cirrus.db.models.segments import SegmentAllocation
 
 __all__ = [
@@ -78,4 +79,5 @@ __all__ = [
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
     "SegmentAllocation",  # l2
+    "Router", "FloatingIP",  # L3 (issue 14)
 ]
