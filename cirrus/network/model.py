@@ -50,6 +50,10 @@ class Nic:
     network_id: str
     mtu: int
     fixed_ips: tuple[FixedIp, ...] = field(default_factory=tuple)
+    # ---- port security (issue 14, sg): what the host's firewall needs of the port itself
+    port_security_enabled: bool = True
+    security_groups: tuple[str, ...] = ()
+    allowed_address_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
 
     @property
     def bridge(self) -> str:
@@ -73,4 +77,8 @@ class Nic:
             for ip in data.get("fixed_ips") or ())
         return cls(index=data["index"], name=data["name"], port_id=data["port_id"],
                    mac=data["mac"], network_id=data["network_id"], mtu=data["mtu"],
-                   fixed_ips=ips)
+                   fixed_ips=ips,
+                   port_security_enabled=bool(data.get("port_security_enabled", True)),
+                   security_groups=tuple(data.get("security_groups") or ()),
+                   allowed_address_pairs=tuple(tuple(p) for p in  # type: ignore[misc]
+                                               data.get("allowed_address_pairs") or ()))

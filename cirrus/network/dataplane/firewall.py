@@ -1,0 +1,404 @@
+"""Security groups and anti-spoofing on a host, with nftables (issue 14).
+
+Two tables, both owned by Cirrus and always replaced whole or changed in one `nft -f`
+transaction (atomic; conntrack entries are kept, so established connections the new rules
+still allow go on):
+
+- `bridge cirrus` sees each tap: stateless anti-spoofing in `prerouting` (per port chain
+  `s-<tap>`: only the port's MAC(s), its fixed IPs and allowed address pairs, ARP included),
+  and in `forward` it writes the source port's index into the high 16 bits of the packet
+  mark and the destination port's into the low 16 bits: the `inet` hooks that
+  `br_netfilter` runs for bridged traffic only see the bridge as in/out device.
+- `inet cirrus` is stateful (conntrack works here, not in the bridge family): one base
+  chain on `forward` per direction dispatches by mark to the port's chain `e-<tap>`
+  (egress: from the VM) and `i-<tap>` (ingress: to the VM). A port chain accepts
+  established/related traffic, drops invalid, always lets DHCP client traffic and ICMPv6
+  neighbour discovery through (and refuses the VM acting as a DHCP server or a router),
+  then jumps to the chains of its groups (`ge-<group>`/`gi-<group>`, shared by all ports
+  of the group, whose rules `accept`) and drops the rest. Accepting in the egress hook
+  still leaves the packet to the ingress hook of its destination port.
+- Remote groups are named sets of member addresses, `g4-<group>`/`g6-<group>`.
+
+A rule or membership change rewrites only the groups' chains and sets; a port change
+replaces both tables. Ports with port security off get nothing: no chain, no mark.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cirrus.network.port_filter import HostFilterState, PortFilter, SecurityGroupRule
+
+log = logging.getLogger(__name__)
+
+TABLE = "cirrus"
+MAX_PORTS = 0xFFFF
+PROTOCOL_NUMBERS = {
+    "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1, "igmp": 2,
+    "ip": 0, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58, "icmpv6": 58,
+    "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
+    "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
+}
+PORTED = {6, 17, 33, 132, 136}  # protocols whose rules may name destination ports
+# ICMPv6 a port always needs (Neutron's list): MLD and neighbour discovery; RAs only inbound.
+ND_EGRESS = "{ mld-listener-report, mld2-listener-report, nd-router-solicit, " \
+            "nd-neighbor-solicit, nd-neighbor-advert }"
+ND_INGRESS = "{ mld-listener-query, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert }"
+
+
+@dataclass
+class FirewallState:
+    """What the host filters: ports by id, group rules and remote-group members."""
+
+    ports: dict[str, PortFilter] = field(default_factory=dict)
+    rules: dict[str, tuple[SecurityGroupRule, ...]] = field(default_factory=dict)
+    members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    generation: float = 0.0
+
+    def filtered_ports(self) -> list[PortFilter]:
+        return sorted((p for p in self.ports.values() if p.port_security_enabled),
+                      key=lambda p: p.tap)
+
+
+# ---------------------------------------------------------------- rendering (pure)
+
+
+def _short(group_id: str) -> str:
+    return group_id.replace("-", "")
+
+
+def set_name(group_id: str, version: int) -> str:
+    return f"g{version}-{_short(group_id)}"
+
+
+def group_chain(group_id: str, direction: str) -> str:
+    return f"{'ge' if direction == 'egress' else 'gi'}-{_short(group_id)}"
+
+
+def _elements(items: Iterable[str]) -> str:
+    return "{ " + ", ".join(items) + " }"
+
+
+def _protocol(rule: SecurityGroupRule) -> int | None:
+    if rule.protocol is None:
+        return None
+    text = str(rule.protocol).lower()
+    number = int(text) if text.isdigit() else PROTOCOL_NUMBERS.get(text)
+    if number is None or number == 0:  # "ip"/0 is any, as iptables reads protocol 0
+        return None
+    if number == 1 and rule.ethertype == "IPv6":  # Neutron: icmp on IPv6 means ICMPv6
+        return 58
+    return number
+
+
+def render_rule(rule: SecurityGroupRule) -> str | None:
+    """One nftables rule (accept) for a security group rule; None if it can never match."""
+    v6 = rule.ethertype == "IPv6"
+    family = "ip6" if v6 else "ip"
+    parts = [f"meta nfproto {'ipv6' if v6 else 'ipv4'}"]
+    peer = "saddr" if rule.direction == "ingress" else "daddr"
+    if rule.remote_ip_prefix:
+        net = ipaddress.ip_network(rule.remote_ip_prefix, strict=False)
+        if net.version != (6 if v6 else 4):
+            return None
+        if net.prefixlen:
+            parts.append(f"{family} {peer} {net}")
+    if rule.remote_group_id:
+        parts.append(f"{family} {peer} @{set_name(rule.remote_group_id, 6 if v6 else 4)}")
+    proto = _protocol(rule)
+    low, high = rule.port_range_min, rule.port_range_max
+    if proto is not None:
+        parts.append(f"meta l4proto {proto}")
+        if proto in PORTED and (low is not None or high is not None):
+            low, high = low or high, high or low
+            parts.append(f"th dport {low}" if low == high else f"th dport {low}-{high}")
+        elif proto in (1, 58) and low is not None:
+            icmp = "icmpv6" if proto == 58 else "icmp"
+            parts.append(f"{icmp} type {low}")
+            if high is not None:
+                parts.append(f"{icmp} code {high}")
+    return " ".join(parts) + " accept"
+
+
+def _remote_groups(rules: Mapping[str, tuple[SecurityGroupRule, ...]]) -> set[str]:
+    return {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
+
+
+def _used_groups(state: FirewallState) -> set[str]:
+    return {g for p in state.filtered_ports() for g in p.security_groups}
+
+
+def _set_lines(group_id: str, members: Iterable[str], op: str = "") -> list[str]:
+    """The two sets of a remote group, as `set` blocks (op "") or `add set` commands."""
+    lines = []
+    by_version: dict[int, list[str]] = {4: [], 6: []}
+    for addr in members:
+        net = ipaddress.ip_network(addr, strict=False)
+        by_version[net.version].append(str(net.network_address) if net.prefixlen ==
+                                       net.max_prefixlen else str(net))
+    for version in (4, 6):
+        kind = "ipv4_addr" if version == 4 else "ipv6_addr"
+        name = set_name(group_id, version)
+        body = f"type {kind}; flags interval; auto-merge;"
+        if op:
+            lines.append(f"add set inet {TABLE} {name} {{ {body} }}")
+            lines.append(f"flush set inet {TABLE} {name}")
+            if by_version[version]:
+                lines.append(f"add element inet {TABLE} {name} {_elements(by_version[version])}")
+        else:
+            elements = f" elements = {_elements(by_version[version])};" \
+                if by_version[version] else ""
+            lines.append(f"  set {name} {{ {body}{elements} }}")
+    return lines
+
+
+def _group_rules(group_id: str, direction: str,
+                 rules: Mapping[str, tuple[SecurityGroupRule, ...]]) -> list[str]:
+    rendered = (render_rule(r) for r in rules.get(group_id, ()) if r.direction == direction)
+    return [r for r in rendered if r]
+
+
+def _port_chain(port: PortFilter, direction: str) -> list[str]:
+    lines = ["ct state established,related accept"]
+    if direction == "egress":
+        lines += ["udp sport 68 udp dport 67 accept",  # DHCP client
+                  "udp sport 546 udp dport 547 accept",
+                  "udp sport 67 drop",  # the VM acting as a DHCP server
+                  "udp sport 547 drop",
+                  "icmpv6 type nd-router-advert drop",  # ... or as a router
+                  f"icmpv6 type {ND_EGRESS} accept"]
+    else:
+        lines += ["udp sport 67 udp dport 68 accept",
+                  "udp sport 547 udp dport 546 accept",
+                  f"icmpv6 type {ND_INGRESS} accept"]
+    lines.append("ct state invalid drop")
+    lines += [f"jump {group_chain(g, direction)}" for g in port.security_groups]
+    lines.append("drop")
+    return lines
+
+
+def _link_local(mac: str) -> str:
+    octets = [int(o, 16) for o in mac.split(":")]
+    octets[0] ^= 2
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + eui)))
+
+
+def _spoof_chain(port: PortFilter) -> list[str]:
+    """Stateless: only the port's own MACs and addresses may leave the VM."""
+    macs = {port.mac.lower(), *(p.mac_address.lower() for p in port.allowed_address_pairs)}
+    nets = [ipaddress.ip_network(a, strict=False) for a in
+            (*port.addresses, *(p.ip_address for p in port.allowed_address_pairs))]
+    v4 = sorted({str(n) for n in nets if n.version == 4})
+    v6 = sorted({str(n) for n in nets if n.version == 6} | {_link_local(m) for m in macs})
+    lines = [f"ether saddr != {_elements(sorted(macs))} drop",
+             f"arp saddr ether != {_elements(sorted(macs))} drop",
+             f"arp saddr ip != {_elements(['0.0.0.0', *v4])} drop",
+             "ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",
+             f"ip saddr != {_elements(v4)} drop" if v4 else "meta protocol ip drop",
+             "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report, "
+             "mld-listener-report, nd-router-solicit } return",
+             f"ip6 saddr != {_elements(v6)} drop"]
+    return lines
+
+
+def render_ruleset(state: FirewallState) -> str:
+    """Both tables, replacing whatever was there, as one `nft -f` transaction."""
+    ports = state.filtered_ports()[:MAX_PORTS]
+    out = [f"add table bridge {TABLE}", f"delete table bridge {TABLE}",
+           f"add table inet {TABLE}", f"delete table inet {TABLE}",
+           f"table bridge {TABLE} {{"]
+    src = [f'"{p.tap}" : 0x{i << 16:08x}' for i, p in enumerate(ports, 1)]
+    spoof = [f'"{p.tap}" : jump s-{p.tap}' for p in ports]
+    dst = [f'"{p.tap}" : jump d-{p.tap}' for p in ports]
+    out += _map("src_mark", "ifname : mark", src)
+    out += _map("spoof", "ifname : verdict", spoof)
+    out += _map("dst_mark", "ifname : verdict", dst)
+    out += _chain("prerouting", ["iifname vmap @spoof"],
+                  "type filter hook prerouting priority -200; policy accept;")
+    out += _chain("forward", ["meta mark set 0", "meta mark set iifname map @src_mark",
+                              "oifname vmap @dst_mark"],
+                  "type filter hook forward priority -200; policy accept;")
+    for i, port in enumerate(ports, 1):
+        out += _chain(f"s-{port.tap}", _spoof_chain(port))
+        out += _chain(f"d-{port.tap}", [f"meta mark set meta mark | 0x{i:08x}"])
+    out += ["}", f"table inet {TABLE} {{"]
+    for group in sorted(_remote_groups(state.rules) | set(state.members)):
+        out += _set_lines(group, state.members.get(group, ()))
+    out += _map("egress", "mark : verdict",
+                [f"0x{i << 16:08x} : jump e-{p.tap}" for i, p in enumerate(ports, 1)])
+    out += _map("ingress", "mark : verdict",
+                [f"0x{i:08x} : jump i-{p.tap}" for i, p in enumerate(ports, 1)])
+    out += _chain("egress_hook", ["meta mark & 0xffff0000 vmap @egress"],
+                  "type filter hook forward priority 0; policy accept;")
+    out += _chain("ingress_hook", ["meta mark & 0x0000ffff vmap @ingress"],
+                  "type filter hook forward priority 10; policy accept;")
+    for group in sorted(_used_groups(state)):
+        for direction in ("egress", "ingress"):
+            out += _chain(group_chain(group, direction),
+                          _group_rules(group, direction, state.rules))
+    for port in ports:
+        out += _chain(f"e-{port.tap}", _port_chain(port, "egress"))
+        out += _chain(f"i-{port.tap}", _port_chain(port, "ingress"))
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def render_group_update(state: FirewallState, groups: Iterable[str],
+                        member_groups: Iterable[str]) -> str:
+    """Rewrite only the chains of `groups` (their rules changed) and the sets of
+    `member_groups` (their membership changed), leaving ports and conntrack alone."""
+    out: list[str] = []
+    used = _used_groups(state)
+    for group in sorted(set(member_groups) | _remote_groups(state.rules)):
+        out += _set_lines(group, state.members.get(group, ()), op="add")
+    for group in sorted(set(groups) & used):
+        for direction in ("egress", "ingress"):
+            chain = group_chain(group, direction)
+            out += [f"add chain inet {TABLE} {chain}", f"flush chain inet {TABLE} {chain}"]
+            out += [f"add rule inet {TABLE} {chain} {r}"
+                    for r in _group_rules(group, direction, state.rules)]
+    return "\n".join(out) + "\n"
+
+
+def _chain(name: str, rules: list[str], head: str = "") -> list[str]:
+    return [f"  chain {name} {{", *([f"    {head}"] if head else []),
+            *(f"    {r}" for r in rules), "  }"]
+
+
+def _map(name: str, kind: str, elements: list[str]) -> list[str]:
+    body = f"    elements = {_elements(elements)}" if elements else ""
+    return [f"  map {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
+
+
+# ---------------------------------------------------------------- applying
+
+
+class Firewall:
+    """The host's filter state; `apply` is where a driver puts it on the host. This base
+    only records it (the `noop` dataplane and the `noop` firewall driver)."""
+
+    name = "noop"
+
+    def __init__(self) -> None:
+        self.state = FirewallState()
+        self._lock = threading.RLock()
+        self._deferred = 0
+        self._dirty = False
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Apply once at the end, not per change (the agent re-plugging every port)."""
+        with self._lock:
+            self._deferred += 1
+            try:
+                yield
+            finally:
+                self._deferred -= 1
+                if not self._deferred and self._dirty:
+                    self._full()
+
+    def set_port(self, port: PortFilter) -> None:
+        with self._lock:
+            if self.state.ports.get(port.port_id) == port:
+                return
+            self.state.ports[port.port_id] = port
+            self._full()
+
+    def remove_port(self, port_id: str) -> None:
+        with self._lock:
+            if self.state.ports.pop(port_id, None) is not None:
+                self._full()
+
+    def update(self, update: HostFilterState) -> None:
+        """Take the network service's state for this host: its ports (those not listed,
+        plugged from a NIC, are kept), group rules and members. A stale one is ignored."""
+        with self._lock:
+            if update.generation and update.generation < self.state.generation:
+                log.info("firewall: ignored a stale update (%s < %s)", update.generation,
+                         self.state.generation)
+                return
+            self.state.generation = update.generation
+            ports = dict(self.state.ports)
+            ports.update({p.port_id: p for p in update.ports})
+            changed_rules = {g for g in set(update.rules) | set(self.state.rules)
+                             if update.rules.get(g, ()) != self.state.rules.get(g, ())}
+            changed_members = {g for g in set(update.members) | set(self.state.members)
+                               if update.members.get(g, ()) != self.state.members.get(g, ())}
+            ports_changed = ports != self.state.ports
+            self.state.ports, self.state.rules = ports, dict(update.rules)
+            self.state.members = dict(update.members)
+            if ports_changed:
+                self._full()
+            elif changed_rules or changed_members:
+                self._groups(changed_rules, changed_members)
+
+    def resync(self) -> None:
+        with self._lock:
+            self._full()
+
+    def _full(self) -> None:
+        if self._deferred:
+            self._dirty = True
+            return
+        self._dirty = False
+        self.apply(render_ruleset(self.state))
+
+    def _groups(self, groups: set[str], members: set[str]) -> None:
+        if self._deferred:
+            self._dirty = True
+            return
+        self.apply(render_group_update(self.state, groups, members))
+
+    def apply(self, script: str) -> None:
+        """Put `script` on the host; the base records nothing more than the state."""
+
+
+class NftFirewall(Firewall):
+    """Applies with `nft -f -` in the dataplane's network namespace (or the host's)."""
+
+    name = "nftables"
+
+    def __init__(self, netns: str | None = None) -> None:
+        super().__init__()
+        self.netns = netns
+        self._ready = False
+
+    def _run(self, argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        return subprocess.run([*prefix, *argv], input=stdin, capture_output=True, text=True,
+                              check=False)
+
+    def _enable_br_netfilter(self) -> None:
+        """Bridged IPv4/IPv6 traffic through the inet hooks (per network namespace)."""
+        done = self._run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1",
+                          "net.bridge.bridge-nf-call-ip6tables=1"])
+        if done.returncode != 0:
+            raise RuntimeError("security groups cannot be enforced: br_netfilter is not "
+                               f"available ({done.stderr.strip()})")
+        self._ready = True
+
+    def apply(self, script: str) -> None:
+        if not self._ready:
+            self._enable_br_netfilter()
+        started = time.monotonic()
+        done = self._run(["nft", "-f", "-"], stdin=script)
+        if done.returncode != 0:
+            raise RuntimeError(f"nft failed: {done.stderr.strip()[:2000]}")
+        log.info("firewall applied", extra={"ports": len(self.state.filtered_ports()),
+                                            "seconds": round(time.monotonic() - started, 4)})
+
+
+def load_firewall(name: str, netns: str | None = None) -> Firewall:
+    if name == "nftables":
+        return NftFirewall(netns=netns)
+    if name == "noop":
+        return Firewall()
+    raise ValueError(f"unknown firewall driver {name!r} (known: nftables, noop)")

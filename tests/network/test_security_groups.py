@@ -1,0 +1,152 @@
+"""Security groups enforced with nftables, checked with real TCP connections between "VMs"
+(namespaces) on a bridge in a "host" namespace with br_netfilter (tests/network/lab.py).
+
+Needs root, iproute2 and nft; skips with the reason otherwise (CI has them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cirrus.network.dataplane.firewall import NftFirewall
+from cirrus.network.port_filter import AddressPair, HostFilterState, PortFilter
+from cirrus.network.port_filter import SecurityGroupRule as Rule
+from tests.network.lab import Lab, Vm, echo_alive, require_nftables, run
+
+WEB = "0a0a0a0a-0000-4000-8000-000000000001"
+CLIENTS = "0a0a0a0a-0000-4000-8000-000000000002"
+EGRESS = (Rule("egress", "IPv4"), Rule("egress", "IPv6"))
+SSH = Rule("ingress", "IPv4", "tcp", 22, 22)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    require_nftables()
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def port(vm: Vm, *groups: str, security: bool = True,
+         pairs: tuple[AddressPair, ...] = ()) -> PortFilter:
+    return PortFilter(port_id=vm.port_id, mac=vm.mac, addresses=(vm.ip,),
+                      security_groups=groups, port_security_enabled=security,
+                      allowed_address_pairs=pairs)
+
+
+class Host:
+    """The firewall of the lab's host and the state the network service would send."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.firewall = NftFirewall(netns=lab.host)
+        self.generation = 0.0
+
+    def send(self, ports: list[PortFilter], rules: dict, members: dict | None = None) -> None:
+        self.generation += 1
+        self.firewall.update(HostFilterState(generation=self.generation, ports=tuple(ports),
+                                             rules=rules, members=members or {}))
+
+
+def within_a_second(check) -> bool:
+    deadline = time.monotonic() + 1.0
+    while True:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def test_a_group_allowing_tcp_22_lets_22_in_and_drops_the_rest(lab: Lab):
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(server, 22, 80)
+    assert client.reaches(server, 80)  # no filter yet: open
+    host = Host(lab)
+    host.send([port(client, CLIENTS), port(server, WEB)],
+              {WEB: (*EGRESS, SSH), CLIENTS: EGRESS})
+    assert client.reaches(server, 22)
+    assert not client.reaches(server, 80, timeout=0.5)
+    # default-deny ingress: the client's group allows nothing in
+    lab.serve(client, 22)
+    assert not server.reaches(client, 22, timeout=0.5)
+
+
+def test_a_new_rule_applies_within_a_second_and_established_connections_survive(lab: Lab):
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(server, 22, 8080)
+    host = Host(lab)
+    ports = [port(client, CLIENTS), port(server, WEB)]
+    host.send(ports, {WEB: (*EGRESS, SSH), CLIENTS: EGRESS})
+    ssh = client.connect(server.ip, 22)
+    assert ssh is not None
+    assert not client.reaches(server, 8080, timeout=0.3)
+    http = Rule("ingress", "IPv4", "tcp", 8000, 8100, remote_ip_prefix="10.77.0.0/24")
+    started = time.monotonic()
+    host.send(ports, {WEB: (*EGRESS, SSH, http), CLIENTS: EGRESS})
+    assert within_a_second(lambda: client.reaches(server, 8080, timeout=0.3))
+    assert time.monotonic() - started < 1.0
+    assert echo_alive(ssh)  # the unrelated change kept the established connection
+    # a port change (full replacement of both tables) keeps it too
+    host.send([*ports, port(lab.vm("10.77.0.3"), CLIENTS)], {WEB: (*EGRESS, SSH, http),
+                                                              CLIENTS: EGRESS})
+    assert echo_alive(ssh)
+    ssh.close()
+
+
+def test_remote_group_allows_members_only_and_follows_membership(lab: Lab):
+    member, outsider, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.5"), lab.vm("10.77.0.2")
+    lab.serve(server, 22)
+    host = Host(lab)
+    from_clients = Rule("ingress", "IPv4", "tcp", 22, 22, remote_group_id=CLIENTS)
+    ports = [port(member, CLIENTS), port(outsider, "0a0a0a0a-0000-4000-8000-00000000000f"),
+             port(server, WEB)]
+    rules = {WEB: (*EGRESS, from_clients), CLIENTS: EGRESS,
+             "0a0a0a0a-0000-4000-8000-00000000000f": EGRESS}
+    host.send(ports, rules, {CLIENTS: (member.ip,)})
+    assert member.reaches(server, 22)
+    assert not outsider.reaches(server, 22, timeout=0.5)
+    # the outsider joins the group: only the set changes
+    host.send(ports, rules, {CLIENTS: (member.ip, outsider.ip)})
+    assert within_a_second(lambda: outsider.reaches(server, 22, timeout=0.3))
+    # and leaves it again
+    host.send(ports, rules, {CLIENTS: (member.ip,)})
+    assert not outsider.reaches(server, 22, timeout=0.5)
+    assert member.reaches(server, 22)
+
+
+def test_a_spoofed_source_ip_or_mac_is_dropped_and_address_pairs_are_allowed(lab: Lab):
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(server, 22)
+    host = Host(lab)
+    open_in = Rule("ingress", "IPv4")
+    rules = {WEB: (*EGRESS, open_in), CLIENTS: EGRESS}
+    host.send([port(client, CLIENTS), port(server, WEB)], rules)
+    run("ip", "-n", client.netns, "addr", "add", "10.77.0.99/24", "dev", "eth0")
+    assert client.reaches(server, 22)
+    assert not client.reaches(server, 22, timeout=0.5, source="10.77.0.99")
+    # an allowed address pair makes that address the port's too
+    host.send([port(client, CLIENTS, pairs=(AddressPair("10.77.0.96/29", client.mac),)),
+               port(server, WEB)], rules)
+    assert client.reaches(server, 22, source="10.77.0.99")
+    run("ip", "-n", client.netns, "link", "set", "eth0", "address", "fa:16:3e:66:66:66")
+    run("ip", "-n", client.netns, "neigh", "flush", "all")
+    run("ip", "-n", server.netns, "neigh", "flush", "all")
+    assert not client.reaches(server, 22, timeout=0.5)
+
+
+def test_port_security_off_means_no_filter_and_no_anti_spoofing(lab: Lab):
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(server, 80)
+    host = Host(lab)
+    host.send([port(client, security=False), port(server, security=False)], {})
+    run("ip", "-n", client.netns, "addr", "add", "10.77.0.99/24", "dev", "eth0")
+    assert client.reaches(server, 80)
+    assert client.reaches(server, 80, source="10.77.0.99")
+    # turned on (no groups): everything but DHCP and neighbour discovery is dropped
+    host.send([port(client), port(server)], {})
+    assert not client.reaches(server, 80, timeout=0.5)
