@@ -128,6 +128,15 @@ class ConsoleOutput(Payload):
     length: int | None = None
 
 
+# ---- security groups (issue 14, sg)
+@dataclass(frozen=True)
+class UpdateSecurityGroups(Payload):
+    """The host's whole filter state: its bound ports, their groups' rules and the members
+    of the groups those rules name (a cirrus.network.port_filter.HostFilterState)."""
+
+    state: dict[str, Any]
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -142,6 +151,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
+    "update_security_groups": UpdateSecurityGroups,  # sg
 }
 
 
@@ -161,6 +171,8 @@ class AgentHandler(Protocol):
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
+    def update_security_groups(self, ctx: RequestContext,
+                               payload: UpdateSecurityGroups) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -245,6 +257,11 @@ class AgentAPI:
                 stopped: bool) -> None:
         self._cast(ctx, host, "rebuild",
                    RebuildInstance(spec=dict(spec), task=task, stopped=stopped))
+
+    def update_security_groups(self, ctx: RequestContext, host: str,
+                               state: Mapping[str, Any]) -> None:
+        """Cast the host's filter state; the agent applies it (nftables) at once."""
+        self._cast(ctx, host, "update_security_groups", UpdateSecurityGroups(state=dict(state)))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

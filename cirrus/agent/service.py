@@ -9,6 +9,7 @@ remembered so that a spawn arriving after its destroy is refused.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
 from cirrus.network.model import Nic
+from cirrus.network.port_filter import HostFilterState
 from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
@@ -52,8 +54,10 @@ class Agent:
         self.conductor = ConductorAPI(bus)
         self.host = host
         self.driver = driver
-        self.dataplane = dataplane or load_dataplane(settings.network_dataplane)
+        self.dataplane = dataplane or load_dataplane(settings.network_dataplane,
+                                                     firewall=settings.firewall_driver)
         self.nics = NicStore(Path(settings.data_dir) / "agents" / host / "nics.json")
+        self.filter_state = Path(settings.data_dir) / "agents" / host / "firewall.json"
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -121,8 +125,19 @@ class Agent:
 
     # ---- networking
     def _replug(self) -> None:
-        """Make the bridges and taps of every VM this host has, before anything else: after
-        a host restart they are gone, and a VM must never start without them."""
+        """Make the bridges and taps of every VM this host has, and its firewall from
+        scratch, before anything else: after a host restart they are gone, and a VM must
+        never start without them."""
+        with self.dataplane.batch():
+            self._replug_nics()
+            if self.filter_state.exists():
+                try:
+                    self.dataplane.update_security_groups(
+                        HostFilterState.from_dict(json.loads(self.filter_state.read_text())))
+                except Exception:
+                    log.exception("restoring the security groups of %s failed", self.host)
+
+    def _replug_nics(self) -> None:
         running = self.driver.list_instances()
         for uuid, nics in self.nics.all().items():
             if uuid not in running:
@@ -147,6 +162,17 @@ class Agent:
             except Exception:
                 log.exception("unplugging port %s of %s on %s failed", nic["port_id"], uuid,
                               self.host)
+
+    def update_security_groups(self, ctx: RequestContext,
+                               payload: rpcapi.UpdateSecurityGroups | Received) -> None:
+        """Apply the host's filter state (issue 14, sg), kept on disk for the next start."""
+        state = rpcapi.UpdateSecurityGroups.coerce(payload).state
+        self.dataplane.update_security_groups(HostFilterState.from_dict(state))
+        self.filter_state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.filter_state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.chmod(0o600)
+        tmp.replace(self.filter_state)
 
     def attach_interface(self, ctx: RequestContext,
                          payload: rpcapi.AttachInterface | Received) -> dict:

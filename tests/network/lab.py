@@ -149,8 +149,9 @@ class Lab:
         self.vms: list[Vm] = []
         self._servers: list[socket.socket] = []
         run("ip", "netns", "add", self.host)
-        run("ip", "-n", self.host, "link", "add", "br0", "type", "bridge")
-        run("ip", "-n", self.host, "link", "set", "br0", "up")
+        self.bridge = f"brq{self.tag}"  # the firewall filters Cirrus's bridges (brq...)
+        run("ip", "-n", self.host, "link", "add", self.bridge, "type", "bridge")
+        run("ip", "-n", self.host, "link", "set", self.bridge, "up")
 
     def vm(self, ip: str, prefix: int = 24) -> Vm:
         index = len(self.vms) + 1
@@ -160,7 +161,7 @@ class Lab:
         self.vms.append(vm)
         run("ip", "-n", self.host, "link", "add", vm.tap, "type", "veth", "peer", "name",
             "eth0", "netns", vm.netns)
-        run("ip", "-n", self.host, "link", "set", vm.tap, "master", "br0", "up")
+        run("ip", "-n", self.host, "link", "set", vm.tap, "master", self.bridge, "up")
         run("ip", "-n", vm.netns, "link", "set", "eth0", "address", vm.mac)
         run("ip", "-n", vm.netns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
         run("ip", "-n", vm.netns, "link", "set", "eth0", "up")

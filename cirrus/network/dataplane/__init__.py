@@ -12,12 +12,29 @@ the machine until a later issue connects networks to the outside.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from cirrus.network.dataplane.firewall import Firewall
 from cirrus.network.model import Nic
+from cirrus.network.port_filter import HostFilterState
 
 
 class Dataplane(abc.ABC):
     name: str = ""
+    # Security groups and anti-spoofing (issue 14, sg): linuxbridge's nftables firewall;
+    # the base only records (the noop dataplane, `firewall_driver = "noop"`).
+    firewall: Firewall
+
+    def update_security_groups(self, state: HostFilterState) -> None:
+        """Take the network service's filter state for this host (rules, members, ports)."""
+        self.firewall.update(state)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Plug many ports, then apply the firewall once (the agent starting)."""
+        with self.firewall.batch():
+            yield
 
     @abc.abstractmethod
     def plug(self, nic: Nic) -> None:
@@ -34,15 +51,17 @@ class Dataplane(abc.ABC):
         """tap name -> bridge name of every port this dataplane has plugged on the host."""
 
 
-def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None) -> Dataplane:
+def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None,
+                   firewall: str = "nftables") -> Dataplane:
     """The dataplane called `name`; `netns` runs linuxbridge inside a network namespace
-    (tests)."""
+    (tests); `firewall` is linuxbridge's firewall driver (nftables or noop)."""
     if name == "noop":
         from cirrus.network.dataplane.noop import NoopDataplane
 
         return NoopDataplane()
     if name == "linuxbridge":
+        from cirrus.network.dataplane.firewall import load_firewall
         from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 
-        return LinuxBridgeDataplane(netns=netns)
+        return LinuxBridgeDataplane(netns=netns, firewall=load_firewall(firewall, netns))
     raise ValueError(f"unknown network dataplane {name!r} (known: noop, linuxbridge)")

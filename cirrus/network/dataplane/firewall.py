@@ -39,6 +39,7 @@ from cirrus.network.port_filter import HostFilterState, PortFilter, SecurityGrou
 log = logging.getLogger(__name__)
 
 TABLE = "cirrus"
+BRIDGE_PREFIX = "brq"  # as cirrus.network.model.bridge_name
 MAX_PORTS = 0xFFFF
 PROTOCOL_NUMBERS = {
     "ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1, "igmp": 2,
@@ -236,9 +237,11 @@ def render_ruleset(state: FirewallState) -> str:
                 [f"0x{i << 16:08x} : jump e-{p.tap}" for i, p in enumerate(ports, 1)])
     out += _map("ingress", "mark : verdict",
                 [f"0x{i:08x} : jump i-{p.tap}" for i, p in enumerate(ports, 1)])
-    out += _chain("egress_hook", ["meta mark & 0xffff0000 vmap @egress"],
+    # Only traffic bridged by Cirrus's bridges: other marks on the host are not ours.
+    ours = f'iifname != "{BRIDGE_PREFIX}*" accept'
+    out += _chain("egress_hook", [ours, "meta mark & 0xffff0000 vmap @egress"],
                   "type filter hook forward priority 0; policy accept;")
-    out += _chain("ingress_hook", ["meta mark & 0x0000ffff vmap @ingress"],
+    out += _chain("ingress_hook", [ours, "meta mark & 0x0000ffff vmap @ingress"],
                   "type filter hook forward priority 10; policy accept;")
     for group in sorted(_used_groups(state)):
         for direction in ("egress", "ingress"):

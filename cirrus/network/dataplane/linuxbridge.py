@@ -25,7 +25,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as Link
 
 from cirrus.network.dataplane import Dataplane
+from cirrus.network.dataplane.firewall import Firewall, NftFirewall
 from cirrus.network.model import Nic, bridge_name, tap_name
+from cirrus.network.port_filter import PortFilter
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +39,19 @@ TAP_PREFIX = "tap"
 class LinuxBridgeDataplane(Dataplane):
     name = "linuxbridge"
 
-    def __init__(self, netns: str | None = None) -> None:
-        """`netns`: an existing network namespace to work in (tests); None is the host."""
+    def __init__(self, netns: str | None = None, firewall: Firewall | None = None) -> None:
+        """`netns`: an existing network namespace to work in (tests); None is the host.
+        `firewall`: nftables in that namespace unless given."""
         self.netns = netns
+        self.firewall = firewall if firewall is not None else NftFirewall(netns=netns)
         self._lock = threading.Lock()  # one change at a time: check-then-act on links
 
     def plug(self, nic: Nic) -> None:
         with self._lock, self._rtnl() as ipr:
             bridge = self._ensure_bridge(ipr, nic.bridge, nic.mtu)
             self._ensure_tap(ipr, nic.tap, bridge, nic.mtu)
+        # Before plug returns, so before the VM is started on the tap: never unfiltered.
+        self.firewall.set_port(PortFilter.from_nic(nic))
 
     def unplug(self, port_id: str, network_id: str) -> None:
         tap, bridge = tap_name(port_id), bridge_name(network_id)
@@ -58,6 +64,7 @@ class LinuxBridgeDataplane(Dataplane):
             if link is not None and not _has_ports(ipr, link["index"]):
                 _delete_link(ipr, link)
                 log.info("deleted bridge %s: no port left on it", bridge)
+        self.firewall.remove_port(port_id)
 
     def plugged(self) -> dict[str, str]:
         with self._lock, self._rtnl() as ipr:
