@@ -141,3 +141,20 @@ class InUse(Conflict):
     def __init__(self, message: str, error_type: str = "InUse") -> None:
         super().__init__(message)
         self.error_type = error_type
+
+
+# ---- allowed address pairs (issue 14, sg)
+class AddressPairInvalid(BadRequest):
+    """A bad allowed_address_pairs value (Neutron's type names, one class)."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    error_type = "AddressPairAndPortSecurityRequired"
+
+    def __init__(self) -> None:
+        super().__init__("Port Security must be enabled in order to have allowed address "
+                         "pairs on a port.")

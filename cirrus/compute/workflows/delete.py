@@ -19,6 +19,7 @@ from cirrus.compute.workflows.build import forget_build_secrets
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
+from cirrus.network import enforcement
 from cirrus.scheduler import claims
 
 EVENT = "compute_terminate_instance"
@@ -39,11 +40,12 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
             log.warning("destroy of %s on %s failed, deleting the record anyway: %s",
                         uuid, host, exc)
 
-    def finish(s: Session) -> None:
+    def finish(s: Session) -> set[str]:
         claims.release(s, uuid)
         resize.release_migration_claims(s, uuid)  # resize (comp-b): the old claim too
         nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
                                                     Instance.deleted.is_(False)))
+        hosts = enforcement.hosts_for_ports(s, [n["port_id"] for n in nics or []])
         networking.deallocate(s, nics or [])
         now = utcnow()
         done = transition(s, uuid, "deleted", where=(Instance.deleted.is_(False),),
@@ -52,7 +54,9 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
         if done:
             forget_build_secrets(s, uuid)
             actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
+        return hosts
 
-    deps.db.run(finish)
+    # The ports left their groups and their host (issue 14, sg).
+    enforcement.send(deps.db, deps.agents, ctx, deps.db.run(finish))
     shelve.forget_shelved_image(deps, uuid)  # shelve (comp-b): a shelved server's image
     log.info("instance %s deleted", uuid)
