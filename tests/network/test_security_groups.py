@@ -150,3 +150,22 @@ def test_port_security_off_means_no_filter_and_no_anti_spoofing(lab: Lab):
     # turned on (no groups): everything but DHCP and neighbour discovery is dropped
     host.send([port(client), port(server)], {})
     assert not client.reaches(server, 80, timeout=0.5)
+
+
+def test_the_linuxbridge_dataplane_filters_what_it_plugs(lab: Lab):
+    """plug() puts the port's filter in place (br_netfilter on in the namespace) before it
+    returns; unplug() takes it away."""
+    from cirrus.network.dataplane import load_dataplane
+    from cirrus.network.model import FixedIp, Nic, SubnetInfo
+
+    dataplane = load_dataplane("linuxbridge", netns=lab.host)
+    subnet = SubnetInfo(id="s", cidr="10.77.0.0/24", ip_version=4, gateway_ip=None)
+    nic = Nic(index=0, name="eth0", port_id="0b0b0b0b-0000-4000-8000-000000000001",
+              mac="fa:16:3e:0b:00:01", network_id="0c0c0c0c-0000-4000-8000-000000000001",
+              mtu=1450, fixed_ips=(FixedIp("10.77.0.9", subnet),), security_groups=(WEB,))
+    dataplane.plug(nic)
+    assert run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables", netns=lab.host).strip() == "1"
+    tables = run("nft", "list", "ruleset", netns=lab.host)
+    assert f"chain i-{nic.tap}" in tables and "10.77.0.9" in tables
+    dataplane.unplug(nic.port_id, nic.network_id)
+    assert nic.tap not in run("nft", "list", "ruleset", netns=lab.host)
