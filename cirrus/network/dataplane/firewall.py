@@ -224,8 +224,9 @@ def render_ruleset(state: FirewallState) -> str:
     out += _map("dst_mark", "ifname : verdict", dst)
     out += _chain("prerouting", ["iifname vmap @spoof"],
                   "type filter hook prerouting priority -200; policy accept;")
-    out += _chain("forward", ["meta mark set 0", "meta mark set iifname map @src_mark",
-                              "oifname vmap @dst_mark"],
+    # Marks only on packets from or to a tap: other bridges' traffic is left alone.
+    out += _chain("forward", ['iifname != "tap*" oifname != "tap*" accept', "meta mark set 0",
+                              "meta mark set iifname map @src_mark", "oifname vmap @dst_mark"],
                   "type filter hook forward priority -200; policy accept;")
     for i, port in enumerate(ports, 1):
         out += _chain(f"s-{port.tap}", _spoof_chain(port))
