@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cirrus.network.dataplane.firewall import NftFirewall
+from cirrus.network.dataplane.firewall import NftFirewall, combo_chain
 from cirrus.network.port_filter import AddressPair, HostFilterState, PortFilter
 from cirrus.network.port_filter import SecurityGroupRule as Rule
 from tests.network.lab import Lab, Vm, echo_alive, require_nftables, run
@@ -166,6 +166,7 @@ def test_the_linuxbridge_dataplane_filters_what_it_plugs(lab: Lab):
     dataplane.plug(nic)
     assert run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables", netns=lab.host).strip() == "1"
     tables = run("nft", "list", "ruleset", netns=lab.host)
-    assert f"chain i-{nic.tap}" in tables and "10.77.0.9" in tables
+    assert f'"{nic.tap}" . 10.77.0.9' in tables  # its anti-spoofing
+    assert f"jump {combo_chain((WEB,), 'ingress')}" in tables  # its groups
     dataplane.unplug(nic.port_id, nic.network_id)
     assert nic.tap not in run("nft", "list", "ruleset", netns=lab.host)

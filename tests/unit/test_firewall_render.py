@@ -11,6 +11,7 @@ import pytest
 from cirrus.network.dataplane.firewall import (
     Firewall,
     FirewallState,
+    combo_chain,
     group_chain,
     render_group_update,
     render_rule,
@@ -74,39 +75,70 @@ def _chain(text: str, name: str) -> list[str]:
     return [line.strip() for line in lines[start + 1:end]]
 
 
-def test_port_chains_are_stateful_default_deny_and_jump_to_their_groups():
+def _elements(text: str, name: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line in (f"  set {name} {{", f"  map {name} {{"))
+    end = lines.index("  }", start)
+    body = " ".join(line.strip() for line in lines[start + 1:end])
+    if "elements = {" not in body:
+        return []
+    return [e.strip() for e in body.split("elements = {", 1)[1].rsplit("}", 1)[0].split(",")]
+
+
+def test_ports_are_stateful_default_deny_and_jump_to_their_groups():
     port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
     text = render_ruleset(_state(port, rules={G: (Rule("ingress", protocol="tcp",
                                                         port_range_min=22, port_range_max=22),)}))
-    ingress = _chain(text, f"i-{port.tap}")
+    # the port's mark and class lead to the chain of its groups, both directions
+    assert _elements(text, "egress") == [f"0x00010000 : jump {combo_chain((G,), 'egress')}"]
+    assert _elements(text, "ingress") == [f"c1:1 : jump {combo_chain((G,), 'ingress')}"]
+    assert _elements(text, "src_mark") == [f'"{port.tap}" : 0x00010000']
+    assert _elements(text, "dst_class") == [f'"{port.tap}" : c1:1']
+    assert _chain(text, combo_chain((G,), "ingress")) == [
+        "jump port_ingress", f"jump {group_chain(G, 'ingress')}", "drop"]
+    ingress = _chain(text, "port_ingress")
     assert ingress[0] == "ct state established,related accept"
     assert "udp sport 67 udp dport 68 accept" in ingress  # DHCP answers
-    assert ingress.index("ct state invalid drop") < ingress.index(f"jump {group_chain(G, 'ingress')}")
-    assert ingress[-1] == "drop"
-    egress = _chain(text, f"e-{port.tap}")
+    assert ingress[-1] == "ct state invalid drop"
+    egress = _chain(text, "port_egress")
     assert "udp sport 68 udp dport 67 accept" in egress  # DHCP requests
     assert "udp sport 67 drop" in egress  # no DHCP server
     assert "icmpv6 type nd-router-advert drop" in egress  # no router advertisements
-    assert egress[-1] == "drop"
     assert _chain(text, group_chain(G, "ingress")) == [
         "meta nfproto ipv4 meta l4proto 6 th dport 22 accept"]
     assert _chain(text, group_chain(G, "egress")) == []  # no egress rule: nothing leaves
 
 
+def test_ports_with_the_same_groups_share_their_chains():
+    ports = [PortFilter(f"{i:08x}-0000-4000-8000-000000000000", f"fa:16:3e:00:00:{i:02x}",
+                        (f"10.0.0.{i}",), (G, R) if i % 2 else (R, G)) for i in range(1, 41)]
+    text = render_ruleset(_state(*ports))
+    # 3 bridge and 4 inet fixed chains, 2 per group, 2 for the one set of groups
+    assert text.count("  chain ") == 7 + 2 * 2 + 2
+    assert len(_elements(text, "egress")) == 40
+
+
 def test_anti_spoofing_allows_exactly_the_ports_addresses_and_pairs():
     port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5", "2001:db8::5"), (G,),
                       allowed_address_pairs=(AddressPair("10.9.0.0/24", "fa:16:3e:00:00:99"),))
-    spoof = _chain(render_ruleset(_state(port)), f"s-{port.tap}")
-    assert spoof[0] == "ether saddr != { fa:16:3e:00:00:01, fa:16:3e:00:00:99 } drop"
-    assert "ip saddr != { 10.0.0.5/32, 10.9.0.0/24 } drop" in spoof
-    assert "arp saddr ip != { 0.0.0.0, 10.0.0.5/32, 10.9.0.0/24 } drop" in spoof
-    v6 = next(line for line in spoof if line.startswith("ip6 saddr !="))
-    assert "2001:db8::5/128" in v6 and "fe80::f816:3eff:fe00:1" in v6  # EUI-64 link-local
+    text = render_ruleset(_state(port))
+    tap = f'"{port.tap}"'
+    assert _elements(text, "macs") == [f"{tap} . fa:16:3e:00:00:01", f"{tap} . fa:16:3e:00:00:99"]
+    assert _elements(text, "addr4") == [f"{tap} . 10.0.0.5/32", f"{tap} . 10.9.0.0/24"]
+    addr6 = _elements(text, "addr6")
+    assert f"{tap} . 2001:db8::5/128" in addr6
+    assert f"{tap} . fe80::f816:3eff:fe00:1" in addr6  # EUI-64 link-local of each MAC
+    spoof = _chain(text, "prerouting")
+    assert spoof[1:3] == ["iifname != @filtered accept", "iifname . ether saddr != @macs drop"]
+    assert "iifname . ip saddr != @addr4 drop" in spoof
+    assert "ether type arp iifname . arp saddr ip != @addr4 drop" in spoof
 
 
 def test_a_port_without_ipv4_sends_none():
     port = PortFilter(P1, "fa:16:3e:00:00:01", ("2001:db8::5",), ())
-    assert "meta protocol ip drop" in _chain(render_ruleset(_state(port)), f"s-{port.tap}")
+    text = render_ruleset(_state(port))
+    assert _elements(text, "addr4") == []  # its lookups fail: every IPv4 source is dropped
+    assert _elements(text, "filtered") == [f'"{port.tap}"']
 
 
 def test_ports_with_port_security_off_get_no_chain_and_no_mark():

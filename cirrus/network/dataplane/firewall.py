@@ -2,29 +2,34 @@
 
 Two tables, both owned by Cirrus and always replaced whole or changed in one `nft -f`
 transaction (atomic; conntrack entries are kept, so established connections the new rules
-still allow go on):
+still allow go on). Chains do not grow with the ports (nft slows down badly with
+thousands of chains): ports are elements of sets and maps keyed by their tap.
 
-- `bridge cirrus` sees each tap: stateless anti-spoofing in `prerouting` (per port chain
-  `s-<tap>`: only the port's MAC(s), its fixed IPs and allowed address pairs, ARP included),
-  and in `forward` it writes the source port's index into the high 16 bits of the packet
-  mark and the destination port's into the low 16 bits: the `inet` hooks that
-  `br_netfilter` runs for bridged traffic only see the bridge as in/out device.
+- `bridge cirrus` sees each tap: stateless anti-spoofing in `prerouting` (sets `macs`,
+  `addr4`, `addr6` of tap . address: only the port's MACs, fixed IPs, allowed address pairs
+  and link-local addresses, ARP included); in `forward` it writes the source port's index
+  into the packet mark (map `src_mark`) and the destination port's into the packet's
+  priority as a classid (map `dst_class`, reset after the inet hooks in `forward_done`):
+  the `inet` hooks that `br_netfilter` runs for bridged traffic only see the bridge as
+  in/out device.
 - `inet cirrus` is stateful (conntrack works here, not in the bridge family): one base
-  chain on `forward` per direction dispatches by mark to the port's chain `e-<tap>`
-  (egress: from the VM) and `i-<tap>` (ingress: to the VM). A port chain accepts
-  established/related traffic, drops invalid, always lets DHCP client traffic and ICMPv6
-  neighbour discovery through (and refuses the VM acting as a DHCP server or a router),
-  then jumps to the chains of its groups (`ge-<group>`/`gi-<group>`, shared by all ports
-  of the group, whose rules `accept`) and drops the rest. Accepting in the egress hook
-  still leaves the packet to the ingress hook of its destination port.
+  chain on `forward` per direction dispatches (maps `egress` by mark, `ingress` by class)
+  to the chain of the port's set of groups (`ce-`/`ci-<hash>`, shared by every port with
+  the same groups), which jumps to the fixed part (`port_egress`/`port_ingress`:
+  established/related accepted, DHCP client traffic and ICMPv6 neighbour discovery let
+  through, the VM acting as a DHCP server or router refused, invalid dropped), then to
+  each group's chain (`ge-`/`gi-<group>`, whose rules `accept`), and drops the rest.
+  Accepting in the egress hook still leaves the packet to the ingress hook of its
+  destination port.
 - Remote groups are named sets of member addresses, `g4-<group>`/`g6-<group>`.
 
 A rule or membership change rewrites only the groups' chains and sets; a port change
-replaces both tables. Ports with port security off get nothing: no chain, no mark.
+replaces both tables. Ports with port security off get nothing: no element anywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import subprocess
@@ -39,6 +44,7 @@ from cirrus.network.port_filter import HostFilterState, PortFilter, SecurityGrou
 log = logging.getLogger(__name__)
 
 TABLE = "cirrus"
+CLASS_MAJOR = 0xC1  # the destination port's index is the minor of this classid
 BRIDGE_PREFIX = "brq"  # as cirrus.network.model.bridge_name
 MAX_PORTS = 0xFFFF
 PROTOCOL_NUMBERS = {
@@ -166,23 +172,43 @@ def _group_rules(group_id: str, direction: str,
     return [r for r in rendered if r]
 
 
-def _port_chain(port: PortFilter, direction: str) -> list[str]:
-    lines = ["ct state established,related accept"]
-    if direction == "egress":
-        lines += ["udp sport 68 udp dport 67 accept",  # DHCP client
-                  "udp sport 546 udp dport 547 accept",
-                  "udp sport 67 drop",  # the VM acting as a DHCP server
-                  "udp sport 547 drop",
-                  "icmpv6 type nd-router-advert drop",  # ... or as a router
-                  f"icmpv6 type {ND_EGRESS} accept"]
-    else:
-        lines += ["udp sport 67 udp dport 68 accept",
-                  "udp sport 547 udp dport 546 accept",
-                  f"icmpv6 type {ND_INGRESS} accept"]
-    lines.append("ct state invalid drop")
-    lines += [f"jump {group_chain(g, direction)}" for g in port.security_groups]
-    lines.append("drop")
-    return lines
+# Fixed parts every filtered port has, before its groups' rules (Neutron's): stateful accept,
+# DHCP client traffic and ICMPv6 neighbour discovery; no DHCP server, no router adverts.
+PORT_EGRESS = ["ct state established,related accept",
+               "udp sport 68 udp dport 67 accept",
+               "udp sport 546 udp dport 547 accept",
+               "udp sport 67 drop",
+               "udp sport 547 drop",
+               "icmpv6 type nd-router-advert drop",
+               f"icmpv6 type {ND_EGRESS} accept",
+               "ct state invalid drop"]
+PORT_INGRESS = ["ct state established,related accept",
+                "udp sport 67 udp dport 68 accept",
+                "udp sport 547 udp dport 546 accept",
+                f"icmpv6 type {ND_INGRESS} accept",
+                "ct state invalid drop"]
+# Stateless anti-spoofing in the bridge family: only a port's MACs and addresses leave it.
+SPOOF_RULES = ["iifname != @filtered accept",
+               "iifname . ether saddr != @macs drop",
+               "ether type arp iifname . arp saddr ether != @macs drop",
+               "ether type arp arp saddr ip 0.0.0.0 accept",
+               "ether type arp iifname . arp saddr ip != @addr4 drop",
+               "ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
+               "iifname . ip saddr != @addr4 drop",
+               "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report, "
+               "mld-listener-report, nd-router-solicit } accept",
+               "iifname . ip6 saddr != @addr6 drop"]
+
+
+def combo_chain(groups: tuple[str, ...], direction: str) -> str:
+    """The chain of a set of groups: ports with the same groups share it."""
+    digest = hashlib.sha1("/".join(sorted(groups)).encode()).hexdigest()[:16]
+    return f"{'ce' if direction == 'egress' else 'ci'}-{digest}"
+
+
+def _combo_rules(groups: tuple[str, ...], direction: str) -> list[str]:
+    return [f"jump {'port_egress' if direction == 'egress' else 'port_ingress'}",
+            *(f"jump {group_chain(g, direction)}" for g in sorted(groups)), "drop"]
 
 
 def _link_local(mac: str) -> str:
@@ -192,65 +218,72 @@ def _link_local(mac: str) -> str:
     return str(ipaddress.IPv6Address(bytes([0xFE, 0x80] + [0] * 6 + eui)))
 
 
-def _spoof_chain(port: PortFilter) -> list[str]:
-    """Stateless: only the port's own MACs and addresses may leave the VM."""
-    macs = {port.mac.lower(), *(p.mac_address.lower() for p in port.allowed_address_pairs)}
+def port_addresses(port: PortFilter) -> tuple[list[str], list[str], list[str]]:
+    """The MACs, IPv4 and IPv6 networks a port may send from (pairs and link-local too)."""
+    macs = sorted({port.mac.lower(), *(p.mac_address.lower() for p in port.allowed_address_pairs)})
     nets = [ipaddress.ip_network(a, strict=False) for a in
             (*port.addresses, *(p.ip_address for p in port.allowed_address_pairs))]
     v4 = sorted({str(n) for n in nets if n.version == 4})
     v6 = sorted({str(n) for n in nets if n.version == 6} | {_link_local(m) for m in macs})
-    lines = [f"ether saddr != {_elements(sorted(macs))} drop",
-             f"arp saddr ether != {_elements(sorted(macs))} drop",
-             f"arp saddr ip != {_elements(['0.0.0.0', *v4])} drop",
-             "ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",
-             f"ip saddr != {_elements(v4)} drop" if v4 else "meta protocol ip drop",
-             "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report, "
-             "mld-listener-report, nd-router-solicit } return",
-             f"ip6 saddr != {_elements(v6)} drop"]
-    return lines
+    return macs, v4, v6
 
 
 def render_ruleset(state: FirewallState) -> str:
-    """Both tables, replacing whatever was there, as one `nft -f` transaction."""
+    """Both tables, replacing whatever was there, as one `nft -f` transaction. Chains do
+    not grow with the ports (nft slows down with thousands of chains): ports are elements
+    of maps and sets, and share the chain of their set of groups."""
     ports = state.filtered_ports()[:MAX_PORTS]
     out = [f"add table bridge {TABLE}", f"delete table bridge {TABLE}",
            f"add table inet {TABLE}", f"delete table inet {TABLE}",
            f"table bridge {TABLE} {{"]
-    src = [f'"{p.tap}" : 0x{i << 16:08x}' for i, p in enumerate(ports, 1)]
-    spoof = [f'"{p.tap}" : jump s-{p.tap}' for p in ports]
-    dst = [f'"{p.tap}" : jump d-{p.tap}' for p in ports]
-    out += _map("src_mark", "ifname : mark", src)
-    out += _map("spoof", "ifname : verdict", spoof)
-    out += _map("dst_mark", "ifname : verdict", dst)
-    out += _chain("prerouting", ["iifname vmap @spoof"],
+    macs, ip4, ip6 = [], [], []
+    for port in ports:
+        mine = port_addresses(port)
+        macs += [f'"{port.tap}" . {m}' for m in mine[0]]
+        ip4 += [f'"{port.tap}" . {n}' for n in mine[1]]
+        ip6 += [f'"{port.tap}" . {n}' for n in mine[2]]
+    out += _set("filtered", "ifname", [f'"{p.tap}"' for p in ports])
+    out += _set("macs", "ifname . ether_addr", macs)
+    out += _set("addr4", "ifname . ipv4_addr; flags interval", ip4)
+    out += _set("addr6", "ifname . ipv6_addr; flags interval", ip6)
+    out += _map("src_mark", "ifname : mark",
+                [f'"{p.tap}" : 0x{i << 16:08x}' for i, p in enumerate(ports, 1)])
+    out += _map("dst_class", "ifname : classid",
+                [f'"{p.tap}" : {CLASS_MAJOR:x}:{i:x}' for i, p in enumerate(ports, 1)])
+    out += _chain("prerouting", SPOOF_RULES,
                   "type filter hook prerouting priority -200; policy accept;")
-    # Marks only on packets from or to a tap: other bridges' traffic is left alone.
+    # The source port in the mark, the destination port in the priority (classid): the
+    # inet hooks br_netfilter runs only see the bridge. Only packets from or to a tap.
     out += _chain("forward", ['iifname != "tap*" oifname != "tap*" accept', "meta mark set 0",
-                              "meta mark set iifname map @src_mark", "oifname vmap @dst_mark"],
+                              "meta mark set iifname map @src_mark",
+                              "meta priority set oifname map @dst_class"],
                   "type filter hook forward priority -200; policy accept;")
-    for i, port in enumerate(ports, 1):
-        out += _chain(f"s-{port.tap}", _spoof_chain(port))
-        out += _chain(f"d-{port.tap}", [f"meta mark set meta mark | 0x{i:08x}"])
+    out += _chain("forward_done", ["oifname @filtered meta priority set 0"],
+                  "type filter hook forward priority 100; policy accept;")
     out += ["}", f"table inet {TABLE} {{"]
     for group in sorted(_remote_groups(state.rules) | set(state.members)):
         out += _set_lines(group, state.members.get(group, ()))
     out += _map("egress", "mark : verdict",
-                [f"0x{i << 16:08x} : jump e-{p.tap}" for i, p in enumerate(ports, 1)])
-    out += _map("ingress", "mark : verdict",
-                [f"0x{i:08x} : jump i-{p.tap}" for i, p in enumerate(ports, 1)])
+                [f"0x{i << 16:08x} : jump {combo_chain(p.security_groups, 'egress')}"
+                 for i, p in enumerate(ports, 1)])
+    out += _map("ingress", "classid : verdict",
+                [f"{CLASS_MAJOR:x}:{i:x} : jump {combo_chain(p.security_groups, 'ingress')}"
+                 for i, p in enumerate(ports, 1)])
     # Only traffic bridged by Cirrus's bridges: other marks on the host are not ours.
     ours = f'iifname != "{BRIDGE_PREFIX}*" accept'
-    out += _chain("egress_hook", [ours, "meta mark & 0xffff0000 vmap @egress"],
+    out += _chain("egress_hook", [ours, "meta mark vmap @egress"],
                   "type filter hook forward priority 0; policy accept;")
-    out += _chain("ingress_hook", [ours, "meta mark & 0x0000ffff vmap @ingress"],
+    out += _chain("ingress_hook", [ours, "meta priority vmap @ingress"],
                   "type filter hook forward priority 10; policy accept;")
+    out += _chain("port_egress", PORT_EGRESS)
+    out += _chain("port_ingress", PORT_INGRESS)
     for group in sorted(_used_groups(state)):
         for direction in ("egress", "ingress"):
             out += _chain(group_chain(group, direction),
                           _group_rules(group, direction, state.rules))
-    for port in ports:
-        out += _chain(f"e-{port.tap}", _port_chain(port, "egress"))
-        out += _chain(f"i-{port.tap}", _port_chain(port, "ingress"))
+    for combo in sorted({tuple(sorted(p.security_groups)) for p in ports}):
+        for direction in ("egress", "ingress"):
+            out += _chain(combo_chain(combo, direction), _combo_rules(combo, direction))
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -275,6 +308,11 @@ def render_group_update(state: FirewallState, groups: Iterable[str],
 def _chain(name: str, rules: list[str], head: str = "") -> list[str]:
     return [f"  chain {name} {{", *([f"    {head}"] if head else []),
             *(f"    {r}" for r in rules), "  }"]
+
+
+def _set(name: str, kind: str, elements: list[str]) -> list[str]:
+    body = f"    elements = {_elements(elements)}" if elements else ""
+    return [f"  set {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
 
 
 def _map(name: str, kind: str, elements: list[str]) -> list[str]:
