@@ -104,8 +104,9 @@ def hosts_using_groups(s: Session, group_ids: Iterable[str]) -> set[str]:
                                            .where(SecurityGroup.project_id.in_(projects)))
                    if any(r.get("remote_group_id") in wanted for r in g.rules or [])}
     concerned = wanted | referencing
+    # A port's groups are its project's (cirrus.network.security_groups.resolve_groups).
     rows = s.execute(select(Port.binding_host_id, Port.security_groups)
-                     .where(Port.binding_host_id.is_not(None)))
+                     .where(Port.binding_host_id.is_not(None), Port.project_id.in_(projects)))
     return {host for host, groups in rows if host and concerned & set(groups or ())}
 
 

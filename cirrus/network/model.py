@@ -80,5 +80,5 @@ class Nic:
                    fixed_ips=ips,
                    port_security_enabled=bool(data.get("port_security_enabled", True)),
                    security_groups=tuple(data.get("security_groups") or ()),
-                   allowed_address_pairs=tuple(tuple(p) for p in  # type: ignore[misc]
+                   allowed_address_pairs=tuple((str(p[0]), str(p[1])) for p in
                                                data.get("allowed_address_pairs") or ()))

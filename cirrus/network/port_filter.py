@@ -31,8 +31,11 @@ class SecurityGroupRule:
 
     @classmethod
     def from_dict(cls, data: dict) -> SecurityGroupRule:
-        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)
-                      if f.name in data})
+        return cls(direction=data["direction"], ethertype=data.get("ethertype") or "IPv4",
+                   protocol=data.get("protocol"), port_range_min=data.get("port_range_min"),
+                   port_range_max=data.get("port_range_max"),
+                   remote_ip_prefix=data.get("remote_ip_prefix"),
+                   remote_group_id=data.get("remote_group_id"))
 
 
 @dataclass(frozen=True)
