@@ -177,3 +177,29 @@ def test_rule_and_membership_changes_reach_the_hosts_that_need_them(api, cloud, 
                headers=member.headers)
     assert _eventually(lambda: all(rule.port_range_min != 22
                                    for rule in state.rules.get(web["id"], ())))
+
+
+def test_a_servers_host_gets_its_ports_filter_state_when_it_is_built(api, cloud, member, net,
+                                                                     sub):
+    from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
+
+    flavor, image = add_flavor(cloud, name="f-sg"), add_image(cloud)
+    body = server_body(flavor, image, name="vm")
+    body["server"]["networks"] = [{"uuid": net["id"]}]
+    r = api.post("/compute/v2.1/servers", json=body, headers=member.compute())
+    assert r.status_code == 202, r.text
+    server = wait_for_status(api, member.compute(), r.json()["server"]["id"], "ACTIVE")
+    (p,) = api.get(f"{NET}/ports", params={"device_id": server["id"]},
+                   headers=member.headers).json()["ports"]
+    agent = next(a for a in cloud.roles if isinstance(a, Agent)
+                 and p["id"] in a.dataplane.firewall.state.ports)
+    state = agent.dataplane.firewall.state
+    (group,) = p["security_groups"]  # the project's default group: its rules came along
+    assert {(r.direction, r.ethertype, r.remote_group_id) for r in state.rules[group]} == {
+        ("ingress", "IPv4", group), ("ingress", "IPv6", group), ("egress", "IPv4", None),
+        ("egress", "IPv6", None)}
+    assert _eventually(lambda: p["fixed_ips"][0]["ip_address"] in state.members.get(group, ()))
+    # the server deleted: its host forgets the port, and the group its address
+    api.delete(f"/compute/v2.1/servers/{server['id']}", headers=member.compute())
+    assert _eventually(lambda: p["id"] not in state.ports)
+    assert _eventually(lambda: not state.members.get(group))
