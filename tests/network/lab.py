@@ -77,9 +77,10 @@ class Vm:
 
     def listen(self, port: int) -> socket.socket:
         """A TCP server on `port` that echoes what it is sent, in a daemon thread."""
-        server = in_netns(self.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        server = in_netns(self.netns, lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM))
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("0.0.0.0", port))
+        server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 and IPv6
+        server.bind(("::", port))
         server.listen(16)
 
         def serve() -> None:
@@ -96,7 +97,8 @@ class Vm:
     def connect(self, ip: str, port: int, timeout: float = 1.0,
                 source: str | None = None) -> socket.socket | None:
         """An echoing TCP connection to ip:port, or None if refused or dropped."""
-        sock = in_netns(self.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = in_netns(self.netns, lambda: socket.socket(family, socket.SOCK_STREAM))
         sock.settimeout(timeout)
         try:
             if source:
@@ -153,7 +155,7 @@ class Lab:
         run("ip", "-n", self.host, "link", "add", self.bridge, "type", "bridge")
         run("ip", "-n", self.host, "link", "set", self.bridge, "up")
 
-    def vm(self, ip: str, prefix: int = 24) -> Vm:
+    def vm(self, ip: str, prefix: int = 24, ip6: str | None = None) -> Vm:
         index = len(self.vms) + 1
         vm = Vm(netns=f"sg-v{index}-{self.tag}", port_id=str(uuid.uuid4()),
                 mac=f"fa:16:3e:{index:02x}:00:01", ip=ip)
@@ -164,6 +166,8 @@ class Lab:
         run("ip", "-n", self.host, "link", "set", vm.tap, "master", self.bridge, "up")
         run("ip", "-n", vm.netns, "link", "set", "eth0", "address", vm.mac)
         run("ip", "-n", vm.netns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
+        if ip6:
+            run("ip", "-n", vm.netns, "addr", "add", f"{ip6}/64", "dev", "eth0", "nodad")
         run("ip", "-n", vm.netns, "link", "set", "eth0", "up")
         run("ip", "-n", vm.netns, "link", "set", "lo", "up")
         return vm

@@ -170,3 +170,24 @@ def test_the_linuxbridge_dataplane_filters_what_it_plugs(lab: Lab):
     assert f"jump {combo_chain((WEB,), 'ingress')}" in tables  # its groups
     dataplane.unplug(nic.port_id, nic.network_id)
     assert nic.tap not in run("nft", "list", "ruleset", netns=lab.host)
+
+
+def test_ipv6_rules_apply_to_ipv6_and_neighbour_discovery_works(lab: Lab):
+    client = lab.vm("10.77.0.1", ip6="2001:db8:77::1")
+    server = lab.vm("10.77.0.2", ip6="2001:db8:77::2")
+    lab.serve(server, 22, 80)
+    host = Host(lab)
+    ports = [PortFilter(vm.port_id, vm.mac, (vm.ip, ip6), (grp,)) for vm, ip6, grp in
+             ((client, "2001:db8:77::1", CLIENTS), (server, "2001:db8:77::2", WEB))]
+    host.send(ports, {WEB: (*EGRESS, SSH), CLIENTS: EGRESS})
+    assert client.reaches(server, 22)  # IPv4 rule
+    assert client.connect("2001:db8:77::2", 22, timeout=0.5) is None  # not for IPv6
+    ssh6 = Rule("ingress", "IPv6", "tcp", 22, 22)
+    host.send(ports, {WEB: (*EGRESS, SSH, ssh6), CLIENTS: EGRESS})
+    sock = client.connect("2001:db8:77::2", 22)  # neighbour discovery went through too
+    assert sock is not None
+    sock.close()
+    assert client.connect("2001:db8:77::2", 80, timeout=0.5) is None
+    # an IPv6 source the port does not own is dropped
+    run("ip", "-n", client.netns, "addr", "add", "2001:db8:77::99/64", "dev", "eth0", "nodad")
+    assert client.connect("2001:db8:77::2", 22, timeout=0.5, source="2001:db8:77::99") is None
