@@ -191,3 +191,20 @@ def test_ipv6_rules_apply_to_ipv6_and_neighbour_discovery_works(lab: Lab):
     # an IPv6 source the port does not own is dropped
     run("ip", "-n", client.netns, "addr", "add", "2001:db8:77::99/64", "dev", "eth0", "nodad")
     assert client.connect("2001:db8:77::2", 22, timeout=0.5, source="2001:db8:77::99") is None
+
+
+def test_removing_a_rule_cuts_the_connections_it_allowed_and_only_those(lab: Lab):
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(server, 22, 80)
+    host = Host(lab)
+    http = Rule("ingress", "IPv4", "tcp", 80, 80)
+    ports = [port(client, CLIENTS), port(server, WEB)]
+    host.send(ports, {WEB: (*EGRESS, SSH, http), CLIENTS: EGRESS})
+    ssh, web = client.connect(server.ip, 22), client.connect(server.ip, 80)
+    assert ssh is not None and web is not None
+    host.send(ports, {WEB: (*EGRESS, http), CLIENTS: EGRESS})  # ssh's rule removed
+    assert not echo_alive(ssh, timeout=0.5)
+    assert echo_alive(web)
+    assert not client.reaches(server, 22, timeout=0.5)
+    ssh.close()
+    web.close()

@@ -193,3 +193,30 @@ def test_updates_choose_full_or_group_application_and_ignore_stale_ones():
         fw.set_port(port)
         assert len(fw.scripts) == count
     assert len(fw.scripts) == count + 1  # once, at the end of the batch
+
+
+def test_a_removed_rule_forgets_the_connections_it_may_have_allowed():
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5", "2001:db8::5"), (G,))
+    ssh = Rule("ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    from cirrus.network.dataplane.firewall import conntrack_filters
+
+    assert conntrack_filters(port, ssh) == [
+        ["-f", "ipv4", "--dst", "10.0.0.5", "-p", "tcp", "--dport", "22"]]
+    assert conntrack_filters(port, Rule("egress", "IPv6", protocol="udp", port_range_min=1,
+                                        port_range_max=9)) == [
+        ["-f", "ipv6", "--src", "2001:db8::5", "-p", "udp"]]
+
+    class Forgetting(Recording):
+        def __init__(self) -> None:
+            super().__init__()
+            self.forgotten: list[list[str]] = []
+
+        def forget_connections(self, filters: list[list[str]]) -> None:
+            self.forgotten += filters
+
+    fw = Forgetting()
+    fw.update(HostFilterState(generation=1, ports=(port,), rules={G: (ssh, Rule("egress"))}))
+    fw.update(HostFilterState(generation=2, ports=(port,), rules={G: (ssh,)}))  # egress gone
+    assert fw.forgotten == [["-f", "ipv4", "--src", "10.0.0.5"]]
+    fw.update(HostFilterState(generation=3, ports=(port,), rules={G: (ssh, Rule("egress"))}))
+    assert len(fw.forgotten) == 1  # an added rule cuts nothing

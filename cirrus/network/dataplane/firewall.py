@@ -53,7 +53,9 @@ PROTOCOL_NUMBERS = {
     "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
     "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
 }
-PORTED = {6, 17, 33, 132, 136}  # protocols whose rules may name destination ports
+PORTED = {6, 17, 33, 132, 136}
+CONNTRACK_PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
+                       136: "udplite", 47: "gre"}  # protocols whose rules may name destination ports
 # ICMPv6 a port always needs (Neutron's list): MLD and neighbour discovery; RAs only inbound.
 ND_EGRESS = "{ mld-listener-report, mld2-listener-report, nd-router-solicit, " \
             "nd-neighbor-solicit, nd-neighbor-advert }"
@@ -320,6 +322,24 @@ def _map(name: str, kind: str, elements: list[str]) -> list[str]:
     return [f"  map {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
 
 
+def conntrack_filters(port: PortFilter, rule: SecurityGroupRule) -> list[list[str]]:
+    """`conntrack -D` arguments for the connections of `port` that `rule` may have
+    allowed: by the port's address (destination for ingress, source for egress), the
+    protocol and a single destination port (ranges: every port of the protocol)."""
+    version = 6 if rule.ethertype == "IPv6" else 4
+    side = "--dst" if rule.direction == "ingress" else "--src"
+    match: list[str] = []
+    proto = _protocol(rule)
+    if proto is not None:
+        match += ["-p", CONNTRACK_PROTOCOLS.get(proto, str(proto))]
+        if proto in PORTED and rule.port_range_min is not None \
+                and rule.port_range_min == rule.port_range_max:
+            match += ["--dport", str(rule.port_range_min)]
+    addresses = [a for a in port.addresses if ipaddress.ip_address(a).version == version]
+    family = "ipv6" if version == 6 else "ipv4"
+    return [["-f", family, side, a, *match] for a in addresses]
+
+
 # ---------------------------------------------------------------- applying
 
 
@@ -375,12 +395,31 @@ class Firewall:
             changed_members = {g for g in set(update.members) | set(self.state.members)
                                if update.members.get(g, ()) != self.state.members.get(g, ())}
             ports_changed = ports != self.state.ports
+            removed = {g: [r for r in self.state.rules.get(g, ()) if r not in update.rules.get(g, ())]
+                       for g in changed_rules}
             self.state.ports, self.state.rules = ports, dict(update.rules)
             self.state.members = dict(update.members)
             if ports_changed:
                 self._full()
             elif changed_rules or changed_members:
                 self._groups(changed_rules, changed_members)
+            self._forget_removed({g: rules for g, rules in removed.items() if rules})
+
+    def _forget_removed(self, removed: Mapping[str, list[SecurityGroupRule]]) -> None:
+        """Connections a removed rule allowed are forgotten by conntrack (as Neutron does),
+        so their next packet meets the new rules: dropped unless another rule allows it."""
+        if not removed:
+            return
+        filters = []
+        for port in self.state.filtered_ports():
+            for group in set(port.security_groups) & set(removed):
+                for rule in removed[group]:
+                    filters += conntrack_filters(port, rule)
+        if filters:
+            self.forget_connections(filters)
+
+    def forget_connections(self, filters: list[list[str]]) -> None:
+        """Delete the conntrack entries each filter (`conntrack -D` arguments) matches."""
 
     def resync(self) -> None:
         with self._lock:
@@ -426,6 +465,12 @@ class NftFirewall(Firewall):
             raise RuntimeError("security groups cannot be enforced: br_netfilter is not "
                                f"available ({done.stderr.strip()})")
         self._ready = True
+
+    def forget_connections(self, filters: list[list[str]]) -> None:
+        for argv in filters:
+            done = self._run(["conntrack", "-D", *argv])
+            if done.returncode not in (0, 1):  # 1: nothing matched
+                log.warning("conntrack -D %s failed: %s", " ".join(argv), done.stderr.strip())
 
     def apply(self, script: str) -> None:
         if not self._ready:
