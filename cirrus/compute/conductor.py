@@ -23,6 +23,7 @@ from cirrus.context import RequestContext
 from cirrus.hosts import reports
 from cirrus.hosts.heartbeat import record_heartbeat
 from cirrus.hosts.reconcile import Reconciler
+from cirrus.network import enforcement
 
 if TYPE_CHECKING:
     from cirrus.services import Deps
@@ -131,6 +132,8 @@ class Conductor:
     def agent_report(self, ctx: RequestContext, report: dict) -> None:
         reports.handle_report(ctx, report, db=self.db, settings=self.settings,
                               reconciler=self._reconciler())
+        if report.get("startup"):  # an agent (re)started: its security groups as they are now
+            enforcement.send(self.db, self.deps.agents, ctx, {report["host"]})
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

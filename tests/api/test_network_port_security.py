@@ -203,3 +203,19 @@ def test_a_servers_host_gets_its_ports_filter_state_when_it_is_built(api, cloud,
     api.delete(f"/compute/v2.1/servers/{server['id']}", headers=member.compute())
     assert _eventually(lambda: p["id"] not in state.ports)
     assert _eventually(lambda: not state.members.get(group))
+
+
+def test_an_agent_that_starts_again_is_sent_its_state(api, cloud, admin, member, net, sub):
+    from cirrus.compute.conductor import Conductor
+    from cirrus.context import RequestContext
+
+    agent = _agent(cloud)
+    p = port(api, member, net["id"])
+    assert update(api, admin, p["id"], **{"binding:host_id": agent.host}).status_code == 200
+    state = agent.dataplane.firewall.state
+    assert _eventually(lambda: p["id"] in state.ports)
+    (group,) = p["security_groups"]
+    state.rules.clear()  # what a restart with a lost or stale file would leave
+    conductor = next(r for r in cloud.roles if isinstance(r, Conductor))
+    conductor.agent_report(RequestContext.admin(), {"host": agent.host, "startup": True})
+    assert _eventually(lambda: group in state.rules)
