@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import shutil
 import subprocess
 import threading
 import time
@@ -459,6 +460,9 @@ class NftFirewall(Firewall):
 
     def _enable_br_netfilter(self) -> None:
         """Bridged IPv4/IPv6 traffic through the inet hooks (per network namespace)."""
+        if shutil.which("nft") is None:
+            raise RuntimeError("security groups cannot be enforced: `nft` is not installed "
+                               "(apt-get install nftables), or set firewall_driver = \"noop\"")
         done = self._run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1",
                           "net.bridge.bridge-nf-call-ip6tables=1"])
         if done.returncode != 0:
@@ -467,6 +471,10 @@ class NftFirewall(Firewall):
         self._ready = True
 
     def forget_connections(self, filters: list[list[str]]) -> None:
+        if shutil.which("conntrack") is None:
+            log.warning("conntrack is not installed (apt-get install conntrack): connections "
+                        "a removed rule allowed go on until they end")
+            return
         for argv in filters:
             done = self._run(["conntrack", "-D", *argv])
             if done.returncode not in (0, 1):  # 1: nothing matched
