@@ -122,11 +122,15 @@ def hosts_for_ports(s: Session, port_ids: Iterable[str]) -> set[str]:
     """The hosts a change of these ports concerns (gone ones are skipped): read it before
     deleting them, send after."""
     ids = list(port_ids)
+    if not ids:
+        return set()
+    groups: set[str] = set()
     hosts: set[str] = set()
-    if ids:
-        for port in s.scalars(select(Port).where(Port.id.in_(ids))):
-            hosts |= hosts_for_port(s, port)
-    return hosts
+    for port in s.scalars(select(Port).where(Port.id.in_(ids))):
+        groups |= set(port.security_groups or ())
+        if port.binding_host_id:
+            hosts.add(port.binding_host_id)
+    return hosts | hosts_using_groups(s, groups)
 
 
 def send(db: Database, agents: AgentAPI, ctx: RequestContext, hosts: Iterable[str]) -> None:
