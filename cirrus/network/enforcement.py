@@ -142,3 +142,15 @@ def send(db: Database, agents: AgentAPI, ctx: RequestContext, hosts: Iterable[st
             agents.update_security_groups(ctx, host, state.to_dict())
         except Exception:
             log.exception("sending security groups to %s failed", host)
+
+
+def send_for_ports(db: Database, agents: AgentAPI, ctx: RequestContext,
+                   port_ids: Iterable[str], extra_hosts: Iterable[str] = ()) -> None:
+    """Send the hosts concerned by these ports (a server moved: its new host) their state."""
+    try:
+        with db.reader() as s:
+            hosts = hosts_for_ports(s, port_ids)
+    except Exception:
+        log.exception("finding the hosts of ports %s failed", list(port_ids))
+        hosts = set()
+    send(db, agents, ctx, hosts | set(extra_hosts))
