@@ -33,6 +33,7 @@ from cirrus.network.port_filter import (
     PortFilter,
     SecurityGroupRule,
 )
+from cirrus.network.ports import filtered
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def port_filters(s: Session, ports: list[Port]) -> list[PortFilter]:
     addresses = _addresses(s, [p.id for p in ports])
     return [PortFilter(port_id=p.id, mac=p.mac_address, addresses=tuple(addresses[p.id]),
                        security_groups=tuple(p.security_groups or ()),
-                       port_security_enabled=p.port_security_enabled,
+                       port_security_enabled=filtered(p),
                        allowed_address_pairs=_pairs(p))
             for p in ports]
 
@@ -83,7 +84,7 @@ def host_filter_state(s: Session, host: str) -> HostFilterState:
     """Everything `host` needs to filter its ports, read now."""
     generation = time.time()
     ports = list(s.scalars(select(Port).where(Port.binding_host_id == host)))
-    groups = {g for p in ports if p.port_security_enabled for g in p.security_groups or ()}
+    groups = {g for p in ports if filtered(p) for g in p.security_groups or ()}
     rules: dict[str, tuple[SecurityGroupRule, ...]] = {}
     for group in s.scalars(select(SecurityGroup).where(SecurityGroup.id.in_(groups))):
         rules[group.id] = tuple(SecurityGroupRule.from_dict(r) for r in group.rules or [])

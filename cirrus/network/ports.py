@@ -392,9 +392,15 @@ def build_nics(s: Session, nic_map: list[dict]) -> list[Nic]:
             for item in nic_map if item["port_id"] in ports]
 
 
+def filtered(port: Port) -> bool:
+    """Whether the host filters the port: port security on and not one of the cloud's own
+    ports (DHCP, router interfaces, gateways: `network:*` owners, trusted as in Neutron)."""
+    return port.port_security_enabled and not port.device_owner.startswith("network:")
+
+
 def _security_of(port: Port) -> dict:
     """The Nic fields the host's firewall needs of the port itself (issue 14, sg)."""
-    return {"port_security_enabled": port.port_security_enabled,
+    return {"port_security_enabled": filtered(port),
             "security_groups": tuple(port.security_groups or ()),
             "allowed_address_pairs": tuple((p["ip_address"], p["mac_address"])
                                            for p in port.allowed_address_pairs or [])}

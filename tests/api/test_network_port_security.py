@@ -219,3 +219,18 @@ def test_an_agent_that_starts_again_is_sent_its_state(api, cloud, admin, member,
     conductor = next(r for r in cloud.roles if isinstance(r, Conductor))
     conductor.agent_report(RequestContext.admin(), {"host": agent.host, "startup": True})
     assert _eventually(lambda: group in state.rules)
+
+
+def test_the_clouds_own_ports_are_not_filtered(api, cloud, admin, member, net, sub):
+    """A DHCP or router port (`network:*` owner) is trusted, as in Neutron: its host does
+    not filter it, so the DHCP server's answers are not refused as a VM's would be."""
+    agent = _agent(cloud)
+    dhcp = port(api, member, net["id"], device_owner="network:dhcp")
+    vm = port(api, member, net["id"])
+    for p in (dhcp, vm):
+        r = update(api, admin, p["id"], **{"binding:host_id": agent.host})
+        assert r.status_code == 200, r.text
+    state = agent.dataplane.firewall.state
+    assert _eventually(lambda: {dhcp["id"], vm["id"]} <= set(state.ports))
+    assert state.ports[dhcp["id"]].port_security_enabled is False
+    assert state.ports[vm["id"]].port_security_enabled is True
