@@ -58,7 +58,7 @@ def port_filters(s: Session, ports: list[Port]) -> list[PortFilter]:
     return [PortFilter(port_id=p.id, mac=p.mac_address, addresses=tuple(addresses[p.id]),
                        security_groups=tuple(p.security_groups or ()),
                        port_security_enabled=filtered(p),
-                       allowed_address_pairs=_pairs(p))
+                       allowed_address_pairs=_pairs(p), network_id=p.network_id)
             for p in ports]
 
 

@@ -52,6 +52,7 @@ class PortFilter:
     security_groups: tuple[str, ...] = ()
     port_security_enabled: bool = True
     allowed_address_pairs: tuple[AddressPair, ...] = ()
+    network_id: str = ""  # its conntrack zone is its network's ("": the shared zone 0)
 
     @property
     def tap(self) -> str:
@@ -64,7 +65,8 @@ class PortFilter:
                    security_groups=tuple(nic.security_groups),
                    port_security_enabled=nic.port_security_enabled,
                    allowed_address_pairs=tuple(AddressPair(p[0], p[1])
-                                               for p in nic.allowed_address_pairs))
+                                               for p in nic.allowed_address_pairs),
+                   network_id=nic.network_id)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,7 +78,8 @@ class PortFilter:
                    security_groups=tuple(data.get("security_groups") or ()),
                    port_security_enabled=bool(data.get("port_security_enabled", True)),
                    allowed_address_pairs=tuple(AddressPair(**p) for p in
-                                               data.get("allowed_address_pairs") or ()))
+                                               data.get("allowed_address_pairs") or ()),
+                   network_id=data.get("network_id") or "")
 
 
 @dataclass(frozen=True)

@@ -152,10 +152,20 @@ class Lab:
         self._servers: list[socket.socket] = []
         run("ip", "netns", "add", self.host)
         self.bridge = f"brq{self.tag}"  # the firewall filters Cirrus's bridges (brq...)
+        self.network_id = self.tag  # bridge_name() of it is self.bridge
         run("ip", "-n", self.host, "link", "add", self.bridge, "type", "bridge")
         run("ip", "-n", self.host, "link", "set", self.bridge, "up")
 
-    def vm(self, ip: str, prefix: int = 24, ip6: str | None = None) -> Vm:
+    def network(self) -> str:
+        """Another bridge on the host; its "network id" names it as Cirrus would."""
+        network_id = uuid.uuid4().hex[:11]
+        run("ip", "-n", self.host, "link", "add", f"brq{network_id}", "type", "bridge")
+        run("ip", "-n", self.host, "link", "set", f"brq{network_id}", "up")
+        return network_id
+
+    def vm(self, ip: str, prefix: int = 24, ip6: str | None = None,
+           network: str | None = None) -> Vm:
+        bridge = f"brq{network}" if network else self.bridge
         index = len(self.vms) + 1
         vm = Vm(netns=f"sg-v{index}-{self.tag}", port_id=str(uuid.uuid4()),
                 mac=f"fa:16:3e:{index:02x}:00:01", ip=ip)
@@ -163,7 +173,7 @@ class Lab:
         self.vms.append(vm)
         run("ip", "-n", self.host, "link", "add", vm.tap, "type", "veth", "peer", "name",
             "eth0", "netns", vm.netns)
-        run("ip", "-n", self.host, "link", "set", vm.tap, "master", self.bridge, "up")
+        run("ip", "-n", self.host, "link", "set", vm.tap, "master", bridge, "up")
         run("ip", "-n", vm.netns, "link", "set", "eth0", "address", vm.mac)
         run("ip", "-n", vm.netns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
         if ip6:

@@ -6,6 +6,8 @@ Needs root, iproute2 and nft; skips with the reason otherwise (CI has them).
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 import time
 from collections.abc import Iterator
 
@@ -14,7 +16,7 @@ import pytest
 from cirrus.network.dataplane.firewall import NftFirewall, combo_chain
 from cirrus.network.port_filter import AddressPair, HostFilterState, PortFilter
 from cirrus.network.port_filter import SecurityGroupRule as Rule
-from tests.network.lab import Lab, Vm, echo_alive, require_nftables, run
+from tests.network.lab import Lab, Vm, echo_alive, in_netns, require_nftables, run
 
 WEB = "0a0a0a0a-0000-4000-8000-000000000001"
 CLIENTS = "0a0a0a0a-0000-4000-8000-000000000002"
@@ -208,3 +210,33 @@ def test_removing_a_rule_cuts_the_connections_it_allowed_and_only_those(lab: Lab
     assert not client.reaches(server, 22, timeout=0.5)
     ssh.close()
     web.close()
+
+
+def test_two_networks_with_the_same_addresses_do_not_share_connections(lab: Lab):
+    """Each network has its own conntrack zone: a connection allowed on one network does
+    not let the same addresses and ports through on another."""
+    other = lab.network()
+    client1, server1 = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    client2, server2 = lab.vm("10.77.0.1", network=other), lab.vm("10.77.0.2", network=other)
+    lab.serve(server1, 22)
+    lab.serve(server2, 22)
+    host = Host(lab)
+    closed = "0a0a0a0a-0000-4000-8000-0000000000cc"
+    ports = [dataclasses.replace(port(client1, CLIENTS), network_id=lab.network_id),
+             dataclasses.replace(port(server1, WEB), network_id=lab.network_id),
+             dataclasses.replace(port(client2, CLIENTS), network_id=other),
+             dataclasses.replace(port(server2, closed), network_id=other)]
+    host.send(ports, {WEB: (*EGRESS, SSH), CLIENTS: EGRESS, closed: EGRESS})
+    first = client1.connect(server1.ip, 22, source="10.77.0.1")
+    assert first is not None
+    source_port = first.getsockname()[1]
+    second = in_netns(client2.netns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    second.settimeout(0.5)
+    second.bind(("10.77.0.1", source_port))  # the very same 5-tuple, on the other network
+    with pytest.raises(OSError):
+        second.connect((server2.ip, 22))
+    second.close()
+    zones = run("conntrack", "-L", "-p", "tcp", "--dport", "22", netns=lab.host, check=False)
+    assert "zone=" in zones
+    assert echo_alive(first)
+    first.close()

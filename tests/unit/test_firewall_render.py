@@ -113,8 +113,8 @@ def test_ports_with_the_same_groups_share_their_chains():
     ports = [PortFilter(f"{i:08x}-0000-4000-8000-000000000000", f"fa:16:3e:00:00:{i:02x}",
                         (f"10.0.0.{i}",), (G, R) if i % 2 else (R, G)) for i in range(1, 41)]
     text = render_ruleset(_state(*ports))
-    # 3 bridge and 4 inet fixed chains, 2 per group, 2 for the one set of groups
-    assert text.count("  chain ") == 7 + 2 * 2 + 2
+    # 3 bridge and 5 inet fixed chains, 2 per group, 2 for the one set of groups
+    assert text.count("  chain ") == 8 + 2 * 2 + 2
     assert len(_elements(text, "egress")) == 40
 
 
@@ -220,3 +220,20 @@ def test_a_removed_rule_forgets_the_connections_it_may_have_allowed():
     assert fw.forgotten == [["-f", "ipv4", "--src", "10.0.0.5"]]
     fw.update(HostFilterState(generation=3, ports=(port,), rules={G: (ssh, Rule("egress"))}))
     assert len(fw.forgotten) == 1  # an added rule cuts nothing
+
+
+def test_each_network_has_its_own_stable_conntrack_zone():
+    from cirrus.network.dataplane.firewall import conntrack_zone
+    from cirrus.network.model import bridge_name
+
+    net1, net2 = "4e4e4e4e-0000-4000-8000-000000000001", "4e4e4e4e-0000-4000-8000-000000000002"
+    ports = [PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,), network_id=net1),
+             PortFilter(P2, "fa:16:3e:00:00:02", ("10.0.0.5",), (G,), network_id=net2)]
+    text = render_ruleset(_state(*ports))
+    assert sorted(_elements(text, "zones")) == sorted(
+        [f'"{bridge_name(net1)}" : {conntrack_zone(net1)}',
+         f'"{bridge_name(net2)}" : {conntrack_zone(net2)}'])
+    assert conntrack_zone(net1) != conntrack_zone(net2)
+    assert conntrack_zone(net1) == conntrack_zone(net1) and 1 <= conntrack_zone(net1) <= 65535
+    assert _chain(text, "zone") == ["type filter hook prerouting priority -300; policy accept;",
+                                    "ct zone set iifname map @zones"]

@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cirrus.network.model import bridge_name
 from cirrus.network.port_filter import HostFilterState, PortFilter, SecurityGroupRule
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,12 @@ SPOOF_RULES = ["iifname != @filtered accept",
                "iifname . ip6 saddr != @addr6 drop"]
 
 
+def conntrack_zone(network_id: str) -> int:
+    """A network's conntrack zone, the same on every render (existing entries keep
+    matching): 1-65535 from its id."""
+    return int(hashlib.sha1(network_id.encode()).hexdigest()[:8], 16) % 65535 + 1
+
+
 def combo_chain(groups: tuple[str, ...], direction: str) -> str:
     """The chain of a set of groups: ports with the same groups share it."""
     digest = hashlib.sha1("/".join(sorted(groups)).encode()).hexdigest()[:16]
@@ -264,6 +271,13 @@ def render_ruleset(state: FirewallState) -> str:
     out += _chain("forward_done", ["oifname @filtered meta priority set 0"],
                   "type filter hook forward priority 100; policy accept;")
     out += ["}", f"table inet {TABLE} {{"]
+    # One conntrack zone per network, so two networks' equal addresses never share state.
+    # In prerouting br_netfilter shows the bridge, which is the network's.
+    networks = sorted({p.network_id for p in ports if p.network_id})
+    out += _map("zones", "typeof iifname : ct zone",
+                [f'"{bridge_name(n)}" : {conntrack_zone(n)}' for n in networks], typeof=True)
+    out += _chain("zone", ["ct zone set iifname map @zones"],
+                  "type filter hook prerouting priority -300; policy accept;")
     for group in sorted(_remote_groups(state.rules) | set(state.members)):
         out += _set_lines(group, state.members.get(group, ()))
     out += _map("egress", "mark : verdict",
@@ -318,9 +332,10 @@ def _set(name: str, kind: str, elements: list[str]) -> list[str]:
     return [f"  set {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
 
 
-def _map(name: str, kind: str, elements: list[str]) -> list[str]:
+def _map(name: str, kind: str, elements: list[str], typeof: bool = False) -> list[str]:
     body = f"    elements = {_elements(elements)}" if elements else ""
-    return [f"  map {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
+    return [f"  map {name} {{", f"    {kind if typeof else f'type {kind}'}",
+            *([body] if body else []), "  }"]
 
 
 def conntrack_filters(port: PortFilter, rule: SecurityGroupRule) -> list[list[str]]:
