@@ -94,6 +94,7 @@ class Host:
     def __init__(self) -> None:
         tag = uuid.uuid4().hex[:6]
         self.ns, self.bridge = f"fwb-h-{tag}", f"brq{tag}"
+        self.network_id = tag  # bridge_name() of it is the bridge: its conntrack zone
         self.vms: list[tuple[str, str, str]] = []  # (netns, port id, ip)
         _run("ip", "netns", "add", self.ns)
         _run("ip", "-n", self.ns, "link", "add", self.bridge, "type", "bridge")
@@ -114,11 +115,13 @@ class Host:
     def ports(self, count: int) -> list[PortFilter]:
         """The two VMs' ports and count-2 more, half in each group."""
         (_, client, _), (_, server, _) = self.vms
-        real = [PortFilter(client, "fa:16:3e:88:00:01", ("10.88.0.1",), (CLIENTS,)),
-                PortFilter(server, "fa:16:3e:88:00:02", ("10.88.0.2",), (WEB,))]
+        net = self.network_id
+        real = [PortFilter(client, "fa:16:3e:88:00:01", ("10.88.0.1",), (CLIENTS,),
+                           network_id=net),
+                PortFilter(server, "fa:16:3e:88:00:02", ("10.88.0.2",), (WEB,), network_id=net)]
         extra = [PortFilter(str(uuid.uuid4()), f"fa:16:3e:{i >> 8 & 255:02x}:{i & 255:02x}:99",
                             (f"10.{90 + (i >> 16)}.{i >> 8 & 255}.{i & 255}",),
-                            (WEB if i % 2 else CLIENTS,))
+                            (WEB if i % 2 else CLIENTS,), network_id=net)
                  for i in range(1, count - 1)]
         return real + extra
 

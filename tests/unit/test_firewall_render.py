@@ -237,3 +237,16 @@ def test_each_network_has_its_own_stable_conntrack_zone():
     assert conntrack_zone(net1) == conntrack_zone(net1) and 1 <= conntrack_zone(net1) <= 65535
     assert _chain(text, "zone") == ["type filter hook prerouting priority -300; policy accept;",
                                     "ct zone set iifname map @zones"]
+
+
+def test_ports_the_service_stops_listing_go_unless_plugged_here():
+    fw = Recording()
+    plugged = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    elsewhere = PortFilter(P2, "fa:16:3e:00:00:02", ("10.0.0.6",), (G,))
+    fw.set_port(plugged)
+    fw.update(HostFilterState(generation=1, ports=(plugged, elsewhere)))
+    assert set(fw.state.ports) == {P1, P2}
+    fw.update(HostFilterState(generation=2, ports=()))  # both unbound from this host
+    assert set(fw.state.ports) == {P1}  # the plugged one stays until it is unplugged
+    fw.remove_port(P1)
+    assert fw.state.ports == {}

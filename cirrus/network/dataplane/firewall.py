@@ -207,12 +207,12 @@ SPOOF_RULES = ["iifname != @filtered accept",
 def conntrack_zone(network_id: str) -> int:
     """A network's conntrack zone, the same on every render (existing entries keep
     matching): 1-65535 from its id."""
-    return int(hashlib.sha1(network_id.encode()).hexdigest()[:8], 16) % 65535 + 1
+    return int(hashlib.sha1(network_id.encode(), usedforsecurity=False).hexdigest()[:8], 16) % 65535 + 1
 
 
 def combo_chain(groups: tuple[str, ...], direction: str) -> str:
     """The chain of a set of groups: ports with the same groups share it."""
-    digest = hashlib.sha1("/".join(sorted(groups)).encode()).hexdigest()[:16]
+    digest = hashlib.sha1("/".join(sorted(groups)).encode(), usedforsecurity=False).hexdigest()[:16]
     return f"{'ce' if direction == 'egress' else 'ci'}-{digest}"
 
 
@@ -370,6 +370,7 @@ class Firewall:
         self._lock = threading.RLock()
         self._deferred = 0
         self._dirty = False
+        self._plugged: set[str] = set()  # ports plugged from a NIC on this host
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -385,6 +386,7 @@ class Firewall:
 
     def set_port(self, port: PortFilter) -> None:
         with self._lock:
+            self._plugged.add(port.port_id)
             if self.state.ports.get(port.port_id) == port:
                 return
             self.state.ports[port.port_id] = port
@@ -392,20 +394,24 @@ class Firewall:
 
     def remove_port(self, port_id: str) -> None:
         with self._lock:
+            self._plugged.discard(port_id)
             if self.state.ports.pop(port_id, None) is not None:
                 self._full()
 
     def update(self, update: HostFilterState) -> None:
-        """Take the network service's state for this host: its ports (those not listed,
-        plugged from a NIC, are kept), group rules and members. A stale one is ignored."""
+        """Take the network service's state for this host: its ports (replacing those it
+        listed before; ports plugged here that it does not list are kept), group rules and
+        members. A stale one (older generation) is ignored."""
         with self._lock:
             if update.generation and update.generation < self.state.generation:
                 log.info("firewall: ignored a stale update (%s < %s)", update.generation,
                          self.state.generation)
                 return
             self.state.generation = update.generation
-            ports = dict(self.state.ports)
-            ports.update({p.port_id: p for p in update.ports})
+            ports = {p.port_id: p for p in update.ports}
+            for port_id in self._plugged - set(ports):  # plugged here, unknown to the service
+                if port_id in self.state.ports:
+                    ports[port_id] = self.state.ports[port_id]
             changed_rules = {g for g in set(update.rules) | set(self.state.rules)
                              if update.rules.get(g, ()) != self.state.rules.get(g, ())}
             changed_members = {g for g in set(update.members) | set(self.state.members)
