@@ -55,8 +55,9 @@ def test_extensions_list_what_is_implemented_and_nothing_else(api, member):
     r = api.get(f"{NET}/extensions", headers=member.headers)
     aliases = {ext["alias"] for ext in r.json()["extensions"]}
     assert {"external-net", "provider", "quotas", "security-group", "binding", "port-security",
-            "auto-allocated-topology", "standard-attr-revisions", "net-mtu"} <= aliases
-    assert not aliases & {"router", "dns-integration", "allowed-address-pairs", "qos",
+            "auto-allocated-topology", "standard-attr-revisions", "net-mtu",
+            "allowed-address-pairs"} <= aliases
+    assert not aliases & {"router", "dns-integration", "qos",
                           "default-subnetpools", "extra_dhcp_opt"}
     r = api.get(f"{NET}/extensions/binding", headers=member.headers)
     assert r.json()["extension"]["name"] == "Port Binding"
