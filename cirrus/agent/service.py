@@ -128,14 +128,18 @@ class Agent:
         """Make the bridges and taps of every VM this host has, and its firewall from
         scratch, before anything else: after a host restart they are gone, and a VM must
         never start without them."""
+        # The firewall is applied once, at the end; if it cannot be (no nft, no
+        # br_netfilter) the agent does not start: its VMs must not run unfiltered.
         with self.dataplane.batch():
             self._replug_nics()
             if self.filter_state.exists():
                 try:
-                    self.dataplane.update_security_groups(
-                        HostFilterState.from_dict(json.loads(self.filter_state.read_text())))
-                except Exception:
-                    log.exception("restoring the security groups of %s failed", self.host)
+                    saved = HostFilterState.from_dict(json.loads(self.filter_state.read_text()))
+                except (OSError, ValueError, KeyError, TypeError):
+                    log.exception("the saved security groups of %s are unreadable; waiting "
+                                  "for the conductor's", self.host)
+                else:
+                    self.dataplane.update_security_groups(saved)
 
     def _replug_nics(self) -> None:
         running = self.driver.list_instances()

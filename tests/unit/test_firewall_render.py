@@ -250,3 +250,25 @@ def test_ports_the_service_stops_listing_go_unless_plugged_here():
     assert set(fw.state.ports) == {P1}  # the plugged one stays until it is unplugged
     fw.remove_port(P1)
     assert fw.state.ports == {}
+
+
+def test_a_failed_apply_is_retried_whole_and_the_first_one_is_whole():
+    class Failing(Recording):
+        fail = False
+
+        def apply(self, script: str) -> None:
+            if self.fail:
+                raise RuntimeError("nft failed")
+            super().apply(script)
+
+    fw = Failing()
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    fw.update(HostFilterState(generation=1, rules={G: (Rule("egress"),)}))
+    assert fw.scripts[-1].startswith("add table bridge cirrus")  # first: whole, even portless
+    fw.update(HostFilterState(generation=2, ports=(port,), rules={G: (Rule("egress"),)}))
+    fw.fail = True
+    with pytest.raises(RuntimeError):
+        fw.update(HostFilterState(generation=3, ports=(port,), rules={G: (Rule("ingress"),)}))
+    fw.fail = False
+    fw.update(HostFilterState(generation=4, ports=(port,), rules={G: (Rule("ingress"),)}))
+    assert fw.scripts[-1].startswith("add table bridge cirrus")  # no change, but retried whole

@@ -369,7 +369,7 @@ class Firewall:
         self.state = FirewallState()
         self._lock = threading.RLock()
         self._deferred = 0
-        self._dirty = False
+        self._dirty = True  # nothing applied yet: the first application is whole
         self._plugged: set[str] = set()  # ports plugged from a NIC on this host
 
     @contextmanager
@@ -421,7 +421,7 @@ class Firewall:
                        for g in changed_rules}
             self.state.ports, self.state.rules = ports, dict(update.rules)
             self.state.members = dict(update.members)
-            if ports_changed:
+            if ports_changed or self._dirty:
                 self._full()
             elif changed_rules or changed_members:
                 self._groups(changed_rules, changed_members)
@@ -451,14 +451,17 @@ class Firewall:
         if self._deferred:
             self._dirty = True
             return
-        self._dirty = False
+        self._dirty = True  # until it is applied: a failed apply is retried whole next time
         self.apply(render_ruleset(self.state))
+        self._dirty = False
 
     def _groups(self, groups: set[str], members: set[str]) -> None:
-        if self._deferred:
-            self._dirty = True
+        if self._deferred or self._dirty:
+            self._full()
             return
+        self._dirty = True
         self.apply(render_group_update(self.state, groups, members))
+        self._dirty = False
 
     def apply(self, script: str) -> None:
         """Put `script` on the host; the base records nothing more than the state."""
