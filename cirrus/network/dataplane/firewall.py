@@ -22,6 +22,8 @@ thousands of chains): ports are elements of sets and maps keyed by their tap.
   Accepting in the egress hook still leaves the packet to the ingress hook of its
   destination port.
 - Remote groups are named sets of member addresses, `g4-<group>`/`g6-<group>`.
+- Each network has its own conntrack zone (`zone`, raw priority, from the bridge), so equal
+  addresses on two networks never share connection state.
 
 A rule or membership change rewrites only the groups' chains and sets; a port change
 replaces both tables. Ports with port security off get nothing: no element anywhere.
@@ -55,9 +57,9 @@ PROTOCOL_NUMBERS = {
     "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89, "pgm": 113, "rsvp": 46,
     "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
 }
-PORTED = {6, 17, 33, 132, 136}
+PORTED = {6, 17, 33, 132, 136}  # protocols whose rules may name destination ports
 CONNTRACK_PROTOCOLS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
-                       136: "udplite", 47: "gre"}  # protocols whose rules may name destination ports
+                       136: "udplite", 47: "gre"}  # the names `conntrack -p` takes
 # ICMPv6 a port always needs (Neutron's list): MLD and neighbour discovery; RAs only inbound.
 ND_EGRESS = "{ mld-listener-report, mld2-listener-report, nd-router-solicit, " \
             "nd-neighbor-solicit, nd-neighbor-advert }"
@@ -242,7 +244,9 @@ def render_ruleset(state: FirewallState) -> str:
     """Both tables, replacing whatever was there, as one `nft -f` transaction. Chains do
     not grow with the ports (nft slows down with thousands of chains): ports are elements
     of maps and sets, and share the chain of their set of groups."""
-    ports = state.filtered_ports()[:MAX_PORTS]
+    ports = state.filtered_ports()
+    if len(ports) > MAX_PORTS:  # never leave the ones beyond unfiltered
+        raise ValueError(f"{len(ports)} filtered ports on one host: at most {MAX_PORTS}")
     out = [f"add table bridge {TABLE}", f"delete table bridge {TABLE}",
            f"add table inet {TABLE}", f"delete table inet {TABLE}",
            f"table bridge {TABLE} {{"]
