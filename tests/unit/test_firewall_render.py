@@ -165,6 +165,9 @@ def test_a_rule_or_membership_change_rewrites_only_groups_and_sets():
     assert f"flush chain inet cirrus {group_chain(G, 'ingress')}" in text
     assert f"flush set inet cirrus {set_name(R, 4)}" in text
     assert f"add element inet cirrus {set_name(R, 4)} {{ 10.0.0.7 }}" in text
+    rules_only = render_group_update(state, {G}, set())
+    assert f"flush set inet cirrus {set_name(R, 4)}" not in rules_only  # members unchanged
+    assert f"add set inet cirrus {set_name(R, 4)}" in rules_only  # but made sure of
 
 
 class Recording(Firewall):

@@ -315,8 +315,12 @@ def render_group_update(state: FirewallState, groups: Iterable[str],
     `member_groups` (their membership changed), leaving ports and conntrack alone."""
     out: list[str] = []
     used = _used_groups(state)
-    for group in sorted(set(member_groups) | _remote_groups(state.rules)):
-        out += _set_lines(group, state.members.get(group, ()), op="add")
+    changed = set(member_groups)
+    for group in sorted(changed | _remote_groups(state.rules)):
+        # Sets whose members changed are refilled; the others are only made sure of (a rule
+        # may name a group no rule named before): adding present elements changes nothing.
+        lines = _set_lines(group, state.members.get(group, ()), op="add")
+        out += lines if group in changed else [x for x in lines if not x.startswith("flush")]
     for group in sorted(set(groups) & used):
         for direction in ("egress", "ingress"):
             chain = group_chain(group, direction)
