@@ -28,6 +28,9 @@ chosen:
            libvirt`, process start / POST /servers to the guest's `network ready` line, and
            root-disk overlays on a 10 MiB and a 1 GiB base (bench/boot.py). Runs once,
            whatever --targets says.
+  firewall security groups on one host, not in the default list (root, nft, iperf3): time
+           from a rule change to enforcement at 100 and 1,000 ports and TCP throughput
+           with and without the filter, in namespaces (bench/firewall.py); once.
 
 After each repetition of servers and of ports, the cheapest HTTP round trip of the same
 deployment as a same-run baseline (the HTTP floor). Prints medians beside Nova's published
@@ -51,13 +54,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import api, boot, compare, cpu, load, multiproc, ports, report, server
+from bench import api, boot, compare, cpu, firewall, load, multiproc, ports, report, server
 from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("all-in-one", "multi-process")
-SUITES = ("servers", "ports", "tokens", "boot")
+SUITES = ("servers", "ports", "tokens", "boot", "firewall")
 DEFAULT_SUITES = ("servers", "ports", "tokens")  # boot needs root, QEMU and libvirtd
+# and firewall root, nft and iperf3 (issue 14, sg)
 TARGET_SUITES = {"servers", "ports", "tokens"}  # what the fake-driver targets run
 
 
@@ -137,6 +141,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"NxC: N creates racing at concurrency C for the 61 addresses of a "
                         f"{ports.RACE_CIDR}; N above 61 (default %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="repetitions of each phase")
+    p.add_argument("--firewall-repeat", type=int, default=5,
+                   help="firewall suite: rule changes per size and iperf3 runs of each kind "
+                        "(default %(default)s)")
     p.add_argument("--boots", type=int, default=5,
                    help="boot suite: boots of each kind (default %(default)s), and overlays of "
                         "each base (at least 5)")
@@ -369,7 +376,8 @@ def run(args: argparse.Namespace, base: Path) -> dict:
     targets = ({t: run_target(t, args, base / t) for t in args.targets}
                if TARGET_SUITES & set(args.suites) else {})
     booted = run_boot(args) if "boot" in args.suites else None
-    return {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
+    filtered = run_firewall(args) if "firewall" in args.suites else None
+    return {"firewall": filtered,"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
             "suites": args.suites, "scenarios": args.scenarios, "ports": args.ports,
             "port_race": args.port_race, "repeat": args.repeat, "targets": targets,
             "boot": booted}
@@ -384,6 +392,15 @@ def run_boot(args: argparse.Namespace) -> dict:
         return {"failed": traceback.format_exc()}
 
 
+def run_firewall(args: argparse.Namespace) -> dict:
+    """The firewall suite's outcome; {"failed": why} instead of raising (issue 14, sg)."""
+    try:
+        return firewall.run(args.firewall_repeat, say)
+    except Exception as exc:
+        say(f"firewall: FAILED: {type(exc).__name__}: {exc}")
+        return {"failed": traceback.format_exc()}
+
+
 def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     """The tables and any trouble; the exit status (1: errors, a failed target, a process
     that did not exit 0 on SIGTERM, or a skipped target when CIRRUS_REQUIRE_SERVICES=1)."""
@@ -391,7 +408,7 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     targets = outcome["targets"]
     print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
           f"Python {m['python']}, commit {m['commit']}")
-    medians = args.repeat if targets else args.boots
+    medians = args.repeat if targets else (args.boots if "boot" in args.suites else args.firewall_repeat)
     print(f"{outcome['command']}  (medians of {medians}; load average at the end "
           f"{', '.join(map(str, m['load_average']))})")
     aio = targets.get("all-in-one", {})
@@ -425,8 +442,18 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
         print(f"\nreal VM boot, medians of {args.boots} (QEMU TCG), the guest booted by bare "
               "QEMU and through Cirrus (libvirt):\n")
         print(boot.table(booted, args.markdown))
+    filtered = outcome.get("firewall")
+    if filtered and "results" in filtered:
+        print(f"\nsecurity groups on one host (nftables), medians of {args.firewall_repeat}:\n")
+        print(firewall.table(filtered, args.markdown))
     print(f"\nresults: {out}")
     status = 0
+    if filtered and "skipped" in filtered:
+        print(f"\nfirewall: NOT RUN: {filtered['skipped']}")
+        status = 1 if services_required() else 0
+    elif filtered and "failed" in filtered:
+        print(f"\nfirewall: FAILED:\n{filtered['failed']}")
+        status = 1
     if booted and "skipped" in booted:
         print(f"\nboot: NOT RUN: {booted['skipped']}")
         status = 1 if services_required() else 0

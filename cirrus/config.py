@@ -127,6 +127,8 @@ class Settings:
     max_query_params: int = 1000  # parameters in one query string; more: 400
     # Networking: the host dataplane of an agent, and what `networks: auto` makes.
     network_dataplane: str = "noop"  # or "linuxbridge"
+    # Security groups (issue 14, sg): how linuxbridge enforces them, "nftables" or "noop".
+    firewall_driver: str = "nftables"
     default_network_mtu: int = 1500
     auto_network_cidr: str = "10.0.0.0/24"  # each project's own `auto` network (isolated L2)
     auto_network_dns: list[str] = field(default_factory=list)

@@ -150,6 +150,15 @@ class NetworkPeers(Payload):
     taken_at: float | None = None
 
 
+# ---- security groups (issue 14, sg)
+@dataclass(frozen=True)
+class UpdateSecurityGroups(Payload):
+    """The host's whole filter state: its bound ports, their groups' rules and the members
+    of the groups those rules name (a cirrus.network.port_filter.HostFilterState)."""
+
+    state: dict[str, Any]
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -166,6 +175,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "rebuild": RebuildInstance,  # comp-a
     "diagnostics": InstanceDiagnostics,  # comp-x
     "update_network_peers": NetworkPeers,  # l2
+    "update_security_groups": UpdateSecurityGroups,  # sg
 }
 
 
@@ -187,6 +197,8 @@ class AgentHandler(Protocol):
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
     def diagnostics(self, ctx: RequestContext, payload: InstanceDiagnostics) -> dict[str, Any]: ...
     def update_network_peers(self, ctx: RequestContext, payload: NetworkPeers) -> None: ...
+    def update_security_groups(self, ctx: RequestContext,
+                               payload: UpdateSecurityGroups) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -282,6 +294,11 @@ class AgentAPI:
         self._cast(ctx, host, "update_network_peers",
                    NetworkPeers(networks={k: list(v) for k, v in networks.items()}, full=full,
                                 taken_at=taken_at))
+
+    def update_security_groups(self, ctx: RequestContext, host: str,
+                               state: Mapping[str, Any]) -> None:
+        """Cast the host's filter state; the agent applies it (nftables) at once."""
+        self._cast(ctx, host, "update_security_groups", UpdateSecurityGroups(state=dict(state)))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

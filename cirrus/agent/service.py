@@ -9,6 +9,7 @@ remembered so that a spawn arriving after its destroy is refused.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
 from cirrus.network.model import NetworkPeer, Nic
+from cirrus.network.port_filter import HostFilterState
 from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec, VirtDriver
 
@@ -53,7 +55,7 @@ class Agent:
         self.host = host
         self.driver = driver
         self.dataplane = dataplane or load_dataplane(
-            settings.network_dataplane,
+            settings.network_dataplane, firewall=settings.firewall_driver,
             physical_interface_mappings=settings.physical_interface_mappings,
             overlay_local_ip=settings.overlay_local_ip)
         self.nics = NicStore(Path(settings.data_dir) / "agents" / host / "nics.json")
@@ -61,6 +63,7 @@ class Agent:
         self.peers = NicStore(Path(settings.data_dir) / "agents" / host / "peers.json")
         self._peers_lock = threading.Lock()
         self._peers_taken_at: dict[str, float] = {}  # network id -> its view applied last
+        self.filter_state = Path(settings.data_dir) / "agents" / host / "firewall.json"
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -129,8 +132,23 @@ class Agent:
 
     # ---- networking
     def _replug(self) -> None:
-        """Make the bridges and taps of every VM this host has, before anything else: after
-        a host restart they are gone, and a VM must never start without them."""
+        """Make the bridges and taps of every VM this host has, and its firewall from
+        scratch, before anything else: after a host restart they are gone, and a VM must
+        never start without them."""
+        # The firewall is applied once, at the end; if it cannot be (no nft, no
+        # br_netfilter) the agent does not start: its VMs must not run unfiltered.
+        with self.dataplane.batch():
+            self._replug_nics()
+            if self.filter_state.exists():
+                try:
+                    saved = HostFilterState.from_dict(json.loads(self.filter_state.read_text()))
+                except (OSError, ValueError, KeyError, TypeError):
+                    log.exception("the saved security groups of %s are unreadable; waiting "
+                                  "for the conductor's", self.host)
+                else:
+                    self.dataplane.update_security_groups(saved)
+
+    def _replug_nics(self) -> None:
         running = self.driver.list_instances()
         for network_id, peers in self.peers.all().items():  # before the VXLAN devices
             try:
@@ -187,6 +205,17 @@ class Agent:
                                   self.host)
         log.info("network peers on %s: %d networks updated%s", self.host, len(networks),
                  " (full)" if request.full else "")
+
+    def update_security_groups(self, ctx: RequestContext,
+                               payload: rpcapi.UpdateSecurityGroups | Received) -> None:
+        """Apply the host's filter state (issue 14, sg), kept on disk for the next start."""
+        state = rpcapi.UpdateSecurityGroups.coerce(payload).state
+        self.dataplane.update_security_groups(HostFilterState.from_dict(state))
+        self.filter_state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.filter_state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.chmod(0o600)
+        tmp.replace(self.filter_state)
 
     def attach_interface(self, ctx: RequestContext,
                          payload: rpcapi.AttachInterface | Received) -> dict:

@@ -23,6 +23,7 @@ from cirrus.context import RequestContext
 from cirrus.hosts import reports
 from cirrus.hosts.heartbeat import record_heartbeat
 from cirrus.hosts.reconcile import Reconciler
+from cirrus.network import enforcement
 
 if TYPE_CHECKING:
     from cirrus.services import Deps
@@ -141,6 +142,8 @@ class Conductor:
                               reconciler=self._reconciler())
         if report.get("startup"):  # l2: a started agent gets its whole VXLAN state
             l2peers.push_host(self.db, self.deps.agents, ctx, report["host"])
+        if report.get("startup"):  # an agent (re)started: its security groups as they are now
+            enforcement.send(self.db, self.deps.agents, ctx, {report["host"]})
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

@@ -175,6 +175,8 @@ class NoNetworkAvailable(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__("Unable to create the network. No tenant network is available for "
                          "allocation.")
+
+
 # ---------------------------------------------------------------- L3: routers, floating IPs
 
 
@@ -274,3 +276,20 @@ class FloatingIPPortAlreadyAssociated(Conflict):
         super().__init__(f"Cannot associate floating IP {address} ({fip_id}) with port "
                          f"{port_id} using fixed IP {fixed_ip}, as that fixed IP already has "
                          f"a floating IP on external network {network_id}.")
+
+
+# ---- allowed address pairs (issue 14, sg)
+class AddressPairInvalid(BadRequest):
+    """A bad allowed_address_pairs value (Neutron's type names, one class)."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class AddressPairAndPortSecurityRequired(Conflict):
+    error_type = "AddressPairAndPortSecurityRequired"
+
+    def __init__(self) -> None:
+        super().__init__("Port Security must be enabled in order to have allowed address "
+                         "pairs on a port.")

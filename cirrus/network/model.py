@@ -60,6 +60,10 @@ class Nic:
     network_type: str | None = None
     physical_network: str | None = None
     segmentation_id: int | None = None
+    # ---- port security (issue 14, sg): what the host's firewall needs of the port itself
+    port_security_enabled: bool = True
+    security_groups: tuple[str, ...] = ()
+    allowed_address_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
 
     @property
     def bridge(self) -> str:
@@ -85,7 +89,11 @@ class Nic:
                    mac=data["mac"], network_id=data["network_id"], mtu=data["mtu"],
                    fixed_ips=ips, network_type=data.get("network_type"),
                    physical_network=data.get("physical_network"),
-                   segmentation_id=data.get("segmentation_id"))
+                   segmentation_id=data.get("segmentation_id"),
+                   port_security_enabled=bool(data.get("port_security_enabled", True)),
+                   security_groups=tuple(data.get("security_groups") or ()),
+                   allowed_address_pairs=tuple((str(p[0]), str(p[1])) for p in
+                                               data.get("allowed_address_pairs") or ()))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ address left, over quota) leaves nothing behind: the caller's transaction rolls 
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import re
 from collections.abc import Sequence
@@ -23,6 +24,8 @@ from cirrus.db.models import FloatingIP, IPAllocation, Network, Port, Router, Su
 from cirrus.network import ipam, quotas, security_groups
 from cirrus.network.access import WRITE, can_use_network, column_filters, new_id, owns, require
 from cirrus.network.errors import (
+    AddressPairAndPortSecurityRequired,
+    AddressPairInvalid,
     BadAttribute,
     InUse,
     InvalidInput,
@@ -58,6 +61,37 @@ def parse_mac(text: object) -> str:
     if value == "00:00:00:00:00:00" or int(value[:2], 16) & 1:
         raise BadAttribute("mac_address", f"'{text}' is not a valid MAC address")
     return value
+
+
+MAX_ADDRESS_PAIRS = 10  # Neutron's max_allowed_address_pair
+
+
+def parse_address_pairs(pairs: list[dict], port_mac: str | None) -> list[dict]:
+    """Checked allowed_address_pairs in canonical form: [{"ip_address", "mac_address"}],
+    the port's MAC where none is given (Neutron's checks and words)."""
+    if len(pairs) > MAX_ADDRESS_PAIRS:
+        raise AddressPairInvalid(f"The number of allowed address pair exceeds the maximum "
+                                 f"{MAX_ADDRESS_PAIRS}.", "AllowedAddressPairExhausted")
+    result: list[dict] = []
+    for pair in pairs:
+        if not pair.get("ip_address"):
+            raise AddressPairInvalid("AllowedAddressPair must contain ip_address",
+                                     "AllowedAddressPairsMissingIP")
+        text = str(pair["ip_address"])
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise BadAttribute("allowed_address_pairs",
+                               f"'{text}' is not a valid IP address") from None
+        ip = str(net.network_address) if net.prefixlen == net.max_prefixlen and "/" not in text \
+            else str(net)
+        mac = parse_mac(pair["mac_address"]) if pair.get("mac_address") else port_mac
+        canonical = {"ip_address": ip, "mac_address": mac}
+        if canonical in result:
+            raise AddressPairInvalid(f"Request contains duplicate address pair: mac_address "
+                                     f"{mac} ip_address {ip}.", "DuplicateAddressPairInRequest")
+        result.append(canonical)
+    return result
 
 
 # ---------------------------------------------------------------- reading
@@ -143,6 +177,18 @@ def _check_fixed_ips_policy(ctx: RequestContext, network: Network, fixed_ips: li
         raise PolicyNotAuthorized(f"{action}:fixed_ips:ip_address")
 
 
+def _check_port_security_policy(ctx: RequestContext, network: Network,
+                                port_security: bool | None, pairs: list[dict] | None,
+                                action: str) -> None:
+    """Neutron's policy: only the network's owner (or an admin) sets these on its ports."""
+    if owns(ctx, network.project_id):
+        return
+    if port_security is not None:
+        raise PolicyNotAuthorized(f"{action}:port_security_enabled")
+    if pairs is not None:
+        raise PolicyNotAuthorized(f"{action}:allowed_address_pairs")
+
+
 def _insert_port(s: Session, port: Port, requested_mac: str | None) -> None:
     """Insert with a MAC unique on its network: another random one on a collision."""
     for _ in range(MAC_ATTEMPTS if requested_mac is None else 1):
@@ -160,7 +206,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
                 mac_address: str | None = None, security_groups: list[str] | None = None,
                 description: str = "", admin_state_up: bool = True,
                 port_security_enabled: bool | None = None, project_id: str | None = None,
-                tags: list[str] | None = None) -> Port:
+                tags: list[str] | None = None,
+                allowed_address_pairs: list[dict] | None = None) -> Port:
     """A new port with its addresses (see ipam.allocate_for_port), quota and policy checked.
 
     `fixed_ips`: None for Neutron's default, [] for none, or [{"subnet_id"?,
@@ -181,8 +228,12 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
         raise PolicyNotAuthorized("create_port:mac_address")
     _check_device_owner(ctx, network, device_owner, "create_port")
     _check_fixed_ips_policy(ctx, network, fixed_ips, "create_port")
+    _check_port_security_policy(ctx, network, port_security_enabled, allowed_address_pairs,
+                                "create_port")
     port_security = network.port_security_enabled if port_security_enabled is None \
         else port_security_enabled
+    if allowed_address_pairs and not port_security:
+        raise AddressPairAndPortSecurityRequired()
     quotas.check(s, settings, owner, {"port": 1})
     port = Port(id=new_id(), network_id=network.id, project_id=owner, name=name,
                 description=description, admin_state_up=admin_state_up, device_id=device_id,
@@ -192,6 +243,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
                 tags=tags or [])
     _binding(port, host_id)
     _insert_port(s, port, parse_mac(mac_address) if mac_address is not None else None)
+    port.allowed_address_pairs = parse_address_pairs(allowed_address_pairs or [],
+                                                     port.mac_address)
     subnets = network_subnets(s, network.id)
     requests = None if fixed_ips is None else ipam.resolve_fixed_ips(
         network.id, subnets, fixed_ips, port.mac_address, _subnet_ids_elsewhere(s, fixed_ips))
@@ -228,7 +281,15 @@ def update_port(s: Session, ctx: RequestContext, port_id: str, changes: dict) ->
                         f"bound, port type: {port.binding_vif_type}, old_mac "
                         f"{port.mac_address}, new_mac {changes['mac_address']}.", "PortBound")
         port.mac_address = parse_mac(changes["mac_address"])
+    _check_port_security_policy(ctx, network, changes.get("port_security_enabled"),
+                                changes.get("allowed_address_pairs"), "update_port")
     port_security = changes.get("port_security_enabled", port.port_security_enabled)
+    pairs = port.allowed_address_pairs or []
+    if "allowed_address_pairs" in changes:
+        pairs = parse_address_pairs(changes["allowed_address_pairs"] or [], port.mac_address)
+    if not port_security and pairs:
+        raise AddressPairAndPortSecurityRequired()
+    port.allowed_address_pairs = pairs
     if not port_security and changes.get("security_groups", port.security_groups):
         raise InUse("Port has security group associated. Cannot disable port security or ip "
                     "address until security group is removed", "PortSecurityPortHasSecurityGroup")
@@ -370,7 +431,8 @@ def build_nics(s: Session, nic_map: list[dict]) -> list[Nic]:
                 network_id=ports[item["port_id"]].network_id,
                 mtu=networks[ports[item["port_id"]].network_id].mtu,
                 fixed_ips=tuple(fixed[item["port_id"]]),
-                **_segment(networks[ports[item["port_id"]].network_id]))
+                **_segment(networks[ports[item["port_id"]].network_id]),
+                **_security_of(ports[item["port_id"]]))
             for item in nic_map if item["port_id"] in ports]
 
 
@@ -379,6 +441,20 @@ def _segment(network: Network) -> dict:
     return {"network_type": network.provider_network_type,
             "physical_network": network.provider_physical_network,
             "segmentation_id": network.provider_segmentation_id}
+
+
+def filtered(port: Port) -> bool:
+    """Whether the host filters the port: port security on and not one of the cloud's own
+    ports (DHCP, router interfaces, gateways: `network:*` owners, trusted as in Neutron)."""
+    return port.port_security_enabled and not port.device_owner.startswith("network:")
+
+
+def _security_of(port: Port) -> dict:
+    """The Nic fields the host's firewall needs of the port itself (issue 14, sg)."""
+    return {"port_security_enabled": filtered(port),
+            "security_groups": tuple(port.security_groups or ()),
+            "allowed_address_pairs": tuple((p["ip_address"], p["mac_address"])
+                                           for p in port.allowed_address_pairs or [])}
 
 
 def subnet_info(subnet: Subnet) -> SubnetInfo:

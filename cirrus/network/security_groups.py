@@ -1,7 +1,7 @@
-"""Security groups and their rules: recorded and listed as Neutron does, NOT enforced.
+"""Security groups and their rules: recorded and listed as Neutron does; the hosts enforce
+them (cirrus.network.enforcement sends them, cirrus.network.dataplane.firewall applies them).
 
-No packet is filtered by them yet (a later issue adds enforcement; docs/networking.md says
-so). What works: every project gets a `default` group on first use, with Neutron's default
+What works: every project gets a `default` group on first use, with Neutron's default
 rules (ingress from the same group, egress anywhere, IPv4 and IPv6); groups and rules can be
 created, listed, shown, changed and deleted; ports name their groups.
 

@@ -56,9 +56,9 @@ def test_extensions_list_what_is_implemented_and_nothing_else(api, member):
     aliases = {ext["alias"] for ext in r.json()["extensions"]}
     assert {"external-net", "provider", "quotas", "security-group", "binding", "port-security",
             "auto-allocated-topology", "standard-attr-revisions", "net-mtu", "router",
-            "extraroute", "ext-gw-mode"} <= aliases
+            "extraroute", "ext-gw-mode", "allowed-address-pairs"} <= aliases
     assert not aliases & {"dvr", "l3-ha", "l3-flavors", "dns-integration",
-                          "allowed-address-pairs", "qos", "default-subnetpools", "extra_dhcp_opt"}
+                          "qos", "default-subnetpools", "extra_dhcp_opt"}
     r = api.get(f"{NET}/extensions/binding", headers=member.headers)
     assert r.json()["extension"]["name"] == "Port Binding"
     r = api.get(f"{NET}/extensions/dvr", headers=member.headers)

@@ -203,7 +203,6 @@ def test_mac_addresses(api, member, net, sub):
 
 
 @pytest.mark.parametrize(("body", "words"), [
-    ({"allowed_address_pairs": [{"ip_address": "10.0.0.9"}]}, "allowed_address_pairs"),
     ({"extra_dhcp_opts": [{"opt_name": "x", "opt_value": "y"}]}, "extra_dhcp_opts"),
     ({"dns_name": "vm1"}, "dns_name"),
     ({"binding:vnic_type": "direct"}, "binding:vnic_type"),

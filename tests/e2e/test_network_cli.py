@@ -103,3 +103,22 @@ def test_a_full_subnet_says_so(cli: Cli, base_image: dict, base_flavor: dict) ->
     failed = wait_for_status(cli, server["id"], "ERROR")
     assert expected in str(failed["fault"])
     cli.run("server", "delete", "--wait", server["id"])
+
+
+def test_allowed_address_pairs_and_port_security_with_the_cli(cli: Cli, network: dict,
+                                                              subnet: dict) -> None:
+    """Issue 14 (sg): `--allowed-address`, `--disable-port-security` as the CLI sends them."""
+    port = cli.json("port", "create", "--network", network["id"], "--allowed-address",
+                    "ip-address=10.55.0.250", "--allowed-address",
+                    "ip-address=10.56.0.0/24,mac-address=fa:16:3e:12:34:56", unique("e2e-aap"))
+    assert port["allowed_address_pairs"] == [
+        {"ip_address": "10.55.0.250", "mac_address": port["mac_address"]},
+        {"ip_address": "10.56.0.0/24", "mac_address": "fa:16:3e:12:34:56"}]
+    refused = cli.fails("port", "set", "--disable-port-security", port["id"])
+    assert "security group" in refused.stderr.lower() or "address pair" in refused.stderr.lower()
+    cli.run("port", "set", "--no-security-group", "--no-allowed-address",
+            "--disable-port-security", port["id"])
+    shown = cli.json("port", "show", port["id"])
+    assert shown["port_security_enabled"] is False and shown["security_group_ids"] == []
+    assert shown["allowed_address_pairs"] == []
+    cli.run("port", "delete", port["id"])

@@ -89,3 +89,41 @@ def test_after_a_host_restart_every_running_vms_taps_are_made_again_first(tmp_pa
         fresh.stop()
     finally:
         bus.stop()
+
+
+def test_security_groups_are_applied_kept_on_disk_and_rebuilt_on_start(tmp_path) -> None:
+    """update_security_groups reaches the dataplane's firewall; after a restart the agent
+    rebuilds it from its file, with the ports it plugs (issue 14, sg)."""
+    from cirrus.network.port_filter import HostFilterState, PortFilter, SecurityGroupRule
+
+    group = "sg-1111"
+    nic = {**_nic(0, "port-aaaaaaaaaaaa"), "security_groups": [group]}
+    state = HostFilterState(generation=5.0, ports=(PortFilter.from_nic(Nic.from_dict(nic)),),
+                            rules={group: (SecurityGroupRule("ingress", protocol="tcp",
+                                                             port_range_min=22,
+                                                             port_range_max=22),)},
+                            members={group: ("10.0.0.10",)})
+    bus = LocalBus()
+    try:
+        agent = _agent(tmp_path, bus)
+        spec = InstanceSpec(uuid="vm-1", name="vm", vcpus=1, memory_mb=64, root_gb=1,
+                            nics=[Nic.from_dict(nic)])
+        agent.spawn(RequestContext.admin(), {"spec": spec.to_dict()})
+        assert agent.dataplane.firewall.state.ports["port-aaaaaaaaaaaa"].security_groups == (group,)
+        agent.update_security_groups(RequestContext.admin(), {"state": state.to_dict()})
+        assert agent.dataplane.firewall.state.rules == state.rules
+        assert (tmp_path / "agents" / "host-a" / "firewall.json").stat().st_mode & 0o077 == 0
+    finally:
+        bus.stop()
+
+    bus = LocalBus()
+    try:
+        fresh = _agent(tmp_path, bus)
+        assert fresh.dataplane.firewall.state.rules == {}
+        fresh.start()
+        restored = fresh.dataplane.firewall.state
+        assert restored.rules == state.rules and restored.members == state.members
+        assert restored.generation == 5.0 and set(restored.ports) == {"port-aaaaaaaaaaaa"}
+        fresh.stop()
+    finally:
+        bus.stop()

@@ -47,6 +47,15 @@ CTX = RequestContext.admin()
 ROLES = {"agent": agent_rpcapi, "conductor": compute_rpcapi, "scheduler": scheduler_rpcapi,
          "admin": admin_rpcapi}
 
+SG_STATE = {"generation": 1733480000.5,
+            "ports": [{"port_id": PORT, "mac": "fa:16:3e:00:00:01", "addresses": ["10.0.0.5"],
+                       "security_groups": ["sg-1"], "port_security_enabled": True,
+                       "allowed_address_pairs": []}],
+            "rules": {"sg-1": [{"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                                "port_range_min": 22, "port_range_max": 22,
+                                "remote_ip_prefix": None, "remote_group_id": None}]},
+            "members": {"sg-1": ["10.0.0.5"]}}
+
 # One payload per class, every field set to something other than its default.
 SAMPLES: list[Payload] = [
     agent_rpcapi.SpawnInstance(spec=SPEC, task=states.UNSHELVING),
@@ -100,6 +109,8 @@ SAMPLES: list[Payload] = [
                                 ok=False, error="boom", details="Traceback ...", power_state=1),
     compute_rpcapi.ResizeDecision(uuid=UUID),
     agent_rpcapi.InstanceDiagnostics(uuid=UUID),  # issue 13
+    # security groups (issue 14, sg)
+    agent_rpcapi.UpdateSecurityGroups(state=SG_STATE),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -115,6 +126,7 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("agent", "console_output", {"uuid": UUID, "length": None}),
     ("agent", "console_output", {"uuid": UUID, "length": 5}),
     ("agent", "rebuild", {"spec": SPEC, "task": states.REBUILD_SPAWNING}),
+    ("agent", "update_security_groups", {"state": SG_STATE}),  # new with issue 14: as v1
     ("conductor", "build_instances", {"uuids": [UUID, UUID2]}),
     ("conductor", "spawn_result", {"uuid": UUID, "host": "fake-1", "ok": True, "error": None,
                                    "details": None, "power_state": 1}),

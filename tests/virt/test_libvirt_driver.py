@@ -191,9 +191,11 @@ def make_nic(index: int, dhcp: bool = True, address: str = "10.77.0.5") -> dict:
 @pytest.fixture
 def dataplane() -> Iterator:
     require_root("taps and bridges")
+    from cirrus.network.dataplane.firewall import Firewall
     from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 
-    plane = LinuxBridgeDataplane()
+    # No nftables on the host for these NIC tests (the firewall is tested in tests/network).
+    plane = LinuxBridgeDataplane(firewall=Firewall())
     plugged: list[dict] = []
 
     def plug(nic: dict) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cirrus.agent.rpcapi import AgentAPI
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import bulk, schemas
 from cirrus.api.network.listing import (
@@ -23,6 +24,7 @@ from cirrus.api.network.listing import (
 from cirrus.api.network.views import port_keys, port_view
 from cirrus.api.validation import to_bool
 from cirrus.errors import BadRequest
+from cirrus.network import enforcement
 from cirrus.network import ports as service
 from cirrus.network.access import READ, require
 from cirrus.network.errors import PolicyNotAuthorized
@@ -41,7 +43,7 @@ COLUMNS = {
     "binding:host_id": ("binding_host_id", as_text),
 }
 _COPIED = ("name", "description", "mac_address", "fixed_ips", "device_id", "device_owner",
-           "security_groups", "tags")
+           "security_groups", "tags", "allowed_address_pairs")
 
 
 def port_spec(req: ApiRequest, body: dict, action: str) -> dict[str, Any]:
@@ -97,11 +99,19 @@ def create_port(req: ApiRequest) -> Reply:
         spec["project_id"] = schemas.requested_owner(body)
         specs.append(spec)
 
-    def work(s: Session) -> list[dict]:
+    def work(s: Session) -> tuple[list[dict], set[str]]:
         ports = [service.create_port(s, req.ctx, req.cloud.settings, **spec) for spec in specs]
-        return [render(req, s, port) for port in ports]
+        hosts = enforcement.hosts_for_ports(s, [p.id for p in ports])
+        return [render(req, s, port) for port in ports], hosts
 
-    return Reply(201, bulk.reply_body(req.cloud.db.run(work), "port", "ports", is_bulk))
+    views, hosts = req.cloud.db.run(work)
+    _enforce(req, hosts)
+    return Reply(201, bulk.reply_body(views, "port", "ports", is_bulk))
+
+
+def _enforce(req: ApiRequest, hosts: set[str]) -> None:
+    """Send the hosts concerned their new filter state, after the commit (issue 14, sg)."""
+    enforcement.send(req.cloud.db, AgentAPI(req.cloud.bus), req.ctx, hosts)
 
 
 def show_port(req: ApiRequest, port_id: str) -> dict:
@@ -115,8 +125,13 @@ def update_port(req: ApiRequest, port_id: str) -> dict:
     body = schemas.unwrap(req.json, "port")
     schemas.check(schemas.PORT_UPDATE, body, readonly=schemas.PORT_READONLY)
     spec = port_spec(req, body, "update_port")
-    view = req.cloud.db.run(lambda s: render(
-        req, s, service.update_port(s, req.ctx, port_id, dict(spec))))
+    def work(s: Session) -> tuple[dict, set[str]]:
+        before = enforcement.hosts_for_ports(s, [port_id])  # its old groups and host
+        port = service.update_port(s, req.ctx, port_id, dict(spec))
+        return render(req, s, port), before | enforcement.hosts_for_ports(s, [port.id])
+
+    view, hosts = req.cloud.db.run(work)
+    _enforce(req, hosts)
     return {"port": view}
 
 
@@ -130,7 +145,12 @@ def delete_port(req: ApiRequest, port_id: str) -> Reply:
         from cirrus.api.compute.interfaces import detach_from_server
 
         detach_from_server(req, server, port_id)
-    req.cloud.db.run(lambda s: service.delete_port_if_exists(s, req.ctx, port_id))
+    def work(s: Session) -> set[str]:
+        hosts = enforcement.hosts_for_ports(s, [port_id])
+        service.delete_port_if_exists(s, req.ctx, port_id)
+        return hosts
+
+    _enforce(req, req.cloud.db.run(work))
     return Reply(204)
 
 

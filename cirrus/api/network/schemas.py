@@ -143,7 +143,10 @@ _PORT = {
     "binding:vnic_type": {"enum": ["normal"]},
     # Not supported yet: only their empty values are taken.
     "binding:profile": {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]},
-    "allowed_address_pairs": {"type": "array", "maxItems": 0},
+    "allowed_address_pairs": {"type": ["array", "null"], "items": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"ip_address": {"type": "string", "maxLength": 64},
+                       "mac_address": {"type": ["string", "null"]}}}},
     "extra_dhcp_opts": {"type": "array", "maxItems": 0},
     "dns_name": {"type": "string", "maxLength": 0},
 }

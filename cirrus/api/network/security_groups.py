@@ -1,13 +1,14 @@
 """Security groups and rules: /v2.0/security-groups and /v2.0/security-group-rules.
 
-Recorded and listed only: rules are NOT enforced yet (docs/networking.md). Listing or
-showing makes the caller's project `default` group if it has none, as Neutron does.
+Every change is sent to the hosts it concerns, which enforce it with nftables
+(cirrus.network.enforcement; docs/networking.md). Listing or showing makes the caller's project `default` group if it has none, as Neutron does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cirrus.agent.rpcapi import AgentAPI
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
 from cirrus.api.network.listing import finish, parse_listing, select_fields
@@ -15,8 +16,12 @@ from cirrus.api.network.views import rule_view, security_group_view
 from cirrus.api.validation import to_bool
 from cirrus.db.models import SecurityGroup
 from cirrus.errors import BadRequest
+from cirrus.network import enforcement
 from cirrus.network import security_groups as service
 from cirrus.network.access import READ, require
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 GROUP_KEYS = set(security_group_view(SecurityGroup()))
 RULE_KEYS = set(rule_view(SecurityGroup(), {key: None for key in (
@@ -81,8 +86,18 @@ def update_group(req: ApiRequest, group_id: str) -> dict:
 
 
 def delete_group(req: ApiRequest, group_id: str) -> Reply:
-    req.cloud.db.run(lambda s: service.delete_group(s, req.ctx, group_id))
+    def work(s: Session) -> set[str]:
+        hosts = enforcement.hosts_using_groups(s, {group_id})  # rules naming it go too
+        service.delete_group(s, req.ctx, group_id)
+        return hosts
+
+    _enforce(req, req.cloud.db.run(work))
     return Reply(204)
+
+
+def _enforce(req: ApiRequest, hosts: set[str]) -> None:
+    """Send the hosts concerned their new filter state, after the commit (issue 14, sg)."""
+    enforcement.send(req.cloud.db, AgentAPI(req.cloud.bus), req.ctx, hosts)
 
 
 def list_rules(req: ApiRequest) -> dict:
@@ -109,8 +124,12 @@ def create_rule(req: ApiRequest) -> Reply:
     for key in ("port_range_min", "port_range_max"):
         if spec.get(key) is not None:
             spec[key] = _port_value(key, spec[key])
-    view = req.cloud.db.run(lambda s: rule_view(
-        *service.create_rule(s, req.ctx, req.cloud.settings, spec)))
+    def work(s: Session) -> tuple[dict, set[str]]:
+        group, rule = service.create_rule(s, req.ctx, req.cloud.settings, spec)
+        return rule_view(group, rule), enforcement.hosts_using_groups(s, {group.id})
+
+    view, hosts = req.cloud.db.run(work)
+    _enforce(req, hosts)
     return Reply(201, {"security_group_rule": view})
 
 
@@ -122,7 +141,12 @@ def show_rule(req: ApiRequest, rule_id: str) -> dict:
 
 
 def delete_rule(req: ApiRequest, rule_id: str) -> Reply:
-    req.cloud.db.run(lambda s: service.delete_rule(s, req.ctx, rule_id))
+    def work(s: Session) -> set[str]:
+        group, _ = service.find_rule(s, req.ctx, rule_id)
+        service.delete_rule(s, req.ctx, rule_id)
+        return enforcement.hosts_using_groups(s, {group.id})
+
+    _enforce(req, req.cloud.db.run(work))
     return Reply(204)
 
 

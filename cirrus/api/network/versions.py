@@ -22,6 +22,8 @@ EXTENSIONS = (
      "Expose port bindings of a virtual port to external application",
      "2014-02-03T10:00:00-00:00"),
     ("port-security", "Port Security", "Provides port security", "2012-07-23T10:00:00-00:00"),
+    ("allowed-address-pairs", "Allowed Address Pairs",
+     "Provides allowed address pairs", "2013-07-23T10:00:00-00:00"),
     ("security-group", "security-group", "The security groups extension.",
      "2012-10-05T10:00:00-00:00"),
     ("stateful-security-group", "Stateful security group",

@@ -94,7 +94,7 @@ def port_view(ctx: RequestContext, port: Port, allocations: list[IPAllocation]) 
                       for a in allocations],
         "security_groups": list(port.security_groups or []),
         "port_security_enabled": port.port_security_enabled,
-        "allowed_address_pairs": [],
+        "allowed_address_pairs": [dict(p) for p in port.allowed_address_pairs or []],
         "extra_dhcp_opts": [],
         "dns_name": "",
         "binding:vnic_type": port.binding_vnic_type,

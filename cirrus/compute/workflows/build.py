@@ -22,6 +22,7 @@ from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
 from cirrus.errors import CirrusError, is_transient
+from cirrus.network import enforcement
 from cirrus.scheduler import claims
 from cirrus.scheduler.rpcapi import SelectDestination
 
@@ -99,7 +100,13 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
     host = choice.host
     # The scheduler has claimed the resources and recorded the host (task spawning).
     if spec["nics"]:
-        deps.db.run(lambda s: networking.bind_host(s, spec["nics"], host))
+        def bind(s: Session) -> set[str]:
+            networking.bind_host(s, spec["nics"], host)
+            return enforcement.hosts_for_ports(s, [n["port_id"] for n in spec["nics"]])
+
+        # The host's filter state (and that of hosts whose groups the new ports join)
+        # goes out before the spawn (issue 14, sg).
+        enforcement.send(deps.db, deps.agents, ctx, deps.db.run(bind) | {host})
         # Other hosts of its VXLAN networks learn the new ports before the VM boots (l2).
         l2peers.push_networks(deps.db, deps.agents, ctx, l2peers.network_ids(spec["nics"]))
     deps.agents.spawn(ctx, host, spec)
@@ -207,10 +214,10 @@ def fail_build(deps: WorkflowDeps, ctx: RequestContext, uuid: str, message: str,
 
     `after_attempts`: no host is left to try; if earlier attempts failed, the fault says
     what each of them failed with (and `details` why no host was left)."""
-    def fail(s: Session) -> str | None:
+    def fail(s: Session) -> tuple[str | None, set[str]]:
         inst = s.scalar(select(Instance).where(Instance.uuid == uuid))
         if inst is None or inst.deleted or inst.task_state not in BUILD_TASKS:
-            return None
+            return None, set()
         host = inst.host
         errors = (inst.request_spec or {}).get(BUILD_ERRORS)
         fault_message, fault_details = message, details
@@ -218,11 +225,13 @@ def fail_build(deps: WorkflowDeps, ctx: RequestContext, uuid: str, message: str,
             fault_message, fault_details = attempts_fault(errors, message, details)
         claims.release(s, uuid)
         # As Nova: a build given up keeps no ports (the user's are unbound and kept).
+        hosts = enforcement.hosts_for_ports(s, [n["port_id"] for n in inst.nics or []])
         networking.deallocate(s, inst.nics)
         inst.nics = []
         _set_error(s, ctx, inst, fault_message, fault_details, host, code)
-        return host
+        return host, hosts
 
-    host = deps.db.run(fail)
+    host, hosts = deps.db.run(fail)
+    enforcement.send(deps.db, deps.agents, ctx, hosts)  # the ports left their groups
     if host:
         deps.agents.destroy(ctx, host, uuid)

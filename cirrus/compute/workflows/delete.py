@@ -19,6 +19,7 @@ from cirrus.compute.workflows.build import forget_build_secrets
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
+from cirrus.network import enforcement
 from cirrus.scheduler import claims
 
 EVENT = "compute_terminate_instance"
@@ -39,11 +40,12 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
             log.warning("destroy of %s on %s failed, deleting the record anyway: %s",
                         uuid, host, exc)
 
-    def finish(s: Session) -> list[dict[str, Any]]:
+    def finish(s: Session) -> tuple[list[dict[str, Any]], set[str]]:
         claims.release(s, uuid)
         resize.release_migration_claims(s, uuid)  # resize (comp-b): the old claim too
         nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid,
                                                     Instance.deleted.is_(False)))
+        hosts = enforcement.hosts_for_ports(s, [n["port_id"] for n in nics or []])
         networking.deallocate(s, nics or [])
         now = utcnow()
         done = transition(s, uuid, "deleted", where=(Instance.deleted.is_(False),),
@@ -52,9 +54,12 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
         if done:
             forget_build_secrets(s, uuid)
             actions.record_event(s, uuid, ctx.request_id, EVENT, host, actions.SUCCESS)
-        return list(nics or [])
+        return list(nics or []), hosts
 
-    gone = deps.db.run(finish)
-    l2peers.push_networks(deps.db, deps.agents, ctx, l2peers.network_ids(gone))  # l2
+    gone, hosts = deps.db.run(finish)
+    # The ports left their groups and their host (issue 14, sg), and their networks' other
+    # hosts forget them (l2).
+    enforcement.send(deps.db, deps.agents, ctx, hosts)
+    l2peers.push_networks(deps.db, deps.agents, ctx, l2peers.network_ids(gone))
     shelve.forget_shelved_image(deps, uuid)  # shelve (comp-b): a shelved server's image
     log.info("instance %s deleted", uuid)

@@ -17,6 +17,7 @@ from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
 from cirrus.errors import Conflict, NotFound
+from cirrus.network import enforcement
 
 
 def _pluggable(inst: Instance | None, uuid: str, action: str) -> tuple[Instance, str]:
@@ -51,6 +52,9 @@ def attach_interface(deps: WorkflowDeps, ctx: RequestContext,
 
     host, nic, plug = deps.db.run(add)
     l2peers.push_networks(deps.db, deps.agents, ctx, [nic["network_id"]])  # l2
+    with deps.db.reader() as s:  # the filter state first: the new port is not open (sg)
+        hosts = enforcement.hosts_for_ports(s, [nic["port_id"]])
+    enforcement.send(deps.db, deps.agents, ctx, hosts | {host})
     try:
         deps.agents.attach_interface(ctx, host, uuid, plug, timeout=deps.settings.rpc_timeout)
     except (BusTimeout, RemoteError) as exc:
@@ -76,11 +80,13 @@ def detach_interface(deps: WorkflowDeps, ctx: RequestContext,
     except (BusTimeout, RemoteError) as exc:
         raise Conflict(f"Failed to detach network adapter device from {uuid}: {exc}") from exc
 
-    def remove(s: Session) -> None:
+    def remove(s: Session) -> set[str]:
+        hosts = enforcement.hosts_for_ports(s, [port_id])
         _forget_nic(s, uuid, nic)
         actions.start_action(s, ctx, uuid, "detach_interface")
+        return hosts
 
-    deps.db.run(remove)
+    enforcement.send(deps.db, deps.agents, ctx, deps.db.run(remove))  # sg
     l2peers.push_networks(deps.db, deps.agents, ctx, [nic["network_id"]])  # l2
     log.info("instance %s: port %s detached", uuid, port_id)
     return {}

@@ -32,6 +32,7 @@ from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Allocation, Image, Instance, Migration, utcnow
 from cirrus.errors import is_transient
+from cirrus.network import enforcement
 from cirrus.scheduler import claims
 from cirrus.scheduler.rpcapi import SelectDestination
 from cirrus.virt.spec import root_disk
@@ -176,6 +177,7 @@ def resize_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any
 
     deps.db.run(finish)
     l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: its ports moved
+    _send_security_groups(deps, ctx, uuid)
     log.info("instance %s resized on %s, waiting for confirmation", uuid, host)
 
 
@@ -319,7 +321,15 @@ def revert_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any
 
     deps.db.run(finish)
     l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: its ports moved back
+    _send_security_groups(deps, ctx, uuid)
     log.info("resize of %s reverted", uuid)
+
+
+def _send_security_groups(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
+    """The ports are bound where the server now runs: that host's filter state (sg)."""
+    with deps.db.reader() as s:
+        nics = s.scalar(select(Instance.nics).where(Instance.uuid == uuid)) or []
+    enforcement.send_for_ports(deps.db, deps.agents, ctx, [n["port_id"] for n in nics])
 
 
 # ---------------------------------------------------------------- the sweeper's hooks

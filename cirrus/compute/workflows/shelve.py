@@ -34,6 +34,7 @@ from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Image, Instance, utcnow
 from cirrus.errors import CirrusError, is_transient
+from cirrus.network import enforcement
 from cirrus.scheduler import claims
 from cirrus.scheduler.rpcapi import SelectDestination
 from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
@@ -248,6 +249,9 @@ def _spawn(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str) -> Non
         unshelve_failed(deps, ctx, uuid, host, "The shelved image is gone or not active.")
         return
     l2peers.push_instance(deps.db, deps.agents, ctx, uuid)  # l2: ports bound, before boot
+    # The new host's security groups before the spawn (issue 14, sg).
+    enforcement.send_for_ports(deps.db, deps.agents, ctx,
+                               [n["port_id"] for n in spec["nics"]], {host})
     deps.agents.spawn(ctx, host, spec, task=states.UNSHELVING)
 
 

@@ -79,6 +79,8 @@ class Port(TimestampMixin, Base):
     binding_vnic_type: Mapped[str] = mapped_column(String(32), default="normal")
     security_groups: Mapped[list] = mapped_column(JSON, default=list)
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # [{"ip_address": address or cidr, "mac_address": mac}] (issue 14, sg); NULL: none
+    allowed_address_pairs: Mapped[list | None] = mapped_column(JSON, default=list)
     tags: Mapped[list] = mapped_column(JSON, default=list)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
 

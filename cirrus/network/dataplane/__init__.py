@@ -16,12 +16,29 @@ the host. Bridges and taps never get an address on the host.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from cirrus.network.dataplane.firewall import Firewall
 from cirrus.network.model import NetworkPeer, Nic
+from cirrus.network.port_filter import HostFilterState
 
 
 class Dataplane(abc.ABC):
     name: str = ""
+    # Security groups and anti-spoofing (issue 14, sg): linuxbridge's nftables firewall;
+    # the base only records (the noop dataplane, `firewall_driver = "noop"`).
+    firewall: Firewall
+
+    def update_security_groups(self, state: HostFilterState) -> None:
+        """Take the network service's filter state for this host (rules, members, ports)."""
+        self.firewall.update(state)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Plug many ports, then apply the firewall once (the agent starting)."""
+        with self.firewall.batch():
+            yield
 
     @abc.abstractmethod
     def plug(self, nic: Nic) -> None:
@@ -44,18 +61,22 @@ class Dataplane(abc.ABC):
         a unicast entry per MAC). Remembered for a device made later by `plug`."""
 
 
-def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None, *,
+def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None,
+                   firewall: str = "nftables", *,
                    physical_interface_mappings: dict[str, str] | None = None,
                    overlay_local_ip: str = "") -> Dataplane:
     """The dataplane called `name`; `netns` runs linuxbridge inside a network namespace
-    (tests); the mappings and the VTEP address are the agent's settings of the same names."""
+    (tests); `firewall` is linuxbridge's firewall driver (nftables or noop); the mappings
+    and the VTEP address are the agent's settings of the same names."""
     if name == "noop":
         from cirrus.network.dataplane.noop import NoopDataplane
 
         return NoopDataplane()
     if name == "linuxbridge":
+        from cirrus.network.dataplane.firewall import load_firewall
         from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 
-        return LinuxBridgeDataplane(netns=netns, mappings=physical_interface_mappings,
+        return LinuxBridgeDataplane(netns=netns, firewall=load_firewall(firewall, netns),
+                                    mappings=physical_interface_mappings,
                                     local_ip=overlay_local_ip)
     raise ValueError(f"unknown network dataplane {name!r} (known: noop, linuxbridge)")

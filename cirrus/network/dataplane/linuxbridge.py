@@ -30,8 +30,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as Link
 
 from cirrus.network.dataplane import Dataplane
+from cirrus.network.dataplane.firewall import Firewall, NftFirewall
 from cirrus.network.dataplane.uplinks import FLAT, Uplink, ip_commands, plan_uplink
 from cirrus.network.model import NetworkPeer, Nic, bridge_name, tap_name, vxlan_name
+from cirrus.network.port_filter import PortFilter
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,13 @@ MADE_KINDS = ("vxlan", "vlan")  # uplinks Cirrus makes (and deletes); others are
 class LinuxBridgeDataplane(Dataplane):
     name = "linuxbridge"
 
-    def __init__(self, netns: str | None = None, mappings: dict[str, str] | None = None,
-                 local_ip: str = "") -> None:
+    def __init__(self, netns: str | None = None, firewall: Firewall | None = None,
+                 mappings: dict[str, str] | None = None, local_ip: str = "") -> None:
         """`netns`: an existing network namespace to work in (tests); None is the host.
-        `mappings`: physnet -> interface of this host; `local_ip`: this host's VTEP."""
+        `firewall`: nftables in that namespace unless given. `mappings`: physnet ->
+        interface of this host; `local_ip`: this host's VTEP."""
         self.netns = netns
+        self.firewall = firewall if firewall is not None else NftFirewall(netns=netns)
         self.mappings = dict(mappings or {})
         self.local_ip = local_ip
         self._lock = threading.Lock()  # one change at a time: check-then-act on links
@@ -65,6 +69,8 @@ class LinuxBridgeDataplane(Dataplane):
                 if uplink.kind == "vxlan":
                     self._converge_fdb(ipr, nic.network_id)
             self._ensure_tap(ipr, nic.tap, bridge, nic.mtu)
+        # Before plug returns, so before the VM is started on the tap: never unfiltered.
+        self.firewall.set_port(PortFilter.from_nic(nic))
 
     def unplug(self, port_id: str, network_id: str) -> None:
         tap, bridge = tap_name(port_id), bridge_name(network_id)
@@ -74,22 +80,21 @@ class LinuxBridgeDataplane(Dataplane):
                 _delete_link(ipr, link)
                 log.info("deleted tap %s", tap)
             link = _get_link(ipr, bridge)
-            if link is None:
-                return
-            ports = [p for p in ipr.get_links() if p.get("master") == link["index"]]
-            if any(not self._is_uplink(p) for p in ports):
-                return
-            for port in ports:  # the uplink goes with the last port of the network
-                if _kind(port) in MADE_KINDS:
-                    _delete_link(ipr, port)
-                    log.info("deleted %s %s of bridge %s: no port left", _kind(port),
-                             port.get("ifname"), bridge)
-                else:  # the host's own interface (flat): released, never deleted
-                    ipr.link("set", index=port["index"], master=0)
-                    log.info("released %s from bridge %s", port.get("ifname"), bridge)
-            self._peers.pop(network_id, None)
-            _delete_link(ipr, link)
-            log.info("deleted bridge %s: no port left on it", bridge)
+            ports = ([p for p in ipr.get_links() if p.get("master") == link["index"]]
+                     if link is not None else [])
+            if link is not None and all(self._is_uplink(p) for p in ports):
+                for port in ports:  # the uplink goes with the last port of the network
+                    if _kind(port) in MADE_KINDS:
+                        _delete_link(ipr, port)
+                        log.info("deleted %s %s of bridge %s: no port left", _kind(port),
+                                 port.get("ifname"), bridge)
+                    else:  # the host's own interface (flat): released, never deleted
+                        ipr.link("set", index=port["index"], master=0)
+                        log.info("released %s from bridge %s", port.get("ifname"), bridge)
+                self._peers.pop(network_id, None)
+                _delete_link(ipr, link)
+                log.info("deleted bridge %s: no port left on it", bridge)
+        self.firewall.remove_port(port_id)
 
     def set_peers(self, network_id: str, peers: tuple[NetworkPeer, ...]) -> None:
         with self._lock:

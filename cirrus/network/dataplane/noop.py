@@ -9,7 +9,9 @@ from __future__ import annotations
 import threading
 
 from cirrus.network.dataplane import Dataplane
+from cirrus.network.dataplane.firewall import Firewall
 from cirrus.network.model import NetworkPeer, Nic, tap_name
+from cirrus.network.port_filter import PortFilter
 
 
 class NoopDataplane(Dataplane):
@@ -19,14 +21,17 @@ class NoopDataplane(Dataplane):
         self._lock = threading.Lock()
         self._plugged: dict[str, str] = {}  # tap -> bridge
         self.peers: dict[str, tuple[NetworkPeer, ...]] = {}  # network id -> its peers
+        self.firewall = Firewall()  # records the filter state, applies nothing
 
     def plug(self, nic: Nic) -> None:
+        self.firewall.set_port(PortFilter.from_nic(nic))
         with self._lock:
             self._plugged[nic.tap] = nic.bridge
 
     def unplug(self, port_id: str, network_id: str) -> None:
         with self._lock:
             self._plugged.pop(tap_name(port_id), None)
+        self.firewall.remove_port(port_id)
 
     def plugged(self) -> dict[str, str]:
         with self._lock:
