@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 
-from cirrus.network.model import Nic
+from cirrus.network.model import Nic, bridge_name
 
 
 class Dataplane(abc.ABC):
@@ -32,6 +32,14 @@ class Dataplane(abc.ABC):
     @abc.abstractmethod
     def plugged(self) -> dict[str, str]:
         """tap name -> bridge name of every port this dataplane has plugged on the host."""
+
+    # ---- DHCP (cirrus.network.dhcp.server): a network's bridge without a VM port on it
+    def ensure_network(self, network_id: str, mtu: int) -> str:
+        """Make the network's bridge if missing (at its MTU); its name."""
+        return bridge_name(network_id)
+
+    def release_network(self, network_id: str) -> None:
+        """Remove the network's bridge if nothing is left on it."""
 
 
 def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None) -> Dataplane:

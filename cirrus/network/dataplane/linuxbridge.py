@@ -59,6 +59,20 @@ class LinuxBridgeDataplane(Dataplane):
                 _delete_link(ipr, link)
                 log.info("deleted bridge %s: no port left on it", bridge)
 
+    def ensure_network(self, network_id: str, mtu: int) -> str:
+        bridge = bridge_name(network_id)
+        with self._lock, self._rtnl() as ipr:
+            self._ensure_bridge(ipr, bridge, mtu)
+        return bridge
+
+    def release_network(self, network_id: str) -> None:
+        bridge = bridge_name(network_id)
+        with self._lock, self._rtnl() as ipr:
+            link = _get_link(ipr, bridge)
+            if link is not None and not _has_ports(ipr, link["index"]):
+                _delete_link(ipr, link)
+                log.info("deleted bridge %s: no port left on it", bridge)
+
     def plugged(self) -> dict[str, str]:
         with self._lock, self._rtnl() as ipr:
             links = list(ipr.get_links())
