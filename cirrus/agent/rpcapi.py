@@ -122,6 +122,26 @@ class ListInstances(Payload):
     pass
 
 
+# ---- DHCP (issue 14, dhcp)
+@dataclass(frozen=True)
+class SyncDhcp(Payload):
+    """Serve one network's DHCP as `network` (a cirrus.network.dhcp.model.DhcpNetwork as
+    plain data) says, or stop serving it (None). `stamp`: when the control side read it;
+    the agent ignores a message older than the last it applied for the network."""
+
+    network_id: str
+    network: dict[str, Any] | None = None
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class SyncDhcpAll(Payload):
+    """Serve exactly these networks: the agent's whole DHCP state, after it starts."""
+
+    networks: list[dict[str, Any]]
+    stamp: float = 0.0
+
+
 @dataclass(frozen=True)
 class ConsoleOutput(Payload):
     uuid: str
@@ -142,6 +162,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
+    "sync_dhcp": SyncDhcp,  # dhcp
+    "sync_dhcp_all": SyncDhcpAll,  # dhcp
 }
 
 
@@ -161,6 +183,8 @@ class AgentHandler(Protocol):
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
+    def sync_dhcp(self, ctx: RequestContext, payload: SyncDhcp) -> None: ...
+    def sync_dhcp_all(self, ctx: RequestContext, payload: SyncDhcpAll) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -245,6 +269,18 @@ class AgentAPI:
                 stopped: bool) -> None:
         self._cast(ctx, host, "rebuild",
                    RebuildInstance(spec=dict(spec), task=task, stopped=stopped))
+
+    # ---- DHCP (issue 14, dhcp)
+    def sync_dhcp(self, ctx: RequestContext, host: str, network_id: str,
+                  network: Mapping[str, Any] | None, stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_dhcp", SyncDhcp(
+            network_id=network_id, network=dict(network) if network is not None else None,
+            stamp=stamp))
+
+    def sync_dhcp_all(self, ctx: RequestContext, host: str, networks: list[dict[str, Any]],
+                      stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_dhcp_all", SyncDhcpAll(networks=list(networks),
+                                                           stamp=stamp))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

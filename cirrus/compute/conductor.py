@@ -131,6 +131,13 @@ class Conductor:
     def agent_report(self, ctx: RequestContext, report: dict) -> None:
         reports.handle_report(ctx, report, db=self.db, settings=self.settings,
                               reconciler=self._reconciler())
+        if report.get("dhcp") and report.get("instances") is not None:  # dhcp: full reports
+            from cirrus.network.dhcp.control import sync_host
+
+            try:
+                sync_host(self.cloud, ctx, report["host"])
+            except Exception:  # the next full report tries again
+                log.exception("dhcp: full sync of %s failed", report["host"])
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

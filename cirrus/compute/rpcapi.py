@@ -174,6 +174,7 @@ class AgentReport(Payload):
     taken_at: float | None = None  # when the VM list was read (time.time())
     instances: dict[str, int] | None = None  # uuid -> power state
     startup: bool = False  # the first report after the agent started
+    dhcp: bool = False  # the agent serves DHCP (dhcp_agent; cirrus.network.dhcp)
 
 
 MESSAGES: dict[str, type[Payload]] = {

@@ -40,6 +40,7 @@ class Dataplane(abc.ABC):
 
     def release_network(self, network_id: str) -> None:
         """Remove the network's bridge if nothing is left on it."""
+        return None
 
 
 def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None) -> Dataplane:

@@ -100,6 +100,7 @@ class DhcpServer(abc.ABC):
 
     def check(self) -> None:
         """Restart what died (periodic)."""
+        return None
 
     def served(self) -> dict[str, DhcpNetwork]:
         """network id -> its last configuration, from the state directory."""
