@@ -95,6 +95,13 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.ResizeResult(uuid=UUID, host="fake-1", task=states.RESIZE_MIGRATING,
                                 ok=False, error="boom", details="Traceback ...", power_state=1),
     compute_rpcapi.ResizeDecision(uuid=UUID),
+    # DHCP (issue 14, dhcp)
+    agent_rpcapi.SyncDhcp(network_id="net-1", network={"network_id": "net-1", "mtu": 1450},
+                          stamp=1733480000.5),
+    agent_rpcapi.SyncDhcp(network_id="net-1", network=None, stamp=1733480000.5),
+    agent_rpcapi.SyncDhcpAll(networks=[{"network_id": "net-1", "mtu": 1450}],
+                             stamp=1733480000.5),
+    compute_rpcapi.AgentReport(host="fake-1", dhcp=True),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -149,6 +156,9 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
                                     "task": states.RESIZE_REVERTING, "ok": True}),
     ("conductor", "confirm_resize", {"uuid": UUID}),
     ("conductor", "revert_resize", {"uuid": UUID}),
+    # DHCP (issue 14, dhcp): new messages, their first form
+    ("agent", "sync_dhcp", {"network_id": "net-1", "network": None, "stamp": 0.0}),
+    ("agent", "sync_dhcp_all", {"networks": [], "stamp": 0.0}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),
