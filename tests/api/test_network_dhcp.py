@@ -14,7 +14,7 @@ import pytest
 
 from cirrus.agent.service import Agent
 from cirrus.network.dhcp.control import dhcp_device_id
-from tests.api.network_helpers import NET, neutron_error, network, port, subnet
+from tests.api.network_helpers import NET, network, neutron_error, port, subnet
 
 
 @pytest.fixture
