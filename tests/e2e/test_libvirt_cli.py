@@ -144,6 +144,12 @@ def cloud(cloud_root: Path) -> Iterator[LibvirtCloud]:
         servers = [s["ID"] for s in cli.json("server", "list")]
         if servers:  # the ones tests left: the agent removes domains, disks and taps
             cli.run("server", "delete", "--wait", *servers)
+        # The networks too: their DHCP namespaces and dnsmasq (dhcp_agent is on) go with them.
+        for p in cli.json("port", "list", "--long"):
+            if p.get("Device Owner") != "network:dhcp":
+                cli.run("port", "delete", p["ID"], check=False)
+        for net in cli.json("network", "list"):
+            cli.run("network", "delete", net["ID"], check=False)
     finally:
         code = stop_all_in_one(aio)
     assert code == 0, f"all-in-one exit code {code}:\n{aio.log_tail()}"

@@ -139,7 +139,7 @@ def test_files_are_private_and_removal_leaves_nothing(namespaces, dnsmasq, tmp_p
     net = make_net(network_id)
     server.sync(net)
     paths = server.paths(network_id)
-    for path in (paths.hosts, paths.opts, paths.leases, paths.config):
+    for path in (paths.hosts, paths.opts, paths.leases, paths.config, paths.pid, paths.log):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     assert stat.S_IMODE(paths.directory.stat().st_mode) == 0o700
     assert json.loads(paths.config.read_text())["network_id"] == network_id

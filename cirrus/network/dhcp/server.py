@@ -201,6 +201,9 @@ class DnsmasqDhcp(DhcpServer):
         if done.returncode != 0:
             raise RuntimeError(f"dnsmasq for network {network_id} did not start: "
                                f"{done.stderr.strip() or done.returncode}")
+        # dnsmasq makes its pid file 0644 whatever the umask (its other files exist before).
+        with contextlib.suppress(OSError):
+            os.chmod(self.paths(network_id).pid, files.FILE_MODE)
         log.info("dhcp: dnsmasq of network %s started in %s (pid %s)", network_id, ns,
                  self.pid(network_id))
 
