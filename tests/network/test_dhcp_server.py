@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from cirrus.network.dhcp.server import DnsmasqDhcp, namespace_name
 from cirrus.network.model import bridge_name
 from tests.network.conftest import Namespaces, ip, wait_for
 from tests.network.dhcpclient import Guest
+from tests.services import require
 
 VM_MAC = "fa:16:3e:00:10:05"
 
@@ -186,3 +189,33 @@ def test_a_changed_subnet_restarts_dnsmasq_with_the_new_range(namespaces, dnsmas
     assert new not in (None, pid)
     assert any(arg.endswith(",infinite") for arg in
                Path(f"/proc/{new}/cmdline").read_bytes().decode().split("\0"))
+
+
+def test_dhcpv6_stateful_gives_the_port_its_address_and_dns(namespaces, dnsmasq, tmp_path,
+                                                             network_id):
+    dhclient = shutil.which("dhclient")
+    require(dhclient is not None, "dhclient is not installed (apt-get install isc-dhcp-client)")
+    server = make_server(namespaces, tmp_path, "h1", dnsmasq)
+    v6 = DhcpSubnet(id="s6", cidr="2001:db8:5::/64", ip_version=6, gateway_ip="2001:db8:5::1",
+                    dns_nameservers=("2001:db8:5::53",), ipv6_address_mode="dhcpv6-stateful")
+    server.sync(DhcpNetwork(
+        network_id=network_id, mtu=1500, port_id="p-dhcp6-0000", mac="fa:16:3e:00:20:02",
+        addresses=("2001:db8:5::2/64",), subnets=(v6,),
+        entries=(DhcpEntry(VM_MAC, "2001:db8:5::5", "host-2001-db8-5--5"),), lease=600))
+    vm = namespaces.add("vm6")
+    ip("link", "add", "v6out", "type", "veth", "peer", "name", "eth0", "netns", vm,
+       netns=server.netns)
+    ip("link", "set", "v6out", "master", bridge_name(network_id), "up", netns=server.netns)
+    subprocess.run(["ip", "netns", "exec", vm, "sysctl", "-qw",
+                    "net.ipv6.conf.eth0.accept_dad=0"], check=True)
+    ip("link", "set", "eth0", "address", VM_MAC, "up", netns=vm)
+    leases, pidfile = tmp_path / "dhclient6.leases", tmp_path / "dhclient6.pid"
+    # -sf /bin/true: the client configures nothing and touches no file of the machine.
+    done = subprocess.run(["ip", "netns", "exec", vm, str(dhclient), "-6", "-1", "-sf",
+                           "/bin/true", "-lf", str(leases), "-pf", str(pidfile), "eth0"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    text = leases.read_text()
+    assert "iaaddr 2001:db8:5::5 " in text
+    assert "option dhcp6.name-servers 2001:db8:5::53;" in text
+    assert 'option dhcp6.domain-search "openstacklocal."' in text
