@@ -194,3 +194,43 @@ def test_an_agent_that_starts_is_told_everything_it_serves(cloud, api, member):
     agent._dhcp_stamps.clear()
     agent.report(cloud.admin_context(), full=True, startup=True)
     wait_for(lambda: net["id"] in agent.dhcp.served(), "the full state after a restart")
+
+
+def test_a_second_dhcp_subnet_gives_the_dhcp_ports_an_address_on_it(cloud, api, member):
+    net = network(api, member)
+    first = subnet(api, member, net["id"], cidr="10.48.0.0/24")
+    second = subnet(api, member, net["id"], cidr="10.49.0.0/24")
+    for p in dhcp_ports(api, member, net["id"]):
+        assert {f["subnet_id"] for f in p["fixed_ips"]} == {first["id"], second["id"]}
+
+    def both_subnets_told():
+        nets = [n[net["id"]] for n in served(cloud).values() if net["id"] in n]
+        return len(nets) == 2 and all(len(n.subnets) == 2 and len(n.addresses) == 2
+                                      for n in nets)
+    wait_for(both_subnets_told, "both subnets sent to both hosts")
+
+
+def test_a_network_whose_dhcp_host_is_down_gets_another(cloud, api, admin, member):
+    from sqlalchemy import update
+
+    from cirrus.db.models import Service
+    from cirrus.hosts.liveness import DHCP_BINARY
+
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.50.0.0/24")
+    before = {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])}
+    down = sorted(before)[0]
+    cloud.db.run(lambda s: s.execute(update(Service).where(
+        Service.host == down, Service.binary == DHCP_BINARY).values(forced_down=True)))
+    port(api, member, net["id"])  # any change of the network syncs it
+    after = {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])}
+    spare = set(agents(cloud)) - before
+    assert after == before | spare and len(spare) == 1
+    wait_for(lambda: spare <= serving_hosts(cloud, net["id"]), "the spare host told")
+
+
+def test_hosts_per_network_is_a_setting(cloud, api, member):
+    cloud.settings.dhcp_hosts_per_network = 1
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.51.0.0/24")
+    assert len(dhcp_ports(api, member, net["id"])) == 1

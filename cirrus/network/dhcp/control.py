@@ -218,6 +218,7 @@ def sync_networks(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]])
         casts: list[Cast] = []
         for network_id, before in sorted(touched.items()):
             casts += plan(s, deps.settings, network_id, before)
+        s.flush()
         changes.forget(s)
         return casts
 
@@ -240,6 +241,7 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
                     mine.append(config.to_dict())
                 elif target != host:
                     others.append((target, nid, config))
+        s.flush()
         changes.forget(s)
         return others, mine
 

@@ -310,4 +310,7 @@ def load_dhcp(dataplane: Dataplane, state_dir: Path, netns: str | None = None) -
     """dnsmasq for a real dataplane; the recording one for `noop` (nothing on the host)."""
     if dataplane.name == "noop":
         return RecordingDhcp(state_dir)
+    if shutil.which("dnsmasq") is None and not Path("/usr/sbin/dnsmasq").exists():
+        log.warning("dhcp: dhcp_agent is on but dnsmasq is not installed (Debian: apt-get "
+                    "install dnsmasq-base): no network will get DHCP from this host")
     return DnsmasqDhcp(state_dir, dataplane, netns=netns)
