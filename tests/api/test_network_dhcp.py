@@ -234,3 +234,20 @@ def test_hosts_per_network_is_a_setting(cloud, api, member):
     net = network(api, member)
     subnet(api, member, net["id"], cidr="10.51.0.0/24")
     assert len(dhcp_ports(api, member, net["id"])) == 1
+
+
+def test_deleting_a_dhcp_service_releases_its_networks(cloud, api, admin, member):
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.52.0.0/24")
+    before = {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])}
+    gone = sorted(before)[0]
+    services = api.get(f"/compute/v2.1/os-services?host={gone}&binary=cirrus-dhcp-agent",
+                       headers=admin.compute("2.53")).json()["services"]
+    [svc] = services
+    assert svc["state"] == "up" and svc["zone"] == "internal"
+    agents(cloud)[gone].dhcp = None  # the host stops serving DHCP (and reporting it)
+    r = api.delete(f"/compute/v2.1/os-services/{svc['id']}", headers=admin.compute("2.53"))
+    assert r.status_code == 204, r.text
+    port(api, member, net["id"])
+    after = {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])}
+    assert gone not in after and len(after) == 2
