@@ -44,7 +44,7 @@ class Guest:
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns, self.busybox, "udhcpc", "-f", "-i", "eth0",
              "-s", str(self.script), "-t", "20", "-T", "1", "-A", "1",
-             "-O", "mtu", "-O", "staticroutes", "-O", "domain", "-O", "hostname"],
+             "-O", "staticroutes", "-O", "domain", "-O", "hostname"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def lease_once(self) -> dict[str, str]:
@@ -52,7 +52,7 @@ class Guest:
         before = len(os.listdir(self.events))
         subprocess.run(["ip", "netns", "exec", self.ns, self.busybox, "udhcpc", "-q", "-n",
                         "-f", "-i", "eth0", "-s", str(self.script), "-t", "10", "-T", "1",
-                        "-O", "mtu", "-O", "staticroutes", "-O", "domain"],
+                        "-O", "staticroutes", "-O", "domain"],
                        capture_output=True, timeout=60, check=False)
         return self.last("bound", after=before)
 

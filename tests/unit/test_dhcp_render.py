@@ -48,9 +48,7 @@ def test_options_give_router_dns_routes_and_mtu_per_subnet():
         "tag:subnet-s4,option:classless-static-route,172.16.0.0/16,10.0.0.254,"
         "0.0.0.0/0,10.0.0.1",
         "tag:subnet-s4,249,172.16.0.0/16,10.0.0.254,0.0.0.0/0,10.0.0.1",
-        "tag:subnet-s4,option:mtu,1450",
         "tag:subnet-sb,option:router",  # no gateway: no router option at all
-        "tag:subnet-sb,option:mtu,1450",
         "tag:subnet-s6,option6:dns-server,[2001:db8::53]",
         "tag:subnet-s6,option6:domain-search,openstacklocal",
     ]
@@ -64,7 +62,8 @@ def test_command_line_is_dhcp_only_static_and_private():
                  "--port=0", "--conf-file=/dev/null", "--dhcp-authoritative",
                  "--dhcp-hostsfile=/state/n1/hosts", "--dhcp-optsfile=/state/n1/opts",
                  "--dhcp-leasefile=/state/n1/leases", "--pid-file=/state/n1/pid",
-                 "--user=cirrus", "--domain=openstacklocal"):
+                 "--user=cirrus", "--domain=openstacklocal",
+                 "--dhcp-option-force=option:mtu,1450"):
         assert flag in argv
     ranges = [a for a in argv if a.startswith("--dhcp-range=")]
     assert ranges == [

@@ -77,7 +77,6 @@ def opts_file(net: DhcpNetwork) -> str:
                 routes = ",".join(_routes(subnet))
                 lines.append(f"{t},option:classless-static-route,{routes}")
                 lines.append(f"{t},249,{routes}")  # the same, for Windows
-            lines.append(f"{t},option:mtu,{net.mtu}")
         else:
             if subnet.dns_nameservers:
                 servers = ",".join(f"[{s}]" for s in subnet.dns_nameservers)
@@ -140,7 +139,7 @@ def dnsmasq_argv(net: DhcpNetwork, paths: Paths, user: str, group: str,
                  binary: str = "dnsmasq") -> list[str]:
     """dnsmasq's command line: DHCP only (no DNS: --port=0), no file of the host read
     (--conf-file=/dev/null, --no-hosts, --no-resolv), bound to the namespace's interface,
-    run as `user`, who owns its files."""
+    run as `user`, who owns its files; the network's MTU (option 26) forced."""
     argv = [binary, "--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0",
             "--except-interface=lo", "--bind-interfaces", f"--user={user}", f"--group={group}",
             f"--pid-file={paths.pid}", f"--dhcp-hostsfile={paths.hosts}",
@@ -149,6 +148,9 @@ def dnsmasq_argv(net: DhcpNetwork, paths: Paths, user: str, group: str,
             f"--dhcp-lease-max={_lease_max(net)}"]
     lease = lease_text(net.lease)
     argv += [f"--dhcp-range={_range(sn, lease)}" for sn in net.subnets if served(sn)]
+    if any(sn.ip_version == 4 for sn in net.subnets):
+        # Sent even to clients that do not ask for it (busybox's udhcpc does not), as Neutron.
+        argv.append(f"--dhcp-option-force=option:mtu,{net.mtu}")
     if net.domain:
         argv.append(f"--domain={net.domain}")
     return argv
