@@ -191,17 +191,7 @@ def test_a_changed_subnet_restarts_dnsmasq_with_the_new_range(namespaces, dnsmas
                Path(f"/proc/{new}/cmdline").read_bytes().decode().split("\0"))
 
 
-def test_dhcpv6_stateful_gives_the_port_its_address_and_dns(namespaces, dnsmasq, tmp_path,
-                                                             network_id):
-    dhclient = shutil.which("dhclient")
-    require(dhclient is not None, "dhclient is not installed (apt-get install isc-dhcp-client)")
-    server = make_server(namespaces, tmp_path, "h1", dnsmasq)
-    v6 = DhcpSubnet(id="s6", cidr="2001:db8:5::/64", ip_version=6, gateway_ip="2001:db8:5::1",
-                    dns_nameservers=("2001:db8:5::53",), ipv6_address_mode="dhcpv6-stateful")
-    server.sync(DhcpNetwork(
-        network_id=network_id, mtu=1500, port_id="p-dhcp6-0000", mac="fa:16:3e:00:20:02",
-        addresses=("2001:db8:5::2/64",), subnets=(v6,),
-        entries=(DhcpEntry(VM_MAC, "2001:db8:5::5", "host-2001-db8-5--5"),), lease=600))
+def _dhcpv6_guest(namespaces: Namespaces, server: DnsmasqDhcp, network_id: str) -> str:
     vm = namespaces.add("vm6")
     ip("link", "add", "v6out", "type", "veth", "peer", "name", "eth0", "netns", vm,
        netns=server.netns)
@@ -209,9 +199,33 @@ def test_dhcpv6_stateful_gives_the_port_its_address_and_dns(namespaces, dnsmasq,
     subprocess.run(["ip", "netns", "exec", vm, "sysctl", "-qw",
                     "net.ipv6.conf.eth0.accept_dad=0"], check=True)
     ip("link", "set", "eth0", "address", VM_MAC, "up", netns=vm)
+    return vm
+
+
+def _v6_network(network_id: str, mode: str) -> DhcpNetwork:
+    v6 = DhcpSubnet(id="s6", cidr="2001:db8:5::/64", ip_version=6, gateway_ip="2001:db8:5::1",
+                    dns_nameservers=("2001:db8:5::53",), ipv6_address_mode=mode)
+    return DhcpNetwork(
+        network_id=network_id, mtu=1500, port_id="p-dhcp6-0000", mac="fa:16:3e:00:20:02",
+        addresses=("2001:db8:5::2/64",), subnets=(v6,),
+        entries=(DhcpEntry(VM_MAC, "2001:db8:5::5", "host-2001-db8-5--5"),), lease=600)
+
+
+@pytest.fixture
+def dhclient() -> str:
+    path = shutil.which("dhclient")
+    require(path is not None, "dhclient is not installed (apt-get install isc-dhcp-client)")
+    return str(path)
+
+
+def test_dhcpv6_stateful_gives_the_port_its_address_and_dns(namespaces, dnsmasq, dhclient,
+                                                             tmp_path, network_id):
+    server = make_server(namespaces, tmp_path, "h1", dnsmasq)
+    server.sync(_v6_network(network_id, "dhcpv6-stateful"))
+    vm = _dhcpv6_guest(namespaces, server, network_id)
     leases, pidfile = tmp_path / "dhclient6.leases", tmp_path / "dhclient6.pid"
     # -sf /bin/true: the client configures nothing and touches no file of the machine.
-    done = subprocess.run(["ip", "netns", "exec", vm, str(dhclient), "-6", "-1", "-sf",
+    done = subprocess.run(["ip", "netns", "exec", vm, dhclient, "-6", "-1", "-sf",
                            "/bin/true", "-lf", str(leases), "-pf", str(pidfile), "eth0"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
@@ -219,3 +233,25 @@ def test_dhcpv6_stateful_gives_the_port_its_address_and_dns(namespaces, dnsmasq,
     assert "iaaddr 2001:db8:5::5 " in text
     assert "option dhcp6.name-servers 2001:db8:5::53;" in text
     assert 'option dhcp6.domain-search "openstacklocal."' in text
+
+
+def test_dhcpv6_stateless_answers_options_only(namespaces, dnsmasq, dhclient, tmp_path,
+                                               network_id):
+    server = make_server(namespaces, tmp_path, "h1", dnsmasq)
+    net = _v6_network(network_id, "dhcpv6-stateless")
+    server.sync(net)
+    assert server.paths(network_id).hosts.read_text() == ""  # no address is handed out
+    vm = _dhcpv6_guest(namespaces, server, network_id)
+    told = tmp_path / "told"
+    script = tmp_path / "dhclient-script"
+    script.write_text(f"#!/bin/sh\nenv | grep ^new_ >> {told}\n")
+    script.chmod(0o700)
+    done = subprocess.run(["ip", "netns", "exec", vm, dhclient, "-6", "-S", "-1", "-sf",
+                           str(script), "-lf", str(tmp_path / "l6"), "-pf",
+                           str(tmp_path / "p6"), "eth0"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    values = dict(line.split("=", 1) for line in told.read_text().splitlines())
+    assert values["new_dhcp6_name_servers"] == "2001:db8:5::53"
+    assert values["new_dhcp6_domain_search"].strip("'\"") == "openstacklocal."
+    assert "new_ip6_address" not in values
