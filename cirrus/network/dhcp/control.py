@@ -212,6 +212,15 @@ def sync_networks(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]])
     with deps.db.reader() as s:
         if not dhcp_services(s) and not any(touched.values()):
             return  # no host runs DHCP: nothing to schedule or tell
+        ids = list(touched)
+        with_dhcp = set(s.scalars(select(Subnet.network_id).where(
+            Subnet.network_id.in_(ids), Subnet.enable_dhcp.is_(True))))
+        with_dhcp |= set(s.scalars(select(Port.network_id).where(
+            Port.network_id.in_(ids), Port.device_owner == DHCP_OWNER)))
+        touched = {nid: before for nid, before in touched.items()
+                   if nid in with_dhcp or before}
+        if not touched:
+            return  # none of them has DHCP, nor had it
     stamp = time.time()
 
     def work(s: Session) -> list[Cast]:
