@@ -251,3 +251,17 @@ def test_deleting_a_dhcp_service_releases_its_networks(cloud, api, admin, member
     port(api, member, net["id"])
     after = {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])}
     assert gone not in after and len(after) == 2
+
+
+def test_a_deleted_dhcp_port_is_made_again(cloud, api, admin, member):
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.53.0.0/24")
+    victim = dhcp_ports(api, admin, net["id"])[0]
+    r = api.delete(f"{NET}/ports/{victim['id']}", headers=member.headers)
+    assert r.status_code == 204
+    again = dhcp_ports(api, admin, net["id"])
+    assert len(again) == 2 and victim["id"] not in {p["id"] for p in again}
+    # Each serving host is told its (new) port; none serves with the deleted one.
+    hosts = {p["binding:host_id"]: p["id"] for p in again}
+    wait_for(lambda: {h: nets[net["id"]].port_id for h, nets in served(cloud).items()
+                      if net["id"] in nets} == hosts, "the hosts told their DHCP ports")
