@@ -148,6 +148,13 @@ class ConsoleOutput(Payload):
     length: int | None = None
 
 
+@dataclass(frozen=True)
+class InstanceDiagnostics(Payload):
+    """The VM's diagnostics in Nova's standard (2.48) format, as plain data (issue 13)."""
+
+    uuid: str
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -162,6 +169,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "list_instances": ListInstances,
     "console_output": ConsoleOutput,
     "rebuild": RebuildInstance,  # comp-a
+    "diagnostics": InstanceDiagnostics,  # comp-x
     "sync_dhcp": SyncDhcp,  # dhcp
     "sync_dhcp_all": SyncDhcpAll,  # dhcp
 }
@@ -183,6 +191,7 @@ class AgentHandler(Protocol):
     def list_instances(self, ctx: RequestContext, payload: ListInstances) -> dict[str, int]: ...
     def console_output(self, ctx: RequestContext, payload: ConsoleOutput) -> dict[str, str]: ...
     def rebuild(self, ctx: RequestContext, payload: RebuildInstance) -> None: ...
+    def diagnostics(self, ctx: RequestContext, payload: InstanceDiagnostics) -> dict[str, Any]: ...
     def sync_dhcp(self, ctx: RequestContext, payload: SyncDhcp) -> None: ...
     def sync_dhcp_all(self, ctx: RequestContext, payload: SyncDhcpAll) -> None: ...
 
@@ -269,6 +278,10 @@ class AgentAPI:
                 stopped: bool) -> None:
         self._cast(ctx, host, "rebuild",
                    RebuildInstance(spec=dict(spec), task=task, stopped=stopped))
+
+    def diagnostics(self, ctx: RequestContext, host: str, uuid: str,
+                    timeout: float = CONSOLE_TIMEOUT) -> dict[str, Any]:
+        return dict(self._call(ctx, host, "diagnostics", InstanceDiagnostics(uuid=uuid), timeout))
 
     # ---- DHCP (issue 14, dhcp)
     def sync_dhcp(self, ctx: RequestContext, host: str, network_id: str,

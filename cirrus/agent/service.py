@@ -438,3 +438,8 @@ class Agent:
                        payload: rpcapi.ConsoleOutput | Received) -> dict[str, str]:
         request = rpcapi.ConsoleOutput.coerce(payload)
         return {"output": self.driver.console_output(request.uuid, request.length)}
+
+    def diagnostics(self, ctx: RequestContext,
+                    payload: rpcapi.InstanceDiagnostics | Received) -> dict:
+        request = rpcapi.InstanceDiagnostics.coerce(payload)
+        return self.driver.diagnostics(request.uuid)

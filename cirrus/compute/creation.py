@@ -25,6 +25,7 @@ from cirrus.compute import (
     networking,
     quotas,
     states,
+    user_quotas,
 )
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.context import RequestContext
@@ -183,6 +184,8 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
                 f"{limits['metadata_items']} allowed.")
         quotas.check_injected_files(limits, req.injected_files)
         count = _count_within_quota(s, limits, project_id, req, flavor)
+        user_quotas.check_instances(s, project_id, user_id, count, flavor.vcpus,
+                                    flavor.memory_mb)
     destination = {key: value for key, value in (("force_host", req.forced_host),
                                                  ("force_node", req.forced_node)) if value}
     now = utcnow()

@@ -25,6 +25,8 @@ from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.context import RequestContext
 from cirrus.db.models import (
     Instance,
+    IPAllocation,
+    Port,
     utcnow,
 )
 from cirrus.errors import (
@@ -88,6 +90,10 @@ class ListFilters:
     not_tags_any: list[str] | None = None
     user_id: str | None = None
     key_name: str | None = None
+    # Part of a fixed IPv4 (`ip`) or IPv6 (`ip6`) address of the server, taken literally (as
+    # Nova asks Neutron with ip_address_substr: "10.1.1.1" also finds "10.1.1.10").
+    ip: str | None = None
+    ip6: str | None = None
 
     def matches_tags(self, inst: Instance) -> bool:
         have = set(inst.tags or [])
@@ -145,6 +151,13 @@ def list_(s: Session, ctx: RequestContext, f: ListFilters) -> list[Instance]:
         q = q.where(Instance.user_id == f.user_id)
     if f.key_name:
         q = q.where(Instance.key_name == f.key_name)
+    for part, v6 in ((f.ip, False), (f.ip6, True)):
+        if part:
+            family = (IPAllocation.ip_address.contains(":") if v6
+                      else ~IPAllocation.ip_address.contains(":"))
+            q = q.where(Instance.uuid.in_(
+                select(Port.device_id).join(IPAllocation, IPAllocation.port_id == Port.id)
+                .where(family, IPAllocation.ip_address.contains(part, autoescape=True))))
     column = SORT_KEYS.get(f.sort_key, Instance.created_at)
     descending = f.sort_dir == "desc"
     q = q.order_by(column.desc() if descending else column.asc(),

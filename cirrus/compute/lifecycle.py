@@ -103,7 +103,7 @@ STATES: tuple[State, ...] = (
     # ---- end comp-a
     (DELETED, None),
     # shelve (comp-b)
-    (ACTIVE, SHELVING), (STOPPED, SHELVING),
+    (ACTIVE, SHELVING), (STOPPED, SHELVING), (PAUSED_VM, SHELVING), (SUSPENDED_VM, SHELVING),
     (SHELVED, None), (SHELVED, SHELVING_OFFLOADING), (SHELVED, UNSHELVING), (SHELVED, DELETING),
     (SHELVED_OFFLOADED, None), (SHELVED_OFFLOADED, UNSHELVING), (SHELVED_OFFLOADED, DELETING),
     # resize and cold migrate (comp-b)
@@ -274,7 +274,8 @@ TRANSITIONS: tuple[Row, ...] = tuple([
            "workflows.delete.delete_instance"),
     *_comp_a_rows(),
     # shelve (comp-b)
-    *_rows("shelved", [(ACTIVE, SHELVING), (STOPPED, SHELVING)], (SHELVED, None),
+    *_rows("shelved", [(ACTIVE, SHELVING), (STOPPED, SHELVING), (PAUSED_VM, SHELVING),
+                       (SUSPENDED_VM, SHELVING)], (SHELVED, None),
            (Actor.WORKFLOW,), "workflows.shelve.shelve_result (the disk is in an image)"),
     *_rows("offload_due", [(SHELVED, None)], (SHELVED, SHELVING_OFFLOADING),
            (Actor.WORKFLOW,),

@@ -27,20 +27,23 @@ from cirrus.storage.filestore import READ_CHUNK, FileStore
 log = logging.getLogger(__name__)
 
 ACTION = "createImage"
+BACKUP_ACTION = "createBackup"
 EVENT = "compute_snapshot_instance"
 DISK_FORMAT, CONTAINER_FORMAT = "qcow2", "bare"
 # Set by Cirrus on every snapshot; a request's metadata cannot override them. `image_type`
-# ("snapshot") is a default the metadata may change, as in Nova (Tempest checks it).
-_OWN_PROPERTIES = ("instance_uuid", "base_image_ref", "user_id")
+# ("snapshot") is a default the metadata may change, as in Nova (Tempest checks it); a
+# backup's `image_type` ("backup") and `backup_type` are set over the metadata.
+_OWN_PROPERTIES = ("instance_uuid", "base_image_ref", "user_id", "backup_type")
 
 
 # ---------------------------------------------------------------- API side
 
 
 def request_snapshot(db: Database, ctx: RequestContext, uuid: str, name: str,
-                     metadata: dict[str, str]) -> str:
+                     metadata: dict[str, str], *, backup: tuple[str, int] | None = None) -> str:
     """Check the server may be snapshotted, set its task and record the queued image, in
-    one transaction; returns the new image's id."""
+    one transaction; returns the new image's id. `backup`: (backup_type, rotation) of a
+    createBackup (compute/backups.py)."""
 
     def work(s: Session) -> str:
         inst = instances.get(s, ctx, uuid)
@@ -54,22 +57,32 @@ def request_snapshot(db: Database, ctx: RequestContext, uuid: str, name: str,
         if not done:
             raise Conflict(f"Instance {uuid} changed state while the request was processed; "
                            "try again.")
-        image = _snapshot_image(s, ctx, inst, name, metadata)
+        own = ({} if backup is None
+               else {"image_type": "backup", "backup_type": backup[0]})
+        image = _snapshot_image(s, ctx, inst, name, metadata, own)
         s.add(image)
-        actions.start_action(s, ctx, uuid, ACTION)
+        if backup is not None:
+            inst.system_metadata = {**(inst.system_metadata or {}),
+                                    backup_rotation_key(image.id): str(backup[1])}
+        actions.start_action(s, ctx, uuid, ACTION if backup is None else BACKUP_ACTION)
         return image.id
 
     return db.run(work)
 
 
+def backup_rotation_key(image_id: str) -> str:
+    """The instance's system_metadata key that holds a pending backup's rotation."""
+    return f"backup_rotation:{image_id}"
+
+
 def _snapshot_image(s: Session, ctx: RequestContext, inst: Instance, name: str,
-                    metadata: dict[str, str]) -> Image:
+                    metadata: dict[str, str], own: dict[str, str] | None = None) -> Image:
     """A queued, private image owned by the caller's project, as Nova asks Glance for one:
     the base image's properties carry over (kernel_id, ramdisk_id ...) so the snapshot
     boots as its server did."""
     base = s.get(Image, inst.image_ref) if inst.image_ref else None
     properties = {**((base.properties or {}) if base is not None else {}),
-                  "image_type": "snapshot", **metadata, "instance_uuid": inst.uuid,
+                  "image_type": "snapshot", **metadata, **(own or {}), "instance_uuid": inst.uuid,
                   "base_image_ref": inst.image_ref or "", "user_id": ctx.user_id}
     if len(properties) > images.MAX_PROPERTIES:
         raise OverLimit(f"Quota exceeded for metadata: the snapshot would have "

@@ -102,7 +102,7 @@ ACTIONS: dict[str, Transition] = {
     "restore": Transition((SOFT_DELETED,), (None,), RESTORING),
     # ---- end comp-a
     # shelve (comp-b): the vm_state is kept until the workflow ends the task.
-    "shelve": Transition((ACTIVE, STOPPED), (None,), SHELVING),
+    "shelve": Transition((ACTIVE, STOPPED, PAUSED_VM, SUSPENDED_VM), (None,), SHELVING),
     "shelve_offload": Transition((SHELVED,), (None,), SHELVING_OFFLOADING),
     "unshelve": Transition((SHELVED, SHELVED_OFFLOADED), (None,), UNSHELVING),
     # resize and cold migrate (comp-b)

@@ -107,6 +107,12 @@ class VirtDriver(abc.ABC):
         """Write a self-contained copy of the VM's root disk (no backing file) to `target`,
         for an image upload; running or stopped. A VM that does not exist is an error."""
 
+    def diagnostics(self, uuid: str) -> dict:
+        """The VM's diagnostics in Nova's standard format (2.48): state, driver, hypervisor,
+        hypervisor_os, uptime, config_drive, num_cpus/nics/disks, memory_details,
+        cpu_details, nic_details, disk_details. A VM that is not running is an error."""
+        raise SpawnError(f"{type(self).__name__} has no diagnostics")
+
     # ---- issue 13 (comp-a): pause, suspend, rebuild
     def pause(self, uuid: str) -> None:
         """Freeze the VM's vCPUs in memory (power state PAUSED)."""

@@ -125,7 +125,7 @@ class FakeDriver(VirtDriver):
             vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
                   "console": [], "nics": [n.port_id for n in spec.nics],
                   "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
-                  "memory_mb": spec.memory_mb}
+                  "memory_mb": spec.memory_mb, "macs": {n.port_id: n.mac for n in spec.nics}}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves
                 self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
@@ -224,6 +224,30 @@ class FakeDriver(VirtDriver):
         if length is not None:
             lines = lines[-length:] if length > 0 else []
         return "\n".join(lines) + ("\n" if lines else "")
+
+    def diagnostics(self, uuid: str) -> dict:
+        """Counters a fake VM would have: zeros, its uptime and its shape. Nova's fake driver
+        reports itself as `libvirt` (the API's enum has no `fake`), and so does this one."""
+        with self._lock:
+            vm = self._vm(uuid)
+            if vm["power_state"] != RUNNING:
+                raise SpawnError(f"fake driver on {self.host}: {uuid} is not running")
+            macs = vm.get("macs", {})
+            nics = [{"mac_address": macs.get(port), "rx_octets": 0, "rx_errors": 0,
+                     "rx_drop": 0, "rx_packets": 0, "rx_rate": None, "tx_octets": 0,
+                     "tx_errors": 0, "tx_drop": 0, "tx_packets": 0, "tx_rate": None}
+                    for port in vm["nics"]]
+            vcpus, memory_mb = int(vm.get("vcpus", 1)), int(vm.get("memory_mb", 0))
+            return {"state": "running", "driver": "libvirt", "hypervisor": "fake",
+                    "hypervisor_os": "cirrus-fake", "uptime": int(time.time() - vm["booted_at"]),
+                    "config_drive": True, "num_cpus": vcpus, "num_nics": len(nics),
+                    "num_disks": 1,
+                    "memory_details": {"maximum": memory_mb, "used": 0},
+                    "cpu_details": [{"id": i, "time": 0, "utilisation": None}
+                                    for i in range(vcpus)],
+                    "nic_details": nics,
+                    "disk_details": [{"read_bytes": 0, "read_requests": 0, "write_bytes": 0,
+                                      "write_requests": 0, "errors_count": 0}]}
 
     def power_state(self, uuid: str) -> int:
         with self._lock:

@@ -46,10 +46,11 @@ def test_a_tree_of_projects(api: TestClient, admin: Caller) -> None:
 def test_bad_parents_are_refused(api: TestClient, admin: Caller) -> None:
     assert_error(api.post(f"{V3}/projects", headers=admin.headers,
                           json={"project": {"name": "x", "parent_id": "nope"}}), 404)
+    # A project acting as a domain has no parent (tests/api/test_identity_domain_projects.py).
     r = api.post(f"{V3}/projects", headers=admin.headers,
-                 json={"project": {"name": "x", "is_domain": True}})
+                 json={"project": {"name": "x", "is_domain": True, "parent_id": "default"}})
     assert_error(r, 400)
-    assert "project/is_domain" in r.json()["error"]["message"]
+    assert "project/parent_id" in r.json()["error"]["message"]
     top = make_project(api, admin, "top")
     r = api.patch(f"{V3}/projects/{top['id']}", headers=admin.headers,
                   json={"project": {"parent_id": "elsewhere"}})

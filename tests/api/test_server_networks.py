@@ -231,3 +231,36 @@ def test_deleting_a_port_plugged_into_a_server_detaches_it_first(api, cloud, mem
     assert f"tap{second[:11]}" not in agent.dataplane.plugged()
     assert second not in agent.driver._vms[server["id"]]["nics"]
     assert api.get(f"{NET}/ports/{second}", headers=member.headers).status_code == 404
+
+
+def test_servers_are_listed_by_part_of_their_ip_and_ip6(api, cloud, member, other_member):
+    """`ip` and `ip6` find servers by part of a fixed address, taken literally, as Nova
+    (through Neutron's ip_address_substr): 10.30.0.1 also finds 10.30.0.10."""
+    net, _ = _network(api, member, "dual", "10.30.0.0/24",
+                      allocation_pools=[{"start": "10.30.0.10", "end": "10.30.0.11"}])
+    r = api.post(f"{NET}/subnets", json={"subnet": {
+        "network_id": net["id"], "ip_version": 6, "cidr": "2001:db8:30::/64"}},
+        headers=member.headers)
+    assert r.status_code == 201, r.text
+    one = _boot(api, cloud, member, [{"uuid": net["id"]}], "one")
+    two = _boot(api, cloud, member, [{"uuid": net["id"]}], "two")
+    v4 = {s["id"]: [a["addr"] for a in s["addresses"]["dual"] if a["version"] == 4][0]
+          for s in (one, two)}
+    assert sorted(v4.values()) == ["10.30.0.10", "10.30.0.11"]  # the pool holds only these two
+    one, two = sorted((one, two), key=lambda s: v4[s["id"]])
+
+    def listed(caller, **q):
+        r = api.get(SERVERS, params=q, headers=caller.compute())
+        assert r.status_code == 200, r.text
+        return {s["id"] for s in r.json()["servers"]}
+
+    assert listed(member, ip="10.30.0.10") == {one["id"]}
+    assert listed(member, ip="10.30.0.1") == {one["id"], two["id"]}
+    assert listed(member, ip="10.30.9") == set()
+    assert listed(member, ip=".") == {one["id"], two["id"]}  # literal, not a regex
+    assert listed(member, ip="%") == set()  # nor a LIKE pattern
+    v6 = [a["addr"] for a in two["addresses"]["dual"] if a["version"] == 6][0]
+    assert listed(member, ip6=v6) == {two["id"]}
+    assert listed(member, ip6="2001:db8:30:") == {one["id"], two["id"]}
+    assert listed(member, ip="2001:db8:30:") == set()  # ip is IPv4 only
+    assert listed(other_member, ip="10.30.0.1") == set()  # another project's servers

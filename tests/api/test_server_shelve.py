@@ -193,6 +193,23 @@ def test_shelve_of_a_stopped_server(api, cloud, member, server):
     wait_for_status(api, member.compute(), sid, "SHELVED_OFFLOADED")
 
 
+@pytest.mark.parametrize(("action", "status"), [("pause", "PAUSED"), ("suspend", "SUSPENDED")])
+def test_shelve_of_a_paused_or_suspended_server_powers_it_off_and_unshelve_boots_it(
+        api, cloud, member, server, action, status):
+    """As Nova: a paused or suspended server may be shelved (Tempest's
+    test_shelve_paused_server); the guest is powered off first, and unshelve boots it."""
+    sid = server["id"]
+    assert act(api, member, sid, {action: None}).status_code == 202
+    wait_for_status(api, member.compute(), sid, status)
+    assert act(api, member, sid, {"shelve": None}).status_code == 202
+    shelved = wait_for_status(api, member.compute(), sid, "SHELVED_OFFLOADED")
+    assert shelved["OS-EXT-STS:power_state"] == 0  # offloaded: no VM on any host
+    assert vms_on_hosts(cloud).get(sid) is None
+    assert act(api, member, sid, {"unshelve": None}).status_code == 202
+    back = wait_for_status(api, member.compute(), sid, "ACTIVE")
+    assert back["OS-EXT-STS:power_state"] == 1
+
+
 NEEDS_2_77 = pytest.mark.skipif(MAX_VERSION < (2, 77),
                                 reason="the maximum microversion is raised past 2.77 by comp-misc")
 

@@ -2,8 +2,8 @@
 
 discover() reads, as admin, the catalog of a project-scoped token, the compute microversions
 (its version document), the network extensions, the image import methods and stores, and
-the number of hypervisors; prepare() finds or makes two flavors and two public images for
-compute's tests; render_conf() writes those plus the *_FEATURES tables below (what Cirrus
+the number of hypervisors; prepare() finds or makes two flavors, two public images and a
+shared network (`fixed_network_name`) for compute's tests; render_conf() writes those plus the *_FEATURES tables below (what Cirrus
 does: on; the rest: off) as Tempest 47's options.
 """
 
@@ -148,20 +148,46 @@ def _find_or_create_image(cloud: Cloud, image: str, name: str) -> str:
     return image_id
 
 
+FIXED_NETWORK = ("tempest-fixed", "10.100.0.0/16")
+
+
+def _find_or_create_shared_network(cloud: Cloud, network: str) -> str:
+    """A shared network with an IPv4 subnet, the one Tempest gives its servers (its
+    `fixed_network_name`) while it makes no isolated networks of its own; its name."""
+    base = network.rstrip("/") if network.rstrip("/").endswith("/v2.0") else (
+        network.rstrip("/") + "/v2.0")
+    name, cidr = FIXED_NETWORK
+    r = cloud.get(f"{base}/networks", params={"name": name})
+    r.raise_for_status()
+    if r.json()["networks"]:
+        return name
+    r = cloud.http.post(f"{base}/networks", json={"network": {"name": name, "shared": True}})
+    r.raise_for_status()
+    net_id = r.json()["network"]["id"]
+    r = cloud.http.post(f"{base}/subnets", json={"subnet": {
+        "name": name, "network_id": net_id, "ip_version": 4, "cidr": cidr}})
+    r.raise_for_status()
+    return name
+
+
 @dataclass
 class Fixtures:
     flavor_ref: str
     flavor_ref_alt: str
     image_ref: str
     image_ref_alt: str
+    fixed_network_name: str | None = None
 
 
 def prepare(cloud: Cloud, d: Discovery) -> Fixtures:
-    """Two flavors and two public images (found by name, else made), for compute's tests."""
+    """Two flavors, two public images and a shared network (found by name, else made), for
+    compute's tests."""
     compute, image = d.services["compute"], d.services["image"]
     flavors = [_find_or_create_flavor(cloud, compute, *f) for f in FLAVORS]
     images = [_find_or_create_image(cloud, image, name) for name in IMAGE_NAMES]
-    return Fixtures(flavors[0], flavors[1], images[0], images[1])
+    network = d.services.get("network")
+    fixed = _find_or_create_shared_network(cloud, network) if network else None
+    return Fixtures(flavors[0], flavors[1], images[0], images[1], fixed)
 
 
 # ------------------------------------------------------------------- tempest.conf
@@ -274,6 +300,8 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         "build_interval": "1",
         "min_compute_nodes": str(d.hypervisors),
     }
+    if fx.fixed_network_name:
+        c["compute"]["fixed_network_name"] = fx.fixed_network_name
     if d.compute_min:
         c["compute"]["min_microversion"] = d.compute_min
     if d.compute_max:

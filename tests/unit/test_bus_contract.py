@@ -95,6 +95,7 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.ResizeResult(uuid=UUID, host="fake-1", task=states.RESIZE_MIGRATING,
                                 ok=False, error="boom", details="Traceback ...", power_state=1),
     compute_rpcapi.ResizeDecision(uuid=UUID),
+    agent_rpcapi.InstanceDiagnostics(uuid=UUID),  # issue 13
     # DHCP (issue 14, dhcp)
     agent_rpcapi.SyncDhcp(network_id="net-1", network={"network_id": "net-1", "mtu": 1450},
                           stamp=1733480000.5),
@@ -156,6 +157,7 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
                                     "task": states.RESIZE_REVERTING, "ok": True}),
     ("conductor", "confirm_resize", {"uuid": UUID}),
     ("conductor", "revert_resize", {"uuid": UUID}),
+    ("agent", "diagnostics", {"uuid": UUID}),  # issue 13: a new message, its first form
     # DHCP (issue 14, dhcp): new messages, their first form
     ("agent", "sync_dhcp", {"network_id": "net-1", "network": None, "stamp": 0.0}),
     ("agent", "sync_dhcp_all", {"networks": [], "stamp": 0.0}),

@@ -6,6 +6,7 @@ again (its unshelve). The XML rewrite is checked without libvirt."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -76,4 +77,25 @@ def test_offload_removes_the_vm_and_its_files_and_a_later_build_here_is_accepted
     assert not inst_dir.exists()
     assert spec.uuid not in agent._destroyed  # an unshelve may bring it back here
     spawner.driver.spawn(spec)
+    assert spawner.driver.power_state(spec.uuid) == RUNNING
+
+
+@pytest.mark.parametrize("how", ["pause", "suspend"])
+def test_power_off_of_a_paused_or_suspended_domain_is_prompt_and_leaves_it_off(
+        spawner: Spawner, how: str) -> None:
+    """What a shelve of a paused or suspended server does first (Nova allows both): a paused
+    guest cannot shut itself down, so it is stopped at once rather than after
+    libvirt_shutdown_timeout; a suspended one's saved memory is discarded, so its next
+    start boots afresh."""
+    spawner.driver.settings.libvirt_shutdown_timeout = 120.0
+    spec = spawner.spec(spawner.blank_image())
+    spawner.driver.spawn(spec)
+    getattr(spawner.driver, how)(spec.uuid)
+    started = time.monotonic()
+    spawner.driver.power_off(spec.uuid)
+    assert time.monotonic() - started < 60  # not the 120 s a clean shutdown would wait
+    dom = spawner.domain(spec.uuid)
+    assert not dom.isActive() and not dom.hasManagedSaveImage(0)
+    assert spawner.driver.power_state(spec.uuid) == SHUTDOWN
+    spawner.driver.power_on(spec.uuid)
     assert spawner.driver.power_state(spec.uuid) == RUNNING

@@ -12,7 +12,8 @@ from cirrus.api.framework import make_routes
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
 MODULES = ("versions", "flavors", "keypairs", "limits", "quotas", "quota_classes", "hosts",
            "services", "servers", "server_tags", "server_actions", "instance_actions",
-           "interfaces", "usage", "images", "security_groups", "legacy", "migrations")
+           "interfaces", "usage", "images", "security_groups", "legacy", "migrations",
+           "audit", "diagnostics", "external_events")
 
 
 def routes() -> list[Route]:

@@ -1,6 +1,7 @@
 """Quota sets (os-quota-sets), Nova v2.1 up to 2.60.
 
-Members read their own project's quotas; admins read and change any project's. Microversion
+Members read their own project's quotas; admins read and change any project's, and with
+`?user_id=` one user's quotas in it (compute/user_quotas.py: at most the project's). Microversion
 2.36 drops fixed_ips, floating_ips, security_groups and security_group_rules; 2.57 drops the
 injected_file* quotas (from bodies and responses alike).
 """
@@ -14,8 +15,8 @@ from cirrus.api.compute.common import bounded_int
 from cirrus.api.compute.microversion import by_version
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
-from cirrus.compute import quotas
-from cirrus.errors import BadRequest, Forbidden
+from cirrus.compute import quotas, user_quotas
+from cirrus.errors import Forbidden
 from cirrus.identity.policy import ADMIN, READ, authorize
 
 # The quotas a version no longer shows or takes: 2.36 drops the proxied network and image
@@ -48,10 +49,22 @@ def _quota_set(req: ApiRequest, project_id: str | None, values: dict[str, Any]) 
     return {"quota_set": body}
 
 
+def _user_id(req: ApiRequest) -> str | None:
+    """The `user_id` query parameter (Nova's per-user quotas), empty taken as absent."""
+    return req.query.get("user_id") or None
+
+
 def show_quotas(req: ApiRequest, project_id: str) -> dict:
     _authorize_read(req, project_id, "show")
+    user_id = _user_id(req)
+    if user_id and not req.ctx.is_admin and user_id != req.ctx.user_id:
+        raise Forbidden("Policy doesn't allow os_compute_api:os-quota-sets:show "
+                        "to be performed.")
     with req.cloud.db.reader() as s:
         quotas.verify_project(s, project_id)
+        if user_id:
+            return _quota_set(req, project_id, user_quotas.get_limits(
+                s, req.cloud.settings, project_id, user_id))
         return _quota_set(req, project_id, quotas.get_limits(s, req.cloud.settings, project_id))
 
 
@@ -61,10 +74,15 @@ def show_quota_details(req: ApiRequest, project_id: str) -> dict:
     user_id = req.query.get("user_id") if req.ctx.is_admin else None
     if not user_id and project_id == req.ctx.project_id:
         user_id = req.ctx.user_id
+    per_user = req.ctx.is_admin and _user_id(req) is not None
     with req.cloud.db.reader() as s:
         quotas.verify_project(s, project_id)
-        limits = quotas.get_limits(s, req.cloud.settings, project_id)
-        usage = quotas.get_usage_report(s, project_id, user_id)
+        if per_user and user_id:
+            limits = user_quotas.get_limits(s, req.cloud.settings, project_id, user_id)
+            usage = user_quotas.get_usage(s, project_id, user_id)
+        else:
+            limits = quotas.get_limits(s, req.cloud.settings, project_id)
+            usage = quotas.get_usage_report(s, project_id, user_id)
     return _quota_set(req, project_id, {
         name: {"in_use": usage[name], "limit": limits[name], "reserved": 0}
         for name in quotas.RESOURCES})
@@ -80,8 +98,7 @@ def show_default_quotas(req: ApiRequest, project_id: str) -> dict:
 
 def update_quotas(req: ApiRequest, project_id: str) -> dict:
     authorize(req.ctx, ADMIN, "os_compute_api:os-quota-sets:update")
-    if req.query.get("user_id"):
-        raise BadRequest("Per-user quotas are not supported; set the project's quotas.")
+    user_id = _user_id(req)
     body = req.json
     validate(UPDATE_SCHEMA(req), body)
     requested = dict(body["quota_set"])
@@ -91,6 +108,10 @@ def update_quotas(req: ApiRequest, project_id: str) -> dict:
 
     def work(s):
         quotas.verify_project(s, project_id)
+        if user_id:
+            user_quotas.set_limits(s, req.cloud.settings, project_id, user_id, values,
+                                   force=force)
+            return user_quotas.get_limits(s, req.cloud.settings, project_id, user_id)
         if not force:
             quotas.check_new_limits(s, project_id, values)
         quotas.set_limits(s, project_id, values)
@@ -102,9 +123,16 @@ def update_quotas(req: ApiRequest, project_id: str) -> dict:
 
 def delete_quotas(req: ApiRequest, project_id: str) -> Reply:
     authorize(req.ctx, ADMIN, "os_compute_api:os-quota-sets:delete")
-    if req.query.get("user_id"):
-        raise BadRequest("Per-user quotas are not supported; delete the project's quotas.")
-    req.cloud.db.run(lambda s: quotas.delete_limits(s, project_id))
+    user_id = _user_id(req)
+
+    def work(s):
+        if user_id:
+            user_quotas.delete_limits(s, project_id, user_id)
+            return
+        quotas.delete_limits(s, project_id)
+        user_quotas.delete_limits(s, project_id)  # Nova drops the users' quotas too
+
+    req.cloud.db.run(work)
     return Reply(202)
 
 

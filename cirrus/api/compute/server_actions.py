@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from cirrus.api.compute import backup, security_groups, server_actions_more
 from cirrus.api.compute import schemas_servers as schemas
-from cirrus.api.compute import security_groups, server_actions_more
 from cirrus.api.compute.common import MAX_INT, bounded_int
 from cirrus.api.compute.microversion import Since
 from cirrus.api.compute.network_actions import inject_network_info
@@ -194,6 +194,7 @@ ACTIONS = {
     "os-getConsoleOutput": _console_output,
     "createImage": _create_image,
     **server_actions_more.ACTIONS,  # issue 13 (comp-a): rebuild, lock, pause, ...
+    **backup.ACTIONS,  # issue 13 (comp-x): createBackup
     "addSecurityGroup": security_groups.add_security_group,
     "removeSecurityGroup": security_groups.remove_security_group,
     "injectNetworkInfo": inject_network_info,  # comp-misc

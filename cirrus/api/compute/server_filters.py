@@ -92,6 +92,7 @@ def list_filters(req: ApiRequest) -> instances.ListFilters:
         f.changes_before = parse_time(q["changes-before"], "changes-before")
     if f.changes_since and f.changes_before and f.changes_before < f.changes_since:
         raise BadRequest("The value of changes-since must be less than or equal to changes-before.")
+    f.ip, f.ip6 = q.get("ip") or None, q.get("ip6") or None
     f.image = q.get("image")
     f.flavor = q.get("flavor")
     f.reservation_id = q.get("reservation_id")

@@ -16,7 +16,7 @@ from cirrus.api.framework import make_routes
 # Each module exposes ROUTES: a list of (methods, path, handler[, options]) rows.
 MODULES = ("versions", "tokens", "catalog", "domains", "projects", "users", "roles",
            "assignments", "groups", "inferences", "system", "inherit", "app_credentials",
-           "project_tree", "credentials", "policies", "domain_config")
+           "project_tree", "credentials", "policies", "domain_config", "endpoint_groups")
 
 
 def routes() -> list[Route]:

@@ -78,3 +78,20 @@ application_credential_create = _wrapped("application_credential", {
     },
     "required": ["name"], "additionalProperties": False,
 })
+
+# OS-EP-FILTER's endpoint groups; which filter keys are allowed is checked by the service
+# (identity.service.endpoint_groups), in Keystone's words.
+_endpoint_group_properties = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": description,
+    "filters": {"type": "object", "maxProperties": 8,
+                "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 255}},
+}
+endpoint_group_create = _wrapped("endpoint_group", {
+    "type": "object", "properties": _endpoint_group_properties, "required": ["name", "filters"],
+    "additionalProperties": False,
+})
+endpoint_group_update = _wrapped("endpoint_group", {
+    "type": "object", "properties": _endpoint_group_properties, "minProperties": 1,
+    "additionalProperties": False,
+})

@@ -174,7 +174,7 @@ _project_properties = {
     "domain_id": nullable_id,
     "parent_id": nullable_id,
     "enabled": boolean,
-    "is_domain": {"type": "boolean", "enum": [False]},
+    "is_domain": boolean,  # true: a domain, seen as a project (identity.service.domain_projects)
     "tags": tags,
     "options": options,
 }

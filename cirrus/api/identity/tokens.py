@@ -67,7 +67,7 @@ def auth_catalog(req: ApiRequest) -> dict:
     if not (req.claims and (req.claims.project_id or req.claims.project_domain_id
                             or req.claims.system)):
         raise Forbidden("A project-scoped token is required to produce a service catalog.")
-    return _collection(req, "catalog", _catalog_view(req))
+    return _collection(req, "catalog", _catalog_view(req, req.claims.project_id))
 
 
 def auth_projects(req: ApiRequest) -> dict:

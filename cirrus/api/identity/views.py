@@ -20,6 +20,13 @@ def _domain_view(req: ApiRequest, d: Domain) -> dict:
             "tags": [], "options": {}, "links": _self_link(req, "domains", d.id)}
 
 
+def _domain_project_view(req: ApiRequest, d: Domain) -> dict:
+    """A domain seen through /v3/projects: a project acting as a domain (Keystone's model)."""
+    return {"id": d.id, "name": d.name, "domain_id": None, "description": d.description,
+            "enabled": d.enabled, "parent_id": None, "is_domain": True, "tags": [],
+            "options": {}, "links": _self_link(req, "projects", d.id)}
+
+
 def _project_view(req: ApiRequest, p: Project) -> dict:
     extra = p.extra or {}
     return {**identity.extra_attributes(extra),
@@ -49,8 +56,9 @@ def _role_view(req: ApiRequest, r: Role) -> dict:
             "links": _self_link(req, "roles", r.id)}
 
 
-def _catalog_view(req: ApiRequest) -> list[dict]:
-    return catalog_admin.token_catalog(req.cloud.db)
+def _catalog_view(req: ApiRequest, project_id: str | None) -> list[dict]:
+    """The catalog of a token scoped to this project (OS-EP-FILTER may narrow it) or not."""
+    return catalog_admin.token_catalog(req.cloud.db, project_id)
 
 
 def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.datetime | None,
@@ -82,5 +90,5 @@ def _token_view(req: ApiRequest, claims: TokenClaims, password_expires_at: dt.da
     if claims.application_credential is not None:
         token["application_credential"] = dict(claims.application_credential)
     if scoped and "nocatalog" not in req.query:
-        token["catalog"] = _catalog_view(req)
+        token["catalog"] = _catalog_view(req, claims.project_id)
     return {"token": token}

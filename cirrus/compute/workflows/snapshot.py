@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cirrus.compute import snapshots, states
+from cirrus.compute import backups, snapshots, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
@@ -49,8 +49,10 @@ def snapshot_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, A
     if error is not None:
         log.warning("snapshot of %s into image %s failed: %s", uuid, image_id, error)
         snapshots.discard_image(deps.db, store, image_id)
+        backups.forget(deps.db, uuid, image_id)
     else:
         log.info("snapshot of %s is image %s", uuid, image_id)
+        backups.rotate(deps.db, store, uuid, image_id)  # createBackup's rotation
     snapshots.finish_task(deps.db, ctx, uuid, result.get("host"), error)
 
 

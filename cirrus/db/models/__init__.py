@@ -8,6 +8,9 @@ from cirrus.db.models.catalog import (
     CatalogEndpoint,
     CatalogRegion,
     CatalogService,
+    EndpointGroup,
+    ProjectEndpoint,
+    ProjectEndpointGroup,
 )
 from cirrus.db.models.compute import (
     Allocation,
@@ -22,6 +25,7 @@ from cirrus.db.models.compute import (
     QuotaClassLimit,
     QuotaLimit,
     Service,
+    UserQuotaLimit,
 )
 from cirrus.db.models.identity import (
     Domain,
@@ -66,9 +70,10 @@ __all__ = [
     "InheritedRoleAssignment", "TokenRevocation", "Credential", "DomainConfigOption",
     "OAuthConsumer", "Policy", "Image", "ImageMember", "Flavor", "FlavorProject", "KeyPair",
     "Service", "ComputeNode", "Allocation", "Instance", "InstanceFault", "InstanceAction",
-    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "Network", "Subnet", "Port",
-    "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
+    "InstanceActionEvent", "QuotaClassLimit", "QuotaLimit", "UserQuotaLimit", "Network",
+    "Subnet", "Port", "IPAllocation", "SecurityGroup", "AutoAllocatedNetwork", "Migration",
     "ApplicationCredential", "CatalogEndpoint", "CatalogRegion", "CatalogService",
+    "EndpointGroup", "ProjectEndpoint", "ProjectEndpointGroup",
     "MetadefNamespace", "MetadefObject", "MetadefProperty", "MetadefTag",
     "MetadefResourceTypeAssociation", "ImageTask",
 ]

@@ -1,4 +1,5 @@
-"""Identity's service catalog (regions, services, endpoints) and application credentials."""
+"""Identity's service catalog (regions, services, endpoints, OS-EP-FILTER's endpoint groups and
+project associations) and application credentials."""
 
 from __future__ import annotations
 
@@ -40,6 +41,37 @@ class CatalogEndpoint(TimestampMixin, Base):
     # {"cirrus_default": true} on the rows bootstrap made and no administrator has changed:
     # bootstrap keeps their URL equal to the configured public URL.
     extra: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class EndpointGroup(Base):
+    """OS-EP-FILTER: the endpoints whose attributes match `filters` (interface, service_id,
+    region_id), for the projects associated with the group."""
+
+    __tablename__ = "endpoint_groups"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    filters: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ProjectEndpointGroup(Base):
+    """A project associated with an endpoint group (gone with either)."""
+
+    __tablename__ = "project_endpoint_groups"
+    endpoint_group_id: Mapped[str] = mapped_column(
+        ForeignKey("endpoint_groups.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class ProjectEndpoint(Base):
+    """OS-EP-FILTER's older form: one endpoint associated with a project (gone with either)."""
+
+    __tablename__ = "project_endpoints"
+    endpoint_id: Mapped[str] = mapped_column(
+        ForeignKey("catalog_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class ApplicationCredential(Base):

@@ -228,3 +228,14 @@ class QuotaClassLimit(Base):
     class_name: Mapped[str] = mapped_column(String(255), primary_key=True)
     resource: Mapped[str] = mapped_column(String(64), primary_key=True)
     hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class UserQuotaLimit(Base):
+    """A per-user override of a project's quota (Nova's per-user quotas, issue 13): at most
+    the project's limit; a user without one has the project's."""
+
+    __tablename__ = "user_quota_limits"
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer)

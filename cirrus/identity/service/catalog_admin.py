@@ -7,12 +7,21 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cirrus.db.models import CatalogEndpoint, CatalogRegion, CatalogService
+from cirrus.db.models import (
+    CatalogEndpoint,
+    CatalogRegion,
+    CatalogService,
+    EndpointGroup,
+    ProjectEndpoint,
+    ProjectEndpointGroup,
+)
 from cirrus.errors import BadRequest, Forbidden, NotFound
 from cirrus.identity import catalog
 from cirrus.identity.service.common import _conflict, _flush, new_id
@@ -250,6 +259,42 @@ def delete_endpoint(s: Session, endpoint_id: str) -> None:
     s.delete(get_endpoint(s, endpoint_id))
 
 
+# ---------------------------------------------------------------- OS-EP-FILTER's matching
+
+FILTER_KEYS = ("service_id", "region_id", "interface")  # what an endpoint group filters on
+
+
+def group_endpoint_ids(filters: dict, endpoints: Iterable[CatalogEndpoint]) -> set[str]:
+    """The ids of the endpoints whose attributes equal every filter of an endpoint group."""
+    return {ep.id for ep in endpoints
+            if all(getattr(ep, key) == value for key, value in filters.items()
+                   if key in FILTER_KEYS)}
+
+
+def endpoints_matching(s: Session, filters: dict) -> list[CatalogEndpoint]:
+    endpoints = list_endpoints(s)
+    ids = group_endpoint_ids(filters, endpoints)
+    return [ep for ep in endpoints if ep.id in ids]
+
+
+def project_endpoint_map(s: Session) -> dict[str, frozenset[str]]:
+    """Every project with an OS-EP-FILTER association: the endpoints its catalog keeps (those
+    associated directly and those its endpoint groups match)."""
+    result: dict[str, set[str]] = {}
+    for row in s.scalars(select(ProjectEndpoint)):
+        result.setdefault(row.project_id, set()).add(row.endpoint_id)
+    links = list(s.scalars(select(ProjectEndpointGroup)))
+    if links:
+        endpoints = list(s.scalars(select(CatalogEndpoint)))
+        groups = {g.id: g for g in s.scalars(select(EndpointGroup))}
+        for link in links:
+            group = groups.get(link.endpoint_group_id)
+            if group is not None:
+                result.setdefault(link.project_id, set()).update(
+                    group_endpoint_ids(group.filters or {}, endpoints))
+    return {project: frozenset(ids) for project, ids in result.items()}
+
+
 # ---------------------------------------------------------------- the catalog in tokens
 
 
@@ -268,10 +313,30 @@ def load_token_catalog(s: Session) -> list[dict]:
              "endpoints": by_service[svc.id]} for svc in services]
 
 
+@dataclass
+class _Snapshot:
+    """The catalog, and what OS-EP-FILTER keeps of it for each project with associations."""
+
+    catalog: list[dict]
+    by_project: dict[str, frozenset[str]]
+    filtered: dict[str, list[dict]] = field(default_factory=dict)  # made on first use
+
+    def for_project(self, project_id: str | None) -> list[dict]:
+        if not project_id or project_id not in self.by_project:
+            return self.catalog  # Keystone: no association, the whole catalog
+        found = self.filtered.get(project_id)
+        if found is None:  # services left without endpoints are left out
+            keep = self.by_project[project_id]
+            found = [{**svc, "endpoints": [ep for ep in svc["endpoints"] if ep["id"] in keep]}
+                     for svc in self.catalog]
+            found = self.filtered[project_id] = [svc for svc in found if svc["endpoints"]]
+        return found
+
+
 class _Cached:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.value: list[dict] | None = None
+        self.value: _Snapshot | None = None
         self.loaded_at = 0.0
         self.generation = 0  # bumped by every change made in this process
 
@@ -288,10 +353,10 @@ def _cache(db: Database) -> _Cached:
         return cached
 
 
-def _load(db: Database, cached: _Cached) -> list[dict]:
+def _load(db: Database, cached: _Cached) -> _Snapshot:
     generation = cached.generation
     with db.reader() as s:
-        value = load_token_catalog(s)
+        value = _Snapshot(load_token_catalog(s), project_endpoint_map(s))
     if generation == cached.generation:  # else a change came meanwhile: read again next time
         cached.value, cached.loaded_at = value, time.monotonic()
     return value
@@ -306,9 +371,10 @@ def _refresh_in_background(db: Database, cached: _Cached) -> None:
         cached.lock.release()
 
 
-def token_catalog(db: Database) -> list[dict]:
-    """The catalog every token of this deployment carries. Callers serialise it and must not
-    change it.
+def token_catalog(db: Database, project_id: str | None = None) -> list[dict]:
+    """The catalog the tokens of this deployment carry (for a token scoped to a project with
+    OS-EP-FILTER associations, only the endpoints associated with it, Keystone's rule).
+    Callers serialise it and must not change it.
 
     Token validation is served on the event loop, so only the first call (and the first
     after a change in this process) reads the database itself; a catalog older than
@@ -321,9 +387,10 @@ def token_catalog(db: Database) -> list[dict]:
                 and cached.lock.acquire(blocking=False)):
             threading.Thread(target=_refresh_in_background, args=(db, cached),
                              name="catalog-refresh", daemon=True).start()
-        return value
+        return value.for_project(project_id)
     with cached.lock:
-        return cached.value if cached.value is not None else _load(db, cached)
+        snapshot = cached.value if cached.value is not None else _load(db, cached)
+    return snapshot.for_project(project_id)
 
 
 def catalog_changed(db: Database) -> None:

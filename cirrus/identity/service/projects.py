@@ -53,9 +53,13 @@ def list_projects(s: Session, *, name: str | None = None, domain_id: str | None 
 
 
 def create_project(s: Session, fields: dict, default_domain_id: str) -> Project:
-    domain_id = fields.get("domain_id") or default_domain_id
-    get_domain(s, domain_id)
     parent_id = fields.get("parent_id")
+    domain_id = fields.get("domain_id")
+    if (not domain_id and parent_id and s.get(Project, parent_id) is None
+            and s.get(Domain, parent_id) is not None):
+        domain_id = parent_id  # a parent acting as a domain: a top-level project of that domain
+    domain_id = domain_id or default_domain_id
+    get_domain(s, domain_id)
     if parent_id and parent_id != domain_id:
         from cirrus.identity.service.project_tree import check_new_child
 
@@ -81,6 +85,8 @@ def create_project(s: Session, fields: dict, default_domain_id: str) -> Project:
 
 def update_project(s: Session, project_id: str, fields: dict) -> tuple[Project, list[Revocation]]:
     project = get_project(s, project_id)
+    if fields.get("is_domain", False) is not False:
+        raise BadRequest("Update of `is_domain` is not allowed.")
     for key in ("domain_id", "parent_id"):
         current = project.domain_id if key == "domain_id" else (project.parent_id or
                                                                  project.domain_id)

@@ -17,6 +17,7 @@ import threading
 from cirrus.config import Settings
 from cirrus.virt.driver import DriverCapabilities
 from cirrus.virt.libvirt.build import Build
+from cirrus.virt.libvirt.diagnostics import Diagnostics
 from cirrus.virt.libvirt.drive import ConfigDriveBuilder
 from cirrus.virt.libvirt.host import HostSide
 from cirrus.virt.libvirt.images import ImageCache
@@ -28,7 +29,7 @@ from cirrus.virt.libvirt.storage import StoragePools
 log = logging.getLogger(__name__)
 
 
-class LibvirtDriver(HostSide, Build, Resizing, Interfaces):
+class LibvirtDriver(HostSide, Build, Resizing, Interfaces, Diagnostics):
     """The parts by what they do: connection.py (the libvirt connection), host.py, build.py,
     drive.py (the config drive), operations.py (power, snapshot, console), resize.py (cold
     resize over operations.py), interfaces.py."""

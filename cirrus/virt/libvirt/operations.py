@@ -25,7 +25,18 @@ class Operations(ConfigDrives):
     """Power, snapshot and console of an instance that exists."""
 
     def power_off(self, uuid: str) -> None:
+        """A clean power-off, or the plug pulled after libvirt_shutdown_timeout. A paused
+        guest cannot shut itself down: it is stopped at once. A suspended one (a managed
+        save) is off already: its saved memory is discarded, so it next boots afresh."""
         dom = self._require(uuid)
+        if self._call(f"reading the saved state of {uuid}",
+                      lambda c: dom.hasManagedSaveImage(0)):
+            self._call(f"discarding the saved memory of {uuid}",
+                       lambda c: dom.managedSaveRemove(0))
+        if self._call(f"reading state of {uuid}",
+                      lambda c: dom.state()[0]) == libvirt.VIR_DOMAIN_PAUSED:
+            self._stop(dom, uuid)
+            return
         if not self._shutdown(dom, uuid, self.settings.libvirt_shutdown_timeout):
             log.info("%s did not power off within %.0f s: pulling the plug", uuid,
                      self.settings.libvirt_shutdown_timeout)
