@@ -265,3 +265,18 @@ def test_a_deleted_dhcp_port_is_made_again(cloud, api, admin, member):
     hosts = {p["binding:host_id"]: p["id"] for p in again}
     wait_for(lambda: {h: nets[net["id"]].port_id for h, nets in served(cloud).items()
                       if net["id"] in nets} == hosts, "the hosts told their DHCP ports")
+
+
+def test_a_dhcp_subnet_without_room_leaves_the_dhcp_ports_as_they_were(cloud, api, member):
+    net = network(api, member)
+    first = subnet(api, member, net["id"], cidr="10.54.0.0/24")
+    full = subnet(api, member, net["id"], cidr="10.54.1.0/29", enable_dhcp=False,
+                  allocation_pools=[{"start": "10.54.1.2", "end": "10.54.1.2"}])
+    port(api, member, net["id"], fixed_ips=[{"subnet_id": full["id"]}])
+    before = {p["id"]: p["fixed_ips"] for p in dhcp_ports(api, member, net["id"])}
+    r = api.put(f"{NET}/subnets/{full['id']}", json={"subnet": {"enable_dhcp": True}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text  # the subnet change stands
+    after = {p["id"]: p["fixed_ips"] for p in dhcp_ports(api, member, net["id"])}
+    assert after == before
+    assert all(f["subnet_id"] == first["id"] for ips in after.values() for f in ips)

@@ -106,10 +106,14 @@ def _fit_addresses(s: Session, port: Port, subnets: list[Subnet]) -> None:
         return
     fixed = [{"subnet_id": sid, "ip_address": ip} for sid, ip in have.items() if sid in wanted]
     fixed += [{"subnet_id": sid} for sid in sorted(wanted - set(have))]
+    savepoint = s.begin_nested()  # a failure leaves the port as it was, not half changed
     try:
         ports.update_port(s, RequestContext.admin(), port.id, {"fixed_ips": fixed})
     except CirrusError as exc:
+        savepoint.rollback()
         log.warning("dhcp: DHCP port %s keeps its addresses: %s", port.id, exc)
+        return
+    savepoint.commit()
 
 
 def schedule(s: Session, settings: Settings, network: Network) -> tuple[dict[str, Port], set[str]]:
