@@ -101,9 +101,9 @@ def test_a_guest_gets_its_port_address_and_deleting_the_network_leaves_nothing(
     # Everything goes with the network: the process, the namespace, the files, the bridge.
     state = dhcp.paths(net["id"]).directory
     ns = namespace_name(net["id"], host_ns)
-    namespaces_gone = guest.ns
     guest.stop()
-    ip("netns", "del", namespaces_gone)
+    ip("link", "del", "eth0", netns=guest.ns)  # at once: a deleted namespace's go later
+    ip("netns", "del", guest.ns)
     for p in (vm, other):
         assert api.delete(f"{NET}/ports/{p['id']}", headers=member.headers).status_code == 204
     assert api.delete(f"{NET}/networks/{net['id']}", headers=member.headers).status_code == 204

@@ -271,7 +271,11 @@ class DnsmasqDhcp(DhcpServer):
             _stop(pid)
         ns = self.namespace(network_id)
         if Path("/run/netns", ns).exists():
-            # Deleting the namespace deletes its veth end, and so the other end too.
+            # The veth first: the kernel destroys a deleted namespace's devices later, and
+            # the bridge must be without it now to be released.
+            for name in self._links(ns):
+                if name.startswith("ns-"):
+                    self._ip("link", "del", name, netns=ns, check=False)
             self._ip("netns", "del", ns, check=False)
             log.info("dhcp: deleted namespace %s", ns)
         self.dataplane.release_network(network_id)
