@@ -11,10 +11,12 @@ from pathlib import Path
 from tests.network.conftest import Namespaces, ip, wait_for
 
 SCRIPT = """#!/bin/sh
-# udhcpc's event script: record the event's variables, configure the address.
+# udhcpc's event script: record the event's variables (whole, by a rename), configure the
+# address.
 n=$(ls {events} | wc -l)
 env | grep -E '^(ip|mask|router|dns|mtu|staticroutes|domain|hostname|serverid|lease|subnet)=' \
-  | sort > {events}/$(printf %04d $n)-$1
+  | sort > {events}/.event-$$
+mv {events}/.event-$$ {events}/$(printf %04d $n)-$1
 case "$1" in
   bound|renew) ip addr flush dev "$interface"; ip addr add "$ip/$mask" dev "$interface";;
   deconfig) ip addr flush dev "$interface";;
@@ -49,7 +51,7 @@ class Guest:
 
     def lease_once(self) -> dict[str, str]:
         """A fresh client that exits once it has a lease (or fails): what it was told."""
-        before = len(os.listdir(self.events))
+        before = len(self.events_after(0))
         subprocess.run(["ip", "netns", "exec", self.ns, self.busybox, "udhcpc", "-q", "-n",
                         "-f", "-i", "eth0", "-s", str(self.script), "-t", "10", "-T", "1",
                         "-O", "staticroutes", "-O", "domain"],
@@ -59,14 +61,15 @@ class Guest:
     def renew(self) -> dict[str, str]:
         """SIGUSR1: the running client renews (a unicast REQUEST to its server)."""
         assert self.proc is not None
-        before = len(os.listdir(self.events))
+        before = len(self.events_after(0))
         # `ip netns exec` execs udhcpc: the Popen's pid is the client's.
         os.kill(self.proc.pid, signal.SIGUSR1)
         return wait_for(lambda: self.last_any(after=before), what="the renewal's answer")
 
     def events_after(self, after: int) -> list[tuple[str, dict[str, str]]]:
         result = []
-        for path in sorted(self.events.iterdir())[after:]:
+        for path in sorted(p for p in self.events.iterdir()
+                           if not p.name.startswith("."))[after:]:
             values = dict(line.split("=", 1) for line in path.read_text().splitlines()
                           if "=" in line)
             result.append((path.name.split("-", 1)[1], values))
