@@ -153,6 +153,14 @@ class Settings:
     # L3 (routers and floating IPs; issue 14): Neutron's quota names and defaults.
     quota_router: int = 10
     quota_floatingip: int = 50
+    # DHCP (issue 14, dhcp; docs/networking.md "DHCP"). dhcp_agent: this host's agent runs
+    # dnsmasq for the networks given to it (on in `cirrus all-in-one --virt-driver libvirt`);
+    # the others are the control side's: how many hosts serve each network, and what
+    # dnsmasq hands out (lease in seconds, -1 infinite; the domain of the guests' names).
+    dhcp_agent: bool = False
+    dhcp_hosts_per_network: int = 2
+    dhcp_lease_duration: int = 86400
+    dhcp_domain: str = "openstacklocal"
     # Production mode (`cirrus serve`): the broker and this process's host name.
     broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
     amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off

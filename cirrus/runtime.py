@@ -107,8 +107,13 @@ class Cloud:
                     sqlite_file = files.sqlite_path(self.settings.effective_database_url)
                     if sqlite_file is not None:  # SQLite gives -wal and -shm the same mode
                         files.touch_private(sqlite_file)
-                    self._db = Database(self.settings.effective_database_url,
-                                        reconnect_timeout=self.settings.db_reconnect_timeout)
+                    db = Database(self.settings.effective_database_url,
+                                  reconnect_timeout=self.settings.db_reconnect_timeout)
+                    # dhcp: a change to a network's ports or subnets syncs its DHCP hosts.
+                    from cirrus.network.dhcp.control import DhcpNotifier
+
+                    db.commit_hooks.append(DhcpNotifier(self).on_commit)
+                    self._db = db
         return self._db
 
     @property

@@ -122,6 +122,26 @@ class ListInstances(Payload):
     pass
 
 
+# ---- DHCP (issue 14, dhcp)
+@dataclass(frozen=True)
+class SyncDhcp(Payload):
+    """Serve one network's DHCP as `network` (a cirrus.network.dhcp.model.DhcpNetwork as
+    plain data) says, or stop serving it (None). `stamp`: when the control side read it;
+    the agent ignores a message older than the last it applied for the network."""
+
+    network_id: str
+    network: dict[str, Any] | None = None
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class SyncDhcpAll(Payload):
+    """Serve exactly these networks: the agent's whole DHCP state, after it starts."""
+
+    networks: list[dict[str, Any]]
+    stamp: float = 0.0
+
+
 @dataclass(frozen=True)
 class ConsoleOutput(Payload):
     uuid: str
@@ -176,6 +196,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "diagnostics": InstanceDiagnostics,  # comp-x
     "update_network_peers": NetworkPeers,  # l2
     "update_security_groups": UpdateSecurityGroups,  # sg
+    "sync_dhcp": SyncDhcp,  # dhcp
+    "sync_dhcp_all": SyncDhcpAll,  # dhcp
 }
 
 
@@ -199,6 +221,8 @@ class AgentHandler(Protocol):
     def update_network_peers(self, ctx: RequestContext, payload: NetworkPeers) -> None: ...
     def update_security_groups(self, ctx: RequestContext,
                                payload: UpdateSecurityGroups) -> None: ...
+    def sync_dhcp(self, ctx: RequestContext, payload: SyncDhcp) -> None: ...
+    def sync_dhcp_all(self, ctx: RequestContext, payload: SyncDhcpAll) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -299,6 +323,18 @@ class AgentAPI:
                                state: Mapping[str, Any]) -> None:
         """Cast the host's filter state; the agent applies it (nftables) at once."""
         self._cast(ctx, host, "update_security_groups", UpdateSecurityGroups(state=dict(state)))
+
+    # ---- DHCP (issue 14, dhcp)
+    def sync_dhcp(self, ctx: RequestContext, host: str, network_id: str,
+                  network: Mapping[str, Any] | None, stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_dhcp", SyncDhcp(
+            network_id=network_id, network=dict(network) if network is not None else None,
+            stamp=stamp))
+
+    def sync_dhcp_all(self, ctx: RequestContext, host: str, networks: list[dict[str, Any]],
+                      stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_dhcp_all", SyncDhcpAll(networks=list(networks),
+                                                           stamp=stamp))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

@@ -37,6 +37,8 @@ from cirrus.compute.states import NOSTATE, SHUTDOWN
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
+from cirrus.network.dhcp.model import DhcpNetwork
+from cirrus.network.dhcp.server import DhcpServer, load_dhcp
 from cirrus.network.model import NetworkPeer, Nic
 from cirrus.network.port_filter import HostFilterState
 from cirrus.storage.filestore import snapshot_staging_path
@@ -48,7 +50,7 @@ Received = Mapping[str, Any]  # a payload as a direct caller may pass it: its wi
 
 class Agent:
     def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver,
-                 dataplane: Dataplane | None = None) -> None:
+                 dataplane: Dataplane | None = None, dhcp: DhcpServer | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.conductor = ConductorAPI(bus)
@@ -64,6 +66,13 @@ class Agent:
         self._peers_lock = threading.Lock()
         self._peers_taken_at: dict[str, float] = {}  # network id -> its view applied last
         self.filter_state = Path(settings.data_dir) / "agents" / host / "firewall.json"
+        # dhcp: the networks this host serves DHCP for (None: it serves none).
+        if dhcp is None and settings.dhcp_agent:
+            dhcp = load_dhcp(self.dataplane, Path(settings.data_dir) / "agents" / host / "dhcp",
+                             netns=getattr(self.dataplane, "netns", None))
+        self.dhcp = dhcp
+        self._dhcp_stamps: dict[str, float] = {}
+        self._dhcp_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -73,6 +82,8 @@ class Agent:
     # ---- lifecycle
     def start(self) -> None:
         self._replug()
+        if self.dhcp is not None:  # from its own state: before any work, without the bus
+            self.dhcp.restore()
         self.bus.subscribe(agent_topic(self.host), rpcapi.endpoints(self), workers=4)
         self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
@@ -97,6 +108,11 @@ class Agent:
                 self.report(RequestContext.admin(), full=full)
             except Exception:
                 log.exception("agent %s: report failed", self.host)
+            if self.dhcp is not None:
+                try:
+                    self.dhcp.check()
+                except Exception:
+                    log.exception("agent %s: DHCP check failed", self.host)
             # The first pass comes one interval after start, as Nova's periodic task does; it
             # never waits for an image's lock, so the heartbeat is not held up by a download.
             since_cache += interval
@@ -114,12 +130,13 @@ class Agent:
         changed after; `startup` says no work from before this agent started is in flight.
         """
         overlay_ip = self.settings.overlay_local_ip or None
-        report = AgentReport(host=self.host, overlay_ip=overlay_ip)
+        dhcp = self.dhcp is not None
+        report = AgentReport(host=self.host, overlay_ip=overlay_ip, dhcp=dhcp)
         if full:
             report = AgentReport(host=self.host,
                                  stats=dataclasses.asdict(self.driver.host_stats()),
                                  taken_at=time.time(), instances=self.driver.list_instances(),
-                                 startup=startup, overlay_ip=overlay_ip)
+                                 startup=startup, overlay_ip=overlay_ip, dhcp=dhcp)
         self.conductor.agent_report(ctx, report)
 
     # ---- work
@@ -440,6 +457,47 @@ class Agent:
                     self._safe_destroy(uuid)
             result = replace(result, power_state=self.driver.power_state(uuid))
         self.conductor.resize_result(ctx, result)
+
+    # ---- DHCP (issue 14, dhcp)
+    def _dhcp_fresh(self, network_id: str, stamp: float) -> bool:
+        """Whether a message read at `stamp` is not older than the last one applied."""
+        if stamp < self._dhcp_stamps.get(network_id, 0.0):
+            log.info("dhcp: an older message for network %s ignored", network_id)
+            return False
+        self._dhcp_stamps[network_id] = stamp
+        return True
+
+    def sync_dhcp(self, ctx: RequestContext, payload: rpcapi.SyncDhcp | Received) -> None:
+        request = rpcapi.SyncDhcp.coerce(payload)
+        if self.dhcp is None:
+            log.warning("dhcp: %s serves no DHCP (dhcp_agent off): network %s ignored",
+                        self.host, request.network_id)
+            return
+        with self._dhcp_lock:
+            if not self._dhcp_fresh(request.network_id, request.stamp):
+                return
+            if request.network is None:
+                self.dhcp.remove(request.network_id)
+            else:
+                self.dhcp.sync(DhcpNetwork.from_dict(request.network))
+
+    def sync_dhcp_all(self, ctx: RequestContext,
+                      payload: rpcapi.SyncDhcpAll | Received) -> None:
+        request = rpcapi.SyncDhcpAll.coerce(payload)
+        if self.dhcp is None:
+            return
+        with self._dhcp_lock:
+            stamps = self._dhcp_stamps
+            wanted: dict[str, DhcpNetwork] = {}
+            for net in (DhcpNetwork.from_dict(n) for n in request.networks):
+                if stamps.get(net.network_id, 0.0) <= request.stamp:
+                    wanted[net.network_id] = net
+                    stamps[net.network_id] = request.stamp
+            # What a newer single-network message set up stays as it is.
+            for network_id, net in self.dhcp.served().items():
+                if stamps.get(network_id, 0.0) > request.stamp:
+                    wanted.setdefault(network_id, net)
+            self.dhcp.sync_all(list(wanted.values()))
 
     def list_instances(self, ctx: RequestContext,
                        payload: rpcapi.ListInstances | Received) -> dict[str, int]:

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--virt-driver", default=None, choices=("fake", "libvirt"),
                      help="fake: simulated hosts (default, virt_driver); libvirt: real QEMU "
                           "guests on this machine, one host named after it, linuxbridge "
-                          "networking")
+                          "networking and DHCP (dnsmasq)")
     aio.set_defaults(func=cmd_all_in_one)
 
     serve = sub.add_parser(

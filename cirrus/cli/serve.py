@@ -48,6 +48,8 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     if settings.virt_driver == "libvirt" and settings.network_dataplane == "noop":
         # Real guests need real taps; noop makes none, so libvirt could not start a NIC.
         settings.network_dataplane = "linuxbridge"
+    if settings.virt_driver == "libvirt":
+        settings.dhcp_agent = True  # dhcp: the one host serves its networks' DHCP
     data_dir = Path(settings.data_dir).resolve()
     settings.data_dir = data_dir
     problem = apply_file_modes(settings)

@@ -144,6 +144,13 @@ class Conductor:
             l2peers.push_host(self.db, self.deps.agents, ctx, report["host"])
         if report.get("startup"):  # an agent (re)started: its security groups as they are now
             enforcement.send(self.db, self.deps.agents, ctx, {report["host"]})
+        if report.get("dhcp") and report.get("instances") is not None:  # dhcp: full reports
+            from cirrus.network.dhcp.control import sync_host
+
+            try:
+                sync_host(self.cloud, ctx, report["host"])
+            except Exception:  # the next full report tries again
+                log.exception("dhcp: full sync of %s failed", report["host"])
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

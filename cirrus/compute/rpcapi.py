@@ -175,6 +175,7 @@ class AgentReport(Payload):
     instances: dict[str, int] | None = None  # uuid -> power state
     startup: bool = False  # the first report after the agent started
     overlay_ip: str | None = None  # the host's VTEP (overlay_local_ip); l2, issue 14
+    dhcp: bool = False  # the agent serves DHCP (dhcp_agent; cirrus.network.dhcp)
 
 
 MESSAGES: dict[str, type[Payload]] = {

@@ -129,11 +129,22 @@ class Database:
             self._reader = sessionmaker(read_engine, expire_on_commit=False)
         else:
             self._reader = self._writer
+        # Called with a write session's `info` after it committed, outside the write lock:
+        # for work that must follow a change but not be part of it (DHCP syncs).
+        self.commit_hooks: list[Callable[[dict], None]] = []
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[Session]:
-        with self._write_lock, self._writer() as session, session.begin():
-            yield session
+        with self._write_lock, self._writer() as session:
+            with session.begin():
+                yield session
+            info = dict(session.info)
+        if info:
+            for hook in self.commit_hooks:
+                try:
+                    hook(info)
+                except Exception:  # the transaction is committed whatever a hook does
+                    log.exception("commit hook %r failed", hook)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[Session]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from cirrus.db.models import Service, utcnow
 
 AGENT_BINARY = "cirrus-agent"
+DHCP_BINARY = "cirrus-dhcp-agent"  # an agent that serves DHCP (cirrus.network.dhcp.control)
 
 
 def is_up(forced_down: bool | None, last_seen_up: dt.datetime | None, down_time: float,

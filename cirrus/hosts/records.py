@@ -17,7 +17,7 @@ from cirrus.config import Settings
 from cirrus.db.models import Allocation, ComputeNode, Instance, Service, utcnow
 from cirrus.errors import BadRequest, Conflict, NotFound
 
-from .liveness import AGENT_BINARY
+from .liveness import AGENT_BINARY, DHCP_BINARY
 
 # The names Nova's tools filter services by, for Cirrus's roles: the API shows these, and
 # accepts either name wherever a binary is named.
@@ -126,6 +126,11 @@ def delete_service(s: Session, svc: Service) -> None:
                            "claimed on it. Delete the instances first.")
         for node in nodes:
             s.delete(node)
+        # dhcp: the host's DHCP service goes with its agent (its networks move to others).
+        dhcp = s.scalar(select(Service).where(Service.host == svc.host,
+                                              Service.binary == DHCP_BINARY))
+        if dhcp is not None:
+            s.delete(dhcp)
     s.delete(svc)
     s.flush()
 

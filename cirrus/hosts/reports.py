@@ -18,19 +18,23 @@ from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 
 from .heartbeat import record_heartbeat
-from .liveness import AGENT_BINARY
+from .liveness import AGENT_BINARY, DHCP_BINARY
 from .reconcile import Reconciler
 from .records import record_node
 
 
 def record_report(db: Database, settings: Settings, host: str, stats: dict[str, Any] | None,
-                  overlay_ip: str | None = None) -> None:
+                  overlay_ip: str | None = None, dhcp: bool = False) -> None:
     """The agent's heartbeat, and its compute node (with its VTEP) when the report carries
-    `stats`."""
+    `stats`; with `dhcp`, also the heartbeat of its DHCP service
+    (cirrus.network.dhcp.control)."""
 
     def record(s: Session) -> None:
         record_heartbeat(s, host, AGENT_BINARY, agent_topic(host),
                          settings.default_availability_zone)
+        if dhcp:
+            record_heartbeat(s, host, DHCP_BINARY, agent_topic(host),
+                             settings.default_availability_zone)
         if stats:
             record_node(s, settings, host, stats).overlay_ip = overlay_ip or None
 
@@ -47,7 +51,8 @@ def handle_report(ctx: RequestContext, report: dict[str, Any], *, db: Database, 
                   reconciler: Reconciler) -> None:
     """Record an agent's report, then reconcile the VMs it lists (if it lists them)."""
     host = report["host"]
-    record_report(db, settings, host, report.get("stats"), report.get("overlay_ip"))
+    record_report(db, settings, host, report.get("stats"), report.get("overlay_ip"),
+                  dhcp=bool(report.get("dhcp")))
     if report.get("instances") is not None:
         reconciler.reconcile(ctx, host, {k: int(v) for k, v in report["instances"].items()},
                              startup=bool(report.get("startup")),

@@ -37,6 +37,7 @@ from cirrus.network.access import (
     require,
     require_owner,
 )
+from cirrus.network.dhcp.model import DHCP_OWNER
 from cirrus.network.errors import (
     BadAttribute,
     InUse,
@@ -190,7 +191,13 @@ def delete_network_records(s: Session, network: Network) -> None:
     """Delete a network and its subnets; NetworkInUse while any port is on it.
 
     A port created concurrently is caught by its foreign key: the delete then fails at
-    flush, reported as the same NetworkInUse."""
+    flush, reported as the same NetworkInUse. The network's DHCP ports go with it, as
+    in Neutron (their hosts are then told to stop serving it: cirrus.network.dhcp)."""
+    for port in s.scalars(select(Port).where(Port.network_id == network.id,
+                                             Port.device_owner == DHCP_OWNER)):
+        s.execute(delete(IPAllocation).where(IPAllocation.port_id == port.id))
+        s.delete(port)
+    s.flush()
     if s.scalar(select(Port.id).where(Port.network_id == network.id,
                                       Port.device_owner != FLOATINGIP_OWNER).limit(1)) is not None:
         raise NetworkInUse(network.id)

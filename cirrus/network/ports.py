@@ -207,7 +207,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
                 description: str = "", admin_state_up: bool = True,
                 port_security_enabled: bool | None = None, project_id: str | None = None,
                 tags: list[str] | None = None,
-                allowed_address_pairs: list[dict] | None = None) -> Port:
+                allowed_address_pairs: list[dict] | None = None,
+                check_quota: bool = True) -> Port:
     """A new port with its addresses (see ipam.allocate_for_port), quota and policy checked.
 
     `fixed_ips`: None for Neutron's default, [] for none, or [{"subnet_id"?,
@@ -215,6 +216,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
     group. `host_id` binds it at once (callers outside the API only: the API lets only
     admins set binding:host_id). Raises cirrus.errors (409 IpAddressGenerationFailure with
     "No more IP addresses available on subnet <id> (<cidr>, <n> in use)", ...).
+    `check_quota` False: a port the cloud makes for itself (a DHCP port), which the
+    project's quota does not refuse (Neutron's agents make theirs so).
     """
     require(ctx, WRITE, "create_port")
     network = get_network(s, ctx, network_id)
@@ -234,7 +237,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
         else port_security_enabled
     if allowed_address_pairs and not port_security:
         raise AddressPairAndPortSecurityRequired()
-    quotas.check(s, settings, owner, {"port": 1})
+    if check_quota:
+        quotas.check(s, settings, owner, {"port": 1})
     port = Port(id=new_id(), network_id=network.id, project_id=owner, name=name,
                 description=description, admin_state_up=admin_state_up, device_id=device_id,
                 device_owner=device_owner, port_security_enabled=port_security,
@@ -249,7 +253,8 @@ def create_port(s: Session, ctx: RequestContext, settings: Settings, *, network_
     requests = None if fixed_ips is None else ipam.resolve_fixed_ips(
         network.id, subnets, fixed_ips, port.mac_address, _subnet_ids_elsewhere(s, fixed_ips))
     ipam.allocate_for_port(s, port, subnets, requests)
-    quotas.check(s, settings, owner, {"port": 1}, already_added=True)
+    if check_quota:
+        quotas.check(s, settings, owner, {"port": 1}, already_added=True)
     return port
 
 

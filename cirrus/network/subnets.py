@@ -30,6 +30,7 @@ from cirrus.network.access import (
     require,
     require_owner,
 )
+from cirrus.network.dhcp.model import DHCP_OWNER
 from cirrus.network.errors import (
     BadAttribute,
     InvalidInput,
@@ -257,6 +258,12 @@ def delete_subnet(s: Session, ctx: RequestContext, subnet_id: str) -> None:
         s.execute(delete(IPAllocation).where(IPAllocation.subnet_id == subnet.id,
                                              IPAllocation.port_id.in_(auto_ports))
                   .execution_options(synchronize_session=False))
+    # DHCP ports lose their address on it, as in Neutron (cirrus.network.dhcp).
+    dhcp_ports = select(Port.id).where(Port.network_id == subnet.network_id,
+                                       Port.device_owner == DHCP_OWNER)
+    s.execute(delete(IPAllocation).where(IPAllocation.subnet_id == subnet.id,
+                                         IPAllocation.port_id.in_(dhcp_ports))
+              .execution_options(synchronize_session=False))
     taken = s.scalar(select(IPAllocation.port_id).where(IPAllocation.subnet_id == subnet.id).limit(1))
     if taken is not None:
         raise SubnetInUse(subnet.id)

@@ -111,6 +111,13 @@ SAMPLES: list[Payload] = [
     agent_rpcapi.InstanceDiagnostics(uuid=UUID),  # issue 13
     # security groups (issue 14, sg)
     agent_rpcapi.UpdateSecurityGroups(state=SG_STATE),
+    # DHCP (issue 14, dhcp)
+    agent_rpcapi.SyncDhcp(network_id="net-1", network={"network_id": "net-1", "mtu": 1450},
+                          stamp=1733480000.5),
+    agent_rpcapi.SyncDhcp(network_id="net-1", network=None, stamp=1733480000.5),
+    agent_rpcapi.SyncDhcpAll(networks=[{"network_id": "net-1", "mtu": 1450}],
+                             stamp=1733480000.5),
+    compute_rpcapi.AgentReport(host="fake-1", dhcp=True),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -170,6 +177,9 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     # multi-host L2 (l2): a new message, its first form
     ("agent", "update_network_peers", {"networks": {"net-1": [
         {"host": "fake-2", "vtep": "192.0.2.2", "macs": ["fa:16:3e:00:00:02"]}]}}),
+    # DHCP (issue 14, dhcp): new messages, their first form
+    ("agent", "sync_dhcp", {"network_id": "net-1", "network": None, "stamp": 0.0}),
+    ("agent", "sync_dhcp_all", {"networks": [], "stamp": 0.0}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from cirrus.network.dataplane.firewall import Firewall
-from cirrus.network.model import NetworkPeer, Nic
+from cirrus.network.model import NetworkPeer, Nic, bridge_name
 from cirrus.network.port_filter import HostFilterState
 
 
@@ -59,6 +59,19 @@ class Dataplane(abc.ABC):
         """The other hosts of a VXLAN network and their ports' MACs: the forwarding database
         of the network's VXLAN device becomes exactly that (a broadcast entry per peer VTEP,
         a unicast entry per MAC). Remembered for a device made later by `plug`."""
+
+    # ---- DHCP (cirrus.network.dhcp.server): a network's bridge without a VM port on it
+    def ensure_network(self, network_id: str, mtu: int, network_type: str | None = None,
+                       physical_network: str | None = None,
+                       segmentation_id: int | None = None) -> str:
+        """Make the network's bridge if missing (at its MTU), with the uplink its segment
+        needs on this host (a DHCP host with no VM port on the network still joins its
+        overlay or provider network); its name."""
+        return bridge_name(network_id)
+
+    def release_network(self, network_id: str) -> None:
+        """Remove the network's bridge if nothing is left on it."""
+        return None
 
 
 def load_dataplane(name: str, state_dir: str | None = None, netns: str | None = None,

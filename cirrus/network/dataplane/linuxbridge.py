@@ -73,28 +73,36 @@ class LinuxBridgeDataplane(Dataplane):
         self.firewall.set_port(PortFilter.from_nic(nic))
 
     def unplug(self, port_id: str, network_id: str) -> None:
-        tap, bridge = tap_name(port_id), bridge_name(network_id)
+        tap = tap_name(port_id)
         with self._lock, self._rtnl() as ipr:
             link = _get_link(ipr, tap)
             if link is not None:
                 _delete_link(ipr, link)
                 log.info("deleted tap %s", tap)
-            link = _get_link(ipr, bridge)
-            ports = ([p for p in ipr.get_links() if p.get("master") == link["index"]]
-                     if link is not None else [])
-            if link is not None and all(self._is_uplink(p) for p in ports):
-                for port in ports:  # the uplink goes with the last port of the network
-                    if _kind(port) in MADE_KINDS:
-                        _delete_link(ipr, port)
-                        log.info("deleted %s %s of bridge %s: no port left", _kind(port),
-                                 port.get("ifname"), bridge)
-                    else:  # the host's own interface (flat): released, never deleted
-                        ipr.link("set", index=port["index"], master=0)
-                        log.info("released %s from bridge %s", port.get("ifname"), bridge)
-                self._peers.pop(network_id, None)
-                _delete_link(ipr, link)
-                log.info("deleted bridge %s: no port left on it", bridge)
+            self._release_bridge(ipr, network_id)
         self.firewall.remove_port(port_id)
+
+    def _release_bridge(self, ipr: IPRoute, network_id: str) -> None:
+        """Remove the network's bridge and its uplink once nothing but the uplink is on it
+        (no tap, no DHCP veth)."""
+        bridge = bridge_name(network_id)
+        link = _get_link(ipr, bridge)
+        if link is None:
+            return
+        ports = [p for p in ipr.get_links() if p.get("master") == link["index"]]
+        if not all(self._is_uplink(p) for p in ports):
+            return
+        for port in ports:  # the uplink goes with the last port of the network
+            if _kind(port) in MADE_KINDS:
+                _delete_link(ipr, port)
+                log.info("deleted %s %s of bridge %s: no port left", _kind(port),
+                         port.get("ifname"), bridge)
+            else:  # the host's own interface (flat): released, never deleted
+                ipr.link("set", index=port["index"], master=0)
+                log.info("released %s from bridge %s", port.get("ifname"), bridge)
+        self._peers.pop(network_id, None)
+        _delete_link(ipr, link)
+        log.info("deleted bridge %s: no port left on it", bridge)
 
     def set_peers(self, network_id: str, peers: tuple[NetworkPeer, ...]) -> None:
         with self._lock:
@@ -107,6 +115,25 @@ class LinuxBridgeDataplane(Dataplane):
         with self._lock, self._rtnl() as ipr:
             link = _get_link(ipr, vxlan_name(network_id))
             return set() if link is None else _fdb_entries(ipr, link["index"])
+
+    def ensure_network(self, network_id: str, mtu: int, network_type: str | None = None,
+                       physical_network: str | None = None,
+                       segmentation_id: int | None = None) -> str:
+        segment = Nic(index=0, name="", port_id="", mac="", network_id=network_id, mtu=mtu,
+                      network_type=network_type, physical_network=physical_network,
+                      segmentation_id=segmentation_id)
+        uplink = plan_uplink(segment, self.mappings, self.local_ip)
+        with self._lock, self._rtnl() as ipr:
+            bridge = self._ensure_bridge(ipr, segment.bridge, mtu)
+            if uplink is not None:
+                self._ensure_uplink(ipr, uplink, bridge, mtu)
+                if uplink.kind == "vxlan":
+                    self._converge_fdb(ipr, network_id)
+        return segment.bridge
+
+    def release_network(self, network_id: str) -> None:
+        with self._lock, self._rtnl() as ipr:
+            self._release_bridge(ipr, network_id)
 
     def plugged(self) -> dict[str, str]:
         with self._lock, self._rtnl() as ipr:
