@@ -187,3 +187,40 @@ def test_a_stale_vxlan_device_of_a_deleted_network_gives_its_vni_up(fabric):
     with pytest.raises(RuntimeError, match="VNI 32 is taken on this host by foreign0"):
         h1.dataplane.plug(nic(other, 11, "vxlan", 32))
     assert "foreign0" in links(h1.ns)
+
+
+def test_a_dhcp_host_without_vm_ports_serves_a_vm_on_another_host_over_vxlan(
+        fabric, namespaces, dnsmasq, busybox, tmp_path):
+    """DHCP meets the overlay (issue 14 points 1 and 2): the DHCP host has no VM port on the
+    network, yet its bridge gets the network's VXLAN device from the segment the DHCP
+    message carries, and a guest on the other host gets its lease across the hosts."""
+    from cirrus.network.dhcp.model import DhcpEntry, DhcpNetwork, DhcpSubnet
+    from cirrus.network.dhcp.server import DnsmasqDhcp
+    from tests.network.dhcpclient import Guest
+
+    net, vm_mac, dhcp_mac = str(uuid.uuid4()), "fa:16:3e:00:20:05", "fa:16:3e:00:20:02"
+    h1, h2 = fabric.hosts["h1"], fabric.hosts["h2"]
+    vm = nic(net, 5, "vxlan", 4343, mtu=1400)
+    h1.dataplane.plug(vm)
+    server = DnsmasqDhcp(tmp_path / "dhcp-h2", h2.dataplane, netns=h2.ns, binary=dnsmasq)
+    subnet = DhcpSubnet(id="s-1", cidr="10.78.0.0/24", ip_version=4, gateway_ip="10.78.0.1")
+    server.sync(DhcpNetwork(
+        network_id=net, mtu=1400, port_id="p-dhcp-h2-000", mac=dhcp_mac,
+        addresses=("10.78.0.2/24",), subnets=(subnet,),
+        entries=(DhcpEntry(vm_mac, "10.78.0.5", "host-10-78-0-5"),), lease=600,
+        network_type="vxlan", segmentation_id=4343))
+    try:
+        device = links(h2.ns)[vxlan_name(net)]
+        assert device["linkinfo"]["info_data"]["id"] == 4343
+        assert device["master"] == vm.bridge
+        h1.dataplane.set_peers(net, (NetworkPeer("h2", h2.vtep, (dhcp_mac,)),))
+        h2.dataplane.set_peers(net, (NetworkPeer("h1", h1.vtep, (vm.mac,)),))
+        # The VM's tap stands in for its NIC: a guest namespace on h1's bridge with its MAC.
+        guest = Guest(namespaces, "g", h1.ns, vm.bridge, vm_mac, tmp_path, busybox)
+        bound = guest.lease_once()
+        assert (bound["ip"], bound["serverid"], bound["mtu"]) == ("10.78.0.5", "10.78.0.2",
+                                                                  "1400")
+    finally:
+        server.remove(net)
+    # The DHCP host's bridge and VXLAN device go with its last user, the DHCP namespace.
+    assert vxlan_name(net) not in links(h2.ns) and vm.bridge not in links(h2.ns)
