@@ -62,10 +62,13 @@ def _visible(s: Session, ctx: RequestContext, subnet: Subnet) -> bool:
 
 
 def _subnets_shown(ctx: RequestContext) -> ColumnElement[bool]:
-    """Networks whose subnets another project sees: shared ones. An external network's
-    subnets stay hidden (Neutron's policy without subnet-external-network): its users
-    reach them through routers and floating IPs."""
-    return network_visible(ctx) if ctx.is_admin else Network.shared.is_(True)
+    """Networks whose subnets a project sees beyond its own: those of its networks (whoever
+    made the subnet, as Neutron's network owner rule) and shared ones. Another project's
+    external network's subnets stay hidden (Neutron's policy without
+    subnet-external-network): its users reach them through routers and floating IPs."""
+    if ctx.is_admin:
+        return network_visible(ctx)
+    return or_(Network.shared.is_(True), Network.project_id == ctx.project_id)
 
 
 def list_subnets(s: Session, ctx: RequestContext, filters: dict[str, list]) -> list[Subnet]:
