@@ -1,0 +1,211 @@
+"""Routers on a host with real namespaces, bridges, veths and nftables (issue 14, l3).
+
+One "host" namespace holds the linuxbridge dataplane's bridges; the router's `qrouter`
+namespace joins them by veths; "VMs" are namespaces on the internal networks' bridges with a
+default route via their router interface, and "outside" is a namespace on the external
+network's bridge holding the external subnet's gateway address. Every connection is TCP,
+answered by a server that sends back the source address it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
+from cirrus.network.l3.agent import NamespaceRouters, namespace_name, nft_ruleset
+from cirrus.network.l3.model import RouterConfig, RouterPort
+from cirrus.network.model import bridge_name
+from tests.network.conftest import Namespaces, ip
+from tests.services import require
+
+NET_A, NET_B, NET_EXT = (str(uuid.uuid4()) for _ in range(3))
+GW_ADDRESS, OUTSIDE, FLOATING = "203.0.113.10", "203.0.113.1", "203.0.113.50"
+VM_A, VM_B = "10.81.1.5", "10.81.2.5"
+
+SERVER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7777)); s.listen(); s.settimeout(float(sys.argv[1]))
+while True:
+    c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
+"""
+CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], 7777), timeout=1.0)
+print(s.recv(100).decode())
+"""
+
+
+def leg(port: str, mac: str, address: str, network: str, gateway_ips=()) -> RouterPort:
+    return RouterPort(port_id=port, mac=mac, addresses=(address,), network_id=network,
+                      mtu=1450, gateway_ips=tuple(gateway_ips))
+
+
+def router(router_id: str, floating: tuple[tuple[str, str], ...] = (),
+           snat: bool = True, gateway: bool = True) -> RouterConfig:
+    return RouterConfig(
+        router_id=router_id,
+        interfaces=(leg("pa00000000000001", "fa:16:3e:0a:00:01", "10.81.1.1/24", NET_A),
+                    leg("pb00000000000001", "fa:16:3e:0b:00:01", "10.81.2.1/24", NET_B)),
+        gateway=(leg("pg00000000000001", "fa:16:3e:0e:00:01", f"{GW_ADDRESS}/24", NET_EXT,
+                     gateway_ips=(OUTSIDE,)) if gateway else None),
+        enable_snat=snat, routes=(("192.0.2.128/25", "10.81.1.7"),), floating_ips=floating)
+
+
+class Lab:
+    def __init__(self, spaces: Namespaces, tmp_path: Path) -> None:
+        self.spaces = spaces
+        self.host = spaces.add("h1")
+        self.state = tmp_path / "l3"
+        self.routers = NamespaceRouters(self.state, LinuxBridgeDataplane(netns=self.host),
+                                        netns=self.host)
+        self.servers: list[subprocess.Popen] = []
+
+    def endpoint(self, name: str, network: str, address: str, gateway: str | None) -> str:
+        """A namespace with eth0 on the network's bridge (made by the router's leg)."""
+        ns = self.spaces.add(name)
+        outer = f"v{uuid.uuid4().hex[:10]}"
+        ip("link", "add", "eth0", "netns", ns, "mtu", "1450", "type", "veth", "peer", "name",
+           outer, "netns", self.host)
+        ip("link", "set", outer, "master", bridge_name(network), "up", netns=self.host)
+        ip("addr", "add", f"{address}/24", "dev", "eth0", netns=ns)
+        ip("link", "set", "eth0", "up", netns=ns)
+        if gateway:
+            ip("route", "add", "default", "via", gateway, netns=ns)
+        self.servers.append(subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, "60"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return ns
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.kill()
+            server.wait()
+
+
+def seen_by(client_ns: str, address: str, timeout: float = 4.0) -> str | None:
+    """The source address the server at `address` saw for a connection from `client_ns`;
+    None when no connection could be made within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", CLIENT,
+                               address], capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+        time.sleep(0.2)
+    return None
+
+
+def links(ns: str) -> dict[str, dict]:
+    return {link["ifname"]: link for link in json.loads(ip("-j", "link", "show", netns=ns))}
+
+
+@pytest.fixture
+def lab(namespaces, tmp_path):
+    require(shutil.which("nft") is not None, "nftables (nft) is not installed")
+    made = Lab(namespaces, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_nft_ruleset_nats_floating_ips_and_snats_internal_subnets():
+    rules = nft_ruleset(router("r1", floating=((FLOATING, VM_B),)))
+    assert f"ip daddr {FLOATING} dnat to {VM_B}" in rules
+    assert f'ip saddr {VM_B} oifname "qg-pg000000000" snat to {FLOATING}' in rules
+    assert (f'ip saddr {{ 10.81.1.0/24, 10.81.2.0/24 }} oifname "qg-pg000000000" '
+            f"snat to {GW_ADDRESS}") in rules
+    # The 1:1 SNAT comes before the subnets' SNAT, which would otherwise take the VM.
+    assert rules.index(f"snat to {FLOATING}") < rules.index(f"snat to {GW_ADDRESS}")
+    without = nft_ruleset(router("r1", floating=((FLOATING, VM_B),), snat=False))
+    assert f"snat to {GW_ADDRESS}" not in without
+    assert f"snat to {FLOATING}" in without  # floating IPs are 1:1 whatever enable_snat
+
+
+def test_router_forwards_snats_and_floats(lab):
+    router_id = str(uuid.uuid4())
+    lab.routers.sync(router(router_id))
+    ns = namespace_name(router_id, lab.host)
+    vm_a = lab.endpoint("vma", NET_A, VM_A, "10.81.1.1")
+    vm_b = lab.endpoint("vmb", NET_B, VM_B, "10.81.2.1")
+    outside = lab.endpoint("out", NET_EXT, OUTSIDE, None)
+
+    inside = links(ns)
+    assert inside["qr-pa000000000"]["address"] == "fa:16:3e:0a:00:01"
+    assert inside["qg-pg000000000"]["address"] == "fa:16:3e:0e:00:01"
+    host_links = links(lab.host)
+    assert host_links["rq-pa000000000"]["master"] == bridge_name(NET_A)
+    assert host_links["rg-pg000000000"]["master"] == bridge_name(NET_EXT)
+    assert not any(name.startswith("tap") for name in host_links)
+    routes = ip("route", "show", netns=ns)
+    assert f"default via {OUTSIDE} dev qg-pg000000000" in routes
+    assert "192.0.2.128/25 via 10.81.1.7" in routes
+    forwarding = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n",
+                                 "net.ipv4.ip_forward"], capture_output=True, text=True)
+    assert forwarding.stdout.strip() == "1"
+
+    # Between internal networks: routed, not NATed (the server sees the VM's own address).
+    assert seen_by(vm_a, VM_B) == VM_A
+    assert seen_by(vm_b, VM_A) == VM_B
+    # To the outside: SNATed to the gateway's address.
+    assert seen_by(vm_a, OUTSIDE) == GW_ADDRESS
+    # A floating address nobody has: no answer.
+    assert seen_by(outside, FLOATING, timeout=1.5) is None
+
+    lab.routers.sync(router(router_id, floating=((FLOATING, VM_B),)))
+    assert seen_by(outside, FLOATING) == OUTSIDE  # DNAT only: the VM sees the real client
+    assert seen_by(vm_b, OUTSIDE) == FLOATING  # its own traffic leaves as the floating IP
+    assert seen_by(vm_a, OUTSIDE) == GW_ADDRESS  # the other VM still by the gateway
+
+    lab.routers.sync(router(router_id))  # disassociated
+    assert seen_by(outside, FLOATING, timeout=1.5) is None
+    assert seen_by(vm_b, OUTSIDE) == GW_ADDRESS
+
+    # Without SNAT the VM's own address leaves, and the outside has no route back to it.
+    lab.routers.sync(router(router_id, snat=False))
+    assert "snat to" not in subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "cirrus-router"],
+        capture_output=True, text=True).stdout
+    assert seen_by(vm_a, OUTSIDE, timeout=1.5) is None
+
+    lab.routers.remove(router_id)
+    assert not Path("/run/netns", ns).exists()
+    left = links(lab.host)
+    assert not [name for name in left if name[:3] in ("rq-", "rg-")]
+    assert not (lab.state / router_id).exists()
+    # Without the router the networks are apart.
+    assert seen_by(vm_a, VM_B, timeout=1.5) is None
+
+
+def test_router_restored_from_its_state_after_a_restart(lab):
+    router_id = str(uuid.uuid4())
+    lab.routers.sync(router(router_id, floating=((FLOATING, VM_B),)))
+    ns = namespace_name(router_id, lab.host)
+    vm_a = lab.endpoint("vma", NET_A, VM_A, "10.81.1.1")
+    lab.endpoint("vmb", NET_B, VM_B, "10.81.2.1")
+    outside = lab.endpoint("out", NET_EXT, OUTSIDE, None)
+    assert seen_by(vm_a, VM_B) == VM_A
+
+    ip("netns", "del", ns)  # the host rebooted: the namespace and its veths are gone
+    time.sleep(0.2)
+    assert seen_by(vm_a, VM_B, timeout=1.0) is None
+    restarted = NamespaceRouters(lab.state, LinuxBridgeDataplane(netns=lab.host),
+                                 netns=lab.host)
+    assert set(restarted.served()) == {router_id}
+    restarted.restore()
+    assert seen_by(vm_a, VM_B) == VM_A
+    assert seen_by(outside, FLOATING) == OUTSIDE
+    state = lab.state / router_id / "router.json"
+    assert state.stat().st_mode & 0o077 == 0
+    restarted.sync_all([])
+    assert not Path("/run/netns", ns).exists()
