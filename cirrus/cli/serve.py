@@ -50,6 +50,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         settings.network_dataplane = "linuxbridge"
     if settings.virt_driver == "libvirt":
         settings.dhcp_agent = True  # dhcp: the one host serves its networks' DHCP
+        settings.l3_agent = True  # l3: and runs their routers
     data_dir = Path(settings.data_dir).resolve()
     settings.data_dir = data_dir
     problem = apply_file_modes(settings)
