@@ -209,3 +209,62 @@ def test_router_restored_from_its_state_after_a_restart(lab):
     assert state.stat().st_mode & 0o077 == 0
     restarted.sync_all([])
     assert not Path("/run/netns", ns).exists()
+
+
+def test_a_router_on_one_host_serves_a_vm_on_another_over_vxlan(tmp_path):
+    """The router's host (h2) has no VM: its qr leg brings the network's VXLAN device, its
+    qg leg the external flat network's provider interface; the VM on h1 reaches the
+    outside through it, and the outside reaches the VM by its floating IP."""
+    from cirrus.network.model import NetworkPeer, Nic
+    from tests.network.fabric import Fabric, require_fabric
+
+    require_fabric()
+    require(shutil.which("nft") is not None, "nftables (nft) is not installed")
+    fabric = Fabric()
+    servers: list[subprocess.Popen] = []
+    routers: NamespaceRouters | None = None
+    router_id = str(uuid.uuid4())
+    try:
+        h1, h2 = fabric.add_host("h1", 1), fabric.add_host("h2", 2)
+        net, ext = str(uuid.uuid4()), str(uuid.uuid4())
+        vm_nic = Nic(index=0, name="eth0", port_id=str(uuid.uuid4()), mac="fa:16:3e:00:30:05",
+                     network_id=net, mtu=1450, network_type="vxlan", segmentation_id=4545)
+        h1.dataplane.plug(vm_nic)
+        vm = fabric.add_vm(h1, vm_nic, "10.82.0.5/24")
+        ip("route", "add", "default", "via", "10.82.0.1", netns=vm)
+        outside = fabric.netns("out")  # on the provider switch the external network uses
+        fabric._veth(outside, "eth0", "pv")
+        ip("addr", "add", f"{OUTSIDE}/24", "dev", "eth0", netns=outside)
+        for ns in (vm, outside):
+            servers.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, "60"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        qr_mac = "fa:16:3e:00:30:01"
+        routers = NamespaceRouters(tmp_path / "l3-h2", h2.dataplane, netns=h2.ns)
+        routers.sync(RouterConfig(
+            router_id=router_id,
+            interfaces=(RouterPort(port_id="pq00000000000001", mac=qr_mac,
+                                   addresses=("10.82.0.1/24",), network_id=net, mtu=1450,
+                                   network_type="vxlan", segmentation_id=4545),),
+            gateway=RouterPort(port_id="pz00000000000001", mac="fa:16:3e:00:30:02",
+                               addresses=(f"{GW_ADDRESS}/24",), network_id=ext, mtu=1500,
+                               network_type="flat", physical_network="physnet1",
+                               gateway_ips=(OUTSIDE,)),
+            floating_ips=((FLOATING, "10.82.0.5"),)))
+        # What l2pop tells the two hosts once the router's ports are bound to h2.
+        h1.dataplane.set_peers(net, (NetworkPeer("h2", h2.vtep, (qr_mac,)),))
+        h2.dataplane.set_peers(net, (NetworkPeer("h1", h1.vtep, (vm_nic.mac,)),))
+
+        assert seen_by(vm, OUTSIDE) == FLOATING
+        assert seen_by(outside, FLOATING) == OUTSIDE
+        routers.remove(router_id)
+        assert seen_by(outside, FLOATING, timeout=1.0) is None
+        assert not [n for n in links(h2.ns) if n[:3] in ("rq-", "rg-")]
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+        if routers is not None:
+            routers.remove(router_id)  # its namespace is not one the fabric made
+        fabric.close()
