@@ -268,3 +268,61 @@ def test_a_router_on_one_host_serves_a_vm_on_another_over_vxlan(tmp_path):
         if routers is not None:
             routers.remove(router_id)  # its namespace is not one the fabric made
         fabric.close()
+
+
+def test_security_groups_filter_a_vm_behind_its_router_and_never_the_router(tmp_path):
+    """The sg firewall on the host (nftables, br_netfilter) filters the VM's tap: its egress
+    to the router's MAC is ordinary egress, its ingress through the floating IP obeys its
+    groups; the router's own veths (rq-, rg-) are never filtered."""
+    from cirrus.network.dataplane.firewall import NftFirewall
+    from cirrus.network.port_filter import HostFilterState, PortFilter
+    from cirrus.network.port_filter import SecurityGroupRule as Rule
+    from tests.network.lab import Lab as SgLab
+    from tests.network.lab import require_nftables
+
+    require_nftables()
+    lab = SgLab()
+    servers: list[subprocess.Popen] = []
+    routers = NamespaceRouters(tmp_path / "l3", LinuxBridgeDataplane(netns=lab.host),
+                               netns=lab.host)
+    router_id = str(uuid.uuid4())
+    try:
+        internal, external = lab.network_id, lab.network()
+        web = lab.vm("10.77.0.5")
+        outside = lab.vm(OUTSIDE, network=external)
+        ip("route", "add", "default", "via", "10.77.0.1", netns=web.netns)
+        for vm in (web, outside):
+            servers.append(subprocess.Popen(
+                ["ip", "netns", "exec", vm.netns, sys.executable, "-c", SERVER, "60"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        routers.sync(RouterConfig(
+            router_id=router_id,
+            interfaces=(leg("pw00000000000001", "fa:16:3e:0a:00:01", "10.77.0.1/24",
+                            internal),),
+            gateway=leg("px00000000000001", "fa:16:3e:0e:00:01", f"{GW_ADDRESS}/24", external,
+                        gateway_ips=(OUTSIDE,)),
+            floating_ips=((FLOATING, web.ip),)))
+        group = "0a0a0a0a-0000-4000-8000-0000000000aa"
+        egress = (Rule("egress", "IPv4"), Rule("egress", "IPv6"))
+        web_port = PortFilter(port_id=web.port_id, mac=web.mac, addresses=(web.ip,),
+                              security_groups=(group,))
+        firewall = NftFirewall(netns=lab.host)
+        firewall.update(HostFilterState(generation=1.0, ports=(web_port,), rules={
+            group: (*egress, Rule("ingress", "IPv4", "tcp", 7777, 7777))}, members={}))
+
+        assert seen_by(web.netns, OUTSIDE) == FLOATING  # out through the router
+        assert seen_by(outside.netns, FLOATING) == OUTSIDE  # in, as the group allows
+        firewall.update(HostFilterState(generation=2.0, ports=(web_port,),
+                                        rules={group: egress}, members={}))
+        assert seen_by(outside.netns, FLOATING, timeout=1.5) is None  # the group says no
+        assert seen_by(web.netns, OUTSIDE) == FLOATING  # egress still fine
+        ruleset = subprocess.run(["ip", "netns", "exec", lab.host, "nft", "list", "ruleset"],
+                                 capture_output=True, text=True, check=True).stdout
+        assert web.tap in ruleset
+        assert "rq-" not in ruleset and "rg-" not in ruleset
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+        routers.remove(router_id)
+        lab.close()
