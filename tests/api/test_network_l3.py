@@ -148,3 +148,18 @@ def test_routers_spread_over_hosts_and_leave_a_disabled_one(cloud, api, member, 
                        "the router on another host")
     wait_for(lambda: set(running(cloud, first["id"])) == {moved}, "the old host told")
     assert bound_hosts(cloud, first["id"]) == {moved}
+
+
+def test_a_full_report_moves_a_router_off_a_host_that_went_away(cloud, api, member, public):
+    from cirrus.context import RequestContext
+    from cirrus.network.l3.control import sync_host
+
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    [old] = wait_for(lambda: running(cloud, router["id"]), "the router on a host")
+    with cloud.db.writer() as s:
+        s.execute(update(Service).where(Service.host == old, Service.binary == L3_BINARY)
+                  .values(disabled=True))
+    other = sorted(h for h in agents(cloud) if h != old)[0]
+    sync_host(cloud, RequestContext.admin(), other)  # what the other agent's full report does
+    wait_for(lambda: set(running(cloud, router["id"])) == {other}, "the router moved")
+    assert bound_hosts(cloud, router["id"]) == {other}

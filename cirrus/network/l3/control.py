@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 OWNERS = (INTERFACE_OWNER, GATEWAY_OWNER)
 Cast = tuple[str, str, RouterConfig | None]  # (host, router id, configuration or None)
 REBOUND = "l3.rebound"  # in Session.info: networks whose router ports were bound anew
+MOVED = "l3.moved"  # in Session.info: routers given a host (another, or a first one)
 
 
 def l3_services(s: Session) -> list[Service]:
@@ -85,6 +86,7 @@ def schedule(s: Session, settings: Settings, router: Router | None,
             port.binding_host_id = host
             s.info.setdefault(REBOUND, set()).add(port.network_id)
     if host != current:
+        s.info.setdefault(MOVED, set()).add(router.id)
         log.info("l3: router %s runs on %s", router.id, host)
     return host
 
@@ -184,6 +186,7 @@ def sync_routers(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]]) 
         for router_id, before in sorted(touched.items()):
             casts += plan(s, deps.settings, router_id, before)
         rebound: set[str] = s.info.pop(REBOUND, set())
+        s.info.pop(MOVED, None)
         s.flush()
         changes.forget(s)
         return casts, rebound
@@ -194,7 +197,8 @@ def sync_routers(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]]) 
 
 
 def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
-    """Tell `host` every router it is to run (a full report), scheduling on the way."""
+    """Tell `host` every router it is to run (a full report), scheduling on the way: a
+    router whose host is gone moves, and its new and old hosts are told."""
     stamp = time.time()
 
     def work(s: Session) -> tuple[list[Cast], list[dict[str, Any]], set[str]]:
@@ -209,9 +213,11 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
                 elif target != host:
                     others.append((target, rid, config))
         rebound: set[str] = s.info.pop(REBOUND, set())
+        moved: set[str] = s.info.pop(MOVED, set())
         s.flush()
         changes.forget(s)
-        return others, mine, rebound
+        # The other hosts hear only of what changed for them: a router they lost or took.
+        return [c for c in others if c[2] is None or c[1] in moved], mine, rebound
 
     others, mine, rebound = deps.db.run(work)
     AgentAPI(deps.bus).sync_routers_all(ctx, host, mine, stamp=stamp)
