@@ -163,3 +163,28 @@ def test_a_full_report_moves_a_router_off_a_host_that_went_away(cloud, api, memb
     sync_host(cloud, RequestContext.admin(), other)  # what the other agent's full report does
     wait_for(lambda: set(running(cloud, router["id"])) == {other}, "the router moved")
     assert bound_hosts(cloud, router["id"]) == {other}
+
+
+def test_a_changed_subnet_or_network_reaches_the_routers_on_it(cloud, api, admin, member):
+    public = network(api, admin, name="public", **{"router:external": True})
+    ext_subnet = subnet(api, admin, public["id"], "198.51.100.0/24",
+                        gateway_ip="198.51.100.1", enable_dhcp=False,
+                        allocation_pools=[{"start": "198.51.100.10",
+                                           "end": "198.51.100.200"}])
+    net = network(api, member)
+    sn = subnet(api, member, net["id"], "10.62.0.0/24")
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    r = api.put(f"{NET}/routers/{router['id']}/add_router_interface",
+                json={"subnet_id": sn["id"]}, headers=member.headers)
+    assert r.status_code == 200, r.text
+    [host] = wait_for(lambda: running(cloud, router["id"]), "the router on a host")
+    r = api.put(f"{NET}/subnets/{ext_subnet['id']}",
+                json={"subnet": {"gateway_ip": "198.51.100.254"}}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: running(cloud, router["id"])[host].gateway.gateway_ips
+             == ("198.51.100.254",), "the new external gateway")
+    r = api.put(f"{NET}/networks/{net['id']}", json={"network": {"mtu": 1300}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: running(cloud, router["id"])[host].interfaces[0].mtu == 1300,
+             "the new MTU")

@@ -234,6 +234,15 @@ class L3Notifier:
 
     def on_commit(self, info: dict[str, Any]) -> None:
         touched = changes.touched(info)
+        networks = changes.touched_networks(info)
+        if networks:
+            try:
+                with self.deps.db.reader() as s:
+                    for router_id in s.scalars(select(Port.device_id).where(
+                            Port.network_id.in_(networks), Port.device_owner.in_(OWNERS))):
+                        touched.setdefault(router_id, set())
+            except Exception:
+                log.exception("l3: routers of networks %s not found", ", ".join(networks))
         if not touched:
             return
         try:
