@@ -161,6 +161,14 @@ class Settings:
     dhcp_hosts_per_network: int = 2
     dhcp_lease_duration: int = 86400
     dhcp_domain: str = "openstacklocal"
+    # Routers on the hosts (issue 14, l3; docs/networking.md "Routers on the hosts"):
+    # l3_agent: this host's agent runs the routers scheduled to it (a qrouter namespace
+    # each); on in `cirrus all-in-one --virt-driver libvirt`.
+    l3_agent: bool = False
+    # The external network `cirrus all-in-one --virt-driver libvirt` makes if none of that
+    # name exists (flat, on the physical network of the same name, no DHCP); "": none.
+    all_in_one_external_network: str = "public"
+    all_in_one_external_cidr: str = "172.24.4.0/24"
     # Production mode (`cirrus serve`): the broker and this process's host name.
     broker_urls: list[str] = field(default_factory=list)  # empty: the in-process bus
     amqp_heartbeat: float = 30.0  # seconds; 0 turns AMQP heartbeats off

@@ -113,6 +113,10 @@ class Cloud:
                     from cirrus.network.dhcp.control import DhcpNotifier
 
                     db.commit_hooks.append(DhcpNotifier(self).on_commit)
+                    # l3: a change to a router, its ports or floating IPs syncs its host.
+                    from cirrus.network.l3.control import L3Notifier
+
+                    db.commit_hooks.append(L3Notifier(self).on_commit)
                     self._db = db
         return self._db
 

@@ -142,6 +142,26 @@ class SyncDhcpAll(Payload):
     stamp: float = 0.0
 
 
+# ---- routers (issue 14, l3)
+@dataclass(frozen=True)
+class SyncRouter(Payload):
+    """Run one router as `router` (a cirrus.network.l3.model.RouterConfig as plain data)
+    says, or remove it from the host (None). `stamp`: when the control side read it; the
+    agent ignores a message older than the last it applied for the router."""
+
+    router_id: str
+    router: dict[str, Any] | None = None
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class SyncRoutersAll(Payload):
+    """Run exactly these routers: the agent's whole L3 state (on its full reports)."""
+
+    routers: list[dict[str, Any]]
+    stamp: float = 0.0
+
+
 @dataclass(frozen=True)
 class ConsoleOutput(Payload):
     uuid: str
@@ -198,6 +218,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "update_security_groups": UpdateSecurityGroups,  # sg
     "sync_dhcp": SyncDhcp,  # dhcp
     "sync_dhcp_all": SyncDhcpAll,  # dhcp
+    "sync_router": SyncRouter,  # l3
+    "sync_routers_all": SyncRoutersAll,  # l3
 }
 
 
@@ -223,6 +245,8 @@ class AgentHandler(Protocol):
                                payload: UpdateSecurityGroups) -> None: ...
     def sync_dhcp(self, ctx: RequestContext, payload: SyncDhcp) -> None: ...
     def sync_dhcp_all(self, ctx: RequestContext, payload: SyncDhcpAll) -> None: ...
+    def sync_router(self, ctx: RequestContext, payload: SyncRouter) -> None: ...
+    def sync_routers_all(self, ctx: RequestContext, payload: SyncRoutersAll) -> None: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -335,6 +359,18 @@ class AgentAPI:
                       stamp: float = 0.0) -> None:
         self._cast(ctx, host, "sync_dhcp_all", SyncDhcpAll(networks=list(networks),
                                                            stamp=stamp))
+
+    # ---- routers (issue 14, l3)
+    def sync_router(self, ctx: RequestContext, host: str, router_id: str,
+                    router: Mapping[str, Any] | None, stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_router", SyncRouter(
+            router_id=router_id, router=dict(router) if router is not None else None,
+            stamp=stamp))
+
+    def sync_routers_all(self, ctx: RequestContext, host: str, routers: list[dict[str, Any]],
+                         stamp: float = 0.0) -> None:
+        self._cast(ctx, host, "sync_routers_all", SyncRoutersAll(routers=list(routers),
+                                                                 stamp=stamp))
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

@@ -39,6 +39,8 @@ from cirrus.context import RequestContext
 from cirrus.network.dataplane import Dataplane, load_dataplane
 from cirrus.network.dhcp.model import DhcpNetwork
 from cirrus.network.dhcp.server import DhcpServer, load_dhcp
+from cirrus.network.l3.agent import RouterHost, load_routers
+from cirrus.network.l3.model import RouterConfig
 from cirrus.network.model import NetworkPeer, Nic
 from cirrus.network.port_filter import HostFilterState
 from cirrus.storage.filestore import snapshot_staging_path
@@ -50,7 +52,8 @@ Received = Mapping[str, Any]  # a payload as a direct caller may pass it: its wi
 
 class Agent:
     def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver,
-                 dataplane: Dataplane | None = None, dhcp: DhcpServer | None = None) -> None:
+                 dataplane: Dataplane | None = None, dhcp: DhcpServer | None = None,
+                 routers: RouterHost | None = None) -> None:
         self.settings = settings
         self.bus = bus
         self.conductor = ConductorAPI(bus)
@@ -73,6 +76,14 @@ class Agent:
         self.dhcp = dhcp
         self._dhcp_stamps: dict[str, float] = {}
         self._dhcp_lock = threading.Lock()
+        # l3: the routers this host runs (None: it runs none).
+        if routers is None and settings.l3_agent:
+            routers = load_routers(self.dataplane,
+                                   Path(settings.data_dir) / "agents" / host / "l3",
+                                   netns=getattr(self.dataplane, "netns", None))
+        self.routers = routers
+        self._l3_stamps: dict[str, float] = {}
+        self._l3_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._destroyed: OrderedDict[str, None] = OrderedDict()
@@ -84,6 +95,8 @@ class Agent:
         self._replug()
         if self.dhcp is not None:  # from its own state: before any work, without the bus
             self.dhcp.restore()
+        if self.routers is not None:  # l3: likewise, from its own state
+            self.routers.restore()
         self.bus.subscribe(agent_topic(self.host), rpcapi.endpoints(self), workers=4)
         self.report(RequestContext.admin(), full=True, startup=True)
         self._thread = threading.Thread(target=self._periodic, name=f"agent-{self.host}-loop",
@@ -131,12 +144,13 @@ class Agent:
         """
         overlay_ip = self.settings.overlay_local_ip or None
         dhcp = self.dhcp is not None
-        report = AgentReport(host=self.host, overlay_ip=overlay_ip, dhcp=dhcp)
+        l3 = self.routers is not None
+        report = AgentReport(host=self.host, overlay_ip=overlay_ip, dhcp=dhcp, l3=l3)
         if full:
             report = AgentReport(host=self.host,
                                  stats=dataclasses.asdict(self.driver.host_stats()),
                                  taken_at=time.time(), instances=self.driver.list_instances(),
-                                 startup=startup, overlay_ip=overlay_ip, dhcp=dhcp)
+                                 startup=startup, overlay_ip=overlay_ip, dhcp=dhcp, l3=l3)
         self.conductor.agent_report(ctx, report)
 
     # ---- work
@@ -498,6 +512,47 @@ class Agent:
                 if stamps.get(network_id, 0.0) > request.stamp:
                     wanted.setdefault(network_id, net)
             self.dhcp.sync_all(list(wanted.values()))
+
+    # ---- routers (issue 14, l3)
+    def _l3_fresh(self, router_id: str, stamp: float) -> bool:
+        """Whether a message read at `stamp` is not older than the last one applied."""
+        if stamp < self._l3_stamps.get(router_id, 0.0):
+            log.info("l3: an older message for router %s ignored", router_id)
+            return False
+        self._l3_stamps[router_id] = stamp
+        return True
+
+    def sync_router(self, ctx: RequestContext, payload: rpcapi.SyncRouter | Received) -> None:
+        request = rpcapi.SyncRouter.coerce(payload)
+        if self.routers is None:
+            log.warning("l3: %s runs no routers (l3_agent off): router %s ignored",
+                        self.host, request.router_id)
+            return
+        with self._l3_lock:
+            if not self._l3_fresh(request.router_id, request.stamp):
+                return
+            if request.router is None:
+                self.routers.remove(request.router_id)
+            else:
+                self.routers.sync(RouterConfig.from_dict(request.router))
+
+    def sync_routers_all(self, ctx: RequestContext,
+                         payload: rpcapi.SyncRoutersAll | Received) -> None:
+        request = rpcapi.SyncRoutersAll.coerce(payload)
+        if self.routers is None:
+            return
+        with self._l3_lock:
+            stamps = self._l3_stamps
+            wanted: dict[str, RouterConfig] = {}
+            for router in (RouterConfig.from_dict(r) for r in request.routers):
+                if stamps.get(router.router_id, 0.0) <= request.stamp:
+                    wanted[router.router_id] = router
+                    stamps[router.router_id] = request.stamp
+            # What a newer single-router message set up stays as it is.
+            for router_id, router in self.routers.served().items():
+                if stamps.get(router_id, 0.0) > request.stamp:
+                    wanted.setdefault(router_id, router)
+            self.routers.sync_all(list(wanted.values()))
 
     def list_instances(self, ctx: RequestContext,
                        payload: rpcapi.ListInstances | Received) -> dict[str, int]:

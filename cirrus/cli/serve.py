@@ -50,6 +50,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
         settings.network_dataplane = "linuxbridge"
     if settings.virt_driver == "libvirt":
         settings.dhcp_agent = True  # dhcp: the one host serves its networks' DHCP
+        settings.l3_agent = True  # l3: and runs their routers
     data_dir = Path(settings.data_dir).resolve()
     settings.data_dir = data_dir
     problem = apply_file_modes(settings)
@@ -78,6 +79,10 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     clouds_yaml = data_dir / "clouds.yaml"
     password = admin_password_for(settings, clouds_yaml)
     cloud.bootstrap(password)
+    if settings.virt_driver == "libvirt":  # l3: a default external network (issue 14, 5)
+        from cirrus.network.external import ensure_default_external_network
+
+        cloud.db.run(lambda s: ensure_default_external_network(s, settings))
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
                       settings.admin_user, password, settings.admin_project, settings.region,
                       cacert=settings.tls_cert_file if self_signed else None)

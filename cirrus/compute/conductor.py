@@ -151,6 +151,13 @@ class Conductor:
                 sync_host(self.cloud, ctx, report["host"])
             except Exception:  # the next full report tries again
                 log.exception("dhcp: full sync of %s failed", report["host"])
+        if report.get("l3") and report.get("instances") is not None:  # l3: full reports
+            from cirrus.network.l3.control import sync_host as sync_l3_host
+
+            try:
+                sync_l3_host(self.cloud, ctx, report["host"])
+            except Exception:  # the next full report tries again
+                log.exception("l3: full sync of %s failed", report["host"])
 
     def reconcile(self, ctx: RequestContext, host: str, running: dict[str, int], *,
                   startup: bool = False, taken_at: float | None = None) -> None:

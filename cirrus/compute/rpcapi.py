@@ -176,6 +176,7 @@ class AgentReport(Payload):
     startup: bool = False  # the first report after the agent started
     overlay_ip: str | None = None  # the host's VTEP (overlay_local_ip); l2, issue 14
     dhcp: bool = False  # the agent serves DHCP (dhcp_agent; cirrus.network.dhcp)
+    l3: bool = False  # the agent runs routers (l3_agent; cirrus.network.l3)
 
 
 MESSAGES: dict[str, type[Payload]] = {

@@ -16,6 +16,7 @@ from cirrus.db.models import Service, utcnow
 
 AGENT_BINARY = "cirrus-agent"
 DHCP_BINARY = "cirrus-dhcp-agent"  # an agent that serves DHCP (cirrus.network.dhcp.control)
+L3_BINARY = "cirrus-l3-agent"  # an agent that runs routers (cirrus.network.l3.control); l3
 
 
 def is_up(forced_down: bool | None, last_seen_up: dt.datetime | None, down_time: float,

@@ -17,7 +17,7 @@ from cirrus.config import Settings
 from cirrus.db.models import Allocation, ComputeNode, Instance, Service, utcnow
 from cirrus.errors import BadRequest, Conflict, NotFound
 
-from .liveness import AGENT_BINARY, DHCP_BINARY
+from .liveness import AGENT_BINARY, DHCP_BINARY, L3_BINARY
 
 # The names Nova's tools filter services by, for Cirrus's roles: the API shows these, and
 # accepts either name wherever a binary is named.
@@ -131,6 +131,11 @@ def delete_service(s: Session, svc: Service) -> None:
                                               Service.binary == DHCP_BINARY))
         if dhcp is not None:
             s.delete(dhcp)
+        # l3: so does its L3 service (its routers move to others).
+        l3 = s.scalar(select(Service).where(Service.host == svc.host,
+                                            Service.binary == L3_BINARY))
+        if l3 is not None:
+            s.delete(l3)
     s.delete(svc)
     s.flush()
 

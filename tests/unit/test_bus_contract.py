@@ -118,6 +118,21 @@ SAMPLES: list[Payload] = [
     agent_rpcapi.SyncDhcpAll(networks=[{"network_id": "net-1", "mtu": 1450}],
                              stamp=1733480000.5),
     compute_rpcapi.AgentReport(host="fake-1", dhcp=True),
+    # routers on the hosts (issue 14, l3)
+    agent_rpcapi.SyncRouter(router_id="r-1", router={
+        "router_id": "r-1", "enable_snat": True, "routes": [["10.9.0.0/16", "10.0.0.9"]],
+        "interfaces": [{"port_id": "p-1", "mac": "fa:16:3e:00:00:01",
+                        "addresses": ["10.0.0.1/24"], "network_id": "net-1", "mtu": 1450,
+                        "network_type": "vxlan", "physical_network": None,
+                        "segmentation_id": 1001, "gateway_ips": []}],
+        "gateway": {"port_id": "p-2", "mac": "fa:16:3e:00:00:02",
+                    "addresses": ["203.0.113.10/24"], "network_id": "ext-1", "mtu": 1500,
+                    "network_type": "flat", "physical_network": "physnet1",
+                    "segmentation_id": None, "gateway_ips": ["203.0.113.1"]},
+        "floating_ips": [["203.0.113.50", "10.0.0.5"]]}, stamp=1733480000.5),
+    agent_rpcapi.SyncRouter(router_id="r-1", router=None, stamp=1733480000.5),
+    agent_rpcapi.SyncRoutersAll(routers=[{"router_id": "r-1"}], stamp=1733480000.5),
+    compute_rpcapi.AgentReport(host="fake-1", dhcp=True, l3=True),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -180,6 +195,8 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     # DHCP (issue 14, dhcp): new messages, their first form
     ("agent", "sync_dhcp", {"network_id": "net-1", "network": None, "stamp": 0.0}),
     ("agent", "sync_dhcp_all", {"networks": [], "stamp": 0.0}),
+    ("agent", "sync_router", {"router_id": "r-1", "router": None, "stamp": 0.0}),
+    ("agent", "sync_routers_all", {"routers": [], "stamp": 0.0}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),
