@@ -125,7 +125,11 @@ import socket, sys
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 7777)); s.listen(); s.settimeout(float(sys.argv[2]))
-c, _ = s.accept(); c.sendall(c.recv(100000).upper())
+c, _ = s.accept()
+data = b""
+while chunk := c.recv(100000):  # to the client's end of sending: one recv may be a part
+    data += chunk
+c.sendall(data.upper())
 """
 CLIENT = """
 import socket, sys
