@@ -216,7 +216,11 @@ def _nets(texts: list[str]) -> list[Net]:
 def _free_blocks(s: Session, pool: SubnetPool) -> list[Net]:
     """The pool's prefixes less its subnets, smallest address first."""
     free = _nets(pool.prefixes)
-    used = _nets(list(s.scalars(select(Subnet.cidr).where(Subnet.subnetpool_id == pool.id))))
+    # A locking read: it sees the latest committed subnets even where the transaction's
+    # snapshot is older (MariaDB's repeatable read), and the pool's row lock already held
+    # keeps new ones out until this transaction ends.
+    used = _nets(list(s.scalars(select(Subnet.cidr).where(Subnet.subnetpool_id == pool.id)
+                                .with_for_update())))
     for taken in used:
         rest: list[Net] = []
         for block in free:

@@ -4,10 +4,14 @@ free block, a named cidr, exhaustion, default pools), and who may do what."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import func, select
 
+from cirrus.context import RequestContext
 from cirrus.db.models import Subnet, SubnetPool
+from cirrus.network import subnets as subnet_service
 from tests.api.network_helpers import NET, create, network, neutron_error, subnet
 
 
@@ -199,6 +203,23 @@ def test_subnets_take_the_next_free_block(api, cloud, member):
     assert again["cidr"] == "10.10.0.0/24"
     r = api.get(f"{NET}/subnets?subnetpool_id={p['id']}", headers=member.headers)
     assert len(r.json()["subnets"]) == 3
+
+
+def test_concurrent_creates_never_share_a_block(api, cloud, member):
+    p = pool(api, member, ["10.10.0.0/20"], min_prefixlen=16, default_prefixlen=24)
+    nets = [network(api, member, name=f"n{i}")["id"] for i in range(12)]
+    ctx = RequestContext(project_id=member.project_id, roles=["member", "reader"])
+
+    def make(network_id: str) -> str:
+        spec = {"network_id": network_id, "ip_version": 4, "subnetpool_id": p["id"]}
+        return cloud.db.run(lambda s: subnet_service.create_subnet(
+            s, ctx, cloud.settings, dict(spec)).cidr)
+
+    with ThreadPoolExecutor(6) as workers:
+        cidrs = list(workers.map(make, nets))
+    assert len(set(cidrs)) == 12
+    assert set(cidrs) <= {f"10.10.{i}.0/24" for i in range(16)}
+    assert count(cloud, Subnet) == 12
 
 
 def test_a_named_cidr_must_be_free_and_inside_the_pool(api, cloud, member):
