@@ -249,8 +249,7 @@ def resolve_pool(s: Session, ctx: RequestContext, spec: dict[str, Any]) -> Subne
         return get_subnetpool(s, ctx, pool_id, lock=True)
     if not use_default:
         return None
-    version = (ipaddress.ip_network(spec["cidr"], strict=False).version if spec.get("cidr")
-               else spec["ip_version"])
+    version = spec["ip_version"]  # required here; a cidr of another version is refused later
     pool = default_subnetpool(s, version)
     if pool is None:
         raise BadL3Request("subnets", f"No default subnetpool found for IPv{version}")
