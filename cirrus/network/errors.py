@@ -293,3 +293,34 @@ class AddressPairAndPortSecurityRequired(Conflict):
     def __init__(self) -> None:
         super().__init__("Port Security must be enabled in order to have allowed address "
                          "pairs on a port.")
+
+
+# ---- subnet pools (subnet_allocation): Neutron's words
+
+
+class SubnetPoolNotFound(NotFound):
+    error_type = "SubnetPoolNotFound"
+
+    def __init__(self, subnetpool_id: str) -> None:
+        super().__init__(f"Subnet pool {subnetpool_id} could not be found.")
+
+
+class SubnetPoolError(BadRequest):
+    """A bad subnet pool or a bad request of one, with Neutron's type (EmptySubnetPoolPrefixList,
+    PrefixVersionMismatch, IllegalSubnetPoolPrefixBounds, IllegalSubnetPoolPrefixUpdate,
+    Min/MaxPrefixSubnetAllocationError, SubnetPoolDeleteError,
+    NetworkSubnetPoolAffinityError)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class SubnetAllocationError(Conflict):
+    """No room left in a pool for the subnet asked for. Neutron's exception of this name has
+    no HTTP mapping (a 500 there); a full pool is the caller's conflict, so 409 here."""
+
+    error_type = "SubnetAllocationError"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Failed to allocate subnet: {reason}.")

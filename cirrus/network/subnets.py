@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cirrus.config import Settings
 from cirrus.context import RequestContext
 from cirrus.db.models import IPAllocation, Network, Port, Subnet
-from cirrus.network import ipam, quotas
+from cirrus.network import ipam, quotas, subnetpools
 from cirrus.network.access import (
     WRITE,
     column_filters,
@@ -33,6 +33,7 @@ from cirrus.network.access import (
 from cirrus.network.dhcp.model import DHCP_OWNER
 from cirrus.network.errors import (
     BadAttribute,
+    BadL3Request,
     InvalidInput,
     SubnetInUse,
     SubnetNotFound,
@@ -191,7 +192,14 @@ def create_subnet(s: Session, ctx: RequestContext, settings: Settings, spec: dic
     owner = owner_for_create(ctx, spec.get("project_id"))
     # Serialise subnet creates on one network, so the overlap check cannot be raced.
     s.scalar(select(Network.id).where(Network.id == network.id).with_for_update())
+    pool = subnetpools.resolve_pool(s, ctx, spec)
+    if pool is not None:  # the cidr comes from the pool, whose row is now locked
+        spec = {**spec, "cidr": subnetpools.allocate(s, pool, spec)}
+    elif not spec.get("cidr"):
+        raise BadL3Request("subnets", "a cidr must be specified in the absence of a subnet "
+                           "pool")
     net = _check_cidr(spec)
+    subnetpools.check_network_affinity(s, network.id, net.version, pool.id if pool else None)
     enable_dhcp = spec.get("enable_dhcp", True)
     _check_dhcp(net, enable_dhcp)
     gateway = _check_gateway(net, spec["gateway_ip"] if "gateway_ip" in spec
@@ -211,7 +219,7 @@ def create_subnet(s: Session, ctx: RequestContext, settings: Settings, spec: dic
                                            "new subnet"),
         host_routes=_check_routes(net.version, spec.get("host_routes") or [], "new subnet"),
         enable_dhcp=enable_dhcp, ipv6_ra_mode=ra_mode, ipv6_address_mode=address_mode,
-        tags=spec.get("tags") or [])
+        subnetpool_id=pool.id if pool else None, tags=spec.get("tags") or [])
     _check_overlap(s, network.id, net, spec["cidr"])
     quotas.check(s, settings, owner, {"subnet": 1})
     s.add(subnet)

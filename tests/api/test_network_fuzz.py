@@ -7,13 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from cirrus.db.models import IPAllocation, Network, Port, SecurityGroup, Subnet
+from cirrus.db.models import IPAllocation, Network, Port, SecurityGroup, Subnet, SubnetPool
 from tests.api.network_helpers import NET, network, subnet
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.text(max_size=20)
     | st.sampled_from(["10.0.0.0/24", "10.0.0.5", "2001:db8::/64", "fa:16:3e:00:00:01",
-                       "ingress", "tcp", "slaac", "-1", "True"]),
+                       "ingress", "tcp", "slaac", "-1", "True", "24", "64"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10),
                                                                       children, max_size=3),
     max_leaves=10,
@@ -22,7 +22,10 @@ FIELDS = {
     "networks": ("network", ["name", "shared", "mtu", "admin_state_up", "router:external",
                              "provider:segmentation_id", "tags", "is_default"]),
     "subnets": ("subnet", ["network_id", "cidr", "ip_version", "gateway_ip", "allocation_pools",
-                           "dns_nameservers", "host_routes", "enable_dhcp", "ipv6_address_mode"]),
+                           "dns_nameservers", "host_routes", "enable_dhcp", "ipv6_address_mode",
+                           "subnetpool_id", "prefixlen", "use_default_subnetpool"]),
+    "subnetpools": ("subnetpool", ["prefixes", "min_prefixlen", "max_prefixlen",
+                                   "default_prefixlen", "is_default", "shared", "name"]),
     "ports": ("port", ["network_id", "fixed_ips", "mac_address", "security_groups",
                        "device_owner", "binding:host_id", "port_security_enabled"]),
     "security-group-rules": ("security_group_rule", [
@@ -37,7 +40,7 @@ _FIXTURES: dict[int, dict] = {}
 def rows(cloud) -> tuple[int, ...]:
     with cloud.db.reader() as s:
         return tuple(s.scalar(select(func.count()).select_from(m))
-                     for m in (Network, Subnet, Port, IPAllocation, SecurityGroup))
+                     for m in (Network, Subnet, Port, IPAllocation, SecurityGroup, SubnetPool))
 
 
 def fixture_ids(api, cloud, member) -> dict:
@@ -46,8 +49,12 @@ def fixture_ids(api, cloud, member) -> dict:
         net = network(api, member)
         sub = subnet(api, member, net["id"], "10.0.0.0/28")
         groups = api.get(f"{NET}/security-groups", headers=member.headers).json()
+        pool = api.post(f"{NET}/subnetpools", headers=member.headers, json={"subnetpool": {
+            "prefixes": ["10.100.0.0/16"], "min_prefixlen": 16, "default_prefixlen": 24}})
+        assert pool.status_code == 201, pool.text
         _FIXTURES[id(cloud)] = {"network_id": net["id"], "subnet_id": sub["id"],
-                                "security_group_id": groups["security_groups"][0]["id"]}
+                                "security_group_id": groups["security_groups"][0]["id"],
+                                "subnetpool_id": pool.json()["subnetpool"]["id"]}
     return _FIXTURES[id(cloud)]
 
 
@@ -71,7 +78,7 @@ def test_random_creates_are_4xx_or_created(api, cloud, member, collection, data)
     body = data.draw(bodies(collection))
     if isinstance(body, dict) and isinstance(body.get(FIELDS[collection][0]), dict):
         inner = body[FIELDS[collection][0]]
-        for key in ("network_id", "security_group_id"):  # real ids, so deeper checks run
+        for key in ("network_id", "security_group_id", "subnetpool_id"):  # real ids: deeper checks
             if key in FIELDS[collection][1] and data.draw(st.booleans()):
                 inner[key] = ids[key]
     before = rows(cloud)
@@ -99,7 +106,7 @@ def test_random_updates_are_4xx_or_applied(api, cloud, member, collection, data)
 
 @FUZZ
 @given(collection=st.sampled_from(["networks", "subnets", "ports", "security-groups",
-                                   "security-group-rules"]),
+                                   "security-group-rules", "subnetpools"]),
        params=st.dictionaries(st.sampled_from(["limit", "marker", "sort_key", "sort_dir",
                                                "fields", "name", "shared", "fixed_ips",
                                                "tags", "page_reverse", "ip_version", "mtu"]),

@@ -56,9 +56,10 @@ def test_extensions_list_what_is_implemented_and_nothing_else(api, member):
     aliases = {ext["alias"] for ext in r.json()["extensions"]}
     assert {"external-net", "provider", "quotas", "security-group", "binding", "port-security",
             "auto-allocated-topology", "standard-attr-revisions", "net-mtu", "router",
-            "extraroute", "ext-gw-mode", "allowed-address-pairs"} <= aliases
+            "extraroute", "ext-gw-mode", "allowed-address-pairs", "subnet_allocation",
+            "default-subnetpools"} <= aliases
     assert not aliases & {"dvr", "l3-ha", "l3-flavors", "dns-integration",
-                          "qos", "default-subnetpools", "extra_dhcp_opt"}
+                          "qos", "extra_dhcp_opt", "address-scope", "subnetpool-prefix-ops"}
     r = api.get(f"{NET}/extensions/binding", headers=member.headers)
     assert r.json()["extension"]["name"] == "Port Binding"
     r = api.get(f"{NET}/extensions/dvr", headers=member.headers)

@@ -111,7 +111,7 @@ def test_bad_cidrs_are_refused(api, cloud, member, cidr):
     ({"ipv6_address_mode": "bogus"}, "Invalid input for ipv6_address_mode"),
     ({"ip_version": 5}, "Invalid input for ip_version"),
     ({"subnetpool_id": "pool"}, "Invalid input for subnetpool_id"),
-    ({"prefixlen": 24}, "Unrecognized attribute(s) 'prefixlen'"),
+    ({"prefixlen": 24}, "cidr and prefixlen must not be supplied together"),
 ])
 def test_invalid_subnets_are_400_and_nothing_is_made(api, cloud, member, body, words):
     net = network(api, member)

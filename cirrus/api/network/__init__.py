@@ -20,7 +20,8 @@ from cirrus.errors import CirrusError
 
 SERVICE = "network"
 MODULES = ("versions", "networks", "subnets", "ports", "security_groups", "quotas",
-           "auto_topology", "tags", "empty_lists", "routers", "floating_ips")
+           "auto_topology", "tags", "empty_lists", "routers", "floating_ips",
+           "subnetpools")
 
 
 def neutron_errors(handler: Callable[..., Any]) -> Callable[..., Any]:

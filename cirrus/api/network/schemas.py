@@ -62,6 +62,12 @@ integer = {"anyOf": [{"type": "integer", "minimum": -INT32_MAX - 1, "maximum": I
 port_number = {"type": ["null", "integer", "string"]}
 string_list = {"type": "array", "items": {"type": "string", "maxLength": 255}}
 tags = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}}
+uuid = {"type": "string", "pattern": "^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$"}
+# Neutron's type:non_negative (a number or its digits) and a prefix length (0-128).
+non_negative = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": INT32_MAX},
+                          {"type": "string", "pattern": "^[0-9]{1,9}$"}]}
+prefixlen = {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 128},
+                       {"type": "string", "pattern": "^[0-9]{1,3}$"}]}
 _OWNER = {"project_id": text, "tenant_id": text}
 _READONLY = ("id", "tenant_id", "project_id", "status", "created_at", "updated_at",
              "revision_number")
@@ -113,9 +119,11 @@ SUBNET_CREATE = {"type": "object", "required": ["network_id", "ip_version"], "pr
     "ip_version": {"enum": [4, 6, "4", "6"]},
     "ipv6_ra_mode": _IPV6_MODE,
     "ipv6_address_mode": _IPV6_MODE,
-    # Subnet pools, segments and service types do not exist here: only their "none" values.
-    "subnetpool_id": {"type": "null"},
-    "use_default_subnetpool": {"enum": [False, "false", "False"]},
+    # Subnet pools (cirrus.network.subnetpools); segments and service types do not exist
+    # here: only their "none" values.
+    "subnetpool_id": {"anyOf": [{"type": "null"}, uuid]},
+    "use_default_subnetpool": boolean,
+    "prefixlen": prefixlen,
     "segment_id": {"type": "null"},
     "service_types": {"type": "array", "maxItems": 0},
     "tags": tags,
@@ -123,6 +131,24 @@ SUBNET_CREATE = {"type": "object", "required": ["network_id", "ip_version"], "pr
 SUBNET_UPDATE = {"type": "object", "properties": _SUBNET}
 SUBNET_READONLY = (*_READONLY, "network_id", "cidr", "ip_version", "ipv6_ra_mode",
                    "ipv6_address_mode", "subnetpool_id", "segment_id", "service_types", "tags")
+
+# ---------------------------------------------------------------- subnet pools
+
+_SUBNETPOOL = {
+    "name": text,
+    "description": text,
+    "prefixes": {"type": "array", "items": {"type": "string", "maxLength": 64}},
+    "default_prefixlen": prefixlen,
+    "min_prefixlen": prefixlen,
+    "max_prefixlen": prefixlen,
+    "default_quota": {"anyOf": [{"type": "null"}, non_negative]},
+    "is_default": boolean,
+    "address_scope_id": {"type": "null"},  # address scopes do not exist here
+}
+SUBNETPOOL_CREATE = {"type": "object", "required": ["prefixes"], "properties": {
+    **_SUBNETPOOL, **_OWNER, "shared": boolean}}
+SUBNETPOOL_UPDATE = {"type": "object", "properties": _SUBNETPOOL}
+SUBNETPOOL_READONLY = (*_READONLY, "ip_version", "shared", "tags")
 
 # ---------------------------------------------------------------- ports
 

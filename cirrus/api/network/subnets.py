@@ -26,6 +26,7 @@ COLUMNS = {
     "project_id": ("project_id", as_text), "tenant_id": ("project_id", as_text),
     "cidr": ("cidr", as_text), "gateway_ip": ("gateway_ip", as_text),
     "ip_version": ("ip_version", parse_int), "enable_dhcp": ("enable_dhcp", parse_bool),
+    "subnetpool_id": ("subnetpool_id", as_text),
 }
 _COPIED = ("name", "description", "gateway_ip", "allocation_pools", "dns_nameservers",
            "host_routes", "network_id", "cidr", "ipv6_ra_mode", "ipv6_address_mode", "tags")
@@ -39,6 +40,13 @@ def subnet_spec(body: dict) -> dict[str, Any]:
         spec["enable_dhcp"] = to_bool(body["enable_dhcp"])
     if "ip_version" in body:
         spec["ip_version"] = int(body["ip_version"])
+    # Subnet pools: where the cidr comes from (cirrus.network.subnetpools).
+    if body.get("subnetpool_id"):
+        spec["subnetpool_id"] = body["subnetpool_id"]
+    if body.get("prefixlen") is not None:
+        spec["prefixlen"] = int(body["prefixlen"])
+    if "use_default_subnetpool" in body:
+        spec["use_default_subnetpool"] = to_bool(body["use_default_subnetpool"])
     return spec
 
 
@@ -57,9 +65,9 @@ def create_subnet(req: ApiRequest) -> Reply:
     specs = []
     for body in items:
         schemas.check(schemas.SUBNET_CREATE, body)
-        if "cidr" not in body:
-            raise BadRequest("Bad subnets request: a cidr must be specified in the absence "
-                             "of a subnet pool.")
+        if "cidr" in body and body.get("prefixlen") is not None:
+            raise BadRequest("Bad subnets request: cidr and prefixlen must not be supplied "
+                             "together.")
         spec = subnet_spec(body)
         spec["project_id"] = schemas.requested_owner(body)
         specs.append(spec)

@@ -1,5 +1,5 @@
-"""Tags on networks, subnets, ports, routers and floating IPs (Neutron's standard-attr-tag):
-/v2.0/{networks|subnets|ports|routers|floatingips}/{id}/tags[/{tag}], which
+"""Tags on networks, subnets, ports, routers, floating IPs and subnet pools (Neutron's
+standard-attr-tag): /v2.0/{networks|subnets|ports|routers|floatingips|subnetpools}/{id}/tags[/{tag}], which
 `openstack ... --tag` uses."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.network import schemas
 from cirrus.context import RequestContext
 from cirrus.errors import NotFound
-from cirrus.network import floating_ips, networks, ports, routers, subnets
+from cirrus.network import floating_ips, networks, ports, routers, subnetpools, subnets
 from cirrus.network.access import READ, require, require_owner
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 Getter = Callable[["Session", RequestContext, str], Any]
 GETTERS: dict[str, Getter] = {"networks": networks.get_network, "subnets": subnets.get_subnet,
                               "ports": ports.get_port, "routers": routers.get_router,
-                              "floatingips": floating_ips.get_floatingip}
+                              "floatingips": floating_ips.get_floatingip,
+                              "subnetpools": subnetpools.get_subnetpool}
 
 
 def _read(req: ApiRequest, collection: str, resource_id: str) -> list[str]:

@@ -46,7 +46,7 @@ EXTENSIONS = (
      "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
      "standard attributes.", "2016-09-12T10:00:00-00:00"),
     ("standard-attr-tag", "Tag support for resources with standard attribute: network, "
-     "subnet, port, router, floatingip",
+     "subnet, port, router, floatingip, subnetpool",
      "Enables to set tag on resources with standard attribute.",
      "2017-01-01T00:00:00-00:00"),
     ("project-id", "project_id field enabled",
@@ -69,11 +69,17 @@ EXTENSIONS = (
     ("ext-gw-mode", "Neutron L3 Configurable external gateway mode",
      "Extension of the router abstraction for specifying whether SNAT should occur on the "
      "external gateway", "2013-03-28T10:00:00-00:00"),
+    # Subnet pools (cirrus.network.subnetpools).
+    ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet "
+     "pool", "2015-03-30T10:00:00-00:00"),
+    ("default-subnetpools", "Default Subnetpools", "Provides ability to mark and use a "
+     "subnetpool as the default.", "2016-02-18T18:00:00-00:00"),
 )
 COLLECTIONS = (("network", "networks"), ("subnet", "subnets"), ("port", "ports"),
                ("security_group", "security-groups"),
                ("security_group_rule", "security-group-rules"), ("quota", "quotas"),
-               ("router", "routers"), ("floatingip", "floatingips"))
+               ("router", "routers"), ("floatingip", "floatingips"),
+               ("subnetpool", "subnetpools"))
 
 
 def _extension(row: tuple[str, str, str, str]) -> dict:

@@ -12,7 +12,7 @@ import ipaddress
 from typing import Any
 
 from cirrus.context import RequestContext
-from cirrus.db.models import IPAllocation, Network, Port, SecurityGroup, Subnet
+from cirrus.db.models import IPAllocation, Network, Port, SecurityGroup, Subnet, SubnetPool
 from cirrus.network.model import bridge_name
 
 
@@ -72,7 +72,7 @@ def subnet_view(subnet: Subnet) -> dict[str, Any]:
         "enable_dhcp": subnet.enable_dhcp,
         "ipv6_ra_mode": subnet.ipv6_ra_mode,
         "ipv6_address_mode": subnet.ipv6_address_mode,
-        "subnetpool_id": None,
+        "subnetpool_id": subnet.subnetpool_id,
         "segment_id": None,
         "service_types": [],
         "tags": list(subnet.tags or []),
@@ -162,3 +162,25 @@ def subnet_keys() -> set[str]:
 
 def port_keys(ctx: RequestContext) -> set[str]:
     return set(port_view(ctx, Port(), []))
+
+
+def subnetpool_view(pool: SubnetPool) -> dict[str, Any]:
+    return {
+        "id": pool.id,
+        "name": pool.name,
+        "ip_version": pool.ip_version,
+        "prefixes": list(pool.prefixes or []),
+        "default_prefixlen": pool.default_prefixlen,
+        "min_prefixlen": pool.min_prefixlen,
+        "max_prefixlen": pool.max_prefixlen,
+        "default_quota": pool.default_quota,
+        "shared": pool.shared,
+        "is_default": pool.is_default,
+        "address_scope_id": None,
+        "tags": list(pool.tags or []),
+        **_standard(pool, pool.project_id),
+    }
+
+
+def subnetpool_keys() -> set[str]:
+    return set(subnetpool_view(SubnetPool()))

@@ -65,6 +65,7 @@ from cirrus.db.models.network import (
 )
 from cirrus.db.models.routers import FloatingIP, Router
 from cirrus.db.models.segments import SegmentAllocation
+from cirrus.db.models.subnetpools import SubnetPool
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
@@ -80,4 +81,5 @@ __all__ = [
     "MetadefResourceTypeAssociation", "ImageTask",
     "SegmentAllocation",  # l2
     "Router", "FloatingIP",  # L3 (issue 14)
+    "SubnetPool",  # subnet pools
 ]

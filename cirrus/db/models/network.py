@@ -53,6 +53,8 @@ class Subnet(TimestampMixin, Base):
     enable_dhcp: Mapped[bool] = mapped_column(Boolean, default=True)
     ipv6_ra_mode: Mapped[str | None] = mapped_column(String(32))
     ipv6_address_mode: Mapped[str | None] = mapped_column(String(32))
+    # The subnet pool its cidr was allocated from (None: none).
+    subnetpool_id: Mapped[str | None] = mapped_column(ForeignKey("subnetpools.id"), index=True)
     tags: Mapped[list] = mapped_column(JSON, default=list)
     revision_number: Mapped[int] = mapped_column(Integer, default=0)
 
