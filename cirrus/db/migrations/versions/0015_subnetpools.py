@@ -1,6 +1,6 @@
 """subnetpools and subnets.subnetpool_id: Neutron subnet pools (subnet_allocation)
 
-Revision ID: 0016_subnetpools
+Revision ID: 0015_subnetpools
 Revises: 0014_port_security
 """
 
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision = "0016_subnetpools"
+revision = "0015_subnetpools"
 down_revision = "0014_port_security"
 branch_labels = None
 depends_on = None
