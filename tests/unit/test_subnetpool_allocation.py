@@ -48,3 +48,28 @@ def test_concurrent_creates_take_distinct_blocks(db_url, cloud_on):
             cloud.db.run(lambda s: subnets.create_subnet(s, ctx, cloud.settings, {
                 "network_id": net_ids[0], "ip_version": 4, "subnetpool_id": pool_id,
                 "prefixlen": 16}))
+
+
+def test_concurrent_overlapping_subnets_on_one_network_make_one(db_url, cloud_on):
+    """The overlap check of a plain subnet create reads the network's subnets with a locking
+    read after the network row is locked: under MariaDB's repeatable read a plain read would
+    still see the snapshot taken before the lock and miss a subnet committed meanwhile."""
+    with cloud_on(db_url, roles=False) as cloud:
+        ctx = RequestContext(project_id=uuid.uuid4().hex, roles=["member", "reader"])
+        net_id = cloud.db.run(lambda s: networks.create_network(
+            s, ctx, cloud.settings, {"name": "n"}).id)
+
+        def make(i: int) -> str:
+            spec = {"network_id": net_id, "ip_version": 4, "cidr": f"10.30.0.0/{24 + i % 2}"}
+            try:
+                return cloud.db.run(lambda s: subnets.create_subnet(
+                    s, ctx, cloud.settings, dict(spec)).cidr)
+            except CirrusError as exc:
+                return type(exc).__name__
+
+        with ThreadPoolExecutor(WORKERS) as workers:
+            results = list(workers.map(make, range(WORKERS)))
+        assert len([r for r in results if r.startswith("10.")]) == 1, results
+        with cloud.db.reader() as s:
+            assert s.scalar(select(func.count()).select_from(Subnet)
+                            .where(Subnet.network_id == net_id)) == 1
