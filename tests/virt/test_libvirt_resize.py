@@ -14,7 +14,7 @@ import pytest
 
 from cirrus.agent.service import Agent
 from cirrus.bus.local import LocalBus
-from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN
+from cirrus.compute.states import NOSTATE, RUNNING, SHUTDOWN, SUSPENDED
 from cirrus.config import Settings
 from cirrus.virt.libvirt.build import ROOT_DISK
 from cirrus.virt.libvirt.domain import DomainConfig, domain_xml
@@ -85,8 +85,7 @@ def test_power_off_of_a_paused_or_suspended_domain_is_prompt_and_leaves_it_off(
         spawner: Spawner, how: str) -> None:
     """What a shelve of a paused or suspended server does first (Nova allows both): a paused
     guest cannot shut itself down, so it is stopped at once rather than after
-    libvirt_shutdown_timeout; a suspended one's saved memory is discarded, so its next
-    start boots afresh."""
+    libvirt_shutdown_timeout; a suspended one is off already (its memory kept beside it)."""
     spawner.driver.settings.libvirt_shutdown_timeout = 120.0
     spec = spawner.spec(spawner.blank_image())
     spawner.driver.spawn(spec)
@@ -95,7 +94,7 @@ def test_power_off_of_a_paused_or_suspended_domain_is_prompt_and_leaves_it_off(
     spawner.driver.power_off(spec.uuid)
     assert time.monotonic() - started < 60  # not the 120 s a clean shutdown would wait
     dom = spawner.domain(spec.uuid)
-    assert not dom.isActive() and not dom.hasManagedSaveImage(0)
-    assert spawner.driver.power_state(spec.uuid) == SHUTDOWN
+    assert not dom.isActive() and dom.hasManagedSaveImage(0) == (how == "suspend")
+    assert spawner.driver.power_state(spec.uuid) == (SHUTDOWN if how == "pause" else SUSPENDED)
     spawner.driver.power_on(spec.uuid)
     assert spawner.driver.power_state(spec.uuid) == RUNNING

@@ -27,12 +27,9 @@ class Operations(ConfigDrives):
     def power_off(self, uuid: str) -> None:
         """A clean power-off, or the plug pulled after libvirt_shutdown_timeout. A paused
         guest cannot shut itself down: it is stopped at once. A suspended one (a managed
-        save) is off already: its saved memory is discarded, so it next boots afresh."""
+        save) is off already and keeps its saved memory (a soft delete's restore resumes
+        it; a destroy removes it)."""
         dom = self._require(uuid)
-        if self._call(f"reading the saved state of {uuid}",
-                      lambda c: dom.hasManagedSaveImage(0)):
-            self._call(f"discarding the saved memory of {uuid}",
-                       lambda c: dom.managedSaveRemove(0))
         if self._call(f"reading state of {uuid}",
                       lambda c: dom.state()[0]) == libvirt.VIR_DOMAIN_PAUSED:
             self._stop(dom, uuid)
