@@ -42,6 +42,21 @@ def settings(tmp_path) -> Iterator[Settings]:
         yield make_settings(tmp_path, database_url=url)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a server database (CIRRUS_TEST_DATABASE), run only the tests that use it: those
+    built on `settings` (the `cloud` fixture and all above it). The others do not change
+    with it (pure unit tests, lint and type checks, tests that name their backends through
+    `db_url`, already run on every server in the SQLite pass): run again, they only cost CI
+    time."""
+    if TEST_DATABASE == "sqlite":
+        return
+    keep = [item for item in items if "settings" in getattr(item, "fixturenames", ())]
+    dropped = [item for item in items if "settings" not in getattr(item, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Drop the server databases the `settings` fixture kept for reuse."""
     import sys
