@@ -187,8 +187,10 @@ def test_only_admins_set_provider_attributes(api, cloud, admin, member, reader, 
     r = api.get(f"{NET}/networks/{net['id']}", headers=other_member.headers)
     assert r.status_code == 404
     mine = network(api, member)
+    # Not the network's own VNI (members get one of the first free ones; sending the same
+    # value is allowed): one far above them.
     r = api.put(f"{NET}/networks/{mine['id']}", json={"network": {
-        "provider:segmentation_id": 5}}, headers=member.headers)
+        "provider:segmentation_id": 65000}}, headers=member.headers)
     assert r.status_code == 403
     with cloud.db.reader() as s:  # nothing half-written by the refusals
         kinds = sorted(s.scalars(select(SegmentAllocation.network_type)))
