@@ -6,6 +6,7 @@ processes in it (../shared/PLATFORM.md "Network tests": no traffic leaves them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -95,3 +96,36 @@ def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def cloud_with_agent_in(settings, host: str, host_ns: str, service_binary: str):
+    """A cloud (scheduler, conductor) and one fake-driver agent whose linuxbridge dataplane
+    works in `host_ns`, once the agent has registered its `service_binary` service (the DHCP
+    or L3 one); yields (cloud, agent) and stops the cloud after."""
+    from sqlalchemy import select
+
+    from cirrus.agent.service import Agent
+    from cirrus.db.models import Service
+    from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
+    from cirrus.runtime import Cloud
+    from cirrus.virt.fake import FakeDriver
+    from tests.conftest import ADMIN_PASSWORD
+
+    c = Cloud(settings)
+    c.upgrade_schema()
+    c.bootstrap(ADMIN_PASSWORD)
+    c.start_roles(["scheduler", "conductor"])
+    driver = FakeDriver(host, settings.fake, Path(settings.data_dir) / "fake-hosts", settings)
+    agent = Agent(settings, c.bus, host, driver, dataplane=LinuxBridgeDataplane(netns=host_ns))
+    agent.start()
+    c.roles.append(agent)
+
+    def registered() -> bool:
+        with c.db.reader() as s:
+            return s.scalar(select(Service.id).where(Service.binary == service_binary)) is not None
+    try:
+        wait_for(registered, what=f"the agent's {service_binary} service")
+        yield c, agent
+    finally:
+        c.stop()

@@ -9,19 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from cirrus.agent.service import Agent
-from cirrus.db.models import Service
 from cirrus.hosts.liveness import DHCP_BINARY
-from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 from cirrus.network.dhcp.server import DnsmasqDhcp, namespace_name
 from cirrus.network.model import bridge_name
 from cirrus.runtime import Cloud
-from cirrus.virt.fake import FakeDriver
 from tests.api.network_helpers import NET, network, port, subnet
-from tests.conftest import ADMIN_PASSWORD
-from tests.network.conftest import ip, wait_for
+from tests.network.conftest import cloud_with_agent_in, ip, wait_for
 from tests.network.dhcpclient import Guest
 
 HOST = "dhcp-host-1"
@@ -35,26 +30,11 @@ def host_ns(namespaces) -> str:
 @pytest.fixture
 def cloud(settings, host_ns, dnsmasq) -> Iterator[Cloud]:
     settings.dhcp_agent = True
-    c = Cloud(settings)
-    c.upgrade_schema()
-    c.bootstrap(ADMIN_PASSWORD)
-    c.start_roles(["scheduler", "conductor"])
-    driver = FakeDriver(HOST, settings.fake, Path(settings.data_dir) / "fake-hosts", settings)
-    agent = Agent(settings, c.bus, HOST, driver, dataplane=LinuxBridgeDataplane(netns=host_ns))
-    assert isinstance(agent.dhcp, DnsmasqDhcp)
-    agent.start()
-    c.roles.append(agent)
-
-    def registered() -> bool:
-        with c.db.reader() as s:
-            return s.scalar(select(Service.id).where(Service.binary == DHCP_BINARY)) is not None
-    wait_for(registered, what="the DHCP agent's service")
-    try:
+    with cloud_with_agent_in(settings, HOST, host_ns, DHCP_BINARY) as (c, agent):
+        assert isinstance(agent.dhcp, DnsmasqDhcp)
         yield c
-    finally:
-        c.stop()
-        for network_id in list(agent.dhcp.served()):
-            agent.dhcp.remove(network_id)
+    for network_id in list(agent.dhcp.served()):
+        agent.dhcp.remove(network_id)
 
 
 def the_agent(cloud: Cloud) -> Agent:

@@ -15,16 +15,13 @@ import pytest
 from sqlalchemy import select
 
 from cirrus.agent.service import Agent
-from cirrus.db.models import Port, Service
+from cirrus.db.models import Port
 from cirrus.hosts.liveness import L3_BINARY
-from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
 from cirrus.network.l3.agent import NamespaceRouters, namespace_name
 from cirrus.network.model import bridge_name
 from cirrus.runtime import Cloud
-from cirrus.virt.fake import FakeDriver
 from tests.api.network_helpers import NET, create, network, port, subnet
-from tests.conftest import ADMIN_PASSWORD
-from tests.network.conftest import ip, wait_for
+from tests.network.conftest import cloud_with_agent_in, ip, wait_for
 from tests.network.test_router import SERVER, seen_by
 from tests.services import require
 
@@ -40,26 +37,11 @@ def host_ns(namespaces) -> str:
 def cloud(settings, host_ns) -> Iterator[Cloud]:
     require(shutil.which("nft") is not None, "nftables (nft) is not installed")
     settings.l3_agent = True
-    c = Cloud(settings)
-    c.upgrade_schema()
-    c.bootstrap(ADMIN_PASSWORD)
-    c.start_roles(["scheduler", "conductor"])
-    driver = FakeDriver(HOST, settings.fake, Path(settings.data_dir) / "fake-hosts", settings)
-    agent = Agent(settings, c.bus, HOST, driver, dataplane=LinuxBridgeDataplane(netns=host_ns))
-    assert isinstance(agent.routers, NamespaceRouters)
-    agent.start()
-    c.roles.append(agent)
-
-    def registered() -> bool:
-        with c.db.reader() as s:
-            return s.scalar(select(Service.id).where(Service.binary == L3_BINARY)) is not None
-    wait_for(registered, what="the L3 agent's service")
-    try:
+    with cloud_with_agent_in(settings, HOST, host_ns, L3_BINARY) as (c, agent):
+        assert isinstance(agent.routers, NamespaceRouters)
         yield c
-    finally:
-        c.stop()
-        for router_id in list(agent.routers.served()):
-            agent.routers.remove(router_id)
+    for router_id in list(agent.routers.served()):
+        agent.routers.remove(router_id)
 
 
 def nat_rules(ns: str) -> str:
