@@ -165,6 +165,12 @@ class Settings:
     # l3_agent: this host's agent runs the routers scheduled to it (a qrouter namespace
     # each); on in `cirrus all-in-one --virt-driver libvirt`.
     l3_agent: bool = False
+    # Block storage (issue 15; docs/volumes.md). volume_backends: name -> "KIND[:OPTIONS]"
+    # (kinds: file, rbd, fake); empty: {"file": "file"}, qcow2 files under <data_dir>/volumes.
+    # A volume type picks one by its `volume_backend_name` extra spec, else
+    # default_volume_backend (empty: the first).
+    volume_backends: dict[str, str] = field(default_factory=dict)
+    default_volume_backend: str = ""
     # The external network `cirrus all-in-one --virt-driver libvirt` makes if none of that
     # name exists (flat, on the physical network of the same name, no DHCP); "": none.
     all_in_one_external_network: str = "public"
