@@ -28,6 +28,7 @@ from cirrus.compute.rpcapi import (
     AgentReport,
     ConductorAPI,
     ResizeResult,
+    RouterStatus,
     ShelveResult,
     SnapshotResult,
     SpawnResult,
@@ -40,6 +41,7 @@ from cirrus.network.dataplane import Dataplane, load_dataplane
 from cirrus.network.dhcp.model import DhcpNetwork
 from cirrus.network.dhcp.server import DhcpServer, load_dhcp
 from cirrus.network.l3.agent import RouterHost, load_routers
+from cirrus.network.l3.agent import failure as l3_failure
 from cirrus.network.l3.model import RouterConfig
 from cirrus.network.model import NetworkPeer, Nic
 from cirrus.network.port_filter import HostFilterState
@@ -527,14 +529,34 @@ class Agent:
         if self.routers is None:
             log.warning("l3: %s runs no routers (l3_agent off): router %s ignored",
                         self.host, request.router_id)
+            if request.router is not None:
+                self._report_router(ctx, request.router_id, request.stamp,
+                                    f"l3_agent is off on {self.host}")
             return
         with self._l3_lock:
             if not self._l3_fresh(request.router_id, request.stamp):
                 return
             if request.router is None:
                 self.routers.remove(request.router_id)
-            else:
+                return
+            try:
                 self.routers.sync(RouterConfig.from_dict(request.router))
+            except Exception as exc:  # the control side marks it ERROR, saying why
+                log.exception("l3: router %s could not be made on %s", request.router_id,
+                              self.host)
+                self._report_router(ctx, request.router_id, request.stamp, l3_failure(exc))
+                return
+            self._report_router(ctx, request.router_id, request.stamp, None)
+
+    def _report_router(self, ctx: RequestContext, router_id: str, stamp: float,
+                       error: str | None) -> None:
+        """Tell the control side what became of a router (its status follows)."""
+        try:
+            self.conductor.router_status(ctx, RouterStatus(
+                host=self.host, router_id=router_id, built=error is None, error=error,
+                stamp=stamp))
+        except Exception:  # the next full report tells it again
+            log.exception("l3: the status of router %s could not be reported", router_id)
 
     def sync_routers_all(self, ctx: RequestContext,
                          payload: rpcapi.SyncRoutersAll | Received) -> None:
@@ -552,7 +574,9 @@ class Agent:
             for router_id, router in self.routers.served().items():
                 if stamps.get(router_id, 0.0) > request.stamp:
                     wanted.setdefault(router_id, router)
-            self.routers.sync_all(list(wanted.values()))
+            outcome = self.routers.sync_all(list(wanted.values()))
+            for router_id, error in sorted(outcome.items()):
+                self._report_router(ctx, router_id, request.stamp, error)
 
     def list_instances(self, ctx: RequestContext,
                        payload: rpcapi.ListInstances | Received) -> dict[str, int]:

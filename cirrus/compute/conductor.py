@@ -136,6 +136,13 @@ class Conductor:
     def revert_resize(self, ctx: RequestContext, payload: dict) -> None:
         resize.revert(self.deps, ctx, payload)
 
+    # ---- routers (issue 14, l3): what an L3 host made of a router sets its status
+    def router_status(self, ctx: RequestContext, payload: dict) -> None:
+        from cirrus.network.l3.control import record_status
+
+        record_status(self.db, payload["host"], payload["router_id"], bool(payload["built"]),
+                      payload.get("error"))
+
     # ---- hosts: agent reports and reconciliation live in cirrus.hosts
     def agent_report(self, ctx: RequestContext, report: dict) -> None:
         reports.handle_report(ctx, report, db=self.db, settings=self.settings,

@@ -179,6 +179,18 @@ class AgentReport(Payload):
     l3: bool = False  # the agent runs routers (l3_agent; cirrus.network.l3)
 
 
+@dataclass(frozen=True)
+class RouterStatus(Payload):
+    """What an L3 host made of a router it was told to run (issue 14, l3): `built` once its
+    namespace is as the message said, else `error` says why. `stamp`: that message's."""
+
+    host: str
+    router_id: str
+    built: bool
+    error: str | None = None
+    stamp: float = 0.0
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "build_instances": BuildInstances,
     "spawn_result": SpawnResult,
@@ -198,6 +210,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "resize_result": ResizeResult,
     "confirm_resize": ResizeDecision,
     "revert_resize": ResizeDecision,
+    "router_status": RouterStatus,
 }
 
 
@@ -222,6 +235,7 @@ class ConductorHandler(Protocol):
     def resize_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def confirm_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def revert_resize(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def router_status(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
 
 
 def endpoints(handler: ConductorHandler) -> dict[str, BusHandler]:
@@ -306,3 +320,7 @@ class ConductorAPI:
 
     def revert_resize(self, ctx: RequestContext, uuid: str) -> None:
         self._cast(ctx, "revert_resize", ResizeDecision(uuid=uuid))
+
+    # ---- routers (issue 14, l3)
+    def router_status(self, ctx: RequestContext, status: RouterStatus) -> None:
+        self._cast(ctx, "router_status", status)

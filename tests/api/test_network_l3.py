@@ -188,3 +188,103 @@ def test_a_changed_subnet_or_network_reaches_the_routers_on_it(cloud, api, admin
     assert r.status_code == 200, r.text
     wait_for(lambda: running(cloud, router["id"])[host].interfaces[0].mtu == 1300,
              "the new MTU")
+
+
+# ---- a router's status follows what its host made of it (docs/networking.md, "Router status")
+
+
+def status(api, caller, router_id: str) -> str:
+    r = api.get(f"{NET}/routers/{router_id}", headers=caller.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["router"]["status"]
+
+
+def test_a_router_is_allocating_until_its_host_reports_it_built(cloud, api, member, public,
+                                                                monkeypatch):
+    import threading
+
+    from cirrus.network.l3.agent import RecordingRouters
+
+    router = make_router(api, member)
+    assert router["status"] == "ACTIVE"  # no leg: nothing to build anywhere (as Neutron)
+    building = threading.Event()
+    release = threading.Event()
+
+    def slow(self, config, before):  # the host takes its time making the namespace
+        building.set()
+        assert release.wait(10)
+
+    monkeypatch.setattr(RecordingRouters, "_converge", slow)
+    r = api.put(f"{NET}/routers/{router['id']}", headers=member.headers,
+                json={"router": {"external_gateway_info": {"network_id": public["id"]}}})
+    assert r.status_code == 200, r.text
+    assert building.wait(10)
+    assert status(api, member, router["id"]) == "ALLOCATING"
+    release.set()
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE")
+    listed = api.get(f"{NET}/routers?status=ACTIVE", headers=member.headers).json()
+    assert router["id"] in {x["id"] for x in listed["routers"]}
+
+
+def test_a_router_its_host_cannot_build_is_error_saying_why_then_active_again(
+        cloud, api, member, public, monkeypatch, caplog):
+    from cirrus.network.l3.agent import RecordingRouters
+
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    [host] = wait_for(lambda: running(cloud, router["id"]), "the router on a host")
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE")
+
+    def broken(self, config, before):
+        raise RuntimeError("ip netns add: Cannot create namespace file: No space left")
+
+    monkeypatch.setattr(RecordingRouters, "_converge", broken)
+    r = api.put(f"{NET}/routers/{router['id']}", headers=member.headers,
+                json={"router": {"routes": [{"destination": "10.99.0.0/16",
+                                             "nexthop": "198.51.100.1"}]}})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: status(api, member, router["id"]) == "ERROR", "the router in ERROR")
+    said = [rec.getMessage() for rec in caplog.records
+            if rec.levelname == "ERROR" and rec.name == "cirrus.network.l3.control"]
+    assert any(router["id"] in m and host in m and "No space left" in m for m in said), said
+
+    monkeypatch.undo()  # the host can build it again: the next change (or full report) heals
+    r = api.put(f"{NET}/routers/{router['id']}", headers=member.headers,
+                json={"router": {"routes": []}})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE again")
+
+
+def test_a_report_from_a_host_that_does_not_run_the_router_changes_nothing(
+        cloud, api, member, public):
+    from cirrus.network.l3.control import record_status
+
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    [host] = wait_for(lambda: running(cloud, router["id"]), "the router on a host")
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE")
+    other = next(h for h in agents(cloud) if h != host)
+    assert record_status(cloud.db, other, router["id"], False, "stale") is None
+    assert record_status(cloud.db, host, "no-such-router", False, "gone") is None
+    assert status(api, member, router["id"]) == "ACTIVE"
+    assert record_status(cloud.db, host, router["id"], False, "late failure") == "ERROR"
+    assert status(api, member, router["id"]) == "ERROR"
+
+
+def test_a_router_with_no_live_l3_host_waits_allocating_then_runs(cloud, api, member, public,
+                                                                  caplog):
+    from cirrus.context import RequestContext
+    from cirrus.network.l3.control import sync_host
+
+    with cloud.db.writer() as s:  # every L3 host disabled: none can take a router
+        s.execute(update(Service).where(Service.binary == L3_BINARY).values(disabled=True))
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    wait_for(lambda: status(api, member, router["id"]) == "ALLOCATING", "ALLOCATING")
+    assert running(cloud, router["id"]) == {}
+    assert any(router["id"] in rec.getMessage() and "no live L3 host" in rec.getMessage()
+               for rec in caplog.records if rec.levelname == "WARNING")
+    host = sorted(agents(cloud))[0]
+    with cloud.db.writer() as s:
+        s.execute(update(Service).where(Service.binary == L3_BINARY, Service.host == host)
+                  .values(disabled=False))
+    sync_host(cloud, RequestContext.admin(), host)  # what its next full report does
+    wait_for(lambda: set(running(cloud, router["id"])) == {host}, "the router on the host")
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE")

@@ -133,6 +133,12 @@ SAMPLES: list[Payload] = [
     agent_rpcapi.SyncRouter(router_id="r-1", router=None, stamp=1733480000.5),
     agent_rpcapi.SyncRoutersAll(routers=[{"router_id": "r-1"}], stamp=1733480000.5),
     compute_rpcapi.AgentReport(host="fake-1", dhcp=True, l3=True),
+    # a router's status from its host (issue 14, l3)
+    compute_rpcapi.RouterStatus(host="fake-1", router_id="r-1", built=True,
+                                stamp=1733480000.5),
+    compute_rpcapi.RouterStatus(host="fake-1", router_id="r-1", built=False,
+                                error="RuntimeError: ip netns add: File exists",
+                                stamp=1733480000.5),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -197,6 +203,9 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("agent", "sync_dhcp_all", {"networks": [], "stamp": 0.0}),
     ("agent", "sync_router", {"router_id": "r-1", "router": None, "stamp": 0.0}),
     ("agent", "sync_routers_all", {"routers": [], "stamp": 0.0}),
+    # a router's status from its host (issue 14, l3): a new message, its first form
+    ("conductor", "router_status", {"host": "fake-1", "router_id": "r-1", "built": True,
+                                    "error": None, "stamp": 0.0}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 TABLE = "cirrus-router"
 
 
+def failure(exc: BaseException) -> str:
+    """What the control side is told of a router that could not be made (one line)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
 def namespace_name(router_id: str, netns: str | None = None) -> str:
     """`qrouter-<router id>`; inside a dataplane namespace (tests) prefixed with its name."""
     return f"{netns}-qrouter-{router_id}" if netns else f"qrouter-{router_id}"
@@ -113,8 +119,10 @@ class RouterHost(abc.ABC):
             shutil.rmtree(self.state_dir / router_id, ignore_errors=True)
             log.info("l3: router %s no longer run here", router_id)
 
-    def sync_all(self, routers: list[RouterConfig]) -> None:
-        """Run exactly `routers` (the control side's full state): the others go."""
+    def sync_all(self, routers: list[RouterConfig]) -> dict[str, str | None]:
+        """Run exactly `routers` (the control side's full state): the others go. Returns
+        router id -> None if it was made, else why not (the agent reports each)."""
+        outcome: dict[str, str | None] = {}
         with self._lock:
             wanted = {r.router_id for r in routers}
             for router_id in set(self.served()) - wanted:
@@ -122,8 +130,11 @@ class RouterHost(abc.ABC):
             for router in routers:
                 try:
                     self.sync(router)
-                except Exception:
+                    outcome[router.router_id] = None
+                except Exception as exc:
                     log.exception("l3: router %s could not be made", router.router_id)
+                    outcome[router.router_id] = failure(exc)
+        return outcome
 
     def restore(self) -> None:
         """Make again every router recorded in the state directory (agent start)."""

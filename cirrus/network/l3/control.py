@@ -10,6 +10,12 @@ committed change to the router, its ports or its floating IPs (`L3Notifier`), an
 of what it runs on each full report (`sync_host`). A router that moved, was deleted, lost
 its last leg or was set administratively down is removed from the host that had it
 (`sync_router` with nothing).
+
+A router's `status` follows its host (docs/networking.md, "Router status"): ALLOCATING
+while it waits for a host to build it (given one, moved, or no live L3 host at all),
+ACTIVE once that host reports its namespace built (`router_status`, `record_status`) or
+when it is to run nowhere (no leg, administratively down), ERROR when the host reports it
+could not build it (the reason in the log); the next report of that host sets it again.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.config import Settings
 from cirrus.context import RequestContext
+from cirrus.db.engine import Database
 from cirrus.db.models import FloatingIP, Network, Port, Router, Service, Subnet
 from cirrus.hosts.liveness import L3_BINARY, service_is_up
 from cirrus.network import l2pop
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 OWNERS = (INTERFACE_OWNER, GATEWAY_OWNER)
 Cast = tuple[str, str, RouterConfig | None]  # (host, router id, configuration or None)
+ACTIVE, ALLOCATING, ERROR = "ACTIVE", "ALLOCATING", "ERROR"  # a router's status (Neutron's)
 REBOUND = "l3.rebound"  # in Session.info: networks whose router ports were bound anew
 MOVED = "l3.moved"  # in Session.info: routers given a host (another, or a first one)
 
@@ -70,8 +78,12 @@ def _load(s: Session) -> dict[str, int]:
 
 def schedule(s: Session, settings: Settings, router: Router | None,
              ports: list[Port]) -> str | None:
-    """The host to run the router (binding its ports there), or None (not to run)."""
-    if router is None or not ports or not router.admin_state_up:
+    """The host to run the router (binding its ports there), or None (not to run); sets
+    the router's status when that changes what is to be built where."""
+    if router is None:
+        return None
+    if not ports or not router.admin_state_up:
+        _set_status(router, ACTIVE)  # nothing to build anywhere
         return None
     live = live_l3_hosts(s, settings)
     current = next((p.binding_host_id for p in ports if p.binding_host_id), None)
@@ -80,15 +92,54 @@ def schedule(s: Session, settings: Settings, router: Router | None,
         load = _load(s)
         host = min(live, key=lambda h: (load.get(h, 0), h))
     if host is None:
+        if router.status != ALLOCATING:
+            log.warning("l3: no live L3 host can run router %s: it waits (%s) for one",
+                        router.id, ALLOCATING)
+        _set_status(router, ALLOCATING)
         return None
     for port in ports:
         if port.binding_host_id != host:
             port.binding_host_id = host
             s.info.setdefault(REBOUND, set()).add(port.network_id)
     if host != current:
+        _set_status(router, ALLOCATING)  # until its new host reports it built
         s.info.setdefault(MOVED, set()).add(router.id)
         log.info("l3: router %s runs on %s", router.id, host)
     return host
+
+
+def _set_status(router: Router, status: str) -> None:
+    if router.status != status:
+        router.status = status
+
+
+def record_status(db: Database, host: str, router_id: str, built: bool,
+                  error: str | None) -> str | None:
+    """An L3 host's report on a router it was told to run: ACTIVE when built, ERROR (the
+    reason logged) when not. A report of a host that no longer runs the router, or of a
+    router deleted since, changes nothing. Returns the status set, if any."""
+    def work(s: Session) -> str | None:
+        row = s.execute(select(Router.status).where(Router.id == router_id)).first()
+        if row is None:
+            return None
+        hosts = {p.binding_host_id for p in router_ports(s, router_id)}
+        if host not in hosts:
+            log.info("l3: %s reported router %s, which it no longer runs: ignored",
+                     host, router_id)
+            return None
+        status = ACTIVE if built else ERROR
+        if row.status != status:
+            # Not through the ORM object: a status is no change its host must hear of.
+            s.execute(update(Router).where(Router.id == router_id).values(status=status))
+        return status
+
+    status = db.run(work)
+    if status == ERROR:
+        log.error("l3: router %s could not be built on %s: %s (status %s)", router_id, host,
+                  error or "no reason given", ERROR)
+    elif status == ACTIVE:
+        log.info("l3: router %s built on %s", router_id, host)
+    return status
 
 
 def _leg(port: Port, network: Network, cidrs: dict[str, str],
@@ -176,9 +227,6 @@ def _push_peers(deps: Deps, ctx: RequestContext, network_ids: set[str]) -> None:
 
 def sync_routers(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]]) -> None:
     """Schedule the routers and tell their hosts (after the change was committed)."""
-    with deps.db.reader() as s:
-        if not l3_services(s) and not any(touched.values()):
-            return  # no host runs routers
     stamp = time.time()
 
     def work(s: Session) -> tuple[list[Cast], set[str]]:
