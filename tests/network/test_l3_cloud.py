@@ -87,6 +87,10 @@ def test_a_router_made_through_the_api_routes_snats_and_floats(
     assert r.status_code == 200, r.text
     wait_for(lambda: len(getattr(routers.served().get(router["id"]), "interfaces", ())) == 1,
              what="the router with its interface on the host")
+    # (served() is what the host was told, recorded before it converges: wait for the leg)
+    wait_for(lambda: f"master {bridge_name(net['id'])}" in ip("-o", "link", "show",
+                                                              netns=host_ns),
+             what="the router's leg on the network's bridge")
     ns = namespace_name(router["id"], host_ns)
     assert Path("/run/netns", ns).exists()
     with cloud.db.reader() as s:  # its ports are bound to the host that runs it
@@ -134,3 +138,42 @@ def test_a_router_made_through_the_api_routes_snats_and_floats(
     assert not Path("/run/netns", ns).exists()
     assert not [n for n in ip("-o", "link", "show", netns=host_ns).split()
                 if n.startswith(("rq-", "rg-"))]
+
+
+def router_status(api, caller, router_id: str) -> str:
+    r = api.get(f"{NET}/routers/{router_id}", headers=caller.headers)
+    assert r.status_code == 200, r.text
+    return r.json()["router"]["status"]
+
+
+def test_a_router_its_host_cannot_build_is_error_then_active_once_it_can(
+        cloud, api, admin, member, host_ns, caplog):
+    """The status comes from the real dataplane: a namespace that cannot be made (here its
+    name taken by a plain file, not a namespace) makes the router ERROR with the host's
+    reason in the log; once the host can make it, the next change makes it ACTIVE."""
+    public = network(api, admin, name="public", **{"router:external": True})
+    subnet(api, admin, public["id"], "198.51.100.0/24", gateway_ip="198.51.100.1",
+           enable_dhcp=False)
+    made = create(api, member, "routers", "router", name="r1")
+    assert made.status_code == 201, made.text
+    router = made.json()["router"]
+    assert router["status"] == "ACTIVE"  # no leg: nothing to build
+    blocker = Path("/run/netns", namespace_name(router["id"], host_ns))
+    blocker.write_text("")
+    try:
+        r = api.put(f"{NET}/routers/{router['id']}", headers=member.headers,
+                    json={"router": {"external_gateway_info": {"network_id": public["id"]}}})
+        assert r.status_code == 200, r.text
+        wait_for(lambda: router_status(api, member, router["id"]) == "ERROR",
+                 what="the router in ERROR")
+        said = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"
+                and rec.name == "cirrus.network.l3.control"]
+        assert any(router["id"] in m and HOST in m and "RuntimeError" in m for m in said), said
+    finally:
+        blocker.unlink()
+    r = api.put(f"{NET}/routers/{router['id']}", json={"router": {"name": "r1-again"}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: router_status(api, member, router["id"]) == "ACTIVE",
+             what="the router ACTIVE once built")
+    assert Path("/run/netns", namespace_name(router["id"], host_ns)).exists()
