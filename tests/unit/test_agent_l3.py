@@ -4,6 +4,8 @@ nothing is made)."""
 
 from __future__ import annotations
 
+import time
+
 from cirrus.agent import rpcapi
 from cirrus.agent.service import Agent
 from cirrus.bus.local import LocalBus
@@ -74,3 +76,58 @@ def test_an_agent_with_l3_off_runs_nothing(tmp_path):
     assert agent.routers is None
     agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r1", router=config("r1"), stamp=1))
     assert not (tmp_path / "agents" / "host-a" / "l3").exists()
+
+
+def test_the_agent_reports_each_router_built_or_why_not(tmp_path, monkeypatch):
+    import queue
+
+    from cirrus.compute.rpcapi import CONDUCTOR_TOPIC, RouterStatus
+
+    agent = make_agent(tmp_path)
+    heard: queue.Queue = queue.Queue()
+    agent.bus.subscribe(CONDUCTOR_TOPIC, {
+        "router_status": lambda ctx, wire: heard.put(RouterStatus.from_wire(wire))})
+
+    def reports(n: int) -> dict[str, RouterStatus]:
+        got = [heard.get(timeout=5) for _ in range(n)]
+        return {r.router_id: r for r in got}
+
+    agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r1", router=config("r1"), stamp=1))
+    assert reports(1) == {"r1": RouterStatus(host="host-a", router_id="r1", built=True,
+                                             stamp=1)}
+    agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r1", router=None, stamp=2))
+    original = RecordingRouters._converge
+
+    def fails_for_r2(self, router, before):
+        if router.router_id == "r2":
+            raise RuntimeError("ip netns add qrouter-r2:\n  File exists")
+        original(self, router, before)
+
+    monkeypatch.setattr(RecordingRouters, "_converge", fails_for_r2)
+    agent.sync_routers_all(CTX, rpcapi.SyncRoutersAll(routers=[config("r1"), config("r2")],
+                                                      stamp=5))
+    both = reports(2)
+    assert both["r1"].built and both["r1"].error is None and both["r1"].stamp == 5
+    assert not both["r2"].built
+    assert both["r2"].error == "RuntimeError: ip netns add qrouter-r2: File exists"
+    agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r2", router=config("r2"), stamp=6))
+    assert not reports(1)["r2"].built  # still failing: reported again
+    agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r1", router=None, stamp=7))
+    time.sleep(0.2)  # (a cast is delivered by a worker thread)
+    assert heard.empty()  # a removal is not reported (the control side needs nothing)
+    agent.bus.unsubscribe(CONDUCTOR_TOPIC)
+
+
+def test_an_agent_with_l3_off_says_so_for_a_router_it_is_sent(tmp_path):
+    import queue
+
+    from cirrus.compute.rpcapi import CONDUCTOR_TOPIC, RouterStatus
+
+    agent = make_agent(tmp_path, l3=False)
+    heard: queue.Queue = queue.Queue()
+    agent.bus.subscribe(CONDUCTOR_TOPIC, {
+        "router_status": lambda ctx, wire: heard.put(RouterStatus.from_wire(wire))})
+    agent.sync_router(CTX, rpcapi.SyncRouter(router_id="r1", router=config("r1"), stamp=1))
+    said = heard.get(timeout=5)
+    assert not said.built and said.error == "l3_agent is off on host-a"
+    agent.bus.unsubscribe(CONDUCTOR_TOPIC)
