@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from cirrus.agent.service import Agent
 from cirrus.db.models import Port, Service
@@ -288,3 +288,13 @@ def test_a_router_with_no_live_l3_host_waits_allocating_then_runs(cloud, api, me
     sync_host(cloud, RequestContext.admin(), host)  # what its next full report does
     wait_for(lambda: set(running(cloud, router["id"])) == {host}, "the router on the host")
     wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "the router ACTIVE")
+
+
+def test_a_cloud_with_no_l3_host_at_all_shows_routers_active(cloud, api, member, public):
+    """No L3 service registered anywhere (the fake all-in-one): a router with a gateway is
+    ACTIVE, as Neutron without an L3 agent says, so clients waiting for ACTIVE go on."""
+    with cloud.db.writer() as s:
+        s.execute(delete(Service).where(Service.binary == L3_BINARY))
+    router = make_router(api, member, external_gateway_info={"network_id": public["id"]})
+    wait_for(lambda: status(api, member, router["id"]) == "ACTIVE", "ACTIVE")
+    assert running(cloud, router["id"]) == {}

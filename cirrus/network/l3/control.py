@@ -85,7 +85,15 @@ def schedule(s: Session, settings: Settings, router: Router | None,
     if not ports or not router.admin_state_up:
         _set_status(router, ACTIVE)  # nothing to build anywhere
         return None
-    live = live_l3_hosts(s, settings)
+    services = l3_services(s)
+    if not services:
+        # A cloud with no L3 dataplane at all (the fake-driver all-in-one, an API-only
+        # deployment): nothing will ever build it, and clients that wait for ACTIVE
+        # (Terraform, Heat) must not wait forever; Neutron without an L3 agent says ACTIVE.
+        _set_status(router, ACTIVE)
+        return None
+    live = [svc.host for svc in services
+            if not svc.disabled and service_is_up(svc, settings.service_down_time)]
     current = next((p.binding_host_id for p in ports if p.binding_host_id), None)
     host = current if current in live else None
     if host is None and live:
