@@ -55,7 +55,7 @@ from cirrus.config import Settings
 from cirrus.db.models import Service
 from cirrus.hosts.liveness import DHCP_BINARY, L3_BINARY
 from cirrus.network.dataplane.linuxbridge import LinuxBridgeDataplane
-from cirrus.network.model import Nic, tap_name
+from cirrus.network.model import tap_name
 from cirrus.runtime import Cloud
 from tests.api.network_helpers import NET, create, network, subnet
 from tests.api.servers_helpers import add_flavor, wait_for_status
@@ -118,22 +118,35 @@ def _lend_taps_driver():
         def __init__(self, settings: Settings, host: str, dataplane: LinuxBridgeDataplane):
             super().__init__(settings, host)
             self.dataplane = dataplane
+            self.lent: set[str] = set()
 
         def spawn(self, spec) -> None:
             netns = self.dataplane.netns
             assert netns is not None
             for nic in spec.nics:
+                self.lent.add(nic.tap)
                 ip("-n", netns, "link", "set", nic.tap, "netns", "1")
                 _sysctl(f"net.ipv6.conf.{nic.tap}.disable_ipv6=1")
             try:
                 super().spawn(spec)
             finally:
                 for nic in spec.nics:
-                    if ip("link", "show", nic.tap, check=False).returncode == 0:
+                    if lent_here(nic.tap):
                         ip("link", "set", nic.tap, "netns", netns)
                     self.dataplane.plug(nic)
 
+        def take_back(self) -> None:
+            """Delete any tap still lent to the machine's namespace (a spawn cut short)."""
+            for tap in self.lent:
+                if lent_here(tap):
+                    ip("link", "del", tap, check=False)
+
     return NamespacedTapsLibvirtDriver
+
+
+def lent_here(tap: str) -> bool:
+    """Whether `tap` is in the machine's own namespace."""
+    return ip("link", "show", tap, check=False).returncode == 0
 
 
 def _sysctl(setting: str) -> None:
@@ -194,6 +207,20 @@ HTTP_CLIENT = """
 import sys, urllib.request
 print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode().strip())
 """
+DIGEST_CLIENT = """
+import hashlib, sys, urllib.request
+data = urllib.request.urlopen(sys.argv[1], timeout=10).read()
+print(len(data), hashlib.sha256(data).hexdigest())
+"""
+BIG_KIB = 512  # /www/big in the guest: hundreds of full-sized frames
+
+
+def fetch_big(client_ns: str, address: str) -> str:
+    """"<length> <sha256>" of the guest's /www/big fetched from `client_ns`."""
+    done = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c",
+                           DIGEST_CLIENT, f"http://{address}:{GUEST_HTTP}/big"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    return done.stdout.strip() or done.stderr.strip()[-300:]
 
 
 def peer_seen_by_guest(client_ns: str, address: str, timeout: float = 5.0) -> str | None:
@@ -232,6 +259,7 @@ class Lab:
     guest_port: dict
     vm_ns: str  # the namespace VM of a server on the network host
     vm_ip: str
+    big: str  # "<length> <sha256>" of the guest's /www/big
     servers: list[subprocess.Popen]
 
     def agent(self, host: str):
@@ -338,7 +366,7 @@ def lab() -> Iterator[Lab]:
     root.chmod(0o755)  # QEMU's user must traverse it to the instance directories
     fabric = Fabric()
     servers: list[subprocess.Popen] = []
-    cloud = None
+    cloud = driver = None
     try:
         qemu_host = fabric.add_host(QEMU_HOST, 1)
         net_host = fabric.add_host(NET_HOST, 2)
@@ -391,10 +419,8 @@ def lab() -> Iterator[Lab]:
             if ns.startswith(f"cl2-{fabric.tag}"):
                 kill_namespace(ns)
         fabric.close()
-        for leftover in ip("-o", "link", "show").stdout.splitlines():
-            name = leftover.split(":")[1].strip().split("@")[0]
-            if name.startswith("tap") and f"cl2-{fabric.tag}" in leftover:
-                ip("link", "del", name, check=False)
+        if driver is not None:
+            driver.take_back()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -445,13 +471,15 @@ def _build(cloud, api, admin, fabric, qemu_host, net_host, kernel, initrd, root,
     # A CGI that answers the peer's address, for the inbound checks.
     code, out = guest_exec(guest["id"], "/bin/sh", "-c",
                            "mkdir -p /www/cgi-bin && cat >/www/cgi-bin/peer && "
-                           f"chmod 755 /www/cgi-bin/peer && httpd -p {GUEST_HTTP} -h /www",
-                           stdin=CGI)
+                           f"chmod 755 /www/cgi-bin/peer && httpd -p {GUEST_HTTP} -h /www && "
+                           f"dd if=/dev/urandom of=/www/big bs=1024 count={BIG_KIB} 2>/dev/null"
+                           " && sha256sum /www/big", stdin=CGI)
     assert code == 0, out
+    big = f"{BIG_KIB * 1024} {out.split()[0]}"
     return Lab(cloud=cloud, api=api, admin=admin, fabric=fabric, qemu_host=qemu_host,
                net_host=net_host, outside=outside, net=net, public=public, router=router,
                gateway_ip=gateway_ip, guest=guest, guest_ip=port["fixed_ips"][0]["ip_address"],
-               guest_port=port, vm_ns=vm_ns, vm_ip=vm_ip, servers=servers)
+               guest_port=port, vm_ns=vm_ns, vm_ip=vm_ip, big=big, servers=servers)
 
 
 # ---------------------------------------------------------------- tests
@@ -478,8 +506,27 @@ def test_the_guest_gets_its_port_address_by_dhcp_across_the_overlay(lab):
     dhcp = lab.agent(NET_HOST).dhcp
     assert lab.net["id"] in dhcp.served()
     assert lab.agent(QEMU_HOST).dhcp is None  # nothing answers DHCP on the guest's host
-    leases = dhcp.paths(lab.net["id"]).leases.read_text()
-    assert f"{lab.guest_port['mac_address']} {lab.guest_ip} " in leases
+    leases = dhcp.paths(lab.net["id"]).leases
+    first = lease_expiry(leases.read_text(), lab.guest_port["mac_address"], lab.guest_ip)
+    assert first is not None, leases.read_text()
+    # A renewal (udhcpc renews on SIGUSR1): unicast to the server across the overlay, and
+    # dnsmasq acknowledges it (the lease moves on), the address stays.
+    time.sleep(1.1)  # the expiry is in whole seconds
+    code, out = guest_sh(lab.guest["id"], "kill -USR1 $(pidof udhcpc)")
+    assert code == 0, out
+    wait_for(lambda: (lease_expiry(leases.read_text(), lab.guest_port["mac_address"],
+                                   lab.guest_ip) or 0) > first, timeout=15,
+             what="the renewed lease")
+    assert guest_ipv4(lab) == f"{lab.guest_ip}/24"
+
+
+def lease_expiry(leases: str, mac: str, address: str) -> int | None:
+    """The expiry (epoch seconds) of dnsmasq's lease of `address` to `mac`."""
+    for line in leases.splitlines():
+        fields = line.split()
+        if fields[1:3] == [mac, address]:
+            return int(fields[0])
+    return None
 
 
 def test_the_guest_and_a_namespace_vm_on_another_host_talk_over_vxlan(lab):
@@ -489,6 +536,9 @@ def test_the_guest_and_a_namespace_vm_on_another_host_talk_over_vxlan(lab):
     # The other way: the VM reaches the guest's server (the default group lets its members
     # in), which sees the VM's own address.
     assert peer_seen_by_guest(lab.vm_ns, lab.guest_ip) == lab.vm_ip
+    # Full-sized frames cross too: the guest's 1450 bytes plus the overlay's 50 fit the
+    # underlay's 1500 (nothing lost to fragmentation).
+    assert fetch_big(lab.vm_ns, lab.guest_ip) == lab.big
     # Over the overlay, and to the VTEP the port bindings name.
     fdb = lab.qemu_host.dataplane.fdb(lab.net["id"])
     vm_port = api_port(lab, lab.vm_ip)
@@ -527,6 +577,7 @@ def test_the_guest_reaches_outside_through_snat_and_is_reached_at_its_floating_i
         rule_id = made.json()["security_group_rule"]["id"]
         # 1:1 NAT: the guest sees the outside's own address, and leaves from its floating IP.
         assert peer_seen_by_guest(lab.outside, floating) == OUTSIDE_IP
+        assert fetch_big(lab.outside, floating) == lab.big
         assert guest_fetch_peer(lab.guest["id"], OUTSIDE_IP) == floating
     finally:
         if rule_id:
@@ -537,3 +588,38 @@ def test_the_guest_reaches_outside_through_snat_and_is_reached_at_its_floating_i
              what="the floating IP gone from the router")
     assert seen_by(lab.outside, floating, timeout=1.0) is None
     assert guest_fetch_peer(lab.guest["id"], OUTSIDE_IP) == lab.gateway_ip
+
+
+SPY = """
+table bridge spy {
+    chain forward {
+        type filter hook forward priority -500; policy accept;
+        ip saddr %s icmp type echo-request counter
+    }
+}
+"""
+
+
+def test_a_spoofed_source_address_from_the_guest_is_dropped_on_its_host(lab):
+    """The guest takes an address that is not its port's: what it sends from it never
+    leaves its host (the libvirt host's filter drops it at the tap; a counter on the other
+    host's bridge, before any filter there, sees nothing), while its own address passes."""
+    spoofed = "10.94.0.250"
+    uuid = lab.guest["id"]
+    net_ns = lab.net_host.ns
+    subprocess.run(["ip", "netns", "exec", net_ns, "nft", "-f", "-"], input=SPY % spoofed,
+                   text=True, check=True)
+    try:
+        code, out = guest_sh(uuid, f"ip addr add {spoofed}/24 dev eth0")
+        assert code == 0, out
+        code, out = guest_sh(uuid, f"ping -c 1 -W 3 -I {lab.guest_ip} {lab.vm_ip}")
+        assert code == 0, out  # the own address passes (and the VM's MAC is known now)
+        code, out = guest_sh(uuid, f"ping -c 2 -W 2 -I {spoofed} {lab.vm_ip}")
+        assert code != 0, out
+        counters = subprocess.run(["ip", "netns", "exec", net_ns, "nft", "list", "table",
+                                   "bridge", "spy"], capture_output=True, text=True).stdout
+        assert "counter packets 0 " in counters, counters
+    finally:
+        guest_sh(uuid, f"ip addr del {spoofed}/24 dev eth0")
+        subprocess.run(["ip", "netns", "exec", net_ns, "nft", "delete", "table", "bridge",
+                        "spy"], capture_output=True, check=False)
