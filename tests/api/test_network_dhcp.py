@@ -280,3 +280,38 @@ def test_a_dhcp_subnet_without_room_leaves_the_dhcp_ports_as_they_were(cloud, ap
     after = {p["id"]: p["fixed_ips"] for p in dhcp_ports(api, member, net["id"])}
     assert after == before
     assert all(f["subnet_id"] == first["id"] for ips in after.values() for f in ips)
+
+
+def test_dhcp_ports_bound_after_a_server_join_the_vxlan_views_at_once(
+        cloud, api, admin, member):
+    """DHCP turned on for a vxlan network that has a server already: the DHCP hosts' new
+    ports take them into the network's forwarding databases now, not at the next resync
+    (the server's host floods its DHCP requests to them; they answer to its MAC), and a
+    DHCP port that goes takes its host out of the others' views."""
+    from tests.api.test_network_peers import boot, eventually, set_vteps
+
+    set_vteps(cloud)  # fake-1 and fake-2 have VTEPs, fake-3 none
+    cloud.settings.dhcp_hosts_per_network = 3
+    net = network(api, member)
+    sub = subnet(api, member, net["id"], cidr="10.47.0.0/24", enable_dhcp=False)
+    _, server_mac = boot(api, cloud, admin, net["id"], "fake-1")
+    one, two = agents(cloud)["fake-1"], agents(cloud)["fake-2"]
+    assert eventually(lambda: one.dataplane.peers.get(net["id"]) == ())
+
+    r = api.put(f"{NET}/subnets/{sub['id']}", json={"subnet": {"enable_dhcp": True}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    macs = {p["binding:host_id"]: p["mac_address"] for p in dhcp_ports(api, admin, net["id"])}
+    assert set(macs) == {"fake-1", "fake-2", "fake-3"}
+    assert eventually(lambda: [(p.host, p.vtep, p.macs) for p in
+                               one.dataplane.peers.get(net["id"], ())]
+                      == [("fake-2", "192.0.2.11", (macs["fake-2"],))]), one.dataplane.peers
+    assert eventually(lambda: [(p.host, p.vtep, set(p.macs)) for p in
+                               two.dataplane.peers.get(net["id"], ())]
+                      == [("fake-1", "192.0.2.10", {server_mac, macs["fake-1"]})]), \
+        two.dataplane.peers
+
+    r = api.put(f"{NET}/subnets/{sub['id']}", json={"subnet": {"enable_dhcp": False}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    assert eventually(lambda: one.dataplane.peers.get(net["id"]) == ()), one.dataplane.peers
