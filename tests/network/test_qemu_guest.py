@@ -325,8 +325,7 @@ def _namespace_vm(fabric: Fabric, host: Host, port: dict, mtu: int) -> tuple[str
     to it as to a tap), its other end the VM's eth0 with the port's MAC and address."""
     ns = fabric.netns("vm")
     tap = tap_name(port["id"])
-    bridge = ip("-j", "-n", host.ns, "link", "show", tap).stdout
-    master = json.loads(bridge)[0]["master"]
+    master = json.loads(ip("-j", "-n", host.ns, "link", "show", tap).stdout)[0]["master"]
     ip("-n", host.ns, "link", "del", tap)
     ip("link", "add", tap, "netns", host.ns, "mtu", str(mtu), "type", "veth", "peer", "name",
        "eth0", "netns", ns, "address", port["mac_address"], "mtu", str(mtu))
