@@ -7,6 +7,7 @@ its agent was told and starts nothing; tests/network/ runs the real dnsmasq.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 
@@ -315,3 +316,42 @@ def test_dhcp_ports_bound_after_a_server_join_the_vxlan_views_at_once(
                 headers=member.headers)
     assert r.status_code == 200, r.text
     assert eventually(lambda: one.dataplane.peers.get(net["id"]) == ()), one.dataplane.peers
+
+
+def test_a_dhcp_host_taking_over_a_network_joins_its_vxlan_views_at_once(
+        cloud, api, admin, member):
+    """The full sync of a DHCP host's report gives it a network whose DHCP host is down: its
+    new DHCP port makes it a peer of the network's servers' hosts now."""
+    from sqlalchemy import select, update
+
+    from cirrus.db.models import ComputeNode, Service
+    from cirrus.hosts.liveness import DHCP_BINARY
+    from tests.api.test_network_peers import boot, eventually
+
+    vteps = {"fake-1": "192.0.2.10", "fake-2": "192.0.2.11", "fake-3": "192.0.2.12"}
+
+    def set_vteps(s):
+        for node in s.scalars(select(ComputeNode)):
+            node.overlay_ip = vteps[node.host]
+    cloud.db.run(set_vteps)
+    cloud.settings.dhcp_hosts_per_network = 1
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.54.0.0/24")
+    [first] = [p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])]
+    # The server on the later-named of the two others: the spare DHCP host is the other.
+    spare, server_host = sorted(set(vteps) - {first})
+    boot(api, cloud, admin, net["id"], server_host)
+    watcher = agents(cloud)[server_host]
+    assert eventually(lambda: [p.host for p in watcher.dataplane.peers.get(net["id"], ())]
+                      == [first])
+    cloud.db.run(lambda s: s.execute(update(Service).where(
+        Service.host == first, Service.binary == DHCP_BINARY).values(forced_down=True)))
+    reporter = agents(cloud)[spare]  # reports its own VTEP, as a real agent does
+    reporter.settings = dataclasses.replace(reporter.settings, overlay_local_ip=vteps[spare])
+    reporter.report(cloud.admin_context(), full=True)
+    wait_for(lambda: spare in {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])},
+             "the spare host's DHCP port")
+    [made] = [p for p in dhcp_ports(api, admin, net["id"]) if p["binding:host_id"] == spare]
+    assert eventually(lambda: (spare, vteps[spare], (made["mac_address"],)) in
+                      [(p.host, p.vtep, p.macs) for p in
+                       watcher.dataplane.peers.get(net["id"], ())]), watcher.dataplane.peers
