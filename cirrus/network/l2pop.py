@@ -3,7 +3,9 @@
 From the port bindings (`binding:host_id`) and each host's VTEP (its agent's
 `overlay_local_ip`, reported and kept on its compute node), a host's view of a network is
 every *other* host with a port bound on it, with that host's VTEP and its ports' MACs. The
-conductor sends each host its views (cirrus.compute.l2peers); the agent never reads this.
+conductor sends each host its views (cirrus.compute.l2peers) when a server's ports move, and
+the network control sides (`push_views`) when a router's or a DHCP port is bound or goes;
+the agent never reads this.
 Only vxlan networks have views: flat and vlan networks learn over the physical network,
 local ones stay on their host. A host with no reported VTEP is nobody's peer (its own
 ports stay on it) and learns nothing.
@@ -11,15 +13,22 @@ ports stay on it) and learns nothing.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cirrus.agent.rpcapi import AgentAPI
+from cirrus.context import RequestContext
 from cirrus.db.models import ComputeNode, Network, Port
 from cirrus.network.model import NetworkPeer
 from cirrus.network.segments import VXLAN
+from cirrus.services import Deps
+
+log = logging.getLogger(__name__)
 
 Views = dict[str, dict[str, list[NetworkPeer]]]  # host -> network id -> its peers
 
@@ -72,3 +81,28 @@ def host_networks(s: Session, host: str) -> list[str]:
 def host_view(s: Session, host: str) -> dict[str, list[NetworkPeer]]:
     """One host's views of every vxlan network it has a port on (a full update)."""
     return views(s, host_networks(s, host)).get(host, {})
+
+
+def push_views(deps: Deps, ctx: RequestContext, network_ids: Iterable[str], who: str) -> None:
+    """Send every host with a port on these networks (their vxlan ones) its views of them,
+    after a commit that bound ports of a network's own (a router's, a DHCP port's) or
+    removed them: a new host joins the overlay at once, and one that left is dropped from
+    the others' forwarding databases. Never raises (logged): the conductor's periodic
+    resync mends a message lost."""
+    ids = set(network_ids)
+    if not ids:
+        return
+    try:
+        taken_at = time.time()
+        with deps.db.reader() as s:
+            vxlan = set(s.scalars(select(Network.id).where(
+                Network.id.in_(ids), Network.provider_network_type == VXLAN)))
+            found = views(s, vxlan) if vxlan else {}
+        agents = AgentAPI(deps.bus)
+        for host, view in sorted(found.items()):
+            agents.update_network_peers(ctx, host, {
+                nid: [peer.to_dict() for peer in peers] for nid, peers in view.items()},
+                taken_at=taken_at)
+    except Exception:
+        log.exception("%s: the peers of networks %s could not be sent", who,
+                      ", ".join(sorted(ids)))

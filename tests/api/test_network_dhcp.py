@@ -7,6 +7,7 @@ its agent was told and starts nothing; tests/network/ runs the real dnsmasq.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 
@@ -280,3 +281,77 @@ def test_a_dhcp_subnet_without_room_leaves_the_dhcp_ports_as_they_were(cloud, ap
     after = {p["id"]: p["fixed_ips"] for p in dhcp_ports(api, member, net["id"])}
     assert after == before
     assert all(f["subnet_id"] == first["id"] for ips in after.values() for f in ips)
+
+
+def test_dhcp_ports_bound_after_a_server_join_the_vxlan_views_at_once(
+        cloud, api, admin, member):
+    """DHCP turned on for a vxlan network that has a server already: the DHCP hosts' new
+    ports take them into the network's forwarding databases now, not at the next resync
+    (the server's host floods its DHCP requests to them; they answer to its MAC), and a
+    DHCP port that goes takes its host out of the others' views."""
+    from tests.api.test_network_peers import boot, eventually, set_vteps
+
+    set_vteps(cloud)  # fake-1 and fake-2 have VTEPs, fake-3 none
+    cloud.settings.dhcp_hosts_per_network = 3
+    net = network(api, member)
+    sub = subnet(api, member, net["id"], cidr="10.47.0.0/24", enable_dhcp=False)
+    _, server_mac = boot(api, cloud, admin, net["id"], "fake-1")
+    one, two = agents(cloud)["fake-1"], agents(cloud)["fake-2"]
+    assert eventually(lambda: one.dataplane.peers.get(net["id"]) == ())
+
+    r = api.put(f"{NET}/subnets/{sub['id']}", json={"subnet": {"enable_dhcp": True}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    macs = {p["binding:host_id"]: p["mac_address"] for p in dhcp_ports(api, admin, net["id"])}
+    assert set(macs) == {"fake-1", "fake-2", "fake-3"}
+    assert eventually(lambda: [(p.host, p.vtep, p.macs) for p in
+                               one.dataplane.peers.get(net["id"], ())]
+                      == [("fake-2", "192.0.2.11", (macs["fake-2"],))]), one.dataplane.peers
+    assert eventually(lambda: [(p.host, p.vtep, set(p.macs)) for p in
+                               two.dataplane.peers.get(net["id"], ())]
+                      == [("fake-1", "192.0.2.10", {server_mac, macs["fake-1"]})]), \
+        two.dataplane.peers
+
+    r = api.put(f"{NET}/subnets/{sub['id']}", json={"subnet": {"enable_dhcp": False}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    assert eventually(lambda: one.dataplane.peers.get(net["id"]) == ()), one.dataplane.peers
+
+
+def test_a_dhcp_host_taking_over_a_network_joins_its_vxlan_views_at_once(
+        cloud, api, admin, member):
+    """The full sync of a DHCP host's report gives it a network whose DHCP host is down: its
+    new DHCP port makes it a peer of the network's servers' hosts now."""
+    from sqlalchemy import select, update
+
+    from cirrus.db.models import ComputeNode, Service
+    from cirrus.hosts.liveness import DHCP_BINARY
+    from tests.api.test_network_peers import boot, eventually
+
+    vteps = {"fake-1": "192.0.2.10", "fake-2": "192.0.2.11", "fake-3": "192.0.2.12"}
+
+    def set_vteps(s):
+        for node in s.scalars(select(ComputeNode)):
+            node.overlay_ip = vteps[node.host]
+    cloud.db.run(set_vteps)
+    cloud.settings.dhcp_hosts_per_network = 1
+    net = network(api, member)
+    subnet(api, member, net["id"], cidr="10.54.0.0/24")
+    [first] = [p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])]
+    # The server on the later-named of the two others: the spare DHCP host is the other.
+    spare, server_host = sorted(set(vteps) - {first})
+    boot(api, cloud, admin, net["id"], server_host)
+    watcher = agents(cloud)[server_host]
+    assert eventually(lambda: [p.host for p in watcher.dataplane.peers.get(net["id"], ())]
+                      == [first])
+    cloud.db.run(lambda s: s.execute(update(Service).where(
+        Service.host == first, Service.binary == DHCP_BINARY).values(forced_down=True)))
+    reporter = agents(cloud)[spare]  # reports its own VTEP, as a real agent does
+    reporter.settings = dataclasses.replace(reporter.settings, overlay_local_ip=vteps[spare])
+    reporter.report(cloud.admin_context(), full=True)
+    wait_for(lambda: spare in {p["binding:host_id"] for p in dhcp_ports(api, admin, net["id"])},
+             "the spare host's DHCP port")
+    [made] = [p for p in dhcp_ports(api, admin, net["id"]) if p["binding:host_id"] == spare]
+    assert eventually(lambda: (spare, vteps[spare], (made["mac_address"],)) in
+                      [(p.host, p.vtep, p.macs) for p in
+                       watcher.dataplane.peers.get(net["id"], ())]), watcher.dataplane.peers

@@ -11,7 +11,10 @@ has a port on the network, as Neutron makes one: device_owner `network:dhcp`, de
 subnet taken from the pool like any port's (so it is listed, counted and never given
 twice). The agent is sent the network's DHCP subnets and every (MAC, address, name) to
 hand out, whenever a port, subnet or the network changes (`DhcpNotifier`, after the commit),
-and the whole of what it serves when it starts (`sync_host`).
+and the whole of what it serves when it starts (`sync_host`). A DHCP port made or removed
+changes who is on the network's overlay: the VXLAN views of its network are sent after the
+commit (cirrus.network.l2pop), so a DHCP host added to a network that has servers reaches
+them, and they it, at once.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from cirrus.context import RequestContext
 from cirrus.db.models import IPAllocation, Network, Port, Service, Subnet
 from cirrus.errors import CirrusError
 from cirrus.hosts.liveness import DHCP_BINARY, service_is_up
-from cirrus.network import ipam, ports
+from cirrus.network import ipam, l2pop, ports
 from cirrus.network.dhcp import changes
 from cirrus.network.dhcp.model import DHCP_OWNER, DhcpEntry, DhcpNetwork, DhcpSubnet, hostname_for
 from cirrus.network.subnets import network_subnets
@@ -41,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # What the agents are to be told: (host, network id, configuration or None to stop).
 Cast = tuple[str, str, DhcpNetwork | None]
+REBOUND = "dhcp.rebound"  # in Session.info: networks whose DHCP ports were made or removed
 
 
 def dhcp_device_id(host: str, network_id: str) -> str:
@@ -129,6 +133,7 @@ def schedule(s: Session, settings: Settings, network: Network) -> tuple[dict[str
         host = port.binding_host_id or ""
         if not subnets or host not in known or host in by_host:
             ports.delete_port(s, port.id)
+            s.info.setdefault(REBOUND, set()).add(network.id)
             if host:
                 removed.add(host)
         else:
@@ -147,6 +152,7 @@ def schedule(s: Session, settings: Settings, network: Network) -> tuple[dict[str
             if made is None:
                 break
             by_host[host] = made
+            s.info.setdefault(REBOUND, set()).add(network.id)
     for port in by_host.values():
         _fit_addresses(s, port, subnets)
     return by_host, removed
@@ -230,15 +236,18 @@ def sync_networks(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]])
             return  # none of them has DHCP, nor had it
     stamp = time.time()
 
-    def work(s: Session) -> list[Cast]:
+    def work(s: Session) -> tuple[list[Cast], set[str]]:
         casts: list[Cast] = []
         for network_id, before in sorted(touched.items()):
             casts += plan(s, deps.settings, network_id, before)
+        rebound: set[str] = s.info.pop(REBOUND, set())
         s.flush()
         changes.forget(s)
-        return casts
+        return casts, rebound
 
-    _send(deps, ctx, deps.db.run(work), stamp)
+    casts, rebound = deps.db.run(work)
+    _send(deps, ctx, casts, stamp)
+    l2pop.push_views(deps, ctx, rebound, "dhcp")
 
 
 def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
@@ -246,7 +255,7 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
     full report), scheduling every DHCP network that lacks hosts on the way."""
     stamp = time.time()
 
-    def work(s: Session) -> tuple[list[Cast], list[dict[str, Any]]]:
+    def work(s: Session) -> tuple[list[Cast], list[dict[str, Any]], set[str]]:
         network_ids = sorted(set(s.scalars(select(Subnet.network_id)
                                            .where(Subnet.enable_dhcp.is_(True)))))
         others: list[Cast] = []
@@ -257,14 +266,16 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
                     mine.append(config.to_dict())
                 elif target != host:
                     others.append((target, nid, config))
+        rebound: set[str] = s.info.pop(REBOUND, set())
         s.flush()
         changes.forget(s)
-        return others, mine
+        return others, mine, rebound
 
-    others, mine = deps.db.run(work)
+    others, mine, rebound = deps.db.run(work)
     AgentAPI(deps.bus).sync_dhcp_all(ctx, host, mine, stamp=stamp)
     # Networks this host took over from a dead one: their other hosts keep what they had.
     _send(deps, ctx, [c for c in others if c[2] is None], stamp)
+    l2pop.push_views(deps, ctx, rebound, "dhcp")
     log.info("dhcp: %s told its %d network(s)", host, len(mine))
 
 

@@ -38,7 +38,6 @@ from cirrus.network import l2pop
 from cirrus.network.l3 import changes
 from cirrus.network.l3.model import GATEWAY_OWNER, INTERFACE_OWNER, RouterConfig, RouterPort
 from cirrus.network.ports import allocations_of
-from cirrus.network.segments import VXLAN
 from cirrus.services import Deps
 
 log = logging.getLogger(__name__)
@@ -212,27 +211,6 @@ def _send(deps: Deps, ctx: RequestContext, casts: list[Cast], stamp: float) -> N
             log.exception("l3: could not tell %s about router %s", host, router_id)
 
 
-def _push_peers(deps: Deps, ctx: RequestContext, network_ids: set[str]) -> None:
-    """The VXLAN views of the networks whose router ports were (re)bound: the router's host
-    joins their overlay, and the other hosts reach it."""
-    if not network_ids:
-        return
-    try:
-        taken_at = time.time()
-        with deps.db.reader() as s:
-            vxlan = set(s.scalars(select(Network.id).where(
-                Network.id.in_(network_ids), Network.provider_network_type == VXLAN)))
-            views = l2pop.views(s, vxlan) if vxlan else {}
-        agents = AgentAPI(deps.bus)
-        for host, view in sorted(views.items()):
-            agents.update_network_peers(ctx, host, {
-                nid: [peer.to_dict() for peer in peers] for nid, peers in view.items()},
-                taken_at=taken_at)
-    except Exception:
-        log.exception("l3: the peers of networks %s could not be sent",
-                      ", ".join(sorted(network_ids)))
-
-
 def sync_routers(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]]) -> None:
     """Schedule the routers and tell their hosts (after the change was committed)."""
     stamp = time.time()
@@ -249,7 +227,7 @@ def sync_routers(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]]) 
 
     casts, rebound = deps.db.run(work)
     _send(deps, ctx, casts, stamp)
-    _push_peers(deps, ctx, rebound)
+    l2pop.push_views(deps, ctx, rebound, "l3")
 
 
 def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
@@ -278,7 +256,7 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
     others, mine, rebound = deps.db.run(work)
     AgentAPI(deps.bus).sync_routers_all(ctx, host, mine, stamp=stamp)
     _send(deps, ctx, others, stamp)
-    _push_peers(deps, ctx, rebound)
+    l2pop.push_views(deps, ctx, rebound, "l3")
     log.info("l3: %s told its %d router(s)", host, len(mine))
 
 
