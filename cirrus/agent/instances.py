@@ -12,6 +12,7 @@ import threading
 import traceback
 from collections import OrderedDict
 from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
 
 from cirrus.agent import rpcapi
 from cirrus.agent.base import Received, log
@@ -28,6 +29,17 @@ from cirrus.context import RequestContext
 from cirrus.network.model import Nic
 from cirrus.storage.filestore import snapshot_staging_path
 from cirrus.virt.driver import InstanceSpec
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
+
+
+def failed(result: R, exc: BaseException) -> R:
+    """`result` saying why the work failed: the error, and its traceback for the details
+    of the fault the conductor records."""
+    return replace(result, error=str(exc) or type(exc).__name__, details=traceback.format_exc())
 
 
 class InstanceHandlers(NetworkHandlers):
@@ -72,8 +84,7 @@ class InstanceHandlers(NetworkHandlers):
                                      power_state=self.driver.power_state(spec.uuid))
                 except Exception as exc:
                     log.warning("spawn of %s on %s failed: %s", spec.uuid, self.host, exc)
-                    result = replace(result, error=str(exc) or type(exc).__name__,
-                                     details=traceback.format_exc())
+                    result = failed(result, exc)
                     self._safe_destroy(spec.uuid)
         self.conductor.spawn_result(ctx, result)
 
@@ -116,8 +127,7 @@ class InstanceHandlers(NetworkHandlers):
                 log.info("%s of %s on %s done", action, uuid, self.host)
             except Exception as exc:
                 log.warning("%s of %s on %s failed: %s", action, uuid, self.host, exc)
-                result = replace(result, error=str(exc) or type(exc).__name__,
-                                 details=traceback.format_exc())
+                result = failed(result, exc)
             result = replace(result, power_state=self.driver.power_state(uuid))
         self.conductor.task_result(ctx, result)
 
@@ -136,8 +146,7 @@ class InstanceHandlers(NetworkHandlers):
                 log.info("rebuilt %s on %s", spec.uuid, self.host)
             except Exception as exc:
                 log.warning("rebuild of %s on %s failed: %s", spec.uuid, self.host, exc)
-                result = replace(result, error=str(exc) or type(exc).__name__,
-                                 details=traceback.format_exc())
+                result = failed(result, exc)
             result = replace(result, power_state=self.driver.power_state(spec.uuid))
         self.conductor.task_result(ctx, result)
 
@@ -157,8 +166,7 @@ class InstanceHandlers(NetworkHandlers):
                 log.info("snapshot of %s on %s written to %s", uuid, self.host, target)
             except Exception as exc:
                 log.warning("snapshot of %s on %s failed: %s", uuid, self.host, exc)
-                result = replace(result, error=str(exc) or type(exc).__name__,
-                                 details=traceback.format_exc())
+                result = failed(result, exc)
                 target.unlink(missing_ok=True)
         self.conductor.snapshot_result(ctx, result)
 
@@ -183,8 +191,7 @@ class InstanceHandlers(NetworkHandlers):
                 log.info("shelve of %s on %s: disk written to %s", uuid, self.host, target)
             except Exception as exc:
                 log.warning("shelve of %s on %s failed: %s", uuid, self.host, exc)
-                result = replace(result, error=str(exc) or type(exc).__name__,
-                                 details=traceback.format_exc())
+                result = failed(result, exc)
                 target.unlink(missing_ok=True)
             result = replace(result, power_state=self.driver.power_state(uuid))
         self.conductor.shelve_result(ctx, result)
@@ -233,8 +240,7 @@ class InstanceHandlers(NetworkHandlers):
                 log.info("resize of %s on %s done", uuid, self.host)
             except Exception as exc:
                 log.warning("resize of %s on %s failed: %s", uuid, self.host, exc)
-                result = replace(result, error=str(exc) or type(exc).__name__,
-                                 details=traceback.format_exc())
+                result = failed(result, exc)
                 if not here:  # half built here: nothing of it stays
                     self._safe_destroy(uuid)
             result = replace(result, power_state=self.driver.power_state(uuid))
