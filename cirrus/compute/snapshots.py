@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import uuid as uuidlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,9 +22,9 @@ from cirrus.compute import actions, capabilities, instances, lifecycle, states
 from cirrus.context import RequestContext
 from cirrus.db.engine import Database
 from cirrus.db.models import Image, Instance, utcnow
-from cirrus.errors import Conflict, NotFound, OverLimit
+from cirrus.errors import CirrusError, Conflict, NotFound, OverLimit, is_transient
 from cirrus.storage import image_data, images
-from cirrus.storage.filestore import READ_CHUNK, FileStore
+from cirrus.storage.filestore import READ_CHUNK, FileStore, snapshot_staging_path
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,26 @@ def import_snapshot(db: Database, store: FileStore, ctx: RequestContext, image_i
     if image_data.finish_upload(db, image_id, stored) is None:
         store.delete(stored.location)
         raise NotFound(f"Image {image_id} was deleted while the snapshot was uploaded.")
+
+
+def import_result(db: Database, store: FileStore, ctx: RequestContext,
+                  result: Mapping[str, Any], what: str) -> str | None:
+    """Take an agent's answer to `snapshot` or `shelve`: import the staging file it wrote
+    into the image, then remove the file. Returns why not, if the agent or the import
+    failed (`what` names the disk in that message: "snapshot", "shelved disk"). A
+    transient failure is raised: the bus redelivers the result; the file is kept for it."""
+    uuid, image_id = result["uuid"], result["image_id"]
+    source = snapshot_staging_path(store.root, result["file"])
+    error = None if result["ok"] else (result.get("details") or result.get("error"))
+    try:
+        if error is None:
+            import_snapshot(db, store, ctx, image_id, source)
+    except (CirrusError, OSError) as exc:
+        if is_transient(exc):
+            raise
+        error = f"Importing the {what} of {uuid} into image {image_id} failed: {exc}"
+    remove_staging(source)
+    return error
 
 
 def discard_image(db: Database, store: FileStore, image_id: str) -> None:

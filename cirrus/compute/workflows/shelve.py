@@ -33,11 +33,11 @@ from cirrus.compute.shelving import (
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Image, Instance, utcnow
-from cirrus.errors import CirrusError, is_transient
+from cirrus.errors import is_transient
 from cirrus.network import enforcement
 from cirrus.scheduler import claims
 from cirrus.scheduler.rpcapi import SelectDestination
-from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
+from cirrus.storage.filestore import FileStore, snapshot_staging_name
 
 TASKS = (states.SHELVING, states.SHELVING_OFFLOADING, states.UNSHELVING)
 _NOT_DELETED = (Instance.deleted.is_(False),)
@@ -82,16 +82,7 @@ def shelve_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
 def shelve_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, image_id, host = result["uuid"], result["image_id"], result.get("host")
     store = FileStore(deps.settings.effective_image_dir)
-    source = snapshot_staging_path(store.root, result["file"])
-    error = None if result["ok"] else (result.get("details") or result.get("error"))
-    try:
-        if error is None:
-            snapshots.import_snapshot(deps.db, store, ctx, image_id, source)
-    except (CirrusError, OSError) as exc:
-        if is_transient(exc):
-            raise
-        error = f"Importing the shelved disk of {uuid} into image {image_id} failed: {exc}"
-    snapshots.remove_staging(source)
+    error = snapshots.import_result(deps.db, store, ctx, result, "shelved disk")
     power = result.get("power_state")
 
     def finish(s: Session) -> bool:

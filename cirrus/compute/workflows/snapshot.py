@@ -14,8 +14,7 @@ from cirrus.compute import backups, snapshots, states
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance
-from cirrus.errors import CirrusError, is_transient
-from cirrus.storage.filestore import FileStore, snapshot_staging_name, snapshot_staging_path
+from cirrus.storage.filestore import FileStore, snapshot_staging_name
 
 
 def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, Any]) -> None:
@@ -36,16 +35,7 @@ def snapshot_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str
 def snapshot_result(deps: WorkflowDeps, ctx: RequestContext, result: dict[str, Any]) -> None:
     uuid, image_id = result["uuid"], result["image_id"]
     store = FileStore(deps.settings.effective_image_dir)
-    source = snapshot_staging_path(store.root, result["file"])
-    error = None if result["ok"] else (result.get("details") or result.get("error"))
-    try:
-        if error is None:
-            snapshots.import_snapshot(deps.db, store, ctx, image_id, source)
-    except (CirrusError, OSError) as exc:
-        if is_transient(exc):
-            raise  # the bus redelivers the result; the staging file is kept for it
-        error = f"Importing the snapshot of {uuid} into image {image_id} failed: {exc}"
-    snapshots.remove_staging(source)
+    error = snapshots.import_result(deps.db, store, ctx, result, "snapshot")
     if error is not None:
         log.warning("snapshot of %s into image %s failed: %s", uuid, image_id, error)
         snapshots.discard_image(deps.db, store, image_id)

@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.config import Settings
 from cirrus.context import RequestContext
+from cirrus.db.commit_hooks import Notifier
 from cirrus.db.models import IPAllocation, Network, Port, Service, Subnet
 from cirrus.errors import CirrusError
 from cirrus.hosts.liveness import DHCP_BINARY, service_is_up
@@ -242,7 +244,7 @@ def sync_networks(deps: Deps, ctx: RequestContext, touched: dict[str, set[str]])
             casts += plan(s, deps.settings, network_id, before)
         rebound: set[str] = s.info.pop(REBOUND, set())
         s.flush()
-        changes.forget(s)
+        changes.NETWORKS.forget(s)
         return casts, rebound
 
     casts, rebound = deps.db.run(work)
@@ -268,7 +270,7 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
                     others.append((target, nid, config))
         rebound: set[str] = s.info.pop(REBOUND, set())
         s.flush()
-        changes.forget(s)
+        changes.NETWORKS.forget(s)
         return others, mine, rebound
 
     others, mine, rebound = deps.db.run(work)
@@ -279,17 +281,15 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
     log.info("dhcp: %s told its %d network(s)", host, len(mine))
 
 
-class DhcpNotifier:
+class DhcpNotifier(Notifier):
     """A commit hook of the database: syncs the networks a transaction changed."""
 
     def __init__(self, deps: Deps) -> None:
+        super().__init__(log, "dhcp", "networks")
         self.deps = deps
 
-    def on_commit(self, info: dict[str, Any]) -> None:
-        touched = changes.touched(info)
-        if not touched:
-            return
-        try:
-            sync_networks(self.deps, RequestContext.admin(), touched)
-        except Exception:  # the change is committed; the next full sync catches up
-            log.exception("dhcp: sync of networks %s failed", ", ".join(sorted(touched)))
+    def touched(self, info: Mapping[str, Any]) -> dict[str, set[str]]:
+        return changes.NETWORKS.touched(info)
+
+    def sync(self, touched: dict[str, set[str]]) -> None:
+        sync_networks(self.deps, RequestContext.admin(), touched)

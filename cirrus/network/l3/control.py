@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session
 from cirrus.agent.rpcapi import AgentAPI
 from cirrus.config import Settings
 from cirrus.context import RequestContext
+from cirrus.db.commit_hooks import Notifier
 from cirrus.db.engine import Database
 from cirrus.db.models import FloatingIP, Network, Port, Router, Service, Subnet
 from cirrus.hosts.liveness import L3_BINARY, service_is_up
@@ -260,15 +262,17 @@ def sync_host(deps: Deps, ctx: RequestContext, host: str) -> None:
     log.info("l3: %s told its %d router(s)", host, len(mine))
 
 
-class L3Notifier:
+class L3Notifier(Notifier):
     """A commit hook of the database: syncs the routers a transaction changed."""
 
     def __init__(self, deps: Deps) -> None:
+        super().__init__(log, "l3", "routers")
         self.deps = deps
 
-    def on_commit(self, info: dict[str, Any]) -> None:
-        touched = changes.touched(info)
-        networks = changes.touched_networks(info)
+    def touched(self, info: Mapping[str, Any]) -> dict[str, set[str]]:
+        """The routers changed, and those with a leg on a network or subnet changed."""
+        touched = changes.ROUTERS.touched(info)
+        networks = set(changes.NETWORKS.touched(info))
         if networks:
             try:
                 with self.deps.db.reader() as s:
@@ -277,9 +281,7 @@ class L3Notifier:
                         touched.setdefault(router_id, set())
             except Exception:
                 log.exception("l3: routers of networks %s not found", ", ".join(networks))
-        if not touched:
-            return
-        try:
-            sync_routers(self.deps, RequestContext.admin(), touched)
-        except Exception:  # the change is committed; the next full sync catches up
-            log.exception("l3: sync of routers %s failed", ", ".join(sorted(touched)))
+        return touched
+
+    def sync(self, touched: dict[str, set[str]]) -> None:
+        sync_routers(self.deps, RequestContext.admin(), touched)
