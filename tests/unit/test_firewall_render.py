@@ -6,6 +6,8 @@ rendered text is checked by the kernel in tests/network."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cirrus.network.dataplane.firewall import (
@@ -107,6 +109,72 @@ def test_ports_are_stateful_default_deny_and_jump_to_their_groups():
     assert _chain(text, group_chain(G, "ingress")) == [
         "meta nfproto ipv4 meta l4proto 6 th dport 22 accept"]
     assert _chain(text, group_chain(G, "egress")) == []  # no egress rule: nothing leaves
+
+
+def test_stateless_ports_are_not_tracked_and_have_no_reply_shortcut():
+    """Groups with `stateful: false`: their ports' packets (from or to their MACs) get
+    `notrack` before conntrack, and their fixed part has no `ct state` rule: a reply must
+    match a rule of its direction. Stateful ports beside them are unchanged."""
+    raw = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (R,),
+                     allowed_address_pairs=(AddressPair("10.9.0.1", "fa:16:3e:00:00:99"),))
+    tracked = PortFilter(P2, "fa:16:3e:00:00:02", ("10.0.0.6",), (G,))
+    state = _state(raw, tracked)
+    state.stateless = frozenset({R})
+    text = render_ruleset(state)
+    assert _elements(text, "stateless") == ["fa:16:3e:00:00:01", "fa:16:3e:00:00:99"]
+    assert _chain(text, "zone") == [
+        "type filter hook prerouting priority -300; policy accept;",
+        "ether saddr @stateless notrack accept", "ether daddr @stateless notrack accept",
+        "ct zone set iifname map @zones"]
+    assert _chain(text, combo_chain((R,), "ingress"))[0] == "jump port_ingress_stateless"
+    assert _chain(text, combo_chain((R,), "egress"))[0] == "jump port_egress_stateless"
+    assert _chain(text, combo_chain((G,), "ingress"))[0] == "jump port_ingress"
+    for direction in ("ingress", "egress"):
+        fixed = _chain(text, f"port_{direction}_stateless")
+        assert fixed and not any("ct " in rule for rule in fixed)
+        assert "ct state established,related accept" in _chain(text, f"port_{direction}")
+    assert "udp sport 67 udp dport 68 accept" in _chain(text, "port_ingress_stateless")
+    # a port with a stateful group among stateless ones (the API refuses it) is stateful
+    mixed = dataclasses.replace(raw, security_groups=(R, G))
+    state = _state(mixed)
+    state.stateless = frozenset({R})
+    text = render_ruleset(state)
+    assert "notrack" not in text and "stateless" not in text
+
+
+def test_a_group_becoming_stateless_replaces_everything():
+    fw = Recording()
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    rules = {G: (Rule("egress"),)}
+    fw.update(HostFilterState(generation=1, ports=(port,), rules=rules))
+    assert "notrack" not in fw.scripts[-1]
+    fw.update(HostFilterState(generation=2, ports=(port,), rules=rules, stateless=(G,)))
+    assert fw.scripts[-1].startswith("add table bridge cirrus")
+    assert "jump port_ingress_stateless" in fw.scripts[-1]
+    # and it travels on the bus and to disk; a state without the key is all stateful
+    sent = HostFilterState(generation=2, ports=(port,), rules=rules, stateless=(G,))
+    assert HostFilterState.from_dict(sent.to_dict()) == sent
+    legacy = sent.to_dict()
+    del legacy["stateless"]
+    assert HostFilterState.from_dict(legacy).stateless == ()
+
+
+def test_a_removed_rule_of_a_stateless_port_forgets_nothing():
+    class Forgetting(Recording):
+        forgotten: list[list[str]] = []
+
+        def forget_connections(self, filters: list[list[str]]) -> None:
+            self.forgotten = [*self.forgotten, *filters]
+
+    fw = Forgetting()
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    ssh = Rule("ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    fw.update(HostFilterState(generation=1, ports=(port,), rules={G: (ssh,)}, stateless=(G,)))
+    fw.update(HostFilterState(generation=2, ports=(port,), rules={G: ()}, stateless=(G,)))
+    assert fw.forgotten == []
+    fw.update(HostFilterState(generation=3, ports=(port,), rules={G: (ssh,)}))
+    fw.update(HostFilterState(generation=4, ports=(port,), rules={G: ()}))
+    assert fw.forgotten == [["-f", "ipv4", "--dst", "10.0.0.5", "-p", "tcp", "--dport", "22"]]
 
 
 def test_ports_with_the_same_groups_share_their_chains():

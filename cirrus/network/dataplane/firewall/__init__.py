@@ -24,9 +24,14 @@ thousands of chains): ports are elements of sets and maps keyed by their tap.
 - Remote groups are named sets of member addresses, `g4-<group>`/`g6-<group>`.
 - Each network has its own conntrack zone (`zone`, raw priority, from the bridge), so equal
   addresses on two networks never share connection state.
+- Stateless ports (all their groups `stateful: false`) are not tracked: the same `zone`
+  chain sets `notrack` on packets from or to their MACs (set `stateless`), and the chains
+  of their sets of groups jump to fixed parts without the conntrack rules
+  (`port_egress_stateless`, `port_ingress_stateless`): a reply is accepted only if a rule
+  of its direction allows it.
 
-A rule or membership change rewrites only the groups' chains and sets; a port change
-replaces both tables. Ports with port security off get nothing: no element anywhere.
+A rule or membership change rewrites only the groups' chains and sets; a port change (or
+a group becoming stateless or stateful) replaces both tables. Ports with port security off get nothing: no element anywhere.
 
 Modules: `rules` (one rule as an nft match and as conntrack filters), `sets` (remote-group
 sets, the addresses a port may send from, conntrack zones), `ruleset` (the tables as one

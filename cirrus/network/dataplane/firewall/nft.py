@@ -81,11 +81,13 @@ class Firewall:
                              if update.rules.get(g, ()) != self.state.rules.get(g, ())}
             changed_members = {g for g in set(update.members) | set(self.state.members)
                                if update.members.get(g, ()) != self.state.members.get(g, ())}
-            ports_changed = ports != self.state.ports
+            stateless = frozenset(update.stateless)
+            ports_changed = ports != self.state.ports or stateless != self.state.stateless
             removed = {g: [r for r in self.state.rules.get(g, ()) if r not in update.rules.get(g, ())]
                        for g in changed_rules}
             self.state.ports, self.state.rules = ports, dict(update.rules)
             self.state.members = dict(update.members)
+            self.state.stateless = stateless
             if ports_changed or self._dirty:
                 self._full()
             elif changed_rules or changed_members:
@@ -99,6 +101,8 @@ class Firewall:
             return
         filters = []
         for port in self.state.filtered_ports():
+            if self.state.is_stateless(port.security_groups):
+                continue  # nothing of it is tracked
             for group in set(port.security_groups) & set(removed):
                 for rule in removed[group]:
                     filters += conntrack_filters(port, rule)

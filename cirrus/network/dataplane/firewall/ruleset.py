@@ -38,10 +38,17 @@ class FirewallState:
     rules: dict[str, tuple[SecurityGroupRule, ...]] = field(default_factory=dict)
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)
     generation: float = 0.0
+    stateless: frozenset[str] = frozenset()  # groups with `stateful: false`
 
     def filtered_ports(self) -> list[PortFilter]:
         return sorted((p for p in self.ports.values() if p.port_security_enabled),
                       key=lambda p: p.tap)
+
+    def is_stateless(self, groups: Iterable[str]) -> bool:
+        """Ports whose groups are all stateless are not tracked (the API refuses a mix; a
+        port with no group, or a mix sent anyway, is stateful)."""
+        wanted = set(groups)
+        return bool(wanted) and wanted <= self.stateless
 
 
 def group_chain(group_id: str, direction: str) -> str:
@@ -83,6 +90,10 @@ PORT_INGRESS = ["ct state established,related accept",
                 "udp sport 547 udp dport 546 accept",
                 f"icmpv6 type {ND_INGRESS} accept",
                 "ct state invalid drop"]
+# Stateless ports (groups with `stateful: false`, Neutron's semantics): their traffic is not
+# tracked, so no shortcut for replies: every packet must match a rule of its direction.
+PORT_EGRESS_STATELESS = [r for r in PORT_EGRESS if not r.startswith("ct ")]
+PORT_INGRESS_STATELESS = [r for r in PORT_INGRESS if not r.startswith("ct ")]
 # Stateless anti-spoofing in the bridge family: only a port's MACs and addresses leave it.
 SPOOF_RULES = ["iifname != @filtered accept",
                "iifname . ether saddr != @macs drop",
@@ -96,9 +107,10 @@ SPOOF_RULES = ["iifname != @filtered accept",
                "iifname . ip6 saddr != @addr6 drop"]
 
 
-def _combo_rules(groups: tuple[str, ...], direction: str) -> list[str]:
-    return [f"jump {'port_egress' if direction == 'egress' else 'port_ingress'}",
-            *(f"jump {group_chain(g, direction)}" for g in sorted(groups)), "drop"]
+def _combo_rules(groups: tuple[str, ...], direction: str, stateless: bool) -> list[str]:
+    fixed = f"port_{direction}{'_stateless' if stateless else ''}"
+    return [f"jump {fixed}", *(f"jump {group_chain(g, direction)}" for g in sorted(groups)),
+            "drop"]
 
 
 def render_ruleset(state: FirewallState) -> str:
@@ -141,7 +153,15 @@ def render_ruleset(state: FirewallState) -> str:
     networks = sorted({p.network_id for p in ports if p.network_id})
     out += _map("zones", "typeof iifname : ct zone",
                 [f'"{bridge_name(n)}" : {conntrack_zone(n)}' for n in networks], typeof=True)
-    out += _chain("zone", ["ct zone set iifname map @zones"],
+    # Stateless ports' traffic, from them or to them, is not tracked: by MAC (a port's
+    # source MAC is checked against the port by the bridge table before this runs).
+    untracked = sorted({m for p in ports if state.is_stateless(p.security_groups)
+                        for m in port_addresses(p)[0]})
+    notrack = []
+    if untracked:
+        out += _set("stateless", "ether_addr", untracked)
+        notrack = ["ether saddr @stateless notrack accept", "ether daddr @stateless notrack accept"]
+    out += _chain("zone", [*notrack, "ct zone set iifname map @zones"],
                   "type filter hook prerouting priority -300; policy accept;")
     for group in sorted(_remote_groups(state.rules) | set(state.members)):
         out += set_lines(group, state.members.get(group, ()))
@@ -159,13 +179,17 @@ def render_ruleset(state: FirewallState) -> str:
                   "type filter hook forward priority 10; policy accept;")
     out += _chain("port_egress", PORT_EGRESS)
     out += _chain("port_ingress", PORT_INGRESS)
+    if untracked:
+        out += _chain("port_egress_stateless", PORT_EGRESS_STATELESS)
+        out += _chain("port_ingress_stateless", PORT_INGRESS_STATELESS)
     for group in sorted(_used_groups(state)):
         for direction in ("egress", "ingress"):
             out += _chain(group_chain(group, direction),
                           _group_rules(group, direction, state.rules))
     for combo in sorted({tuple(sorted(p.security_groups)) for p in ports}):
         for direction in ("egress", "ingress"):
-            out += _chain(combo_chain(combo, direction), _combo_rules(combo, direction))
+            out += _chain(combo_chain(combo, direction),
+                          _combo_rules(combo, direction, state.is_stateless(combo)))
     out.append("}")
     return "\n".join(out) + "\n"
 
