@@ -96,6 +96,11 @@ def test_ports_are_stateful_default_deny_and_jump_to_their_groups():
     assert _elements(text, "ingress") == [f"c1:1 : jump {combo_chain((G,), 'ingress')}"]
     assert _elements(text, "src_mark") == [f'"{port.tap}" : 0x00010000']
     assert _elements(text, "dst_class") == [f'"{port.tap}" : c1:1']
+    # an allowed connection's packets are accepted first, before any lookup of their port
+    assert _chain(text, "egress_hook")[1:] == [
+        "ct state established,related accept", 'iifname != "brq*" accept',
+        "meta mark vmap @egress"]
+    assert _chain(text, "ingress_hook")[1] == "ct state established,related accept"
     assert _chain(text, combo_chain((G,), "ingress")) == [
         "jump port_ingress", f"jump {group_chain(G, 'ingress')}", "drop"]
     ingress = _chain(text, "port_ingress")
@@ -181,8 +186,8 @@ def test_ports_with_the_same_groups_share_their_chains():
     ports = [PortFilter(f"{i:08x}-0000-4000-8000-000000000000", f"fa:16:3e:00:00:{i:02x}",
                         (f"10.0.0.{i}",), (G, R) if i % 2 else (R, G)) for i in range(1, 41)]
     text = render_ruleset(_state(*ports))
-    # 3 bridge and 5 inet fixed chains, 2 per group, 2 for the one set of groups
-    assert text.count("  chain ") == 8 + 2 * 2 + 2
+    # 6 bridge and 5 inet fixed chains, 2 per group, 2 for the one set of groups
+    assert text.count("  chain ") == 11 + 2 * 2 + 2
     assert len(_elements(text, "egress")) == 40
 
 
@@ -198,8 +203,14 @@ def test_anti_spoofing_allows_exactly_the_ports_addresses_and_pairs():
     assert f"{tap} . fe80::f816:3eff:fe00:1" in addr6  # EUI-64 link-local of each MAC
     spoof = _chain(text, "prerouting")
     assert spoof[1:3] == ["iifname != @filtered accept", "iifname . ether saddr != @macs drop"]
-    assert "iifname . ip saddr != @addr4 drop" in spoof
-    assert "ether type arp iifname . arp saddr ip != @addr4 drop" in spoof
+    # then only the rules of the packet's protocol
+    assert spoof[3] == ("ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
+                        "ip6 : jump spoof_ip6 }")
+    assert _chain(text, "spoof_ip")[-1] == "iifname . ip saddr != @addr4 drop"
+    assert _chain(text, "spoof_ip6")[-1] == "iifname . ip6 saddr != @addr6 drop"
+    assert _chain(text, "spoof_arp") == ["iifname . arp saddr ether != @macs drop",
+                                         "arp saddr ip 0.0.0.0 accept",
+                                         "iifname . arp saddr ip != @addr4 drop"]
 
 
 def test_a_port_without_ipv4_sends_none():

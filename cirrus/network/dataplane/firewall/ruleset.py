@@ -95,16 +95,26 @@ PORT_INGRESS = ["ct state established,related accept",
 PORT_EGRESS_STATELESS = [r for r in PORT_EGRESS if not r.startswith("ct ")]
 PORT_INGRESS_STATELESS = [r for r in PORT_INGRESS if not r.startswith("ct ")]
 # Stateless anti-spoofing in the bridge family: only a port's MACs and addresses leave it.
+# Each packet meets only the rules of its own protocol (a verdict map by ether type).
 SPOOF_RULES = ["iifname != @filtered accept",
                "iifname . ether saddr != @macs drop",
-               "ether type arp iifname . arp saddr ether != @macs drop",
-               "ether type arp arp saddr ip 0.0.0.0 accept",
-               "ether type arp iifname . arp saddr ip != @addr4 drop",
-               "ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
-               "iifname . ip saddr != @addr4 drop",
-               "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report, "
-               "mld-listener-report, nd-router-solicit } accept",
-               "iifname . ip6 saddr != @addr6 drop"]
+               "ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
+               "ip6 : jump spoof_ip6 }"]
+SPOOF_ARP = ["iifname . arp saddr ether != @macs drop",
+             "arp saddr ip 0.0.0.0 accept",
+             "iifname . arp saddr ip != @addr4 drop"]
+SPOOF_IP = ["ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept",
+            "iifname . ip saddr != @addr4 drop"]
+SPOOF_IP6 = ["ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report, "
+             "mld-listener-report, nd-router-solicit } accept",
+             "iifname . ip6 saddr != @addr6 drop"]
+# The inet base chains: a packet of a connection already allowed (established, or related
+# to one) is accepted by the first rule, before any lookup of its port (a stateless port's
+# packets are untracked: never established). Then only traffic bridged by Cirrus's bridges
+# (other marks on the host are not ours) goes to the chain of its port's groups.
+BRIDGED = f'iifname != "{BRIDGE_PREFIX}*" accept'
+EGRESS_HOOK = ["ct state established,related accept", BRIDGED, "meta mark vmap @egress"]
+INGRESS_HOOK = ["ct state established,related accept", BRIDGED, "meta priority vmap @ingress"]
 
 
 def _combo_rules(groups: tuple[str, ...], direction: str, stateless: bool) -> list[str]:
@@ -139,6 +149,9 @@ def render_ruleset(state: FirewallState) -> str:
                 [f'"{p.tap}" : {CLASS_MAJOR:x}:{i:x}' for i, p in enumerate(ports, 1)])
     out += _chain("prerouting", SPOOF_RULES,
                   "type filter hook prerouting priority -200; policy accept;")
+    out += _chain("spoof_arp", SPOOF_ARP)
+    out += _chain("spoof_ip", SPOOF_IP)
+    out += _chain("spoof_ip6", SPOOF_IP6)
     # The source port in the mark, the destination port in the priority (classid): the
     # inet hooks br_netfilter runs only see the bridge. Only packets from or to a tap.
     out += _chain("forward", ['iifname != "tap*" oifname != "tap*" accept', "meta mark set 0",
@@ -171,11 +184,9 @@ def render_ruleset(state: FirewallState) -> str:
     out += _map("ingress", "classid : verdict",
                 [f"{CLASS_MAJOR:x}:{i:x} : jump {combo_chain(p.security_groups, 'ingress')}"
                  for i, p in enumerate(ports, 1)])
-    # Only traffic bridged by Cirrus's bridges: other marks on the host are not ours.
-    ours = f'iifname != "{BRIDGE_PREFIX}*" accept'
-    out += _chain("egress_hook", [ours, "meta mark vmap @egress"],
+    out += _chain("egress_hook", EGRESS_HOOK,
                   "type filter hook forward priority 0; policy accept;")
-    out += _chain("ingress_hook", [ours, "meta priority vmap @ingress"],
+    out += _chain("ingress_hook", INGRESS_HOOK,
                   "type filter hook forward priority 10; policy accept;")
     out += _chain("port_egress", PORT_EGRESS)
     out += _chain("port_ingress", PORT_INGRESS)
