@@ -249,7 +249,12 @@ def _iperf(host: Host, seconds: float) -> dict[str, float]:
     after = _cpu_times()
     delta = [b - a for a, b in zip(before, after, strict=False)]
     total = sum(delta[:8]) or 1
-    return {"gbps": float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e9,
+    end = json.loads(out)["end"]
+    cpu = end.get("cpu_utilization_percent") or {}
+    return {"gbps": float(end["sum_received"]["bits_per_second"]) / 1e9,
+            # CPU-seconds per second the client and server used (softirq work done in their
+            # context included: this kernel does not account IRQ time apart)
+            "cpu": (float(cpu.get("host_total", 0)) + float(cpu.get("remote_total", 0))) / 100,
             "load": os.getloadavg()[0],
             "steal": delta[7] / total if len(delta) > 7 else 0.0}
 
@@ -311,6 +316,11 @@ def _in_round(runs: list[dict[str, Any]], kind: str) -> float:
     return sum(r["gbps"] for r in runs if r["kind"] == kind)
 
 
+def _efficiency(runs: list[dict[str, Any]], kind: str) -> float:
+    return _in_round(runs, kind) / (sum(r.get("cpu", 0.0) for r in runs if r["kind"] == kind)
+                                    or 1.0)
+
+
 def throughput_figures(measured: dict[str, Any]) -> dict[str, Any]:
     """Medians of each kind, each round's ratios (its two filtered runs over its two bare
     ones) with their median and spread, and the bare/bare ratio within each round (the
@@ -333,6 +343,10 @@ def throughput_figures(measured: dict[str, Any]) -> dict[str, Any]:
                                          for rnd in rounds])
     figures["rules_ratio"] = spread([_in_round(rnd, "filtered") / _in_round(rnd, "conntrack")
                                      for rnd in rounds])
+    # Gbit per CPU-second of iperf3's two ends: the cost of a byte, less sensitive to other
+    # work on the machine taking the cores away than Gbit per second of wall time.
+    figures["efficiency_ratio"] = spread([_efficiency(rnd, "filtered") / _efficiency(rnd, "bare")
+                                          for rnd in rounds])
     bares = [[r["gbps"] for r in rnd if r["kind"] == "bare"] for rnd in rounds]
     figures["bare_noise"] = spread([b[1] / b[0] for b in bares])
     loads = [r["load"] for rnd in rounds for r in rnd]
@@ -416,6 +430,8 @@ def table(outcome: dict, markdown: bool) -> str:
          f"{r['rules_ratio']['median']:.2f}", ratios("rules_ratio")),
         ("bare / bare within a round (the noise)", f"{r['bare_noise']['median']:.2f}",
          ratios("bare_noise")),
+        ("filtered / bare in Gbit per CPU-second of iperf3, per round",
+         f"{r['efficiency_ratio']['median']:.2f}", ratios("efficiency_ratio")),
         ("load average (1 min) during the runs; most steal", "",
          f"{r['load']['min']:.1f}-{r['load']['max']:.1f}; {100 * r['steal']:.0f}%"),
     ]
