@@ -139,6 +139,12 @@ def test_stateless_ports_are_not_tracked_and_have_no_reply_shortcut():
         assert fixed and not any("ct " in rule for rule in fixed)
         assert "ct state established,related accept" in _chain(text, f"port_{direction}")
     assert "udp sport 67 udp dport 68 accept" in _chain(text, "port_ingress_stateless")
+    # a MAC a stateful port has too (an address pair's) is never untracked
+    shared = dataclasses.replace(tracked, allowed_address_pairs=(
+        AddressPair("10.0.0.7", "fa:16:3e:00:00:99"),))
+    state = _state(raw, shared)
+    state.stateless = frozenset({R})
+    assert _elements(render_ruleset(state), "stateless") == ["fa:16:3e:00:00:01"]
     # a port with a stateful group among stateless ones (the API refuses it) is stateful
     mixed = dataclasses.replace(raw, security_groups=(R, G))
     state = _state(mixed)

@@ -167,9 +167,12 @@ def render_ruleset(state: FirewallState) -> str:
     out += _map("zones", "typeof iifname : ct zone",
                 [f'"{bridge_name(n)}" : {conntrack_zone(n)}' for n in networks], typeof=True)
     # Stateless ports' traffic, from them or to them, is not tracked: by MAC (a port's
-    # source MAC is checked against the port by the bridge table before this runs).
+    # source MAC is checked against the port by the bridge table before this runs). A MAC a
+    # stateful port also has (an address pair's) stays tracked: never untrack a stateful port.
+    tracked = {m for p in ports if not state.is_stateless(p.security_groups)
+               for m in port_addresses(p)[0]}
     untracked = sorted({m for p in ports if state.is_stateless(p.security_groups)
-                        for m in port_addresses(p)[0]})
+                        for m in port_addresses(p)[0]} - tracked)
     notrack = []
     if untracked:
         out += _set("stateless", "ether_addr", untracked)
@@ -190,7 +193,7 @@ def render_ruleset(state: FirewallState) -> str:
                   "type filter hook forward priority 10; policy accept;")
     out += _chain("port_egress", PORT_EGRESS)
     out += _chain("port_ingress", PORT_INGRESS)
-    if untracked:
+    if any(state.is_stateless(p.security_groups) for p in ports):
         out += _chain("port_egress_stateless", PORT_EGRESS_STATELESS)
         out += _chain("port_ingress_stateless", PORT_INGRESS_STATELESS)
     for group in sorted(_used_groups(state)):
