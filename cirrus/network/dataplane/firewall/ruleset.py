@@ -234,12 +234,22 @@ def _chain(name: str, rules: list[str], head: str = "") -> list[str]:
             *(f"    {r}" for r in rules), "  }"]
 
 
+def _size(kind: str, items: list[str]) -> list[str]:
+    """A size for an exact-match set: the kernel then picks its fixed-size hash, cheaper per
+    lookup than the resizable one it picks otherwise (these sets are only ever replaced
+    whole, so they never grow past it). Interval sets keep their own backend."""
+    if "interval" in kind:
+        return []
+    return [f"    size {max(64, 1 << (2 * len(items) - 1).bit_length())}"]
+
+
 def _set(name: str, kind: str, items: list[str]) -> list[str]:
     body = f"    elements = {elements(items)}" if items else ""
-    return [f"  set {name} {{", f"    type {kind}", *([body] if body else []), "  }"]
+    return [f"  set {name} {{", f"    type {kind}", *_size(kind, items),
+            *([body] if body else []), "  }"]
 
 
 def _map(name: str, kind: str, items: list[str], typeof: bool = False) -> list[str]:
     body = f"    elements = {elements(items)}" if items else ""
     return [f"  map {name} {{", f"    {kind if typeof else f'type {kind}'}",
-            *([body] if body else []), "  }"]
+            *_size(kind, items), *([body] if body else []), "  }"]
