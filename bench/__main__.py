@@ -144,6 +144,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--firewall-repeat", type=int, default=5,
                    help="firewall suite: rule changes per size and iperf3 runs of each kind "
                         "(default %(default)s)")
+    p.add_argument("--firewall-seconds", type=float, default=5.0,
+                   help="firewall suite: length of each iperf3 run, after a first second left "
+                        "out (default %(default)s)")
     p.add_argument("--boots", type=int, default=5,
                    help="boot suite: boots of each kind (default %(default)s), and overlays of "
                         "each base (at least 5)")
@@ -395,7 +398,7 @@ def run_boot(args: argparse.Namespace) -> dict:
 def run_firewall(args: argparse.Namespace) -> dict:
     """The firewall suite's outcome; {"failed": why} instead of raising (issue 14, sg)."""
     try:
-        return firewall.run(args.firewall_repeat, say)
+        return firewall.run(args.firewall_repeat, say, args.firewall_seconds)
     except Exception as exc:
         say(f"firewall: FAILED: {type(exc).__name__}: {exc}")
         return {"failed": traceback.format_exc()}

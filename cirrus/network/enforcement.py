@@ -2,7 +2,8 @@
 
 Agents never read the database, so the network service sends each affected host its whole
 filter state (`HostFilterState`: its bound ports, their groups' rules, the member addresses
-of every group those rules name as a remote group) after a change is committed:
+of every group those rules name as a remote group, which groups are stateless) after a
+change is committed:
 
 - a rule created or deleted: the hosts with ports in the group;
 - a group's membership changed (a port created, deleted, or its groups, addresses, pairs
@@ -86,11 +87,15 @@ def host_filter_state(s: Session, host: str) -> HostFilterState:
     ports = list(s.scalars(select(Port).where(Port.binding_host_id == host)))
     groups = {g for p in ports if filtered(p) for g in p.security_groups or ()}
     rules: dict[str, tuple[SecurityGroupRule, ...]] = {}
+    stateless: list[str] = []
     for group in s.scalars(select(SecurityGroup).where(SecurityGroup.id.in_(groups))):
         rules[group.id] = tuple(SecurityGroupRule.from_dict(r) for r in group.rules or [])
+        if not group.stateful:
+            stateless.append(group.id)
     remote = {r.remote_group_id for rs in rules.values() for r in rs if r.remote_group_id}
     return HostFilterState(generation=generation, ports=tuple(port_filters(s, ports)),
-                           rules=rules, members=group_members(s, remote))
+                           rules=rules, members=group_members(s, remote),
+                           stateless=tuple(sorted(stateless)))
 
 
 def hosts_using_groups(s: Session, group_ids: Iterable[str]) -> set[str]:

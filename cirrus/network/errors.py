@@ -61,6 +61,13 @@ class SecurityGroupNotFound(NotFound):
         super().__init__(f"Security group {group_id} does not exist")
 
 
+class SecurityGroupConflict(Conflict):
+    error_type = "SecurityGroupConflict"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Error {reason} while attempting the operation.")
+
+
 class SecurityGroupRuleNotFound(NotFound):
     error_type = "SecurityGroupRuleNotFound"
 

@@ -7,8 +7,8 @@ data that travels on the bus: the agent never reads the database.
 - `SecurityGroupRule`: one rule as the firewall renders it (Neutron's fields).
 - `HostFilterState`: everything one host needs, sent whole by the network service when a
   rule, a port's groups or a group's membership changes (`generation` orders them): its
-  bound ports, the rules of their groups, and the member addresses of every group their
-  rules name as a remote group.
+  bound ports, the rules of their groups, the member addresses of every group their
+  rules name as a remote group, and which of the groups are stateless.
 """
 
 from __future__ import annotations
@@ -88,13 +88,17 @@ class HostFilterState:
     ports: tuple[PortFilter, ...] = ()
     rules: dict[str, tuple[SecurityGroupRule, ...]] = field(default_factory=dict)
     members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group -> addresses
+    # Groups (of `rules`) with `stateful: false`: their ports' traffic is not tracked. Absent
+    # from a state sent before stateless groups were enforced: every group stateful.
+    stateless: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {"generation": self.generation,
                 "ports": [p.to_dict() for p in self.ports],
                 "rules": {g: [dataclasses.asdict(r) for r in rules]
                           for g, rules in self.rules.items()},
-                "members": {g: list(addrs) for g, addrs in self.members.items()}}
+                "members": {g: list(addrs) for g, addrs in self.members.items()},
+                "stateless": list(self.stateless)}
 
     @classmethod
     def from_dict(cls, data: dict) -> HostFilterState:
@@ -102,4 +106,5 @@ class HostFilterState:
                    ports=tuple(PortFilter.from_dict(p) for p in data.get("ports") or ()),
                    rules={g: tuple(SecurityGroupRule.from_dict(r) for r in rules)
                           for g, rules in (data.get("rules") or {}).items()},
-                   members={g: tuple(addrs) for g, addrs in (data.get("members") or {}).items()})
+                   members={g: tuple(addrs) for g, addrs in (data.get("members") or {}).items()},
+                   stateless=tuple(data.get("stateless") or ()))

@@ -28,6 +28,7 @@ from cirrus.network.errors import (
     BadAttribute,
     InUse,
     InvalidInput,
+    SecurityGroupConflict,
     SecurityGroupNotFound,
     SecurityGroupRuleNotFound,
 )
@@ -125,6 +126,11 @@ def update_group(s: Session, ctx: RequestContext, group_id: str, changes: dict) 
     if group.name != DEFAULT_NAME and changes.get("name") == DEFAULT_NAME:
         raise InUse("Default security group already exists.",
                     "SecurityGroupDefaultAlreadyExists")
+    # Neutron: a group's statefulness is not changed while ports use it (their filters
+    # would change kind under established connections).
+    if "stateful" in changes and bool(changes["stateful"]) != bool(group.stateful) \
+            and group_in_use(s, group):
+        raise InUse(f"Security Group {group.id} in use.", "SecurityGroupInUse")
     for key in ("name", "description", "stateful"):
         if key in changes:
             setattr(group, key, changes[key])
@@ -170,7 +176,16 @@ def resolve_groups(s: Session, project_id: str, names_or_ids: list[str]) -> list
                            "use an ID to be more specific.")
         if matches[0].id not in ids:
             ids.append(matches[0].id)
+    check_statefulness([g for g in groups if g.id in ids])
     return ids
+
+
+def check_statefulness(groups: list[SecurityGroup]) -> None:
+    """A port's groups are all stateful or all stateless (Neutron refuses a mix: the port's
+    traffic is either tracked by conntrack or not)."""
+    if len({bool(g.stateful) for g in groups}) > 1:
+        raise SecurityGroupConflict("Cannot apply both stateful and stateless security groups "
+                                    "on the same port at the same time")
 
 
 # ---------------------------------------------------------------- rules

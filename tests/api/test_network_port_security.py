@@ -179,6 +179,23 @@ def test_rule_and_membership_changes_reach_the_hosts_that_need_them(api, cloud, 
                                    for rule in state.rules.get(web["id"], ())))
 
 
+def test_a_hosts_state_says_which_of_its_groups_are_stateless(api, cloud, admin, member,
+                                                                net, sub):
+    agent = _agent(cloud)
+    state = agent.dataplane.firewall.state
+    raw = create(api, member, "security-groups", "security_group", name="raw",
+                 stateful=False).json()["security_group"]
+    web = create(api, member, "security-groups", "security_group", name="web").json()[
+        "security_group"]
+    ports = [port(api, member, net["id"], security_groups=[g["id"]]) for g in (raw, web)]
+    for p in ports:
+        assert update(api, admin, p["id"], **{"binding:host_id": agent.host}).status_code == 200
+    assert _eventually(lambda: {p["id"] for p in ports} <= set(state.ports))
+    assert state.stateless == frozenset({raw["id"]})
+    assert state.is_stateless(state.ports[ports[0]["id"]].security_groups)
+    assert not state.is_stateless(state.ports[ports[1]["id"]].security_groups)
+
+
 def test_a_servers_host_gets_its_ports_filter_state_when_it_is_built(api, cloud, member, net,
                                                                      sub):
     from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status

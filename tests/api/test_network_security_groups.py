@@ -114,6 +114,60 @@ def test_a_group_in_use_by_a_port_cannot_be_deleted(api, member):
     assert api.delete(f"{NET}/security-groups/{web['id']}", headers=member.headers).status_code == 204
 
 
+def test_stateful_is_created_shown_and_changed_only_while_no_port_uses_the_group(api, member):
+    """Neutron's `stateful-security-group`: `stateful` defaults to true; changing it is
+    refused (409 SecurityGroupInUse) while a port uses the group, other changes are not."""
+    net = network(api, member)
+    subnet(api, member, net["id"])
+    assert new_group(api, member)["stateful"] is True
+    r = create(api, member, "security-groups", "security_group", name="raw", stateful=False)
+    assert r.status_code == 201, r.text
+    raw = r.json()["security_group"]
+    assert raw["stateful"] is False
+    shown = api.get(f"{NET}/security-groups/{raw['id']}", headers=member.headers).json()
+    assert shown["security_group"]["stateful"] is False
+    p = port(api, member, net["id"], security_groups=[raw["id"]])
+    url = f"{NET}/security-groups/{raw['id']}"
+    r = api.put(url, json={"security_group": {"stateful": True}}, headers=member.headers)
+    assert r.status_code == 409
+    assert neutron_error(r)["type"] == "SecurityGroupInUse"
+    assert neutron_error(r)["message"] == f"Security Group {raw['id']} in use."
+    # the same value, or another attribute, is not a change of statefulness
+    r = api.put(url, json={"security_group": {"stateful": False, "description": "x"}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    api.delete(f"{NET}/ports/{p['id']}", headers=member.headers)
+    r = api.put(url, json={"security_group": {"stateful": True}}, headers=member.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["security_group"]["stateful"] is True
+
+
+def test_a_port_cannot_mix_stateful_and_stateless_groups(api, member):
+    net = network(api, member)
+    subnet(api, member, net["id"])
+    web = new_group(api, member)
+    raw = create(api, member, "security-groups", "security_group", name="raw",
+                 stateful=False).json()["security_group"]
+    raw2 = create(api, member, "security-groups", "security_group", name="raw2",
+                  stateful=False).json()["security_group"]
+    mixed = "Error Cannot apply both stateful and stateless security groups on the same port " \
+            "at the same time while attempting the operation."
+    r = create(api, member, "ports", "port", network_id=net["id"],
+               security_groups=[web["id"], raw["id"]])
+    assert r.status_code == 409
+    assert neutron_error(r)["type"] == "SecurityGroupConflict"
+    assert neutron_error(r)["message"] == mixed
+    p = port(api, member, net["id"], security_groups=[raw["id"], raw2["id"]])  # all stateless
+    r = api.put(f"{NET}/ports/{p['id']}", json={"port": {"security_groups": [raw["id"], web["id"]]}},
+                headers=member.headers)
+    assert r.status_code == 409
+    assert neutron_error(r)["type"] == "SecurityGroupConflict"
+    r = api.put(f"{NET}/ports/{p['id']}", json={"port": {"security_groups": [web["id"]]}},
+                headers=member.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["port"]["security_groups"] == [web["id"]]
+
+
 def test_reader_cannot_change_groups(api, member, reader):
     web = new_group(api, member)
     r = create(api, reader, "security-groups", "security_group", name="x")

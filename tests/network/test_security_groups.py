@@ -7,6 +7,7 @@ Needs root, iproute2 and nft; skips with the reason otherwise (CI has them).
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from cirrus.network.dataplane.firewall import NftFirewall, combo_chain
 from cirrus.network.port_filter import AddressPair, HostFilterState, PortFilter
 from cirrus.network.port_filter import SecurityGroupRule as Rule
 from tests.network.lab import Lab, Vm, echo_alive, in_netns, require_nftables, run
+from tests.services import missing
 
 WEB = "0a0a0a0a-0000-4000-8000-000000000001"
 CLIENTS = "0a0a0a0a-0000-4000-8000-000000000002"
@@ -48,10 +50,12 @@ class Host:
         self.firewall = NftFirewall(netns=lab.host)
         self.generation = 0.0
 
-    def send(self, ports: list[PortFilter], rules: dict, members: dict | None = None) -> None:
+    def send(self, ports: list[PortFilter], rules: dict, members: dict | None = None,
+             stateless: tuple[str, ...] = ()) -> None:
         self.generation += 1
         self.firewall.update(HostFilterState(generation=self.generation, ports=tuple(ports),
-                                             rules=rules, members=members or {}))
+                                             rules=rules, members=members or {},
+                                             stateless=stateless))
 
 
 def within_a_second(check) -> bool:
@@ -240,3 +244,54 @@ def test_two_networks_with_the_same_addresses_do_not_share_connections(lab: Lab)
     assert "zone=" in zones
     assert echo_alive(first)
     first.close()
+
+
+def require_conntrack() -> None:
+    if shutil.which("conntrack") is None:
+        missing("`conntrack` not found (apt-get install conntrack)")
+
+
+def _tracked(lab: Lab, ip: str) -> list[str]:
+    """The host's conntrack entries (every zone) that name `ip`."""
+    listed = run("conntrack", "-L", netns=lab.host, check=False)
+    return [line for line in listed.splitlines() if f"={ip} " in line]
+
+
+def test_a_stateless_group_tracks_nothing_and_lets_replies_in_only_by_rule(lab: Lab):
+    """`stateful: false` (Neutron's stateless groups): the port's traffic is not tracked,
+    so a reply to a connection the guest made is dropped unless an ingress rule allows it;
+    with rules for both directions the connection works; conntrack has no entry for it."""
+    require_conntrack()
+    guest, peer = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    lab.serve(peer, 80)
+    lab.serve(guest, 22)
+    host = Host(lab)
+    raw, open_ = "0a0a0a0a-0000-4000-8000-0000000000a1", "0a0a0a0a-0000-4000-8000-0000000000a2"
+    ports = [dataclasses.replace(port(guest, raw), network_id=lab.network_id),
+             dataclasses.replace(port(peer, open_), network_id=lab.network_id)]
+    rules = {raw: (*EGRESS, SSH), open_: (*EGRESS, Rule("ingress", "IPv4"))}
+    # the same group stateful: the reply is accepted as part of the guest's connection
+    host.send(ports, rules)
+    assert guest.reaches(peer, 80)
+    assert _tracked(lab, guest.ip)  # and conntrack knows it
+    # stateless: the peer's reply (from port 80) matches no ingress rule of the guest
+    host.send(ports, rules, stateless=(raw,))
+    run("conntrack", "-F", netns=lab.host, check=False)
+    assert not guest.reaches(peer, 80, timeout=0.5)
+    assert peer.reaches(guest, 22)  # ingress 22 allowed, the reply by the egress rule
+    # both directions allowed: an ingress rule for what the peer sends back
+    replies = Rule("ingress", "IPv4", "tcp", remote_ip_prefix=f"{peer.ip}/32")
+    host.send(ports, {**rules, raw: (*EGRESS, SSH, replies)}, stateless=(raw,))
+    sock = guest.connect(peer.ip, 80)
+    assert sock is not None
+    assert echo_alive(sock)
+    assert peer.reaches(guest, 22)
+    assert _tracked(lab, guest.ip) == []  # nothing of the guest's traffic was tracked
+    sock.close()
+    # the peer (stateful) still has its own connections tracked: only the guest is stateless
+    third = lab.vm("10.77.0.3")
+    lab.serve(third, 80)
+    host.send([*ports, dataclasses.replace(port(third, open_), network_id=lab.network_id)],
+              {**rules, raw: (*EGRESS, SSH, replies)}, stateless=(raw,))
+    assert peer.reaches(third, 80)
+    assert _tracked(lab, third.ip)

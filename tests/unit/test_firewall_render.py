@@ -6,6 +6,8 @@ rendered text is checked by the kernel in tests/network."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from cirrus.network.dataplane.firewall import (
@@ -94,6 +96,11 @@ def test_ports_are_stateful_default_deny_and_jump_to_their_groups():
     assert _elements(text, "ingress") == [f"c1:1 : jump {combo_chain((G,), 'ingress')}"]
     assert _elements(text, "src_mark") == [f'"{port.tap}" : 0x00010000']
     assert _elements(text, "dst_class") == [f'"{port.tap}" : c1:1']
+    # an allowed connection's packets are accepted first, before any lookup of their port
+    assert _chain(text, "egress_hook")[1:] == [
+        "ct state established,related accept", 'iifname != "brq*" accept',
+        "meta mark vmap @egress"]
+    assert _chain(text, "ingress_hook")[1] == "ct state established,related accept"
     assert _chain(text, combo_chain((G,), "ingress")) == [
         "jump port_ingress", f"jump {group_chain(G, 'ingress')}", "drop"]
     ingress = _chain(text, "port_ingress")
@@ -109,12 +116,84 @@ def test_ports_are_stateful_default_deny_and_jump_to_their_groups():
     assert _chain(text, group_chain(G, "egress")) == []  # no egress rule: nothing leaves
 
 
+def test_stateless_ports_are_not_tracked_and_have_no_reply_shortcut():
+    """Groups with `stateful: false`: their ports' packets (from or to their MACs) get
+    `notrack` before conntrack, and their fixed part has no `ct state` rule: a reply must
+    match a rule of its direction. Stateful ports beside them are unchanged."""
+    raw = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (R,),
+                     allowed_address_pairs=(AddressPair("10.9.0.1", "fa:16:3e:00:00:99"),))
+    tracked = PortFilter(P2, "fa:16:3e:00:00:02", ("10.0.0.6",), (G,))
+    state = _state(raw, tracked)
+    state.stateless = frozenset({R})
+    text = render_ruleset(state)
+    assert _elements(text, "stateless") == ["fa:16:3e:00:00:01", "fa:16:3e:00:00:99"]
+    assert _chain(text, "zone") == [
+        "type filter hook prerouting priority -300; policy accept;",
+        "ether saddr @stateless notrack accept", "ether daddr @stateless notrack accept",
+        "ct zone set iifname map @zones"]
+    assert _chain(text, combo_chain((R,), "ingress"))[0] == "jump port_ingress_stateless"
+    assert _chain(text, combo_chain((R,), "egress"))[0] == "jump port_egress_stateless"
+    assert _chain(text, combo_chain((G,), "ingress"))[0] == "jump port_ingress"
+    for direction in ("ingress", "egress"):
+        fixed = _chain(text, f"port_{direction}_stateless")
+        assert fixed and not any("ct " in rule for rule in fixed)
+        assert "ct state established,related accept" in _chain(text, f"port_{direction}")
+    assert "udp sport 67 udp dport 68 accept" in _chain(text, "port_ingress_stateless")
+    # a MAC a stateful port has too (an address pair's) is never untracked
+    shared = dataclasses.replace(tracked, allowed_address_pairs=(
+        AddressPair("10.0.0.7", "fa:16:3e:00:00:99"),))
+    state = _state(raw, shared)
+    state.stateless = frozenset({R})
+    assert _elements(render_ruleset(state), "stateless") == ["fa:16:3e:00:00:01"]
+    # a port with a stateful group among stateless ones (the API refuses it) is stateful
+    mixed = dataclasses.replace(raw, security_groups=(R, G))
+    state = _state(mixed)
+    state.stateless = frozenset({R})
+    text = render_ruleset(state)
+    assert "notrack" not in text and "stateless" not in text
+
+
+def test_a_group_becoming_stateless_replaces_everything():
+    fw = Recording()
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    rules = {G: (Rule("egress"),)}
+    fw.update(HostFilterState(generation=1, ports=(port,), rules=rules))
+    assert "notrack" not in fw.scripts[-1]
+    fw.update(HostFilterState(generation=2, ports=(port,), rules=rules, stateless=(G,)))
+    assert fw.scripts[-1].startswith("add table bridge cirrus")
+    assert "jump port_ingress_stateless" in fw.scripts[-1]
+    # and it travels on the bus and to disk; a state without the key is all stateful
+    sent = HostFilterState(generation=2, ports=(port,), rules=rules, stateless=(G,))
+    assert HostFilterState.from_dict(sent.to_dict()) == sent
+    legacy = sent.to_dict()
+    del legacy["stateless"]
+    assert HostFilterState.from_dict(legacy).stateless == ()
+
+
+def test_a_removed_rule_of_a_stateless_port_forgets_nothing():
+    class Forgetting(Recording):
+        forgotten: list[list[str]] = []
+
+        def forget_connections(self, filters: list[list[str]]) -> None:
+            self.forgotten = [*self.forgotten, *filters]
+
+    fw = Forgetting()
+    port = PortFilter(P1, "fa:16:3e:00:00:01", ("10.0.0.5",), (G,))
+    ssh = Rule("ingress", protocol="tcp", port_range_min=22, port_range_max=22)
+    fw.update(HostFilterState(generation=1, ports=(port,), rules={G: (ssh,)}, stateless=(G,)))
+    fw.update(HostFilterState(generation=2, ports=(port,), rules={G: ()}, stateless=(G,)))
+    assert fw.forgotten == []
+    fw.update(HostFilterState(generation=3, ports=(port,), rules={G: (ssh,)}))
+    fw.update(HostFilterState(generation=4, ports=(port,), rules={G: ()}))
+    assert fw.forgotten == [["-f", "ipv4", "--dst", "10.0.0.5", "-p", "tcp", "--dport", "22"]]
+
+
 def test_ports_with_the_same_groups_share_their_chains():
     ports = [PortFilter(f"{i:08x}-0000-4000-8000-000000000000", f"fa:16:3e:00:00:{i:02x}",
                         (f"10.0.0.{i}",), (G, R) if i % 2 else (R, G)) for i in range(1, 41)]
     text = render_ruleset(_state(*ports))
-    # 3 bridge and 5 inet fixed chains, 2 per group, 2 for the one set of groups
-    assert text.count("  chain ") == 8 + 2 * 2 + 2
+    # 6 bridge and 5 inet fixed chains, 2 per group, 2 for the one set of groups
+    assert text.count("  chain ") == 11 + 2 * 2 + 2
     assert len(_elements(text, "egress")) == 40
 
 
@@ -130,8 +209,14 @@ def test_anti_spoofing_allows_exactly_the_ports_addresses_and_pairs():
     assert f"{tap} . fe80::f816:3eff:fe00:1" in addr6  # EUI-64 link-local of each MAC
     spoof = _chain(text, "prerouting")
     assert spoof[1:3] == ["iifname != @filtered accept", "iifname . ether saddr != @macs drop"]
-    assert "iifname . ip saddr != @addr4 drop" in spoof
-    assert "ether type arp iifname . arp saddr ip != @addr4 drop" in spoof
+    # then only the rules of the packet's protocol
+    assert spoof[3] == ("ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
+                        "ip6 : jump spoof_ip6 }")
+    assert _chain(text, "spoof_ip")[-1] == "iifname . ip saddr != @addr4 drop"
+    assert _chain(text, "spoof_ip6")[-1] == "iifname . ip6 saddr != @addr6 drop"
+    assert _chain(text, "spoof_arp") == ["iifname . arp saddr ether != @macs drop",
+                                         "arp saddr ip 0.0.0.0 accept",
+                                         "iifname . arp saddr ip != @addr4 drop"]
 
 
 def test_a_port_without_ipv4_sends_none():
