@@ -295,3 +295,64 @@ def test_a_stateless_group_tracks_nothing_and_lets_replies_in_only_by_rule(lab: 
               {**rules, raw: (*EGRESS, SSH, replies)}, stateless=(raw,))
     assert peer.reaches(third, 80)
     assert _tracked(lab, third.ip)
+
+
+def _frame(dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, marker: bytes,
+           vlan: int | None) -> bytes:
+    """An Ethernet frame carrying an IPv4 UDP datagram with `marker`, tagged 802.1Q `vlan`."""
+    import struct
+
+    payload = struct.pack("!HHHH", 4444, 4444, 8 + len(marker), 0) + marker
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, 17, 0,
+                         socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    checksum = 0
+    for i in range(0, 20, 2):
+        checksum += (header[i] << 8) + header[i + 1]
+    while checksum >> 16:
+        checksum = (checksum & 0xFFFF) + (checksum >> 16)
+    header = header[:10] + struct.pack("!H", ~checksum & 0xFFFF) + header[12:]
+    tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
+    return (bytes.fromhex(dst_mac.replace(":", "")) + bytes.fromhex(src_mac.replace(":", ""))
+            + tag + struct.pack("!H", 0x0800) + header + payload)
+
+
+def test_a_vlan_tagged_frame_from_a_port_is_dropped(lab: Lab):
+    """A tag would hide a spoofed source from the address checks and the security groups
+    (br_netfilter skips tagged frames): the port's tagged frames never leave it."""
+    client, server = lab.vm("10.77.0.1"), lab.vm("10.77.0.2")
+    host = Host(lab)
+    open_in = (Rule("ingress", "IPv4"),)
+    host.send([port(client, CLIENTS), port(server, WEB)],
+              {WEB: (*EGRESS, *open_in), CLIENTS: EGRESS})
+    sniffer = in_netns(server.netns, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                                           socket.htons(0x0003)))
+    sender = in_netns(client.netns, lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
+    try:
+        sniffer.bind(("eth0", 0))
+        sniffer.settimeout(0.2)
+        sender.bind(("eth0", 0))
+
+        def arrives(marker: bytes, src_ip: str, vlan: int | None) -> bool:
+            frame = _frame(server.mac, client.mac, src_ip, server.ip, marker, vlan)
+            deadline = time.monotonic() + 1.5
+            sender.send(frame)
+            while time.monotonic() < deadline:
+                try:
+                    if marker in sniffer.recv(2048):
+                        return True
+                except TimeoutError:
+                    sender.send(frame)
+            return False
+
+        assert arrives(b"cirrus-untagged-own", client.ip, None)  # the path works
+        assert not arrives(b"cirrus-untagged-spoofed", "10.77.0.99", None)
+        assert not arrives(b"cirrus-tagged-spoofed", "10.77.0.99", 5)
+        assert not arrives(b"cirrus-tagged-own", client.ip, 5)
+        # without the port's filter (port security off) the same tagged frame goes through,
+        # so the drop above is the firewall's
+        host.send([port(client, security=False), port(server, WEB)],
+                  {WEB: (*EGRESS, *open_in), CLIENTS: EGRESS})
+        assert arrives(b"cirrus-tagged-unfiltered", client.ip, 5)
+    finally:
+        sniffer.close()
+        sender.close()

@@ -209,8 +209,9 @@ def test_anti_spoofing_allows_exactly_the_ports_addresses_and_pairs():
     assert f"{tap} . fe80::f816:3eff:fe00:1" in addr6  # EUI-64 link-local of each MAC
     spoof = _chain(text, "prerouting")
     assert spoof[1:3] == ["iifname != @filtered accept", "iifname . ether saddr != @macs drop"]
+    assert spoof[3] == "ether type { 0x8100, 0x88a8 } drop"  # no VLAN tag hides a source
     # then only the rules of the packet's protocol
-    assert spoof[3] == ("ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
+    assert spoof[4] == ("ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
                         "ip6 : jump spoof_ip6 }")
     assert _chain(text, "spoof_ip")[-1] == "iifname . ip saddr != @addr4 drop"
     assert _chain(text, "spoof_ip6")[-1] == "iifname . ip6 saddr != @addr6 drop"

@@ -96,8 +96,12 @@ PORT_EGRESS_STATELESS = [r for r in PORT_EGRESS if not r.startswith("ct ")]
 PORT_INGRESS_STATELESS = [r for r in PORT_INGRESS if not r.startswith("ct ")]
 # Stateless anti-spoofing in the bridge family: only a port's MACs and addresses leave it.
 # Each packet meets only the rules of its own protocol (a verdict map by ether type).
+# A VLAN-tagged frame (802.1Q, 802.1ad) from a port is dropped: the address checks below
+# cannot see inside the tag, and br_netfilter does not pass tagged frames to the security
+# groups (bridge-nf-filter-vlan-tagged is off), so a tag would carry anything past both.
 SPOOF_RULES = ["iifname != @filtered accept",
                "iifname . ether saddr != @macs drop",
+               "ether type { 0x8100, 0x88a8 } drop",
                "ether type vmap { arp : jump spoof_arp, ip : jump spoof_ip, "
                "ip6 : jump spoof_ip6 }"]
 SPOOF_ARP = ["iifname . arp saddr ether != @macs drop",
