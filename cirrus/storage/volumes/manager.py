@@ -136,8 +136,8 @@ class VolumeManager:
         return None
 
     def _fail_volume(self, volume_id: str, status: str, to: str, exc: Exception) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        log.error("volume %s: %s failed: %s", volume_id, status, message)
+        message = f"{status} failed: {type(exc).__name__}: {exc}"
+        log.error("volume %s: %s", volume_id, message)
         self.db.run(lambda s: volumes.transition(s, volume_id, (status,), to,
                                                  error=message[:2000]))
 
@@ -165,10 +165,12 @@ class VolumeManager:
             log.info("volume %s: deleted", vid)
 
     def _creation_failed(self, volume_id: str) -> bool:
-        """A volume whose backend is unknown and whose creation failed holds no data."""
+        """A volume whose creation failed (its last error says so) holds no data: deleting
+        it needs no backend (one that could not be loaded, say)."""
         with self.db.reader() as s:
             volume = s.get(Volume, volume_id)
-            return volume is not None and bool(volume.error)
+            return volume is not None and (volume.error or "").startswith(
+                f"{states.CREATING} ")
 
     def extend_volume(self, ctx: RequestContext, payload: ExtendVolume) -> None:
         with self.db.reader() as s:

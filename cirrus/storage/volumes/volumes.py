@@ -370,7 +370,7 @@ def request_delete(s: Session, ctx: RequestContext, volume_id: str, *, cascade: 
     for snap in snaps:
         snap.status = states.DELETING
         snap.status_changed_at = now
-    if not transition(s, volume_id, allowed, states.DELETING, error=None):
+    if not transition(s, volume_id, allowed, states.DELETING):  # keeps the last error
         raise InvalidVolume("the volume's status changed meanwhile; try again.")
     return [snap.id for snap in snaps]
 
