@@ -6,20 +6,29 @@ checks."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import pytest
 from sqlalchemy import select
 
 from cirrus.db.models import Volume, VolumeSnapshot
+from cirrus.runtime import Cloud
 from cirrus.storage.volumes.backends.fake import FakeBackend
 from cirrus.storage.volumes.manager import VolumeManager
-from tests.api.volume_helpers import (  # noqa: F401  (the `cloud` fixture)
-    cloud,
+from tests.api.volume_helpers import (
     create_volume,
     url,
     vol,
+    volume_cloud,
     wait_for,
     wait_gone,
 )
+
+
+@pytest.fixture
+def cloud(settings) -> Iterator[Cloud]:
+    """Overrides tests/conftest.py's: the volume role alone, on the fake backend."""
+    yield from volume_cloud(settings)
 
 
 def fake_backend(cloud) -> FakeBackend:

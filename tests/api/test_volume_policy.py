@@ -4,15 +4,24 @@ QoS specs, quota changes and the admin actions are the admin's (403 for the othe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.api.volume_helpers import (  # noqa: F401  (the `cloud` fixture)
-    cloud,
+from cirrus.runtime import Cloud
+from tests.api.volume_helpers import (
     create_volume,
     url,
     vol,
+    volume_cloud,
     wait_for,
 )
+
+
+@pytest.fixture
+def cloud(settings) -> Iterator[Cloud]:
+    """Overrides tests/conftest.py's: the volume role alone, on the fake backend."""
+    yield from volume_cloud(settings)
 
 
 @pytest.fixture

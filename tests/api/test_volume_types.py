@@ -3,12 +3,23 @@ and QoS specs (associations) through the block-storage API."""
 
 from __future__ import annotations
 
-from tests.api.volume_helpers import (  # noqa: F401  (the `cloud` fixture)
-    cloud,
+from collections.abc import Iterator
+
+import pytest
+
+from cirrus.runtime import Cloud
+from tests.api.volume_helpers import (
     create_volume,
     url,
     vol,
+    volume_cloud,
 )
+
+
+@pytest.fixture
+def cloud(settings) -> Iterator[Cloud]:
+    """Overrides tests/conftest.py's: the volume role alone, on the fake backend."""
+    yield from volume_cloud(settings)
 
 
 def _type(api, admin, **fields) -> dict:

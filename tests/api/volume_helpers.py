@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from starlette.testclient import TestClient
 
 from cirrus.config import Settings
@@ -25,12 +24,6 @@ def volume_cloud(settings: Settings, **overrides: Any) -> Iterator[Cloud]:
     c.start_roles(["volume"])
     yield c
     c.stop()
-
-
-@pytest.fixture
-def cloud(settings: Settings) -> Iterator[Cloud]:
-    """Overrides tests/conftest.py's: the volume role alone (on the fake backend)."""
-    yield from volume_cloud(settings)
 
 
 def vol(caller: Caller, version: str = "3.60") -> dict[str, str]:

@@ -17,7 +17,7 @@ from cirrus.runtime import Cloud
 from cirrus.storage.volumes import snapshots, states, volumes
 from cirrus.storage.volumes.backends.fake import FakeBackend
 from cirrus.storage.volumes.manager import VolumeManager
-from cirrus.storage.volumes.rpcapi import CreateVolume, ExtendVolume
+from cirrus.storage.volumes.rpcapi import CreateVolume, DeleteVolume, ExtendVolume
 from tests.api.volume_helpers import volume_cloud
 
 CTX = RequestContext(user_id="u-1", project_id="p-1", roles=["member", "reader"])
@@ -119,19 +119,26 @@ def test_a_duplicate_or_late_message_changes_nothing(cloud):
     assert status_of(cloud, Volume, vid)[0] == states.AVAILABLE
 
 
-def test_a_backend_that_cannot_load_fails_volumes_with_the_reason(settings):
-    for cloud in volume_cloud(settings):
-        manager = manager_of(cloud)
-        manager.backends = {}
-        manager.load_error = "volume backend 'x': unknown kind 'nope'"
-        vid = record(cloud)
-        manager.create_volume(CTX, CreateVolume(volume_id=vid))
-        status, error = status_of(cloud, Volume, vid)
-        assert status == states.ERROR and "unknown kind 'nope'" in (error or "")
-        # and it can be deleted: it holds no data
-        cloud.db.run(lambda s: volumes.request_delete(s, CTX, vid))
-        from cirrus.storage.volumes.rpcapi import DeleteVolume
+def test_a_backend_that_cannot_load_fails_volumes_with_the_reason(cloud):
+    manager = manager_of(cloud)
+    manager.backends = {}
+    manager.load_error = "volume backend 'x': unknown kind 'nope'"
+    vid = record(cloud)
+    manager.create_volume(CTX, CreateVolume(volume_id=vid))
+    status, error = status_of(cloud, Volume, vid)
+    assert status == states.ERROR and "unknown kind 'nope'" in (error or "")
+    # and it can be deleted: it holds no data
+    cloud.db.run(lambda s: volumes.request_delete(s, CTX, vid))
+    manager.delete_volume(CTX, DeleteVolume(volume_id=vid))
+    with cloud.db.reader() as s:
+        assert s.get(Volume, vid).deleted
 
-        manager.delete_volume(CTX, DeleteVolume(volume_id=vid))
-        with cloud.db.reader() as s:
-            assert s.get(Volume, vid).deleted
+
+def test_load_failure_is_kept_and_the_role_still_serves(settings):
+    settings.volume_backends = {"x": "nope"}
+    manager = VolumeManager(Cloud(settings))
+    try:
+        manager.start()
+        assert manager.backends == {} and "unknown kind 'nope'" in (manager.load_error or "")
+    finally:
+        manager.stop()
