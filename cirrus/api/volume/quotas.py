@@ -3,12 +3,17 @@ os-availability-zone over cirrus.storage.volumes.quotas."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.api.volume import schemas
 from cirrus.api.volume.common import READ, admin_only, allow, parse_bool
 from cirrus.errors import BadRequest, Forbidden
 from cirrus.storage.volumes import quotas as service
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _may_see(req: ApiRequest, project_id: str) -> None:
@@ -50,7 +55,7 @@ def update_quotas(req: ApiRequest, quota_project_id: str) -> dict:
             raise BadRequest(f"Invalid input for field/attribute quota_set/{name}. Value: "
                              f"{value}. Quota limit must be -1 or greater.")
 
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> Any:
         service.set_limits(s, quota_project_id, values)
         s.flush()
         return service.get_limits(s, req.cloud.settings, quota_project_id)

@@ -5,9 +5,7 @@ os-force_delete) over cirrus.storage.volumes."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
@@ -28,19 +26,22 @@ from cirrus.api.volume.common import (
 )
 from cirrus.api.volume.microversion import Since, min_version
 from cirrus.api.volume.views import volume_summary, volume_view
-from cirrus.db.models import VolumeType
 from cirrus.errors import BadRequest
 from cirrus.storage.volumes import states
+from cirrus.storage.volumes import types as vtypes
 from cirrus.storage.volumes import volumes as service
 from cirrus.storage.volumes.rpcapi import VolumeAPI
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TIME_FILTERS = Since("3.60")  # created_at/updated_at=OP:TIME
 WITH_COUNT = Since("3.45")  # ?with_count=true: "count" beside the list
 GLANCE_METADATA_FILTER = Since("3.4")  # ?glance_metadata={...}
 
 
-def _type_names(s) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return dict(s.execute(select(VolumeType.id, VolumeType.name)).all())
+def _type_names(s: Session) -> dict[str, str]:
+    return vtypes.names(s)
 
 
 def _filters(req: ApiRequest) -> service.VolumeFilters:
@@ -125,7 +126,7 @@ def create_volume(req: ApiRequest) -> Reply:
     validate(schemas.VOLUME_CREATE, body)
     spec = _spec(body)
 
-    def work(s):  # type: ignore[no-untyped-def]
+    def work(s: Session) -> Any:
         volume = service.create_volume(s, req.ctx, req.cloud.settings, spec)
         return volume_view(req, volume, _type_names(s))
 

@@ -10,6 +10,7 @@ every status write is conditional on the state it leaves (`volumes.transition`,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import threading
@@ -256,8 +257,8 @@ class VolumeManager:
                 to = states.VOLUME_TIMEOUT_STATE[status]
                 message = (f"{status} timed out after {self.settings.volume_task_timeout:g} s "
                            "(volume_task_timeout)")
-                if self.db.run(lambda s, vid=vid, status=status, to=to, message=message:
-                               volumes.transition(s, vid, (status,), to, error=message)):
+                if self.db.run(functools.partial(_end_volume, volume_id=vid, status=status,
+                                                 to=to, message=message)):
                     log.warning("volume %s: %s", vid, message)
                     ended += 1
             elif status != states.EXTENDING and self._due(vid, status):
@@ -272,8 +273,8 @@ class VolumeManager:
                 to = states.SNAPSHOT_TIMEOUT_STATE[status]
                 message = (f"{status} timed out after {self.settings.volume_task_timeout:g} s "
                            "(volume_task_timeout)")
-                if self.db.run(lambda s, sid=sid, status=status, to=to, message=message:
-                               snapshots.transition(s, sid, (status,), to, error=message)):
+                if self.db.run(functools.partial(_end_snapshot, snapshot_id=sid, status=status,
+                                                 to=to, message=message)):
                     log.warning("snapshot %s: %s", sid, message)
                     ended += 1
             elif self._due(sid, status):
@@ -299,3 +300,11 @@ class VolumeManager:
         if len(self._redriven) > MAX_REMEMBERED:
             self._redriven.clear()
         return True
+
+
+def _end_volume(s: Session, volume_id: str, status: str, to: str, message: str) -> bool:
+    return volumes.transition(s, volume_id, (status,), to, error=message)
+
+
+def _end_snapshot(s: Session, snapshot_id: str, status: str, to: str, message: str) -> bool:
+    return snapshots.transition(s, snapshot_id, (status,), to, error=message)

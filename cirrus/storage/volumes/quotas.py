@@ -76,28 +76,29 @@ def delete_limits(s: Session, project_id: str) -> None:
 def usage(s: Session, project_id: str) -> dict[str, int]:
     """In use per resource (per type too), from the live records."""
     used = {name: 0 for name in resources(s)}
-    type_names = dict(s.execute(select(VolumeType.id, VolumeType.name)).all())
+    type_names: dict[str | None, str] = {
+        row.id: row.name for row in s.execute(select(VolumeType.id, VolumeType.name))}
     for type_id, count, gigabytes in s.execute(
             select(Volume.volume_type_id, func.count(), func.coalesce(func.sum(Volume.size), 0))
             .where(Volume.project_id == project_id, Volume.deleted.is_(False))
             .group_by(Volume.volume_type_id)):
         used["volumes"] += int(count)
         used["gigabytes"] += int(gigabytes)
-        name = type_names.get(type_id)
-        if name is not None:
-            used[f"volumes_{name}"] += int(count)
-            used[f"gigabytes_{name}"] += int(gigabytes)
-    for type_id, count, gigabytes in s.execute(
+        vol_type = type_names.get(type_id)
+        if vol_type is not None:
+            used[f"volumes_{vol_type}"] += int(count)
+            used[f"gigabytes_{vol_type}"] += int(gigabytes)
+    for snap_type_id, count, gigabytes in s.execute(
             select(VolumeSnapshot.volume_type_id, func.count(),
                    func.coalesce(func.sum(VolumeSnapshot.size), 0))
             .where(VolumeSnapshot.project_id == project_id, VolumeSnapshot.deleted.is_(False))
             .group_by(VolumeSnapshot.volume_type_id)):
         used["snapshots"] += int(count)
         used["gigabytes"] += int(gigabytes)
-        name = type_names.get(type_id) if type_id else None
-        if name is not None:
-            used[f"snapshots_{name}"] += int(count)
-            used[f"gigabytes_{name}"] += int(gigabytes)
+        snap_type = type_names.get(snap_type_id)
+        if snap_type is not None:
+            used[f"snapshots_{snap_type}"] += int(count)
+            used[f"gigabytes_{snap_type}"] += int(gigabytes)
     return used
 
 

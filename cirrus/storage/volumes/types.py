@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from cirrus.config import Settings
@@ -33,7 +33,12 @@ def ensure_default_type(s: Session) -> VolumeType:
     return row
 
 
-def _visible_clause(ctx: RequestContext):  # type: ignore[no-untyped-def]
+def names(s: Session) -> dict[str, str]:
+    """Every type's name by id (what a volume's view shows)."""
+    return {row.id: row.name for row in s.execute(select(VolumeType.id, VolumeType.name))}
+
+
+def _visible_clause(ctx: RequestContext) -> ColumnElement[bool] | None:
     if ctx.is_admin:
         return None
     shared = select(VolumeTypeProject.volume_type_id).where(
