@@ -4,19 +4,26 @@ default policy says."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.api.volume import schemas
 from cirrus.api.volume.common import admin_only, parse_bool
-from cirrus.api.volume.views import qos_view
+from cirrus.api.volume.views import qos_links, qos_view
 from cirrus.errors import BadRequest
 from cirrus.storage.volumes import qos as service
+
+if TYPE_CHECKING:
+    from cirrus.db.models import QosSpec
 
 
 def _strings(raw: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in raw.items()}
+
+
+def _shown(req: ApiRequest, spec: QosSpec) -> dict:
+    return {"qos_specs": qos_view(req, spec), "links": qos_links(req, spec)}
 
 
 def list_specs(req: ApiRequest) -> dict:
@@ -35,14 +42,14 @@ def create_spec(req: ApiRequest) -> dict:
         raise BadRequest("Invalid input for field/attribute qos_specs/name. Value: ''. "
                          "It must not be blank.")
     consumer = values.pop("consumer", "back-end")
-    return {"qos_specs": req.cloud.db.run(lambda s: qos_view(
-        req, service.create_spec(s, name, consumer, values)))}
+    return req.cloud.db.run(lambda s: _shown(req, service.create_spec(s, name, consumer,
+                                                                      values)))
 
 
 def show_spec(req: ApiRequest, spec_id: str) -> dict:
     admin_only(req, "volume_extension:qos_specs_manage:get")
     with req.cloud.db.reader() as s:
-        return {"qos_specs": qos_view(req, service.get_spec(s, spec_id))}
+        return _shown(req, service.get_spec(s, spec_id))
 
 
 def update_spec(req: ApiRequest, spec_id: str) -> dict:

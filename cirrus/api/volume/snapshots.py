@@ -21,7 +21,7 @@ from cirrus.api.volume.common import (
     parse_sort,
 )
 from cirrus.api.volume.microversion import Since
-from cirrus.api.volume.views import snapshot_view
+from cirrus.api.volume.views import snapshot_summary, snapshot_view
 from cirrus.errors import BadRequest, NotFound
 from cirrus.storage.volumes import snapshots as service
 from cirrus.storage.volumes import states
@@ -48,12 +48,8 @@ def _list(req: ApiRequest, detail: bool) -> dict:
         f.metadata = parse_dict("metadata", q["metadata"])
     with req.cloud.db.reader() as s:
         rows, total = service.list_snapshots(s, req.ctx, f)
-        items = [snapshot_view(req, r) for r in rows]
-    if not detail:
-        for item in items:
-            for key in ("os-extended-snapshot-attributes:project_id",
-                        "os-extended-snapshot-attributes:progress"):
-                item.pop(key, None)
+        view = snapshot_view if detail else snapshot_summary
+        items = [view(req, r) for r in rows]
     body: dict[str, Any] = {"snapshots": items}
     links = page_links(req, "snapshots", items, f.limit, req.path)
     if links:
@@ -77,7 +73,7 @@ def create_snapshot(req: ApiRequest) -> Reply:
     validate(schemas.SNAPSHOT_CREATE, body)
     sn = body["snapshot"]
     force = body_bool("snapshot/force", sn.get("force", False))
-    view = req.cloud.db.run(lambda s: snapshot_view(req, service.create_snapshot(
+    view = req.cloud.db.run(lambda s: snapshot_summary(req, service.create_snapshot(
         s, req.ctx, req.cloud.settings, sn["volume_id"],
         name=sn.get("name", sn.get("display_name")),
         description=sn.get("description", sn.get("display_description")),
@@ -104,7 +100,7 @@ def update_snapshot(req: ApiRequest, snapshot_id: str) -> dict:
         values["description"] = sn.get("description", sn.get("display_description"))
     if not values:
         raise BadRequest("Invalid input for field/attribute snapshot: nothing to update.")
-    return {"snapshot": req.cloud.db.run(lambda s: snapshot_view(
+    return {"snapshot": req.cloud.db.run(lambda s: snapshot_summary(
         req, service.update_snapshot(s, req.ctx, snapshot_id, values)))}
 
 

@@ -55,9 +55,11 @@ def create_type(req: ApiRequest) -> dict:
     t = body["volume_type"]
     public = t.get("os-volume-type-access:is_public", t.get("is_public", True))
     is_public = body_bool("volume_type/is_public", public)
-    return {"volume_type": req.cloud.db.run(lambda s: type_view(req, service.create_type(
+    view = req.cloud.db.run(lambda s: type_view(req, service.create_type(
         s, req.cloud.settings, t["name"].strip(), t.get("description"), is_public,
-        _specs(t.get("extra_specs") or {}))))}
+        _specs(t.get("extra_specs") or {}))))
+    view.pop("qos_specs_id", None)  # not in a create's answer (Cinder's create view)
+    return {"volume_type": view}
 
 
 def update_type(req: ApiRequest, type_id: str) -> dict:

@@ -35,6 +35,30 @@ def links(req: ApiRequest, collection: str, item_id: str) -> list[dict[str, str]
              "href": f"{project_root(req).replace('/v3/', '/')}/{collection}/{item_id}"}]
 
 
+# What a create or update answers leaves out (Cinder's create view): the owner, host,
+# migration and image attributes are in show and detail only.
+_NOT_IN_CREATE = ("os-vol-tenant-attr:tenant_id", "os-vol-host-attr:host",
+                  "os-vol-mig-status-attr:migstat", "os-vol-mig-status-attr:name_id",
+                  "volume_image_metadata")
+_SNAPSHOT_DETAIL = ("os-extended-snapshot-attributes:project_id",
+                    "os-extended-snapshot-attributes:progress")
+
+
+def created_volume_view(req: ApiRequest, v: Volume, type_names: dict[str, str]) -> dict[str, Any]:
+    view = volume_view(req, v, type_names)
+    for key in _NOT_IN_CREATE:
+        view.pop(key, None)
+    return view
+
+
+def snapshot_summary(req: ApiRequest, snap: VolumeSnapshot) -> dict[str, Any]:
+    """A snapshot as lists without detail, create and update answer it."""
+    view = snapshot_view(req, snap)
+    for key in _SNAPSHOT_DETAIL:
+        view.pop(key, None)
+    return view
+
+
 def volume_summary(req: ApiRequest, v: Volume) -> dict[str, Any]:
     return {"id": v.id, "name": v.name, "links": links(req, "volumes", v.id)}
 
@@ -108,5 +132,11 @@ def type_view(req: ApiRequest, t: VolumeType) -> dict[str, Any]:
 
 
 def qos_view(req: ApiRequest, q: QosSpec) -> dict[str, Any]:
-    return {"id": q.id, "name": q.name, "consumer": q.consumer, "specs": dict(q.specs or {}),
-            "links": [{"rel": "self", "href": f"{project_root(req)}/qos-specs/{q.id}"}]}
+    return {"id": q.id, "name": q.name, "consumer": q.consumer, "specs": dict(q.specs or {})}
+
+
+def qos_links(req: ApiRequest, q: QosSpec) -> list[dict[str, str]]:
+    """Beside `qos_specs` in a show or create answer, as Cinder puts them."""
+    return [{"rel": "self", "href": f"{project_root(req)}/qos-specs/{q.id}"},
+            {"rel": "bookmark",
+             "href": f"{project_root(req).replace('/v3/', '/')}/qos-specs/{q.id}"}]

@@ -25,7 +25,7 @@ from cirrus.api.volume.common import (
     parse_time_filter,
 )
 from cirrus.api.volume.microversion import Since, min_version
-from cirrus.api.volume.views import volume_summary, volume_view
+from cirrus.api.volume.views import created_volume_view, volume_summary, volume_view
 from cirrus.errors import BadRequest
 from cirrus.storage.volumes import states
 from cirrus.storage.volumes import types as vtypes
@@ -128,7 +128,7 @@ def create_volume(req: ApiRequest) -> Reply:
 
     def work(s: Session) -> Any:
         volume = service.create_volume(s, req.ctx, req.cloud.settings, spec)
-        return volume_view(req, volume, _type_names(s))
+        return created_volume_view(req, volume, _type_names(s))
 
     view = req.cloud.db.run(work)
     VolumeAPI(req.cloud.bus).create_volume(req.ctx, view["id"])
@@ -157,7 +157,7 @@ def update_volume(req: ApiRequest, volume_id: str) -> dict:
     if not values:
         raise BadRequest("Invalid input for field/attribute volume: nothing to update "
                          "(name, description or metadata).")
-    return {"volume": req.cloud.db.run(lambda s: volume_view(
+    return {"volume": req.cloud.db.run(lambda s: created_volume_view(
         req, service.update_volume(s, req.ctx, volume_id, values), _type_names(s)))}
 
 
