@@ -364,8 +364,8 @@ def request_delete(s: Session, ctx: RequestContext, volume_id: str, *, cascade: 
     busy = [snap.id for snap in snaps
             if snap.status not in (states.AVAILABLE, states.ERROR, states.ERROR_DELETING)]
     if busy:
-        raise InvalidVolume(f"Snapshot {busy[0]} of the volume is {'busy'}; its status must "
-                            "be available or error to delete it in cascade.")
+        raise InvalidVolume(f"Snapshot {busy[0]} of the volume is busy; its status must be "
+                            "available or error to delete it in cascade.")
     now = utcnow()
     for snap in snaps:
         snap.status = states.DELETING
