@@ -142,3 +142,15 @@ def test_load_failure_is_kept_and_the_role_still_serves(settings):
         assert manager.backends == {} and "unknown kind 'nope'" in (manager.load_error or "")
     finally:
         manager.stop()
+
+
+def test_volume_is_a_role_and_the_local_bus_needs_only_the_core_four() -> None:
+    from cirrus.config import Settings
+    from cirrus.runtime import ConfigurationError, check_bus_for_roles, parse_roles
+
+    assert parse_roles("volume,api") == ["api", "volume"]
+    check_bus_for_roles(Settings(), ["api", "conductor", "scheduler", "agent"])
+    check_bus_for_roles(Settings(), ["api", "conductor", "scheduler", "agent", "volume"])
+    with pytest.raises(ConfigurationError, match="needs a message broker"):
+        check_bus_for_roles(Settings(), ["volume"])
+    check_bus_for_roles(Settings(broker_urls=["amqp://rabbit//"]), ["volume"])
