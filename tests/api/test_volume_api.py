@@ -446,3 +446,30 @@ def test_availability_zones(api, member):
     r = api.get(url(member, "/os-availability-zone"), headers=vol(member))
     assert r.json() == {"availabilityZoneInfo": [{"zoneName": "nova",
                                                   "zoneState": {"available": True}}]}
+
+
+def test_readonly_shows_in_the_metadata_once_set(api, member):
+    made = create_volume(api, member, 1, metadata={"a": "b"})
+    assert made["metadata"] == {"a": "b"}
+    action = url(member, f"/volumes/{made['id']}/action")
+    for flag in (True, False):
+        assert api.post(action, headers=vol(member),
+                        json={"os-update_readonly_flag": {"readonly": flag}}).status_code == 202
+        shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+        assert shown["volume"]["metadata"] == {"a": "b", "readonly": str(flag)}
+
+
+def test_a_snapshot_without_a_volume_is_404_and_lists_sort_by_display_name(api, member):
+    r = api.post(url(member, "/snapshots"), headers=vol(member),
+                 json={"snapshot": {"volume_id": None}})
+    assert r.status_code == 404 and "itemNotFound" in r.json()
+    made = create_volume(api, member, 1)
+    ids = []
+    for name in ("b", "a"):
+        r = api.post(url(member, "/snapshots"), headers=vol(member),
+                     json={"snapshot": {"volume_id": made["id"], "name": name}})
+        ids.append(wait_for(api, member, f"/snapshots/{r.json()['snapshot']['id']}",
+                            "snapshot", "available")["id"])
+    listed = api.get(url(member, "/snapshots?sort_key=display_name&sort_dir=asc"),
+                     headers=vol(member)).json()["snapshots"]
+    assert [s["id"] for s in listed] == [ids[1], ids[0]]

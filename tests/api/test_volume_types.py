@@ -3,6 +3,7 @@ and QoS specs (associations) through the block-storage API."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -157,3 +158,30 @@ def test_qos_specs_and_their_associations(api, admin):
     assert api.get(f"{base}/associate", headers=vol(admin)).status_code == 400
     assert api.delete(base, headers=vol(admin)).status_code == 202
     assert api.get(base, headers=vol(admin)).status_code == 404
+
+
+def test_a_type_whose_volumes_are_deleted_can_be_deleted(api, admin, member):
+    made = _type(api, admin, name="short-lived")
+    volume = create_volume(api, member, 1, volume_type="short-lived")
+    assert api.delete(url(member, f"/volumes/{volume['id']}"),
+                      headers=vol(member)).status_code == 202
+    for _ in range(500):
+        if api.get(url(member, f"/volumes/{volume['id']}"),
+                   headers=vol(member)).status_code == 404:
+            break
+        time.sleep(0.02)
+    assert api.delete(url(admin, f"/types/{made['id']}"), headers=vol(admin)).status_code == 202
+    assert api.get(url(admin, f"/types/{made['id']}"), headers=vol(admin)).status_code == 404
+    r = api.put(url(admin, "/types/00000000-0000-0000-0000-000000000000"), headers=vol(admin),
+                json={"volume_type": {"name": "x"}})
+    assert r.status_code == 404
+
+
+def test_an_updated_type_answers_without_access_keys(api, admin):
+    made = _type(api, admin, name="to-update")
+    r = api.put(url(admin, f"/types/{made['id']}"), headers=vol(admin),
+                json={"volume_type": {"is_public": False, "description": "d"}})
+    assert r.status_code == 200
+    body = r.json()["volume_type"]
+    assert body["is_public"] is False and body["description"] == "d"
+    assert "os-volume-type-access:is_public" not in body and "qos_specs_id" not in body

@@ -62,10 +62,9 @@ FORCE_DELETE = _wrap("os-force_delete", {"type": ["object", "null"]})
 
 SNAPSHOT_CREATE = _wrap("snapshot", {
     "type": "object",
-    "properties": {"volume_id": {"type": "string", "minLength": 1, "maxLength": 36},
+    "properties": {"volume_id": {"type": ["string", "null"], "maxLength": 36},
                    "name": _text, "display_name": _text, "description": _text,
                    "display_description": _text, "force": boolean, "metadata": metadata},
-    "required": ["volume_id"],
 })
 SNAPSHOT_UPDATE = _wrap("snapshot", {
     "type": "object",

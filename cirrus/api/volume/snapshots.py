@@ -74,7 +74,7 @@ def create_snapshot(req: ApiRequest) -> Reply:
     sn = body["snapshot"]
     force = body_bool("snapshot/force", sn.get("force", False))
     view = req.cloud.db.run(lambda s: snapshot_summary(req, service.create_snapshot(
-        s, req.ctx, req.cloud.settings, sn["volume_id"],
+        s, req.ctx, req.cloud.settings, sn.get("volume_id") or "",
         name=sn.get("name", sn.get("display_name")),
         description=sn.get("description", sn.get("display_description")),
         force=force, metadata=dict(sn.get("metadata") or {}))))

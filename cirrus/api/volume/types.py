@@ -71,9 +71,12 @@ def update_type(req: ApiRequest, type_id: str) -> dict:
         raise BadRequest("Invalid input for field/attribute volume_type: give name, "
                          "description or is_public.")
     is_public = body_bool("volume_type/is_public", t["is_public"]) if "is_public" in t else None
-    return {"volume_type": req.cloud.db.run(lambda s: type_view(req, service.update_type(
+    view = req.cloud.db.run(lambda s: type_view(req, service.update_type(
         s, type_id, name=t.get("name"), description=t.get("description"),
-        set_description="description" in t, is_public=is_public)))}
+        set_description="description" in t, is_public=is_public)))
+    for key in ("os-volume-type-access:is_public", "qos_specs_id"):  # Cinder's update view
+        view.pop(key, None)
+    return {"volume_type": view}
 
 
 def delete_type(req: ApiRequest, type_id: str) -> Reply:

@@ -59,6 +59,15 @@ def snapshot_summary(req: ApiRequest, snap: VolumeSnapshot) -> dict[str, Any]:
     return view
 
 
+def _metadata(v: Volume) -> dict[str, str]:
+    """The user's metadata, and `readonly` once the flag was set (Cinder shows its admin
+    metadata there)."""
+    metadata = dict(v.metadata_items or {})
+    if v.readonly is not None:
+        metadata.setdefault("readonly", str(v.readonly))
+    return metadata
+
+
 def volume_summary(req: ApiRequest, v: Volume) -> dict[str, Any]:
     return {"id": v.id, "name": v.name, "links": links(req, "volumes", v.id)}
 
@@ -77,7 +86,7 @@ def volume_view(req: ApiRequest, v: Volume, type_names: dict[str, str]) -> dict[
         "bootable": "true" if v.bootable else "false",
         "encrypted": False,
         "multiattach": v.multiattach,
-        "metadata": dict(v.metadata_items or {}),
+        "metadata": _metadata(v),
         "links": links(req, "volumes", v.id),
         "user_id": v.user_id,
         "os-vol-tenant-attr:tenant_id": v.project_id,

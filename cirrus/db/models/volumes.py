@@ -57,15 +57,15 @@ class Volume(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(32))
     attach_status: Mapped[str] = mapped_column(String(32), default="detached")
     availability_zone: Mapped[str] = mapped_column(String(255))
-    volume_type_id: Mapped[str] = mapped_column(String(36), ForeignKey("volume_types.id"),
-                                                index=True)
+    # No foreign key: a deleted volume keeps the id of a type that may be deleted since.
+    volume_type_id: Mapped[str] = mapped_column(String(36), index=True)
     backend: Mapped[str | None] = mapped_column(String(255))
     source_volid: Mapped[str | None] = mapped_column(String(36))
     snapshot_id: Mapped[str | None] = mapped_column(String(36))
     image_id: Mapped[str | None] = mapped_column(String(36))
     bootable: Mapped[bool] = mapped_column(Boolean, default=False)
     multiattach: Mapped[bool] = mapped_column(Boolean, default=False)
-    readonly: Mapped[bool] = mapped_column(Boolean, default=False)
+    readonly: Mapped[bool | None] = mapped_column(Boolean)  # None: never set
     metadata_items: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     image_metadata: Mapped[dict] = mapped_column(JSON, default=dict)
     # When the status last changed: the sweeper ends transitional states past their timeout.

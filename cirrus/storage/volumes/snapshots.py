@@ -52,6 +52,7 @@ class SnapshotFilters:
 
 
 SORT_KEYS = {"id": VolumeSnapshot.id, "name": VolumeSnapshot.name,
+             "display_name": VolumeSnapshot.name,
              "size": VolumeSnapshot.size, "status": VolumeSnapshot.status,
              "created_at": VolumeSnapshot.created_at, "updated_at": VolumeSnapshot.updated_at,
              "volume_id": VolumeSnapshot.volume_id, "project_id": VolumeSnapshot.project_id}

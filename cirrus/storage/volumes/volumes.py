@@ -287,7 +287,7 @@ def create_volume(s: Session, ctx: RequestContext, settings: Settings,
         attach_status=states.DETACHED, availability_zone=zone, volume_type_id=vtype.id,
         backend=backend, source_volid=spec.source_volid, snapshot_id=spec.snapshot_id,
         image_id=spec.image_id, bootable=bootable, multiattach=spec.multiattach,
-        readonly=False, metadata_items=dict(spec.metadata), image_metadata=image_meta,
+        readonly=None, metadata_items=dict(spec.metadata), image_metadata=image_meta,
         status_changed_at=now, deleted=False, created_at=now)
     s.add(volume)
     s.flush()

@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("image_id", sa.String(length=36), nullable=True),
         sa.Column("bootable", sa.Boolean(), nullable=False),
         sa.Column("multiattach", sa.Boolean(), nullable=False),
-        sa.Column("readonly", sa.Boolean(), nullable=False),
+        sa.Column("readonly", sa.Boolean(), nullable=True),
         sa.Column("metadata", sa.JSON(), nullable=False),
         sa.Column("image_metadata", sa.JSON(), nullable=False),
         sa.Column("status_changed_at", _TIMESTAMP, nullable=True),
@@ -90,8 +90,6 @@ def upgrade() -> None:
         sa.Column("deleted", sa.Boolean(), nullable=False),
         sa.Column("deleted_at", _TIMESTAMP, nullable=True),
         *_timestamps(),
-        sa.ForeignKeyConstraint(["volume_type_id"], ["volume_types.id"],
-                                name=op.f("fk_volumes_volume_type_id_volume_types")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_volumes")),
     )
     op.create_index("ix_volumes_project_deleted", "volumes", ["project_id", "deleted"])
