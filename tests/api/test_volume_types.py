@@ -185,3 +185,20 @@ def test_an_updated_type_answers_without_access_keys(api, admin):
     body = r.json()["volume_type"]
     assert body["is_public"] is False and body["description"] == "d"
     assert "os-volume-type-access:is_public" not in body and "qos_specs_id" not in body
+
+
+def test_retype_within_a_backend(api, admin, member):
+    _type(api, admin, name="silver")
+    made = create_volume(api, member, 1)
+    action = url(member, f"/volumes/{made['id']}/action")
+    r = api.post(action, headers=vol(member), json={"os-retype": {"new_type": "silver"}})
+    assert r.status_code == 202, r.text
+    shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+    assert shown["volume"]["volume_type"] == "silver"
+    r = api.post(action, headers=vol(member), json={"os-retype": {"new_type": "silver"}})
+    assert r.status_code == 400 and "already" in r.json()["badRequest"]["message"]
+    r = api.post(action, headers=vol(member), json={"os-retype": {"new_type": "nope"}})
+    assert r.status_code == 404
+    r = api.post(action, headers=vol(member),
+                 json={"os-retype": {"new_type": "__DEFAULT__", "migration_policy": "x"}})
+    assert r.status_code == 400 and "migration_policy" in r.json()["badRequest"]["message"]

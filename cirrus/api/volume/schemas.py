@@ -52,6 +52,12 @@ UNSET_IMAGE_METADATA = _wrap("os-unset_image_metadata", {
     "type": "object", "properties": {"key": {"type": "string", "minLength": 1,
                                              "maxLength": 255}},
     "required": ["key"]})
+RETYPE = _wrap("os-retype", {
+    "type": "object",
+    "properties": {"new_type": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "migration_policy": {"type": ["string", "null"],
+                                        "enum": ["never", "on-demand", None]}},
+    "required": ["new_type"]})
 RESET_STATUS = _wrap("os-reset_status", {
     "type": "object",
     "properties": {"status": {"type": "string", "maxLength": 32},

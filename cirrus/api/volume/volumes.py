@@ -279,6 +279,16 @@ def _show_image_metadata(req: ApiRequest, volume_id: str, body: dict) -> dict:
                                  or {})}
 
 
+def _retype(req: ApiRequest, volume_id: str, body: dict) -> Reply:
+    allow(req, WRITE, "volume:retype")
+    validate(schemas.RETYPE, body)
+    args = body["os-retype"]
+    req.cloud.db.run(lambda s: service.retype(s, req.ctx, req.cloud.settings, volume_id,
+                                              args["new_type"],
+                                              args.get("migration_policy") or "never"))
+    return Reply(202)
+
+
 def _reset_status(req: ApiRequest, volume_id: str, body: dict) -> Reply:
     admin_only(req, "volume_extension:volume_admin_actions:reset_status")
     validate(schemas.RESET_STATUS, body)
@@ -313,6 +323,7 @@ ACTIONS = {
     "os-set_image_metadata": _set_image_metadata,
     "os-unset_image_metadata": _unset_image_metadata,
     "os-show_image_metadata": _show_image_metadata,
+    "os-retype": _retype,
     "os-reset_status": _reset_status,
     "os-force_delete": _force_delete,
 }

@@ -394,6 +394,30 @@ def request_extend(s: Session, ctx: RequestContext, settings: Settings, volume_i
     return volume
 
 
+def retype(s: Session, ctx: RequestContext, settings: Settings, volume_id: str,
+           new_type: str, migration_policy: str) -> Volume:
+    """os-retype within a backend: the type changes at once (a move between backends, a
+    migration, is not supported: 400 whatever the policy)."""
+    volume = get_volume(s, ctx, volume_id, lock=True)
+    if volume.status not in states.USABLE:
+        raise InvalidVolume(f"Volume status must be available or in-use to retype, but it "
+                            f"is {volume.status}.")
+    vtype = vtypes.get_type(s, ctx, new_type)
+    if vtype.id == volume.volume_type_id:
+        raise BadRequest(f"Invalid volume type: the volume's type is {vtype.name} already.")
+    backend = vtypes.backend_for(settings, vtype)
+    if backend != volume.backend:
+        raise BadRequest(f"Invalid volume type: type {vtype.name} lives on backend {backend}, "
+                         f"the volume on {volume.backend}; moving a volume between backends "
+                         f"is not supported (migration_policy {migration_policy}).")
+    volume.volume_type_id = vtype.id
+    volume.updated_at = utcnow()
+    s.flush()
+    quotas.check(s, settings, volume.project_id, vtype.name, volumes=1,
+                 gigabytes=volume.size)
+    return volume
+
+
 def set_bootable(s: Session, ctx: RequestContext, volume_id: str, bootable: bool) -> None:
     volume = get_volume(s, ctx, volume_id, lock=True)
     volume.bootable = bootable
