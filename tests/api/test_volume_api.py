@@ -473,3 +473,10 @@ def test_a_snapshot_without_a_volume_is_404_and_lists_sort_by_display_name(api, 
     listed = api.get(url(member, "/snapshots?sort_key=display_name&sort_dir=asc"),
                      headers=vol(member)).json()["snapshots"]
     assert [s["id"] for s in listed] == [ids[1], ids[0]]
+
+
+def test_extensions_list_what_is_served(api, member):
+    r = api.get(url(member, "/extensions"), headers=vol(member))
+    aliases = {e["alias"] for e in r.json()["extensions"]}
+    assert {"os-volume-actions", "qos-specs", "os-quota-sets"} <= aliases
+    assert "os-volume-transfer" not in aliases

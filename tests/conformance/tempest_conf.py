@@ -84,6 +84,7 @@ class Discovery:
     identity_version: str | None = None
     volume_min: str | None = None  # block storage (issue 15)
     volume_max: str | None = None
+    volume_extensions: list[str] = field(default_factory=list)
 
 
 def discover(cloud: Cloud) -> Discovery:
@@ -117,6 +118,9 @@ def discover(cloud: Cloud) -> Discovery:
             doc = (r.json().get("versions") or [{}])[0]
             d.volume_min = doc.get("min_version") or None
             d.volume_max = doc.get("version") or None
+        r = cloud.get(volume.rstrip("/") + "/extensions")
+        if r.status_code == 200:
+            d.volume_extensions = sorted(e["alias"] for e in r.json()["extensions"])
     image = d.services.get("image")
     if image:
         base = image if re.search(r"/v2/?$", image) else image + "/v2"
@@ -357,6 +361,7 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
     c["network-feature-enabled"]["api_extensions"] = ",".join(d.network_extensions) or "None"
     c["validation"] = {"run_validation": "false"}
     c["volume-feature-enabled"] = {k: _b(v) for k, v in VOLUME_FEATURES.items()}
+    c["volume-feature-enabled"]["api_extensions"] = ",".join(d.volume_extensions) or "None"
     c["volume"] = {"catalog_type": "block-storage", "region": d.region,  # issue 15
                    "endpoint_type": "publicURL", "build_timeout": "60", "build_interval": "1"}
     if d.volume_min:

@@ -19,7 +19,7 @@ from cirrus.api.volume.common import SERVICE
 from cirrus.api.volume.microversion import negotiate
 from cirrus.errors import BadRequest
 
-MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas")
+MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas", "extensions")
 PREFIX = "/v3/{project_id}/"
 
 
