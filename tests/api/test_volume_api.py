@@ -480,3 +480,22 @@ def test_extensions_list_what_is_served(api, member):
     aliases = {e["alias"] for e in r.json()["extensions"]}
     assert {"os-volume-actions", "qos-specs", "os-quota-sets"} <= aliases
     assert "os-volume-transfer" not in aliases
+
+
+def test_the_default_quota_class_changes_every_projects_defaults(api, admin, member):
+    base = url(admin, "/os-quota-class-sets/default")
+    assert api.get(base, headers=vol(admin)).json()["quota_class_set"]["volumes"] == 10
+    r = api.put(base, headers=vol(admin), json={"quota_class_set": {"volumes": 3}})
+    assert r.status_code == 200 and r.json()["quota_class_set"]["volumes"] == 3
+    shown = api.get(url(member, f"/os-quota-sets/{member.project_id}"), headers=vol(member))
+    assert shown.json()["quota_set"]["volumes"] == 3
+    defaults = api.get(url(member, f"/os-quota-sets/{member.project_id}/defaults"),
+                       headers=vol(member)).json()["quota_set"]
+    assert defaults["volumes"] == 3
+    r = api.put(base, headers=vol(admin), json={"quota_class_set": {"volumes": "many"}})
+    assert r.status_code == 400 and "quota_class_set/volumes" in r.json()["badRequest"]["message"]
+    assert api.get(url(member, "/os-quota-class-sets/default"),
+                   headers=vol(member)).status_code == 403
+    # compute's quota classes are another service's: unchanged
+    nova = api.get("/compute/v2.1/os-quota-class-sets/default", headers=admin.headers).json()
+    assert "volumes" not in nova["quota_class_set"]

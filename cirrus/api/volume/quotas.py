@@ -69,6 +69,32 @@ def delete_quotas(req: ApiRequest, quota_project_id: str) -> Reply:
     return Reply(200)
 
 
+def show_class(req: ApiRequest, class_name: str) -> dict:
+    admin_only(req, "volume_extension:quota_classes")
+    with req.cloud.db.reader() as s:
+        return {"quota_class_set": {"id": class_name,
+                                    **service.class_limits(s, req.cloud.settings, class_name)}}
+
+
+def update_class(req: ApiRequest, class_name: str) -> dict:
+    admin_only(req, "volume_extension:quota_classes")
+    body = req.json
+    if isinstance(body, dict) and isinstance(body.get("quota_class_set"), dict):
+        body["quota_class_set"].pop("id", None)
+    validate(schemas.QUOTA_CLASS_UPDATE, body)
+    values = {k: int(v) for k, v in body["quota_class_set"].items()}
+    for name, value in values.items():
+        if value < -1:
+            raise BadRequest(f"Invalid input for field/attribute quota_class_set/{name}. "
+                             f"Value: {value}. Quota limit must be -1 or greater.")
+
+    def work(s: Session) -> Any:
+        service.set_class_limits(s, class_name, values)
+        return service.class_limits(s, req.cloud.settings, class_name)
+
+    return {"quota_class_set": req.cloud.db.run(work)}
+
+
 _ABSOLUTE = {"volumes": ("maxTotalVolumes", "totalVolumesUsed"),
              "gigabytes": ("maxTotalVolumeGigabytes", "totalGigabytesUsed"),
              "snapshots": ("maxTotalSnapshots", "totalSnapshotsUsed"),
@@ -100,6 +126,8 @@ ROUTES = [
     ("PUT", "/v3/{project_id}/os-quota-sets/{quota_project_id}", update_quotas),
     ("DELETE", "/v3/{project_id}/os-quota-sets/{quota_project_id}", delete_quotas),
     ("GET", "/v3/{project_id}/os-quota-sets/{quota_project_id}/defaults", show_defaults),
+    ("GET", "/v3/{project_id}/os-quota-class-sets/{class_name}", show_class),
+    ("PUT", "/v3/{project_id}/os-quota-class-sets/{class_name}", update_class),
     ("GET", "/v3/{project_id}/limits", show_limits),
     ("GET", "/v3/{project_id}/os-availability-zone", list_zones),
 ]

@@ -119,3 +119,5 @@ _limit = {"anyOf": [{"type": "integer", "minimum": -1, "maximum": 0x7FFFFFFF},
                     {"type": "string", "pattern": r"^-?[0-9]{1,10}$"}]}
 QUOTA_UPDATE = _wrap("quota_set", {"type": "object",
                                    "additionalProperties": _limit})
+QUOTA_CLASS_UPDATE = _wrap("quota_class_set", {"type": "object",
+                                               "additionalProperties": _limit})

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cirrus.compute.quotas import clear_limits, store_limits
 from cirrus.config import Settings
-from cirrus.db.models import QuotaLimit, Volume, VolumeSnapshot, VolumeType
+from cirrus.db.models import QuotaClassLimit, QuotaLimit, Volume, VolumeSnapshot, VolumeType
 from cirrus.errors import BadRequest, OverLimit
 
 UNLIMITED = -1
@@ -45,10 +45,39 @@ def resources(s: Session) -> list[str]:
     return names
 
 
-def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int]:
+DEFAULT_CLASS = "default"
+
+
+def class_limits(s: Session, settings: Settings, class_name: str) -> dict[str, int]:
+    """A quota class's limits (os-quota-class-sets): the settings' defaults, overlaid with
+    the `default` class's rows (which change every project's defaults, as in Cinder), then
+    the class's own. Rows of other services' resources are not looked at."""
     names = resources(s)
     limits = {name: UNLIMITED for name in names}
     limits.update(defaults(settings))
+    for name in dict.fromkeys((DEFAULT_CLASS, class_name)):
+        rows = s.execute(select(QuotaClassLimit.resource, QuotaClassLimit.hard_limit).where(
+            QuotaClassLimit.class_name == name, QuotaClassLimit.resource.in_(names))).all()
+        limits.update({row.resource: row.hard_limit for row in rows})
+    return limits
+
+
+def set_class_limits(s: Session, class_name: str, values: dict[str, int]) -> None:
+    known = set(resources(s))
+    for resource, limit in values.items():
+        if resource not in known:
+            raise BadRequest(f"Bad key(s) in quota class set: {resource}")
+        row = s.get(QuotaClassLimit, (class_name, resource))
+        if row is None:
+            s.add(QuotaClassLimit(class_name=class_name, resource=resource, hard_limit=limit))
+        else:
+            row.hard_limit = limit
+    s.flush()
+
+
+def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int]:
+    names = resources(s)
+    limits = class_limits(s, settings, DEFAULT_CLASS)
     rows = s.execute(select(QuotaLimit.resource, QuotaLimit.hard_limit).where(
         QuotaLimit.project_id == project_id, QuotaLimit.resource.in_(names))).all()
     limits.update({row.resource: row.hard_limit for row in rows})
@@ -56,9 +85,7 @@ def get_limits(s: Session, settings: Settings, project_id: str) -> dict[str, int
 
 
 def default_limits(s: Session, settings: Settings) -> dict[str, int]:
-    limits = {name: UNLIMITED for name in resources(s)}
-    limits.update(defaults(settings))
-    return limits
+    return class_limits(s, settings, DEFAULT_CLASS)
 
 
 def set_limits(s: Session, project_id: str, values: dict[str, int]) -> None:
