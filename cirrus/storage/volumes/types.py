@@ -49,8 +49,8 @@ def _visible_clause(ctx: RequestContext) -> ColumnElement[bool] | None:
 def list_types(s: Session, ctx: RequestContext, *, is_public: bool | None = None,
                extra_specs: dict[str, str] | None = None) -> list[VolumeType]:
     """Types the caller may use: public ones and the private ones shared with its project;
-    an admin sees every type (`is_public` filters, None: both kinds)."""
-    ensure_default_type(s)
+    an admin sees every type (`is_public` filters, None: both kinds). `__DEFAULT__` is
+    among them: the migration and bootstrap make it."""
     query = select(VolumeType).order_by(VolumeType.name)
     clause = _visible_clause(ctx)
     if clause is not None:
