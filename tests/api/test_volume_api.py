@@ -499,3 +499,9 @@ def test_the_default_quota_class_changes_every_projects_defaults(api, admin, mem
     # compute's quota classes are another service's: unchanged
     nova = api.get("/compute/v2.1/os-quota-class-sets/default", headers=admin.headers).json()
     assert "volumes" not in nova["quota_class_set"]
+
+
+def test_an_action_on_an_unknown_volume_is_404_before_the_action_is_looked_at(api, member):
+    r = api.post(url(member, "/volumes/xxx/action"), headers=vol(member),
+                 json={"os-detach": {}})
+    assert r.status_code == 404 and "itemNotFound" in r.json()

@@ -336,6 +336,8 @@ def volume_action(req: ApiRequest, volume_id: str) -> Any:
     name = next(iter(body))
     action = ACTIONS.get(name)
     if action is None:
+        with req.cloud.db.reader() as s:  # an unknown volume first: 404, as Cinder answers
+            service.get_volume(s, req.ctx, volume_id)
         raise BadRequest(f"Invalid input received: unknown or unsupported action {name!r} "
                          f"(supported: {', '.join(ACTIONS)}).")
     return action(req, volume_id, body)
