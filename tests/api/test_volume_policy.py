@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from cirrus.runtime import Cloud
+from cirrus.storage.volumes.types import DEFAULT_TYPE_ID
 from tests.api.volume_helpers import (
     create_volume,
     url,
@@ -40,7 +41,8 @@ def snapshot(api, member, volume) -> dict:
 def test_a_reader_reads_but_cannot_write(api, reader, volume, snapshot):
     vid, sid = volume["id"], snapshot["id"]
     for path in ("/volumes", "/volumes/detail", f"/volumes/{vid}", f"/volumes/{vid}/metadata",
-                 "/snapshots/detail", f"/snapshots/{sid}", "/types", "/limits",
+                 "/snapshots/detail", f"/snapshots/{sid}", "/types", "/limits", "/extensions",
+                 "/volumes/summary", f"/snapshots/{sid}/metadata",
                  f"/os-quota-sets/{reader.project_id}", "/os-availability-zone"):
         r = api.get(url(reader, path), headers=vol(reader))
         assert r.status_code == 200, (path, r.text)
@@ -54,7 +56,10 @@ def test_a_reader_reads_but_cannot_write(api, reader, volume, snapshot):
         ("delete", f"/volumes/{vid}/metadata/k", None),
         ("post", f"/volumes/{vid}/action", {"os-extend": {"new_size": 2}}),
         ("post", f"/volumes/{vid}/action", {"os-set_bootable": {"bootable": True}}),
+        ("post", f"/volumes/{vid}/action", {"os-retype": {"new_type": "__DEFAULT__"}}),
+        ("post", f"/volumes/{vid}/action", {"os-update_readonly_flag": {"readonly": True}}),
         ("post", "/snapshots", {"snapshot": {"volume_id": vid}}),
+        ("put", f"/snapshots/{sid}", {"snapshot": {"name": "x"}}),
         ("delete", f"/snapshots/{sid}", None),
     ]
     for method, path, body in writes:
@@ -79,7 +84,11 @@ def test_another_projects_member_finds_nothing(api, other_member, volume, snapsh
         ("get", f"/volumes/{vid}/metadata", None),
         ("post", f"/volumes/{vid}/metadata", {"metadata": {"a": "b"}}),
         ("post", f"/volumes/{vid}/action", {"os-extend": {"new_size": 2}}),
+        ("post", f"/volumes/{vid}/action", {"os-retype": {"new_type": "__DEFAULT__"}}),
+        ("post", f"/volumes/{vid}/action", {"os-frobnicate": {}}),
         ("post", "/volumes", {"volume": {"source_volid": vid}}),
+        ("put", f"/snapshots/{sid}", {"snapshot": {"name": "x"}}),
+        ("get", f"/snapshots/{sid}/metadata", None),
         ("post", "/snapshots", {"snapshot": {"volume_id": vid}}),
         ("get", f"/snapshots/{sid}", None),
         ("delete", f"/snapshots/{sid}", None),
@@ -141,6 +150,11 @@ def test_admin_actions_types_qos_and_quota_changes_are_the_admins(api, member, r
             ("get", "/qos-specs", None),
             ("post", "/qos-specs", {"qos_specs": {"name": "q"}}),
             ("put", f"/os-quota-sets/{caller.project_id}", {"quota_set": {"volumes": 99}}),
+            ("get", "/os-quota-class-sets/default", None),
+            ("put", "/os-quota-class-sets/default", {"quota_class_set": {"volumes": 99}}),
+            ("put", f"/types/{DEFAULT_TYPE_ID}", {"volume_type": {"name": "x"}}),
+            ("delete", f"/types/{DEFAULT_TYPE_ID}", None),
+            ("post", f"/types/{DEFAULT_TYPE_ID}/extra_specs", {"extra_specs": {"a": "b"}}),
             ("delete", f"/os-quota-sets/{caller.project_id}", None),
         ]
         for method, path, body in denied:
