@@ -171,6 +171,13 @@ class Settings:
     # default_volume_backend (empty: the first).
     volume_backends: dict[str, str] = field(default_factory=dict)
     default_volume_backend: str = ""
+    # Block-storage quotas per project (Cinder's defaults; -1 is unlimited) and how long a
+    # volume or snapshot may stay creating/deleting/extending before the sweeper ends it.
+    quota_volumes: int = 10
+    quota_gigabytes: int = 1000
+    quota_snapshots: int = 10
+    quota_per_volume_gigabytes: int = -1
+    volume_task_timeout: float = 600.0
     # The external network `cirrus all-in-one --virt-driver libvirt` makes if none of that
     # name exists (flat, on the physical network of the same name, no DHCP); "": none.
     all_in_one_external_network: str = "public"

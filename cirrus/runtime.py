@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLES = ("api", "conductor", "scheduler", "agent")
+ROLES = ("api", "conductor", "scheduler", "agent", "volume")
+# The roles one process must run for the in-process bus to connect them (volume is optional:
+# without it, volumes stay `creating` until a volume role runs).
+CORE_ROLES = ("api", "conductor", "scheduler", "agent")
 
 
 class ConfigurationError(Exception):
@@ -48,7 +51,7 @@ def parse_roles(text: str) -> list[str]:
 
 def check_bus_for_roles(settings: Settings, roles: list[str]) -> None:
     """The in-process bus only connects roles that share this process."""
-    if settings.broker_urls or set(roles) == set(ROLES):
+    if settings.broker_urls or set(roles) >= set(CORE_ROLES):
         return
     raise ConfigurationError(
         f"--role {','.join(roles)} needs a message broker to reach the other roles, but "
@@ -166,6 +169,9 @@ class Cloud:
         def work(session) -> bool:
             user = identity.bootstrap(session, s.admin_user, admin_password, s.admin_project)
             catalog_admin.ensure_default_catalog(session, s.effective_public_url, s.region)
+            from cirrus.storage.volumes.types import ensure_default_type
+
+            ensure_default_type(session)  # Cinder's __DEFAULT__ volume type
             if reset_password:
                 user.failed_auth_count = 0
                 if not verify_password(user.password_hash, admin_password):
@@ -201,6 +207,10 @@ class Cloud:
             conductor = Conductor(self)
             conductor.hostname = host_name
             self.roles.append(conductor)
+        if "volume" in roles:  # block storage (issue 15): backends' work and its sweeper
+            from cirrus.storage.volumes.manager import VolumeManager
+
+            self.roles.append(VolumeManager(self))
         if "agent" in roles:
             for host in agent_hosts or []:
                 driver = load_driver(self.settings, host)

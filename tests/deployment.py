@@ -320,7 +320,7 @@ class Deployment:
     def _delete_queues(self) -> None:
         import kombu
 
-        names = ["conductor", "scheduler"] + [f"agent.{h}" for h in self.agent_hosts]
+        names = ["conductor", "scheduler", "volume"] + [f"agent.{h}" for h in self.agent_hosts]
         with contextlib.suppress(Exception), kombu.Connection(BROKER_URL, connect_timeout=2) as conn:
             for name in names:
                 with contextlib.suppress(Exception):

@@ -88,7 +88,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(cloud: Cloud) -> Starlette:
-    from cirrus.api import admin, compute, identity, image, network
+    from cirrus.api import admin, compute, identity, image, network, volume
 
     app = Starlette(
         routes=[
@@ -96,6 +96,7 @@ def create_app(cloud: Cloud) -> Starlette:
             Mount("/compute", app=IndexedRouter(compute.routes())),
             Mount("/image", app=IndexedRouter(image.routes())),
             Mount("/network", app=IndexedRouter(network.routes())),
+            Mount("/volume", app=IndexedRouter(volume.routes())),
             Mount("/cirrus", app=IndexedRouter(admin.routes())),
         ],
         exception_handlers={HTTPException: _http_error},

@@ -42,7 +42,22 @@ _NEUTRON_TYPES = {
 }
 
 
-SERVICES = ("identity", "compute", "image", "network")
+# Cinder's fault names by status code (webob faults as its API names them).
+_VOLUME_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    406: "notAcceptable",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+
+SERVICES = ("identity", "compute", "image", "network", "volume")
 
 
 def service_of(path: str) -> str:
@@ -70,6 +85,8 @@ def error_body(service: str, status: int, message: str, error_type: str | None =
             "message": message, "detail": ""}}
     elif service == "compute":
         body = {_COMPUTE_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
+    elif service == "volume":
+        body = {_VOLUME_NAMES.get(status, "computeFault"): {"code": status, "message": message}}
     elif service == "identity":
         body = {"error": {"code": status, "message": message, "title": title}}
     else:  # image and anything else: what Glance's JSON errors carry

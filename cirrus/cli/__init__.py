@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run some roles in this process (production: a database and RabbitMQ)")
     serve.add_argument("--role", required=True,
-                       help="comma-separated: api, conductor, scheduler, agent")
+                       help="comma-separated: api, conductor, scheduler, agent, volume")
     serve.add_argument("--host", default=None, help="api: listen address (default api_host)")
     serve.add_argument("--port", type=int, default=None, help="api: port (default api_port)")
     serve.add_argument("--host-name", default=None,

@@ -86,7 +86,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
     write_clouds_yaml(clouds_yaml, f"{settings.effective_public_url}/identity/v3",
                       settings.admin_user, password, settings.admin_project, settings.region,
                       cacert=settings.tls_cert_file if self_signed else None)
-    cloud.start_roles(["scheduler", "conductor", "agent"],
+    cloud.start_roles(["scheduler", "conductor", "agent", "volume"],
                       agent_hosts=all_in_one_host_names(settings))
 
     def ready() -> None:
@@ -104,7 +104,13 @@ def cmd_all_in_one(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cirrus.runtime import ROLES, Cloud, ConfigurationError, check_bus_for_roles, parse_roles
+    from cirrus.runtime import (
+        CORE_ROLES,
+        Cloud,
+        ConfigurationError,
+        check_bus_for_roles,
+        parse_roles,
+    )
 
     try:
         roles = parse_roles(args.role)
@@ -142,7 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cloud = Cloud(settings)
     except ConfigurationError as exc:
         return fail("serve", str(exc), 2)
-    single_process = set(roles) == set(ROLES) and not settings.broker_urls
+    single_process = set(roles) >= set(CORE_ROLES) and not settings.broker_urls
     stopper = shutdown.Stopper(settings.shutdown_timeout)
     shutdown.install_signals(stopper)  # a SIGTERM while starting stops too, as bounded
     try:

@@ -35,6 +35,10 @@ SERVICES: tuple[CatalogService, ...] = (
     CatalogService("compute", "nova", "/compute/v2.1", "Cirrus Compute Service (Nova v2.1)"),
     CatalogService("image", "glance", "/image", "Cirrus Image Service (Glance v2)"),
     CatalogService("network", "neutron", "/network", "Cirrus Network Service (Neutron v2.0)"),
+    CatalogService("block-storage", "cinder", "/volume/v3",
+                   "Cirrus Block Storage Service (Cinder v3)"),
+    CatalogService("volumev3", "cinderv3", "/volume/v3",
+                   "Cirrus Block Storage Service (Cinder v3)"),
 )
 
 

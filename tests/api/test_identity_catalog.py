@@ -18,7 +18,8 @@ def _token_catalog(api: TestClient, caller: Caller) -> list[dict]:
 def test_a_fresh_cloud_serves_every_interface_of_its_public_url(api: TestClient,
                                                                  member: Caller) -> None:
     by_type = {svc["type"]: svc for svc in _token_catalog(api, member)}
-    assert sorted(by_type) == ["compute", "identity", "image", "network"]
+    assert sorted(by_type) == ["block-storage", "compute", "identity", "image", "network",
+                              "volumev3"]
     compute = by_type["compute"]["endpoints"]
     assert sorted(e["interface"] for e in compute) == ["admin", "internal", "public"]
     assert {(e["url"], e["region_id"], e["region"]) for e in compute} == {
@@ -28,7 +29,7 @@ def test_a_fresh_cloud_serves_every_interface_of_its_public_url(api: TestClient,
 def test_service_and_endpoint_crud_show_in_new_tokens(api: TestClient, admin: Caller,
                                                       member: Caller) -> None:
     r = api.post(f"{V3}/services", headers=admin.headers,
-                 json={"service": {"type": "volumev3", "name": "cinder",
+                 json={"service": {"type": "object-store", "name": "swift",
                                    "description": "blocks"}})
     assert r.status_code == 201, r.text
     svc = r.json()["service"]
@@ -39,27 +40,27 @@ def test_service_and_endpoint_crud_show_in_new_tokens(api: TestClient, admin: Ca
     assert r.status_code == 201, r.text
     ep = r.json()["endpoint"]
     assert (ep["region"], ep["region_id"], ep["enabled"]) == ("RegionOne", "RegionOne", True)
-    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "volumev3")
+    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "object-store")
     assert [e["url"] for e in cinder["endpoints"]] == ["http://blocks.example/v3"]
 
     r = api.patch(f"{V3}/endpoints/{ep['id']}", headers=admin.headers,
                   json={"endpoint": {"url": "http://blocks2.example/v3"}})
     assert r.json()["endpoint"]["url"] == "http://blocks2.example/v3"
-    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "volumev3")
+    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "object-store")
     assert [e["url"] for e in cinder["endpoints"]] == ["http://blocks2.example/v3"]
     # A new token carries it too.
     token = api.post(f"{V3}/auth/tokens", json={"auth": {"identity": {
         "methods": ["password"], "password": {"user": {"id": member.user_id,
                                                        "password": "pw-alice"}}}}})
-    assert any(s["type"] == "volumev3" for s in token.json()["token"]["catalog"])
+    assert any(s["type"] == "object-store" for s in token.json()["token"]["catalog"])
 
     api.patch(f"{V3}/endpoints/{ep['id']}", headers=admin.headers,
               json={"endpoint": {"enabled": False}})
-    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "volumev3")
+    cinder = next(s for s in _token_catalog(api, member) if s["type"] == "object-store")
     assert cinder["endpoints"] == []
     api.patch(f"{V3}/services/{svc['id']}", headers=admin.headers,
               json={"service": {"enabled": False}})
-    assert all(s["type"] != "volumev3" for s in _token_catalog(api, member))
+    assert all(s["type"] != "object-store" for s in _token_catalog(api, member))
 
     assert api.delete(f"{V3}/services/{svc['id']}", headers=admin.headers).status_code == 204
     assert_error(api.get(f"{V3}/endpoints/{ep['id']}", headers=admin.headers), 404)
@@ -69,7 +70,7 @@ def test_service_and_endpoint_crud_show_in_new_tokens(api: TestClient, admin: Ca
 def test_endpoint_filters(api: TestClient, admin: Caller) -> None:
     found = api.get(f"{V3}/endpoints?interface=internal&region_id=RegionOne",
                     headers=admin.headers).json()["endpoints"]
-    assert len(found) == 4 and {e["interface"] for e in found} == {"internal"}
+    assert len(found) == 6 and {e["interface"] for e in found} == {"internal"}
     assert api.get(f"{V3}/endpoints?region_id=nowhere",
                    headers=admin.headers).json()["endpoints"] == []
 
@@ -179,7 +180,7 @@ def test_only_admins_change_the_catalog(api: TestClient, admin: Caller, who: str
     # Anyone may read regions; the catalog is unchanged.
     assert [r["id"] for r in api.get(f"{V3}/regions", headers=h).json()["regions"]] == [
         "RegionOne"]
-    assert len(api.get(f"{V3}/endpoints", headers=admin.headers).json()["endpoints"]) == 12
+    assert len(api.get(f"{V3}/endpoints", headers=admin.headers).json()["endpoints"]) == 18
 
 
 def test_a_region_id_too_long_is_400(api: TestClient, admin: Caller) -> None:

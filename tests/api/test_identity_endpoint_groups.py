@@ -84,7 +84,7 @@ def test_endpoint_group_crud(api: TestClient, admin: Caller) -> None:
 def test_endpoints_of_a_group_match_its_filters(api: TestClient, admin: Caller) -> None:
     internal = _create(api, admin, "internal", interface="internal")
     found = api.get(f"{GROUPS}/{internal['id']}/endpoints", headers=admin.headers).json()
-    assert len(found["endpoints"]) == 4
+    assert len(found["endpoints"]) == 6
     assert {e["interface"] for e in found["endpoints"]} == {"internal"}
     compute = _service_id(api, admin, "compute")
     one = _create(api, admin, "one", service_id=compute, interface="public",
@@ -203,7 +203,8 @@ def test_project_associations_of_a_group(api: TestClient, admin: Caller, member:
 
 def test_a_project_with_associations_gets_only_those_endpoints(
         api: TestClient, admin: Caller, member: Caller, other_member: Caller) -> None:
-    assert sorted(_catalog(api, member)) == ["compute", "identity", "image", "network"]
+    assert sorted(_catalog(api, member)) == ["block-storage", "compute", "identity", "image",
+                                            "network", "volumev3"]
     compute = _service_id(api, admin, "compute")
     group = _create(api, admin, "computes", service_id=compute)
     url = f"{GROUPS}/{group['id']}/projects/{member.project_id}"
@@ -217,7 +218,8 @@ def test_a_project_with_associations_gets_only_those_endpoints(
             "id": member.user_id, "password": "pw-alice"}}},
         "scope": {"project": {"id": member.project_id}}}}).json()["token"]
     assert [s["type"] for s in token["catalog"]] == ["compute"]
-    assert sorted(_catalog(api, other_member)) == ["compute", "identity", "image", "network"]
+    assert sorted(_catalog(api, other_member)) == [
+        "block-storage", "compute", "identity", "image", "network", "volumev3"]
 
     # A single endpoint associated directly is added to what the groups give.
     image_public = next(e["id"] for e in api.get(
@@ -239,7 +241,8 @@ def test_a_project_with_associations_gets_only_those_endpoints(
                    headers=admin.headers).json()["endpoint_groups"] == []
     # No association left: the whole catalog again.
     assert api.delete(direct, headers=admin.headers).status_code == 204
-    assert sorted(_catalog(api, member)) == ["compute", "identity", "image", "network"]
+    assert sorted(_catalog(api, member)) == [
+        "block-storage", "compute", "identity", "image", "network", "volumev3"]
 
 
 def test_single_endpoint_associations(api: TestClient, admin: Caller, member: Caller) -> None:

@@ -82,6 +82,9 @@ class Discovery:
     image_stores: list[str] = field(default_factory=list)
     hypervisors: int = 1
     identity_version: str | None = None
+    volume_min: str | None = None  # block storage (issue 15)
+    volume_max: str | None = None
+    volume_extensions: list[str] = field(default_factory=list)
 
 
 def discover(cloud: Cloud) -> Discovery:
@@ -108,6 +111,16 @@ def discover(cloud: Cloud) -> Discovery:
         r = cloud.get(base + "/extensions")
         if r.status_code == 200:
             d.network_extensions = sorted(e["alias"] for e in r.json()["extensions"])
+    volume = d.services.get("block-storage") or d.services.get("volumev3")
+    if volume:  # block storage (issue 15): the v3 document's microversion range
+        r = cloud.get(volume.rstrip("/") + "/")
+        if r.status_code == 200:
+            doc = (r.json().get("versions") or [{}])[0]
+            d.volume_min = doc.get("min_version") or None
+            d.volume_max = doc.get("version") or None
+        r = cloud.get(volume.rstrip("/") + "/extensions")
+        if r.status_code == 200:
+            d.volume_extensions = sorted(e["alias"] for e in r.json()["extensions"])
     image = d.services.get("image")
     if image:
         base = image if re.search(r"/v2/?$", image) else image + "/v2"
@@ -240,6 +253,21 @@ IDENTITY_FEATURES = {
     "external_idp": False,
     "immutable_user_source": False,
 }
+# Block storage (issue 15): what the volume API does now; attachments are the next step.
+VOLUME_FEATURES = {
+    "api_v3": True,
+    "snapshot": True,
+    "clone": True,
+    "backup": False,
+    "manage_volume": False,
+    "manage_snapshot": False,
+    "extend_attached_volume": False,
+    "extend_attached_encrypted_volume": False,
+    "volume_revert": False,
+    "cluster_active_active": False,
+    "multi_backend": False,
+}
+
 NETWORK_FEATURES = {
     "ipv6": True,
     "ipv6_subnet_attributes": True,
@@ -288,7 +316,7 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
         "nova": _b("compute" in d.services),
         "glance": _b("image" in d.services),
         "neutron": _b("network" in d.services),
-        "cinder": "false",      # issue 15
+        "cinder": _b("block-storage" in d.services),  # issue 15
         "swift": "false",
         "heat": "false", "horizon": "false", "ironic": "false", "designate": "false",
     }
@@ -332,7 +360,14 @@ def render_conf(d: Discovery, creds: Credentials, fx: Fixtures, log_dir: Path | 
     c["network-feature-enabled"] = {k: _b(v) for k, v in NETWORK_FEATURES.items()}
     c["network-feature-enabled"]["api_extensions"] = ",".join(d.network_extensions) or "None"
     c["validation"] = {"run_validation": "false"}
-    c["volume-feature-enabled"] = {"backup": "false"}
+    c["volume-feature-enabled"] = {k: _b(v) for k, v in VOLUME_FEATURES.items()}
+    c["volume-feature-enabled"]["api_extensions"] = ",".join(d.volume_extensions) or "None"
+    c["volume"] = {"catalog_type": "block-storage", "region": d.region,  # issue 15
+                   "endpoint_type": "publicURL", "build_timeout": "60", "build_interval": "1"}
+    if d.volume_min:
+        c["volume"]["min_microversion"] = d.volume_min
+    if d.volume_max:
+        c["volume"]["max_microversion"] = d.volume_max
     c["object-storage-feature-enabled"] = {"discoverability": "false"}
     return c
 

@@ -37,7 +37,9 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert d.services == {"identity": f"{all_in_one.url}/identity",
                           "compute": f"{all_in_one.url}/compute/v2.1",
                           "image": f"{all_in_one.url}/image",
-                          "network": f"{all_in_one.url}/network"}
+                          "network": f"{all_in_one.url}/network",
+                          "block-storage": f"{all_in_one.url}/volume/v3",
+                          "volumev3": f"{all_in_one.url}/volume/v3"}
     assert (d.compute_min, d.compute_max) == (version["min_version"], version["version"])
     assert d.network_extensions == sorted(e["alias"] for e in extensions)
     assert d.hypervisors >= 1
@@ -56,7 +58,11 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert conf["network-feature-enabled"]["ipv6"] == "true"
     assert conf["network-feature-enabled"]["floating_ips"] == "true"
     assert conf["network"]["public_network_id"] == "pub"
-    assert conf["service_available"]["cinder"] == "false"
+    assert conf["service_available"]["cinder"] == "true"  # issue 15
+    v3 = httpx.get(f"{all_in_one.url}/volume/v3/").json()["versions"][0]
+    assert conf["volume"]["max_microversion"] == v3["version"] == "3.60"
+    assert conf["volume"]["catalog_type"] == "block-storage"
+    assert "os-volume-actions" in conf["volume-feature-enabled"]["api_extensions"].split(",")
     assert conf["service_available"]["nova"] == "true"
     assert conf["validation"]["run_validation"] == "false"
     assert conf["image-feature-enabled"]["import_image"] == (

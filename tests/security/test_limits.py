@@ -54,7 +54,7 @@ def service_shape_ok(path: str, status: int, body: dict) -> bool:
     """The error document of the service that `path` belongs to (cirrus/api/errors.py)."""
     if path.startswith("/network"):
         return set(body) == {"NeutronError"} and "message" in body["NeutronError"]
-    if path.startswith("/compute"):
+    if path.startswith(("/compute", "/volume")):  # Cinder's shape is Nova's
         (name, inner), = body.items()
         return inner["code"] == status and inner["message"]
     if path.startswith("/image"):
@@ -75,7 +75,7 @@ def app(cloud):
 
 def test_every_service_has_json_routes(app) -> None:
     routes = json_routes(app)
-    for prefix in ("/identity/", "/compute/", "/image/", "/network/", "/cirrus/"):
+    for prefix in ("/identity/", "/compute/", "/image/", "/network/", "/volume/", "/cirrus/"):
         assert any(path.startswith(prefix) for _, path in routes), prefix
     assert len(routes) > 40
 

@@ -27,6 +27,7 @@ from cirrus.errors import is_transient
 from cirrus.network.model import FixedIp, Nic, SubnetInfo
 from cirrus.observe import rpcapi as admin_rpcapi
 from cirrus.scheduler import rpcapi as scheduler_rpcapi
+from cirrus.storage.volumes import rpcapi as volume_rpcapi
 from cirrus.virt.driver import InstanceSpec
 from cirrus.virt.fake import FakeDriver
 from tests.api.servers_helpers import add_flavor, add_image, server_body, wait_for_status
@@ -45,7 +46,7 @@ STATS = {"hypervisor_type": "fake", "hypervisor_version": 1, "vcpus": 4, "memory
 CTX = RequestContext.admin()
 
 ROLES = {"agent": agent_rpcapi, "conductor": compute_rpcapi, "scheduler": scheduler_rpcapi,
-         "admin": admin_rpcapi}
+         "admin": admin_rpcapi, "volume": volume_rpcapi}
 
 SG_STATE = {"generation": 1733480000.5,
             "ports": [{"port_id": PORT, "mac": "fa:16:3e:00:00:01", "addresses": ["10.0.0.5"],
@@ -139,6 +140,12 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.RouterStatus(host="fake-1", router_id="r-1", built=False,
                                 error="RuntimeError: ip netns add: File exists",
                                 stamp=1733480000.5),
+    # block storage (issue 15)
+    volume_rpcapi.CreateVolume(volume_id=UUID),
+    volume_rpcapi.DeleteVolume(volume_id=UUID, snapshot_ids=(UUID2,)),
+    volume_rpcapi.ExtendVolume(volume_id=UUID, new_size=5),
+    volume_rpcapi.CreateSnapshot(snapshot_id=UUID2),
+    volume_rpcapi.DeleteSnapshot(snapshot_id=UUID2),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -206,6 +213,13 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     # a router's status from its host (issue 14, l3): a new message, its first form
     ("conductor", "router_status", {"host": "fake-1", "router_id": "r-1", "built": True,
                                     "error": None, "stamp": 0.0}),
+    # block storage (issue 15): new messages, their first form
+    ("volume", "create_volume", {"volume_id": UUID}),
+    ("volume", "delete_volume", {"volume_id": UUID, "snapshot_ids": []}),
+    ("volume", "delete_volume", {"volume_id": UUID}),
+    ("volume", "extend_volume", {"volume_id": UUID, "new_size": 2}),
+    ("volume", "create_snapshot", {"snapshot_id": UUID2}),
+    ("volume", "delete_snapshot", {"snapshot_id": UUID2}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

@@ -66,6 +66,14 @@ from cirrus.db.models.network import (
 from cirrus.db.models.routers import FloatingIP, Router
 from cirrus.db.models.segments import SegmentAllocation
 from cirrus.db.models.subnetpools import SubnetPool
+from cirrus.db.models.volumes import (
+    QosSpec,
+    Volume,
+    VolumeAttachment,
+    VolumeSnapshot,
+    VolumeType,
+    VolumeTypeProject,
+)
 
 __all__ = [
     "NAMING", "Timestamp", "utcnow", "Base", "TimestampMixin", "Domain", "Project", "User",
@@ -82,4 +90,6 @@ __all__ = [
     "SegmentAllocation",  # l2
     "Router", "FloatingIP",  # L3 (issue 14)
     "SubnetPool",  # subnet pools
+    "QosSpec", "Volume", "VolumeAttachment", "VolumeSnapshot", "VolumeType",
+    "VolumeTypeProject",  # block storage (issue 15)
 ]
