@@ -95,6 +95,7 @@ def test_options_are_parsed_and_checked(tmp_path: Path) -> None:
     default = RbdBackend.from_spec("d", "", Settings(data_dir=tmp_path))
     assert (default.pool, default.conf, default.user) == ("volumes", "/etc/ceph/ceph.conf",
                                                           "cirrus")
+    assert parse_options("x", "pool=a;user=b") == {"pool": "a", "user": "b"}
     with pytest.raises(BackendError, match="unknown rbd option 'size=3'"):
         parse_options("x", "pool=a,size=3")
     with pytest.raises(BackendError, match="connect_timeout must be a number"):

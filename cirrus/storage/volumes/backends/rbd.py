@@ -8,7 +8,8 @@ Spec: "rbd" or "rbd:KEY=VALUE,...", keys (defaults in brackets):
   secret_uuid      the libvirt secret holding the user's key on the compute hosts [none]
   connect_timeout  seconds to reach the monitors before BackendUnavailable [10]
   op_timeout       seconds a monitor or OSD operation may take before BackendUnavailable [60]
-e.g. "rbd:pool=volumes,conf=/etc/ceph/ceph.conf,user=cirrus,secret_uuid=4a5b...".
+e.g. "rbd:pool=volumes,conf=/etc/ceph/ceph.conf,user=cirrus,secret_uuid=4a5b...". Options may
+also be separated by ";" (CIRRUS_VOLUME_BACKENDS separates backends with commas).
 
 Layout of the pool:
   image-<image id>            an image's data, imported once per pool (raw, written by
@@ -89,7 +90,7 @@ OPTIONS = ("pool", "conf", "user", "keyring", "secret_uuid", "connect_timeout", 
 
 def parse_options(name: str, options: str) -> dict[str, str]:
     parsed: dict[str, str] = {}
-    for item in options.split(","):
+    for item in options.replace(";", ",").split(","):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
