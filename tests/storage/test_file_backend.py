@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import threading
 import uuid
 from pathlib import Path
 
@@ -253,3 +254,35 @@ def test_empty_volume_bad_ids_and_missing_volumes(backend: FileBackend, tmp_path
                  lambda: backend.copy_to_file(missing, tmp_path / "x", "raw")):
         with pytest.raises(BackendError, match="no volume file"):
             call()
+
+
+def test_concurrent_first_volumes_make_one_base(tmp_path: Path) -> None:
+    qcow2 = tmp_path / "img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "64M"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 1M", str(qcow2)], check=True,
+                   capture_output=True)
+    # vmdk is converted (the slow path, where a race would show), not linked.
+    vmdk = tmp_path / "img.vmdk"
+    subprocess.run(["qemu-img", "convert", "-O", "vmdk", str(qcow2), str(vmdk)], check=True)
+    image = ImageSource("img-vmdk", vmdk, "vmdk", vmdk.stat().st_size)
+    # Two backends on one directory: as two volume processes would be.
+    backends = [FileBackend("a", tmp_path / "v"), FileBackend("b", tmp_path / "v")]
+    volumes = [new_id() for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def make(i: int) -> None:
+        try:
+            backends[i % 2].create_from_image(volumes[i], 1, image)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(p.name for p in (tmp_path / "v" / "images").iterdir()
+                  if not p.name.startswith(".")) == ["image-img-vmdk.qcow2"]
+    for volume in volumes:
+        assert read(backends[0].volume_path(volume), 0, MiB, tmp_path) == b"\x5a" * MiB

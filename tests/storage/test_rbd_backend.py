@@ -3,6 +3,7 @@ written into images read back through clones, snapshots and flattens."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from cirrus.storage.volumes.backend import (
 )
 from cirrus.storage.volumes.backends import load_backends
 from cirrus.storage.volumes.backends.rbd import RbdBackend, parse_options
+from tests.services import missing
 from tests.storage.conftest import MiB, pattern
 
 GiB = 1024**3
@@ -103,7 +105,10 @@ def test_options_are_parsed_and_checked(tmp_path: Path) -> None:
 
 
 def test_unreachable_cluster_is_unavailable_within_the_timeout(tmp_path: Path) -> None:
-    pytest.importorskip("rados", reason="the rados bindings are not importable here")
+    try:
+        import rados  # noqa: F401
+    except ImportError as exc:
+        missing(f"the rados bindings are not importable here ({exc}); scripts/ceph links them")
     conf = tmp_path / "ceph.conf"
     # A monitor address nothing listens on.
     conf.write_text("[global]\nmon host = 127.0.0.1:9\nauth client required = none\n")
@@ -247,3 +252,27 @@ def test_empty_extend_copy_to_file_and_capacity(rbd_backend: RbdBackend, pool: A
             call()
     with pytest.raises(BackendError, match="no volume"):
         rbd_backend.connection(missing)
+
+
+def test_concurrent_first_volumes_import_the_image_once(
+        rbd_backend: RbdBackend, pool: Any, raw_image: ImageSource) -> None:
+    volumes = [new_id() for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def make(volume: str) -> None:
+        try:
+            rbd_backend.create_from_image(volume, 1, raw_image)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(v,)) for v in volumes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert snaps(pool, f"image-{raw_image.image_id}") == ["base"]
+    for volume in volumes:
+        assert parent(pool, f"volume-{volume}") == ("volumes", f"image-{raw_image.image_id}",
+                                                    "base")
+        assert read(pool, f"volume-{volume}", 2 * MiB, MiB) == pattern(2, MiB)
