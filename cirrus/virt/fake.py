@@ -135,19 +135,21 @@ class FakeDriver(VirtDriver):
         if self.options.failure_rate > 0 and random.random() < self.options.failure_rate:
             raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
         with self._lock:
-            vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
-                  "console": [], "nics": [n.port_id for n in spec.nics],
-                  "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
-                  "memory_mb": spec.memory_mb, "macs": {n.port_id: n.mac for n in spec.nics}}
+            vm: dict = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
+                        "console": [], "nics": [n.port_id for n in spec.nics],
+                        "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
+                        "memory_mb": spec.memory_mb, "macs": {n.port_id: n.mac for n in spec.nics}}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves
                 self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
                               f", {len(secrets.injected_files)} file(s) injected")
             local = {"vda"} if spec.boot_volume() is None else set()
+            volumes: dict[str, dict] = {}
             for dev, target in assign_targets(spec.volumes, local):
-                vm.setdefault("volumes", {})[dev.volume_id] = _volume_record(dev, target)
+                volumes[dev.volume_id] = _volume_record(dev, target)
                 self._log(vm, f"{target}: volume {dev.volume_id} ({dev.driver_volume_type})"
                               + (", boot" if dev.boot_index == 0 else ""))
+            vm["volumes"] = volumes
             self._log(vm, f"{spec.name} login:")
             self._vms[spec.uuid] = vm
             self._save()
