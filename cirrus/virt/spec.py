@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,8 @@ class BlockDevice:
 
 VOLUME_TYPES = ("file", "rbd")
 VOLUME_BUSES = ("virtio", "scsi")
+# A disk name a user may ask for (a hint: one of another bus is replaced by a free one).
+DEVICE_NAME = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,2}$")
 QOS_KEYS = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
             "total_iops_sec", "read_iops_sec", "write_iops_sec")
 
@@ -170,7 +173,11 @@ class VolumeDevice:
         if self.driver_volume_type == "rbd" and "/" not in str(self.data.get("name") or ""):
             raise VolumeSpecError("data.name must be pool/image for an rbd volume")
         if self.device_name is not None:
-            object.__setattr__(self, "device_name", self.device_name.removeprefix("/dev/"))
+            name = self.device_name.removeprefix("/dev/")
+            if not DEVICE_NAME.match(name):
+                raise VolumeSpecError(f"device_name must be a disk name such as vdb or "
+                                      f"/dev/vdb, not {self.device_name!r}")
+            object.__setattr__(self, "device_name", name)
 
     @property
     def serial(self) -> str:

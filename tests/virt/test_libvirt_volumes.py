@@ -236,6 +236,18 @@ def test_volumes_of_a_stopped_and_a_blank_domain(spawner: Spawner, files: FileBa
     spec.volumes = [first]
     driver.spawn(spec)
     assert disk_of(spawner, spec.uuid, first.volume_id) is not None  # vdb, from the spec
+    # virtio-scsi: the controller is hot-plugged with the first scsi volume; QEMU lets go of
+    # a SCSI disk without the guest's help, so even this guest's detach finishes
+    scsi = VolumeDevice(root.volume_id, "file", root.data, bus="scsi", read_only=True)
+    assert driver.attach_volume(spec.uuid, scsi) == "sda"
+    live = ET.fromstring(spawner.domain(spec.uuid).XMLDesc(0))
+    assert [c.get("model") for c in live.findall("devices/controller[@type='scsi']")] == [
+        "virtio-scsi"]
+    assert disk_of(spawner, spec.uuid, root.volume_id).find("readonly") is not None
+    assert root.data["path"] in qemu_sees(spawner, spec.uuid)
+    driver.detach_volume(spec.uuid, root.volume_id, timeout=10)
+    assert disk_of(spawner, spec.uuid, root.volume_id) is None
+
     driver.power_off(spec.uuid)
     assert driver.power_state(spec.uuid) == SHUTDOWN
     assert driver.attach_volume(spec.uuid, second) == "vdc"  # its definition only

@@ -61,6 +61,8 @@ def test_cinder_connection_info_and_qos_strings_are_read() -> None:
 @pytest.mark.parametrize(("data", "field"), [
     ({"volume_id": "", "driver_volume_type": "file", "data": {"path": "/p"}}, "volume_id"),
     ({"volume_id": "v", "driver_volume_type": "iscsi"}, "driver_volume_type"),
+    ({"volume_id": "v", "driver_volume_type": "file", "data": {"path": "/p"},
+      "device_name": "/dev/../vdb"}, "device_name"),
     ({"volume_id": "v", "driver_volume_type": "file", "data": {}}, "data.path"),
     ({"volume_id": "v", "driver_volume_type": "file", "data": {"path": "/p", "format": "vmdk"}},
      "data.format"),
