@@ -55,11 +55,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import api, boot, compare, cpu, firewall, load, multiproc, ports, report, server
+from bench import volumes as volumes_suite
 from tests.dbfixtures import services_required
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("all-in-one", "multi-process")
-SUITES = ("servers", "ports", "tokens", "boot", "firewall")
+SUITES = ("servers", "ports", "tokens", "boot", "firewall", "volumes")
 DEFAULT_SUITES = ("servers", "ports", "tokens")  # boot needs root, QEMU and libvirtd
 # and firewall root, nft and iperf3 (issue 14, sg)
 TARGET_SUITES = {"servers", "ports", "tokens"}  # what the fake-driver targets run
@@ -147,6 +148,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--boots", type=int, default=5,
                    help="boot suite: boots of each kind (default %(default)s), and overlays of "
                         "each base (at least 5)")
+    p.add_argument("--volumes-repeat", type=int, default=5,
+                   help="volumes suite: volumes made from each image after the first "
+                        "(default %(default)s)")
     p.add_argument("--token-seconds", type=float, default=10.0, help="all-in-one only")
     p.add_argument("--token-concurrency", type=int, default=4, help="for token issue")
     p.add_argument("--validate-concurrency", type=int, default=20,
@@ -377,10 +381,20 @@ def run(args: argparse.Namespace, base: Path) -> dict:
                if TARGET_SUITES & set(args.suites) else {})
     booted = run_boot(args) if "boot" in args.suites else None
     filtered = run_firewall(args) if "firewall" in args.suites else None
+    volumes = run_volumes(args) if "volumes" in args.suites else None
     return {"firewall": filtered,"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]]),
             "suites": args.suites, "scenarios": args.scenarios, "ports": args.ports,
             "port_race": args.port_race, "repeat": args.repeat, "targets": targets,
-            "boot": booted}
+            "boot": booted, "volumes": volumes}
+
+
+def run_volumes(args: argparse.Namespace) -> dict:
+    """The volumes suite's outcome (issue 15); {"failed": why} instead of raising."""
+    try:
+        return volumes_suite.run(max(1, args.volumes_repeat), say)
+    except Exception as exc:
+        say(f"volumes: FAILED: {type(exc).__name__}: {exc}")
+        return {"failed": traceback.format_exc()}
 
 
 def run_boot(args: argparse.Namespace) -> dict:
@@ -409,6 +423,8 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     print(f"\n{m['date']} - {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
           f"Python {m['python']}, commit {m['commit']}")
     medians = args.repeat if targets else (args.boots if "boot" in args.suites else args.firewall_repeat)
+    if not targets and set(args.suites) == {"volumes"}:
+        medians = args.volumes_repeat
     print(f"{outcome['command']}  (medians of {medians}; load average at the end "
           f"{', '.join(map(str, m['load_average']))})")
     aio = targets.get("all-in-one", {})
@@ -446,8 +462,20 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     if filtered and "results" in filtered:
         print(f"\nsecurity groups on one host (nftables), medians of {args.firewall_repeat}:\n")
         print(firewall.table(filtered, args.markdown))
+    made = outcome.get("volumes")
+    if made and "results" in made:
+        print(f"\nvolumes from images, medians of {args.volumes_repeat}:\n")
+        print(volumes_suite.table(made, args.markdown))
     print(f"\nresults: {out}")
     status = 0
+    if made and "skipped" in made:
+        print(f"\nvolumes: NOT RUN: {made['skipped']}")
+        status = 1 if services_required() else 0
+    elif made and "failed" in made:
+        print(f"\nvolumes: FAILED:\n{made['failed']}")
+        status = 1
+    elif made and made.get("skipped_backends") and services_required():
+        status = 1
     if filtered and "skipped" in filtered:
         print(f"\nfirewall: NOT RUN: {filtered['skipped']}")
         status = 1 if services_required() else 0

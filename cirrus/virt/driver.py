@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cirrus.virt.power import NOSTATE
-from cirrus.virt.spec import InstanceSpec
+from cirrus.virt.spec import InstanceSpec, VolumeDevice
 
-__all__ = ["DriverCapabilities", "HostStats", "InstanceSpec", "SpawnError", "VirtDriver"]
+__all__ = ["DriverCapabilities", "HostStats", "InstanceSpec", "SpawnError", "VirtDriver",
+           "VolumeDetachTimeout", "VolumeDevice", "VolumeError"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,22 @@ def host_boot_time() -> float:
 
 class SpawnError(Exception):
     """The hypervisor could not build the VM; the message is shown in the server's fault."""
+
+
+class VolumeError(SpawnError):
+    """A volume could not be attached, detached or extended; the message says which volume,
+    which VM and why (for the attachment's fault and the log)."""
+
+
+class VolumeDetachTimeout(VolumeError):
+    """The guest did not let go of a volume in time: it is still attached to the running VM
+    (no longer to its definition: the next boot comes without it). Retry the detach later,
+    or stop the VM, which releases it."""
+
+
+def volume_device(volume: VolumeDevice | dict) -> VolumeDevice:
+    """A VolumeDevice from itself or its to_dict() (what a bus message carries)."""
+    return volume if isinstance(volume, VolumeDevice) else VolumeDevice.from_dict(volume)
 
 
 class VirtDriver(abc.ABC):
@@ -140,6 +157,31 @@ class VirtDriver(abc.ABC):
         while it happens; started again if `power_on`). A disk never shrinks. A driver
         that cannot resize raises (the conductor records the error)."""
         raise NotImplementedError(f"{type(self).__name__} cannot resize")
+
+    # ---- issue 15: volumes (capabilities.volume_attach)
+    def attach_volume(self, uuid: str, volume: VolumeDevice | dict) -> str:
+        """Attach a volume to the VM: to the running guest and its definition (hot attach),
+        or to the definition only when it is off. `volume.device_name` None: the first free
+        target is picked. Returns the target ("vdc"); attaching a volume the VM has already
+        returns its target and changes nothing. A VolumeError says why it failed."""
+        raise VolumeError(f"{type(self).__name__} cannot attach volumes")
+
+    def detach_volume(self, uuid: str, volume_id: str, timeout: float | None = None) -> None:
+        """Detach a volume; from a running guest, wait up to `timeout` s (None: the driver's
+        default) for the guest to let go, else VolumeDetachTimeout. A volume the VM does not
+        have (or a VM that is gone) is not an error."""
+        raise VolumeError(f"{type(self).__name__} cannot detach volumes")
+
+    def extend_volume(self, uuid: str, volume_id: str, new_size_gb: int) -> None:
+        """Tell the VM an attached volume has grown to `new_size_gb` GiB (a running guest sees
+        the new size at once). The volume service grows the volume itself; for a qcow2 file
+        attached to a running VM this is what grows the file (QEMU holds it)."""
+        raise VolumeError(f"{type(self).__name__} cannot extend volumes")
+
+    def volume_targets(self, uuid: str) -> dict[str, str]:
+        """Volume id -> target of the volumes the VM has (its definition)."""
+        return {}
+    # ---- end issue 15
 
     def expire_image_cache(self) -> None:
         """Remove cached images this host's instances no longer use (the agent calls it

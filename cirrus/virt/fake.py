@@ -23,8 +23,19 @@ from pathlib import Path
 from cirrus import build_secrets
 from cirrus.config import FakeHostSettings, Settings
 from cirrus.storage.pools import DEFAULT_POOL
-from cirrus.virt.driver import DriverCapabilities, HostStats, InstanceSpec, SpawnError, VirtDriver
+from cirrus.virt.driver import (
+    DriverCapabilities,
+    HostStats,
+    InstanceSpec,
+    SpawnError,
+    VirtDriver,
+    VolumeDetachTimeout,
+    VolumeError,
+    volume_device,
+)
 from cirrus.virt.power import NOSTATE, PAUSED, RUNNING, SHUTDOWN, SUSPENDED
+from cirrus.virt.spec import VolumeDevice
+from cirrus.virt.targets import assign_targets
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +64,9 @@ class FakeDriver(VirtDriver):
     # A test sets another on its driver (then has the agent report) to play a host that
     # cannot, e.g., hot-plug.
     capabilities = DriverCapabilities(hot_plug_nic=True, snapshot=True, balloon=False,
-                                      volume_attach=False)
+                                      volume_attach=True)
+    # Volume ids whose detach a "guest" never lets go of (a test's way to play one).
+    stuck_volumes: set[str] = set()
 
     def __init__(self, host: str, options: FakeHostSettings, state_dir: Path | None = None,
                  settings: Settings | None = None) -> None:
@@ -122,14 +135,21 @@ class FakeDriver(VirtDriver):
         if self.options.failure_rate > 0 and random.random() < self.options.failure_rate:
             raise SpawnError(f"fake driver on {self.host}: simulated spawn failure")
         with self._lock:
-            vm = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
-                  "console": [], "nics": [n.port_id for n in spec.nics],
-                  "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
-                  "memory_mb": spec.memory_mb, "macs": {n.port_id: n.mac for n in spec.nics}}
+            vm: dict = {"name": spec.name, "power_state": RUNNING, "booted_at": time.time(),
+                        "console": [], "nics": [n.port_id for n in spec.nics],
+                        "storage_pool": pool, "root_gb": spec.root_gb, "vcpus": spec.vcpus,
+                        "memory_mb": spec.memory_mb, "macs": {n.port_id: n.mac for n in spec.nics}}
             self._log(vm, f"Booting fake guest {spec.name} ({spec.vcpus} vCPU, {spec.memory_mb} MB)")
             if secrets:  # what a guest's cloud-init says, never the secrets themselves
                 self._log(vm, f"config drive: admin password {'set' if secrets.admin_pass else 'none'}"
                               f", {len(secrets.injected_files)} file(s) injected")
+            local = {"vda"} if spec.boot_volume() is None else set()
+            volumes: dict[str, dict] = {}
+            for dev, target in assign_targets(spec.volumes, local):
+                volumes[dev.volume_id] = _volume_record(dev, target)
+                self._log(vm, f"{target}: volume {dev.volume_id} ({dev.driver_volume_type})"
+                              + (", boot" if dev.boot_index == 0 else ""))
+            vm["volumes"] = volumes
             self._log(vm, f"{spec.name} login:")
             self._vms[spec.uuid] = vm
             self._save()
@@ -192,6 +212,66 @@ class FakeDriver(VirtDriver):
                 self._log(vm, f"{nic['name']}: removed")
                 self._save()
 
+    # ---- issue 15: volumes, recorded in the VM's record ("volumes": id -> record)
+    def attach_volume(self, uuid: str, volume: VolumeDevice | dict) -> str:
+        dev = volume_device(volume)
+        with self._lock:
+            vm = self._volume_vm(uuid)
+            volumes = vm.setdefault("volumes", {})
+            if dev.volume_id in volumes:
+                return str(volumes[dev.volume_id]["target"])
+            used = {"vda"} | {v["target"] for v in volumes.values()}
+            if dev.device_name and dev.device_name in used:
+                raise VolumeError(f"fake driver on {self.host}: volume {dev.volume_id}: "
+                                  f"device {dev.device_name} of {uuid} is in use")
+            [(_, target)] = assign_targets([dev], used)
+            volumes[dev.volume_id] = _volume_record(dev, target)
+            self._log(vm, f"{target}: volume {dev.volume_id} attached")
+            self._save()
+            return target
+
+    def detach_volume(self, uuid: str, volume_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            vm = self._vms.get(uuid)
+            if vm is None or volume_id not in vm.get("volumes", {}):
+                return
+            if volume_id in self.stuck_volumes and vm["power_state"] == RUNNING:
+                raise VolumeDetachTimeout(f"the guest of {uuid} did not release volume "
+                                          f"{volume_id} within {timeout or 0:.0f} s")
+            record = vm["volumes"].pop(volume_id)
+            self._log(vm, f"{record['target']}: volume {volume_id} detached")
+            self._save()
+
+    def extend_volume(self, uuid: str, volume_id: str, new_size_gb: int) -> None:
+        with self._lock:
+            vm = self._volume_vm(uuid)
+            record = vm.get("volumes", {}).get(volume_id)
+            if record is None:
+                raise VolumeError(f"fake driver on {self.host}: volume {volume_id} is not "
+                                  f"attached to {uuid}")
+            if new_size_gb < int(record.get("size_gb") or 0):
+                raise VolumeError(f"fake driver on {self.host}: volume {volume_id} would "
+                                  f"shrink to {new_size_gb} GiB")
+            record["size_gb"] = new_size_gb
+            self._log(vm, f"{record['target']}: volume {volume_id} now {new_size_gb} GiB")
+            self._save()
+
+    def volume_targets(self, uuid: str) -> dict[str, str]:
+        with self._lock:
+            vm = self._volume_vm(uuid)
+            return {vid: str(r["target"]) for vid, r in vm.get("volumes", {}).items()}
+
+    def volumes(self, uuid: str) -> dict[str, dict]:
+        """What the fake VM has recorded of its volumes (for tests)."""
+        with self._lock:
+            return json.loads(json.dumps(self._vm(uuid).get("volumes", {})))
+    def _volume_vm(self, uuid: str) -> dict:
+        vm = self._vms.get(uuid)
+        if vm is None:
+            raise VolumeError(f"fake driver on {self.host}: no VM {uuid}")
+        return vm
+    # ---- end issue 15
+
     def _vm(self, uuid: str) -> dict:
         vm = self._vms.get(uuid)
         if vm is None:
@@ -253,6 +333,14 @@ class FakeDriver(VirtDriver):
         with self._lock:
             vm = self._vms.get(uuid)
             return vm["power_state"] if vm else NOSTATE
+
+
+def _volume_record(dev: VolumeDevice, target: str) -> dict:
+    """What the fake VM keeps of an attached volume (never the connection's secrets: there
+    are none in it, only a keyring path)."""
+    return {"target": target, "bus": dev.bus, "driver_volume_type": dev.driver_volume_type,
+            "read_only": dev.read_only, "qos": dev.qos.limits(), "boot_index": dev.boot_index,
+            "size_gb": 0}
 
 
 def snapshot_bytes(uuid: str, name: str) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,136 @@ class BlockDevice:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+VOLUME_TYPES = ("file", "rbd")
+VOLUME_BUSES = ("virtio", "scsi")
+# A disk name a user may ask for (a hint: one of another bus is replaced by a free one).
+DEVICE_NAME = re.compile(r"^(vd|sd|hd|xvd)[a-z]{1,2}$")
+QOS_KEYS = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
+            "total_iops_sec", "read_iops_sec", "write_iops_sec")
+
+
+class VolumeSpecError(ValueError):
+    """A volume device that cannot be described to a hypervisor; the message names the field."""
+
+
+@dataclass(frozen=True)
+class VolumeQos:
+    """Limits on a volume's I/O (Cinder QoS specs, consumer `front-end`), 0: no limit; the
+    libvirt driver writes them as the disk's `<iotune>`."""
+
+    total_bytes_sec: int = 0
+    read_bytes_sec: int = 0
+    write_bytes_sec: int = 0
+    total_iops_sec: int = 0
+    read_iops_sec: int = 0
+    write_iops_sec: int = 0
+
+    def limits(self) -> dict[str, int]:
+        """The limits that are set, by libvirt's `<iotune>` element names."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v}
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> VolumeQos:
+        """From this shape or a Cinder QoS spec's (strings); unknown keys are ignored."""
+        values = {}
+        for key in QOS_KEYS:
+            value = (data or {}).get(key)
+            if value in (None, ""):
+                continue
+            try:
+                number = int(value)
+            except (TypeError, ValueError):
+                raise VolumeSpecError(f"qos.{key} must be a whole number, not {value!r}") from None
+            if number < 0:
+                raise VolumeSpecError(f"qos.{key} must not be negative ({number})")
+            values[key] = number
+        if values.get("total_bytes_sec") and (values.get("read_bytes_sec")
+                                              or values.get("write_bytes_sec")):
+            raise VolumeSpecError("qos.total_bytes_sec cannot be combined with "
+                                  "read_bytes_sec or write_bytes_sec")
+        if values.get("total_iops_sec") and (values.get("read_iops_sec")
+                                             or values.get("write_iops_sec")):
+            raise VolumeSpecError("qos.total_iops_sec cannot be combined with "
+                                  "read_iops_sec or write_iops_sec")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class VolumeDevice:
+    """A volume as a disk of the VM: the volume service's connection (its `Connection`,
+    as plain data: `driver_volume_type` "file" with data {"path", "format"}, or "rbd" with
+    data {"name": "pool/image", "hosts", "ports", "auth_enabled", "auth_username",
+    "secret_uuid", "secret_type", "conf", "keyring"}) and how the guest sees it. The guest
+    sees the volume id as the disk's serial (/dev/disk/by-id/virtio-<id[:20]>).
+
+    `device_name`: the target ("vdb", "/dev/vdb" is read as "vdb"); None: the driver picks
+    the first free one at attach and returns it. `boot_index` 0: the VM boots from this
+    volume (boot from volume: no local root disk)."""
+
+    volume_id: str
+    driver_volume_type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    device_name: str | None = None
+    bus: str = "virtio"
+    read_only: bool = False
+    qos: VolumeQos = field(default_factory=VolumeQos)
+    boot_index: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.volume_id or not isinstance(self.volume_id, str):
+            raise VolumeSpecError("volume_id is required")
+        if self.driver_volume_type not in VOLUME_TYPES:
+            raise VolumeSpecError(f"driver_volume_type must be one of {', '.join(VOLUME_TYPES)}"
+                                  f", not {self.driver_volume_type!r}")
+        if self.bus not in VOLUME_BUSES:
+            raise VolumeSpecError(f"bus must be one of {', '.join(VOLUME_BUSES)}, "
+                                  f"not {self.bus!r}")
+        if self.driver_volume_type == "file" and not self.data.get("path"):
+            raise VolumeSpecError("data.path is required for a file volume")
+        if self.driver_volume_type == "file" and self.data.get("format", "qcow2") not in (
+                "qcow2", "raw"):
+            raise VolumeSpecError(f"data.format must be qcow2 or raw, not "
+                                  f"{self.data.get('format')!r}")
+        if self.driver_volume_type == "rbd" and "/" not in str(self.data.get("name") or ""):
+            raise VolumeSpecError("data.name must be pool/image for an rbd volume")
+        if self.device_name is not None:
+            name = self.device_name.removeprefix("/dev/")
+            if not DEVICE_NAME.match(name):
+                raise VolumeSpecError(f"device_name must be a disk name such as vdb or "
+                                      f"/dev/vdb, not {self.device_name!r}")
+            object.__setattr__(self, "device_name", name)
+
+    @property
+    def serial(self) -> str:
+        return self.volume_id
+
+    @property
+    def target(self) -> str | None:
+        return self.device_name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VolumeDevice:
+        """From `to_dict`; `connection` may also come as Cinder's connection_info
+        ({"driver_volume_type", "data"}) under the key `connection`."""
+        conn = data.get("connection") or {}
+        boot_index = data.get("boot_index")
+        return cls(volume_id=data.get("volume_id") or "",
+                   driver_volume_type=data.get("driver_volume_type")
+                   or conn.get("driver_volume_type") or "",
+                   data=dict(data.get("data") or conn.get("data") or {}),
+                   device_name=data.get("device_name") or None,
+                   bus=data.get("bus") or "virtio",
+                   read_only=truthy(data.get("read_only", False)),
+                   qos=VolumeQos.from_dict(data.get("qos")),
+                   boot_index=int(boot_index) if boot_index is not None else None)
+
+
 @dataclass(frozen=True)
 class ConfigDrive:
     """What the guest's config drive says beyond the spec's NICs, keys, user data and
@@ -129,6 +260,13 @@ class InstanceSpec:
     config_drive: ConfigDrive = field(default_factory=ConfigDrive)
     storage_pool: str | None = None  # None: the host's default pool
     block_devices: list[BlockDevice] = field(default_factory=list)
+    # The volumes attached to the VM (issue 15): a spawn (build, rebuild) attaches them all;
+    # one with boot_index 0 is the disk the VM boots from (boot from volume).
+    volumes: list[VolumeDevice] = field(default_factory=list)
+
+    def boot_volume(self) -> VolumeDevice | None:
+        """The volume the VM boots from (boot from volume), if any."""
+        return next((v for v in self.volumes if v.boot_index == 0), None)
 
     def root_device(self) -> BlockDevice | None:
         """The local disk the VM boots from; None in a spec that lists no devices."""
@@ -168,7 +306,8 @@ class InstanceSpec:
             nics=[Nic.from_dict(n) for n in data.get("nics") or []],
             config_drive=ConfigDrive.from_dict(data.get("config_drive") or {}),
             storage_pool=data.get("storage_pool") or None,
-            block_devices=[BlockDevice.from_dict(d) for d in data.get("block_devices") or []])
+            block_devices=[BlockDevice.from_dict(d) for d in data.get("block_devices") or []],
+            volumes=[VolumeDevice.from_dict(v) for v in data.get("volumes") or []])
 
 
 def _from_version_1(data: dict[str, Any]) -> InstanceSpec:

@@ -58,7 +58,7 @@ def test_the_fake_driver_reports_its_capabilities(cloud, api, member):
         host = s.scalar(select(Instance.host).where(Instance.uuid == server["id"]))
         reported = s.scalar(select(ComputeNode.capabilities).where(ComputeNode.host == host))
     assert reported == {"hot_plug_nic": True, "snapshot": True, "balloon": False,
-                        "volume_attach": False}
+                        "volume_attach": True}
 
 
 def test_attach_and_detach_on_a_host_without_hot_plug_are_409(api, cloud, member):

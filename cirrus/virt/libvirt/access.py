@@ -134,6 +134,19 @@ class QemuAccess:
                            or self.data_dir in directory.parents)
         return path
 
+    def reach_file(self, path: Path) -> None:
+        """Let QEMU reach a file Cirrus does not keep in a pool (a file volume, its backing
+        files): every directory above it gets QEMU's search as the data directory does
+        (g+x with QEMU's group when Cirrus owns it and QEMU's group had no rights there);
+        libvirt lends QEMU the file itself. A directory QEMU cannot traverse and Cirrus
+        may not open is a SpawnError naming it."""
+        if self.user is None:
+            return
+        path = Path(os.path.abspath(path))
+        for directory in path.parents:
+            self._open(self.user, directory, owned=directory == self.data_dir
+                       or self.data_dir in directory.parents)
+
     def _set(self, directory: Path) -> None:
         """Exactly 0710 with QEMU's group (0700 when QEMU needs no help)."""
         st = directory.stat()

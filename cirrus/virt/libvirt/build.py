@@ -10,7 +10,7 @@ from pathlib import Path
 
 import libvirt
 
-from cirrus.virt.driver import InstanceSpec
+from cirrus.virt.driver import InstanceSpec, SpawnError
 from cirrus.virt.libvirt import access, domain
 from cirrus.virt.libvirt import spec as specs
 from cirrus.virt.libvirt.drive import ConfigDrives
@@ -63,16 +63,20 @@ class Build(ConfigDrives):
         qemu.private_dir(self.images.cache_dir)
         # Before any fetch, so image cache expiry sees the images as used from here on.
         record_image_use(inst_dir, [i.id for i in (boot.root, boot.kernel, boot.ramdisk) if i])
-        base = self.images.fetch(boot.root)
-        create_overlay(base, inst_dir / ROOT_DISK, specs.root_disk_bytes(spec))
-        disks = [domain.Disk(str(inst_dir / ROOT_DISK), "qcow2", "vda")]
+        disks = []
+        if boot.root is not None:  # else it boots from a volume (spec.boot_volume())
+            base = self.images.fetch(boot.root)
+            create_overlay(base, inst_dir / ROOT_DISK, specs.root_disk_bytes(spec))
+            disks.append(domain.Disk(str(inst_dir / ROOT_DISK), "qcow2", "vda"))
         if specs.wants_config_drive(spec, self.settings.force_config_drive):
             disks.append(domain.Disk(str(self._config_drive(spec, boot, inst_dir)), "raw",
                                      "vdb", readonly=True))
+        volumes = self._spawn_volumes(spec.volumes, {d.target for d in disks})
         cfg = domain.DomainConfig(
             uuid=spec.uuid, virt_type=self.virt_type, vcpus=spec.vcpus,
             memory_mb=spec.memory_mb, console_log=str(inst_dir / CONSOLE_LOG),
-            disks=tuple(disks), nics=tuple(nic.to_dict() for nic in spec.nics),
+            disks=tuple(disks), volumes=volumes,
+            nics=tuple(nic.to_dict() for nic in spec.nics),
             kernel_boot=self._kernel_boot(boot),
             display_name=spec.config_drive.display_name or spec.name,
             instance_dir=str(inst_dir), storage_pool=pool or "default")
@@ -81,6 +85,13 @@ class Build(ConfigDrives):
         self._call(f"starting {spec.uuid}", lambda c: dom.create())
         log.info("started %s on %s (%s, pool %s)", spec.uuid, self.host, self.virt_type,
                  cfg.storage_pool)
+
+    def _spawn_volumes(self, volumes: list, local_targets: set[str]
+                       ) -> tuple[domain.VolumeDisk, ...]:
+        """The disks of spec.volumes (volumes.py gives them); none here."""
+        if volumes:
+            raise SpawnError("this driver cannot attach volumes")
+        return ()
 
     def _kernel_boot(self, boot: specs.BootImages) -> domain.KernelBoot | None:
         if boot.kernel is None:

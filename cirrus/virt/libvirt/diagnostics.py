@@ -66,8 +66,10 @@ class Diagnostics(LibvirtBase):
                 cpus = []
             disks = [d for d in root.findall("./devices/disk") if d.get("device") != "cdrom"]
             nics = [_nic(dom, i) for i in root.findall("./devices/interface")]
-            # The config drive is the one read-only disk Cirrus gives a domain (build.py).
-            config_drive = any(d.find("readonly") is not None for d in disks)
+            # The config drive is the one read-only disk Cirrus gives a domain (build.py)
+            # without a serial (a read-only volume has its id as serial).
+            config_drive = any(d.find("readonly") is not None and not d.findtext("serial")
+                               for d in disks)
             return {"state": "running", "driver": "libvirt", "hypervisor": self.virt_type,
                     "hypervisor_os": "linux", "uptime": None, "config_drive": config_drive,
                     "num_cpus": int(ncpus), "num_nics": len(nics), "num_disks": len(disks),

@@ -15,7 +15,11 @@ What a domain gets (docs/libvirt.md):
 - direct kernel boot (`<kernel>`, `<initrd>`, `<cmdline>`) when the image names a kernel,
   else boot from the root disk;
 - Cirrus metadata (instance directory, storage pool) so the driver finds an instance's
-  files from its domain alone.
+  files from its domain alone;
+- volumes (VolumeDevice): a qcow2/raw file or a Ceph RBD image (a network disk with the
+  libvirt secret holding the Ceph key), the volume id as serial, `<iotune>` from its QoS,
+  read-only if asked, and for boot from volume `<boot order='1'/>` on it instead of
+  `<boot dev='hd'/>`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 from cirrus.network.model import tap_name
+from cirrus.virt.spec import VolumeDevice
 
 DOMAIN_PREFIX = "cirrus-"
 METADATA_NS = "urn:cirrus:libvirt:instance:1"
@@ -44,6 +49,16 @@ class Disk:
 
 
 @dataclass(frozen=True)
+class VolumeDisk:
+    """A volume as one disk of the domain: its target ("vdc", "sdb") resolved, and for an
+    RBD volume the UUID of the libvirt secret with the Ceph key (never the key itself)."""
+
+    volume: VolumeDevice
+    target: str
+    secret_uuid: str = ""
+
+
+@dataclass(frozen=True)
 class KernelBoot:
     kernel: str
     initrd: str | None = None
@@ -60,6 +75,7 @@ class DomainConfig:
     memory_mb: int
     console_log: str
     disks: tuple[Disk, ...] = ()
+    volumes: tuple[VolumeDisk, ...] = ()
     nics: tuple[dict, ...] = ()  # cirrus.network.model.Nic.to_dict(), any order
     kernel_boot: KernelBoot | None = None
     display_name: str = ""
@@ -89,7 +105,8 @@ def domain_xml(cfg: DomainConfig) -> str:
     dom.append(_metadata(cfg))
     _memory(dom, cfg)
     _text(dom, "vcpu", str(cfg.vcpus), placement="static")
-    dom.append(_os(cfg.kernel_boot))
+    boots_from_volume = any(v.volume.boot_index == 0 for v in cfg.volumes)
+    dom.append(_os(cfg.kernel_boot, boot_dev=not boots_from_volume))
     features = ET.SubElement(dom, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
@@ -133,11 +150,13 @@ def _memory(dom: ET.Element, cfg: DomainConfig) -> None:
     _text(dom, "currentMemory", str(cfg.memory_mb), unit="MiB")
 
 
-def _os(boot: KernelBoot | None) -> ET.Element:
+def _os(boot: KernelBoot | None, boot_dev: bool = True) -> ET.Element:
+    """`boot_dev` False: a device carries `<boot order>` (libvirt allows one or the other)."""
     os_el = ET.Element("os")
     _text(os_el, "type", "hvm", arch="x86_64", machine="pc")
     if boot is None:
-        ET.SubElement(os_el, "boot", dev="hd")
+        if boot_dev:
+            ET.SubElement(os_el, "boot", dev="hd")
         return os_el
     _text(os_el, "kernel", boot.kernel)
     if boot.initrd:
@@ -159,8 +178,18 @@ def _cpu(cfg: DomainConfig) -> ET.Element:
 
 def _devices(cfg: DomainConfig) -> ET.Element:
     devices = ET.Element("devices")
+    # The boot volume first: the guest names virtio disks in PCI slot order, which libvirt
+    # gives in device order, so it is the guest's first disk as a local root disk would be.
+    boot = [v for v in cfg.volumes if v.volume.boot_index == 0]
+    for vol in boot:
+        devices.append(_volume_disk(vol))
     for disk in cfg.disks:
         devices.append(_disk(disk))
+    for vol in cfg.volumes:
+        if vol not in boot:
+            devices.append(_volume_disk(vol))
+    if any(v.volume.bus == "scsi" for v in cfg.volumes):
+        devices.append(scsi_controller())
     for nic in sorted(cfg.nics, key=lambda n: n["index"]):
         devices.append(_interface(nic))
     serial = ET.SubElement(devices, "serial", type="file")
@@ -192,6 +221,94 @@ def _disk(disk: Disk) -> ET.Element:
     if disk.readonly:
         ET.SubElement(el, "readonly")
     return el
+
+
+def volume_xml(vol: VolumeDisk) -> str:
+    """The `<disk>` of one volume: the same XML at define time, for hot attach and detach."""
+    return ET.tostring(_volume_disk(vol), encoding="unicode")
+
+
+def scsi_controller() -> ET.Element:
+    """The virtio-scsi controller `bus='scsi'` volumes hang on (index 0)."""
+    return ET.Element("controller", type="scsi", index="0", model="virtio-scsi")
+
+
+def scsi_controller_xml() -> str:
+    return ET.tostring(scsi_controller(), encoding="unicode")
+
+
+def _volume_disk(vol: VolumeDisk) -> ET.Element:
+    dev = vol.volume
+    if dev.driver_volume_type == "file":
+        el = ET.Element("disk", type="file", device="disk")
+        driver = {"name": "qemu", "type": str(dev.data.get("format") or "qcow2")}
+        if not dev.read_only:
+            driver["discard"] = "unmap"
+        ET.SubElement(el, "driver", driver)
+        ET.SubElement(el, "source", file=str(dev.data["path"]))
+    elif dev.driver_volume_type == "rbd":
+        el = ET.Element("disk", type="network", device="disk")
+        driver = {"name": "qemu", "type": "raw"}
+        if not dev.read_only:
+            driver["discard"] = "unmap"
+        ET.SubElement(el, "driver", driver)
+        if _auth_enabled(dev.data):
+            if not vol.secret_uuid:
+                raise ValueError(f"volume {dev.volume_id}: an rbd disk with cephx needs the "
+                                 "libvirt secret's uuid")
+            auth = ET.SubElement(el, "auth", username=str(dev.data.get("auth_username")
+                                                          or "cirrus"))
+            ET.SubElement(auth, "secret", type="ceph", uuid=vol.secret_uuid)
+        source = ET.SubElement(el, "source", protocol="rbd", name=str(dev.data["name"]))
+        hosts = list(dev.data.get("hosts") or [])
+        ports = [str(p) for p in dev.data.get("ports") or []]
+        for i, host in enumerate(hosts):
+            attrs = {"name": str(host)}
+            if i < len(ports) and ports[i]:
+                attrs["port"] = ports[i]
+            ET.SubElement(source, "host", attrs)
+    else:
+        raise ValueError(f"volume {dev.volume_id}: no disk for driver_volume_type "
+                         f"{dev.driver_volume_type!r}")
+    ET.SubElement(el, "target", dev=vol.target, bus=dev.bus)
+    limits = dev.qos.limits()
+    if limits:
+        iotune = ET.SubElement(el, "iotune")
+        for key, value in limits.items():
+            _text(iotune, key, str(value))
+    _text(el, "serial", dev.serial)
+    if dev.read_only:
+        ET.SubElement(el, "readonly")
+    if dev.boot_index == 0:
+        ET.SubElement(el, "boot", order="1")
+    return el
+
+
+def _auth_enabled(data: dict) -> bool:
+    value = data.get("auth_enabled", True)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+def disk_targets(xml: str) -> dict[str, str]:
+    """Target -> serial ("" when none) of every disk of a domain's XML."""
+    found = {}
+    for disk in ET.fromstring(xml).findall("devices/disk"):
+        target = disk.find("target")
+        if target is not None and target.get("dev"):
+            found[target.get("dev", "")] = (disk.findtext("serial") or "").strip()
+    return found
+
+
+def volume_target(xml: str, volume_id: str) -> str | None:
+    """The target of the disk whose serial is `volume_id` in a domain's XML."""
+    return next((t for t, serial in disk_targets(xml).items() if serial == volume_id), None)
+
+
+def has_scsi_controller(xml: str) -> bool:
+    return any(c.get("model") == "virtio-scsi"
+               for c in ET.fromstring(xml).findall("devices/controller[@type='scsi']"))
 
 
 def _interface(nic: dict) -> ET.Element:

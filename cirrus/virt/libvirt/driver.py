@@ -25,18 +25,20 @@ from cirrus.virt.libvirt.interfaces import Interfaces
 from cirrus.virt.libvirt.probe import resolve_virt_type
 from cirrus.virt.libvirt.resize import Resizing
 from cirrus.virt.libvirt.storage import StoragePools
+from cirrus.virt.libvirt.volumes import Volumes
 
 log = logging.getLogger(__name__)
 
 
-class LibvirtDriver(HostSide, Build, Resizing, Interfaces, Diagnostics):
+class LibvirtDriver(HostSide, Volumes, Build, Resizing, Interfaces, Diagnostics):
     """The parts by what they do: connection.py (the libvirt connection), host.py, build.py,
     drive.py (the config drive), operations.py (power, snapshot, console), resize.py (cold
-    resize over operations.py), interfaces.py."""
+    resize over operations.py), interfaces.py, volumes.py (attach, detach, extend; the Ceph
+    secret in secrets.py)."""
 
-    # Memory ballooning and volumes are not wired up yet.
+    # Memory ballooning is not wired up yet.
     capabilities = DriverCapabilities(hot_plug_nic=True, snapshot=True, balloon=False,
-                                      volume_attach=False)
+                                      volume_attach=True)
 
     def __init__(self, settings: Settings, host: str,
                  config_drive_builder: ConfigDriveBuilder | None = None) -> None:

@@ -49,7 +49,8 @@ class Resizing(Operations):
             self.power_off(uuid)
         disk = inst_dir / ROOT_DISK
         wanted = spec.root_gb * GIB
-        if wanted > virtual_size(disk, "qcow2"):  # a disk never shrinks
+        # A disk never shrinks; a VM booted from a volume has no local root disk.
+        if disk.exists() and wanted > virtual_size(disk, "qcow2"):
             qemu_img("resize", "-f", "qcow2", str(disk), str(wanted))
         xml = self._call(f"reading the domain of {uuid}",
                          lambda c: dom.XMLDesc(0))

@@ -17,7 +17,7 @@ from cirrus.virt.spec import ImageInfo, truthy
 
 @dataclass(frozen=True)
 class BootImages:
-    root: ImageRef
+    root: ImageRef | None  # None: the VM boots from a volume (no local root disk)
     properties: dict
     kernel: ImageRef | None = None
     ramdisk: ImageRef | None = None
@@ -31,13 +31,16 @@ def boot_images(spec: InstanceSpec) -> BootImages:
     """The root image and, for direct kernel boot, kernel and ramdisk; SpawnError when the
     spec does not carry what the image needs, or asks for disks this driver cannot give."""
     image = spec.image
+    from_volume = spec.boot_volume() is not None
+    if image is None and from_volume:
+        return BootImages(root=None, properties={})
     if image is None:
-        raise SpawnError(f"instance {spec.uuid}: the spec has no image (spec.image); the "
-                         "libvirt driver boots from an image only")
+        raise SpawnError(f"instance {spec.uuid}: the spec has no image (spec.image) and no "
+                         "volume with boot_index 0 to boot from")
     others = [d for d in spec.block_devices if d.destination_type != "local"]
     if others:
-        raise SpawnError(f"instance {spec.uuid}: the libvirt driver cannot attach volumes "
-                         f"yet ({len(others)} asked for)")
+        raise SpawnError(f"instance {spec.uuid}: volumes come as spec.volumes "
+                         f"(VolumeDevice), not as block devices ({len(others)} given)")
     parts = {}
     for part, wanted, given in (("kernel", image.kernel_id, spec.kernel),
                                 ("ramdisk", image.ramdisk_id, spec.ramdisk)):
@@ -47,7 +50,9 @@ def boot_images(spec: InstanceSpec) -> BootImages:
         parts[part] = _image_ref(given) if given else None
     if parts["ramdisk"] and not parts["kernel"]:
         raise SpawnError(f"image {image.id} has a ramdisk but no kernel")
-    return BootImages(root=_image_ref(image), properties=dict(image.properties), **parts)
+    # Booting from a volume, the image only says how (kernel, command line, properties).
+    return BootImages(root=None if from_volume else _image_ref(image),
+                      properties=dict(image.properties), **parts)
 
 
 def _image_ref(image: ImageInfo) -> ImageRef:

@@ -12,10 +12,14 @@ from collections.abc import Callable
 from cirrus.config import Settings
 from cirrus.storage.volumes.backend import BackendError, VolumeBackend
 from cirrus.storage.volumes.backends.fake import FakeBackend
+from cirrus.storage.volumes.backends.file import FileBackend
+from cirrus.storage.volumes.backends.rbd import RbdBackend
 
 # kind -> factory(name, options, settings). Each backend module adds its line here.
 KINDS: dict[str, Callable[[str, str, Settings], VolumeBackend]] = {
     "fake": FakeBackend.from_spec,
+    "file": FileBackend.from_spec,
+    "rbd": RbdBackend.from_spec,
 }
 
 DEFAULT_BACKENDS = {"file": "file"}
