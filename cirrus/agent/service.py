@@ -276,6 +276,34 @@ class Agent:
         log.info("detached port %s from %s on %s", nic["port_id"], uuid, self.host)
         return {"detached": nic["port_id"]}
 
+    # ---- volumes (issue 15)
+    def attach_volume(self, ctx: RequestContext,
+                      payload: rpcapi.AttachVolume | Received) -> dict:
+        request = rpcapi.AttachVolume.coerce(payload)
+        with self._lock(request.uuid):
+            device = self.driver.attach_volume(request.uuid, request.volume)
+        log.info("attached volume %s to %s on %s as %s", request.volume.get("volume_id"),
+                 request.uuid, self.host, device)
+        return {"device": device}
+
+    def detach_volume(self, ctx: RequestContext,
+                      payload: rpcapi.DetachVolume | Received) -> dict:
+        request = rpcapi.DetachVolume.coerce(payload)
+        with self._lock(request.uuid):
+            self.driver.detach_volume(request.uuid, request.volume_id, timeout=request.timeout)
+        log.info("detached volume %s from %s on %s", request.volume_id, request.uuid,
+                 self.host)
+        return {"detached": request.volume_id}
+
+    def extend_volume(self, ctx: RequestContext,
+                      payload: rpcapi.ExtendAttachedVolume | Received) -> dict:
+        request = rpcapi.ExtendAttachedVolume.coerce(payload)
+        with self._lock(request.uuid):
+            self.driver.extend_volume(request.uuid, request.volume_id, request.new_size)
+        log.info("volume %s of %s on %s extended to %d GiB", request.volume_id, request.uuid,
+                 self.host, request.new_size)
+        return {"extended": request.volume_id}
+
     def _forget_lock(self, uuid: str) -> None:
         with self._locks_guard:
             self._locks.pop(uuid, None)

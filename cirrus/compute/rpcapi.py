@@ -60,6 +60,21 @@ class DetachInterface(Payload):
 
 
 @dataclass(frozen=True)
+class AttachVolume(Payload):
+    """Attach the volume of a reserved attachment (a call: answered when it is attached,
+    with {"device"}, or with why not; the attachment is then rolled back). Issue 15."""
+
+    uuid: str
+    attachment_id: str
+
+
+@dataclass(frozen=True)
+class DetachVolume(Payload):
+    uuid: str
+    attachment_id: str
+
+
+@dataclass(frozen=True)
 class PowerAction(Payload):
     """Run the power task the API recorded (stop, start, reboot)."""
 
@@ -185,6 +200,8 @@ MESSAGES: dict[str, type[Payload]] = {
     "delete_instance": DeleteInstance,
     "attach_interface": AttachInterface,
     "detach_interface": DetachInterface,
+    "attach_volume": AttachVolume,  # issue 15
+    "detach_volume": DetachVolume,  # issue 15
     "power_action": PowerAction,
     "task_result": TaskResult,
     "snapshot_instance": SnapshotInstance,
@@ -209,6 +226,8 @@ class ConductorHandler(Protocol):
     def delete_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def attach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def detach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def attach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def detach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def power_action(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def task_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def snapshot_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
@@ -265,6 +284,19 @@ class ConductorAPI:
     def detach_interface(self, ctx: RequestContext, uuid: str, port_id: str,
                          timeout: float | None = None) -> None:
         self._call(ctx, "detach_interface", DetachInterface(uuid=uuid, port_id=port_id), timeout)
+
+    def attach_volume(self, ctx: RequestContext, uuid: str, attachment_id: str,
+                      timeout: float | None = None) -> str | None:
+        """Attach the reserved attachment's volume; returns its device once attached."""
+        reply = self._call(ctx, "attach_volume",
+                           AttachVolume(uuid=uuid, attachment_id=attachment_id), timeout)
+        device = reply.get("device") if isinstance(reply, dict) else None
+        return str(device) if device else None
+
+    def detach_volume(self, ctx: RequestContext, uuid: str, attachment_id: str,
+                      timeout: float | None = None) -> None:
+        self._call(ctx, "detach_volume", DetachVolume(uuid=uuid, attachment_id=attachment_id),
+                   timeout)
 
     def power_action(self, ctx: RequestContext, uuid: str, task: str) -> None:
         self._cast(ctx, "power_action", PowerAction(uuid=uuid, task=task))
