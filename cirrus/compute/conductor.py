@@ -109,6 +109,9 @@ class Conductor:
     def detach_volume(self, ctx: RequestContext, payload: dict) -> dict:
         return volume_flows.detach_volume(self.deps, ctx, payload)
 
+    def extend_attached_volume(self, ctx: RequestContext, payload: dict) -> None:
+        volume_flows.extend_attached_volume(self.deps, ctx, payload)
+
     def power_action(self, ctx: RequestContext, payload: dict) -> None:
         power.power_action(self.deps, ctx, payload)
 

@@ -75,6 +75,14 @@ class DetachVolume(Payload):
 
 
 @dataclass(frozen=True)
+class ExtendAttachedVolume(Payload):
+    """Grow an attached volume the API recorded `extending` (Cinder 3.42). Issue 15."""
+
+    volume_id: str
+    new_size: int
+
+
+@dataclass(frozen=True)
 class PowerAction(Payload):
     """Run the power task the API recorded (stop, start, reboot)."""
 
@@ -202,6 +210,7 @@ MESSAGES: dict[str, type[Payload]] = {
     "detach_interface": DetachInterface,
     "attach_volume": AttachVolume,  # issue 15
     "detach_volume": DetachVolume,  # issue 15
+    "extend_attached_volume": ExtendAttachedVolume,  # issue 15
     "power_action": PowerAction,
     "task_result": TaskResult,
     "snapshot_instance": SnapshotInstance,
@@ -228,6 +237,7 @@ class ConductorHandler(Protocol):
     def detach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def attach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def detach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def extend_attached_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def power_action(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def task_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def snapshot_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
@@ -297,6 +307,11 @@ class ConductorAPI:
                       timeout: float | None = None) -> None:
         self._call(ctx, "detach_volume", DetachVolume(uuid=uuid, attachment_id=attachment_id),
                    timeout)
+
+    def extend_attached_volume(self, ctx: RequestContext, volume_id: str,
+                               new_size: int) -> None:
+        self._cast(ctx, "extend_attached_volume",
+                   ExtendAttachedVolume(volume_id=volume_id, new_size=new_size))
 
     def power_action(self, ctx: RequestContext, uuid: str, task: str) -> None:
         self._cast(ctx, "power_action", PowerAction(uuid=uuid, task=task))

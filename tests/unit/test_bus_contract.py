@@ -148,6 +148,8 @@ SAMPLES: list[Payload] = [
     agent_rpcapi.ExtendAttachedVolume(uuid=UUID, volume_id=UUID2, new_size=3),
     compute_rpcapi.AttachVolume(uuid=UUID, attachment_id=UUID2),
     compute_rpcapi.DetachVolume(uuid=UUID, attachment_id=UUID2),
+    compute_rpcapi.ExtendAttachedVolume(volume_id=UUID2, new_size=3),
+    volume_rpcapi.ExtendAttached(volume_id=UUID2, new_size=3),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -227,6 +229,8 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("agent", "extend_volume", {"uuid": UUID, "volume_id": UUID2, "new_size": 3}),
     ("conductor", "attach_volume", {"uuid": UUID, "attachment_id": UUID2}),
     ("conductor", "detach_volume", {"uuid": UUID, "attachment_id": UUID2}),
+    ("conductor", "extend_attached_volume", {"volume_id": UUID2, "new_size": 3}),
+    ("volume", "extend_attached", {"volume_id": UUID2, "new_size": 3}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

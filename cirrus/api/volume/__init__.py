@@ -19,7 +19,8 @@ from cirrus.api.volume.common import SERVICE
 from cirrus.api.volume.microversion import negotiate
 from cirrus.errors import BadRequest
 
-MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas")
+MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas",
+           "attachments")  # attachments: issue 15's attach side
 PREFIX = "/v3/{project_id}/"
 
 

@@ -148,3 +148,38 @@ def sweep_attachments(deps: WorkflowDeps, timeout_s: float) -> int:
         return count
 
     return deps.db.run(sweep)
+
+
+def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
+                           payload: dict[str, Any]) -> None:
+    """Online extend (Cinder 3.42), the volume recorded `extending` by the API: the volume
+    role grows it where the backend must (rbd; a file volume is grown by QEMU, which holds
+    its lock), then the server's VM is told the new size (driver.extend_volume)."""
+    volume_id, new_size = payload["volume_id"], int(payload["new_size"])
+    with deps.db.reader() as s:
+        volume = s.get(Volume, volume_id)
+        if volume is None or volume.deleted or volume.status != states.EXTENDING:
+            return
+        att = next((a for a in attachments.live(s, [volume_id])
+                    if a.attach_status == "attached" and a.instance_uuid), None)
+        inst = s.scalar(select(Instance).where(Instance.uuid == att.instance_uuid)) \
+            if att is not None else None
+        host = inst.host if inst is not None and not inst.deleted else None
+    timeout = deps.settings.rpc_timeout
+    try:
+        VolumeAPI(deps.bus).extend_attached(ctx, volume_id, new_size, timeout=timeout)
+    except (BusTimeout, RemoteError) as exc:
+        failure = f"backend: {exc}"
+        deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, None, failure))
+        log.warning("volume %s: online extend failed in the %s", volume_id, failure)
+        return
+    error = None
+    if host and att is not None and att.instance_uuid:
+        try:
+            deps.agents.extend_volume(ctx, host, att.instance_uuid, volume_id, new_size,
+                                      timeout=timeout)
+        except (BusTimeout, RemoteError) as exc:
+            error = f"the server's VM was not told the new size: {exc}"
+            log.warning("volume %s: %s", volume_id, error)
+    deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, new_size, error))
+    log.info("volume %s extended to %d GiB while attached", volume_id, new_size)

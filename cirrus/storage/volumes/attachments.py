@@ -195,3 +195,144 @@ def stale(s: Session, older_than: Any) -> list[VolumeAttachment]:
         Volume.status.in_(ATTACH_PENDING + (states.DETACHING,)),
         Volume.status_changed_at < older_than))
     return [att for att, _ in rows]
+
+
+# ---------------------------------------------------------------- Cinder's side (3.27+)
+
+
+def visible(s: Session, ctx: RequestContext, attachment_id: str) -> VolumeAttachment:
+    """The attachment if the caller may see its volume (NotFound otherwise)."""
+    att = get(s, attachment_id)
+    get_volume(s, ctx, att.volume_id)
+    return att
+
+
+def list_visible(s: Session, ctx: RequestContext, *, all_projects: bool = False,
+                 volume_id: str | None = None, instance_id: str | None = None,
+                 status: str | None = None) -> list[VolumeAttachment]:
+    query = select(VolumeAttachment).join(Volume, Volume.id == VolumeAttachment.volume_id).where(
+        VolumeAttachment.deleted.is_(False), Volume.deleted.is_(False))
+    if not (ctx.is_admin and all_projects):
+        query = query.where(Volume.project_id == (ctx.project_id or ""))
+    if volume_id is not None:
+        query = query.where(VolumeAttachment.volume_id == volume_id)
+    if instance_id is not None:
+        query = query.where(VolumeAttachment.instance_uuid == instance_id)
+    if status is not None:
+        query = query.where(VolumeAttachment.attach_status == status)
+    return list(s.scalars(query.order_by(VolumeAttachment.created_at.desc(),
+                                         VolumeAttachment.id)))
+
+
+def connect(s: Session, attachment_id: str, connector: dict[str, Any],
+            connection_info: dict[str, Any]) -> VolumeAttachment:
+    """attachment update (a connector given): the volume is attaching, the connection known."""
+    att = get(s, attachment_id, lock=True)
+    if att.attach_status not in (states.RESERVED, states.ATTACHING, "attached"):
+        raise InvalidVolume(f"attachment {attachment_id} is {att.attach_status}.")
+    if att.attach_status == states.RESERVED and not attaching(
+            s, attachment_id, connection_info, connector.get("host")):
+        raise InvalidVolume(f"volume {att.volume_id} is no longer reserved.")
+    att.connection_info = dict(connection_info)
+    att.connector = {**dict(connector), SERVER_KEY: server_fields(att)}
+    if connector.get("mountpoint"):
+        att.mountpoint = str(connector["mountpoint"])
+    return att
+
+
+def remove(s: Session, attachment_id: str) -> str:
+    """attachment delete: whatever state it is in, it goes and the volume is freed."""
+    att = get(s, attachment_id, lock=True)
+    if att.attach_status in (states.RESERVED, states.ATTACHING):
+        roll_back(s, attachment_id)
+    else:
+        transition(s, att.volume_id, (states.IN_USE,), states.DETACHING,
+                   attach_status="detaching")
+        finish_detach(s, attachment_id)
+    return att.volume_id
+
+
+# ---------------------------------------------------------------- the old volume actions
+
+
+def _pending(s: Session, volume_id: str, status: str) -> VolumeAttachment | None:
+    return next((a for a in live(s, [volume_id]) if a.attach_status == status), None)
+
+
+def legacy_unreserve(s: Session, ctx: RequestContext, volume_id: str) -> None:
+    get_volume(s, ctx, volume_id)
+    for att in live(s, [volume_id]):
+        if att.attach_status == states.RESERVED:
+            roll_back(s, att.id)
+
+
+def legacy_attach(s: Session, ctx: RequestContext, volume_id: str, instance_uuid: str | None,
+                  mountpoint: str | None, mode: str, host: str | None) -> VolumeAttachment:
+    """os-attach: the volume (reserved or available) is in-use by the instance or host."""
+    get_volume(s, ctx, volume_id)
+    att = _pending(s, volume_id, states.RESERVED) or reserve(
+        s, ctx, volume_id, instance_uuid, mode=mode)
+    att.instance_uuid = instance_uuid or att.instance_uuid
+    att.attach_mode = mode
+    att.attached_host = host
+    att.mountpoint = mountpoint
+    complete(s, att.id, None)
+    return att
+
+
+def legacy_begin_detaching(s: Session, ctx: RequestContext, volume_id: str) -> None:
+    get_volume(s, ctx, volume_id)
+    att = _pending(s, volume_id, "attached")
+    if att is None:
+        raise InvalidVolume(f"volume {volume_id} is not attached.")
+    begin_detach(s, att.id)
+
+
+def legacy_roll_detaching(s: Session, ctx: RequestContext, volume_id: str) -> None:
+    get_volume(s, ctx, volume_id)
+    for att in live(s, [volume_id]):
+        if att.attach_status == "detaching":
+            roll_detaching(s, att.id)
+
+
+def legacy_detach(s: Session, ctx: RequestContext, volume_id: str,
+                  attachment_id: str | None) -> None:
+    get_volume(s, ctx, volume_id)
+    found = [a for a in live(s, [volume_id])
+             if attachment_id is None or a.id == attachment_id]
+    if not found:
+        raise InvalidVolume(f"volume {volume_id} is not attached"
+                            + (f" by attachment {attachment_id}." if attachment_id else "."))
+    att = found[0]
+    transition(s, volume_id, (states.IN_USE,), states.DETACHING, attach_status="detaching")
+    finish_detach(s, att.id)
+
+
+# ---------------------------------------------------------------- online extend (3.42)
+
+
+def begin_online_extend(s: Session, ctx: RequestContext, volume_id: str,
+                        new_size: int) -> tuple[Volume, VolumeAttachment]:
+    """in-use -> extending; the attachment whose server's VM must learn the new size."""
+    volume = get_volume(s, ctx, volume_id, lock=True)
+    if volume.status != states.IN_USE:
+        raise InvalidVolume(f"Volume status must be 'in-use' to extend it attached, currently "
+                            f"in '{volume.status}'.")
+    att = _pending(s, volume_id, "attached")
+    if att is None or not att.instance_uuid:
+        raise InvalidVolume(f"volume {volume_id} is not attached to a server.")
+    if not transition(s, volume_id, (states.IN_USE,), states.EXTENDING, error=None):
+        raise InvalidVolume("the volume's status changed meanwhile; try again.")
+    return volume, att
+
+
+def end_online_extend(s: Session, volume_id: str, new_size: int | None,
+                      error: str | None = None) -> None:
+    """extending -> in-use (with the new size if it grew), or error_extending."""
+    if new_size is None and error is not None and error.startswith("backend:"):
+        transition(s, volume_id, (states.EXTENDING,), states.ERROR_EXTENDING, error=error)
+        return
+    values: dict[str, Any] = {"error": error}
+    if new_size is not None:
+        values["size"] = new_size
+    transition(s, volume_id, (states.EXTENDING,), states.IN_USE, **values)

@@ -61,7 +61,17 @@ class InitializeConnection(Payload):
     volume_id: str
 
 
+@dataclass(frozen=True)
+class ExtendAttached(Payload):
+    """Grow an attached volume in its backend where the backend must (a call; the file
+    backend's volume is grown by the hypervisor that holds it). Issue 15."""
+
+    volume_id: str
+    new_size: int
+
+
 MESSAGES: dict[str, type[Payload]] = {
+    "extend_attached": ExtendAttached,  # attachments
     "initialize_connection": InitializeConnection,  # attachments
     "create_volume": CreateVolume,
     "delete_volume": DeleteVolume,
@@ -84,6 +94,8 @@ class VolumeHandler(Protocol):
 
     def initialize_connection(self, ctx: RequestContext,
                               payload: InitializeConnection) -> dict[str, Any]: ...
+
+    def extend_attached(self, ctx: RequestContext, payload: ExtendAttached) -> dict[str, Any]: ...
 
 
 def endpoints(handler: VolumeHandler) -> dict[str, BusHandler]:
@@ -125,3 +137,11 @@ class VolumeAPI:
                               timeout=timeout)
         return {"driver_volume_type": str(reply["driver_volume_type"]),
                 "data": dict(reply.get("data") or {})}
+
+    def extend_attached(self, ctx: RequestContext, volume_id: str, new_size: int,
+                        timeout: float | None = None) -> bool:
+        """Grow the attached volume in its backend; True if the backend resized it."""
+        reply = self.bus.call(ctx, VOLUME_TOPIC, "extend_attached",
+                              ExtendAttached(volume_id=volume_id, new_size=new_size).to_wire(),
+                              timeout=timeout)
+        return bool(reply.get("resized"))
