@@ -273,8 +273,10 @@ def online_extend(fallback: Callable[[ApiRequest, str, dict], Reply]
     and the server's agent; anything else is the volume role's offline extend."""
 
     def extend(req: ApiRequest, volume_id: str, body: dict) -> Reply:
-        with req.cloud.db.reader() as s:
-            in_use = get_volume(s, req.ctx, volume_id).status == states.IN_USE
+        with req.cloud.db.reader() as s:  # in-use but attached to no server: offline's 400
+            in_use = get_volume(s, req.ctx, volume_id).status == states.IN_USE and any(
+                a.attach_status == "attached" and a.instance_uuid
+                for a in service.live(s, [volume_id]))
         if not (in_use and ONLINE_EXTEND(req)):
             return fallback(req, volume_id, body)
         allow(req, WRITE, "volume:extend_attached_volume")
