@@ -270,3 +270,110 @@ def test_server_delete_detaches_and_deletes_on_termination(api, cloud, member, s
         time.sleep(0.02)
     wait_gone(api, member, f"/volumes/{drop['id']}")
     assert wait_for(api, member, f"/volumes/{keep['id']}", "volume", "available")
+
+
+# ---------------------------------------------------------------- Cinder's side
+
+
+def test_cinder_attachments_api(api, cloud, member, reader, other_member, server, volume):
+    vid, sid = volume["id"], server["id"]
+    base = url(member, "/attachments")
+    # before 3.27 there is no such resource
+    assert api.get(base, headers=vol(member, "3.26")).status_code == 404
+    r = api.post(base, headers=vol(member), json={"attachment": {"volume_uuid": vid,
+                                                                 "instance_uuid": sid}})
+    assert r.status_code == 200, r.text
+    att = r.json()["attachment"]
+    assert (att["status"], att["instance"], att["volume_id"]) == ("reserved", sid, vid)
+    assert att["connection_info"] == {}
+    assert _volume(api, member, vid)["status"] == "reserved"
+    # a second attachment of a reserved volume is refused
+    assert api.post(base, headers=vol(member),
+                    json={"attachment": {"volume_uuid": vid}}).status_code == 400
+    # the reader sees it, cannot change it; another project finds nothing
+    assert api.get(f"{base}/{att['id']}", headers=vol(reader)).status_code == 200
+    assert api.put(f"{base}/{att['id']}", headers=vol(reader),
+                   json={"attachment": {"connector": {"host": "h"}}}).status_code == 403
+    assert api.get(url(other_member, f"/attachments/{att['id']}"),
+                   headers=vol(other_member)).status_code == 404
+    assert api.get(url(other_member, "/attachments"),
+                   headers=vol(other_member)).json() == {"attachments": []}
+    # update with the connector: the connection info of the backend, volume attaching
+    r = api.put(f"{base}/{att['id']}", headers=vol(member),
+                json={"attachment": {"connector": {"host": "fake-1", "initiator": "iqn"}}})
+    assert r.status_code == 200, r.text
+    updated = r.json()["attachment"]
+    assert updated["status"] == "attaching"
+    assert updated["connection_info"]["driver_volume_type"] == "fake"
+    assert _volume(api, member, vid)["status"] == "attaching"
+    # complete (3.44): in-use, and the volume lists it
+    action = f"{base}/{att['id']}/action"
+    assert api.post(action, headers=vol(member, "3.43"),
+                    json={"os-complete": None}).status_code == 404
+    assert api.post(action, headers=vol(member), json={"os-complete": None}).status_code == 204
+    shown = _volume(api, member, vid)
+    assert shown["status"] == "in-use"
+    assert [(a["attachment_id"], a["server_id"]) for a in shown["attachments"]] == [
+        (att["id"], sid)]
+    listed = api.get(f"{base}?volume_id={vid}", headers=vol(member)).json()["attachments"]
+    assert listed == [{"id": att["id"], "status": "attached", "instance": sid,
+                       "volume_id": vid}]
+    detail = api.get(url(member, "/attachments/detail"), headers=vol(member)).json()
+    assert detail["attachments"][0]["attached_at"] is not None
+    # bad input names the field
+    r = api.post(base, headers=vol(member), json={"attachment": {"volume_uuid": "nope"}})
+    assert r.status_code == 400 and "volume_uuid" in r.text
+    # delete: the volume is available again
+    r = api.delete(f"{base}/{att['id']}", headers=vol(member))
+    assert r.status_code == 200 and r.json() == {"attachments": []}
+    assert _volume(api, member, vid)["status"] == "available"
+    assert _volume(api, member, vid)["attachments"] == []
+
+
+def test_the_old_attach_actions(api, cloud, member, volume):
+    vid = volume["id"]
+    action = url(member, f"/volumes/{vid}/action")
+
+    def act(name, body=None):
+        return api.post(action, headers=vol(member), json={name: body})
+
+    assert act("os-reserve").status_code == 202
+    assert _volume(api, member, vid)["status"] == "reserved"
+    assert act("os-reserve").status_code == 400
+    assert act("os-unreserve").status_code == 202
+    assert _volume(api, member, vid)["status"] == "available"
+    r = act("os-initialize_connection", {"connector": {"host": "h"}})
+    assert r.status_code == 200 and r.json()["connection_info"]["driver_volume_type"] == "fake"
+    assert act("os-initialize_connection", {}).status_code == 400
+    assert act("os-attach", {"host_name": "h"}).status_code == 400  # no mountpoint
+    assert act("os-attach", {"host_name": "h", "mountpoint": "/dev/vdc"}).status_code == 202
+    assert _volume(api, member, vid)["status"] == "in-use"
+    assert act("os-begin_detaching").status_code == 202
+    assert _volume(api, member, vid)["status"] == "detaching"
+    assert act("os-roll_detaching").status_code == 202
+    assert _volume(api, member, vid)["status"] == "in-use"
+    assert act("os-terminate_connection", {"connector": {}}).status_code == 202
+    assert act("os-detach", {}).status_code == 202
+    shown = _volume(api, member, vid)
+    assert shown["status"] == "available" and shown["attachments"] == []
+
+
+def test_online_extend_of_an_attached_volume(api, cloud, member, server, volume):
+    vid, sid = volume["id"], server["id"]
+    assert _attach(api, member, sid, vid).status_code == 200
+    action = url(member, f"/volumes/{vid}/action")
+    # before 3.42 an in-use volume cannot be extended
+    r = api.post(action, headers=vol(member, "3.41"), json={"os-extend": {"new_size": 2}})
+    assert r.status_code == 400
+    r = api.post(action, headers=vol(member, "3.42"), json={"os-extend": {"new_size": 2}})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 10
+    while (shown := _volume(api, member, vid))["size"] != 2 or shown["status"] != "in-use":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.02)
+    # the fake backend grew it and the VM was told
+    manager = next(r for r in cloud.roles if type(r).__name__ == "VolumeManager")
+    assert manager.backends["fake"].volumes[vid] == 2
+    assert _agent_of(cloud, sid).driver.volumes(sid)[vid]["size_gb"] == 2
+    r = api.post(action, headers=vol(member, "3.42"), json={"os-extend": {"new_size": 1}})
+    assert r.status_code == 400
