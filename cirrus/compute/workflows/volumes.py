@@ -167,7 +167,8 @@ def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
         host = inst.host if inst is not None and not inst.deleted else None
     timeout = deps.settings.rpc_timeout
     try:
-        VolumeAPI(deps.bus).extend_attached(ctx, volume_id, new_size, timeout=timeout)
+        resized = VolumeAPI(deps.bus).extend_attached(ctx, volume_id, new_size,
+                                                      timeout=timeout)
     except (BusTimeout, RemoteError) as exc:
         failure = f"backend: {exc}"
         deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, None, failure))
@@ -181,5 +182,7 @@ def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
         except (BusTimeout, RemoteError) as exc:
             error = f"the server's VM was not told the new size: {exc}"
             log.warning("volume %s: %s", volume_id, error)
-    deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, new_size, error))
+    # a file volume the VM did not grow keeps its size; an rbd one has grown in any case
+    size = new_size if error is None or resized else None
+    deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, size, error))
     log.info("volume %s extended to %d GiB while attached", volume_id, new_size)
