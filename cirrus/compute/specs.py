@@ -25,7 +25,12 @@ def build_spec(s: Session, inst: Instance) -> InstanceSpec:
     spec = spec_of(inst, image, kernel, ramdisk, networking.build_nics(s, inst.nics))
     # issue 15: the attached volumes, so a rebuilt domain (hard reboot, start, rebuild,
     # resize, unshelve) has them again
-    return dataclasses.replace(spec, volumes=volumes.devices_of(s, inst.uuid))
+    return with_volumes(s, spec)
+
+
+def with_volumes(s: Session, spec: InstanceSpec) -> InstanceSpec:
+    """The spec with the instance's attached volumes (issue 15)."""
+    return dataclasses.replace(spec, volumes=volumes.devices_of(s, spec.uuid))
 
 
 def spec_of(inst: Instance, image: Image | None, kernel: Image | None = None,

@@ -377,3 +377,20 @@ def test_online_extend_of_an_attached_volume(api, cloud, member, server, volume)
     assert _agent_of(cloud, sid).driver.volumes(sid)[vid]["size_gb"] == 2
     r = api.post(action, headers=vol(member, "3.42"), json={"os-extend": {"new_size": 1}})
     assert r.status_code == 400
+
+
+def test_unshelve_brings_the_volumes_back(api, cloud, member, server, volume):
+    sid, vid = server["id"], volume["id"]
+    cloud.settings.shelved_offload_time = 0
+    assert _attach(api, member, sid, vid).status_code == 200
+    r = api.post(f"{SERVERS}/{sid}/action", headers=member.headers, json={"shelve": None})
+    assert r.status_code == 202, r.text
+    wait_for_status(api, member.headers, sid, "SHELVED_OFFLOADED")
+    # offloaded: no host, so no attach or detach (409), the volume stays attached
+    assert _volume(api, member, vid)["status"] == "in-use"
+    assert api.delete(f"{SERVERS}/{sid}/os-volume_attachments/{vid}",
+                      headers=_mv(member)).status_code == 409
+    r = api.post(f"{SERVERS}/{sid}/action", headers=member.headers, json={"unshelve": None})
+    assert r.status_code == 202, r.text
+    wait_for_status(api, member.headers, sid, "ACTIVE")
+    assert _agent_of(cloud, sid).driver.volume_targets(sid) == {vid: "vdb"}

@@ -1,0 +1,57 @@
+"""A file volume attached to a running guest through the API, on real libvirt/QEMU (issue
+15): `openstack server add volume` puts the volume's qcow2 in the running domain (and its
+definition) as vdb with the volume id as serial, Cinder shows it in-use, and `server remove
+volume` takes it out again. The cloud is test_libvirt_cli.py's all-in-one (its own copy)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.e2e import test_libvirt_cli as base
+from tests.e2e.conftest import unique
+from tests.e2e.test_libvirt_cli import Images, LibvirtCloud, Networks, create_server, virsh
+
+# test_libvirt_cli.py's module fixtures: this module gets its own all-in-one
+cloud_root, cloud, images, networks = base.cloud_root, base.cloud, base.images, base.networks
+
+pytestmark = pytest.mark.e2e
+
+
+def _disks(server_id: str, inactive: bool = False) -> dict[str, str]:
+    """`virsh domblklist`: target -> source."""
+    flags = ["--inactive"] if inactive else []
+    rows = virsh("domblklist", f"cirrus-{server_id}", *flags).splitlines()[2:]
+    return {row.split()[0]: row.split()[1] for row in rows if row.strip()}
+
+
+def test_a_file_volume_hot_attaches_to_a_running_guest_and_detaches(
+        cloud: LibvirtCloud, images: Images, networks: Networks) -> None:
+    cli = cloud.cli
+    server = create_server(cli, images.plain, images.flavor, networks.static)
+    sid = server["id"]
+    volume = cli.json("volume", "create", "--size", "1", unique("data"))
+    vid = volume["id"]
+    for _ in range(300):
+        if cli.json("volume", "show", vid)["status"] == "available":
+            break
+    else:
+        raise AssertionError(f"volume {vid} never became available")
+
+    cli.run("server", "add", "volume", sid, vid)
+    shown = cli.json("volume", "show", vid)
+    assert shown["status"] == "in-use"
+    disks = _disks(sid)
+    assert re.search(rf"volume-{vid}\.qcow2$", disks["vdb"]), disks
+    assert "vdb" in _disks(sid, inactive=True)  # the definition has it too
+    xml = virsh("dumpxml", f"cirrus-{sid}")
+    assert f"<serial>{vid}</serial>" in xml
+    attached = cli.json("server", "show", sid)["volumes_attached"]
+    assert vid in str(attached)
+
+    cli.run("server", "remove", "volume", sid, vid)
+    assert cli.json("volume", "show", vid)["status"] == "available"
+    assert "vdb" not in _disks(sid)
+    cli.run("server", "delete", "--wait", sid)
+    cli.run("volume", "delete", vid)
