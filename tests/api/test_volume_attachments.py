@@ -394,3 +394,26 @@ def test_unshelve_brings_the_volumes_back(api, cloud, member, server, volume):
     assert r.status_code == 202, r.text
     wait_for_status(api, member.headers, sid, "ACTIVE")
     assert _agent_of(cloud, sid).driver.volume_targets(sid) == {vid: "vdb"}
+
+
+def test_the_types_front_end_qos_becomes_the_disks_iotune(api, cloud, admin, member, server):
+    r = api.post(url(admin, "/qos-specs"), headers=vol(admin), json={"qos_specs": {
+        "name": "slow", "consumer": "front-end", "read_iops_sec": "100",
+        "write_bytes_sec": "1048576"}})
+    assert r.status_code == 200, r.text
+    spec = r.json()["qos_specs"]
+    r = api.post(url(admin, "/types"), headers=vol(admin),
+                 json={"volume_type": {"name": "limited"}})
+    assert r.status_code == 200, r.text
+    vtype = r.json()["volume_type"]
+    assert api.get(url(admin, f"/qos-specs/{spec['id']}/associate?vol_type_id={vtype['id']}"),
+                   headers=vol(admin)).status_code == 202
+    limited = create_volume(api, member, 1, volume_type="limited")
+    plain = create_volume(api, member, 1)
+    sid = server["id"]
+    assert _attach(api, member, sid, limited["id"]).status_code == 200
+    assert _attach(api, member, sid, plain["id"]).status_code == 200
+    recorded = _agent_of(cloud, sid).driver.volumes(sid)
+    assert recorded[limited["id"]]["qos"] == {"read_iops_sec": 100, "write_bytes_sec": 1048576}
+    assert recorded[plain["id"]]["qos"] == {}
+    assert recorded[plain["id"]]["target"] == "vdc"
