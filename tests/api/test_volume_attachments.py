@@ -275,7 +275,8 @@ def test_server_delete_detaches_and_deletes_on_termination(api, cloud, member, s
 # ---------------------------------------------------------------- Cinder's side
 
 
-def test_cinder_attachments_api(api, cloud, member, reader, other_member, server, volume):
+def test_cinder_attachments_api(api, cloud, member, reader, other_member, admin, server,
+                                volume):
     vid, sid = volume["id"], server["id"]
     base = url(member, "/attachments")
     # before 3.27 there is no such resource
@@ -298,6 +299,10 @@ def test_cinder_attachments_api(api, cloud, member, reader, other_member, server
                    headers=vol(other_member)).status_code == 404
     assert api.get(url(other_member, "/attachments"),
                    headers=vol(other_member)).json() == {"attachments": []}
+    # the admin sees it (and lists it with all_tenants)
+    assert api.get(url(admin, f"/attachments/{att['id']}"), headers=vol(admin)).status_code == 200
+    assert att["id"] in api.get(url(admin, "/attachments?all_tenants=1"),
+                                headers=vol(admin)).text
     # update with the connector: the connection info of the backend, volume attaching
     r = api.put(f"{base}/{att['id']}", headers=vol(member),
                 json={"attachment": {"connector": {"host": "fake-1", "initiator": "iqn"}}})
@@ -417,3 +422,40 @@ def test_the_types_front_end_qos_becomes_the_disks_iotune(api, cloud, admin, mem
     assert recorded[limited["id"]]["qos"] == {"read_iops_sec": 100, "write_bytes_sec": 1048576}
     assert recorded[plain["id"]]["qos"] == {}
     assert recorded[plain["id"]]["target"] == "vdc"
+
+
+@pytest.mark.parametrize("body", [
+    None, [], {"volumeAttachment": []}, {"volumeAttachment": {"volumeId": None}},
+    {"volumeAttachment": {"volumeId": 5}}, {"volumeAttachment": {"volumeId": "x", "y": 1}},
+    {"volumeAttachment": {"device": 7}}, {"volumeAttachment": {"device": "bad name!"}},
+    {"volumeAttachment": {"delete_on_termination": "sometimes"}},
+    {"volumeAttachment": {"tag": "a/b"}},
+])
+def test_malformed_attach_bodies_are_400_and_reserve_nothing(api, cloud, member, server,
+                                                             volume, body):
+    r = api.post(f"{SERVERS}/{server['id']}/os-volume_attachments", headers=_mv(member),
+                 json=body)
+    assert r.status_code == 400, r.text
+    assert "message" in r.json()["badRequest"]
+    assert _volume(api, member, volume["id"])["status"] == "available"
+
+
+@pytest.mark.parametrize("path,method,body", [
+    ("/attachments", "post", {"attachment": {"volume_uuid": None}}),
+    ("/attachments", "post", {"attachment": []}),
+    ("/attachments", "post", {"attachment": {"volume_uuid": "{vid}", "connector": "x"}}),
+    ("/attachments", "post", {"attachment": {"volume_uuid": "{vid}", "mode": "rwx"}}),
+    ("/volumes/{vid}/action", "post", {"os-attach": []}),
+    ("/volumes/{vid}/action", "post", {"os-attach": {"mountpoint": 5, "host_name": "h"}}),
+    ("/volumes/{vid}/action", "post", {"os-initialize_connection": {"connector": []}}),
+    ("/volumes/{vid}/action", "post", {"os-extend": {"new_size": "big"}}),
+])
+def test_malformed_cinder_attach_input_is_400(api, member, volume, path, method, body):
+    import json
+
+    vid = volume["id"]
+    body = json.loads(json.dumps(body).replace("{vid}", vid))
+    r = getattr(api, method)(url(member, path.replace("{vid}", vid)), headers=vol(member),
+                             json=body)
+    assert r.status_code == 400, r.text
+    assert _volume(api, member, vid)["status"] == "available"
