@@ -1,11 +1,13 @@
 """A file volume attached to a running guest through the API, on real libvirt/QEMU (issue
 15): `openstack server add volume` puts the volume's qcow2 in the running domain (and its
 definition) as vdb with the volume id as serial, Cinder shows it in-use, and `server remove
-volume` takes it out again. The cloud is test_libvirt_cli.py's all-in-one (its own copy)."""
+volume` takes it out again; extended while attached (3.42) the guest sees the new size. The
+cloud is test_libvirt_cli.py's all-in-one (its own copy)."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -53,6 +55,18 @@ def test_a_file_volume_hot_attaches_to_a_running_guest_and_detaches(
     assert f"<serial>{vid}</serial>" in xml
     attached = cli.json("server", "show", sid)["volumes_attached"]
     assert vid in str(attached)
+
+    # online extend (3.42): QEMU grows the file volume it holds, the guest sees 2 GiB
+    cli.run("--os-volume-api-version", "3.42", "volume", "set", "--size", "2", vid)
+    for _ in range(120):
+        shown = cli.json("volume", "show", vid)
+        if shown["status"] == "in-use" and shown["size"] == 2:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"volume {vid} not extended: {shown}")
+    info = virsh("domblkinfo", f"cirrus-{sid}", target)
+    assert re.search(r"^Capacity:\s+2147483648$", info, re.M), info
 
     cli.run("server", "remove", "volume", sid, vid)
     assert cli.json("volume", "show", vid)["status"] == "available"
