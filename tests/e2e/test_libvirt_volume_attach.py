@@ -1,6 +1,6 @@
 """A file volume attached to a running guest through the API, on real libvirt/QEMU (issue
 15): `openstack server add volume` puts the volume's qcow2 in the running domain (and its
-definition) as vdb with the volume id as serial, Cinder shows it in-use, and `server remove
+definition) at the first free target with the volume id as serial, Cinder shows it in-use, and `server remove
 volume` takes it out again; extended while attached (3.42) the guest sees the new size. The
 cloud is test_libvirt_cli.py's all-in-one (its own copy)."""
 
