@@ -199,6 +199,31 @@ class UpdateSecurityGroups(Payload):
     state: dict[str, Any]
 
 
+# ---- volumes (issue 15)
+@dataclass(frozen=True)
+class AttachVolume(Payload):
+    """Attach a volume to the VM (a call: the answer is {"device": target})."""
+
+    uuid: str
+    volume: dict[str, Any]  # a cirrus.virt.spec.VolumeDevice.to_dict()
+
+
+@dataclass(frozen=True)
+class DetachVolume(Payload):
+    uuid: str
+    volume_id: str
+    timeout: float | None = None  # how long the guest has to let go (None: the driver's)
+
+
+@dataclass(frozen=True)
+class ExtendAttachedVolume(Payload):
+    """Tell the VM an attached volume grew (online extend)."""
+
+    uuid: str
+    volume_id: str
+    new_size: int
+
+
 MESSAGES: dict[str, type[Payload]] = {
     "spawn": SpawnInstance,
     "destroy": DestroyInstance,
@@ -220,6 +245,9 @@ MESSAGES: dict[str, type[Payload]] = {
     "sync_dhcp_all": SyncDhcpAll,  # dhcp
     "sync_router": SyncRouter,  # l3
     "sync_routers_all": SyncRoutersAll,  # l3
+    "attach_volume": AttachVolume,  # issue 15
+    "detach_volume": DetachVolume,  # issue 15
+    "extend_volume": ExtendAttachedVolume,  # issue 15
 }
 
 
@@ -247,6 +275,9 @@ class AgentHandler(Protocol):
     def sync_dhcp_all(self, ctx: RequestContext, payload: SyncDhcpAll) -> None: ...
     def sync_router(self, ctx: RequestContext, payload: SyncRouter) -> None: ...
     def sync_routers_all(self, ctx: RequestContext, payload: SyncRoutersAll) -> None: ...
+    def attach_volume(self, ctx: RequestContext, payload: AttachVolume) -> dict[str, Any]: ...
+    def detach_volume(self, ctx: RequestContext, payload: DetachVolume) -> object: ...
+    def extend_volume(self, ctx: RequestContext, payload: ExtendAttachedVolume) -> object: ...
 
 
 def endpoints(handler: AgentHandler) -> dict[str, BusHandler]:
@@ -371,6 +402,27 @@ class AgentAPI:
                          stamp: float = 0.0) -> None:
         self._cast(ctx, host, "sync_routers_all", SyncRoutersAll(routers=list(routers),
                                                                  stamp=stamp))
+
+    # ---- volumes (issue 15)
+    def attach_volume(self, ctx: RequestContext, host: str, uuid: str,
+                      volume: Mapping[str, Any], timeout: float | None = None) -> str:
+        """Attach the volume to the VM; returns its target device ("vdb")."""
+        reply = self._call(ctx, host, "attach_volume",
+                           AttachVolume(uuid=uuid, volume=dict(volume)), timeout)
+        return str(reply["device"])
+
+    def detach_volume(self, ctx: RequestContext, host: str, uuid: str, volume_id: str,
+                      detach_timeout: float | None = None,
+                      timeout: float | None = None) -> None:
+        self._call(ctx, host, "detach_volume",
+                   DetachVolume(uuid=uuid, volume_id=volume_id, timeout=detach_timeout),
+                   timeout)
+
+    def extend_volume(self, ctx: RequestContext, host: str, uuid: str, volume_id: str,
+                      new_size: int, timeout: float | None = None) -> None:
+        self._call(ctx, host, "extend_volume",
+                   ExtendAttachedVolume(uuid=uuid, volume_id=volume_id, new_size=new_size),
+                   timeout)
 
     def discard(self, host: str) -> None:
         """Forget the host's queue for good, with the work waiting on it (a removed host)."""

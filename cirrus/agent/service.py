@@ -19,6 +19,7 @@ from cirrus.agent.l3 import RouterHandlers
 from cirrus.agent.nics import NicStore
 from cirrus.agent.reporting import Reporting
 from cirrus.agent.rpcapi import agent_topic
+from cirrus.agent.volumes import VolumeHandlers
 from cirrus.bus import Bus
 from cirrus.compute.rpcapi import ConductorAPI
 from cirrus.config import Settings
@@ -29,7 +30,7 @@ from cirrus.network.l3.agent import RouterHost, load_routers
 from cirrus.virt.driver import VirtDriver
 
 
-class Agent(InstanceHandlers, DhcpHandlers, RouterHandlers, Reporting):
+class Agent(VolumeHandlers, InstanceHandlers, DhcpHandlers, RouterHandlers, Reporting):
     def __init__(self, settings: Settings, bus: Bus, host: str, driver: VirtDriver,
                  dataplane: Dataplane | None = None, dhcp: DhcpServer | None = None,
                  routers: RouterHost | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from cirrus.compute import l2peers, rpcapi
 from cirrus.compute.rpcapi import CONDUCTOR_TOPIC
 from cirrus.compute.workflows import build, delete, interfaces, power, resize, shelve, snapshot
+from cirrus.compute.workflows import volumes as volume_flows
 from cirrus.compute.workflows.build import BUILD_EVENT, forget_build_secrets, instance_spec
 from cirrus.compute.workflows.deps import WorkflowDeps
 from cirrus.compute.workflows.sweeper import Sweeper
@@ -80,7 +81,11 @@ class Conductor:
 
     def sweep(self) -> int:
         """Re-drive stalled tasks and end those past their timeout. Returns how many ended."""
-        return self.sweeper.sweep()
+        ended = self.sweeper.sweep()
+        # issue 15: attachments stuck reserved/attaching/detaching are rolled back
+        ended += volume_flows.sweep_attachments(
+            self.deps, max(self.settings.volume_task_timeout, 3 * self.settings.rpc_timeout))
+        return ended
 
     # ---- the workflows' messages (the bus contract: these names do not change)
     def build_instances(self, ctx: RequestContext, payload: dict) -> None:
@@ -97,6 +102,15 @@ class Conductor:
 
     def detach_interface(self, ctx: RequestContext, payload: dict) -> dict:
         return interfaces.detach_interface(self.deps, ctx, payload)
+
+    def attach_volume(self, ctx: RequestContext, payload: dict) -> dict:
+        return volume_flows.attach_volume(self.deps, ctx, payload)
+
+    def detach_volume(self, ctx: RequestContext, payload: dict) -> dict:
+        return volume_flows.detach_volume(self.deps, ctx, payload)
+
+    def extend_attached_volume(self, ctx: RequestContext, payload: dict) -> None:
+        volume_flows.extend_attached_volume(self.deps, ctx, payload)
 
     def power_action(self, ctx: RequestContext, payload: dict) -> None:
         power.power_action(self.deps, ctx, payload)

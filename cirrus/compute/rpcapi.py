@@ -60,6 +60,29 @@ class DetachInterface(Payload):
 
 
 @dataclass(frozen=True)
+class AttachVolume(Payload):
+    """Attach the volume of a reserved attachment (a call: answered when it is attached,
+    with {"device"}, or with why not; the attachment is then rolled back). Issue 15."""
+
+    uuid: str
+    attachment_id: str
+
+
+@dataclass(frozen=True)
+class DetachVolume(Payload):
+    uuid: str
+    attachment_id: str
+
+
+@dataclass(frozen=True)
+class ExtendAttachedVolume(Payload):
+    """Grow an attached volume the API recorded `extending` (Cinder 3.42). Issue 15."""
+
+    volume_id: str
+    new_size: int
+
+
+@dataclass(frozen=True)
 class PowerAction(Payload):
     """Run the power task the API recorded (stop, start, reboot)."""
 
@@ -197,6 +220,9 @@ MESSAGES: dict[str, type[Payload]] = {
     "delete_instance": DeleteInstance,
     "attach_interface": AttachInterface,
     "detach_interface": DetachInterface,
+    "attach_volume": AttachVolume,  # issue 15
+    "detach_volume": DetachVolume,  # issue 15
+    "extend_attached_volume": ExtendAttachedVolume,  # issue 15
     "power_action": PowerAction,
     "task_result": TaskResult,
     "snapshot_instance": SnapshotInstance,
@@ -222,6 +248,9 @@ class ConductorHandler(Protocol):
     def delete_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def attach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def detach_interface(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def attach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def detach_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
+    def extend_attached_volume(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def power_action(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def task_result(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
     def snapshot_instance(self, ctx: RequestContext, payload: dict[str, Any]) -> object: ...
@@ -279,6 +308,24 @@ class ConductorAPI:
     def detach_interface(self, ctx: RequestContext, uuid: str, port_id: str,
                          timeout: float | None = None) -> None:
         self._call(ctx, "detach_interface", DetachInterface(uuid=uuid, port_id=port_id), timeout)
+
+    def attach_volume(self, ctx: RequestContext, uuid: str, attachment_id: str,
+                      timeout: float | None = None) -> str | None:
+        """Attach the reserved attachment's volume; returns its device once attached."""
+        reply = self._call(ctx, "attach_volume",
+                           AttachVolume(uuid=uuid, attachment_id=attachment_id), timeout)
+        device = reply.get("device") if isinstance(reply, dict) else None
+        return str(device) if device else None
+
+    def detach_volume(self, ctx: RequestContext, uuid: str, attachment_id: str,
+                      timeout: float | None = None) -> None:
+        self._call(ctx, "detach_volume", DetachVolume(uuid=uuid, attachment_id=attachment_id),
+                   timeout)
+
+    def extend_attached_volume(self, ctx: RequestContext, volume_id: str,
+                               new_size: int) -> None:
+        self._cast(ctx, "extend_attached_volume",
+                   ExtendAttachedVolume(volume_id=volume_id, new_size=new_size))
 
     def power_action(self, ctx: RequestContext, uuid: str, task: str) -> None:
         self._cast(ctx, "power_action", PowerAction(uuid=uuid, task=task))

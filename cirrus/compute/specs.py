@@ -4,10 +4,12 @@ database. Nothing here knows which driver will read it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy.orm import Session
 
 from cirrus import build_secrets
-from cirrus.compute import networking
+from cirrus.compute import networking, volumes
 from cirrus.db.models import Image, Instance
 from cirrus.network.model import Nic
 from cirrus.storage.pools import requested_storage_pool
@@ -20,7 +22,15 @@ def build_spec(s: Session, inst: Instance) -> InstanceSpec:
     props = (image.properties or {}) if image is not None else {}
     kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
     ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
-    return spec_of(inst, image, kernel, ramdisk, networking.build_nics(s, inst.nics))
+    spec = spec_of(inst, image, kernel, ramdisk, networking.build_nics(s, inst.nics))
+    # issue 15: the attached volumes, so a rebuilt domain (hard reboot, start, rebuild,
+    # resize, unshelve) has them again
+    return with_volumes(s, spec)
+
+
+def with_volumes(s: Session, spec: InstanceSpec) -> InstanceSpec:
+    """The spec with the instance's attached volumes (issue 15)."""
+    return dataclasses.replace(spec, volumes=volumes.devices_of(s, spec.uuid))
 
 
 def spec_of(inst: Instance, image: Image | None, kernel: Image | None = None,

@@ -146,6 +146,16 @@ SAMPLES: list[Payload] = [
     volume_rpcapi.ExtendVolume(volume_id=UUID, new_size=5),
     volume_rpcapi.CreateSnapshot(snapshot_id=UUID2),
     volume_rpcapi.DeleteSnapshot(snapshot_id=UUID2),
+    volume_rpcapi.InitializeConnection(volume_id=UUID),
+    agent_rpcapi.AttachVolume(uuid=UUID, volume={"volume_id": UUID2,
+                                                 "driver_volume_type": "file",
+                                                 "data": {"path": "/v", "format": "qcow2"}}),
+    agent_rpcapi.DetachVolume(uuid=UUID, volume_id=UUID2, timeout=5.0),
+    agent_rpcapi.ExtendAttachedVolume(uuid=UUID, volume_id=UUID2, new_size=3),
+    compute_rpcapi.AttachVolume(uuid=UUID, attachment_id=UUID2),
+    compute_rpcapi.DetachVolume(uuid=UUID, attachment_id=UUID2),
+    compute_rpcapi.ExtendAttachedVolume(volume_id=UUID2, new_size=3),
+    volume_rpcapi.ExtendAttached(volume_id=UUID2, new_size=3),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -220,6 +230,16 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("volume", "extend_volume", {"volume_id": UUID, "new_size": 2}),
     ("volume", "create_snapshot", {"snapshot_id": UUID2}),
     ("volume", "delete_snapshot", {"snapshot_id": UUID2}),
+    ("volume", "initialize_connection", {"volume_id": UUID}),
+    ("agent", "attach_volume", {"uuid": UUID, "volume": {"volume_id": UUID2,
+                                                         "driver_volume_type": "file",
+                                                         "data": {"path": "/v"}}}),
+    ("agent", "detach_volume", {"uuid": UUID, "volume_id": UUID2}),
+    ("agent", "extend_volume", {"uuid": UUID, "volume_id": UUID2, "new_size": 3}),
+    ("conductor", "attach_volume", {"uuid": UUID, "attachment_id": UUID2}),
+    ("conductor", "detach_volume", {"uuid": UUID, "attachment_id": UUID2}),
+    ("conductor", "extend_attached_volume", {"volume_id": UUID2, "new_size": 3}),
+    ("volume", "extend_attached", {"volume_id": UUID2, "new_size": 3}),
 ]
 LEGACY_REPLIES: list[tuple[type[Payload], dict[str, Any]]] = [
     (scheduler_rpcapi.Destination, {"host": "fake-1", "node": "fake-1"}),

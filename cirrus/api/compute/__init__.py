@@ -13,7 +13,8 @@ from cirrus.api.framework import make_routes
 MODULES = ("versions", "flavors", "keypairs", "limits", "quotas", "quota_classes", "hosts",
            "services", "servers", "server_tags", "server_actions", "instance_actions",
            "interfaces", "usage", "images", "security_groups", "legacy", "migrations",
-           "audit", "diagnostics", "external_events", "floating_ips")
+           "audit", "diagnostics", "external_events", "floating_ips",
+           "volume_attachments")  # issue 15
 
 
 def routes() -> list[Route]:

@@ -13,6 +13,7 @@ from cirrus.api.compute.views import HOST_STATUS, server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
 from cirrus.compute import actions, creation, instances, networking, states
+from cirrus.compute import volumes as server_volumes
 from cirrus.errors import BadRequest
 from cirrus.hosts import liveness
 from cirrus.identity.policy import ADMIN, READ, WRITE, authorize
@@ -190,8 +191,10 @@ def list_servers_detail(req: ApiRequest) -> dict:
         faults = actions.latest_faults(s, [r.uuid for r in rows if r.vm_state == states.ERROR])
         host_status = _host_statuses(req, s, rows)
         addresses = networking.addresses(s, rows)
+        attached = server_volumes.attached(s, [r.uuid for r in rows])  # issue 15
         servers = [server_detail(req, r, faults.get(r.uuid), host_status.get(r.host or "", "UNKNOWN"),
-                                 addresses=addresses.get(r.uuid), listed=True)
+                                 addresses=addresses.get(r.uuid), listed=True,
+                                 volumes=attached.get(r.uuid))
                    for r in rows]
     body: dict = {"servers": servers}
     next_links = _next_link(req, rows, f, "servers/detail")
@@ -212,8 +215,9 @@ def _server_view(req: ApiRequest, server_id: str, *, extended: bool) -> dict:
         host_status = (_host_statuses(req, s, [inst]).get(inst.host or "", "UNKNOWN")
                        if extended else None)
         addresses = networking.addresses(s, [inst]).get(inst.uuid)
+        attached = server_volumes.attached(s, [inst.uuid])[inst.uuid]  # issue 15
         return {"server": server_detail(req, inst, fault, host_status, extended=extended,
-                                        addresses=addresses)}
+                                        addresses=addresses, volumes=attached)}
 
 
 def update_server(req: ApiRequest, server_id: str) -> dict:

@@ -114,7 +114,8 @@ FAULT_STATUSES = ("ERROR", "DELETED")
 
 def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None = None,
                   host_status: str | None = None, *, extended: bool = True,
-                  addresses: dict | None = None, listed: bool = False) -> dict:
+                  addresses: dict | None = None, listed: bool = False,
+                  volumes: list | None = None) -> dict:
     """A server as GET /servers/{id} shows it.
 
     `extended=False` is the smaller view that PUT /servers/{id} answers with before 2.75:
@@ -149,10 +150,26 @@ def server_detail(req: ApiRequest, inst: Instance, fault: InstanceFault | None =
         view["fault"] = _fault(req, fault)
     if extended:
         view.update(_extended_attributes(req, inst, host_status))
+        view["os-extended-volumes:volumes_attached"] = volumes_attached(req, volumes or [])
     view.update(fields_since(req, SERVER_FIELDS_SINCE, inst))
     if SERVER_GROUPS(req) and not listed:
         view["server_groups"] = []  # server groups are not offered yet
     return view
+
+
+# 2.3: each attached volume shows delete_on_termination too (issue 15).
+VOLUME_DELETE_ON_TERMINATION = Since("2.3")
+
+
+def volumes_attached(req: ApiRequest, volumes: list) -> list[dict]:
+    """`os-extended-volumes:volumes_attached` of cirrus.compute.volumes.AttachedVolume items."""
+    shown = []
+    for item in volumes:
+        view: dict = {"id": item.volume_id}
+        if VOLUME_DELETE_ON_TERMINATION(req):
+            view["delete_on_termination"] = item.delete_on_termination
+        shown.append(view)
+    return shown
 
 
 def _extended_attributes(req: ApiRequest, inst: Instance, host_status: str | None) -> dict:

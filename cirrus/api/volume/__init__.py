@@ -19,7 +19,8 @@ from cirrus.api.volume.common import SERVICE
 from cirrus.api.volume.microversion import negotiate
 from cirrus.errors import BadRequest
 
-MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas", "extensions")
+MODULES = ("versions", "volumes", "snapshots", "types", "qos", "quotas", "extensions",
+           "attachments")
 PREFIX = "/v3/{project_id}/"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest
+from cirrus.api.volume.attachments import volume_attachments
 from cirrus.api.volume.common import project_root, timestamp
 from cirrus.api.volume.microversion import fields_since
 
@@ -82,7 +83,7 @@ def volume_view(req: ApiRequest, v: Volume, type_names: dict[str, str]) -> dict[
         "availability_zone": v.availability_zone,
         "created_at": timestamp(v.created_at),
         "updated_at": timestamp(v.updated_at),
-        "attachments": [],
+        "attachments": volume_attachments(v),  # issue 15
         "bootable": "true" if v.bootable else "false",
         "encrypted": False,
         "multiattach": v.multiattach,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
+from cirrus.api.volume import attachments as volume_attachments
 from cirrus.api.volume import schemas
 from cirrus.api.volume.common import (
     READ,
@@ -327,6 +328,8 @@ ACTIONS = {
     "os-reset_status": _reset_status,
     "os-force_delete": _force_delete,
 }
+# issue 15: the attach actions and the online extend (cirrus/api/volume/attachments.py)
+ACTIONS.update(volume_attachments.actions(ACTIONS))
 
 
 def volume_action(req: ApiRequest, volume_id: str) -> Any:

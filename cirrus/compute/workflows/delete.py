@@ -17,6 +17,7 @@ from cirrus.compute.lifecycle import transition
 from cirrus.compute.workflows import resize, shelve
 from cirrus.compute.workflows.build import forget_build_secrets
 from cirrus.compute.workflows.deps import WorkflowDeps, log
+from cirrus.compute.workflows.volumes import release_on_delete
 from cirrus.context import RequestContext
 from cirrus.db.models import Instance, utcnow
 from cirrus.network import enforcement
@@ -57,6 +58,7 @@ def delete_instance(deps: WorkflowDeps, ctx: RequestContext, payload: dict[str, 
         return list(nics or []), hosts
 
     gone, hosts = deps.db.run(finish)
+    release_on_delete(deps, ctx, uuid)  # issue 15: its volumes detached (or deleted)
     # The ports left their groups and their host (issue 14, sg), and their networks' other
     # hosts forget them (l2).
     enforcement.send(deps.db, deps.agents, ctx, hosts)

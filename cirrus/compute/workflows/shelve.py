@@ -232,8 +232,8 @@ def _spawn(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str) -> Non
         kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
         ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
         networking.bind_host(s, inst.nics, host)
-        return specs.spec_of(inst, image, kernel, ramdisk,
-                             networking.build_nics(s, inst.nics)).to_dict()
+        return specs.with_volumes(s, specs.spec_of(  # issue 15: with its volumes
+            inst, image, kernel, ramdisk, networking.build_nics(s, inst.nics))).to_dict()
 
     spec = deps.db.run(prepare)
     if spec is None:

@@ -187,6 +187,31 @@ class VolumeManager:
         self.db.run(lambda s: volumes.transition(s, vid, (states.EXTENDING,), states.AVAILABLE,
                                                  size=payload.new_size))
 
+    # ---- attachments (issue 15)
+    def initialize_connection(self, ctx: RequestContext,
+                              payload: rpcapi.InitializeConnection) -> dict:
+        with self.db.reader() as s:
+            volume = s.get(Volume, payload.volume_id)
+            if volume is None or volume.deleted:
+                raise BackendError(f"volume {payload.volume_id} does not exist")
+            name = volume.backend
+        conn = self._backend(name).connection(payload.volume_id)
+        return {"driver_volume_type": conn.driver_volume_type, "data": dict(conn.data)}
+
+    def extend_attached(self, ctx: RequestContext, payload: rpcapi.ExtendAttached) -> dict:
+        """Online extend: rbd (and the fake) resize here; a file volume is grown by QEMU
+        (driver.extend_volume), which holds its lock, so the backend leaves it alone."""
+        with self.db.reader() as s:
+            volume = s.get(Volume, payload.volume_id)
+            if volume is None or volume.deleted:
+                raise BackendError(f"volume {payload.volume_id} does not exist")
+            name = volume.backend
+        backend = self._backend(name)
+        if backend.kind == "file":
+            return {"resized": False}
+        backend.extend(payload.volume_id, payload.new_size)
+        return {"resized": True}
+
     # ---- snapshots
     def _snapshot_and_backend(self, snapshot_id: str,
                               status: str) -> tuple[str, str, str | None] | None:

@@ -9,7 +9,7 @@ of each payload is the plain dict with the same fields (the first form of these 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cirrus.bus import Bus
 from cirrus.bus.contract import BusHandler, Payload
@@ -53,7 +53,26 @@ class DeleteSnapshot(Payload):
     snapshot_id: str
 
 
+@dataclass(frozen=True)
+class InitializeConnection(Payload):
+    """How a hypervisor opens the volume (a call; issue 15's attachments): the answer is a
+    backend Connection as {"driver_volume_type", "data"}."""
+
+    volume_id: str
+
+
+@dataclass(frozen=True)
+class ExtendAttached(Payload):
+    """Grow an attached volume in its backend where the backend must (a call; the file
+    backend's volume is grown by the hypervisor that holds it). Issue 15."""
+
+    volume_id: str
+    new_size: int
+
+
 MESSAGES: dict[str, type[Payload]] = {
+    "extend_attached": ExtendAttached,  # attachments
+    "initialize_connection": InitializeConnection,  # attachments
     "create_volume": CreateVolume,
     "delete_volume": DeleteVolume,
     "extend_volume": ExtendVolume,
@@ -72,6 +91,11 @@ class VolumeHandler(Protocol):
     def create_snapshot(self, ctx: RequestContext, payload: CreateSnapshot) -> None: ...
 
     def delete_snapshot(self, ctx: RequestContext, payload: DeleteSnapshot) -> None: ...
+
+    def initialize_connection(self, ctx: RequestContext,
+                              payload: InitializeConnection) -> dict[str, Any]: ...
+
+    def extend_attached(self, ctx: RequestContext, payload: ExtendAttached) -> dict[str, Any]: ...
 
 
 def endpoints(handler: VolumeHandler) -> dict[str, BusHandler]:
@@ -104,3 +128,20 @@ class VolumeAPI:
 
     def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
         self._cast(ctx, "delete_snapshot", DeleteSnapshot(snapshot_id=snapshot_id))
+
+    def initialize_connection(self, ctx: RequestContext, volume_id: str,
+                              timeout: float | None = None) -> dict[str, Any]:
+        """The volume's connection info (a call: BusTimeout, RemoteError with the reason)."""
+        reply = self.bus.call(ctx, VOLUME_TOPIC, "initialize_connection",
+                              InitializeConnection(volume_id=volume_id).to_wire(),
+                              timeout=timeout)
+        return {"driver_volume_type": str(reply["driver_volume_type"]),
+                "data": dict(reply.get("data") or {})}
+
+    def extend_attached(self, ctx: RequestContext, volume_id: str, new_size: int,
+                        timeout: float | None = None) -> bool:
+        """Grow the attached volume in its backend; True if the backend resized it."""
+        reply = self.bus.call(ctx, VOLUME_TOPIC, "extend_attached",
+                              ExtendAttached(volume_id=volume_id, new_size=new_size).to_wire(),
+                              timeout=timeout)
+        return bool(reply.get("resized"))
