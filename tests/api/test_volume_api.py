@@ -505,3 +505,23 @@ def test_an_action_on_an_unknown_volume_is_404_before_the_action_is_looked_at(ap
     r = api.post(url(member, "/volumes/xxx/action"), headers=vol(member),
                  json={"os-detach": {}})
     assert r.status_code == 404 and "itemNotFound" in r.json()
+
+
+def test_null_metadata_is_accepted_as_none_on_create_and_unchanged_on_update(api, member):
+    """`openstack volume create` without --property sends "metadata": null (Cinder's
+    metadata_allows_null); an update's null leaves the metadata as it was."""
+    r = api.post(url(member, "/volumes"), headers=vol(member),
+                 json={"volume": {"size": 1, "name": "n", "metadata": None}})
+    assert r.status_code == 202, r.text
+    volume_id = r.json()["volume"]["id"]
+    assert wait_for(api, member, f"/volumes/{volume_id}", "volume",
+                    "available")["metadata"] == {}
+    api.put(url(member, f"/volumes/{volume_id}/metadata"), headers=vol(member),
+            json={"metadata": {"k": "v"}})
+    r = api.put(url(member, f"/volumes/{volume_id}"), headers=vol(member),
+                json={"volume": {"metadata": None}})
+    assert r.status_code == 200, r.text
+    assert r.json()["volume"]["metadata"] == {"k": "v"}
+    r = api.post(url(member, "/volumes"), headers=vol(member),
+                 json={"volume": {"size": 1, "metadata": ["not", "a", "dict"]}})
+    assert r.status_code == 400 and "metadata" in r.text

@@ -13,6 +13,8 @@ _nullable_size = {"anyOf": [_size, {"type": "null"}]}
 _text = {"type": ["string", "null"], "maxLength": 255}
 _id = {"type": ["string", "null"], "maxLength": 36}
 _name = {"type": "string", "minLength": 1, "maxLength": 255}
+# Cinder allows null metadata on create and update (`openstack volume create` sends it).
+_metadata_or_null = {**metadata, "type": ["object", "null"]}
 
 
 def _wrap(key: str, inner: dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -25,7 +27,7 @@ VOLUME_CREATE = _wrap("volume", {
     "properties": {
         "size": _nullable_size, "name": _text, "display_name": _text, "description": _text,
         "display_description": _text, "volume_type": _text,
-        "availability_zone": _text, "metadata": metadata, "snapshot_id": _id,
+        "availability_zone": _text, "metadata": _metadata_or_null, "snapshot_id": _id,
         "source_volid": _id, "imageRef": _id, "image_id": _id, "multiattach": boolean,
         "backup_id": {"type": "null"}, "group_id": {"type": "null"},
         "consistencygroup_id": {"type": "null"}, "source_replica": {"type": "null"},
@@ -34,7 +36,7 @@ VOLUME_CREATE = _wrap("volume", {
 VOLUME_UPDATE = _wrap("volume", {
     "type": "object",
     "properties": {"name": _text, "display_name": _text, "description": _text,
-                   "display_description": _text, "metadata": metadata},
+                   "display_description": _text, "metadata": _metadata_or_null},
     "additionalProperties": False,
 })
 METADATA = _wrap("metadata", metadata)

@@ -153,9 +153,9 @@ def update_volume(req: ApiRequest, volume_id: str) -> dict:
         values["name"] = v.get("name", v.get("display_name"))
     if "description" in v or "display_description" in v:
         values["description"] = v.get("description", v.get("display_description"))
-    if "metadata" in v:
+    if v.get("metadata") is not None:  # null: unchanged
         values["metadata"] = v["metadata"]
-    if not values:
+    if not values and "metadata" not in v:
         raise BadRequest("Invalid input for field/attribute volume: nothing to update "
                          "(name, description or metadata).")
     return {"volume": req.cloud.db.run(lambda s: created_volume_view(
