@@ -318,3 +318,34 @@ def test_a_delete_prunes_the_image_cache_keeping_the_images_still_used(api, clou
             break
         time.sleep(0.02)
     assert calls and image_id in calls[-1][1:]
+
+
+def test_a_long_upload_is_kept_alive_and_not_ended_by_the_sweeper(api, cloud, member,
+                                                                  monkeypatch):
+    import threading
+    import time
+
+    volume = create_volume(api, member, 1)
+    cloud.settings.volume_task_timeout = 2.0  # the role marks the upload alive every 1 s
+    cloud.settings.task_redrive_after = 0.5
+    release, started = threading.Event(), threading.Event()
+    real = FakeBackend.copy_to_file
+
+    def slow(self, volume_id, dest, disk_format):
+        started.set()
+        release.wait(20)
+        return real(self, volume_id, dest, disk_format)
+
+    monkeypatch.setattr(FakeBackend, "copy_to_file", slow)
+    r = _upload(api, member, volume["id"])
+    assert r.status_code == 202
+    try:
+        assert started.wait(10)
+        time.sleep(3.5)  # longer than volume_task_timeout
+        assert _manager(cloud).sweep() == 0
+        with cloud.db.reader() as s:
+            assert s.get(Volume, volume["id"]).status == "uploading"
+    finally:
+        release.set()
+    _wait_image(api, member, r.json()["os-volume_upload_image"]["image_id"])
+    wait_for(api, member, f"/volumes/{volume['id']}", "volume", "available")

@@ -9,16 +9,18 @@ every status write is conditional on the state it leaves (`volumes.transition`,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
@@ -231,8 +233,9 @@ class VolumeManager:
         store = FileStore(self.settings.effective_image_dir)
         try:
             backend = self._backend(name)
-            stored = store_file(store, payload.image_id, lambda path: backend.copy_to_file(
-                vid, path, payload.disk_format))
+            with self._alive(vid, states.UPLOADING):
+                stored = store_file(store, payload.image_id, lambda path: backend.copy_to_file(
+                    vid, path, payload.disk_format))
         except Exception as exc:
             self._fail_upload(vid, payload.image_id, exc)
             return
@@ -267,7 +270,8 @@ class VolumeManager:
             revert = getattr(backend, "revert_to_snapshot", None)
             if revert is None:  # nothing was touched: the volume is as it was
                 raise NotImplementedError(f"volume backend {name} cannot revert to a snapshot")
-            revert(vid, sid)
+            with self._alive(vid, states.REVERTING):
+                revert(vid, sid)
         except NotImplementedError as exc:
             self._fail_volume(vid, states.REVERTING, states.AVAILABLE, exc)
             self._restored(sid)
@@ -280,6 +284,33 @@ class VolumeManager:
         if self.db.run(lambda s: volumes.transition(s, vid, (states.REVERTING,),
                                                     states.AVAILABLE, error=None)):
             log.info("volume %s: reverted to snapshot %s", vid, sid)
+
+    @contextlib.contextmanager
+    def _alive(self, volume_id: str, status: str) -> Iterator[None]:
+        """While a long copy runs (an upload of a large volume, an rbd rollback), keep the
+        volume's status_changed_at fresh, so the sweeper ends only the work of a role that
+        died, not work still going after volume_task_timeout."""
+        done = threading.Event()
+        every = max(1.0, min(60.0, self.settings.volume_task_timeout / 4))
+
+        def beat() -> None:
+            while not done.wait(every):
+                try:
+                    self.db.run(lambda s: s.execute(
+                        update(Volume).where(Volume.id == volume_id, Volume.status == status)
+                        .values(status_changed_at=utcnow())
+                        .execution_options(synchronize_session=False)))
+                except Exception as exc:  # the sweeper may end it: the copy goes on
+                    log.warning("volume %s: cannot mark %s as alive: %s", volume_id, status,
+                                exc)
+
+        thread = threading.Thread(target=beat, name=f"alive-{volume_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
 
     def _restored(self, snapshot_id: str) -> None:
         self.db.run(lambda s: snapshots.transition(s, snapshot_id, (states.RESTORING,),
