@@ -349,3 +349,13 @@ def test_a_long_upload_is_kept_alive_and_not_ended_by_the_sweeper(api, cloud, me
         release.set()
     _wait_image(api, member, r.json()["os-volume_upload_image"]["image_id"])
     wait_for(api, member, f"/volumes/{volume['id']}", "volume", "available")
+
+
+def test_an_admin_reverts_a_members_volume(api, cloud, member, admin):
+    volume = create_volume(api, member, 1)
+    snap = _snapshot(api, member, volume["id"])
+    r = api.post(url(member, f"/volumes/{volume['id']}/action"), headers=vol(admin, "3.40"),
+                 json={"revert": {"snapshot_id": snap["id"]}})
+    assert r.status_code == 202, r.text
+    wait_for(api, member, f"/volumes/{volume['id']}", "volume", "available")
+    assert ("revert_to_snapshot", volume["id"], snap["id"]) in _fake(cloud).calls
