@@ -13,6 +13,7 @@ import os
 import secrets
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -180,3 +181,33 @@ def snapshot_staging_path(image_dir: Path, name: str) -> Path:
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ValueError(f"bad snapshot staging name: {name!r}")
     return Path(image_dir) / STAGING / name
+
+
+def store_file(store: FileStore, image_id: str, fill: Callable[[Path], object]) -> StoredData:
+    """Data written to a path by someone else (a volume's `qemu-img convert`, for
+    os-volume_upload_image): `fill(path)` writes a staging file, which is then hashed and
+    renamed into place as the image's data. Nothing is left behind if `fill` fails."""
+    staging = store._ensure_dirs()
+    name = _safe_name(image_id)
+    part = staging / f"{name}.{secrets.token_hex(8)}"
+    final = store.root / name
+    try:
+        os.close(files.create_private(part, exclusive=True))
+        fill(part)
+        md5 = hashlib.md5(usedforsecurity=False)
+        digest = hashlib.new(HASH_ALGO)
+        size = 0
+        with open(part, "rb") as fh:
+            head = fh.read(QCOW2_HEADER)
+            fh.seek(0)
+            while chunk := fh.read(READ_CHUNK):
+                md5.update(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            os.fsync(fh.fileno())
+        os.replace(part, final)
+    finally:
+        part.unlink(missing_ok=True)
+    return StoredData(location=final.as_uri(), size=size, checksum=md5.hexdigest(),
+                      os_hash_algo=HASH_ALGO, os_hash_value=digest.hexdigest(),
+                      qcow2_virtual_size=qcow2_virtual_size(head))

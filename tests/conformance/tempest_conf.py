@@ -263,7 +263,7 @@ VOLUME_FEATURES = {
     "manage_snapshot": False,
     "extend_attached_volume": False,
     "extend_attached_encrypted_volume": False,
-    "volume_revert": False,
+    "volume_revert": True,             # 3.40 revert to the latest snapshot
     "cluster_active_active": False,
     "multi_backend": False,
 }

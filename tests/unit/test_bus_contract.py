@@ -156,6 +156,8 @@ SAMPLES: list[Payload] = [
     compute_rpcapi.DetachVolume(uuid=UUID, attachment_id=UUID2),
     compute_rpcapi.ExtendAttachedVolume(volume_id=UUID2, new_size=3),
     volume_rpcapi.ExtendAttached(volume_id=UUID2, new_size=3),
+    volume_rpcapi.UploadImage(volume_id=UUID, image_id=UUID2, disk_format="qcow2"),
+    volume_rpcapi.RevertVolume(volume_id=UUID, snapshot_id=UUID2),
 ]
 
 # What each sender sent before the contracts (version 1), copied from the code of that time.
@@ -231,6 +233,8 @@ LEGACY: list[tuple[str, str, dict[str, Any]]] = [
     ("volume", "create_snapshot", {"snapshot_id": UUID2}),
     ("volume", "delete_snapshot", {"snapshot_id": UUID2}),
     ("volume", "initialize_connection", {"volume_id": UUID}),
+    ("volume", "upload_image", {"volume_id": UUID, "image_id": UUID2}),
+    ("volume", "revert_volume", {"volume_id": UUID, "snapshot_id": UUID2}),
     ("agent", "attach_volume", {"uuid": UUID, "volume": {"volume_id": UUID2,
                                                          "driver_volume_type": "file",
                                                          "data": {"path": "/v"}}}),

@@ -123,3 +123,29 @@ QUOTA_UPDATE = _wrap("quota_set", {"type": "object",
                                    "additionalProperties": _limit})
 QUOTA_CLASS_UPDATE = _wrap("quota_class_set", {"type": "object",
                                                "additionalProperties": _limit})
+
+# os-volume_upload_image (visibility and protected from 3.1) and revert (3.40)
+_upload_props: dict[str, Any] = {
+    "image_name": {"type": "string", "minLength": 1, "maxLength": 255},
+    "force": boolean,
+    "disk_format": {"type": "string",
+                    "enum": ["raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx"]},
+    "container_format": {"type": "string", "enum": ["bare"]},
+}
+UPLOAD_IMAGE = _wrap("os-volume_upload_image", {
+    "type": "object", "properties": _upload_props, "required": ["image_name"],
+    "additionalProperties": False,
+})
+UPLOAD_IMAGE_31 = _wrap("os-volume_upload_image", {
+    "type": "object",
+    "properties": {**_upload_props,
+                   "visibility": {"type": "string",
+                                  "enum": ["public", "private", "shared", "community"]},
+                   "protected": boolean},
+    "required": ["image_name"], "additionalProperties": False,
+})
+REVERT = _wrap("revert", {
+    "type": "object",
+    "properties": {"snapshot_id": {"type": "string", "minLength": 1, "maxLength": 36}},
+    "required": ["snapshot_id"], "additionalProperties": False,
+})

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
 from cirrus.api.volume import attachments as volume_attachments
-from cirrus.api.volume import schemas
+from cirrus.api.volume import schemas, volume_images
 from cirrus.api.volume.common import (
     READ,
     WRITE,
@@ -330,6 +330,8 @@ ACTIONS = {
 }
 # issue 15: the attach actions and the online extend (cirrus/api/volume/attachments.py)
 ACTIONS.update(volume_attachments.actions(ACTIONS))
+# upload to image and revert to snapshot (cirrus/api/volume/volume_images.py)
+ACTIONS.update(volume_images.actions())
 
 
 def volume_action(req: ApiRequest, volume_id: str) -> Any:

@@ -88,3 +88,14 @@ class VolumeBackend(Protocol):
         """Write the volume's data to dest as disk_format (upload to image); returns bytes."""
 
     def capacity(self) -> Capacity: ...
+
+    def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """The volume's data becomes the snapshot's again (3.40's revert; the snapshot is
+        the volume's latest and of the same size, the volume detached). Optional: the
+        volume role answers "cannot revert" for a backend without it."""
+
+    def prune_image_cache(self, keep: set[str]) -> list[str]:
+        """Remove the cached bases of images (file: images/image-<id>.*, rbd: the pool's
+        image-<id> and its `base` snapshot) that no volume, snapshot or clone depends on
+        and whose id is not in `keep`; returns the image ids removed. Optional; the volume
+        role calls it after each volume delete with the images of the volumes left."""

@@ -9,21 +9,23 @@ every status write is conditional on the state it leaves (`volumes.transition`,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cirrus.context import RequestContext
 from cirrus.db.models import Image, Volume, VolumeSnapshot, utcnow
-from cirrus.storage.volumes import rpcapi, snapshots, states, volumes
+from cirrus.storage.volumes import rpcapi, snapshots, states, volume_images, volumes
 from cirrus.storage.volumes.backend import BackendError, ImageSource, VolumeBackend
 from cirrus.storage.volumes.backends import load_backends
 from cirrus.storage.volumes.rpcapi import (
@@ -33,6 +35,8 @@ from cirrus.storage.volumes.rpcapi import (
     DeleteSnapshot,
     DeleteVolume,
     ExtendVolume,
+    RevertVolume,
+    UploadImage,
 )
 
 if TYPE_CHECKING:
@@ -164,6 +168,30 @@ class VolumeManager:
         if self.db.run(lambda s: volumes.transition(s, vid, (states.DELETING,), states.DELETED,
                                                     deleted=True, deleted_at=now)):
             log.info("volume %s: deleted", vid)
+            self.prune_images(name)
+
+    def prune_images(self, name: str | None) -> list[str]:
+        """Remove the backend's cached image bases no volume needs any more (after a
+        volume is deleted). The database says which images volumes not yet deleted were
+        made from (those in `creating` included: their clone may not exist yet); the
+        backend itself never removes a base that still backs a volume or a snapshot."""
+        backend = self.backends.get(name or "")
+        prune = getattr(backend, "prune_image_cache", None)
+        if prune is None:
+            return []
+        with self.db.reader() as s:
+            keep = {i for i in s.scalars(select(Volume.image_id).where(
+                Volume.deleted.is_(False), Volume.backend == name,
+                Volume.image_id.is_not(None))) if i}
+        try:
+            removed: list[str] = prune(keep)
+        except Exception as exc:  # a cache left behind costs space, nothing else
+            log.warning("volume backend %s: pruning its image cache failed: %s", name, exc)
+            return []
+        if removed:
+            log.info("volume backend %s: removed the cached bases of images %s", name,
+                     ", ".join(removed))
+        return removed
 
     def _creation_failed(self, volume_id: str) -> bool:
         """A volume whose creation failed (its last error says so) holds no data: deleting
@@ -186,6 +214,107 @@ class VolumeManager:
             return
         self.db.run(lambda s: volumes.transition(s, vid, (states.EXTENDING,), states.AVAILABLE,
                                                  size=payload.new_size))
+
+    # ---- upload to image (os-volume_upload_image)
+    def upload_image(self, ctx: RequestContext, payload: UploadImage) -> None:
+        from cirrus.storage import image_data
+        from cirrus.storage.filestore import FileStore, store_file
+
+        with self.db.reader() as s:
+            volume = s.get(Volume, payload.volume_id)
+            image = s.get(Image, payload.image_id)
+            if volume is None or volume.deleted or volume.status != states.UPLOADING:
+                return
+            if image is None or image.status != "queued":
+                return  # a duplicate, or the image was deleted: the sweeper ends the volume
+            vid, name = volume.id, volume.backend
+        if not self.db.run(functools.partial(_image_to_saving, image_id=payload.image_id)):
+            return
+        store = FileStore(self.settings.effective_image_dir)
+        try:
+            backend = self._backend(name)
+            with self._alive(vid, states.UPLOADING):
+                stored = store_file(store, payload.image_id, lambda path: backend.copy_to_file(
+                    vid, path, payload.disk_format))
+        except Exception as exc:
+            self._fail_upload(vid, payload.image_id, exc)
+            return
+        if image_data.finish_upload(self.db, payload.image_id, stored) is None:
+            store.delete(stored.location)  # the image was deleted meanwhile
+            log.warning("volume %s: image %s was deleted during the upload", vid,
+                        payload.image_id)
+        else:
+            log.info("volume %s: uploaded to image %s (%d bytes, %s)", vid, payload.image_id,
+                     stored.size, payload.disk_format)
+        self.db.run(functools.partial(_end_upload, volume_id=vid, message=None))
+
+    def _fail_upload(self, volume_id: str, image_id: str, exc: Exception) -> None:
+        message = f"{states.UPLOADING} to image {image_id} failed: {type(exc).__name__}: {exc}"
+        log.error("volume %s: %s", volume_id, message)
+        self.db.run(functools.partial(_delete_upload_image, image_id=image_id))
+        self.db.run(functools.partial(_end_upload, volume_id=volume_id,
+                                      message=message[:2000]))
+
+    # ---- revert to snapshot (3.40)
+    def revert_volume(self, ctx: RequestContext, payload: RevertVolume) -> None:
+        with self.db.reader() as s:
+            volume = s.get(Volume, payload.volume_id)
+            snap = s.get(VolumeSnapshot, payload.snapshot_id)
+            if volume is None or volume.deleted or volume.status != states.REVERTING:
+                return
+            if snap is None or snap.deleted or snap.volume_id != volume.id:
+                return
+            vid, sid, name = volume.id, snap.id, volume.backend
+        try:
+            backend = self._backend(name)
+            revert = getattr(backend, "revert_to_snapshot", None)
+            if revert is None:  # nothing was touched: the volume is as it was
+                raise NotImplementedError(f"volume backend {name} cannot revert to a snapshot")
+            with self._alive(vid, states.REVERTING):
+                revert(vid, sid)
+        except NotImplementedError as exc:
+            self._fail_volume(vid, states.REVERTING, states.AVAILABLE, exc)
+            self._restored(sid)
+            return
+        except Exception as exc:  # the volume's data may be half-written
+            self._fail_volume(vid, states.REVERTING, states.ERROR, exc)
+            self._restored(sid)
+            return
+        self._restored(sid)
+        if self.db.run(lambda s: volumes.transition(s, vid, (states.REVERTING,),
+                                                    states.AVAILABLE, error=None)):
+            log.info("volume %s: reverted to snapshot %s", vid, sid)
+
+    @contextlib.contextmanager
+    def _alive(self, volume_id: str, status: str) -> Iterator[None]:
+        """While a long copy runs (an upload of a large volume, an rbd rollback), keep the
+        volume's status_changed_at fresh, so the sweeper ends only the work of a role that
+        died, not work still going after volume_task_timeout."""
+        done = threading.Event()
+        every = max(1.0, min(60.0, self.settings.volume_task_timeout / 4))
+
+        def beat() -> None:
+            while not done.wait(every):
+                try:
+                    self.db.run(lambda s: s.execute(
+                        update(Volume).where(Volume.id == volume_id, Volume.status == status)
+                        .values(status_changed_at=utcnow())
+                        .execution_options(synchronize_session=False)))
+                except Exception as exc:  # the sweeper may end it: the copy goes on
+                    log.warning("volume %s: cannot mark %s as alive: %s", volume_id, status,
+                                exc)
+
+        thread = threading.Thread(target=beat, name=f"alive-{volume_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
+    def _restored(self, snapshot_id: str) -> None:
+        self.db.run(lambda s: snapshots.transition(s, snapshot_id, (states.RESTORING,),
+                                                   states.AVAILABLE))
 
     # ---- attachments (issue 15)
     def initialize_connection(self, ctx: RequestContext,
@@ -267,7 +396,8 @@ class VolumeManager:
             stuck_volumes = s.execute(
                 select(Volume.id, Volume.status, Volume.status_changed_at)
                 .where(Volume.deleted.is_(False),
-                       Volume.status.in_(tuple(states.VOLUME_TIMEOUT_STATE)),
+                       Volume.status.in_((*states.VOLUME_TIMEOUT_STATE,
+                                          *states.UPLOAD_TIMEOUT_STATES)),
                        Volume.status_changed_at < redrive_cutoff)).all()
             stuck_snaps = s.execute(
                 select(VolumeSnapshot.id, VolumeSnapshot.status,
@@ -278,6 +408,15 @@ class VolumeManager:
         ctx = RequestContext.admin()
         ended = 0
         for vid, status, changed in stuck_volumes:
+            if status in states.UPLOAD_TIMEOUT_STATES:
+                if changed is not None and changed < timeout_cutoff:
+                    message = (f"{status} timed out after "
+                               f"{self.settings.volume_task_timeout:g} s (volume_task_timeout)")
+                    if self.db.run(functools.partial(_end_upload, volume_id=vid,
+                                                     message=message)):
+                        log.warning("volume %s: %s", vid, message)
+                        ended += 1
+                continue
             if changed is not None and changed < timeout_cutoff:
                 to = states.VOLUME_TIMEOUT_STATE[status]
                 message = (f"{status} timed out after {self.settings.volume_task_timeout:g} s "
@@ -286,7 +425,7 @@ class VolumeManager:
                                                  to=to, message=message)):
                     log.warning("volume %s: %s", vid, message)
                     ended += 1
-            elif status != states.EXTENDING and self._due(vid, status):
+            elif status in states.REDRIVEN and self._due(vid, status):
                 log.warning("volume %s: %s has made no progress since %s; sending it again",
                             vid, status, changed)
                 if status == states.CREATING:
@@ -302,7 +441,7 @@ class VolumeManager:
                                                  to=to, message=message)):
                     log.warning("snapshot %s: %s", sid, message)
                     ended += 1
-            elif self._due(sid, status):
+            elif status in states.REDRIVEN and self._due(sid, status):
                 if status == states.CREATING:
                     self.api.create_snapshot(ctx, sid)
                 else:
@@ -329,6 +468,32 @@ class VolumeManager:
 
 def _end_volume(s: Session, volume_id: str, status: str, to: str, message: str) -> bool:
     return volumes.transition(s, volume_id, (status,), to, error=message)
+
+
+def _end_upload(s: Session, volume_id: str, message: str | None) -> bool:
+    """An upload is over (done, failed, timed out): the volume back to in-use or available."""
+    volume = s.get(Volume, volume_id)
+    if volume is None or volume.deleted or volume.status != states.UPLOADING:
+        return False
+    values = {"error": message} if message else {}
+    return volumes.transition(s, volume_id, (states.UPLOADING,),
+                              volume_images.after_upload(volume), **values)
+
+
+def _image_to_saving(s: Session, image_id: str) -> bool:
+    image = s.get(Image, image_id, with_for_update=True)
+    if image is None or image.status != "queued":
+        return False
+    image.status = "saving"
+    image.updated_at = utcnow()
+    return True
+
+
+def _delete_upload_image(s: Session, image_id: str) -> None:
+    """A failed upload's image goes (Cinder deletes it): it never had data."""
+    image = s.get(Image, image_id, with_for_update=True)
+    if image is not None and image.status in ("queued", "saving") and not image.location:
+        s.delete(image)
 
 
 def _end_snapshot(s: Session, snapshot_id: str, status: str, to: str, message: str) -> bool:

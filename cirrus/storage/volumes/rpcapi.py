@@ -70,7 +70,27 @@ class ExtendAttached(Payload):
     new_size: int
 
 
+@dataclass(frozen=True)
+class UploadImage(Payload):
+    """Copy a volume recorded `uploading` into the queued image `image_id`
+    (os-volume_upload_image): the image goes saving -> active, the volume back."""
+
+    volume_id: str
+    image_id: str
+    disk_format: str = "raw"
+
+
+@dataclass(frozen=True)
+class RevertVolume(Payload):
+    """Revert a volume recorded `reverting` to its snapshot recorded `restoring` (3.40)."""
+
+    volume_id: str
+    snapshot_id: str
+
+
 MESSAGES: dict[str, type[Payload]] = {
+    "upload_image": UploadImage,  # os-volume_upload_image
+    "revert_volume": RevertVolume,  # revert (3.40)
     "extend_attached": ExtendAttached,  # attachments
     "initialize_connection": InitializeConnection,  # attachments
     "create_volume": CreateVolume,
@@ -96,6 +116,10 @@ class VolumeHandler(Protocol):
                               payload: InitializeConnection) -> dict[str, Any]: ...
 
     def extend_attached(self, ctx: RequestContext, payload: ExtendAttached) -> dict[str, Any]: ...
+
+    def upload_image(self, ctx: RequestContext, payload: UploadImage) -> None: ...
+
+    def revert_volume(self, ctx: RequestContext, payload: RevertVolume) -> None: ...
 
 
 def endpoints(handler: VolumeHandler) -> dict[str, BusHandler]:
@@ -128,6 +152,15 @@ class VolumeAPI:
 
     def delete_snapshot(self, ctx: RequestContext, snapshot_id: str) -> None:
         self._cast(ctx, "delete_snapshot", DeleteSnapshot(snapshot_id=snapshot_id))
+
+    def upload_image(self, ctx: RequestContext, volume_id: str, image_id: str,
+                     disk_format: str) -> None:
+        self._cast(ctx, "upload_image", UploadImage(volume_id=volume_id, image_id=image_id,
+                                                    disk_format=disk_format))
+
+    def revert_volume(self, ctx: RequestContext, volume_id: str, snapshot_id: str) -> None:
+        self._cast(ctx, "revert_volume", RevertVolume(volume_id=volume_id,
+                                                      snapshot_id=snapshot_id))
 
     def initialize_connection(self, ctx: RequestContext, volume_id: str,
                               timeout: float | None = None) -> dict[str, Any]:

@@ -90,6 +90,19 @@ class FakeBackend:
         self.calls.append(("copy_to_file", volume_id, str(dest)))
         return 0 if size >= 0 else 0
 
+    def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        with self._lock:
+            self._need(volume_id)
+            if self.snapshots.get(snapshot_id) != volume_id:
+                raise BackendError(f"fake backend {self.name}: no snapshot {snapshot_id} of "
+                                   f"volume {volume_id}")
+            self.calls.append(("revert_to_snapshot", volume_id, snapshot_id))
+
+    def prune_image_cache(self, keep: set[str]) -> list[str]:
+        with self._lock:
+            self.calls.append(("prune_image_cache", *sorted(keep)))
+        return []
+
     def capacity(self) -> Capacity:
         used = sum(self.volumes.values())
         return Capacity(self.total_gb, max(0.0, self.total_gb - used))

@@ -22,9 +22,18 @@ Backing chains (every backing path absolute, every backing format written):
   create_from_volume    a copy the same way as a snapshot (backed by what the source is
                         backed by): no volume is ever backed by another volume, so deleting
                         one never breaks another
+  revert_to_snapshot    the volume file is replaced (renamed over) by a copy of the
+                        snapshot's own clusters backed by what the snapshot is backed by:
+                        the volume's data since the snapshot is gone, the snapshot stays
   delete_snapshot       the files backed by the snapshot are rebased (`qemu-img rebase`,
                         the safe mode: the snapshot's data they need is copied into them)
                         onto the snapshot's own backing file, then the snapshot goes
+Image bases are removed by `prune_image_cache(keep)` (the volume role calls it after each
+volume delete): a base goes when its image id is not in `keep` (the images of the volumes
+the database still has) and no volume or snapshot file in the directory is backed by it
+(read from their qcow2 headers). A volume being made from an image holds the image's
+`images/.image-<id>.use` lock from finding the base to writing its overlay, and the prune
+takes it before removing that base, so the two never cross.
 Files are made under a temporary name and renamed into place, so a retried operation finds a
 whole file or none. Operations that change chains hold an flock on <directory>/.lock.
 """
@@ -211,8 +220,47 @@ class FileBackend:
         self._ready()
         if path.exists():
             return
-        base, fmt = self.image_base(image)
-        self._overlay(path, base, fmt, size_gb)
+        with self._locked(self._use_lock(image.image_id)):
+            base, fmt = self.image_base(image)
+            self._overlay(path, base, fmt, size_gb)
+
+    def _use_lock(self, image_id: str) -> Path:
+        return self._ready() / "images" / f".image-{_check_id('image id', image_id)}.use"
+
+    def prune_image_cache(self, keep: set[str]) -> list[str]:
+        images = self.directory / "images"
+        if not images.is_dir():
+            return []
+        removed: list[str] = []
+        for base in sorted(images.glob("image-*")):
+            found = re.match(r"^image-(.+)\.(raw|qcow2)$", base.name)
+            if not found or found.group(1) in keep or not SAFE_ID.match(found.group(1)):
+                continue
+            image_id = found.group(1)
+            with self._locked(self._use_lock(image_id)), self._locked():
+                if str(base) in self._backing_files():
+                    continue
+                base.unlink(missing_ok=True)
+                removed.append(image_id)
+        return removed
+
+    def _backing_files(self) -> set[str]:
+        """The backing file of every volume and snapshot file in the directory."""
+        found = set()
+        for path in self.directory.glob("*-*.qcow2"):
+            name = qemu_img.backing_file(path)
+            if name:
+                found.add(name)
+        return found
+
+    def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        path = self._need(self.volume_path(volume_id), "volume")
+        with self._locked():
+            snapshot = self._need(self.snapshot_path(snapshot_id), "snapshot")
+            if self._virtual_size(snapshot) != self._virtual_size(path):
+                raise BackendError(f"volume {volume_id} and snapshot {snapshot_id} differ in "
+                                   "size: a revert needs them equal")
+            self._copy(snapshot, path, 0)
 
     def create_from_volume(self, volume_id: str, size_gb: int, source_volume_id: str) -> None:
         path = self.volume_path(volume_id)

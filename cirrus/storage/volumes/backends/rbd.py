@@ -23,6 +23,12 @@ Layout of the pool:
                               from it
   volume-<src>@clone-<id>     the snapshot a volume made from volume <src> is cloned from;
                               removed with that volume
+revert_to_snapshot rolls volume-<id> back to its snapshot (`rbd snap rollback`: a copy of the
+snapshot's objects over the image's, so it takes time in proportion to the data).
+The image cache is pruned by `prune_image_cache(keep)` (the volume role calls it after each
+volume delete): image-<id> goes when its id is not in `keep` (the images of the volumes the
+database still has) and its `base` snapshot has no children in any pool (volumes, server
+root disks, or clones in the trash); it is unprotected, removed, and the image removed.
 A snapshot that must go while volumes are cloned from it (delete_snapshot, or delete of the
 volume it belongs to) has those volumes flattened first (their own full copy: about 2.6 s
 per GiB here), then is unprotected and removed.
@@ -502,6 +508,48 @@ class RbdBackend:
             raise BackendError(f"volume backend {self.name}: no volume {name} in {self.pool}")
         qemu_img.run("convert", "-f", "raw", "-O", fmt, self._rbd_spec(name), str(dest))
         return dest.stat().st_size
+
+    def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        _, rbd = _bindings()
+        name, snap = volume_name(volume_id), snapshot_name(snapshot_id)
+        with self._ioctx(f"revert {name} to {snap}") as ioctx, \
+                self._image(ioctx, name) as image:
+            if not any(s["name"] == snap for s in image.list_snaps()):
+                raise BackendError(f"volume backend {self.name}: no snapshot {name}@{snap} in "
+                                   f"{self.pool}")
+            with self._image(ioctx, name, snapshot=snap, read_only=True) as at:
+                if at.size() != image.size():
+                    raise BackendError(f"volume {volume_id} and snapshot {snapshot_id} differ "
+                                       "in size: a revert needs them equal")
+            image.rollback_to_snap(snap)
+
+    def prune_image_cache(self, keep: set[str]) -> list[str]:
+        _, rbd = _bindings()
+        removed: list[str] = []
+        with self._ioctx("prune the image cache") as ioctx:
+            for name in rbd.RBD().list(ioctx):
+                image_id = name[len("image-"):] if name.startswith("image-") else ""
+                if not image_id or image_id in keep:
+                    continue
+                try:
+                    with self._image(ioctx, name) as image:
+                        snaps = [s["name"] for s in image.list_snaps()]
+                        if any(s != BASE_SNAP for s in snaps):
+                            continue  # not a cache this backend made
+                        if snaps:
+                            with self._image(ioctx, name, snapshot=BASE_SNAP,
+                                             read_only=True) as at:
+                                if list(at.list_children2()):
+                                    continue
+                            if image.is_protected_snap(BASE_SNAP):
+                                image.unprotect_snap(BASE_SNAP)  # EBUSY if a clone came
+                            image.remove_snap(BASE_SNAP)
+                    rbd.RBD().remove(ioctx, name)
+                except (rbd.ImageNotFound, rbd.ImageBusy, rbd.ImageHasSnapshots,
+                        rbd.InvalidArgument):
+                    continue
+                removed.append(image_id)
+        return removed
 
     def capacity(self) -> Capacity:
         cluster = self._connect()
