@@ -343,7 +343,7 @@ def test_the_old_attach_actions(api, cloud, member, volume):
         return api.post(action, headers=vol(member), json={name: body})
 
     assert act("os-reserve").status_code == 202
-    assert _volume(api, member, vid)["status"] == "reserved"
+    assert _volume(api, member, vid)["status"] == "attaching"  # as Cinder
     assert act("os-reserve").status_code == 400
     assert act("os-unreserve").status_code == 202
     assert _volume(api, member, vid)["status"] == "available"

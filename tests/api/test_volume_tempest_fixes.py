@@ -53,3 +53,17 @@ def test_update_snapshot_status_moves_a_creating_snapshot(api, admin, member, ot
     shown = api.get(url(admin, f"/snapshots/{snap['id']}"), headers=vol(admin)).json()
     assert shown["snapshot"]["status"] == "error"
     assert shown["snapshot"]["os-extended-snapshot-attributes:progress"] == "80%"
+
+
+def test_os_reserve_makes_the_volume_attaching_then_os_attach_in_use(api, member):
+    """Tempest VolumesActionsTest.test_reserve_unreserve_volume: os-reserve -> 'attaching'."""
+    made = create_volume(api, member, 1)
+    action = url(member, f"/volumes/{made['id']}/action")
+    assert api.post(action, headers=vol(member), json={"os-reserve": {}}).status_code == 202
+    shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+    assert shown["volume"]["status"] == "attaching"
+    r = api.post(action, headers=vol(member),
+                 json={"os-attach": {"host_name": "h", "mountpoint": "/dev/vdb"}})
+    assert r.status_code == 202
+    shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+    assert shown["volume"]["status"] == "in-use"

@@ -198,7 +198,7 @@ def _body(body: dict, name: str) -> dict[str, Any]:
 
 def _reserve(req: ApiRequest, volume_id: str, body: dict) -> Reply:
     allow(req, WRITE, "volume:reserve_volume")
-    req.cloud.db.run(lambda s: service.reserve(s, req.ctx, volume_id, None))
+    req.cloud.db.run(lambda s: service.legacy_reserve(s, req.ctx, volume_id))
     return Reply(202)
 
 

@@ -259,6 +259,14 @@ def _pending(s: Session, volume_id: str, status: str) -> VolumeAttachment | None
     return next((a for a in live(s, [volume_id]) if a.attach_status == status), None)
 
 
+def legacy_reserve(s: Session, ctx: RequestContext, volume_id: str) -> None:
+    """os-reserve: as Cinder's, the volume is 'attaching' (its attachment reserved) until
+    os-attach or os-unreserve."""
+    reserve(s, ctx, volume_id, None)
+    transition(s, volume_id, (states.RESERVED,), states.ATTACHING,
+               attach_status=states.RESERVED)
+
+
 def legacy_unreserve(s: Session, ctx: RequestContext, volume_id: str) -> None:
     get_volume(s, ctx, volume_id)
     for att in live(s, [volume_id]):
