@@ -67,3 +67,28 @@ def test_os_reserve_makes_the_volume_attaching_then_os_attach_in_use(api, member
     assert r.status_code == 202
     shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
     assert shown["volume"]["status"] == "in-use"
+
+
+def test_force_detach_an_errored_attached_volume(api, admin, member):
+    """Tempest admin VolumesActionsTest.test_force_detach_volume."""
+    made = create_volume(api, member, 1)
+    action = url(member, f"/volumes/{made['id']}/action")
+    r = api.post(action, headers=vol(member), json={"os-attach": {
+        "instance_uuid": "4f0bd3a0-0000-4000-8000-000000000001", "mountpoint": "/dev/vdb"}})
+    assert r.status_code == 202
+    shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+    [att] = shown["volume"]["attachments"]
+    admin_action = url(admin, f"/volumes/{made['id']}/action")
+    assert api.post(admin_action, headers=vol(admin),
+                    json={"os-reset_status": {"status": "error"}}).status_code == 202
+    force = {"os-force_detach": {"attachment_id": att["attachment_id"], "connector": None}}
+    # admins only
+    assert api.post(action, headers=vol(member), json=force).status_code == 403
+    r = api.post(admin_action, headers=vol(admin),
+                 json={"os-force_detach": {"attachment_id": "nope"}})
+    assert r.status_code == 404
+    r = api.post(admin_action, headers=vol(admin), json={"os-force_detach": {"attachment_id": 7}})
+    assert r.status_code == 400 and "attachment_id" in r.json()["badRequest"]["message"]
+    assert api.post(admin_action, headers=vol(admin), json=force).status_code == 202
+    shown = api.get(url(member, f"/volumes/{made['id']}"), headers=vol(member)).json()
+    assert shown["volume"]["status"] == "available" and shown["volume"]["attachments"] == []

@@ -316,6 +316,23 @@ def legacy_detach(s: Session, ctx: RequestContext, volume_id: str,
     finish_detach(s, att.id)
 
 
+def force_detach(s: Session, ctx: RequestContext, volume_id: str,
+                 attachment_id: str | None) -> None:
+    """os-force_detach (admins): the attachment (all of them when none is named) goes
+    whatever the volume's status; the volume is available when none is left."""
+    get_volume(s, ctx, volume_id, lock=True)
+    found = [a for a in live(s, [volume_id])
+             if attachment_id is None or a.id == attachment_id]
+    if attachment_id is not None and not found:
+        raise NotFound(f"Volume attachment {attachment_id} could not be found.")
+    for att in found:
+        _forget(s, att)
+    s.flush()
+    if not live(s, [volume_id]):
+        transition(s, volume_id, states.VOLUME_STATUSES, states.AVAILABLE,
+                   attach_status=states.DETACHED)
+
+
 # ---------------------------------------------------------------- online extend (3.42)
 
 
