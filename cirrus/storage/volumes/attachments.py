@@ -308,6 +308,11 @@ def legacy_detach(s: Session, ctx: RequestContext, volume_id: str,
     get_volume(s, ctx, volume_id)
     found = [a for a in live(s, [volume_id])
              if attachment_id is None or a.id == attachment_id]
+    if not found and attachment_id is None:
+        # as Cinder's: a volume no longer attached (force-detached) is detached already
+        transition(s, volume_id, (states.IN_USE, states.DETACHING), states.AVAILABLE,
+                   attach_status=states.DETACHED)
+        return
     if not found:
         raise InvalidVolume(f"volume {volume_id} is not attached"
                             + (f" by attachment {attachment_id}." if attachment_id else "."))
