@@ -44,7 +44,7 @@ def attach_volume(deps: WorkflowDeps, ctx: RequestContext,
             if volume is None or volume.status != states.RESERVED:
                 raise Conflict(f"Volume {att.volume_id} is no longer reserved for {uuid}.")
             volume_id, device, qos = att.volume_id, att.mountpoint, attachments.qos_of(s, volume)
-            read_only = att.attach_mode == "ro" or volume.readonly
+            read_only = att.attach_mode == "ro" or bool(volume.readonly)
         connection = VolumeAPI(deps.bus).initialize_connection(ctx, volume_id, timeout=timeout)
         disk = server_volumes.volume_device(connection, volume_id, device, qos, read_only)
         if not deps.db.run(lambda s: attachments.attaching(s, attachment_id, connection, host)):
