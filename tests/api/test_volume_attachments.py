@@ -343,7 +343,7 @@ def test_the_old_attach_actions(api, cloud, member, volume):
         return api.post(action, headers=vol(member), json={name: body})
 
     assert act("os-reserve").status_code == 202
-    assert _volume(api, member, vid)["status"] == "reserved"
+    assert _volume(api, member, vid)["status"] == "attaching"  # as Cinder
     assert act("os-reserve").status_code == 400
     assert act("os-unreserve").status_code == 202
     assert _volume(api, member, vid)["status"] == "available"
@@ -363,7 +363,7 @@ def test_the_old_attach_actions(api, cloud, member, volume):
     assert shown["status"] == "available" and shown["attachments"] == []
 
 
-def test_online_extend_of_an_attached_volume(api, cloud, member, server, volume):
+def test_online_extend_of_an_attached_volume(api, cloud, admin, member, server, volume):
     vid, sid = volume["id"], server["id"]
     assert _attach(api, member, sid, vid).status_code == 200
     action = url(member, f"/volumes/{vid}/action")
@@ -380,6 +380,13 @@ def test_online_extend_of_an_attached_volume(api, cloud, member, server, volume)
     manager = next(r for r in cloud.roles if type(r).__name__ == "VolumeManager")
     assert manager.backends["fake"].volumes[vid] == 2
     assert _agent_of(cloud, sid).driver.volumes(sid)[vid]["size_gb"] == 2
+    # as Nova's volume-extended event: a finished extend_volume action (Tempest waits for it)
+    listed = api.get(f"{SERVERS}/{sid}/os-instance-actions", headers=member.headers).json()
+    [extend] = [a for a in listed["instanceActions"] if a["action"] == "extend_volume"]
+    shown = api.get(f"{SERVERS}/{sid}/os-instance-actions/{extend['request_id']}",
+                    headers=_mv(admin)).json()["instanceAction"]
+    [event] = shown["events"]
+    assert event["event"] == "compute_extend_volume" and event["finish_time"]
     r = api.post(action, headers=vol(member, "3.42"), json={"os-extend": {"new_size": 1}})
     assert r.status_code == 400
 

@@ -261,7 +261,7 @@ VOLUME_FEATURES = {
     "backup": False,
     "manage_volume": False,
     "manage_snapshot": False,
-    "extend_attached_volume": False,
+    "extend_attached_volume": True,    # online extend (issue 15)
     "extend_attached_encrypted_volume": False,
     "volume_revert": True,             # 3.40 revert to the latest snapshot
     "cluster_active_active": False,

@@ -54,7 +54,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 EXCLUDE_FILE = HERE / "exclude.txt"
 KNOWN_FAILURES_FILE = HERE / "known-failures.txt"
-DEFAULT_REGEX = r"^tempest\.api\.(identity|compute|image|network)\."
+DEFAULT_REGEX = r"^tempest\.api\.(identity|compute|image|network|volume)\."
 START_TIMEOUT = 90.0
 
 
@@ -173,8 +173,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/tempest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--regex", default=DEFAULT_REGEX,
-                   help="tests to run (stestr regex; default: identity, compute, image and "
-                        "network API tests)")
+                   help="tests to run (stestr regex; default: identity, compute, image, network "
+                        "and volume API tests)")
     p.add_argument("--checkout", type=Path, default=ROOT,
                    help="run the all-in-one from this checkout's code (default: this one)")
     p.add_argument("--url", help="the identity v3 URL of an existing cloud (nothing is "

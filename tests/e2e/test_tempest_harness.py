@@ -63,6 +63,7 @@ def test_conf_from_discovery(all_in_one: AllInOne, tmp_path: Path) -> None:
     assert conf["volume"]["max_microversion"] == v3["version"] == "3.60"
     assert conf["volume"]["catalog_type"] == "block-storage"
     assert "os-volume-actions" in conf["volume-feature-enabled"]["api_extensions"].split(",")
+    assert conf["volume-feature-enabled"]["extend_attached_volume"] == "true"  # online extend
     assert conf["service_available"]["nova"] == "true"
     assert conf["validation"]["run_validation"] == "false"
     assert conf["image-feature-enabled"]["import_image"] == (

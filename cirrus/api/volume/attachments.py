@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, object_session
 
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import validate
-from cirrus.api.volume.common import all_projects, allow, timestamp
+from cirrus.api.volume.common import admin_only, all_projects, allow, timestamp
 from cirrus.api.volume.microversion import Since, min_version
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute.rpcapi import ConductorAPI
@@ -198,7 +198,7 @@ def _body(body: dict, name: str) -> dict[str, Any]:
 
 def _reserve(req: ApiRequest, volume_id: str, body: dict) -> Reply:
     allow(req, WRITE, "volume:reserve_volume")
-    req.cloud.db.run(lambda s: service.reserve(s, req.ctx, volume_id, None))
+    req.cloud.db.run(lambda s: service.legacy_reserve(s, req.ctx, volume_id))
     return Reply(202)
 
 
@@ -243,6 +243,17 @@ def _detach(req: ApiRequest, volume_id: str, body: dict) -> Reply:
     asked = _body(body, "os-detach")
     req.cloud.db.run(lambda s: service.legacy_detach(s, req.ctx, volume_id,
                                                      asked.get("attachment_id")))
+    return Reply(202)
+
+
+def _force_detach(req: ApiRequest, volume_id: str, body: dict) -> Reply:
+    admin_only(req, "volume_extension:volume_admin_actions:force_detach")
+    asked = _body(body, "os-force_detach")
+    attachment_id = asked.get("attachment_id")
+    if attachment_id is not None and not isinstance(attachment_id, str):
+        raise BadRequest("Invalid input for field/attribute attachment_id: a string is "
+                         "required.")
+    req.cloud.db.run(lambda s: service.force_detach(s, req.ctx, volume_id, attachment_id))
     return Reply(202)
 
 
@@ -309,7 +320,7 @@ def online_extend(fallback: Callable[[ApiRequest, str, dict], Reply]
 def actions(existing: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
     """The volume actions this module adds (and the os-extend it wraps)."""
     return {
-        "os-reserve": _reserve, "os-unreserve": _unreserve,
+        "os-reserve": _reserve, "os-unreserve": _unreserve, "os-force_detach": _force_detach,
         "os-begin_detaching": _begin_detaching, "os-roll_detaching": _roll_detaching,
         "os-attach": _attach, "os-detach": _detach,
         "os-initialize_connection": _initialize_connection,

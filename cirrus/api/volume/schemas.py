@@ -84,6 +84,11 @@ SNAPSHOT_RESET_STATUS = _wrap("os-reset_status", {
     "type": "object", "properties": {"status": {"type": "string", "maxLength": 32}},
     "required": ["status"]})
 
+SNAPSHOT_UPDATE_STATUS = _wrap("os-update_snapshot_status", {
+    "type": "object", "properties": {"status": {"type": "string", "maxLength": 32},
+                                     "progress": {"type": "string", "maxLength": 16}},
+    "required": ["status"]})
+
 _specs = {"type": "object",
           "patternProperties": {r"^[a-zA-Z0-9-_:. /]{1,255}$": {
               "type": ["string", "integer", "boolean"]}},

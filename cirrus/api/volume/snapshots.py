@@ -1,5 +1,5 @@
 """Snapshots: /v3/{project_id}/snapshots (+ /detail), show, update, delete, metadata,
-os-reset_status (admins) over cirrus.storage.volumes.snapshots."""
+os-reset_status (admins), os-update_snapshot_status over cirrus.storage.volumes.snapshots."""
 
 from __future__ import annotations
 
@@ -119,9 +119,17 @@ def snapshot_action(req: ApiRequest, snapshot_id: str) -> Reply:
                                                           force=True))
         VolumeAPI(req.cloud.bus).delete_snapshot(req.ctx, snapshot_id)
         return Reply(202)
+    if isinstance(body, dict) and "os-update_snapshot_status" in body:
+        allow(req, WRITE, "snapshot_extension:snapshot_actions:update_snapshot_status")
+        validate(schemas.SNAPSHOT_UPDATE_STATUS, body)
+        update = body["os-update_snapshot_status"]
+        req.cloud.db.run(lambda s: service.update_status(
+            s, req.ctx, snapshot_id, update["status"], update.get("progress")))
+        return Reply(202)
     if not isinstance(body, dict) or "os-reset_status" not in body:
         raise BadRequest("Invalid input received: unknown or unsupported snapshot action "
-                         "(supported: os-reset_status, os-force_delete).")
+                         "(supported: os-reset_status, os-force_delete, "
+                         "os-update_snapshot_status).")
     admin_only(req, "volume_extension:snapshot_admin_actions:reset_status")
     validate(schemas.SNAPSHOT_RESET_STATUS, body)
     status = body["os-reset_status"]["status"]

@@ -150,6 +150,9 @@ def sweep_attachments(deps: WorkflowDeps, timeout_s: float) -> int:
     return deps.db.run(sweep)
 
 
+EXTEND_ACTION, EXTEND_EVENT = "extend_volume", "compute_extend_volume"
+
+
 def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
                            payload: dict[str, Any]) -> None:
     """Online extend (Cinder 3.42), the volume recorded `extending` by the API: the volume
@@ -176,6 +179,8 @@ def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
         return
     error = None
     if host and att is not None and att.instance_uuid:
+        uuid = att.instance_uuid  # as Nova's volume-extended event: an extend_volume action
+        deps.db.run(lambda s: actions.start_action(s, ctx, uuid, EXTEND_ACTION))
         try:
             deps.agents.extend_volume(ctx, host, att.instance_uuid, volume_id, new_size,
                                       timeout=timeout)
@@ -184,5 +189,11 @@ def extend_attached_volume(deps: WorkflowDeps, ctx: RequestContext,
             log.warning("volume %s: %s", volume_id, error)
     # a file volume the VM did not grow keeps its size; an rbd one has grown in any case
     size = new_size if error is None or resized else None
-    deps.db.run(lambda s: attachments.end_online_extend(s, volume_id, size, error))
+    def end(s: Session) -> None:
+        attachments.end_online_extend(s, volume_id, size, error)
+        if host and att is not None and att.instance_uuid:
+            actions.record_event(s, att.instance_uuid, ctx.request_id, EXTEND_EVENT, host,
+                                 actions.ERROR if error else actions.SUCCESS, error)
+
+    deps.db.run(end)
     log.info("volume %s extended to %d GiB while attached", volume_id, new_size)

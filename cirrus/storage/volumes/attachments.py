@@ -259,6 +259,14 @@ def _pending(s: Session, volume_id: str, status: str) -> VolumeAttachment | None
     return next((a for a in live(s, [volume_id]) if a.attach_status == status), None)
 
 
+def legacy_reserve(s: Session, ctx: RequestContext, volume_id: str) -> None:
+    """os-reserve: as Cinder's, the volume is 'attaching' (its attachment reserved) until
+    os-attach or os-unreserve."""
+    reserve(s, ctx, volume_id, None)
+    transition(s, volume_id, (states.RESERVED,), states.ATTACHING,
+               attach_status=states.RESERVED)
+
+
 def legacy_unreserve(s: Session, ctx: RequestContext, volume_id: str) -> None:
     get_volume(s, ctx, volume_id)
     for att in live(s, [volume_id]):
@@ -300,12 +308,34 @@ def legacy_detach(s: Session, ctx: RequestContext, volume_id: str,
     get_volume(s, ctx, volume_id)
     found = [a for a in live(s, [volume_id])
              if attachment_id is None or a.id == attachment_id]
+    if not found and attachment_id is None:
+        # as Cinder's: a volume no longer attached (force-detached) is detached already
+        transition(s, volume_id, (states.IN_USE, states.DETACHING), states.AVAILABLE,
+                   attach_status=states.DETACHED)
+        return
     if not found:
         raise InvalidVolume(f"volume {volume_id} is not attached"
                             + (f" by attachment {attachment_id}." if attachment_id else "."))
     att = found[0]
     transition(s, volume_id, (states.IN_USE,), states.DETACHING, attach_status="detaching")
     finish_detach(s, att.id)
+
+
+def force_detach(s: Session, ctx: RequestContext, volume_id: str,
+                 attachment_id: str | None) -> None:
+    """os-force_detach (admins): the attachment (all of them when none is named) goes
+    whatever the volume's status; the volume is available when none is left."""
+    get_volume(s, ctx, volume_id, lock=True)
+    found = [a for a in live(s, [volume_id])
+             if attachment_id is None or a.id == attachment_id]
+    if attachment_id is not None and not found:
+        raise NotFound(f"Volume attachment {attachment_id} could not be found.")
+    for att in found:
+        _forget(s, att)
+    s.flush()
+    if not live(s, [volume_id]):
+        transition(s, volume_id, states.VOLUME_STATUSES, states.AVAILABLE,
+                   attach_status=states.DETACHED)
 
 
 # ---------------------------------------------------------------- online extend (3.42)

@@ -166,5 +166,28 @@ def reset_status(s: Session, snapshot_id: str, status: str) -> None:
     snap.status_changed_at = utcnow()
 
 
+# Cinder's os-update_snapshot_status (what a hypervisor reports of a snapshot it makes):
+# the statuses each status may move to; any other current status may not be updated.
+UPDATABLE_STATUSES = {
+    states.CREATING: (states.CREATING, states.AVAILABLE, states.ERROR),
+    states.DELETING: (states.DELETING, states.ERROR_DELETING)}
+
+
+def update_status(s: Session, ctx: RequestContext, snapshot_id: str, status: str,
+                  progress: str | None) -> None:
+    snap = get_snapshot(s, ctx, snapshot_id, lock=True)
+    allowed = UPDATABLE_STATUSES.get(snap.status)
+    if allowed is None:
+        raise BadRequest(f"Invalid snapshot: Snapshot status {snap.status} not allowed for "
+                         f"update_snapshot_status")
+    if status not in allowed:
+        raise BadRequest(f"Invalid snapshot: Provided snapshot status {status} not allowed "
+                         f"for snapshot with status {snap.status}.")
+    snap.status = status
+    snap.status_changed_at = utcnow()
+    if progress:
+        snap.progress = progress
+
+
 def volume_of(s: Session, snap: VolumeSnapshot) -> Volume | None:
     return s.get(Volume, snap.volume_id)
