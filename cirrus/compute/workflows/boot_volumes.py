@@ -13,6 +13,7 @@ delete_on_termination, as Nova does on a failed build.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -74,9 +75,8 @@ def prepare(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> bool:
         volume_id = bdm.get("volume_id")
         if volume_id is None:
             if bdm["source_type"] == "volume":
-                volume_id = bdm["uuid"]
-                if not deps.db.run(lambda s, i=index, v=volume_id: _save(s, uuid, i,
-                                                                          volume_id=v)):
+                volume_id = str(bdm["uuid"])
+                if not deps.db.run(_saver(uuid, index, volume_id)):
                     return False
             else:
                 volume_id = _create(deps, ctx, uuid, index, bdm)
@@ -86,6 +86,10 @@ def prepare(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> bool:
         if not _attach(deps, ctx, uuid, index, bdm, volume_id):
             return False
     return True
+
+
+def _saver(uuid: str, index: int, volume_id: str) -> Callable[[Session], bool]:
+    return lambda s: _save(s, uuid, index, volume_id=volume_id)
 
 
 def _create(deps: WorkflowDeps, ctx: RequestContext, uuid: str, index: int,
