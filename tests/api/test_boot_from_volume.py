@@ -98,7 +98,10 @@ def test_boot_from_image_to_volume_is_deleted_on_termination(api, cloud, member)
     made = _volume(api, member, attached["id"])
     assert made["size"] == 2 and made["bootable"] == "true"
     assert made["volume_image_metadata"]["image_id"] == image
-    assert _spec(cloud, sid).boot_volume().volume_id == made["id"]
+    spec = _spec(cloud, sid)
+    assert spec.boot_volume().volume_id == made["id"]
+    # the image says how it boots (kernel, command line); no local root disk from it
+    assert spec.image is not None and spec.image.id == image and spec.block_devices == []
     assert api.delete(f"{SERVERS}/{sid}", headers=member.headers).status_code == 204
     wait_for_status(api, member.headers, sid, "DELETED")
     wait_gone(api, member, f"/volumes/{made['id']}")
