@@ -250,3 +250,29 @@ def test_a_volume_that_fails_to_be_made_errors_the_server_and_nothing_stays(api,
     wait_gone(api, member, f"/volumes/{made}")  # made for it, delete_on_termination
     wait_for(api, member, f"/volumes/{root['id']}", "volume", "available")  # detached, kept
     assert _volume(api, member, root["id"])["attachments"] == []
+
+
+def test_a_spawn_failing_on_every_host_releases_the_volumes(api, cloud, member):
+    """Rescheduled with its volumes still attached, then no attempt left: the server is
+    ERROR, its own volume available again, the one made for it (delete_on_termination)
+    deleted."""
+    import dataclasses
+
+    for role in cloud.roles:
+        if type(role).__name__ == "Agent":
+            role.driver.options = dataclasses.replace(role.driver.options, failure_rate=1.0)
+    flavor = add_flavor(cloud)
+    root = create_volume(api, member, 1)
+    r = _create(api, member, flavor, [
+        _root(root["id"]),
+        {"source_type": "blank", "destination_type": "volume", "volume_size": 1,
+         "boot_index": -1, "delete_on_termination": True}])
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    server = wait_for_status(api, _h(member), sid, "ERROR", timeout=30)
+    assert "simulated spawn failure" in server["fault"]["message"]
+    wait_for(api, member, f"/volumes/{root['id']}", "volume", "available")
+    with cloud.db.reader() as s:
+        blank = s.scalar(select(Volume.id).where(Volume.id != root["id"]))
+    assert blank is not None
+    wait_gone(api, member, f"/volumes/{blank}")

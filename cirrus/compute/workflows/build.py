@@ -204,6 +204,8 @@ def _spawn_failed(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str,
     log.warning("spawn of %s on %s failed (%s): %s", uuid, host, outcome, error)
     if outcome == "retry":
         build(deps, ctx, uuid)
+    elif outcome == "failed":  # issue 15: no attempt left, its volumes released
+        boot_volumes.clean_up(deps, ctx, uuid)
 
 
 def _set_error(s: Session, ctx: RequestContext, inst: Instance, message: str, details: str,
