@@ -178,6 +178,9 @@ class Settings:
     quota_snapshots: int = 10
     quota_per_volume_gigabytes: int = -1
     volume_task_timeout: float = 600.0
+    # Boot from volume (issue 15): seconds a build waits for a volume it makes from a block
+    # device mapping to become available before the server goes ERROR.
+    boot_volume_timeout: float = 180.0
     # The external network `cirrus all-in-one --virt-driver libvirt` makes if none of that
     # name exists (flat, on the physical network of the same name, no DHCP); "": none.
     all_in_one_external_network: str = "public"

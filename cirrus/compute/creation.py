@@ -18,6 +18,7 @@ from cirrus import build_secrets
 from cirrus.bus import BusTimeout
 from cirrus.compute import (
     actions,
+    block_devices,
     flavors,
     instances,
     keypairs,
@@ -83,6 +84,9 @@ class CreateRequest:
     # the caller may force one (Nova's os_compute_api:servers:create:forced_host).
     forced_host: str | None = None
     forced_node: str | None = None
+    # issue 15: the block device mappings that become volumes (cirrus.compute.block_devices);
+    # image_ref None and one with boot_index 0 among them: the server boots from a volume.
+    block_devices: list[dict] = field(default_factory=list)
 
 
 
@@ -154,11 +158,16 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
     # is the one thing every role queues on, so it is held for the inserts alone.
     with cloud.db.reader() as s:
         flavor = _flavor_for(s, ctx, req.flavor_ref)
-        image = _image_for(s, ctx, req.image_ref)
-        if flavor.root_gb and image.min_disk and image.min_disk > flavor.root_gb:
+        image = _image_for(s, ctx, req.image_ref) if req.image_ref or not req.block_devices \
+            else None
+        # issue 15: the sources of its volumes exist, are the caller's, fit Cinder's quotas
+        block_devices.check(s, ctx, settings, req.block_devices, req.max_count)
+        if image is None:
+            pass  # boot from volume: the volume is the root disk, no local one
+        elif flavor.root_gb and image.min_disk and image.min_disk > flavor.root_gb:
             raise BadRequest(f"Flavor's disk is too small for requested image. Flavor disk is "
                              f"{flavor.root_gb} GB, minimum requested disk is {image.min_disk} GB.")
-        if image.min_ram and image.min_ram > flavor.memory_mb:
+        if image is not None and image.min_ram and image.min_ram > flavor.memory_mb:
             raise BadRequest("Flavor's memory is too small for requested image.")
         key_data = None
         if req.key_name:
@@ -197,17 +206,20 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
             uuid=instance_uuid, display_name=name, display_description=req.description,
             hostname=instances.sanitize_hostname(req.hostname or name), project_id=project_id,
             user_id=user_id, flavor=flavor_snapshot(flavor), vcpus=flavor.vcpus,
-            memory_mb=flavor.memory_mb, root_gb=flavor.root_gb, image_ref=image.id,
+            # Boot from volume: no local root disk, so none is claimed (Nova claims 0 GB).
+            memory_mb=flavor.memory_mb, root_gb=flavor.root_gb if image is not None else 0,
+            image_ref=image.id if image is not None else "",
             key_name=req.key_name, key_data=key_data, user_data=req.user_data,
             availability_zone=req.availability_zone, **lifecycle.create_columns(),
             task_started_at=now, power_state=states.NOSTATE,
             reservation_id=reservation_id, launch_index=index,
             config_drive="True" if req.config_drive else "", access_ip_v4=req.access_ip_v4,
             access_ip_v6=req.access_ip_v6, metadata_items=dict(req.metadata),
-            system_metadata={"image_min_disk": str(image.min_disk or 0)},
+            system_metadata={"image_min_disk": str((image.min_disk or 0) if image else 0)},
             tags=list(req.tags), security_groups=list(security_groups),
             request_spec={**build_request_spec(req, requested_networks, instance_uuid,
-                                               settings), **destination},
+                                               settings), **destination,
+                          **_block_device_spec(req)},
             tried_hosts=[],
             build_attempts=0,
             created_at=now, updated_at=now,
@@ -253,6 +265,12 @@ def create(cloud: Deps, ctx: RequestContext, req: CreateRequest) -> tuple[list[I
         log.warning("build of %s sent despite %s; %s undone", uuids, exc, discarded)
         created = [i for i in created if i.uuid not in discarded]
     return created, reservation_id
+
+
+def _block_device_spec(req: CreateRequest) -> dict:
+    if not req.block_devices:
+        return {}
+    return {block_devices.BLOCK_DEVICES: [dict(b) for b in req.block_devices]}
 
 
 def _discard(s: Session, uuids: list[str]) -> list[str]:

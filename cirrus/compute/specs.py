@@ -10,22 +10,40 @@ from sqlalchemy.orm import Session
 
 from cirrus import build_secrets
 from cirrus.compute import networking, volumes
-from cirrus.db.models import Image, Instance
+from cirrus.db.models import Image, Instance, Volume
 from cirrus.network.model import Nic
 from cirrus.storage.pools import requested_storage_pool
+from cirrus.storage.volumes import attachments
 from cirrus.virt.spec import ConfigDrive, ImageInfo, InstanceSpec, root_disk, truthy
 
 
 def build_spec(s: Session, inst: Instance) -> InstanceSpec:
     """Everything an agent needs to build the VM of `inst`, as typed plain data."""
     image = s.get(Image, inst.image_ref) if inst.image_ref else None
-    props = (image.properties or {}) if image is not None else {}
+    # Boot from volume (issue 15): the image the root volume was made from (if still
+    # there) says how it boots (kernel, ramdisk, command line), as Nova reads the volume's
+    # image metadata; it gives no local root disk.
+    boot_image = image if image is not None or inst.image_ref else _boot_volume_image(s, inst)
+    props = (boot_image.properties or {}) if boot_image is not None else {}
     kernel = s.get(Image, props["kernel_id"]) if props.get("kernel_id") else None
     ramdisk = s.get(Image, props["ramdisk_id"]) if props.get("ramdisk_id") else None
-    spec = spec_of(inst, image, kernel, ramdisk, networking.build_nics(s, inst.nics))
+    spec = spec_of(inst, boot_image, kernel, ramdisk, networking.build_nics(s, inst.nics))
+    if image is None and boot_image is not None:
+        spec = dataclasses.replace(spec, block_devices=[])
     # issue 15: the attached volumes, so a rebuilt domain (hard reboot, start, rebuild,
     # resize, unshelve) has them again
     return with_volumes(s, spec)
+
+
+def _boot_volume_image(s: Session, inst: Instance) -> Image | None:
+    for att in attachments.of_instance(s, inst.uuid):
+        if attachments.server_fields(att).get("boot_index") != 0:
+            continue
+        volume = s.get(Volume, att.volume_id)
+        image_id = (volume.image_metadata or {}).get("image_id") or volume.image_id \
+            if volume is not None else None
+        return s.get(Image, image_id) if image_id else None
+    return None
 
 
 def with_volumes(s: Session, spec: InstanceSpec) -> InstanceSpec:

@@ -83,7 +83,8 @@ def attached_one(s: Session, server_id: str, volume_id: str) -> AttachedVolume:
 
 
 def volume_device(connection: dict[str, Any], volume_id: str, device: str | None,
-                  qos: dict[str, str], read_only: bool = False) -> VolumeDevice:
+                  qos: dict[str, str], read_only: bool = False,
+                  boot_index: int | None = None) -> VolumeDevice:
     """The disk an agent attaches: the volume role's connection and the type's QoS.
 
     The fake volume backend's connection (driver_volume_type "fake") is shown to the driver
@@ -95,7 +96,7 @@ def volume_device(connection: dict[str, Any], volume_id: str, device: str | None
                               "format": "raw"}
     return VolumeDevice(volume_id=volume_id, driver_volume_type=kind, data=data,
                         device_name=device, read_only=read_only,
-                        qos=VolumeQos.from_dict(qos))
+                        qos=VolumeQos.from_dict(qos), boot_index=boot_index)
 
 
 def devices_of(s: Session, instance_uuid: str) -> list[VolumeDevice]:
@@ -110,5 +111,6 @@ def devices_of(s: Session, instance_uuid: str) -> list[VolumeDevice]:
             continue
         found.append(volume_device(att.connection_info, att.volume_id, att.mountpoint,
                                    attachments.qos_of(s, volume),
-                                   read_only=att.attach_mode == "ro"))
+                                   read_only=att.attach_mode == "ro",
+                                   boot_index=attachments.server_fields(att).get("boot_index")))
     return found

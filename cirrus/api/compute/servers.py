@@ -12,7 +12,7 @@ from cirrus.api.compute.server_filters import list_filters
 from cirrus.api.compute.views import HOST_STATUS, server_brief, server_detail
 from cirrus.api.framework import ApiRequest, Reply
 from cirrus.api.validation import to_bool, validate
-from cirrus.compute import actions, creation, instances, networking, states
+from cirrus.compute import actions, block_devices, creation, instances, networking, states
 from cirrus.compute import volumes as server_volumes
 from cirrus.errors import BadRequest
 from cirrus.hosts import liveness
@@ -27,6 +27,9 @@ CREATE_ACCEPTS = {"description": Since("2.19"), "tags": Since("2.52"),
 CREATE_REQUIRES = {"networks": Since("2.37")}
 # 2.75: PUT answers with the full view of GET.
 FULL_UPDATE_VIEW = Since("2.75")
+# Block device mapping v2 fields by microversion (issue 15).
+BDM_TAG = Since("2.42")
+BDM_VOLUME_TYPE = Since("2.67")
 UPDATE_ACCEPTS = {"description": Since("2.19"), "hostname": Since("2.90")}
 
 
@@ -49,7 +52,7 @@ def create_server(req: ApiRequest) -> Reply:
     validate(schemas.server_create, body)
     server = body["server"]
     _check_fields_by_version(req, server, CREATE_ACCEPTS, CREATE_REQUIRES)
-    image_ref = _root_image(server)
+    image_ref, bdms = _root_image(req, server)
     user_data = server.get("user_data")
     if user_data is not None:
         try:
@@ -90,6 +93,7 @@ def create_server(req: ApiRequest) -> Reply:
         access_ip_v4=server.get("accessIPv4"), access_ip_v6=server.get("accessIPv6"),
         admin_pass=server.get("adminPass") or _generated_password(),
         injected_files=_personality(server.get("personality") or []),
+        block_devices=bdms,
     )
     created, reservation_id = creation.create(req.cloud, req.ctx, request)
     if to_bool(server.get("return_reservation_id", False)):
@@ -119,24 +123,15 @@ def _parse_availability_zone(value: str | None) -> tuple[str | None, str | None,
     return value or None, host or None, node or None
 
 
-def _root_image(server: dict) -> str | None:
-    """The image to boot: imageRef, or the one mapping of an image to a local root disk that
-    the openstack CLI sends as block_device_mapping_v2. Volumes are not supported yet."""
-    if server.get("block_device_mapping"):
-        raise BadRequest("Legacy block_device_mapping is not supported; use "
-                         "block_device_mapping_v2 or imageRef.")
+def _root_image(req: ApiRequest, server: dict) -> tuple[str | None, list[dict]]:
+    """The image of a local root disk (imageRef, or the CLI's image mapping to a local root)
+    or None when booting from a volume, and the mappings that become volumes (issue 15)."""
+    bdms = block_devices.parse(server, volume_type_ok=BDM_VOLUME_TYPE(req),
+                               tag_ok=BDM_TAG(req))
     image_ref = server.get("imageRef") or None
-    for mapping in server.get("block_device_mapping_v2") or []:
-        local_image_root = (mapping.get("source_type") == "image"
-                            and mapping.get("destination_type", "local") == "local"
-                            and str(mapping.get("boot_index")) == "0")
-        if not local_image_root:
-            raise BadRequest("Only a root disk from an image (source_type image, destination_type "
-                             "local, boot_index 0) is supported until volumes land.")
-        if image_ref and mapping.get("uuid") and mapping["uuid"] != image_ref:
-            raise BadRequest("imageRef and the block_device_mapping_v2 image differ.")
-        image_ref = image_ref or mapping.get("uuid")
-    return image_ref
+    if image_ref:
+        image_ref = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
+    return block_devices.root_image(image_ref, bdms)
 
 
 def _generated_password() -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cirrus.bus import BusTimeout, RemoteError
 from cirrus.compute import actions, instances, l2peers, networking, specs, states
 from cirrus.compute.lifecycle import transition
-from cirrus.compute.workflows import shelve
+from cirrus.compute.workflows import boot_volumes, shelve
 from cirrus.compute.workflows.build_errors import BUILD_ERRORS, attempts_fault, record_build_error
 from cirrus.compute.workflows.deps import WorkflowDeps, log
 from cirrus.context import RequestContext
@@ -70,6 +70,13 @@ def build(deps: WorkflowDeps, ctx: RequestContext, uuid: str) -> None:
             return
         if inst.task_state != states.SCHEDULING:
             return
+    try:
+        # issue 15: the block device mappings' volumes made and attached before the spawn
+        if not boot_volumes.prepare(deps, ctx, uuid):
+            return
+    except boot_volumes.BlockDeviceError as exc:
+        fail_build(deps, ctx, uuid, f"Build of instance {uuid} aborted: {exc}")
+        return
     try:
         prepared = deps.db.run(lambda s: _prepare(deps, s, ctx, uuid))
     except CirrusError as exc:
@@ -197,6 +204,8 @@ def _spawn_failed(deps: WorkflowDeps, ctx: RequestContext, uuid: str, host: str,
     log.warning("spawn of %s on %s failed (%s): %s", uuid, host, outcome, error)
     if outcome == "retry":
         build(deps, ctx, uuid)
+    elif outcome == "failed":  # issue 15: no attempt left, its volumes released
+        boot_volumes.clean_up(deps, ctx, uuid)
 
 
 def _set_error(s: Session, ctx: RequestContext, inst: Instance, message: str, details: str,
@@ -233,5 +242,7 @@ def fail_build(deps: WorkflowDeps, ctx: RequestContext, uuid: str, message: str,
 
     host, hosts = deps.db.run(fail)
     enforcement.send(deps.db, deps.agents, ctx, hosts)  # the ports left their groups
+    # issue 15: its volumes detached, those marked delete_on_termination deleted
+    boot_volumes.clean_up(deps, ctx, uuid)
     if host:
         deps.agents.destroy(ctx, host, uuid)
