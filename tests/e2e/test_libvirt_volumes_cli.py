@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,16 @@ def ceph_problem() -> str | None:
 @dataclass
 class VolumeCloud(LibvirtCloud):
     ceph: str | None  # why the ceph backend is missing, None when it is there
+    sdk: Any = None  # openstacksdk, for polling: each `openstack` run costs seconds here
+
+    def volume(self, volume_id: str) -> dict:
+        """GET the volume (Cinder's view), or {} once it is gone."""
+        r = self.sdk.block_storage.get(f"/volumes/{volume_id}", raise_exc=False)
+        return {} if r.status_code == 404 else r.json()["volume"]
+
+    def snapshot(self, snapshot_id: str) -> dict:
+        r = self.sdk.block_storage.get(f"/snapshots/{snapshot_id}", raise_exc=False)
+        return {} if r.status_code == 404 else r.json()["snapshot"]
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +98,14 @@ def cloud(cloud_root: Path) -> Iterator[VolumeCloud]:
                            env={"CIRRUS_VIRT_TYPE": "qemu", "CIRRUS_LIBVIRT_URI": LIBVIRT_URI,
                                 "CIRRUS_VOLUME_BACKENDS": backends})
     cli = Cli(aio.clouds_yaml)
+    import openstack
+    from openstack.config import loader
+
+    config = loader.OpenStackConfig(config_files=[str(aio.clouds_yaml)], vendor_files=[],
+                                    secure_files=[])
+    sdk = openstack.connection.Connection(config=config.get_one(cloud="cirrus"))
     try:
-        yield VolumeCloud(aio, cli, problem)
+        yield VolumeCloud(aio, cli, problem, sdk)
         servers = [s["ID"] for s in cli.json("server", "list")]
         if servers:
             cli.run("server", "delete", "--wait", *servers)
@@ -104,6 +121,7 @@ def cloud(cloud_root: Path) -> Iterator[VolumeCloud]:
         for net in cli.json("network", "list"):
             cli.run("network", "delete", net["ID"], check=False)
     finally:
+        sdk.close()
         code = stop_all_in_one(aio)
         _undefine_secret()
     assert code == 0, f"all-in-one exit code {code}:\n{aio.log_tail()}"
@@ -249,12 +267,12 @@ def write_marker(server_id: str, device: str, marker: bytes) -> None:
 # ---------------------------------------------------------------- the cloud
 
 
-def wait_volume(cli: Cli, volume_id: str, status: str, size: int | None = None,
+def wait_volume(cloud: VolumeCloud, volume_id: str, status: str, size: int | None = None,
                 timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     shown: dict = {}
     while time.monotonic() < deadline:
-        shown = cli.json("volume", "show", volume_id)
+        shown = cloud.volume(volume_id)
         if shown["status"] == status and (size is None or shown["size"] == size):
             return shown
         assert "error" not in shown["status"], shown
@@ -262,24 +280,24 @@ def wait_volume(cli: Cli, volume_id: str, status: str, size: int | None = None,
     raise AssertionError(f"volume {volume_id} not {status} (size {size}): {shown}")
 
 
-def create_volume(cli: Cli, volume_type: str, *args: str, size: int = 1) -> str:
+def create_volume(cloud: VolumeCloud, volume_type: str, *args: str, size: int = 1) -> str:
     # --property: OSC sends "metadata": null without one (accepted since fd94a94, kept for
     # older servers)
-    volume = cli.json("volume", "create", "--size", str(size), "--type", volume_type,
-                      "--property", "purpose=e2e", *args, unique("vol"))
-    wait_volume(cli, volume["id"], "available")
+    volume = cloud.cli.json("volume", "create", "--size", str(size), "--type", volume_type,
+                            "--property", "purpose=e2e", *args, unique("vol"))
+    wait_volume(cloud, volume["id"], "available")
     return volume["id"]
 
 
-def attach(cli: Cli, server_id: str, volume_id: str, size: int = GIB) -> str:
-    cli.run("server", "add", "volume", server_id, volume_id)
-    assert wait_volume(cli, volume_id, "in-use")["attachments"][0]["server_id"] == server_id
+def attach(cloud: VolumeCloud, server_id: str, volume_id: str, size: int = GIB) -> str:
+    cloud.cli.run("server", "add", "volume", server_id, volume_id)
+    assert wait_volume(cloud, volume_id, "in-use")["attachments"][0]["server_id"] == server_id
     return wait_for_disk(server_id, volume_id, size)
 
 
-def detach(cli: Cli, server_id: str, volume_id: str) -> None:
-    cli.run("server", "remove", "volume", server_id, volume_id)
-    wait_volume(cli, volume_id, "available")
+def detach(cloud: VolumeCloud, server_id: str, volume_id: str) -> None:
+    cloud.cli.run("server", "remove", "volume", server_id, volume_id)
+    wait_volume(cloud, volume_id, "available")
     wait_for_no_disk(server_id, volume_id)
 
 
@@ -312,12 +330,12 @@ def test_a_volume_from_an_image_has_the_images_bytes_in_the_guest(
         data_image: tuple[str, str, bytes]) -> None:
     cli, (server, _) = cloud.cli, guests
     image_id, digest, head = data_image
-    vid = create_volume(cli, types.plain[backend], "--image", image_id)
+    vid = create_volume(cloud, types.plain[backend], "--image", image_id)
     shown = cli.json("volume", "show", vid)
     assert str(shown["bootable"]).lower() == "true"  # OSC turns Cinder's "true" into a bool
     assert shown["os-vol-host-attr:host"] == f"cirrus@{backend}#{backend}"  # its type's backend
 
-    device = attach(cli, server, vid)
+    device = attach(cloud, server, vid)
     disk = source_of(server, vid)
     if backend == "ceph":
         assert "protocol='rbd'" in disk and f"volumes/volume-{vid}" in disk, disk
@@ -325,85 +343,82 @@ def test_a_volume_from_an_image_has_the_images_bytes_in_the_guest(
         assert f"volume-{vid}.qcow2" in disk, disk
     assert read_hex(server, device, len(head)) == head
     assert checksum(server, device, 2 * MIB) == digest
-    detach(cli, server, vid)
+    detach(cloud, server, vid)
     cli.run("volume", "delete", vid)
 
 
 def test_data_written_by_a_guest_survives_detach_and_attach_to_another_server(
         cloud: VolumeCloud, types: Types, guests: tuple[str, str], backend: str) -> None:
     cli, (first, second) = cloud.cli, guests
-    vid = create_volume(cli, types.plain[backend])
+    vid = create_volume(cloud, types.plain[backend])
     marker = f"cirrus-marker-{backend}-{vid}".encode()
 
-    device = attach(cli, first, vid, GIB)  # the guest sees 1 GiB
+    device = attach(cloud, first, vid, GIB)  # the guest sees 1 GiB
     assert read_hex(first, device, len(marker)) == bytes(len(marker))  # a new volume is zeros
     write_marker(first, device, marker)
-    detach(cli, first, vid)
-    assert cli.json("volume", "show", vid)["attachments"] == []
+    detach(cloud, first, vid)
+    assert cloud.volume(vid)["attachments"] == []
 
-    device = attach(cli, second, vid, GIB)
-    assert cli.json("volume", "show", vid)["attachments"][0]["server_id"] == second
+    device = attach(cloud, second, vid, GIB)
+    assert cloud.volume(vid)["attachments"][0]["server_id"] == second
     assert read_hex(second, device, len(marker)) == marker
-    detach(cli, second, vid)
+    detach(cloud, second, vid)
     cli.run("volume", "delete", vid)
 
 
 def test_an_attached_volume_extended_is_seen_larger_by_the_guest(
         cloud: VolumeCloud, types: Types, guests: tuple[str, str], backend: str) -> None:
     cli, (server, _) = cloud.cli, guests
-    vid = create_volume(cli, types.plain[backend])
-    attach(cli, server, vid, GIB)
+    vid = create_volume(cloud, types.plain[backend])
+    attach(cloud, server, vid, GIB)
 
     cli.run("--os-volume-api-version", "3.42", "volume", "set", "--size", "2", vid)
-    wait_volume(cli, vid, "in-use", size=2)
+    wait_volume(cloud, vid, "in-use", size=2)
     wait_for_disk(server, vid, 2 * GIB)  # the guest's kernel has the new capacity
-    detach(cli, server, vid)
+    detach(cloud, server, vid)
     cli.run("volume", "delete", vid)
 
 
 def test_a_volume_made_from_a_snapshot_has_the_data(
         cloud: VolumeCloud, types: Types, guests: tuple[str, str], backend: str) -> None:
     cli, (first, second) = cloud.cli, guests
-    vid = create_volume(cli, types.plain[backend])
+    vid = create_volume(cloud, types.plain[backend])
     marker = f"cirrus-snapshot-{backend}-{vid}".encode()
-    write_marker(first, attach(cli, first, vid), marker)
-    detach(cli, first, vid)
+    write_marker(first, attach(cloud, first, vid), marker)
+    detach(cloud, first, vid)
 
     snap = cli.json("volume", "snapshot", "create", "--volume", vid, unique("snap"))
-    for _ in range(120):
-        if cli.json("volume", "snapshot", "show", snap["id"])["status"] == "available":
+    for _ in range(240):
+        if cloud.snapshot(snap["id"])["status"] == "available":
             break
         time.sleep(0.5)
     else:
         raise AssertionError(f"snapshot {snap['id']} never became available")
     # the source changes after the snapshot: the clone must not see it
-    write_marker(first, attach(cli, first, vid), b"overwritten-after-the-snapshot")
-    detach(cli, first, vid)
-    clone = create_volume(cli, types.plain[backend], "--snapshot", snap["id"])
+    write_marker(first, attach(cloud, first, vid), b"overwritten-after-the-snapshot")
+    detach(cloud, first, vid)
+    clone = create_volume(cloud, types.plain[backend], "--snapshot", snap["id"])
     assert cli.json("volume", "show", clone)["snapshot_id"] == snap["id"]
 
-    device = attach(cli, second, clone)
+    device = attach(cloud, second, clone)
     assert read_hex(second, device, len(marker)) == marker
-    detach(cli, second, clone)
+    detach(cloud, second, clone)
     cli.run("volume", "delete", clone)
     cli.run("volume", "snapshot", "delete", snap["id"])
-    _wait_gone_one(cli, ("volume", "snapshot", "show", snap["id"]))
-    cli.run("volume", "delete", vid)
-
-
-def _wait_gone_one(cli: Cli, show: tuple[str, ...]) -> None:
-    for _ in range(120):
-        if cli.run(*show, check=False).returncode != 0:
-            return
+    for _ in range(240):
+        if not cloud.snapshot(snap["id"]):
+            break
         time.sleep(0.5)
-    raise AssertionError(f"{show} still there")
+    else:
+        raise AssertionError(f"snapshot {snap['id']} was not deleted")
+    cli.run("volume", "delete", vid)
 
 
 def test_a_qos_spec_of_the_volume_type_is_the_disks_iotune(
         cloud: VolumeCloud, types: Types, guests: tuple[str, str], backend: str) -> None:
     cli, (server, _) = cloud.cli, guests
-    vid = create_volume(cli, types.qos[backend])
-    attach(cli, server, vid)
+    vid = create_volume(cloud, types.qos[backend])
+    attach(cloud, server, vid)
 
     disk = source_of(server, vid)
     iotune = re.search(r"<iotune>(.*?)</iotune>", disk, re.S)
@@ -413,7 +428,7 @@ def test_a_qos_spec_of_the_volume_type_is_the_disks_iotune(
     # and QEMU applies it: its block throttling shows the limits
     info = virsh("domblkiotune", f"cirrus-{server}", source_target(server, vid))
     assert re.search(r"^total_iops_sec\s*:\s*300$", info, re.M), info
-    detach(cli, server, vid)
+    detach(cloud, server, vid)
     cli.run("volume", "delete", vid)
 
 
