@@ -168,6 +168,7 @@ def run(count: int, say: Callable[[str], None]) -> dict[str, Any]:
         "CIRRUS_VIRT_TYPE": "qemu", "CIRRUS_LIBVIRT_URI": boot.LIBVIRT_URI,
         "CIRRUS_VOLUME_BACKENDS": ",".join(f"{k}={v}" for k, v in backends.items())},
         args=["--virt-driver", "libvirt"])
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # not one line per agent poll
     conn = libvirt.open(boot.LIBVIRT_URI)
     try:
         s = api.login(aio.url, aio.cloud["auth"])
