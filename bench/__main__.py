@@ -394,9 +394,23 @@ def run(args: argparse.Namespace, base: Path) -> dict:
 def run_volumes(args: argparse.Namespace) -> dict:
     """The volumes suite's outcome (issue 15); {"failed": why} instead of raising."""
     try:
-        return volumes_suite.run(max(1, args.volumes_repeat), say)
+        made = volumes_suite.run(max(1, args.volumes_repeat), say)
     except Exception as exc:
         say(f"volumes: FAILED: {type(exc).__name__}: {exc}")
+        return {"failed": traceback.format_exc()}
+    made["attach"] = run_volume_attach(args)
+    return made
+
+
+def run_volume_attach(args: argparse.Namespace) -> dict:
+    """Hot attach to a running guest until the guest sees the disk (bench/volume_attach.py);
+    {"failed": why} instead of raising."""
+    from bench import volume_attach
+
+    try:
+        return volume_attach.run(max(1, args.volumes_repeat), say)
+    except Exception as exc:
+        say(f"volumes: attach FAILED: {type(exc).__name__}: {exc}")
         return {"failed": traceback.format_exc()}
 
 
@@ -469,6 +483,13 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
     if made and "results" in made:
         print(f"\nvolumes from images, medians of {args.volumes_repeat}:\n")
         print(volumes_suite.table(made, args.markdown))
+    attached = (made or {}).get("attach")
+    if attached and "results" in attached:
+        from bench import volume_attach
+
+        print(f"\nvolumes hot-attached to a running guest (QEMU TCG), medians of "
+              f"{args.volumes_repeat}:\n")
+        print(volume_attach.table(attached, args.markdown))
     print(f"\nresults: {out}")
     status = 0
     if made and "skipped" in made:
@@ -478,6 +499,14 @@ def print_outcome(outcome: dict, args: argparse.Namespace, out: Path) -> int:
         print(f"\nvolumes: FAILED:\n{made['failed']}")
         status = 1
     elif made and made.get("skipped_backends") and services_required():
+        status = 1
+    if attached and "skipped" in attached:
+        print(f"\nvolumes: attach NOT RUN: {attached['skipped']}")
+        status = max(status, 1 if services_required() else 0)
+    elif attached and "failed" in attached:
+        print(f"\nvolumes: attach FAILED:\n{attached['failed']}")
+        status = 1
+    elif attached and attached.get("skipped_backends") and services_required():
         status = 1
     if filtered and "skipped" in filtered:
         print(f"\nfirewall: NOT RUN: {filtered['skipped']}")

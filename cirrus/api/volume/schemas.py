@@ -72,7 +72,8 @@ SNAPSHOT_CREATE = _wrap("snapshot", {
     "type": "object",
     "properties": {"volume_id": {"type": ["string", "null"], "maxLength": 36},
                    "name": _text, "display_name": _text, "description": _text,
-                   "display_description": _text, "force": boolean, "metadata": metadata},
+                   "display_description": _text, "force": boolean,
+                   "metadata": _metadata_or_null},  # `openstack volume snapshot create` sends null
 })
 SNAPSHOT_UPDATE = _wrap("snapshot", {
     "type": "object",
