@@ -40,10 +40,27 @@ def qemu_img_tools() -> None:
             "qemu-img and qemu-io are not installed (Debian: qemu-utils)")
 
 
+# Every id these tests give a volume, snapshot or image: the rbd tests' clean-up removes
+# only the pool's images named with one of them, never another user's of the shared pool
+# (CI runs the QEMU volume tests beside these).
+MADE_IDS: set[str] = set()
+
+
+def new_id() -> str:
+    made = str(uuid.uuid4())
+    MADE_IDS.add(made)
+    return made
+
+
+def ours(name: str) -> bool:
+    """An RBD image name (volume-<id>, image-<id>) made by these tests."""
+    return name.partition("-")[2] in MADE_IDS
+
+
 @pytest.fixture
 def raw_image(tmp_path: Path) -> ImageSource:
     """A 3 MiB raw image: pattern(1) in its first MiB, zeros, pattern(2) in its last MiB."""
-    path = tmp_path / "store" / str(uuid.uuid4())
+    path = tmp_path / "store" / new_id()
     path.parent.mkdir()
     data = pattern(1, MiB) + bytes(MiB) + pattern(2, MiB)
     path.write_bytes(data)

@@ -22,13 +22,11 @@ from cirrus.storage.volumes.backend import (
 from cirrus.storage.volumes.backends import load_backends
 from cirrus.storage.volumes.backends.rbd import RbdBackend, parse_options
 from tests.services import missing
-from tests.storage.conftest import MiB, pattern
+from tests.storage.conftest import MADE_IDS, MiB, new_id, ours, pattern
 
 GiB = 1024**3
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @pytest.fixture
@@ -41,11 +39,15 @@ def pool(rbd_backend: RbdBackend) -> Iterator[Any]:
     cluster.connect(timeout=10)
     ioctx = cluster.open_ioctx(rbd_backend.pool)
     before = set(rbd.RBD().list(ioctx))
+
+    def made() -> set[str]:
+        return {n for n in set(rbd.RBD().list(ioctx)) - before if ours(n)}
+
     yield ioctx
-    for name in sorted(set(rbd.RBD().list(ioctx)) - before, key=lambda n: n.startswith("image-")):
+    for name in sorted(made(), key=lambda n: n.startswith("image-")):
         if name.startswith("volume-"):
             rbd_backend.delete(name.removeprefix("volume-"))
-    for name in set(rbd.RBD().list(ioctx)) - before:
+    for name in made():
         with rbd.Image(ioctx, name) as image:
             for snap in list(image.list_snaps()):
                 if image.is_protected_snap(snap["name"]):
@@ -155,6 +157,7 @@ def test_qcow2_image_is_imported_as_raw(rbd_backend: RbdBackend, pool: Any,
     import subprocess
 
     qcow2 = tmp_path / "store" / f"q{uuid.uuid4().hex}"
+    MADE_IDS.add(qcow2.name)
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw_image.path),
                     str(qcow2)], check=True)
     volume = new_id()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,10 @@ from cirrus.storage.filestore import FileStore, store_file
 from cirrus.storage.volumes.backend import BackendError, ImageSource
 from cirrus.storage.volumes.backends.file import FileBackend
 from tests.services import require
-from tests.storage.conftest import MiB, pattern
+from tests.storage.conftest import MiB, new_id, pattern
 from tests.storage.test_file_backend import read as file_read
 from tests.storage.test_file_backend import write as file_write
 from tests.storage.test_rbd_backend import pool, read, snaps, write  # noqa: F401 (fixture)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @pytest.fixture
