@@ -185,6 +185,8 @@ def check(s: Session, ctx: RequestContext, settings: Any, volumes: list[dict[str
             if volume.status != volume_states.AVAILABLE:
                 raise BadRequest(f"Invalid volume: volume {uuid} status must be 'available' "
                                  f"to attach, but it is '{volume.status}'.")
+            if bdm["boot_index"] == 0 and not volume.bootable:  # Nova: the root must boot
+                raise BadRequest(f"{INVALID}Block Device {uuid} is not bootable.")
             continue
         size = bdm["volume_size"]
         if source == "snapshot":

@@ -51,6 +51,15 @@ def _root(uuid, source="volume", **extra) -> dict:
             "boot_index": 0, **extra}
 
 
+def bootable_volume(api, caller, size: int, **extra) -> dict:
+    """A volume marked bootable (os-set_bootable): Nova boots only from one."""
+    volume = create_volume(api, caller, size, **extra)
+    r = api.post(url(caller, f"/volumes/{volume['id']}/action"), headers=vol(caller),
+                 json={"os-set_bootable": {"bootable": True}})
+    assert r.status_code == 200, r.text
+    return volume
+
+
 def _volume(api, caller, volume_id) -> dict:
     r = api.get(url(caller, f"/volumes/{volume_id}"), headers=vol(caller))
     assert r.status_code == 200, r.text
@@ -64,7 +73,7 @@ def _spec(cloud, uuid):
 
 def test_boot_from_an_existing_volume_and_delete_keeps_it(api, cloud, member):
     flavor = add_flavor(cloud, disk=20)
-    volume = create_volume(api, member, 1, name="root")
+    volume = bootable_volume(api, member, 1, name="root")
     r = _create(api, member, flavor, [_root(volume["id"])])
     assert r.status_code == 202, r.text
     sid = r.json()["server"]["id"]
@@ -140,7 +149,7 @@ def test_snapshot_and_blank_volumes_with_an_image_root(api, cloud, member):
 
 def test_legacy_block_device_mapping(api, cloud, member):
     flavor = add_flavor(cloud)
-    volume = create_volume(api, member, 1)
+    volume = bootable_volume(api, member, 1)
     r = api.post(SERVERS, headers=_h(member), json={"server": {
         "name": "legacy", "flavorRef": flavor, "networks": "none",
         "block_device_mapping": [{"volume_id": volume["id"], "device_name": "vda"}]}})
@@ -196,7 +205,7 @@ def test_another_projects_volume_or_one_in_use_is_400(api, cloud, member, other_
     assert r.status_code == 400, r.text
     assert "failed to get volume" in r.json()["badRequest"]["message"]
     assert _volume(api, other_member, theirs["id"])["status"] == "available"
-    mine = create_volume(api, member, 1)
+    mine = bootable_volume(api, member, 1)
     r = _create(api, member, flavor, [_root(mine["id"])])
     assert r.status_code == 202, r.text
     wait_for_status(api, _h(member), r.json()["server"]["id"], "ACTIVE")
@@ -226,7 +235,7 @@ def test_over_the_volume_quota_is_refused_before_anything_is_made(api, cloud, me
 def test_a_volume_that_fails_to_be_made_errors_the_server_and_nothing_stays(api, cloud,
                                                                            member):
     flavor = add_flavor(cloud)
-    root = create_volume(api, member, 1)
+    root = bootable_volume(api, member, 1)
     # A snapshot the backend does not hold: the volume made from it ends in error.
     snap_id = str(uuidlib.uuid4())
 
@@ -262,7 +271,7 @@ def test_a_spawn_failing_on_every_host_releases_the_volumes(api, cloud, member):
         if type(role).__name__ == "Agent":
             role.driver.options = dataclasses.replace(role.driver.options, failure_rate=1.0)
     flavor = add_flavor(cloud)
-    root = create_volume(api, member, 1)
+    root = bootable_volume(api, member, 1)
     r = _create(api, member, flavor, [
         _root(root["id"]),
         {"source_type": "blank", "destination_type": "volume", "volume_size": 1,
@@ -276,3 +285,20 @@ def test_a_spawn_failing_on_every_host_releases_the_volumes(api, cloud, member):
         blank = s.scalar(select(Volume.id).where(Volume.id != root["id"]))
     assert blank is not None
     wait_gone(api, member, f"/volumes/{blank}")
+
+
+def test_a_root_volume_that_is_not_bootable_is_400(api, cloud, member):
+    """Nova's InvalidBDMVolumeNotBootable: the volume at boot index 0 must be bootable."""
+    flavor = add_flavor(cloud)
+    volume = create_volume(api, member, 1)
+    r = _create(api, member, flavor, [_root(volume["id"])])
+    assert r.status_code == 400, r.text
+    assert f"Block Device {volume['id']} is not bootable" in r.json()["badRequest"]["message"]
+    assert _volume(api, member, volume["id"])["status"] == "available"
+    # as a second disk it needs not be
+    r = _create(api, member, flavor, [
+        {"uuid": add_image(cloud), "source_type": "image", "destination_type": "local",
+         "boot_index": 0},
+        {"uuid": volume["id"], "source_type": "volume", "destination_type": "volume",
+         "boot_index": -1}], image_ref=None)
+    assert r.status_code == 202, r.text
