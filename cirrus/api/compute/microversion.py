@@ -19,10 +19,11 @@ def fmt(version: tuple[int, int]) -> str:
     return f"{version[0]}.{version[1]}"
 
 
-def parse(text: str) -> tuple[int, int]:
+def parse(text: str, latest: tuple[int, int] = MAX_VERSION) -> tuple[int, int]:
+    """"X.Y" or "latest" (the API's newest, `latest`) as a version; 400 otherwise."""
     text = text.strip()
     if text == "latest":
-        return MAX_VERSION
+        return latest
     try:
         major, minor = (int(part) for part in text.split("."))
     except ValueError as exc:
@@ -30,13 +31,23 @@ def parse(text: str) -> tuple[int, int]:
     return major, minor
 
 
-def requested(request: Request) -> tuple[int, int]:
+def header_version(request: Request, services: tuple[str, ...],
+                   latest: tuple[int, int]) -> tuple[int, int] | None:
+    """The version `OpenStack-API-Version` asks of one of `services`, or None. Shared by
+    every API with microversions (compute, block storage)."""
     header = request.headers.get("openstack-api-version")
     if header:
         for part in header.split(","):
             service, _, value = part.strip().partition(" ")
-            if service.lower() == "compute" and value:
-                return parse(value)
+            if service.lower() in services and value:
+                return parse(value, latest)
+    return None
+
+
+def requested(request: Request) -> tuple[int, int]:
+    asked = header_version(request, ("compute",), MAX_VERSION)
+    if asked is not None:
+        return asked
     legacy = request.headers.get("x-openstack-nova-api-version")
     return parse(legacy) if legacy else MIN_VERSION
 

@@ -12,10 +12,12 @@ from cirrus.api.compute.microversion import (
     Version,
     by_version,
     fields_since,
+    fmt,
+    header_version,
     max_version,
     min_version,
 )
-from cirrus.errors import BadRequest, NotAcceptable
+from cirrus.errors import NotAcceptable
 
 __all__ = ["MIN_VERSION", "MAX_VERSION", "ByVersion", "Since", "Version", "by_version",
            "fields_since", "fmt", "max_version", "min_version", "negotiate"]
@@ -25,29 +27,9 @@ MAX_VERSION = (3, 60)
 SERVICE_NAMES = ("volume", "block-storage")
 
 
-def fmt(version: tuple[int, int]) -> str:
-    return f"{version[0]}.{version[1]}"
-
-
-def parse(text: str) -> tuple[int, int]:
-    text = text.strip()
-    if text == "latest":
-        return MAX_VERSION
-    try:
-        major, minor = (int(part) for part in text.split("."))
-    except ValueError as exc:
-        raise BadRequest(f"Invalid API version request string {text!r}.") from exc
-    return major, minor
-
-
 def requested(request: Request) -> tuple[int, int]:
-    header = request.headers.get("openstack-api-version")
-    if header:
-        for part in header.split(","):
-            service, _, value = part.strip().partition(" ")
-            if service.lower() in SERVICE_NAMES and value:
-                return parse(value)
-    return MIN_VERSION
+    asked = header_version(request, SERVICE_NAMES, MAX_VERSION)
+    return MIN_VERSION if asked is None else asked
 
 
 def negotiate(request: Request) -> tuple[tuple[int, int], dict[str, str]]:
